@@ -1,0 +1,174 @@
+-- pgque schema: the catalog of queues, ticks, subscriptions, retry and
+-- dead-letter stores.  Event rows themselves live in per-queue tables
+-- (pgque.event_<queue_id>_<n>) created by create_queue() from event_template.
+--
+-- The hot event path only ever INSERTs; tables are reclaimed by TRUNCATE.
+
+-- Column template of every event table.  ev_txid is the inserting transaction:
+-- batches are defined by which transactions became visible between two ticks.
+CREATE TABLE pgque.event_template (
+    ev_id     bigint      NOT NULL,
+    ev_time   timestamptz NOT NULL DEFAULT now(),
+    ev_txid   xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    ev_owner  int,          -- sub_id of the only consumer that may see this row (retries, replays)
+    ev_retry  int,          -- NULL on first delivery, then 1, 2, ...
+    ev_type   text,
+    ev_data   text,
+    ev_extra1 text,
+    ev_extra2 text,
+    ev_extra3 text,
+    ev_extra4 text
+);
+
+CREATE TABLE pgque.queue (
+    queue_id                 serial PRIMARY KEY,
+    queue_name               text NOT NULL UNIQUE,
+    queue_ntables            int  NOT NULL DEFAULT 3 CHECK (queue_ntables BETWEEN 3 AND 16),
+    -- Rotation.  queue_gen counts table switches; the current table is
+    -- queue_gen % queue_ntables.  Writers read the generation from the sequence
+    -- queue_gen_seq instead of this row, because a sequence is not subject to
+    -- the writer's MVCC snapshot (see 09_maint.sql for the proof).
+    queue_gen                bigint NOT NULL DEFAULT 0,
+    queue_gen_seq            regclass NOT NULL,
+    queue_event_seq          regclass NOT NULL,
+    queue_switch_time        timestamptz NOT NULL DEFAULT now(),
+    queue_switch_pre         xid8 NOT NULL,   -- next xid just before the last switch
+    queue_switch_post        xid8 NOT NULL,   -- next xid just after the last switch
+    queue_rotation_period    interval NOT NULL DEFAULT '2 hours',
+    -- Ticker thresholds: tick when events are waiting and either max_count of
+    -- them piled up or max_lag passed since the last tick; idle queues tick
+    -- once per idle_period so consumer positions (and rotation) keep moving.
+    queue_ticker_max_count   int      NOT NULL DEFAULT 500,
+    queue_ticker_max_lag     interval NOT NULL DEFAULT '0',
+    queue_ticker_idle_period interval NOT NULL DEFAULT '1 minute',
+    -- Retry policy: a nack of an event that was already retried max_retries
+    -- times dead-letters it; otherwise it is retried after
+    -- least(backoff_base * 2^retry_count, backoff_cap) unless nack names a delay.
+    queue_max_retries        int      NOT NULL DEFAULT 5,
+    queue_retry_backoff_base interval NOT NULL DEFAULT '10 seconds',
+    queue_retry_backoff_cap  interval NOT NULL DEFAULT '1 hour',
+    queue_created_at         timestamptz NOT NULL DEFAULT now()
+);
+
+-- A tick is a snapshot taken in its own transaction; a batch is the set of
+-- events whose transactions became visible between two ticks.  Only recent
+-- ticks are kept: subscriptions copy the tick data they need (see below).
+CREATE TABLE pgque.tick (
+    tick_queue     int         NOT NULL,
+    tick_id        bigint      NOT NULL,
+    tick_time      timestamptz NOT NULL,
+    tick_snapshot  pg_snapshot NOT NULL,
+    tick_event_seq bigint      NOT NULL,  -- event sequence value read just before the snapshot
+    tick_pending   xid8[],                -- in-progress xids that may still carry events counted
+                                          -- in tick_event_seq: when one ends, tick again promptly
+    PRIMARY KEY (tick_queue, tick_id)
+);
+
+CREATE SEQUENCE pgque.tick_id_seq;
+CREATE SEQUENCE pgque.batch_id_seq;
+
+-- One cursor per (queue, consumer).  The tick a batch starts from (last) and
+-- ends at (next) are copied here, snapshot included, so batches never depend
+-- on tick rows that maintenance may already have removed.
+CREATE TABLE pgque.subscription (
+    sub_id            serial PRIMARY KEY,
+    sub_queue         int  NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
+    sub_consumer      text NOT NULL,
+    sub_last_tick     bigint      NOT NULL,
+    sub_last_time     timestamptz NOT NULL,
+    sub_last_snapshot pg_snapshot NOT NULL,
+    sub_last_seq      bigint      NOT NULL,
+    -- The open batch, if any.
+    sub_batch         bigint UNIQUE,
+    sub_next_tick     bigint,
+    sub_next_time     timestamptz,
+    sub_next_snapshot pg_snapshot,
+    sub_next_seq      bigint,
+    -- Progress inside the open batch, as (ev_txid, ev_id) positions in delivery
+    -- order: receive() hands out rows after sub_ack_*, ack() moves sub_ack_* up
+    -- to sub_sent_*, and the batch is finished once sub_done says the last
+    -- handed-out row was the batch's last.
+    sub_ack_txid      xid8,
+    sub_ack_id        bigint,
+    sub_sent_txid     xid8,
+    sub_sent_id       bigint,
+    sub_done          boolean NOT NULL DEFAULT false,
+    sub_active        timestamptz NOT NULL DEFAULT now(),
+    sub_created_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (sub_queue, sub_consumer)
+);
+
+-- Events nacked by one consumer, waiting to be re-inserted (owned by it) when due.
+CREATE TABLE pgque.retry_queue (
+    rq_sub    int NOT NULL REFERENCES pgque.subscription ON DELETE CASCADE,
+    rq_queue  int NOT NULL,
+    rq_due    timestamptz NOT NULL,
+    ev_id     bigint NOT NULL,
+    ev_time   timestamptz NOT NULL,
+    ev_retry  int NOT NULL,
+    ev_type   text,
+    ev_data   text,
+    ev_extra1 text,
+    ev_extra2 text,
+    ev_extra3 text,
+    ev_extra4 text,
+    PRIMARY KEY (rq_sub, ev_id)
+);
+CREATE INDEX retry_queue_due_idx ON pgque.retry_queue (rq_due);
+
+-- Events that exhausted their retries for one consumer.
+CREATE TABLE pgque.dead_letter (
+    dl_id       bigserial PRIMARY KEY,
+    dl_queue    int  NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
+    dl_consumer text NOT NULL,
+    dl_time     timestamptz NOT NULL DEFAULT now(),
+    dl_reason   text,
+    ev_id       bigint NOT NULL,
+    ev_time     timestamptz NOT NULL,
+    ev_txid     xid8,
+    ev_retry    int,
+    ev_type     text,
+    ev_data     text,
+    ev_extra1   text,
+    ev_extra2   text,
+    ev_extra3   text,
+    ev_extra4   text,
+    UNIQUE (dl_queue, dl_consumer, ev_id)
+);
+CREATE INDEX dead_letter_time_idx ON pgque.dead_letter (dl_queue, dl_time);
+
+-- What receive() returns.
+CREATE TYPE pgque.message AS (
+    msg_id      bigint,
+    batch_id    bigint,
+    type        text,
+    payload     text,
+    retry_count int,
+    created_at  timestamptz,
+    extra1      text,
+    extra2      text,
+    extra3      text,
+    extra4      text
+);
+
+-- Where a batch's events are, worked out once per call by _batch_ctx().
+CREATE TYPE pgque._batch_ctx AS (
+    lo         xid8,          -- xmax of the start tick: range scan starts here
+    hi         xid8,          -- xmax of the end tick: range scan ends before here
+    snap       pg_snapshot,   -- the end tick's snapshot
+    stragglers xid8[],        -- in progress at the start tick, finished by the end tick
+    tables     text[]         -- event tables that may hold the batch's rows
+);
+
+-- Keep the catalog in pg_dump output when installed as an extension.
+DO $$
+BEGIN
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.queue', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.subscription', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.tick', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.retry_queue', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.dead_letter', '');
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+    NULL;  -- plain SQL install (pgque migrate): not an extension, nothing to mark
+END
+$$;

@@ -1,0 +1,147 @@
+-- Internal helpers shared by the API: argument checks, lookups that raise
+-- pgque's own SQLSTATEs, and advisory-lock keys.
+--
+-- SQLSTATEs (class PQ, stable; the Go SDK maps them to sentinel errors):
+--   PQ001 queue not found            PQ002 queue already exists
+--   PQ003 consumer not registered    PQ004 batch not found
+--   PQ005 message not in batch       PQ006 invalid argument
+--   PQ007 queue has consumers        PQ008 dead letter not found
+--   PQ009 wrong transaction state (e.g. ticker() under REPEATABLE READ)
+
+-- Advisory lock keys (two-int form; the first int is pgque's namespace).
+--   (1886482281, queue_id)  ticks of one queue (ticker, force_tick)
+--   (1886482282, queue_id)  existence of one queue: producers share, drop_queue excludes
+CREATE FUNCTION pgque._lock_ns() RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1886482281 $$;
+
+-- _invalid(what, detail): raise PQ006 "invalid <what>: <detail>".
+CREATE FUNCTION pgque._invalid(what text, detail text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'pgque: invalid %: %', what, detail USING ERRCODE = 'PQ006';
+END
+$$;
+
+-- _check_name(kind, name, max_bytes): validate a queue or consumer name.
+-- Names are 1..max_bytes bytes of [A-Za-z0-9_.-], starting with a letter or
+-- digit, so they are safe in channel names, logs and URLs.  Raises PQ006.
+CREATE FUNCTION pgque._check_name(kind text, name text, max_bytes int) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF name IS NULL THEN
+        PERFORM pgque._invalid(kind || ' name', 'must not be NULL');
+    ELSIF name = '' THEN
+        PERFORM pgque._invalid(kind || ' name', 'must not be empty');
+    ELSIF octet_length(name) > max_bytes THEN
+        PERFORM pgque._invalid(kind || ' name',
+            format('%L is %s bytes long, the limit is %s', left(name, 80), octet_length(name), max_bytes));
+    ELSIF name !~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$' THEN
+        PERFORM pgque._invalid(kind || ' name',
+            format('%L may only contain letters, digits, "_", "." and "-", and must start with a letter or digit', name));
+    END IF;
+END
+$$;
+
+-- _queue(name): the queue row, or PQ001.  Names that cannot exist are
+-- reported as invalid (PQ006) so a typo and a bad value are told apart.
+CREATE FUNCTION pgque._queue(name text) RETURNS pgque.queue
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    q pgque.queue;
+BEGIN
+    SELECT * INTO q FROM pgque.queue WHERE queue_name = name;
+    IF NOT FOUND THEN
+        PERFORM pgque._check_name('queue', name, 57);
+        RAISE EXCEPTION 'pgque: queue % does not exist', quote_literal(name) USING ERRCODE = 'PQ001';
+    END IF;
+    RETURN q;
+END
+$$;
+
+-- _subscription(queue, consumer, lock): the subscription row, row-locked FOR
+-- UPDATE when lock is true.  Raises PQ001 or PQ003.
+CREATE FUNCTION pgque._subscription(queue_name text, consumer_name text, lock boolean) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+DECLARE
+    q pgque.queue := pgque._queue(queue_name);
+    s pgque.subscription;
+BEGIN
+    IF lock THEN
+        SELECT * INTO s FROM pgque.subscription
+         WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name FOR UPDATE;
+    ELSE
+        SELECT * INTO s FROM pgque.subscription
+         WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
+    END IF;
+    IF NOT FOUND THEN
+        PERFORM pgque._check_name('consumer', consumer_name, 63);
+        RAISE EXCEPTION 'pgque: consumer % is not subscribed to queue %',
+            quote_literal(consumer_name), quote_literal(queue_name) USING ERRCODE = 'PQ003';
+    END IF;
+    RETURN s;
+END
+$$;
+
+-- _batch_sub(batch_id): the subscription holding the open batch, locked FOR
+-- UPDATE; NULL row when there is none.
+CREATE FUNCTION pgque._batch_sub(batch_id bigint) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+DECLARE
+    s pgque.subscription;
+BEGIN
+    IF batch_id IS NULL THEN
+        PERFORM pgque._invalid('batch id', 'must not be NULL');
+    END IF;
+    SELECT * INTO s FROM pgque.subscription WHERE sub_batch = batch_id FOR UPDATE;
+    RETURN s;
+END
+$$;
+
+-- _batch_not_found(batch_id): raise PQ004.
+CREATE FUNCTION pgque._batch_not_found(batch_id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'pgque: batch % is not open (unknown, or already finished)', batch_id
+        USING ERRCODE = 'PQ004';
+END
+$$;
+
+-- _require_read_committed(what): ticks and table switches read "the next xid
+-- now" from a fresh statement snapshot, which only READ COMMITTED gives.
+CREATE FUNCTION pgque._require_read_committed(what text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'pgque: % must run at READ COMMITTED isolation, not %',
+            what, upper(current_setting('transaction_isolation')) USING ERRCODE = 'PQ009';
+    END IF;
+END
+$$;
+
+-- _event_table(queue_id, n): name of event table n of a queue.
+CREATE FUNCTION pgque._event_table(queue_id int, n bigint) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT format('pgque.event_%s_%s', queue_id, n)
+$$;
+
+-- _seq_value(seq): last value handed out by a sequence, 0 before the first.
+-- Not transactional: every session sees the newest value at once.
+CREATE FUNCTION pgque._seq_value(seq regclass) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT coalesce(pg_sequence_last_value(seq), 0)
+$$;
+
+-- _channel(queue_name): the NOTIFY channel of a queue, 'pgque_' || name
+-- (at most 63 bytes, which is why queue names are limited to 57).
+CREATE FUNCTION pgque._channel(queue_name text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'pgque_' || queue_name $$;
+
+-- _check_positive(what, value): PQ006 unless value is a positive number.
+CREATE FUNCTION pgque._check_positive(what text, value bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF value IS NULL OR value <= 0 THEN
+        PERFORM pgque._invalid(what, format('%s (must be a positive number)', coalesce(value::text, 'NULL')));
+    END IF;
+END
+$$;

@@ -1,0 +1,140 @@
+-- Queue lifecycle: create_queue, drop_queue, set_queue_config.
+
+-- create_queue(queue_name, if_not_exists): create a queue with its event
+-- tables, sequences and first tick.
+-- Returns 1 when created, 0 when it already existed and if_not_exists is true
+-- (PgQ's meaning).  Errors: PQ006 bad name, PQ002 exists and if_not_exists is false.
+CREATE FUNCTION pgque.create_queue(queue_name text, if_not_exists boolean DEFAULT true) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    qid     int;
+    nxt     xid8;
+    tbl     text;
+    n       int;
+    ntables int := 3;
+BEGIN
+    PERFORM pgque._check_name('queue', queue_name, 57);
+    -- Serialize creators of one name so the loser sees the winner's row.
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 2, hashtext(queue_name));
+    IF EXISTS (SELECT 1 FROM pgque.queue q WHERE q.queue_name = create_queue.queue_name) THEN
+        IF coalesce(if_not_exists, true) THEN
+            RETURN 0;
+        END IF;
+        RAISE EXCEPTION 'pgque: queue % already exists', quote_literal(queue_name) USING ERRCODE = 'PQ002';
+    END IF;
+
+    qid := nextval(pg_get_serial_sequence('pgque.queue', 'queue_id'));
+    EXECUTE format('CREATE SEQUENCE pgque.event_%s_seq', qid);
+    EXECUTE format('CREATE SEQUENCE pgque.event_%s_gen MINVALUE 0 START 0', qid);
+    PERFORM setval(format('pgque.event_%s_gen', qid)::regclass, 0, true);
+    FOR n IN 0 .. ntables - 1 LOOP
+        tbl := pgque._event_table(qid, n);
+        -- Insert-only and truncated, never updated: no free space to keep,
+        -- nothing for autovacuum to do.
+        EXECUTE format('CREATE TABLE %s (LIKE pgque.event_template INCLUDING DEFAULTS)'
+                       ' WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false)', tbl);
+        EXECUTE format('ALTER TABLE %s ALTER ev_id SET DEFAULT nextval(%L)', tbl, format('pgque.event_%s_seq', qid));
+        EXECUTE format('CREATE INDEX ON %s (ev_txid)', tbl);
+    END LOOP;
+
+    -- Everything this transaction and later ones write is after the first
+    -- tick: its snapshot sees no transaction from our own xid on.
+    nxt := pg_current_xact_id();
+    INSERT INTO pgque.queue (queue_id, queue_name, queue_ntables, queue_gen_seq, queue_event_seq,
+                             queue_switch_pre, queue_switch_post)
+    VALUES (qid, queue_name, ntables, format('pgque.event_%s_gen', qid)::regclass,
+            format('pgque.event_%s_seq', qid)::regclass, nxt, nxt);
+    INSERT INTO pgque.tick (tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
+    VALUES (qid, nextval('pgque.tick_id_seq'), now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
+    RETURN 1;
+END
+$$;
+
+-- drop_queue(queue_name, force): drop a queue, its events, ticks, retries and
+-- dead letters.  Refuses while consumers are subscribed unless force is true.
+-- Waits for transactions that are sending to the queue to finish.
+-- Returns 1.  Errors: PQ001 unknown queue, PQ007 consumers exist.
+CREATE FUNCTION pgque.drop_queue(queue_name text, force boolean DEFAULT false) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q         pgque.queue := pgque._queue(queue_name);
+    consumers text;
+    n         int;
+BEGIN
+    PERFORM 1 FROM pgque.queue WHERE queue_id = q.queue_id FOR UPDATE;
+    IF NOT FOUND THEN  -- dropped while we waited for the lock
+        q := pgque._queue(queue_name);
+    END IF;
+    SELECT string_agg(quote_literal(sub_consumer), ', ' ORDER BY sub_consumer) INTO consumers
+      FROM pgque.subscription WHERE sub_queue = q.queue_id;
+    IF consumers IS NOT NULL AND NOT coalesce(force, false) THEN
+        RAISE EXCEPTION 'pgque: queue % still has consumers: %', quote_literal(queue_name), consumers
+            USING ERRCODE = 'PQ007', HINT = 'Unsubscribe them first, or call drop_queue(name, force => true).';
+    END IF;
+    -- Producers hold this lock shared until they commit (see send()).
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 1, q.queue_id);
+    FOR n IN 0 .. q.queue_ntables - 1 LOOP
+        EXECUTE format('DROP TABLE %s', pgque._event_table(q.queue_id, n));
+    END LOOP;
+    EXECUTE format('DROP SEQUENCE %s, %s', q.queue_event_seq, q.queue_gen_seq);
+    DELETE FROM pgque.tick WHERE tick_queue = q.queue_id;
+    DELETE FROM pgque.queue WHERE queue_id = q.queue_id;  -- cascades to subscriptions, retries, dead letters
+    RETURN 1;
+END
+$$;
+
+-- set_queue_config(queue_name, param, value): change one setting of a queue.
+-- Parameters (the PgQ spelling with a 'queue_' prefix is accepted too):
+--   ticker_max_count    int >= 1     tick once this many events wait
+--   ticker_max_lag      interval >= 0  ... or once the oldest waits this long
+--   ticker_idle_period  interval > 0 tick an idle queue this often
+--   rotation_period     interval > 0 switch event tables this often
+--   max_retries         int >= 0     nacks before an event is dead-lettered
+--   retry_backoff_base  interval >= 0  first retry delay, doubled per retry
+--   retry_backoff_cap   interval >= 0  longest retry delay
+-- Returns 1.  Errors: PQ001 unknown queue, PQ006 unknown parameter or bad value.
+CREATE FUNCTION pgque.set_queue_config(queue_name text, param text, value text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q    pgque.queue := pgque._queue(queue_name);
+    name text := regexp_replace(lower(coalesce(param, '')), '^queue_', '');
+    i    bigint;
+    iv   interval;
+BEGIN
+    IF value IS NULL THEN
+        PERFORM pgque._invalid('value for ' || coalesce(param, 'NULL'), 'must not be NULL');
+    END IF;
+    BEGIN
+        IF name IN ('ticker_max_count', 'max_retries') THEN
+            i := value::bigint;
+        ELSIF name IN ('ticker_max_lag', 'ticker_idle_period', 'rotation_period',
+                       'retry_backoff_base', 'retry_backoff_cap') THEN
+            iv := value::interval;
+        ELSE
+            PERFORM pgque._invalid('parameter', format('%L (known: ticker_max_count, ticker_max_lag, '
+                'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap)', param));
+        END IF;
+    EXCEPTION WHEN invalid_text_representation OR datetime_field_overflow OR invalid_datetime_format
+                   OR numeric_value_out_of_range OR interval_field_overflow THEN
+        PERFORM pgque._invalid('value for ' || name, format('%L is not a valid %s', value,
+            CASE WHEN name IN ('ticker_max_count', 'max_retries') THEN 'integer' ELSE 'interval' END));
+    END;
+    IF (name = 'ticker_max_count' AND (i < 1 OR i > 2147483647))
+       OR (name = 'max_retries' AND (i < 0 OR i > 2147483647))
+       OR (name IN ('ticker_idle_period', 'rotation_period') AND iv <= interval '0')
+       OR (name IN ('ticker_max_lag', 'retry_backoff_base', 'retry_backoff_cap') AND iv < interval '0') THEN
+        PERFORM pgque._invalid('value for ' || name, format('%L is out of range', value));
+    END IF;
+
+    UPDATE pgque.queue SET
+        queue_ticker_max_count   = CASE WHEN name = 'ticker_max_count'   THEN i::int ELSE queue_ticker_max_count END,
+        queue_max_retries        = CASE WHEN name = 'max_retries'        THEN i::int ELSE queue_max_retries END,
+        queue_ticker_max_lag     = CASE WHEN name = 'ticker_max_lag'     THEN iv ELSE queue_ticker_max_lag END,
+        queue_ticker_idle_period = CASE WHEN name = 'ticker_idle_period' THEN iv ELSE queue_ticker_idle_period END,
+        queue_rotation_period    = CASE WHEN name = 'rotation_period'    THEN iv ELSE queue_rotation_period END,
+        queue_retry_backoff_base = CASE WHEN name = 'retry_backoff_base' THEN iv ELSE queue_retry_backoff_base END,
+        queue_retry_backoff_cap  = CASE WHEN name = 'retry_backoff_cap'  THEN iv ELSE queue_retry_backoff_cap END
+     WHERE queue_id = q.queue_id;
+    RETURN 1;
+END
+$$;

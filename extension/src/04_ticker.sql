@@ -1,0 +1,108 @@
+-- Ticks.  A tick records a snapshot; batches are the events whose
+-- transactions became visible between two ticks.  Ticks of one queue are
+-- serialized by an advisory lock taken BEFORE the snapshot, so tick snapshots
+-- only ever move forward.  Each tick NOTIFYs channel 'pgque_<queue name>'
+-- (payload: the tick id) when its transaction commits.
+
+-- _tick(q, last, seq_now): insert a tick now.  Caller holds the tick lock and
+-- read seq_now (the event sequence) before this call takes the snapshot, so
+-- every event counted in seq_now is either visible in the snapshot or was
+-- written by a transaction still in progress (kept in tick_pending).
+CREATE FUNCTION pgque._tick(q pgque.queue, last pgque.tick, seq_now bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    snap    pg_snapshot := pg_current_snapshot();
+    pending xid8[];
+    id      bigint;
+BEGIN
+    IF last.tick_id IS NULL OR seq_now > last.tick_event_seq THEN
+        pending := ARRAY(SELECT pg_snapshot_xip(snap));
+    ELSE
+        pending := ARRAY(SELECT x FROM unnest(last.tick_pending) x WHERE NOT pg_visible_in_snapshot(x, snap));
+    END IF;
+    INSERT INTO pgque.tick (tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq, tick_pending)
+    VALUES (q.queue_id, nextval('pgque.tick_id_seq'), now(), snap, seq_now, nullif(pending, '{}'))
+    RETURNING tick_id INTO id;
+    PERFORM pg_notify(pgque._channel(q.queue_name), id::text);
+    RETURN id;
+END
+$$;
+
+-- _last_tick(queue_id): the newest tick of a queue.
+CREATE FUNCTION pgque._last_tick(queue_id int) RETURNS pgque.tick
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM pgque.tick WHERE tick_queue = queue_id ORDER BY tick_id DESC LIMIT 1
+$$;
+
+-- ticker(queue_name): tick the queue if it is due:
+--   * events are waiting and ticker_max_count of them piled up or
+--     ticker_max_lag passed since the last tick;
+--   * a transaction that was in progress at the last tick, and may have
+--     written events counted then, has finished (so its events are not held
+--     back until the next idle tick);
+--   * the queue was idle for ticker_idle_period.
+-- Skips (NULL) when another session is ticking the queue right now.
+-- Must run in its own READ COMMITTED transaction.
+-- Returns the new tick id or NULL.  Errors: PQ001, PQ009.
+CREATE FUNCTION pgque.ticker(queue_name text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q       pgque.queue := pgque._queue(queue_name);
+    last    pgque.tick;
+    seq_now bigint;
+BEGIN
+    PERFORM pgque._require_read_committed('ticker()');
+    IF NOT pg_try_advisory_xact_lock(pgque._lock_ns(), q.queue_id) THEN
+        RETURN NULL;
+    END IF;
+    last := pgque._last_tick(q.queue_id);
+    seq_now := pgque._seq_value(q.queue_event_seq);
+    IF last.tick_id IS NULL
+       OR (seq_now > last.tick_event_seq
+           AND (seq_now - last.tick_event_seq >= q.queue_ticker_max_count
+                OR now() - last.tick_time >= q.queue_ticker_max_lag))
+       OR (seq_now <= last.tick_event_seq
+           AND (now() - last.tick_time >= q.queue_ticker_idle_period
+                OR EXISTS (SELECT 1 FROM unnest(last.tick_pending) x
+                            WHERE pg_visible_in_snapshot(x, pg_current_snapshot()))))
+    THEN
+        RETURN pgque._tick(q, last, seq_now);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- ticker(): tick every queue that is due (see ticker(queue_name)).
+-- Returns how many queues ticked.  Errors: PQ009.
+CREATE FUNCTION pgque.ticker() RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    name text;
+    n    int := 0;
+BEGIN
+    FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
+        IF pgque.ticker(name) IS NOT NULL THEN
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+-- force_tick(queue_name): tick now, whatever the thresholds; waits for a
+-- concurrent ticker of the same queue.  For tests, demos and scripts: send,
+-- commit, force_tick, commit, then receive.
+-- Must run in its own READ COMMITTED transaction.
+-- Returns the new tick id.  Errors: PQ001, PQ009.
+CREATE FUNCTION pgque.force_tick(queue_name text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q       pgque.queue := pgque._queue(queue_name);
+    seq_now bigint;
+BEGIN
+    PERFORM pgque._require_read_committed('force_tick()');
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns(), q.queue_id);
+    seq_now := pgque._seq_value(q.queue_event_seq);
+    RETURN pgque._tick(q, pgque._last_tick(q.queue_id), seq_now);
+END
+$$;

@@ -1,0 +1,189 @@
+-- Batches.  A consumer's batch spans (last finished tick, next tick): the
+-- events whose transactions are visible in the next tick's snapshot and not in
+-- the last one's.  Opening a batch takes the newest tick, so a consumer that
+-- is behind catches up in one batch; receive() hands a batch out in pieces of
+-- any size, so a big batch costs nothing extra.  An open batch is returned
+-- again until it is finished, which is how a crashed consumer gets redelivery.
+
+-- _batch_ctx(s): where the open batch of subscription s lives.
+--
+-- Rows are found by two index scans per table on ev_txid:
+--   * the range [xmax(last), xmax(next)) filtered by visibility in next;
+--   * the explicit list of transactions that were still running at the last
+--     tick and had finished by the next one (long transactions are never
+--     lost, and never force a scan from an old xmin).
+--
+-- Which tables: the generation rules proven in 09_maint.sql.  With k the
+-- current generation, pre/post the next-xid values read just before/after
+-- switching to it:
+--   * generation k may hold rows only if xmax(next) >= pre;
+--   * generation k-1 may hold rows only if xmin(last) < post.
+CREATE FUNCTION pgque._batch_ctx(s pgque.subscription) RETURNS pgque._batch_ctx
+LANGUAGE plpgsql AS $$
+DECLARE
+    q       pgque.queue;
+    ctx     pgque._batch_ctx;
+    seq_gen bigint;
+    gens    bigint[];
+BEGIN
+    SELECT * INTO q FROM pgque.queue WHERE queue_id = s.sub_queue;
+    ctx.lo := pg_snapshot_xmax(s.sub_last_snapshot);
+    ctx.hi := pg_snapshot_xmax(s.sub_next_snapshot);
+    ctx.snap := s.sub_next_snapshot;
+    ctx.stragglers := ARRAY(SELECT x FROM pg_snapshot_xip(s.sub_last_snapshot) x
+                             WHERE pg_visible_in_snapshot(x, s.sub_next_snapshot));
+    seq_gen := pgque._seq_value(q.queue_gen_seq);
+    IF seq_gen <> q.queue_gen THEN
+        -- A switch was interrupted after moving the sequence (09_maint.sql
+        -- repairs it): writers may be on either generation, read them all.
+        gens := ARRAY(SELECT generate_series(greatest(least(q.queue_gen, seq_gen) - 1, 0), greatest(q.queue_gen, seq_gen)));
+    ELSE
+        IF q.queue_gen > 0 AND pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post THEN
+            gens := gens || (q.queue_gen - 1);
+        END IF;
+        IF ctx.hi >= q.queue_switch_pre THEN
+            gens := gens || q.queue_gen;
+        END IF;
+    END IF;
+    ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
+    RETURN ctx;
+END
+$$;
+
+-- _batch_sql(tables, cond, tail): the query over a batch's rows.
+-- Parameters: $1 range start, $2 range end (exclusive), $3 end snapshot,
+-- $4 straggler xids, $5 sub_id (retried copies are visible to their owner
+-- only), $6/$7 position (ev_txid, ev_id) to read after, $8 limit, $9 ev_id,
+-- $10 highest ev_txid; cond may use $6..$10, tail orders and limits.
+CREATE FUNCTION pgque._batch_sql(tables text[], cond text, tail text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'SELECT * FROM ('
+        || string_agg(format(
+               'SELECT * FROM %1$s WHERE ev_txid >= $1 AND ev_txid < $2 AND pg_visible_in_snapshot(ev_txid, $3)'
+            || ' AND (ev_owner IS NULL OR ev_owner = $5) %2$s'
+            || ' UNION ALL SELECT * FROM %1$s WHERE ev_txid = ANY ($4) AND (ev_owner IS NULL OR ev_owner = $5) %2$s',
+               t, cond), ' UNION ALL ')
+        || ') e ' || tail
+      FROM unnest(tables) t
+$$;
+
+-- _batch_rows(s, cond, tail, after_txid, after_id, lim, ev_id, upto_txid):
+-- rows of s's open batch after position (after_txid, after_id), in delivery
+-- order (ev_txid, ev_id).
+CREATE FUNCTION pgque._batch_rows(s pgque.subscription, cond text, tail text,
+                                  after_txid xid8, after_id bigint, lim int,
+                                  ev_id bigint, upto_txid xid8) RETURNS SETOF pgque.event_template
+LANGUAGE plpgsql AS $$
+DECLARE
+    ctx   pgque._batch_ctx := pgque._batch_ctx(s);
+    a_txid xid8 := coalesce(after_txid, '0'::xid8);
+    a_id   bigint := coalesce(after_id, 0);
+BEGIN
+    RETURN QUERY EXECUTE pgque._batch_sql(ctx.tables, cond, tail)
+        USING greatest(ctx.lo, a_txid), ctx.hi, ctx.snap, ctx.stragglers, s.sub_id,
+              a_txid, a_id, lim, ev_id, upto_txid;
+END
+$$;
+
+-- _open_batch(s): open a batch up to the newest tick when there is one past
+-- s's position; returns the (possibly updated) subscription.  s must be locked.
+CREATE FUNCTION pgque._open_batch(s pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+DECLARE
+    t pgque.tick := pgque._last_tick(s.sub_queue);
+BEGIN
+    IF s.sub_batch IS NOT NULL OR t.tick_id IS NULL OR t.tick_id <= s.sub_last_tick THEN
+        RETURN s;
+    END IF;
+    UPDATE pgque.subscription
+       SET sub_batch = nextval('pgque.batch_id_seq'),
+           sub_next_tick = t.tick_id, sub_next_time = t.tick_time,
+           sub_next_snapshot = t.tick_snapshot, sub_next_seq = t.tick_event_seq,
+           sub_ack_txid = NULL, sub_ack_id = NULL, sub_sent_txid = NULL, sub_sent_id = NULL,
+           sub_done = false, sub_active = now()
+     WHERE sub_id = s.sub_id
+    RETURNING * INTO s;
+    RETURN s;
+END
+$$;
+
+-- _finish_batch(s): move s's position to the end of its open batch.
+CREATE FUNCTION pgque._finish_batch(s pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE pgque.subscription
+       SET sub_last_tick = sub_next_tick, sub_last_time = sub_next_time,
+           sub_last_snapshot = sub_next_snapshot, sub_last_seq = sub_next_seq,
+           sub_batch = NULL, sub_next_tick = NULL, sub_next_time = NULL,
+           sub_next_snapshot = NULL, sub_next_seq = NULL,
+           sub_ack_txid = NULL, sub_ack_id = NULL, sub_sent_txid = NULL, sub_sent_id = NULL,
+           sub_done = false, sub_active = now()
+     WHERE sub_id = s.sub_id
+    RETURNING * INTO s;
+    RETURN s;
+END
+$$;
+
+-- next_batch_info(queue_name, consumer_name): open the consumer's next batch
+-- (or return the open one again).  All columns are NULL when no batch is
+-- ready.  Errors: PQ001, PQ003.
+CREATE FUNCTION pgque.next_batch_info(queue_name text, consumer_name text,
+    OUT batch_id bigint, OUT cur_tick_id bigint, OUT prev_tick_id bigint,
+    OUT cur_tick_time timestamptz, OUT prev_tick_time timestamptz,
+    OUT cur_tick_event_seq bigint, OUT prev_tick_event_seq bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    s pgque.subscription := pgque._open_batch(pgque._subscription(queue_name, consumer_name, true));
+BEGIN
+    IF s.sub_batch IS NOT NULL THEN
+        batch_id := s.sub_batch;
+        cur_tick_id := s.sub_next_tick;         prev_tick_id := s.sub_last_tick;
+        cur_tick_time := s.sub_next_time;       prev_tick_time := s.sub_last_time;
+        cur_tick_event_seq := s.sub_next_seq;   prev_tick_event_seq := s.sub_last_seq;
+    END IF;
+END
+$$;
+
+-- next_batch(queue_name, consumer_name): next_batch_info's batch id only.
+CREATE FUNCTION pgque.next_batch(queue_name text, consumer_name text) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT batch_id FROM pgque.next_batch_info(queue_name, consumer_name)
+$$;
+
+-- get_batch_events(batch_id): every event of an open batch, in delivery
+-- order.  ev_retry is NULL on first delivery.  Errors: PQ004.
+CREATE FUNCTION pgque.get_batch_events(batch_id bigint,
+    OUT ev_id bigint, OUT ev_time timestamptz, OUT ev_txid bigint, OUT ev_retry int,
+    OUT ev_type text, OUT ev_data text,
+    OUT ev_extra1 text, OUT ev_extra2 text, OUT ev_extra3 text, OUT ev_extra4 text)
+RETURNS SETOF record
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    s pgque.subscription := pgque._batch_sub(batch_id);
+BEGIN
+    IF s.sub_id IS NULL THEN
+        PERFORM pgque._batch_not_found(batch_id);
+    END IF;
+    RETURN QUERY
+        SELECT e.ev_id, e.ev_time, e.ev_txid::text::bigint, e.ev_retry, e.ev_type, e.ev_data,
+               e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
+          FROM pgque._batch_rows(s, '', 'ORDER BY ev_txid, ev_id', NULL, NULL, NULL, NULL, NULL) e;
+END
+$$;
+
+-- finish_batch(batch_id): finish a batch whatever was read of it; the
+-- consumer moves on to the events after it.  Returns 1, or 0 (with a
+-- WARNING, as PgQ does) when the batch is not open.
+CREATE FUNCTION pgque.finish_batch(batch_id bigint) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    s pgque.subscription := pgque._batch_sub(batch_id);
+BEGIN
+    IF s.sub_id IS NULL THEN
+        RAISE WARNING 'pgque: batch % is not open', batch_id;
+        RETURN 0;
+    END IF;
+    PERFORM pgque._finish_batch(s);
+    RETURN 1;
+END
+$$;

@@ -1,0 +1,118 @@
+-- Retries.  A failed event is copied into retry_queue, owned by the consumer
+-- that failed it; when due, the mover re-inserts it into the current event
+-- table with ev_owner set, so only that consumer sees it again, with
+-- retry_count one higher.  The original row is never touched.
+
+-- _backoff(q, retry_count): least(base * 2^retry_count, cap).
+CREATE FUNCTION pgque._backoff(q pgque.queue, retry_count int) RETURNS interval
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT least(q.queue_retry_backoff_base * power(2, least(greatest(retry_count, 0), 40)),
+                 q.queue_retry_backoff_cap)
+$$;
+
+-- _retry_insert(s, e, due): queue event e for redelivery to s at due.
+-- Returns 1, or 0 when it is already queued.
+CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event_template, due timestamptz) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    n int;
+BEGIN
+    INSERT INTO pgque.retry_queue (rq_sub, rq_queue, rq_due, ev_id, ev_time, ev_retry, ev_type, ev_data,
+                                   ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+    VALUES (s.sub_id, s.sub_queue, due, e.ev_id, e.ev_time, coalesce(e.ev_retry, 0) + 1, e.ev_type, e.ev_data,
+            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4)
+    ON CONFLICT (rq_sub, ev_id) DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- _retry_or_dead(s, e, retry_after, reason): nack's decision.  An event
+-- already retried max_retries times goes to the dead-letter store (once per
+-- consumer and event); any other is queued for retry.  Returns 'dead' or 'retry'.
+CREATE FUNCTION pgque._retry_or_dead(s pgque.subscription, e pgque.event_template,
+                                     retry_after interval, reason text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    q pgque.queue;
+BEGIN
+    SELECT * INTO q FROM pgque.queue WHERE queue_id = s.sub_queue;
+    IF coalesce(e.ev_retry, 0) >= q.queue_max_retries THEN
+        INSERT INTO pgque.dead_letter (dl_queue, dl_consumer, dl_reason, ev_id, ev_time, ev_txid, ev_retry,
+                                       ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+        VALUES (s.sub_queue, s.sub_consumer, reason, e.ev_id, e.ev_time, e.ev_txid, e.ev_retry,
+                e.ev_type, e.ev_data, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4)
+        ON CONFLICT (dl_queue, dl_consumer, ev_id) DO NOTHING;
+        RETURN 'dead';
+    END IF;
+    PERFORM pgque._retry_insert(s, e, now() + coalesce(retry_after, pgque._backoff(q, e.ev_retry)));
+    RETURN 'retry';
+END
+$$;
+
+-- event_retry(batch_id, ev_id, retry_time): PgQ's retry: redeliver an event
+-- of an open batch to this consumer at retry_time, whatever its retry count
+-- (no dead-lettering; use nack() for that).
+-- Returns 1, or 0 when it was already queued for retry.
+-- Errors: PQ004 batch not open, PQ005 event not in batch, PQ006 NULL argument.
+CREATE FUNCTION pgque.event_retry(batch_id bigint, ev_id bigint, retry_time timestamptz) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    s pgque.subscription := pgque._batch_sub(batch_id);
+    e pgque.event_template;
+BEGIN
+    IF ev_id IS NULL OR retry_time IS NULL THEN
+        PERFORM pgque._invalid('argument', 'ev_id and retry_time must not be NULL');
+    ELSIF s.sub_id IS NULL THEN
+        PERFORM pgque._batch_not_found(batch_id);
+    END IF;
+    SELECT * INTO e FROM pgque._batch_rows(s, 'AND ev_id = $9', 'LIMIT 1', NULL, NULL, NULL, ev_id, NULL);
+    IF e.ev_id IS NULL THEN
+        RAISE EXCEPTION 'pgque: event % is not in batch %', ev_id, batch_id USING ERRCODE = 'PQ005';
+    END IF;
+    RETURN pgque._retry_insert(s, e, retry_time);
+END
+$$;
+
+-- event_retry(batch_id, ev_id, retry_seconds): the same, retry_seconds from now.
+-- Errors: as above, and PQ006 for negative seconds.
+CREATE FUNCTION pgque.event_retry(batch_id bigint, ev_id bigint, retry_seconds int) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+BEGIN
+    IF retry_seconds < 0 THEN
+        PERFORM pgque._invalid('retry_seconds', format('%s is negative', retry_seconds));
+    END IF;
+    RETURN pgque.event_retry(batch_id, ev_id, now() + make_interval(secs => retry_seconds));
+END
+$$;
+
+-- maint_retry_events(): move every due retry into its queue's current event
+-- table.  Safe to run concurrently (rows are claimed with SKIP LOCKED).
+-- Returns how many events were moved.
+CREATE FUNCTION pgque.maint_retry_events() RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    name  text;
+    w     record;
+    n     int;
+    total int := 0;
+BEGIN
+    FOR name IN SELECT q.queue_name FROM pgque.queue q
+                 WHERE EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id AND r.rq_due <= now())
+                 ORDER BY q.queue_name
+    LOOP
+        w := pgque._writable(name);
+        EXECUTE format(
+            'WITH moved AS (DELETE FROM pgque.retry_queue WHERE ctid = ANY (ARRAY('
+            '    SELECT ctid FROM pgque.retry_queue WHERE rq_queue = $1 AND rq_due <= now() FOR UPDATE SKIP LOCKED))'
+            '  RETURNING *)'
+            ' INSERT INTO %s (ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,'
+            '                 ev_extra1, ev_extra2, ev_extra3, ev_extra4)'
+            ' SELECT ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4'
+            '   FROM moved', w.tbl) USING w.queue_id;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END LOOP;
+    RETURN total;
+END
+$$;

@@ -1,0 +1,72 @@
+-- Roles and privileges.  PUBLIC gets nothing; everything goes through the
+-- SECURITY DEFINER API functions, each with a pinned search_path.
+--   pgque_writer  produce
+--   pgque_reader  consume (subscribe, receive, ack, nack, PgQ batch calls)
+--   pgque_admin   both, plus queue management, ticker, maintenance, dead letters
+-- All three may read the info functions.
+
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['pgque_reader', 'pgque_writer', 'pgque_admin'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$$;
+GRANT pgque_reader, pgque_writer TO pgque_admin;
+
+REVOKE ALL ON SCHEMA pgque FROM PUBLIC;
+GRANT USAGE ON SCHEMA pgque TO pgque_reader, pgque_writer, pgque_admin;
+REVOKE ALL ON ALL TABLES IN SCHEMA pgque FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgque FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgque FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+    pgque.version(),
+    pgque.get_queue_info(text),
+    pgque.get_consumer_info(text, text),
+    pgque.get_batch_info(bigint)
+TO pgque_reader, pgque_writer;
+
+GRANT EXECUTE ON FUNCTION
+    pgque.send(text, text, text, text, text, text, text),
+    pgque.send(text, text, jsonb, text, text, text, text),
+    pgque.send_batch(text, text, text[]),
+    pgque.send_batch(text, text, jsonb[]),
+    pgque.insert_event(text, text, text, text, text, text, text)
+TO pgque_writer;
+
+GRANT EXECUTE ON FUNCTION
+    pgque.subscribe(text, text),
+    pgque.unsubscribe(text, text),
+    pgque.register_consumer(text, text),
+    pgque.unregister_consumer(text, text),
+    pgque.receive(text, text, int),
+    pgque.ack(bigint),
+    pgque.nack(bigint, bigint, interval, text),
+    pgque.next_batch_info(text, text),
+    pgque.next_batch(text, text),
+    pgque.get_batch_events(bigint),
+    pgque.finish_batch(bigint),
+    pgque.event_retry(bigint, bigint, timestamptz),
+    pgque.event_retry(bigint, bigint, int)
+TO pgque_reader;
+
+GRANT EXECUTE ON FUNCTION
+    pgque.create_queue(text, boolean),
+    pgque.drop_queue(text, boolean),
+    pgque.set_queue_config(text, text, text),
+    pgque.ticker(text),
+    pgque.ticker(),
+    pgque.force_tick(text),
+    pgque.maint(),
+    pgque.maint_rotate_tables(text),
+    pgque.maint_tick_cleanup(text),
+    pgque.maint_retry_events(),
+    pgque.dlq_list(text, int),
+    pgque.dlq_replay(bigint),
+    pgque.dlq_purge(text, interval)
+TO pgque_admin;
