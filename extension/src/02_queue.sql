@@ -34,7 +34,9 @@ BEGIN
         EXECUTE format('CREATE TABLE %s (LIKE pgque.event_template INCLUDING DEFAULTS)'
                        ' WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false)', tbl);
         EXECUTE format('ALTER TABLE %s ALTER ev_id SET DEFAULT nextval(%L)', tbl, format('pgque.event_%s_seq', qid));
-        EXECUTE format('CREATE INDEX ON %s (ev_txid)', tbl);
+        -- The only index: batches are txid ranges, read in (ev_txid, ev_id)
+        -- order so that receive() can resume after any row by seeking.
+        EXECUTE format('CREATE INDEX ON %s (ev_txid, ev_id)', tbl);
     END LOOP;
 
     -- Everything this transaction and later ones write is after the first

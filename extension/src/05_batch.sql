@@ -55,14 +55,18 @@ $$;
 -- $4 straggler xids, $5 sub_id (retried copies are visible to their owner
 -- only), $6/$7 position (ev_txid, ev_id) to read after, $8 limit, $9 ev_id,
 -- $10 highest ev_txid; cond may use $6..$10, tail orders and limits.
+--
+-- tail is applied to every part as well as to the whole: each part is then
+-- an ordered index scan on (ev_txid, ev_id) that stops after $8 rows, so
+-- reading a piece of a huge batch costs the size of the piece.
 CREATE FUNCTION pgque._batch_sql(tables text[], cond text, tail text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT 'SELECT * FROM ('
         || string_agg(format(
-               'SELECT * FROM %1$s WHERE ev_txid >= $1 AND ev_txid < $2 AND pg_visible_in_snapshot(ev_txid, $3)'
-            || ' AND (ev_owner IS NULL OR ev_owner = $5) %2$s'
-            || ' UNION ALL SELECT * FROM %1$s WHERE ev_txid = ANY ($4) AND (ev_owner IS NULL OR ev_owner = $5) %2$s',
-               t, cond), ' UNION ALL ')
+               '(SELECT * FROM %1$s WHERE ev_txid >= $1 AND ev_txid < $2 AND pg_visible_in_snapshot(ev_txid, $3)'
+            || ' AND (ev_owner IS NULL OR ev_owner = $5) %2$s %3$s)'
+            || ' UNION ALL (SELECT * FROM %1$s WHERE ev_txid = ANY ($4) AND (ev_owner IS NULL OR ev_owner = $5) %2$s %3$s)',
+               t, cond, tail), ' UNION ALL ')
         || ') e ' || tail
       FROM unnest(tables) t
 $$;
@@ -70,10 +74,13 @@ $$;
 -- _batch_rows(s, cond, tail, after_txid, after_id, lim, ev_id, upto_txid):
 -- rows of s's open batch after position (after_txid, after_id), in delivery
 -- order (ev_txid, ev_id).
+-- Event tables are never analyzed (autovacuum is off for them), so the
+-- planner underestimates a batch's size and would pick bitmap scans plus a
+-- sort of the whole batch; without bitmap scans it walks the index in order.
 CREATE FUNCTION pgque._batch_rows(s pgque.subscription, cond text, tail text,
                                   after_txid xid8, after_id bigint, lim int,
                                   ev_id bigint, upto_txid xid8) RETURNS SETOF pgque.event_template
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_bitmapscan = off SET jit = off AS $$
 DECLARE
     ctx   pgque._batch_ctx := pgque._batch_ctx(s);
     a_txid xid8 := coalesce(after_txid, '0'::xid8);
