@@ -34,13 +34,13 @@ CREATE TABLE pgque.queue (
     -- Rotation.  queue_gen counts table switches; the current table is
     -- queue_gen % queue_ntables.  Writers read the generation from the sequence
     -- queue_gen_seq instead of this row, because a sequence is not subject to
-    -- the writer's MVCC snapshot (see 09_maint.sql for the proof).
+    -- the writer's MVCC snapshot (see 10_maint.sql for the proof).
     queue_gen                bigint NOT NULL DEFAULT 0,
     queue_gen_seq            regclass NOT NULL,
     queue_event_seq          regclass NOT NULL,
     queue_switch_time        timestamptz NOT NULL DEFAULT now(),
-    queue_switch_pre         xid8 NOT NULL,   -- next xid just before the last switch
-    queue_switch_post        xid8 NOT NULL,   -- next xid just after the last switch
+    queue_switch_pre         xid8 NOT NULL,   -- xmax of a snapshot just before the last switch
+    queue_switch_post        xid8,            -- an xid drawn after the last switch (step 2); NULL until then
     queue_rotation_period    interval NOT NULL DEFAULT '2 hours',
     -- Ticker thresholds: tick when events are waiting and either max_count of
     -- them piled up or max_lag passed since the last tick; idle queues tick
@@ -479,7 +479,7 @@ $$;
 -- exist only if it commits.  No lock is taken on the queue row.
 
 -- _writable(queue_name): where an event written now must go.
--- Order matters for rotation safety (proof in 09_maint.sql): the caller's xid
+-- Order matters for rotation safety (proof in 10_maint.sql): the caller's xid
 -- is assigned first, the generation is read after, from a sequence that no
 -- MVCC snapshot can hide.  The shared advisory lock, held to commit, makes
 -- drop_queue wait for in-flight producers.  Errors: PQ001, PQ006.
@@ -585,18 +585,26 @@ $$;
 -- (payload: the tick id) when its transaction commits.
 
 -- _tick(q, last, seq_now): insert a tick now.  Caller holds the tick lock and
--- read seq_now (the event sequence) before this call takes the snapshot, so
--- every event counted in seq_now is either visible in the snapshot or was
--- written by a transaction still in progress (kept in tick_pending).
+-- read seq_now (the event sequence) before this call takes the snapshot.
+-- Producers get their xid before drawing an event id, so every event counted
+-- in seq_now is visible in the snapshot or belongs to a transaction that was
+-- still running; those are remembered in tick_pending so that the ticker ticks
+-- again as soon as one of them ends.  A snapshot lists running xids only below
+-- its xmax (latest completed xid + 1), so the xids from xmax up to our own
+-- (assigned after seq_now was read) count as pending too.
 CREATE FUNCTION pgque._tick(q pgque.queue, last pgque.tick, seq_now bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     snap    pg_snapshot := pg_current_snapshot();
+    own     xid8 := pg_current_xact_id();
     pending xid8[];
     id      bigint;
 BEGIN
     IF last.tick_id IS NULL OR seq_now > last.tick_event_seq THEN
-        pending := ARRAY(SELECT pg_snapshot_xip(snap));
+        pending := ARRAY(SELECT pg_snapshot_xip(snap)
+                         UNION ALL
+                         SELECT x::text::xid8
+                           FROM generate_series(pg_snapshot_xmax(snap)::text::bigint, own::text::bigint - 1) x);
     ELSE
         pending := ARRAY(SELECT x FROM unnest(last.tick_pending) x WHERE NOT pg_visible_in_snapshot(x, snap));
     END IF;
@@ -660,6 +668,7 @@ DECLARE
     name text;
     n    int := 0;
 BEGIN
+    PERFORM pgque._require_read_committed('ticker()');
     FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
         IF pgque.ticker(name) IS NOT NULL THEN
             n := n + 1;
@@ -703,11 +712,10 @@ $$;
 --     tick and had finished by the next one (long transactions are never
 --     lost, and never force a scan from an old xmin).
 --
--- Which tables: the generation rules proven in 09_maint.sql.  With k the
--- current generation, pre/post the next-xid values read just before/after
--- switching to it:
+-- Which tables: the generation rules proven in 10_maint.sql.  With k the
+-- current generation and pre/post the boundaries of the switch to it:
 --   * generation k may hold rows only if xmax(next) >= pre;
---   * generation k-1 may hold rows only if xmin(last) < post.
+--   * generation k-1 may hold rows only while post is unknown or xmin(last) < post.
 CREATE FUNCTION pgque._batch_ctx(s pgque.subscription) RETURNS pgque._batch_ctx
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -724,11 +732,12 @@ BEGIN
                              WHERE pg_visible_in_snapshot(x, s.sub_next_snapshot));
     seq_gen := pgque._seq_value(q.queue_gen_seq);
     IF seq_gen <> q.queue_gen THEN
-        -- A switch was interrupted after moving the sequence (09_maint.sql
+        -- A switch was interrupted after moving the sequence (10_maint.sql
         -- repairs it): writers may be on either generation, read them all.
         gens := ARRAY(SELECT generate_series(greatest(least(q.queue_gen, seq_gen) - 1, 0), greatest(q.queue_gen, seq_gen)));
     ELSE
-        IF q.queue_gen > 0 AND pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post THEN
+        IF q.queue_gen > 0 AND (q.queue_switch_post IS NULL
+                                OR pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post) THEN
             gens := gens || (q.queue_gen - 1);
         END IF;
         IF ctx.hi >= q.queue_switch_pre THEN
@@ -1249,44 +1258,45 @@ $$;
 -- point for periodic work.
 --
 -- Rotation and why it is safe.  Events go to the table of the queue's
--- current generation k (table k % ntables).  A switch truncates the table of
--- generation k+1 (it last held generation k+1-ntables <= k-2, which nobody
--- can need any more, see the guard below) and moves the generation sequence
--- to k+1.  Writers (_writable) first get their xid and only then read the
--- generation from the sequence; the switch reads the next-xid value just
--- before (pre) and just after (post) moving the sequence.  Hence:
---   * a writer of generation k-1 read the sequence before the switch, and got
---     its xid before that, so its xid < post;
---   * a writer of generation k commits after the switch, so any tick that sees
---     it has xmax >= pre.
+-- current generation k (table k % ntables).  Writers (_writable) first get
+-- their xid and only then read the generation, from a sequence that no MVCC
+-- snapshot can hide, so even a REPEATABLE READ producer that started before a
+-- switch writes where the switch says.
+--
+-- Step 1 (switch to k+1): truncate the table of generation k+1 (it last held
+-- generation k+1-ntables <= k-2, which nobody can need, see the guard), read
+-- pre = xmax of a fresh snapshot, move the generation sequence, and clear post.
+-- Step 2, in a LATER transaction that had no xid before it: post = its own
+-- xid.  Xids are handed out in increasing order, so
+--   * a writer of generation k (the old one) drew its xid before the sequence
+--     moved, hence before step 2's xid: its xid < post;
+--   * a writer of generation k+1 commits after the switch (it waits for the
+--     TRUNCATE's lock), so a tick that sees it has xmax >= pre.
+-- (A snapshot's xmax is the latest completed xid + 1, not the next xid to
+-- hand out: running transactions may have larger xids.  That is why post
+-- cannot be read from a snapshot in step 1 and needs step 2.)
 -- A batch (last tick L, next tick N) holds only transactions with
--- xmin(L) <= xid < xmax(N), so it needs generation k-1 only if xmin(L) < post
--- and generation k only if xmax(N) >= pre (_batch_ctx).
+-- xmin(L) <= xid < xmax(N), so it needs the older generation only while post
+-- is unknown or xmin(L) < post, and the current one only if xmax(N) >= pre
+-- (_batch_ctx).
 --
--- Guard: switch again only when every consumer's position has
--- xmin(L) >= post, i.e. every writer of generation k-1 has finished and its
--- events were consumed; then generation k-1 is dead, and so is the table the
--- next switch will truncate.  A consumer that stops pins rotation: see
+-- Guard: step 1 runs only when post is known and every consumer's position
+-- has xmin(L) >= post, i.e. every writer of the older generation has finished
+-- and its events were consumed.  A consumer that stops pins rotation: see
 -- get_consumer_info().blocking_rotation.
---
--- Unlike PgQ, nothing depends on the writers' MVCC snapshot (a REPEATABLE
--- READ producer that started before a switch writes to the right table), and
--- no second transaction is needed to record that the switch became visible:
--- the sequence is visible to every session the moment it moves.
 
--- maint_rotate_tables(queue_name): switch the queue's event table when its
--- rotation_period has passed and every consumer has moved past the previous
--- switch.  Skips quietly when the table to reuse is locked by someone else
--- (LOCK NOWAIT) or another maint() holds the queue.
+-- maint_rotate_tables_step1(queue_name): switch the queue's event table when
+-- its rotation_period has passed, step 2 of the previous switch is done and
+-- every consumer has moved past it.  Skips quietly when the table to reuse is
+-- locked by someone else (LOCK NOWAIT) or another session holds the queue.
 -- Must run at READ COMMITTED.  Returns 1 when switched, else 0.  Errors: PQ001, PQ009.
-CREATE FUNCTION pgque.maint_rotate_tables(queue_name text) RETURNS int
+CREATE FUNCTION pgque.maint_rotate_tables_step1(queue_name text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     q       pgque.queue := pgque._queue(queue_name);
     seq_gen bigint;
     tbl     text;
     pre     xid8;
-    post    xid8;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
     SELECT * INTO q FROM pgque.queue WHERE queue_id = q.queue_id FOR NO KEY UPDATE SKIP LOCKED;
@@ -1297,14 +1307,15 @@ BEGIN
     IF seq_gen <> q.queue_gen THEN
         -- A switch moved the sequence and then failed to commit (a crash):
         -- adopt the generation writers are using, with boundaries that make
-        -- batches read it and its predecessor for as long as needed.
+        -- batches read it and its predecessor until step 2 has run.
         UPDATE pgque.queue
-           SET queue_gen = seq_gen, queue_switch_pre = '0', queue_switch_time = now(),
-               queue_switch_post = pg_snapshot_xmax(pg_current_snapshot())
+           SET queue_gen = seq_gen, queue_switch_pre = '0', queue_switch_post = NULL,
+               queue_switch_time = now()
          WHERE queue_id = q.queue_id;
         RETURN 1;
     END IF;
-    IF now() < q.queue_switch_time + q.queue_rotation_period
+    IF q.queue_switch_post IS NULL
+       OR now() < q.queue_switch_time + q.queue_rotation_period
        OR EXISTS (SELECT 1 FROM pgque.subscription
                    WHERE sub_queue = q.queue_id
                      AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post) THEN
@@ -1320,12 +1331,34 @@ BEGIN
     -- Writers of the new generation wait on the TRUNCATE's lock until we commit.
     pre := pg_snapshot_xmax(pg_current_snapshot());
     PERFORM setval(q.queue_gen_seq, q.queue_gen + 1, true);
-    post := pg_snapshot_xmax(pg_current_snapshot());
     UPDATE pgque.queue
-       SET queue_gen = q.queue_gen + 1, queue_switch_pre = pre, queue_switch_post = post,
+       SET queue_gen = q.queue_gen + 1, queue_switch_pre = pre, queue_switch_post = NULL,
            queue_switch_time = now()
      WHERE queue_id = q.queue_id;
     RETURN 1;
+END
+$$;
+
+-- maint_rotate_tables_step2(): finish the switches whose step 1 committed
+-- earlier, by recording this transaction's xid.  Does nothing (returns 0)
+-- when this transaction already has an xid, since it might predate a switch;
+-- maint() calls it first for that reason.
+-- Returns the number of queues finished.
+CREATE FUNCTION pgque.maint_rotate_tables_step2() RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    n int;
+BEGIN
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RETURN 0;
+    END IF;
+    -- SKIP LOCKED leaves alone a step 1 that has not committed yet: our xid
+    -- must be drawn after its sequence moved.
+    UPDATE pgque.queue SET queue_switch_post = pg_current_xact_id()
+     WHERE queue_id IN (SELECT queue_id FROM pgque.queue WHERE queue_switch_post IS NULL
+                         FOR NO KEY UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
 END
 $$;
 
@@ -1347,10 +1380,10 @@ BEGIN
 END
 $$;
 
--- maint(): all periodic work, in order: for each queue rotation and tick
--- cleanup, then the retry mover.  Safe to call often and from several
--- sessions at once.  Must run at READ COMMITTED, in a transaction other than
--- the ticker's.
+-- maint(): all periodic work, in order: step 2 of earlier table switches,
+-- then for each queue step 1 and tick cleanup, then the retry mover.  Safe to call often and from several
+-- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
+-- (not the ticker's, and not one that already wrote something).
 -- Returns the number of things done (switches, ticks deleted, retries moved).
 -- Errors: PQ009.
 CREATE FUNCTION pgque.maint() RETURNS int
@@ -1360,8 +1393,9 @@ DECLARE
     n    int := 0;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
+    n := pgque.maint_rotate_tables_step2();
     FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
-        n := n + pgque.maint_rotate_tables(name) + pgque.maint_tick_cleanup(name);
+        n := n + pgque.maint_rotate_tables_step1(name) + pgque.maint_tick_cleanup(name);
     END LOOP;
     RETURN n + pgque.maint_retry_events();
 END
@@ -1446,7 +1480,7 @@ BEGIN
            greatest(pgque._seq_value(q.queue_event_seq) - s.sub_last_seq, 0),
            (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_sub = s.sub_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id AND d.dl_consumer = s.sub_consumer),
-           pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post
+           coalesce(pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post, false)
              AND now() >= q.queue_switch_time + q.queue_rotation_period
       FROM pgque.subscription s
       JOIN pgque.queue q ON q.queue_id = s.sub_queue
@@ -1544,7 +1578,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.ticker(),
     pgque.force_tick(text),
     pgque.maint(),
-    pgque.maint_rotate_tables(text),
+    pgque.maint_rotate_tables_step1(text),
+    pgque.maint_rotate_tables_step2(),
     pgque.maint_tick_cleanup(text),
     pgque.maint_retry_events(),
     pgque.dlq_list(text, int),

@@ -27,13 +27,13 @@ CREATE TABLE pgque.queue (
     -- Rotation.  queue_gen counts table switches; the current table is
     -- queue_gen % queue_ntables.  Writers read the generation from the sequence
     -- queue_gen_seq instead of this row, because a sequence is not subject to
-    -- the writer's MVCC snapshot (see 09_maint.sql for the proof).
+    -- the writer's MVCC snapshot (see 10_maint.sql for the proof).
     queue_gen                bigint NOT NULL DEFAULT 0,
     queue_gen_seq            regclass NOT NULL,
     queue_event_seq          regclass NOT NULL,
     queue_switch_time        timestamptz NOT NULL DEFAULT now(),
-    queue_switch_pre         xid8 NOT NULL,   -- next xid just before the last switch
-    queue_switch_post        xid8 NOT NULL,   -- next xid just after the last switch
+    queue_switch_pre         xid8 NOT NULL,   -- xmax of a snapshot just before the last switch
+    queue_switch_post        xid8,            -- an xid drawn after the last switch (step 2); NULL until then
     queue_rotation_period    interval NOT NULL DEFAULT '2 hours',
     -- Ticker thresholds: tick when events are waiting and either max_count of
     -- them piled up or max_lag passed since the last tick; idle queues tick

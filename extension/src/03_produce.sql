@@ -3,7 +3,7 @@
 -- exist only if it commits.  No lock is taken on the queue row.
 
 -- _writable(queue_name): where an event written now must go.
--- Order matters for rotation safety (proof in 09_maint.sql): the caller's xid
+-- Order matters for rotation safety (proof in 10_maint.sql): the caller's xid
 -- is assigned first, the generation is read after, from a sequence that no
 -- MVCC snapshot can hide.  The shared advisory lock, held to commit, makes
 -- drop_queue wait for in-flight producers.  Errors: PQ001, PQ006.

@@ -5,18 +5,26 @@
 -- (payload: the tick id) when its transaction commits.
 
 -- _tick(q, last, seq_now): insert a tick now.  Caller holds the tick lock and
--- read seq_now (the event sequence) before this call takes the snapshot, so
--- every event counted in seq_now is either visible in the snapshot or was
--- written by a transaction still in progress (kept in tick_pending).
+-- read seq_now (the event sequence) before this call takes the snapshot.
+-- Producers get their xid before drawing an event id, so every event counted
+-- in seq_now is visible in the snapshot or belongs to a transaction that was
+-- still running; those are remembered in tick_pending so that the ticker ticks
+-- again as soon as one of them ends.  A snapshot lists running xids only below
+-- its xmax (latest completed xid + 1), so the xids from xmax up to our own
+-- (assigned after seq_now was read) count as pending too.
 CREATE FUNCTION pgque._tick(q pgque.queue, last pgque.tick, seq_now bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     snap    pg_snapshot := pg_current_snapshot();
+    own     xid8 := pg_current_xact_id();
     pending xid8[];
     id      bigint;
 BEGIN
     IF last.tick_id IS NULL OR seq_now > last.tick_event_seq THEN
-        pending := ARRAY(SELECT pg_snapshot_xip(snap));
+        pending := ARRAY(SELECT pg_snapshot_xip(snap)
+                         UNION ALL
+                         SELECT x::text::xid8
+                           FROM generate_series(pg_snapshot_xmax(snap)::text::bigint, own::text::bigint - 1) x);
     ELSE
         pending := ARRAY(SELECT x FROM unnest(last.tick_pending) x WHERE NOT pg_visible_in_snapshot(x, snap));
     END IF;
@@ -80,6 +88,7 @@ DECLARE
     name text;
     n    int := 0;
 BEGIN
+    PERFORM pgque._require_read_committed('ticker()');
     FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
         IF pgque.ticker(name) IS NOT NULL THEN
             n := n + 1;

@@ -13,11 +13,10 @@
 --     tick and had finished by the next one (long transactions are never
 --     lost, and never force a scan from an old xmin).
 --
--- Which tables: the generation rules proven in 09_maint.sql.  With k the
--- current generation, pre/post the next-xid values read just before/after
--- switching to it:
+-- Which tables: the generation rules proven in 10_maint.sql.  With k the
+-- current generation and pre/post the boundaries of the switch to it:
 --   * generation k may hold rows only if xmax(next) >= pre;
---   * generation k-1 may hold rows only if xmin(last) < post.
+--   * generation k-1 may hold rows only while post is unknown or xmin(last) < post.
 CREATE FUNCTION pgque._batch_ctx(s pgque.subscription) RETURNS pgque._batch_ctx
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -34,11 +33,12 @@ BEGIN
                              WHERE pg_visible_in_snapshot(x, s.sub_next_snapshot));
     seq_gen := pgque._seq_value(q.queue_gen_seq);
     IF seq_gen <> q.queue_gen THEN
-        -- A switch was interrupted after moving the sequence (09_maint.sql
+        -- A switch was interrupted after moving the sequence (10_maint.sql
         -- repairs it): writers may be on either generation, read them all.
         gens := ARRAY(SELECT generate_series(greatest(least(q.queue_gen, seq_gen) - 1, 0), greatest(q.queue_gen, seq_gen)));
     ELSE
-        IF q.queue_gen > 0 AND pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post THEN
+        IF q.queue_gen > 0 AND (q.queue_switch_post IS NULL
+                                OR pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post) THEN
             gens := gens || (q.queue_gen - 1);
         END IF;
         IF ctx.hi >= q.queue_switch_pre THEN

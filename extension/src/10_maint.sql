@@ -2,44 +2,45 @@
 -- point for periodic work.
 --
 -- Rotation and why it is safe.  Events go to the table of the queue's
--- current generation k (table k % ntables).  A switch truncates the table of
--- generation k+1 (it last held generation k+1-ntables <= k-2, which nobody
--- can need any more, see the guard below) and moves the generation sequence
--- to k+1.  Writers (_writable) first get their xid and only then read the
--- generation from the sequence; the switch reads the next-xid value just
--- before (pre) and just after (post) moving the sequence.  Hence:
---   * a writer of generation k-1 read the sequence before the switch, and got
---     its xid before that, so its xid < post;
---   * a writer of generation k commits after the switch, so any tick that sees
---     it has xmax >= pre.
+-- current generation k (table k % ntables).  Writers (_writable) first get
+-- their xid and only then read the generation, from a sequence that no MVCC
+-- snapshot can hide, so even a REPEATABLE READ producer that started before a
+-- switch writes where the switch says.
+--
+-- Step 1 (switch to k+1): truncate the table of generation k+1 (it last held
+-- generation k+1-ntables <= k-2, which nobody can need, see the guard), read
+-- pre = xmax of a fresh snapshot, move the generation sequence, and clear post.
+-- Step 2, in a LATER transaction that had no xid before it: post = its own
+-- xid.  Xids are handed out in increasing order, so
+--   * a writer of generation k (the old one) drew its xid before the sequence
+--     moved, hence before step 2's xid: its xid < post;
+--   * a writer of generation k+1 commits after the switch (it waits for the
+--     TRUNCATE's lock), so a tick that sees it has xmax >= pre.
+-- (A snapshot's xmax is the latest completed xid + 1, not the next xid to
+-- hand out: running transactions may have larger xids.  That is why post
+-- cannot be read from a snapshot in step 1 and needs step 2.)
 -- A batch (last tick L, next tick N) holds only transactions with
--- xmin(L) <= xid < xmax(N), so it needs generation k-1 only if xmin(L) < post
--- and generation k only if xmax(N) >= pre (_batch_ctx).
+-- xmin(L) <= xid < xmax(N), so it needs the older generation only while post
+-- is unknown or xmin(L) < post, and the current one only if xmax(N) >= pre
+-- (_batch_ctx).
 --
--- Guard: switch again only when every consumer's position has
--- xmin(L) >= post, i.e. every writer of generation k-1 has finished and its
--- events were consumed; then generation k-1 is dead, and so is the table the
--- next switch will truncate.  A consumer that stops pins rotation: see
+-- Guard: step 1 runs only when post is known and every consumer's position
+-- has xmin(L) >= post, i.e. every writer of the older generation has finished
+-- and its events were consumed.  A consumer that stops pins rotation: see
 -- get_consumer_info().blocking_rotation.
---
--- Unlike PgQ, nothing depends on the writers' MVCC snapshot (a REPEATABLE
--- READ producer that started before a switch writes to the right table), and
--- no second transaction is needed to record that the switch became visible:
--- the sequence is visible to every session the moment it moves.
 
--- maint_rotate_tables(queue_name): switch the queue's event table when its
--- rotation_period has passed and every consumer has moved past the previous
--- switch.  Skips quietly when the table to reuse is locked by someone else
--- (LOCK NOWAIT) or another maint() holds the queue.
+-- maint_rotate_tables_step1(queue_name): switch the queue's event table when
+-- its rotation_period has passed, step 2 of the previous switch is done and
+-- every consumer has moved past it.  Skips quietly when the table to reuse is
+-- locked by someone else (LOCK NOWAIT) or another session holds the queue.
 -- Must run at READ COMMITTED.  Returns 1 when switched, else 0.  Errors: PQ001, PQ009.
-CREATE FUNCTION pgque.maint_rotate_tables(queue_name text) RETURNS int
+CREATE FUNCTION pgque.maint_rotate_tables_step1(queue_name text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     q       pgque.queue := pgque._queue(queue_name);
     seq_gen bigint;
     tbl     text;
     pre     xid8;
-    post    xid8;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
     SELECT * INTO q FROM pgque.queue WHERE queue_id = q.queue_id FOR NO KEY UPDATE SKIP LOCKED;
@@ -50,14 +51,15 @@ BEGIN
     IF seq_gen <> q.queue_gen THEN
         -- A switch moved the sequence and then failed to commit (a crash):
         -- adopt the generation writers are using, with boundaries that make
-        -- batches read it and its predecessor for as long as needed.
+        -- batches read it and its predecessor until step 2 has run.
         UPDATE pgque.queue
-           SET queue_gen = seq_gen, queue_switch_pre = '0', queue_switch_time = now(),
-               queue_switch_post = pg_snapshot_xmax(pg_current_snapshot())
+           SET queue_gen = seq_gen, queue_switch_pre = '0', queue_switch_post = NULL,
+               queue_switch_time = now()
          WHERE queue_id = q.queue_id;
         RETURN 1;
     END IF;
-    IF now() < q.queue_switch_time + q.queue_rotation_period
+    IF q.queue_switch_post IS NULL
+       OR now() < q.queue_switch_time + q.queue_rotation_period
        OR EXISTS (SELECT 1 FROM pgque.subscription
                    WHERE sub_queue = q.queue_id
                      AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post) THEN
@@ -73,12 +75,34 @@ BEGIN
     -- Writers of the new generation wait on the TRUNCATE's lock until we commit.
     pre := pg_snapshot_xmax(pg_current_snapshot());
     PERFORM setval(q.queue_gen_seq, q.queue_gen + 1, true);
-    post := pg_snapshot_xmax(pg_current_snapshot());
     UPDATE pgque.queue
-       SET queue_gen = q.queue_gen + 1, queue_switch_pre = pre, queue_switch_post = post,
+       SET queue_gen = q.queue_gen + 1, queue_switch_pre = pre, queue_switch_post = NULL,
            queue_switch_time = now()
      WHERE queue_id = q.queue_id;
     RETURN 1;
+END
+$$;
+
+-- maint_rotate_tables_step2(): finish the switches whose step 1 committed
+-- earlier, by recording this transaction's xid.  Does nothing (returns 0)
+-- when this transaction already has an xid, since it might predate a switch;
+-- maint() calls it first for that reason.
+-- Returns the number of queues finished.
+CREATE FUNCTION pgque.maint_rotate_tables_step2() RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    n int;
+BEGIN
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RETURN 0;
+    END IF;
+    -- SKIP LOCKED leaves alone a step 1 that has not committed yet: our xid
+    -- must be drawn after its sequence moved.
+    UPDATE pgque.queue SET queue_switch_post = pg_current_xact_id()
+     WHERE queue_id IN (SELECT queue_id FROM pgque.queue WHERE queue_switch_post IS NULL
+                         FOR NO KEY UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
 END
 $$;
 
@@ -100,10 +124,10 @@ BEGIN
 END
 $$;
 
--- maint(): all periodic work, in order: for each queue rotation and tick
--- cleanup, then the retry mover.  Safe to call often and from several
--- sessions at once.  Must run at READ COMMITTED, in a transaction other than
--- the ticker's.
+-- maint(): all periodic work, in order: step 2 of earlier table switches,
+-- then for each queue step 1 and tick cleanup, then the retry mover.  Safe to call often and from several
+-- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
+-- (not the ticker's, and not one that already wrote something).
 -- Returns the number of things done (switches, ticks deleted, retries moved).
 -- Errors: PQ009.
 CREATE FUNCTION pgque.maint() RETURNS int
@@ -113,8 +137,9 @@ DECLARE
     n    int := 0;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
+    n := pgque.maint_rotate_tables_step2();
     FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
-        n := n + pgque.maint_rotate_tables(name) + pgque.maint_tick_cleanup(name);
+        n := n + pgque.maint_rotate_tables_step1(name) + pgque.maint_tick_cleanup(name);
     END LOOP;
     RETURN n + pgque.maint_retry_events();
 END

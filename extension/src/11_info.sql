@@ -76,7 +76,7 @@ BEGIN
            greatest(pgque._seq_value(q.queue_event_seq) - s.sub_last_seq, 0),
            (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_sub = s.sub_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id AND d.dl_consumer = s.sub_consumer),
-           pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post
+           coalesce(pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post, false)
              AND now() >= q.queue_switch_time + q.queue_rotation_period
       FROM pgque.subscription s
       JOIN pgque.queue q ON q.queue_id = s.sub_queue
