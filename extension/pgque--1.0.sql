@@ -175,7 +175,7 @@ BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.tick', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.retry_queue', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.dead_letter', '');
-EXCEPTION WHEN object_not_in_prerequisite_state THEN
+EXCEPTION WHEN feature_not_supported THEN
     NULL;  -- plain SQL install (pgque migrate): not an extension, nothing to mark
 END
 $$;
