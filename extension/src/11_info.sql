@@ -53,10 +53,12 @@ $$;
 --   last_seen         time since the consumer last opened, acked or finished a batch
 --   pending_events    events sent after its position (approximate, like ev_new)
 --   blocking_rotation true when this consumer is what keeps the queue's
---                     tables from rotating (it has not finished a batch that
---                     started after the last switch): a stopped consumer
---                     makes the queue's storage grow until it resumes or
---                     is unsubscribed
+--                     tables from rotating: rotation is due, and the queue
+--                     has ticked past the last switch but this consumer has
+--                     not finished a batch up to there.  A stopped consumer
+--                     makes the queue's storage grow until it resumes or is
+--                     unsubscribed.  (While a long transaction holds every
+--                     tick before the switch, no consumer is blamed.)
 -- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named).
 CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL)
 RETURNS TABLE (queue_name text, consumer_name text, lag interval, last_seen interval,
@@ -76,10 +78,12 @@ BEGIN
            greatest(pgque._seq_value(q.queue_event_seq) - s.sub_last_seq, 0),
            (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_sub = s.sub_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id AND d.dl_consumer = s.sub_consumer),
-           coalesce(pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post, false)
+           coalesce(pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post
+                    AND pg_snapshot_xmin(t.tick_snapshot) >= q.queue_switch_post, false)
              AND now() >= q.queue_switch_time + q.queue_rotation_period
       FROM pgque.subscription s
       JOIN pgque.queue q ON q.queue_id = s.sub_queue
+      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
      WHERE ($1 IS NULL OR q.queue_name = $1)
        AND ($2 IS NULL OR s.sub_consumer = $2)
      ORDER BY q.queue_name, s.sub_consumer;

@@ -1,0 +1,218 @@
+-- 05_receive: the modern consumer API, receive() and ack().  A batch is
+-- handed out in pieces of at most max rows after the acknowledged position;
+-- ack() moves that position to the end of what was handed out and finishes the
+-- batch only after its last piece.  Nothing is skipped or repeated, whatever
+-- max is; unacked pieces come again.
+--
+-- Batch ids are never printed, only compared (captured with \gset).
+
+SELECT pgque.create_queue('q05_a');
+SELECT pgque.subscribe('q05_a', 'c');
+SELECT pgque.subscribe('q05_a', 'big');   -- reads everything with one large max
+
+---------------------------------------------------------------------------
+-- Nothing ticked yet: receive returns nothing and opens no batch.
+---------------------------------------------------------------------------
+SELECT count(*) AS got FROM pgque.receive('q05_a', 'c', 10);
+SELECT test.batch('q05_a', 'c') IS NULL AS no_batch;
+
+---------------------------------------------------------------------------
+-- 1000 events in one batch, received 7 at a time: every event exactly once,
+-- in order, and all pieces belong to one batch.
+---------------------------------------------------------------------------
+SELECT cardinality(pgque.send_batch('q05_a', 't', ARRAY(SELECT 'p' || i FROM generate_series(1, 1000) i))) AS sent;
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+-- receive+ack in a loop, recording each piece (its number, batch id, ids)
+CREATE TEMP TABLE pieces (n int, batch bigint, ids bigint[], payloads text[]);
+DO $$
+DECLARE
+    k   int := 0;
+    ids bigint[];
+    pls text[];
+    b   bigint;
+BEGIN
+    LOOP
+        SELECT array_agg(msg_id ORDER BY ord), array_agg(payload ORDER BY ord), min(batch_id)
+          INTO ids, pls, b
+          FROM pgque.receive('q05_a', 'c', 7) WITH ORDINALITY AS r(msg_id, batch_id, type, payload, retry_count,
+                                                                 created_at, extra1, extra2, extra3, extra4, ord);
+        EXIT WHEN b IS NULL;
+        k := k + 1;
+        INSERT INTO pieces VALUES (k, b, ids, pls);
+        IF pgque.ack(b) <> 1 THEN
+            RAISE EXCEPTION 'ack of piece % returned 0', k;
+        END IF;
+        EXIT WHEN k > 1000;  -- safety net against an endless loop
+    END LOOP;
+END
+$$;
+SELECT count(*) AS pieces,
+       count(DISTINCT batch) AS batches,
+       max(cardinality(ids)) AS biggest,
+       min(cardinality(ids)) FILTER (WHERE n < (SELECT max(n) FROM pieces)) AS smallest_but_last,
+       (SELECT cardinality(ids) FROM pieces ORDER BY n DESC LIMIT 1) AS last_piece
+  FROM pieces;
+-- concatenated in receive order, the ids are exactly 1..1000
+SELECT (SELECT array_agg(id ORDER BY n, o) FROM pieces, unnest(ids) WITH ORDINALITY u(id, o))
+       = ARRAY(SELECT generate_series(1, 1000)::bigint) AS all_in_order,
+       (SELECT array_agg(p ORDER BY n, o) FROM pieces, unnest(payloads) WITH ORDINALITY u(p, o))
+       = ARRAY(SELECT 'p' || i FROM generate_series(1, 1000) i) AS payloads_match;
+SELECT test.batch('q05_a', 'c') IS NULL AS batch_finished;
+SELECT count(*) AS after_drain FROM pgque.receive('q05_a', 'c', 7);
+-- the same through test.drain, for the other consumer, in one piece
+SELECT test.drain('q05_a', 'big', 100000) = ARRAY(SELECT generate_series(1, 1000)::bigint) AS big_all_in_order;
+
+---------------------------------------------------------------------------
+-- Events from two concurrent producer transactions with interleaved ids.
+-- Delivery order is (transaction, id): all of the first transaction's events
+-- (it got its xid first), then the second's -- each exactly once, even with
+-- max 7 splitting the batch across the transaction boundary.
+---------------------------------------------------------------------------
+SELECT dblink_connect('p1', 'dbname=' || current_database());
+SELECT dblink_connect('p2', 'dbname=' || current_database());
+SELECT dblink_exec('p1', 'BEGIN');
+SELECT dblink_exec('p2', 'BEGIN');
+CREATE TEMP TABLE sent (who text, id bigint);
+DO $$
+BEGIN
+    FOR i IN 1 .. 50 LOOP
+        INSERT INTO sent SELECT 'p1', id
+          FROM dblink('p1', format('SELECT pgque.send(%L, %L, %L)', 'q05_a', 't', 'p1-' || i)) AS t(id bigint);
+        INSERT INTO sent SELECT 'p2', id
+          FROM dblink('p2', format('SELECT pgque.send(%L, %L, %L)', 'q05_a', 't', 'p2-' || i)) AS t(id bigint);
+    END LOOP;
+END
+$$;
+-- the ids really interleave
+SELECT who, count(*), min(id), max(id), bool_and(id % 2 = CASE who WHEN 'p1' THEN 1 ELSE 0 END) AS alternating
+  FROM sent GROUP BY who ORDER BY who;
+SELECT dblink_exec('p2', 'COMMIT');   -- the later transaction commits first
+SELECT dblink_exec('p1', 'COMMIT');
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+CREATE TEMP TABLE got AS SELECT test.drain('q05_a', 'c', 7) AS ids;
+SELECT cardinality(ids) AS received,
+       cardinality(ids) = (SELECT count(DISTINCT x) FROM unnest(ids) x) AS no_duplicates,
+       ids = ARRAY(SELECT id FROM sent WHERE who = 'p1' ORDER BY id)
+             || ARRAY(SELECT id FROM sent WHERE who = 'p2' ORDER BY id) AS txid_then_id_order
+  FROM got;
+-- the large-max consumer gets the same sequence in one piece
+SELECT test.drain('q05_a', 'big', 1000) = (SELECT ids FROM got) AS same_for_big;
+SELECT dblink_disconnect('p1');
+SELECT dblink_disconnect('p2');
+
+---------------------------------------------------------------------------
+-- ack semantics: after a partial receive ack returns 1 and the batch stays
+-- open (same id) until the last piece is acked; then ack returns 0.  Acking
+-- again without a new receive returns 0 and changes nothing.
+---------------------------------------------------------------------------
+SELECT cardinality(pgque.send_batch('q05_a', 't', ARRAY(SELECT 'a' || i FROM generate_series(1, 15) i))) AS sent;
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+-- big is not interested in this part
+SELECT cardinality(test.drain('q05_a', 'big')) AS big_drained;
+SELECT array_agg(msg_id ORDER BY msg_id) AS piece1, min(batch_id) AS b FROM pgque.receive('q05_a', 'c', 6) \gset
+SELECT :'piece1' AS piece1;
+SELECT pgque.ack(:b) AS ack_partial;
+SELECT pgque.ack(:b) AS ack_again_nothing_new;
+SELECT test.batch('q05_a', 'c') = :b AS still_open_same_id;
+SELECT array_agg(msg_id ORDER BY msg_id) AS piece2, bool_and(batch_id = :b) AS same_batch
+  FROM pgque.receive('q05_a', 'c', 6);
+SELECT pgque.ack(:b) AS ack_partial;
+SELECT test.batch('q05_a', 'c') = :b AS still_open_same_id;
+-- the last piece: fewer rows than max
+SELECT array_agg(msg_id ORDER BY msg_id) AS piece3, bool_and(batch_id = :b) AS same_batch
+  FROM pgque.receive('q05_a', 'c', 6);
+SELECT test.batch('q05_a', 'c') = :b AS open_until_acked;
+SELECT pgque.ack(:b) AS ack_last;
+SELECT test.batch('q05_a', 'c') IS NULL AS finished;
+SELECT pgque.ack(:b) AS ack_finished_batch;
+-- a batch whose last piece is exactly max rows is finished by its ack too
+SELECT cardinality(pgque.send_batch('q05_a', 't', ARRAY['x1', 'x2', 'x3', 'x4'])) AS sent;
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+SELECT array_agg(msg_id ORDER BY msg_id) AS ids, min(batch_id) AS b FROM pgque.receive('q05_a', 'c', 2) \gset
+SELECT :'ids' AS first_two, pgque.ack(:b) AS ack;
+SELECT array_agg(msg_id ORDER BY msg_id) AS last_two FROM pgque.receive('q05_a', 'c', 2);
+SELECT pgque.ack(:b) AS ack;
+SELECT test.batch('q05_a', 'c') IS NULL AS finished;
+SELECT count(*) AS nothing_left FROM pgque.receive('q05_a', 'c', 2);
+SELECT cardinality(test.drain('q05_a', 'big')) AS big_drained;
+-- an open batch keeps its end: events ticked while it is being read come in
+-- the next batch, not appended to the open one
+SELECT cardinality(pgque.send_batch('q05_a', 't', ARRAY['y1', 'y2', 'y3'])) AS sent;
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+SELECT array_agg(msg_id ORDER BY msg_id) AS ids, min(batch_id) AS b FROM pgque.receive('q05_a', 'c', 2) \gset
+SELECT :'ids' AS first_two, pgque.ack(:b) AS ack;
+SELECT pgque.send('q05_a', 't', 'y4');
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+SELECT array_agg(msg_id ORDER BY msg_id) AS rest_of_batch, bool_and(batch_id = :b) AS same_batch
+  FROM pgque.receive('q05_a', 'c', 10);
+SELECT pgque.ack(:b) AS ack;
+SELECT array_agg(msg_id ORDER BY msg_id) AS next_batch, bool_and(batch_id <> :b) AS new_batch
+  FROM pgque.receive('q05_a', 'c', 10);
+SELECT pgque.ack(test.batch('q05_a', 'c')) AS ack;
+SELECT test.drain('q05_a', 'big') AS big_drained;
+-- unknown batch: 0; NULL: PQ006
+SELECT pgque.ack(-1) AS ack_unknown;
+SELECT test.err('SELECT pgque.ack(NULL)');
+
+---------------------------------------------------------------------------
+-- Redelivery inside a batch: receive without ack, receive again -> the same
+-- piece again, not the next one.  After an ack the next piece follows.
+---------------------------------------------------------------------------
+SELECT cardinality(pgque.send_batch('q05_a', 't', ARRAY(SELECT 'r' || i FROM generate_series(1, 5) i))) AS sent;
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+SELECT test.ids('q05_a', 'c', 2) AS first;
+SELECT test.ids('q05_a', 'c', 2) AS again_same;
+SELECT test.ids('q05_a', 'c', 3) AS again_larger;   -- a larger max re-reads from the acked position
+SELECT pgque.ack(test.batch('q05_a', 'c')) AS ack;  -- acks all three handed out
+SELECT test.ids('q05_a', 'c', 3) AS next_piece;
+SELECT test.ids('q05_a', 'c', 3) AS same_again;
+SELECT pgque.ack(test.batch('q05_a', 'c')) AS ack;
+SELECT test.batch('q05_a', 'c') IS NULL AS finished;
+SELECT cardinality(test.drain('q05_a', 'big')) AS big_drained;
+
+---------------------------------------------------------------------------
+-- Invalid max: 0, negative and NULL are rejected with PQ006 (before
+-- anything is opened).
+---------------------------------------------------------------------------
+SELECT test.err($$SELECT * FROM pgque.receive('q05_a', 'c', 0)$$);
+SELECT test.err($$SELECT * FROM pgque.receive('q05_a', 'c', -5)$$);
+SELECT test.err($$SELECT * FROM pgque.receive('q05_a', 'c', NULL)$$);
+-- and the checks come first, even for an unknown queue
+SELECT test.err($$SELECT * FROM pgque.receive('q05_nope', 'c', 0)$$);
+
+---------------------------------------------------------------------------
+-- An empty batch (its only events were rolled back) is finished on the
+-- way: receive returns nothing, no batch stays open, and the next real event
+-- is received.
+---------------------------------------------------------------------------
+SELECT last_tick AS tick_before FROM pgque.get_consumer_info('q05_a', 'c') \gset
+BEGIN;
+SELECT pgque.send('q05_a', 't', 'never');
+ROLLBACK;
+SELECT pgque.force_tick('q05_a') AS empty_tick \gset
+SELECT count(*) AS got FROM pgque.receive('q05_a', 'c', 10);
+SELECT current_batch IS NULL AS no_open_batch, last_tick = :empty_tick AS moved_past_empty_tick,
+       last_tick > :tick_before AS moved
+  FROM pgque.get_consumer_info('q05_a', 'c');
+SELECT pgque.send('q05_a', 't', 'real');
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+SELECT msg_id, payload FROM pgque.receive('q05_a', 'c', 10);
+SELECT pgque.ack(test.batch('q05_a', 'c'));
+-- two empty ticks in a row, then a real one (the consumer read after each)
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+SELECT count(*) AS got FROM pgque.receive('q05_a', 'c', 10);
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+SELECT count(*) AS got FROM pgque.receive('q05_a', 'c', 10);
+SELECT pgque.send('q05_a', 't', 'real2');
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+SELECT test.drain('q05_a', 'c') AS after_empty;
+-- 'big' read none of these steps: it gets the two real events in one go
+SELECT test.drain('q05_a', 'big') AS big_after_empty;
+
+---------------------------------------------------------------------------
+-- Unknown consumer and queue.
+---------------------------------------------------------------------------
+SELECT test.err($$SELECT * FROM pgque.receive('q05_a', 'nobody', 10)$$);
+SELECT test.err($$SELECT * FROM pgque.receive('q05_nope', 'c', 10)$$);
+
+SELECT pgque.drop_queue('q05_a', true);

@@ -1,0 +1,155 @@
+-- 08_info: the introspection functions get_queue_info, get_consumer_info,
+-- get_batch_info, and maint_tick_cleanup.  Times, tick ids and batch ids are
+-- only compared, never printed.
+
+CREATE FUNCTION pg_temp.e(sql text) RETURNS text LANGUAGE sql AS $$
+    SELECT CASE WHEN r = 'ok' THEN r ELSE left(r, 7) || regexp_replace(substr(r, 8), '[0-9]+', 'N', 'g') END
+      FROM test.err(sql) r
+$$;
+
+SELECT pgque.create_queue('q08_a');
+SELECT pgque.create_queue('q08_b');
+SELECT pgque.subscribe('q08_a', c) FROM unnest(ARRAY['c1', 'c2']) c;
+SELECT pgque.subscribe('q08_b', 'only');
+
+---------------------------------------------------------------------------
+-- get_queue_info: settings (defaults), consumers, ev_new, last tick.
+---------------------------------------------------------------------------
+-- all queues (other test files' queues are filtered out)
+SELECT queue_name, queue_ntables, queue_cur_table, queue_rotation_period, queue_ticker_max_count,
+       queue_ticker_max_lag, queue_ticker_idle_period, queue_max_retries, queue_retry_backoff_base,
+       queue_retry_backoff_cap, consumers, ev_new, last_tick_id IS NOT NULL AS has_last_tick,
+       retry_pending, dead_letters, ticker_lag >= '0' AS lag_ok, ev_per_sec >= 0 AS rate_ok,
+       queue_switch_time <= now() AS switch_time_ok
+  FROM pgque.get_queue_info() WHERE queue_name LIKE 'q08%' ORDER BY queue_name;
+-- by name: one row; the same as in the list
+SELECT count(*) AS rows FROM pgque.get_queue_info('q08_a');
+SELECT (SELECT i FROM pgque.get_queue_info('q08_a') i)::text
+       = (SELECT i FROM pgque.get_queue_info() i WHERE queue_name = 'q08_a')::text AS same_as_listed;
+-- ev_new counts sends since the newest tick (rolled back ones too: it is an
+-- estimate from the event sequence); a tick resets it; last_tick_id is the
+-- newest tick
+SELECT pgque.send('q08_a', 't', 'a' || i) FROM generate_series(1, 3) i;
+BEGIN;
+SELECT pgque.send('q08_a', 't', 'rolled back');
+ROLLBACK;
+SELECT ev_new FROM pgque.get_queue_info('q08_a');
+SELECT ev_new FROM pgque.get_queue_info('q08_b');
+SELECT pgque.force_tick('q08_a') AS tick_a \gset
+SELECT ev_new, last_tick_id = :tick_a AS last_tick_is_newest FROM pgque.get_queue_info('q08_a');
+SELECT consumers FROM pgque.get_queue_info('q08_a');
+SELECT pgque.unsubscribe('q08_a', 'c2');
+SELECT consumers FROM pgque.get_queue_info('q08_a');
+SELECT pgque.subscribe('q08_a', 'c2');
+-- set_queue_config shows up
+SELECT pgque.set_queue_config('q08_b', 'ticker_max_count', '7');
+SELECT pgque.set_queue_config('q08_b', 'max_retries', '1');
+SELECT queue_ticker_max_count, queue_max_retries FROM pgque.get_queue_info('q08_b');
+-- errors
+SELECT test.err($$SELECT * FROM pgque.get_queue_info('q08_nope')$$);
+SELECT test.err($$SELECT * FROM pgque.get_queue_info('bad name!')$$);
+
+---------------------------------------------------------------------------
+-- get_consumer_info: all, by queue, by queue and consumer; pending_events
+-- and current_batch before and after consuming.
+---------------------------------------------------------------------------
+SELECT pgque.send('q08_a', 't', 'a4');
+SELECT pgque.force_tick('q08_a') AS tick_a \gset
+-- c2 subscribed again after the first events: it counts only the last one
+SELECT queue_name, consumer_name, pending_events, current_batch IS NULL AS no_batch,
+       next_tick IS NULL AS no_next_tick, last_tick IS NOT NULL AS has_last_tick,
+       retry_pending, dead_letters, blocking_rotation, lag >= '0' AS lag_ok, last_seen >= '0' AS seen_ok
+  FROM pgque.get_consumer_info() WHERE queue_name LIKE 'q08%' ORDER BY queue_name, consumer_name;
+SELECT consumer_name FROM pgque.get_consumer_info('q08_a') ORDER BY 1;
+SELECT consumer_name, pending_events FROM pgque.get_consumer_info('q08_a', 'c1');
+-- opening a batch: current_batch and next_tick are set; pending stays until finished
+SELECT min(batch_id) AS b, count(*) AS n FROM pgque.receive('q08_a', 'c1', 2) \gset
+SELECT :n AS received;
+SELECT current_batch = :b AS current_is_open_batch, next_tick = :tick_a AS next_is_newest_tick,
+       last_tick < next_tick AS ordered, pending_events
+  FROM pgque.get_consumer_info('q08_a', 'c1');
+-- a partial ack keeps the batch open
+SELECT pgque.ack(:b);
+SELECT current_batch = :b AS still_open FROM pgque.get_consumer_info('q08_a', 'c1');
+SELECT cardinality(test.drain('q08_a', 'c1')) AS rest;
+SELECT current_batch IS NULL AS no_batch, next_tick IS NULL AS no_next_tick, last_tick = :tick_a AS at_newest_tick,
+       pending_events
+  FROM pgque.get_consumer_info('q08_a', 'c1');
+SELECT consumer_name, pending_events FROM pgque.get_consumer_info('q08_a') ORDER BY 1;
+-- errors
+SELECT test.err($$SELECT * FROM pgque.get_consumer_info('q08_a', 'nobody')$$);
+SELECT test.err($$SELECT * FROM pgque.get_consumer_info('q08_b', 'c1')$$);
+SELECT test.err($$SELECT * FROM pgque.get_consumer_info('q08_nope')$$);
+SELECT test.err($$SELECT * FROM pgque.get_consumer_info('q08_nope', 'c1')$$);
+
+---------------------------------------------------------------------------
+-- get_batch_info: where an open batch starts and ends.
+---------------------------------------------------------------------------
+SELECT pgque.send('q08_a', 't', 'a5');
+SELECT pgque.force_tick('q08_a') AS tick_a \gset
+SELECT last_tick AS c2_last FROM pgque.get_consumer_info('q08_a', 'c2') \gset
+SELECT pgque.next_batch('q08_a', 'c2') AS b \gset
+SELECT queue_name, consumer_name,
+       prev_tick_id = :c2_last AS prev_is_consumer_position, tick_id = :tick_a AS tick_is_newest,
+       prev_tick_id < tick_id AS ordered, batch_start <= batch_end AS times_ordered,
+       seq_end - seq_start AS events_in_range, lag >= '0' AS lag_ok
+  FROM pgque.get_batch_info(:b);
+SELECT pgque.finish_batch(:b);
+SELECT pg_temp.e(format('SELECT * FROM pgque.get_batch_info(%s)', :b)) AS finished;
+SELECT test.err('SELECT * FROM pgque.get_batch_info(-1)');
+SELECT test.err('SELECT * FROM pgque.get_batch_info(NULL)');
+
+---------------------------------------------------------------------------
+-- maint_tick_cleanup: deletes ticks older than a minute but always keeps
+-- the newest; consumers keep working, even one whose position tick was
+-- deleted.  (Ticks are aged by hand, as superuser.)
+---------------------------------------------------------------------------
+SELECT queue_id AS qa FROM pgque.queue WHERE queue_name = 'q08_a' \gset
+SELECT pgque.maint_tick_cleanup('q08_a') AS nothing_old_yet;
+SELECT count(*) AS ticks FROM pgque.tick WHERE tick_queue = :qa \gset
+SELECT :ticks > 1 AS several_ticks;
+UPDATE pgque.tick SET tick_time = tick_time - interval '2 minutes' WHERE tick_queue = :qa;
+SELECT pgque.maint_tick_cleanup('q08_a') = :ticks - 1 AS deleted_all_but_newest;
+SELECT count(*) AS ticks_left, max(tick_id) = :tick_a AS newest_kept FROM pgque.tick WHERE tick_queue = :qa;
+SELECT pgque.maint_tick_cleanup('q08_a') AS again;
+SELECT last_tick_id = :tick_a AS info_last_tick FROM pgque.get_queue_info('q08_a');
+-- c1's position is an older tick, now deleted: it still gets a5 and a6
+-- (c2 finished the a5 batch above without reading it: it gets a6)
+SELECT pgque.send('q08_a', 't', 'a6');
+SELECT pgque.force_tick('q08_a') AS tick_a6 \gset
+SELECT test.drain('q08_a', 'c1') AS c1_gets;
+SELECT test.drain('q08_a', 'c2') AS c2_gets;
+-- the aged tick is not the newest any more and goes; the recent one stays
+SELECT pgque.maint_tick_cleanup('q08_a') AS deleted;
+SELECT count(*) AS ticks_left, max(tick_id) = :tick_a6 AS newest_kept FROM pgque.tick WHERE tick_queue = :qa;
+SELECT test.err($$SELECT pgque.maint_tick_cleanup('q08_nope')$$);
+-- a queue with a single tick keeps it however old
+SELECT queue_id AS qb FROM pgque.queue WHERE queue_name = 'q08_b' \gset
+SELECT count(*) AS ticks FROM pgque.tick WHERE tick_queue = :qb;
+UPDATE pgque.tick SET tick_time = tick_time - interval '1 day' WHERE tick_queue = :qb;
+SELECT pgque.maint_tick_cleanup('q08_b') AS deleted;
+SELECT count(*) AS ticks FROM pgque.tick WHERE tick_queue = :qb;
+
+-- blocking_rotation blames a consumer only when the queue ticked past the
+-- last switch and the consumer has not caught up; while a long producer
+-- transaction keeps every tick before the switch, nobody is blamed
+SELECT pgque.create_queue('q08_r');
+SELECT pgque.set_queue_config('q08_r', 'rotation_period', '1 millisecond');
+SELECT pgque.subscribe('q08_r', 'c');
+SELECT dblink_connect('r08', 'dbname=' || current_database());
+SELECT dblink_exec('r08', 'BEGIN');
+SELECT * FROM dblink('r08', $$SELECT pgque.send('q08_r', 't', 'long')$$) AS t(id bigint);
+SELECT pg_sleep(0.01);
+SELECT pgque.maint_rotate_tables_step1('q08_r') AS switched;
+SELECT pgque.maint_rotate_tables_step2() AS step2;
+SELECT pgque.force_tick('q08_r') IS NOT NULL AS ticked;
+SELECT test.drain('q08_r', 'c') AS nothing_yet;
+SELECT blocking_rotation AS blamed_while_producer_open FROM pgque.get_consumer_info('q08_r', 'c');
+SELECT dblink_exec('r08', 'COMMIT');
+SELECT dblink_disconnect('r08');
+SELECT pgque.force_tick('q08_r') IS NOT NULL AS ticked;
+SELECT blocking_rotation AS blamed_when_behind FROM pgque.get_consumer_info('q08_r', 'c');
+SELECT test.drain('q08_r', 'c') AS got;
+SELECT blocking_rotation AS blamed_after_catching_up FROM pgque.get_consumer_info('q08_r', 'c');
+
+SELECT pgque.drop_queue(q, true) FROM unnest(ARRAY['q08_a', 'q08_b', 'q08_r']) q;
