@@ -1,0 +1,313 @@
+package pgque
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Client is a handle on a database with pgque installed.  It is safe for
+// concurrent use; every call takes a connection from its pool.
+type Client struct {
+	pool     *pgxpool.Pool
+	ownsPool bool
+}
+
+// ClientOption configures Connect.
+type ClientOption func(*pgxpool.Config)
+
+// WithPoolConfig lets the caller adjust the pool Connect creates (size,
+// timeouts, hooks) before it is opened.
+func WithPoolConfig(fn func(*pgxpool.Config)) ClientOption { return ClientOption(fn) }
+
+// Connect opens a connection pool to dsn (a PostgreSQL URL or key=value
+// string) and checks that the server answers.  pgque must be installed in
+// that database (see Install).  Close the client when done.
+func Connect(ctx context.Context, dsn string, opts ...ClientOption) (*Client, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgque: connect: %w", err)
+	}
+	for _, opt := range opts {
+		opt(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgque: connect: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgque: connect: %w", err)
+	}
+	return &Client{pool: pool, ownsPool: true}, nil
+}
+
+// New returns a client over an existing pool.  Close does not close a pool
+// passed to New.
+func New(pool *pgxpool.Pool) *Client { return &Client{pool: pool} }
+
+// Close closes the pool if Connect opened it.
+func (c *Client) Close() {
+	if c.ownsPool {
+		c.pool.Close()
+	}
+}
+
+// Pool returns the client's connection pool.
+func (c *Client) Pool() *pgxpool.Pool { return c.pool }
+
+// Event is a message to send.
+type Event struct {
+	// Type names the kind of event; consumers dispatch on it.  Required.
+	Type string
+	// Payload is marshalled to JSON.  json.RawMessage and []byte are taken as
+	// JSON already and must be valid; nil sends a NULL payload.
+	Payload any
+	// Extra1..Extra4 are optional free-form text fields delivered with the event.
+	Extra1, Extra2, Extra3, Extra4 *string
+}
+
+// payload returns the event's payload as JSON text, or nil for NULL.
+func (e Event) payload(op string) (*string, error) {
+	var raw []byte
+	switch p := e.Payload.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		raw = p
+	case []byte:
+		raw = p
+	default:
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, invalid(op, "payload of %q event: %v", e.Type, err)
+		}
+		raw = b
+	}
+	if !json.Valid(raw) {
+		return nil, invalid(op, "payload of %q event is not valid JSON", e.Type)
+	}
+	s := string(raw)
+	return &s, nil
+}
+
+// querier is what Send and SendTx need from a pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+const sendSQL = `SELECT pgque.send($1::text, $2::text, $3::text, $4, $5, $6, $7)`
+
+func send(ctx context.Context, q querier, op, queue string, ev Event) (int64, error) {
+	p, err := ev.payload(op)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	err = q.QueryRow(ctx, sendSQL, queue, ev.Type, p, ev.Extra1, ev.Extra2, ev.Extra3, ev.Extra4).Scan(&id)
+	return id, wrap(op, err)
+}
+
+// Send enqueues one event and returns its id.  The event is committed at
+// once; use SendTx to make it part of your own transaction.
+func (c *Client) Send(ctx context.Context, queue string, ev Event) (int64, error) {
+	return send(ctx, c.pool, "pgque: send", queue, ev)
+}
+
+// SendTx enqueues one event inside tx: it is delivered only if tx commits.
+func (c *Client) SendTx(ctx context.Context, tx pgx.Tx, queue string, ev Event) (int64, error) {
+	return send(ctx, tx, "pgque: send", queue, ev)
+}
+
+// SendBatch enqueues events atomically in one round trip and returns their
+// ids in the order of events.  Events of one type without extras take the
+// set-based path (pgque.send_batch).
+func (c *Client) SendBatch(ctx context.Context, queue string, events []Event) ([]int64, error) {
+	const op = "pgque: send batch"
+	if len(events) == 0 {
+		return nil, nil
+	}
+	types := make([]string, len(events))
+	payloads := make([]*string, len(events))
+	extras := make([][]*string, 4)
+	for i := range extras {
+		extras[i] = make([]*string, len(events))
+	}
+	uniform := true
+	for i, ev := range events {
+		p, err := ev.payload(op)
+		if err != nil {
+			return nil, err
+		}
+		types[i], payloads[i] = ev.Type, p
+		for j, x := range []*string{ev.Extra1, ev.Extra2, ev.Extra3, ev.Extra4} {
+			extras[j][i] = x
+			uniform = uniform && x == nil
+		}
+		uniform = uniform && ev.Type == events[0].Type
+	}
+	var ids []int64
+	var err error
+	if uniform {
+		err = c.pool.QueryRow(ctx, `SELECT pgque.send_batch($1::text, $2::text, $3::text[])`,
+			queue, types[0], payloads).Scan(&ids)
+	} else {
+		// One statement, so one round trip and all or nothing.
+		err = c.pool.QueryRow(ctx, `
+			SELECT array_agg(pgque.send($1::text, t, p, e1, e2, e3, e4) ORDER BY n)
+			  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+			       WITH ORDINALITY AS u(t, p, e1, e2, e3, e4, n)`,
+			queue, types, payloads, extras[0], extras[1], extras[2], extras[3]).Scan(&ids)
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	return ids, nil
+}
+
+// Message is an event as a consumer receives it.
+type Message struct {
+	MsgID   int64
+	BatchID int64
+	Type    string
+	// Payload is the event's payload as sent (JSON unless sent as raw text
+	// through SQL); nil for a NULL payload.
+	Payload json.RawMessage
+	// RetryCount is nil on first delivery and 1, 2, ... on retries.
+	RetryCount                     *int
+	CreatedAt                      time.Time
+	Extra1, Extra2, Extra3, Extra4 *string
+}
+
+// rawJSON turns a scanned payload column into a Message payload.
+func rawJSON(p *string) json.RawMessage {
+	if p == nil {
+		return nil
+	}
+	return json.RawMessage(*p)
+}
+
+// Receive returns up to max messages of the consumer's open (or next)
+// batch; none when nothing new was ticked.  Ack the batch when they are
+// handled; messages received and not acked come again.
+func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) ([]Message, error) {
+	rows, err := c.pool.Query(ctx, `SELECT msg_id, batch_id, type, payload, retry_count, created_at,
+	                                       extra1, extra2, extra3, extra4
+	                                  FROM pgque.receive($1, $2, $3)`, queue, consumer, max)
+	if err != nil {
+		return nil, wrap("pgque: receive", err)
+	}
+	msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Message, error) {
+		var m Message
+		var payload *string
+		err := row.Scan(&m.MsgID, &m.BatchID, &m.Type, &payload, &m.RetryCount, &m.CreatedAt,
+			&m.Extra1, &m.Extra2, &m.Extra3, &m.Extra4)
+		m.Payload = rawJSON(payload)
+		return m, err
+	})
+	return msgs, wrap("pgque: receive", err)
+}
+
+// Ack acknowledges what Receive handed out of the batch.  It reports false
+// when the batch is unknown or already finished, or nothing new was received
+// since the last ack.
+func (c *Client) Ack(ctx context.Context, batchID int64) (bool, error) {
+	var n int
+	err := c.pool.QueryRow(ctx, `SELECT pgque.ack($1)`, batchID).Scan(&n)
+	return n == 1, wrap("pgque: ack", err)
+}
+
+// Outcome is what became of a nacked message.
+type Outcome string
+
+const (
+	OutcomeRetry Outcome = "retry" // it will be delivered again to this consumer
+	OutcomeDead  Outcome = "dead"  // it exhausted its retries and went to the dead-letter store
+)
+
+// Nack reports that msg of the batch failed.  It is retried for this consumer
+// after retryAfterSecs seconds (0: the queue's exponential backoff), or
+// dead-lettered with reason once it was retried the queue's max_retries
+// times.  The batch must still be acked.
+func (c *Client) Nack(ctx context.Context, batchID int64, msg Message, retryAfterSecs int, reason string) (Outcome, error) {
+	const op = "pgque: nack"
+	if retryAfterSecs < 0 {
+		return "", invalid(op, "retry delay %d s is negative", retryAfterSecs)
+	}
+	var delay *time.Duration
+	if retryAfterSecs > 0 {
+		d := time.Duration(retryAfterSecs) * time.Second
+		delay = &d
+	}
+	var why *string
+	if reason != "" {
+		why = &reason
+	}
+	var out string
+	err := c.pool.QueryRow(ctx, `SELECT pgque.nack($1, $2, $3::interval, $4)`, batchID, msg.MsgID, delay, why).Scan(&out)
+	return Outcome(out), wrap(op, err)
+}
+
+// exec1 runs a statement returning one int.
+func (c *Client) exec1(ctx context.Context, op, sql string, args ...any) (int64, error) {
+	var n int64
+	err := c.pool.QueryRow(ctx, sql, args...).Scan(&n)
+	return n, wrap(op, err)
+}
+
+// CreateQueue creates a queue; it reports false when it already existed.
+func (c *Client) CreateQueue(ctx context.Context, queue string) (bool, error) {
+	n, err := c.exec1(ctx, "pgque: create queue", `SELECT pgque.create_queue($1)`, queue)
+	return n == 1, err
+}
+
+// DropQueue drops a queue with its events.  Without force it fails with
+// ErrQueueHasConsumers while consumers are subscribed.
+func (c *Client) DropQueue(ctx context.Context, queue string, force bool) error {
+	_, err := c.exec1(ctx, "pgque: drop queue", `SELECT pgque.drop_queue($1, $2)`, queue, force)
+	return err
+}
+
+// SetQueueConfig changes one setting of a queue (see pgque.set_queue_config
+// in the SQL reference for the parameters).
+func (c *Client) SetQueueConfig(ctx context.Context, queue, param, value string) error {
+	_, err := c.exec1(ctx, "pgque: set queue config", `SELECT pgque.set_queue_config($1, $2, $3)`, queue, param, value)
+	return err
+}
+
+// Subscribe makes consumer receive every event sent to queue from now on;
+// it reports false when it was subscribed already.
+func (c *Client) Subscribe(ctx context.Context, queue, consumer string) (bool, error) {
+	n, err := c.exec1(ctx, "pgque: subscribe", `SELECT pgque.subscribe($1, $2)`, queue, consumer)
+	return n == 1, err
+}
+
+// Unsubscribe removes the consumer's subscription, position and pending
+// retries; it reports false when it was not subscribed.
+func (c *Client) Unsubscribe(ctx context.Context, queue, consumer string) (bool, error) {
+	n, err := c.exec1(ctx, "pgque: unsubscribe", `SELECT pgque.unsubscribe($1, $2)`, queue, consumer)
+	return n == 1, err
+}
+
+// ForceTick ticks queue now, whatever its thresholds, and returns the tick
+// id.  Tests and demos use it; in production a ticker runner ticks.
+func (c *Client) ForceTick(ctx context.Context, queue string) (int64, error) {
+	return c.exec1(ctx, "pgque: force tick", `SELECT pgque.force_tick($1)`, queue)
+}
+
+// Tick ticks every queue that is due and returns how many ticked.
+func (c *Client) Tick(ctx context.Context) (int, error) {
+	n, err := c.exec1(ctx, "pgque: tick", `SELECT pgque.ticker()`)
+	return int(n), err
+}
+
+// Maint runs the periodic maintenance (table rotation, retry mover, tick
+// cleanup) and returns how many things it did.
+func (c *Client) Maint(ctx context.Context) (int, error) {
+	n, err := c.exec1(ctx, "pgque: maint", `SELECT pgque.maint()`)
+	return int(n), err
+}

@@ -1,0 +1,73 @@
+package pgque
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sentinel errors, one per SQLSTATE the engine raises (class PQ).  Match them
+// with errors.Is; the error returned keeps the server's message.
+var (
+	ErrQueueNotFound        = errors.New("pgque: queue not found")                   // PQ001
+	ErrQueueExists          = errors.New("pgque: queue already exists")              // PQ002
+	ErrConsumerNotFound     = errors.New("pgque: consumer not subscribed")           // PQ003
+	ErrBatchNotFound        = errors.New("pgque: batch not open")                    // PQ004
+	ErrMessageNotFound      = errors.New("pgque: message not in batch")              // PQ005
+	ErrInvalidArgument      = errors.New("pgque: invalid argument")                  // PQ006
+	ErrQueueHasConsumers    = errors.New("pgque: queue has consumers")               // PQ007
+	ErrDeadLetterNotFound   = errors.New("pgque: dead letter not found")             // PQ008
+	ErrWrongTransactionMode = errors.New("pgque: wrong transaction isolation level") // PQ009
+)
+
+var sentinels = map[string]error{
+	"PQ001": ErrQueueNotFound,
+	"PQ002": ErrQueueExists,
+	"PQ003": ErrConsumerNotFound,
+	"PQ004": ErrBatchNotFound,
+	"PQ005": ErrMessageNotFound,
+	"PQ006": ErrInvalidArgument,
+	"PQ007": ErrQueueHasConsumers,
+	"PQ008": ErrDeadLetterNotFound,
+	"PQ009": ErrWrongTransactionMode,
+}
+
+// Error is an error raised by the pgque engine.  errors.Is(err, ErrX) is true
+// for the sentinel of its SQLSTATE; errors.As gives the *pgconn.PgError.
+type Error struct {
+	Op   string // the SDK call, e.g. "send"
+	Code string // SQLSTATE, e.g. "PQ001"
+	Err  *pgconn.PgError
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %s (SQLSTATE %s)", e.Op, e.Err.Message, e.Code)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is the sentinel error of e's SQLSTATE.
+func (e *Error) Is(target error) bool {
+	s, ok := sentinels[e.Code]
+	return ok && s == target
+}
+
+// wrap gives err the operation's name, turning pgque's own SQLSTATEs into *Error.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if _, ok := sentinels[pgErr.Code]; ok {
+			return &Error{Op: op, Code: pgErr.Code, Err: pgErr}
+		}
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// invalid reports a bad argument caught before reaching the server.
+func invalid(op, format string, args ...any) error {
+	return fmt.Errorf("%s: %s: %w", op, fmt.Sprintf(format, args...), ErrInvalidArgument)
+}
