@@ -86,6 +86,16 @@ BEGIN
 END
 $$;
 
+-- _count_events(event_seq, n): make the ticker see n re-inserted events.
+-- The retry mover and dlq_replay keep an event's original id, so without
+-- this the queue's event sequence (what the ticker watches) would not move
+-- and the events would wait for the idle tick.  Called after the insert, like
+-- a producer's nextval comes after its xid.
+CREATE FUNCTION pgque._count_events(event_seq regclass, n int) RETURNS void
+LANGUAGE sql AS $$
+    SELECT count(nextval(event_seq)) FROM generate_series(1, n)
+$$;
+
 -- maint_retry_events(): move every due retry into its queue's current event
 -- table.  Safe to run concurrently (rows are claimed with SKIP LOCKED).
 -- Returns how many events were moved.
@@ -111,6 +121,7 @@ BEGIN
             ' SELECT ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4'
             '   FROM moved', w.tbl) USING w.queue_id;
         GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM pgque._count_events(w.event_seq, n);
         total := total + n;
     END LOOP;
     RETURN total;

@@ -278,4 +278,25 @@ SELECT count(*) AS a_retries FROM pgque.retry_queue WHERE rq_sub = :a_sub;
 SELECT retry_pending, dead_letters FROM pgque.get_queue_info('q06_a');
 SELECT consumer_name, msg_id, reason FROM pgque.dlq_list('q06_a');
 
-SELECT pgque.drop_queue(q, true) FROM unnest(ARRAY['q06_a', 'q06_z']) q;
+-- moved retries and replayed dead letters make the ticker tick by itself
+-- (they count as new events), instead of waiting for the idle tick
+SELECT pgque.create_queue('q06_t');
+SELECT pgque.subscribe('q06_t', 'c');
+SELECT pgque.set_queue_config('q06_t', 'ticker_idle_period', '1 hour');
+SELECT pgque.set_queue_config('q06_t', 'retry_backoff_base', '0');
+SELECT pgque.set_queue_config('q06_t', 'max_retries', '1');
+SELECT pgque.send('q06_t', 't', 'x');
+SELECT pgque.ticker('q06_t') IS NOT NULL AS ticked_send;
+SELECT msg_id, batch_id AS b FROM pgque.receive('q06_t', 'c', 10) \gset
+SELECT pgque.nack(:b, :msg_id) AS nack, pgque.ack(:b) AS ack;
+SELECT pgque.ticker('q06_t') IS NULL AS nothing_new_yet;
+SELECT pgque.maint_retry_events() AS moved;
+SELECT pgque.ticker('q06_t') IS NOT NULL AS ticked_retry;
+SELECT msg_id, retry_count, batch_id AS b FROM pgque.receive('q06_t', 'c', 10) \gset
+SELECT :msg_id AS msg_id, :retry_count AS retry_count, pgque.nack(:b, :msg_id) AS nack, pgque.ack(:b) AS ack;
+SELECT dl_id FROM pgque.dlq_list('q06_t') \gset
+SELECT pgque.dlq_replay(:dl_id) AS replayed;
+SELECT pgque.ticker('q06_t') IS NOT NULL AS ticked_replay;
+SELECT msg_id, retry_count FROM pgque.receive('q06_t', 'c', 10);
+
+SELECT pgque.drop_queue(q, true) FROM unnest(ARRAY['q06_a', 'q06_z', 'q06_t']) q;
