@@ -2,8 +2,10 @@ package pgque
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
 
@@ -45,6 +47,23 @@ func Install(ctx context.Context, pool *pgxpool.Pool, opts ...InstallOption) (In
 	for _, opt := range opts {
 		opt(&cfg)
 	}
+	// The install lock is per database (advisory locks are), but the pgque
+	// roles belong to the whole cluster: installs into two databases at once
+	// can both find a role missing, and the second CREATE ROLE then fails
+	// (unique_violation, or duplicate_object).  Its install rolled back as a
+	// whole; the next attempt finds the role.
+	for attempt := 1; ; attempt++ {
+		m, err := install(ctx, pool, cfg)
+		var pgErr *pgconn.PgError
+		if err != nil && attempt < 3 && ctx.Err() == nil && errors.As(err, &pgErr) &&
+			(pgErr.Code == "23505" || pgErr.Code == "42710") {
+			continue
+		}
+		return m, err
+	}
+}
+
+func install(ctx context.Context, pool *pgxpool.Pool, cfg installConfig) (InstallMethod, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return "", fmt.Errorf("pgque: install: %w", err)

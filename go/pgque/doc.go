@@ -1,0 +1,125 @@
+// Package pgque is the Go SDK of pgque, a message and job queue that lives
+// inside PostgreSQL.
+//
+// The queue engine is PL/pgSQL in the database (schema pgque): events are
+// only ever INSERTed into rotating tables, a ticker records snapshots, and
+// a consumer's batch is "the events whose transactions committed between two
+// ticks"; storage is reclaimed with TRUNCATE, so the event path leaves
+// nothing for VACUUM.  This package calls the engine's SQL functions and adds
+// what a Go service needs: a Client for producing and low-level consuming, a
+// Consumer that dispatches messages to handlers, a Ticker that ticks and
+// maintains the queues, an installer, and test helpers (package pgquetest).
+// docs/go.md in the repository is the full guide; docs/concepts.md explains
+// the engine and its guarantees.
+//
+// # Quick start
+//
+//	client, err := pgque.Connect(ctx, dsn) // dsn: "postgres://user:pass@host/db"
+//	if err != nil { ... }
+//	defer client.Close()
+//
+//	// Produce.
+//	id, err := client.Send(ctx, "orders", pgque.Event{Type: "order.created", Payload: order})
+//
+//	// Consume: handlers by type; Start blocks until ctx ends.
+//	c := client.NewConsumer("orders", "processor", pgque.WithTicker())
+//	c.Handle("order.created", func(ctx context.Context, msg pgque.Message) error {
+//		var o Order
+//		if err := json.Unmarshal(msg.Payload, &o); err != nil {
+//			return err // nacked: retried later, dead-lettered in the end
+//		}
+//		return process(ctx, o)
+//	})
+//	err = c.Start(ctx)
+//
+// The queue must exist ([Client.CreateQueue], once, e.g. at deployment), and
+// pgque must be installed in the database ([Install]).  [WithTicker] runs a
+// [Ticker] inside the consumer's process; see "Ticker" below.
+//
+// # Producing
+//
+// [Client.Send] sends one event and commits it at once.  [Client.SendTx]
+// sends inside your own [pgx.Tx]: the event exists only if your transaction commits,
+// so business data and the event announcing it are written together or not
+// at all.  [Client.SendBatch] sends many events in one statement, atomically.
+// An [Event] has a Type (required), a Payload marshalled to JSON (a
+// json.RawMessage or []byte is taken as JSON as is; nil sends NULL), and four
+// optional text fields Extra1..Extra4.
+//
+// # Delivery semantics
+//
+// Every consumer (subscription) of a queue sees every event sent after it
+// subscribed: consumers are independent readers, not competing workers.
+// Delivery is at least once.  A consumer's position moves only when it
+// acknowledges: messages handed out by Receive and not acknowledged (the
+// process crashed or lost its connection first) are delivered again.  Make handlers idempotent; Message.MsgID is
+// unique within a queue and kept on retries.  Events of one transaction
+// arrive in the order they were sent; across transactions the order is by
+// transaction id, not commit order (docs/concepts.md, "Delivery order").
+//
+// An event is delivered after the first tick that follows its commit.  Send,
+// tick and receive are separate transactions; never tick inside the
+// transaction that sends.
+//
+// # Consuming
+//
+// A [Consumer] ([Client.NewConsumer]) receives pieces of batches, runs the
+// handler registered for each message's type (or the "*" handler), nacks
+// messages whose handler failed or panicked, and acknowledges each piece
+// once all its messages are handled.  It waits for the queue's NOTIFY and
+// polls as a fallback, and on shutdown finishes the messages it holds.
+//
+// The low-level calls are [Client.Receive] (up to max messages of the
+// consumer's open batch), [Client.Ack] (acknowledge what was received of the
+// batch) and [Client.Nack] (retry one message later, for this consumer only,
+// or dead-letter it after the queue's max_retries).  One consumer name is one
+// reader: Receive without Ack returns the same messages again.
+//
+// # Ticker
+//
+// Nothing is delivered until a tick.  A [Ticker] ([NewTicker], [Client.RunTicker],
+// or the [WithTicker] consumer option) calls pgque.ticker() every few
+// milliseconds, which ticks every queue with new events, and pgque.maint()
+// every second, which rotates tables, moves due retries back into their
+// queues and removes old ticks.  Run at least one per database; any number
+// may run, in one process or many: they elect a leader with an advisory
+// lock, only the leader works, and another takes over within an election
+// interval when the leader stops or its connection dies.
+//
+// # Installing
+//
+// [Install] installs pgque into a database, or brings an existing install up
+// to date, and is safe to call at every start and from several processes at
+// once.  It uses CREATE EXTENSION pgque where the server has the extension
+// files, and otherwise (or with [WithoutExtension], for managed PostgreSQL
+// services that allow no custom extensions) applies the same SQL as plain
+// statements, recorded in the version table pgque.schema_version.  An
+// existing install keeps its method.
+//
+// # Errors
+//
+// Errors raised by the engine carry a stable SQLSTATE of class PQ and are
+// returned as [*Error], which matches the sentinel of its code with errors.Is
+// (never compare messages):
+//
+//	PQ001 ErrQueueNotFound          PQ006 ErrInvalidArgument
+//	PQ002 ErrQueueExists            PQ007 ErrQueueHasConsumers
+//	PQ003 ErrConsumerNotFound       PQ008 ErrDeadLetterNotFound
+//	PQ004 ErrBatchNotFound          PQ009 ErrWrongTransactionMode
+//	PQ005 ErrMessageNotFound
+//
+//	if errors.Is(err, pgque.ErrQueueNotFound) { ... }
+//
+// Arguments the SDK rejects before reaching the server (an invalid payload, a
+// negative delay, a non-positive interval) also match ErrInvalidArgument.
+// Other errors (connection, permission) are returned wrapped, with the
+// operation's name.
+//
+// # Testing
+//
+// Package [github.com/pgque/pgque/go/pgque/pgquetest] starts a throwaway PostgreSQL server with pgque
+// installed in every database it creates, for tests of code that uses
+// pgque.  Start one in TestMain and give each test a database of its own
+// with its NewPool method.  PostgreSQL refuses to run as root, so run such tests
+// as an ordinary user.
+package pgque

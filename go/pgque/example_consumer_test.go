@@ -1,0 +1,69 @@
+package pgque_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+
+	"github.com/pgque/pgque/go/pgque"
+)
+
+// consumerExampleDSN returns the connection string of a fresh database with
+// pgque installed; a real program reads its own (e.g. from DATABASE_URL).
+func consumerExampleDSN() string {
+	dsn, err := srv.NewDatabase(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	return dsn
+}
+
+func ExampleClient_NewConsumer() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, consumerExampleDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.CreateQueue(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+
+	type Order struct {
+		ID    int     `json:"id"`
+		Total float64 `json:"total"`
+	}
+	for _, ev := range []pgque.Event{
+		{Type: "order.created", Payload: Order{ID: 42, Total: 99.5}},
+		{Type: "order.shipped", Payload: Order{ID: 42}},
+	} {
+		if _, err := client.Send(ctx, "orders", ev); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	// Start subscribes "processor" and, with WithTicker, also ticks the
+	// queue, so this process needs nothing else.  It runs until ctx ends.
+	ctx, stop := context.WithCancel(ctx)
+	c := client.NewConsumer("orders", "processor", pgque.WithTicker())
+	c.Handle("order.created", func(ctx context.Context, msg pgque.Message) error {
+		var o Order
+		if err := json.Unmarshal(msg.Payload, &o); err != nil {
+			return err // nacked: retried later, dead-lettered in the end
+		}
+		fmt.Printf("order %d created, total %.2f\n", o.ID, o.Total)
+		return nil
+	})
+	c.Handle("*", func(ctx context.Context, msg pgque.Message) error {
+		fmt.Println("other event:", msg.Type)
+		stop() // the example ends here; a service stops on a signal
+		return nil
+	})
+	if err := c.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// order 42 created, total 99.50
+	// other event: order.shipped
+}

@@ -1,0 +1,317 @@
+package pgque_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgque/pgque/go/pgque"
+)
+
+// exampleDatabase returns the connection string of a fresh database with
+// pgque installed, on the test server.  A real program uses its own, for
+// example os.Getenv("DATABASE_URL").
+func exampleDatabase() string {
+	dsn, err := srv.NewDatabase(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	return dsn
+}
+
+// exampleClient connects to a fresh database and creates the queue "orders"
+// with the consumer "processor" subscribed.
+func exampleClient(ctx context.Context) *pgque.Client {
+	client, err := pgque.Connect(ctx, exampleDatabase())
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.CreateQueue(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Subscribe(ctx, "orders", "processor"); err != nil {
+		log.Fatal(err)
+	}
+	return client
+}
+
+// The low-level round trip: send, tick, receive, acknowledge.
+func ExampleConnect() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, exampleDatabase())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	// Once, at deployment: a queue and a consumer subscribed to it.
+	if _, err := client.CreateQueue(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Subscribe(ctx, "orders", "processor"); err != nil {
+		log.Fatal(err)
+	}
+
+	type Order struct {
+		ID    int     `json:"id"`
+		Total float64 `json:"total"`
+	}
+	id, err := client.Send(ctx, "orders", pgque.Event{Type: "order.created", Payload: Order{ID: 42, Total: 99.5}})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// A running Ticker ticks within milliseconds; here we tick by hand.
+	if _, err := client.ForceTick(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+
+	msgs, err := client.Receive(ctx, "orders", "processor", 100)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, msg := range msgs {
+		fmt.Println(msg.MsgID == id, msg.Type, string(msg.Payload))
+	}
+	// Done with what was received: acknowledge the batch.  Without the ack
+	// the same messages would be received again.
+	ok, err := client.Ack(ctx, msgs[0].BatchID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("acknowledged:", ok)
+	// Output:
+	// true order.created {"id":42,"total":99.5}
+	// acknowledged: true
+}
+
+// An event sent in your own transaction exists only if the transaction
+// commits: business data and the event announcing it never go one without
+// the other.
+func ExampleClient_SendTx() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+	pool := client.Pool()
+	if _, err := pool.Exec(ctx, `CREATE TABLE shop_order (id int PRIMARY KEY, total numeric)`); err != nil {
+		log.Fatal(err)
+	}
+
+	placeOrder := func(id int, total float64, commit bool) {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+		if _, err := tx.Exec(ctx, `INSERT INTO shop_order VALUES ($1, $2)`, id, total); err != nil {
+			log.Fatal(err)
+		}
+		if _, err := client.SendTx(ctx, tx, "orders", pgque.Event{Type: "order.created", Payload: map[string]int{"id": id}}); err != nil {
+			log.Fatal(err)
+		}
+		if commit {
+			if err := tx.Commit(ctx); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+	placeOrder(1, 10, true)
+	placeOrder(2, 20, false) // rolled back: no order row, no event
+
+	if _, err := client.ForceTick(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+	msgs, err := client.Receive(ctx, "orders", "processor", 100)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, msg := range msgs {
+		fmt.Println(msg.Type, string(msg.Payload))
+	}
+	// Output:
+	// order.created {"id":1}
+}
+
+// SendBatch sends many events in one round trip, all or none.
+func ExampleClient_SendBatch() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+
+	var events []pgque.Event
+	for _, to := range []string{"ann@example.com", "bob@example.com", "cid@example.com"} {
+		events = append(events, pgque.Event{Type: "email.send", Payload: map[string]string{"to": to}})
+	}
+	ids, err := client.SendBatch(ctx, "orders", events)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(ids), "events sent")
+
+	if _, err := client.ForceTick(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+	// Events of one transaction arrive in the order they were sent.
+	msgs, err := client.Receive(ctx, "orders", "processor", 100)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i, msg := range msgs {
+		fmt.Println(msg.MsgID == ids[i], string(msg.Payload))
+	}
+	// Output:
+	// 3 events sent
+	// true {"to":"ann@example.com"}
+	// true {"to":"bob@example.com"}
+	// true {"to":"cid@example.com"}
+}
+
+// A failed message is nacked: it comes back later to this consumer with a
+// higher RetryCount, and goes to the dead-letter store once it was retried
+// the queue's max_retries times.  The batch is acknowledged either way.
+func ExampleClient_Nack() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+	// One retry, due at once (by default: 5 retries, backoff from 10 s).
+	if err := client.SetQueueConfig(ctx, "orders", "max_retries", "1"); err != nil {
+		log.Fatal(err)
+	}
+	if err := client.SetQueueConfig(ctx, "orders", "retry_backoff_base", "0"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Send(ctx, "orders", pgque.Event{Type: "payment.capture", Payload: map[string]int{"order": 42}}); err != nil {
+		log.Fatal(err)
+	}
+
+	for range 2 {
+		// What a running Ticker does: maintenance moves due retries back
+		// into the queue, and a tick delivers them.
+		if _, err := client.Maint(ctx); err != nil {
+			log.Fatal(err)
+		}
+		if _, err := client.ForceTick(ctx, "orders"); err != nil {
+			log.Fatal(err)
+		}
+		msgs, err := client.Receive(ctx, "orders", "processor", 100)
+		if err != nil {
+			log.Fatal(err)
+		}
+		msg := msgs[0]
+		retries := 0
+		if msg.RetryCount != nil {
+			retries = *msg.RetryCount
+		}
+		outcome, err := client.Nack(ctx, msg.BatchID, msg, 0, "payment service down")
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := client.Ack(ctx, msg.BatchID); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s (retry %d): %s\n", msg.Type, retries, outcome)
+	}
+
+	dead, err := client.DeadLetters(ctx, "orders", 10)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, d := range dead {
+		fmt.Println("dead letter:", d.Message.Type, string(d.Message.Payload), "-", *d.Reason)
+	}
+	// Output:
+	// payment.capture (retry 0): retry
+	// payment.capture (retry 1): dead
+	// dead letter: payment.capture {"order":42} - payment service down
+}
+
+// A Ticker ticks queues within milliseconds of a commit and runs
+// maintenance.  Run one (or several: they elect one leader) per database,
+// in a service of its own or beside your consumers.
+func ExampleNewTicker() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	client := exampleClient(ctx)
+	defer client.Close()
+
+	tickerCtx, stopTicker := context.WithCancel(ctx)
+	ticker := pgque.NewTicker(client.Pool())
+	done := make(chan error, 1)
+	go func() { done <- ticker.Run(tickerCtx) }()
+
+	if _, err := client.Send(ctx, "orders", pgque.Event{Type: "order.created", Payload: map[string]int{"id": 7}}); err != nil {
+		log.Fatal(err)
+	}
+	// No ForceTick: the Ticker ticks the queue.  (A Consumer would wait for
+	// the tick's notification instead of polling.)
+	for {
+		msgs, err := client.Receive(ctx, "orders", "processor", 100)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if len(msgs) > 0 {
+			fmt.Println(msgs[0].Type, string(msgs[0].Payload))
+			if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+				log.Fatal(err)
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	stopTicker()
+	if err := <-done; err != nil { // nil once its context ends
+		log.Fatal(err)
+	}
+	// Output:
+	// order.created {"id":7}
+}
+
+// Errors the engine raises match pgque's sentinel errors with errors.Is,
+// whatever their message says.
+func Example_errors() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+
+	_, err := client.Send(ctx, "no-such-queue", pgque.Event{Type: "t"})
+	fmt.Println(errors.Is(err, pgque.ErrQueueNotFound))
+
+	_, err = client.Receive(ctx, "orders", "nobody", 10)
+	fmt.Println(errors.Is(err, pgque.ErrConsumerNotFound))
+
+	_, err = client.CreateQueue(ctx, "orders")
+	fmt.Println(err) // creating an existing queue is not an error: it reports false
+
+	var pqErr *pgque.Error
+	if errors.As(client.DropQueue(ctx, "orders", false), &pqErr) {
+		fmt.Println(pqErr.Code, errors.Is(pqErr, pgque.ErrQueueHasConsumers))
+	}
+	// Output:
+	// true
+	// true
+	// <nil>
+	// PQ007 true
+}
+
+// Install is safe to run at every start: it installs pgque, or brings an
+// existing install up to date, and says how pgque is installed.
+func ExampleInstall() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, exampleDatabase())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	method, err := pgque.Install(ctx, pool)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("pgque installed as", method)
+	// Output:
+	// pgque installed as extension
+}

@@ -1,0 +1,637 @@
+package pgque_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgque/pgque/go/pgque"
+)
+
+// TestStress is the concurrency test that proves no loss and no duplicate
+// under adversity (DESIGN §6).  Producers send in transactions of random
+// size, a fifth of them rolled back, some at REPEATABLE READ, some held open
+// across a table switch, plus send_batch calls; two Tickers race for the
+// leadership while their sessions are killed and their leaders restarted,
+// and two more sessions tick, force ticks and run maintenance beside them;
+// tables rotate every 50 ms; three consumers receive with random sizes, and
+// "crash" now and then with a batch received but not acknowledged, then
+// restart under the same name.  A duplicate is reported as soon as it is
+// received; the test stops at the first failure.
+//
+// Every event carries a unique id in its payload.  Producers record an id as
+// committed only once the commit (or send_batch) returned, and as rolled
+// back once the rollback did.  At the end, for every consumer:
+//   - every committed event was acknowledged exactly once: none is missing
+//     (loss), none came again after it was acknowledged (duplicate);
+//   - no event outside the committed set was ever received (rolled back, or
+//     never sent);
+//   - the only other receptions are of batches the consumer abandoned, which
+//     at-least-once delivery hands out again;
+//   - nothing is left to receive after a final maintenance and tick.
+//
+// A loss shows as a consumer that never catches up: the drain times out and
+// the missing ids are reported.
+func TestStress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stress test skipped in -short mode")
+	}
+	const (
+		queue        = "stress"
+		producers    = 4
+		maxEvents    = 8000             // ids handed out, committed or not
+		produceFor   = 6 * time.Second  // or until maxEvents
+		drainTimeout = 30 * time.Second // failure bound for catching up
+		rotation     = "50 milliseconds"
+		rogues       = 2 // sessions ticking and running maint() beside the Tickers
+	)
+	consumerNames := []string{"c0", "c1", "c2"}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+
+	ctx := context.Background()
+	dsn, err := srv.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 24
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	client := pgque.New(pool)
+	if _, err := client.CreateQueue(ctx, queue); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.SetQueueConfig(ctx, queue, "rotation_period", rotation); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range consumerNames {
+		if _, err := client.Subscribe(ctx, queue, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queueGen := func() int64 {
+		t.Helper()
+		var gen int64
+		if err := pool.QueryRow(ctx, `SELECT queue_gen FROM pgque.queue WHERE queue_name = $1`, queue).Scan(&gen); err != nil {
+			t.Fatal(err)
+		}
+		return gen
+	}
+	genBefore := queueGen()
+	infoBefore, err := client.Queue(ctx, queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// fail records a failure from any goroutine; goroutines stop on it.
+	var failed atomic.Bool
+	failedCh := make(chan struct{})
+	var failOnce sync.Once
+	fail := func(format string, args ...any) {
+		failed.Store(true)
+		failOnce.Do(func() { close(failedCh) })
+		t.Errorf(format, args...)
+	}
+
+	// Background chaos: racing Tickers, killed and restarted; rogue
+	// sessions ticking and running maintenance beside them.  Everything in
+	// the background is stopped and waited for even when the test ends early.
+	chaosCtx, stopChaos := context.WithCancel(ctx)
+	var chaos sync.WaitGroup
+	defer func() { stopChaos(); chaos.Wait() }()
+	var kills, restarts, rogueCalls atomic.Int64
+	type tickerSlot struct {
+		current atomic.Pointer[pgque.Ticker]
+		restart chan struct{}
+	}
+	slots := make([]*tickerSlot, 2)
+	tickersCtx, stopTickers := context.WithCancel(ctx)
+	var tickers sync.WaitGroup
+	defer func() { stopTickers(); tickers.Wait() }()
+	for i := range slots {
+		slot := &tickerSlot{restart: make(chan struct{}, 1)}
+		slots[i] = slot
+		tpool := poolNamed(t, pool, fmt.Sprintf("stress-ticker-%d", i))
+		tickers.Add(1)
+		go func() {
+			defer tickers.Done()
+			for {
+				tk := pgque.NewTicker(tpool, pgque.WithTickInterval(time.Millisecond),
+					pgque.WithMaintInterval(20*time.Millisecond), pgque.WithElectionInterval(10*time.Millisecond))
+				slot.current.Store(tk)
+				runCtx, cancel := context.WithCancel(tickersCtx)
+				done := make(chan error, 1)
+				go func() { done <- tk.Run(runCtx) }()
+				stopping := false
+				select {
+				case <-tickersCtx.Done():
+					stopping = true
+				case <-slot.restart:
+					restarts.Add(1)
+				}
+				cancel()
+				if err := <-done; err != nil {
+					fail("Ticker.Run = %v", err)
+				}
+				if stopping {
+					return
+				}
+			}
+		}()
+	}
+	chaos.Add(1)
+	go func() { // kill the leader's session, or restart the leading Ticker
+		defer chaos.Done()
+		tick := time.NewTicker(150 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-chaosCtx.Done():
+				return
+			case <-tick.C:
+			}
+			if n%2 == 0 {
+				pid, app, ok, err := leaderLockHolder(chaosCtx, pool)
+				if err != nil {
+					if chaosCtx.Err() == nil {
+						fail("leader lock holder: %v", err)
+					}
+					return
+				}
+				if ok && strings.HasPrefix(app, "stress-ticker-") {
+					if _, err := pool.Exec(chaosCtx, `SELECT pg_terminate_backend($1)`, pid); err == nil {
+						kills.Add(1)
+					}
+				}
+				continue
+			}
+			for _, slot := range slots {
+				if tk := slot.current.Load(); tk != nil && tk.IsLeader() {
+					select {
+					case slot.restart <- struct{}{}:
+					default:
+					}
+					break
+				}
+			}
+		}
+	}()
+	for range rogues { // rogue tickers: ticker(), force_tick() and maint() beside the leader
+		chaos.Add(1)
+		go func() {
+			defer chaos.Done()
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for n := 0; ; n++ {
+				select {
+				case <-chaosCtx.Done():
+					return
+				case <-tick.C:
+				}
+				var err error
+				switch {
+				case n%3 == 0:
+					_, err = client.ForceTick(chaosCtx, queue)
+				case n%20 == 19:
+					_, err = client.Maint(chaosCtx)
+				default:
+					_, err = client.Tick(chaosCtx)
+				}
+				if err != nil {
+					if chaosCtx.Err() == nil {
+						fail("rogue ticker: %v", err)
+					}
+					return
+				}
+				rogueCalls.Add(1)
+			}
+		}()
+	}
+
+	// Consumers.
+	var producersDone atomic.Bool
+	var committedCount atomic.Int64 // final once producersDone
+	consumersCtx, stopConsumers := context.WithCancel(ctx)
+	var consumersWG sync.WaitGroup
+	defer func() { stopConsumers(); consumersWG.Wait() }()
+	consumers := make([]*stressConsumer, len(consumerNames))
+	for i, name := range consumerNames {
+		sc := &stressConsumer{
+			name: name, queue: queue, client: client,
+			rng:   rand.New(rand.NewPCG(seed, uint64(100+i))),
+			acked: map[int64]int{}, abandoned: map[int64]int{},
+			fail: fail,
+			caughtUp: func(distinctAcked int) bool {
+				return producersDone.Load() && int64(distinctAcked) >= committedCount.Load()
+			},
+		}
+		consumers[i] = sc
+		lconn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lconn.Exec(ctx, `LISTEN pgque_`+queue); err != nil {
+			t.Fatal(err)
+		}
+		consumersWG.Add(1)
+		go func() {
+			defer consumersWG.Done()
+			defer lconn.Close(context.Background())
+			sc.run(consumersCtx, lconn)
+		}()
+	}
+
+	// Producers.
+	ledger := &stressLedger{committed: map[int64]bool{}, rolledBack: map[int64]bool{}}
+	var nextID atomic.Int64
+	var batches, txs, rollbacks, repeatableReads, spanned, longTxs atomic.Int64
+	produceUntil := time.Now().Add(produceFor)
+	var producersWG sync.WaitGroup
+	for p := range producers {
+		producersWG.Add(1)
+		go func() {
+			defer producersWG.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(p)))
+			newEvents := func(n int) ([]pgque.Event, []int64) {
+				evs := make([]pgque.Event, n)
+				ids := make([]int64, n)
+				for i := range evs {
+					ids[i] = nextID.Add(1)
+					evs[i] = pgque.Event{Type: "stress", Payload: stressPayload{ID: ids[i]}}
+				}
+				return evs, ids
+			}
+			for !failed.Load() && time.Now().Before(produceUntil) && nextID.Load() < maxEvents {
+				n := 1 + rng.IntN(20)
+				if rng.IntN(4) == 0 { // send_batch, committed at once
+					evs, ids := newEvents(n)
+					if rng.IntN(3) == 0 { // mixed types and extras: the per-event path
+						for i := range evs {
+							if i%2 == 1 {
+								evs[i].Type, evs[i].Extra1 = "stress.other", ptr("x")
+							}
+						}
+					}
+					if _, err := client.SendBatch(ctx, queue, evs); err != nil {
+						fail("SendBatch: %v", err)
+						return
+					}
+					ledger.record(ids, true)
+					batches.Add(1)
+					continue
+				}
+				// A transaction of n events, sometimes at REPEATABLE READ,
+				// sometimes held open until the queue switched tables.
+				opts := pgx.TxOptions{}
+				if rng.IntN(4) == 0 {
+					opts.IsoLevel = pgx.RepeatableRead
+					repeatableReads.Add(1)
+				}
+				long := p < 2 && rng.IntN(5) == 0
+				if long {
+					n = max(n, 2)
+					longTxs.Add(1)
+				}
+				tx, err := pool.BeginTx(ctx, opts)
+				if err != nil {
+					fail("begin: %v", err)
+					return
+				}
+				evs, ids := newEvents(n)
+				for i, ev := range evs {
+					if long && i == n/2 {
+						if waitForSwitch(ctx, client, queue, time.Second) {
+							spanned.Add(1)
+						}
+					}
+					if _, err := client.SendTx(ctx, tx, queue, ev); err != nil {
+						fail("SendTx: %v", err)
+						tx.Rollback(ctx) //nolint:errcheck
+						return
+					}
+				}
+				if rng.IntN(5) == 0 {
+					if err := tx.Rollback(ctx); err != nil {
+						fail("rollback: %v", err)
+						return
+					}
+					ledger.record(ids, false)
+					rollbacks.Add(1)
+				} else {
+					if err := tx.Commit(ctx); err != nil {
+						fail("commit: %v", err)
+						return
+					}
+					ledger.record(ids, true)
+				}
+				txs.Add(1)
+			}
+		}()
+	}
+	producersWG.Wait()
+	committedCount.Store(int64(len(ledger.committed)))
+	producersDone.Store(true)
+	stopChaos()
+	chaos.Wait()
+	t.Logf("produced: %d ids, %d committed, %d rolled back; %d transactions (%d rolled back, %d at REPEATABLE READ, %d long of which %d spanned a table switch), %d SendBatch calls",
+		nextID.Load(), len(ledger.committed), len(ledger.rolledBack), txs.Load(), rollbacks.Load(),
+		repeatableReads.Load(), longTxs.Load(), spanned.Load(), batches.Load())
+	t.Logf("chaos: %d leader sessions killed, %d leader Tickers restarted, %d rogue ticker/maint calls",
+		kills.Load(), restarts.Load(), rogueCalls.Load())
+
+	// Drain: the Tickers keep running until every consumer caught up.
+	drained := make(chan struct{})
+	go func() { consumersWG.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-failedCh:
+		stopConsumers()
+		<-drained
+	case <-time.After(drainTimeout):
+		fail("consumers did not catch up within %v of the end of production", drainTimeout)
+		stopConsumers()
+		<-drained
+	}
+	stopTickers()
+	tickers.Wait()
+	genAfter := queueGen()
+	infoAfter, err := client.Queue(ctx, queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Nothing is left for anyone: after maintenance (which would move
+	// retries, if any) and a tick, every consumer receives nothing.
+	for range 2 {
+		if _, err := client.Maint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := client.ForceTick(ctx, queue); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range consumers {
+		msgs, err := client.Receive(ctx, queue, sc.name, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) > 0 {
+			var eg []string
+			for _, m := range msgs[:min(len(msgs), 10)] {
+				eg = append(eg, describeMsg(ledger, m))
+			}
+			fail("%s: %d messages received after catching up, e.g. %s", sc.name, len(msgs), strings.Join(eg, "; "))
+		}
+	}
+
+	// The verdict.
+	for _, sc := range consumers {
+		t.Logf("%s: %d receives, %d batches abandoned (%d messages), %d restarts",
+			sc.name, sc.receives, sc.abandons, sumCounts(sc.abandoned), sc.restarts)
+		var missing, dup, foreign []int64
+		for id := range ledger.committed {
+			switch n := sc.acked[id]; {
+			case n == 0:
+				missing = append(missing, id)
+			case n > 1:
+				dup = append(dup, id)
+			}
+		}
+		for _, m := range []map[int64]int{sc.acked, sc.abandoned} {
+			for id := range m {
+				if !ledger.committed[id] && !slices.Contains(foreign, id) {
+					foreign = append(foreign, id)
+				}
+			}
+		}
+		report := func(what string, ids []int64, describe func(int64) string) {
+			if len(ids) == 0 {
+				return
+			}
+			slices.Sort(ids)
+			var eg []string
+			for _, id := range ids[:min(len(ids), 10)] {
+				eg = append(eg, describe(id))
+			}
+			fail("%s: %d %s, e.g. %s", sc.name, len(ids), what, strings.Join(eg, "; "))
+		}
+		report("committed events never acknowledged (lost)", missing, func(id int64) string {
+			return fmt.Sprintf("%d (abandoned %d times)", id, sc.abandoned[id])
+		})
+		report("events delivered again after being acknowledged (duplicates)", dup, func(id int64) string {
+			return fmt.Sprintf("%d (acked %d times, abandoned %d times)", id, sc.acked[id], sc.abandoned[id])
+		})
+		report("events received that were not committed", foreign, func(id int64) string {
+			return describeEvent(ledger, id)
+		})
+		if sc.abandons == 0 && !failed.Load() {
+			t.Errorf("%s never abandoned a batch: the test did not exercise redelivery", sc.name)
+		}
+	}
+
+	// The adversity really happened.
+	if failed.Load() {
+		return
+	}
+	if genAfter-genBefore < 3 {
+		t.Errorf("queue generation went from %d to %d; want at least 3 table switches (every table reused)", genBefore, genAfter)
+	}
+	if !infoAfter.SwitchTime.After(infoBefore.SwitchTime) {
+		t.Errorf("Queue().SwitchTime did not move (%v, then %v)", infoBefore.SwitchTime, infoAfter.SwitchTime)
+	}
+	if len(ledger.rolledBack) == 0 || len(ledger.committed) == 0 {
+		t.Errorf("%d committed, %d rolled back; want both", len(ledger.committed), len(ledger.rolledBack))
+	}
+	if kills.Load() == 0 || restarts.Load() == 0 {
+		t.Errorf("%d leader sessions killed and %d leaders restarted; want both", kills.Load(), restarts.Load())
+	}
+	t.Logf("rotation: %d table switches (generation %d to %d)", genAfter-genBefore, genBefore, genAfter)
+}
+
+type stressPayload struct {
+	ID int64 `json:"id"`
+}
+
+// stressLedger is what the producers know for sure.
+type stressLedger struct {
+	mu         sync.Mutex
+	committed  map[int64]bool
+	rolledBack map[int64]bool
+}
+
+func (l *stressLedger) record(ids []int64, committed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		if committed {
+			l.committed[id] = true
+		} else {
+			l.rolledBack[id] = true
+		}
+	}
+}
+
+// describeMsg says what the ledger knows of a received message's event.
+func describeMsg(l *stressLedger, m pgque.Message) string {
+	var p stressPayload
+	if err := json.Unmarshal(m.Payload, &p); err != nil {
+		return fmt.Sprintf("message %d with a foreign payload", m.MsgID)
+	}
+	return describeEvent(l, p.ID)
+}
+
+// describeEvent says what the ledger knows of an event id.
+func describeEvent(l *stressLedger, id int64) string {
+	switch {
+	case l.committed[id]:
+		return fmt.Sprintf("committed event %d", id)
+	case l.rolledBack[id]:
+		return fmt.Sprintf("rolled-back event %d", id)
+	default:
+		return fmt.Sprintf("event %d, never sent", id)
+	}
+}
+
+func sumCounts(m map[int64]int) int {
+	n := 0
+	for _, c := range m {
+		n += c
+	}
+	return n
+}
+
+// waitForSwitch waits until the queue switches tables (its SwitchTime
+// moves), for at most d, and reports whether it did.  A producer calls it
+// with its transaction open, so that the transaction spans the switch.
+func waitForSwitch(ctx context.Context, client *pgque.Client, queue string, d time.Duration) bool {
+	before, err := client.Queue(ctx, queue)
+	if err != nil {
+		return false
+	}
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		<-tick.C
+		now, err := client.Queue(ctx, queue)
+		if err != nil {
+			return false
+		}
+		if !now.SwitchTime.Equal(before.SwitchTime) {
+			return true
+		}
+	}
+	return false
+}
+
+// stressConsumer receives and acknowledges with random batch sizes, and
+// crashes now and then: it abandons a batch it received without acking it
+// and starts over under the same name, as a restarted process would.  Only
+// its own goroutine touches it until run returns.
+type stressConsumer struct {
+	name, queue string
+	client      *pgque.Client
+	rng         *rand.Rand
+	fail        func(format string, args ...any)
+	caughtUp    func(distinctAcked int) bool
+
+	acked     map[int64]int // event id -> deliveries acknowledged
+	abandoned map[int64]int // event id -> deliveries abandoned
+
+	receives, abandons, restarts int // counts for the log
+}
+
+// run consumes until the consumer caught up with everything committed, or
+// ctx ends.  Between empty receives it waits for the queue's NOTIFY on
+// lconn, or 20 ms.
+func (sc *stressConsumer) run(ctx context.Context, lconn *pgx.Conn) {
+	for {
+		// One life of the consumer process: a random number of batch
+		// pieces acknowledged, then a crash with one received and not acked.
+		life := sc.rng.IntN(30)
+		for handled := 0; ; {
+			if ctx.Err() != nil {
+				return
+			}
+			maxMsgs := 1 + sc.rng.IntN(50)
+			msgs, err := sc.client.Receive(ctx, sc.queue, sc.name, maxMsgs)
+			if err != nil {
+				if ctx.Err() == nil {
+					sc.fail("%s: receive: %v", sc.name, err)
+				}
+				return
+			}
+			if len(msgs) == 0 {
+				if sc.caughtUp(len(sc.acked)) {
+					return
+				}
+				wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+				_, err := lconn.WaitForNotification(wctx)
+				cancel()
+				if err != nil && wctx.Err() == nil {
+					sc.fail("%s: wait for notification: %v", sc.name, err)
+					return
+				}
+				continue
+			}
+			sc.receives++
+			ids := make([]int64, len(msgs))
+			for i, m := range msgs {
+				var p stressPayload
+				if err := json.Unmarshal(m.Payload, &p); err != nil || p.ID == 0 {
+					sc.fail("%s: message %d has payload %s", sc.name, m.MsgID, m.Payload)
+					return
+				}
+				if m.BatchID != msgs[0].BatchID || m.RetryCount != nil {
+					sc.fail("%s: message %+v in a piece of batch %d", sc.name, m, msgs[0].BatchID)
+					return
+				}
+				if sc.acked[p.ID] > 0 {
+					sc.fail("%s: event %d (message %d) delivered again after it was acknowledged", sc.name, p.ID, m.MsgID)
+					return
+				}
+				ids[i] = p.ID
+			}
+			if len(msgs) > maxMsgs {
+				sc.fail("%s: receive(max %d) returned %d messages", sc.name, maxMsgs, len(msgs))
+				return
+			}
+			if handled == life { // crash
+				for _, id := range ids {
+					sc.abandoned[id]++
+				}
+				sc.abandons++
+				break
+			}
+			ok, err := sc.client.Ack(ctx, msgs[0].BatchID)
+			if err != nil || !ok {
+				if ctx.Err() == nil {
+					sc.fail("%s: ack(%d) = %v, %v; want true", sc.name, msgs[0].BatchID, ok, err)
+				}
+				return
+			}
+			for _, id := range ids {
+				sc.acked[id]++
+			}
+			handled++
+		}
+		sc.restarts++
+	}
+}
