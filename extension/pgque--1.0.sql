@@ -6,14 +6,17 @@
 
 -- ---- extension/src/00_schema.sql ----
 -- pgque schema: the catalog of queues, ticks, subscriptions, retry and
--- dead-letter stores.  Event rows themselves live in per-queue tables
--- (pgque.event_<queue_id>_<n>) created by create_queue() from event_template.
+-- dead-letter stores, and the event table.
 --
 -- The hot event path only ever INSERTs; tables are reclaimed by TRUNCATE.
 
--- Column template of every event table.  ev_txid is the inserting transaction:
--- batches are defined by which transactions became visible between two ticks.
-CREATE TABLE pgque.event_template (
+-- Every event row.  One partition per (queue, table) -- pgque.event_<queue_id>_<n>,
+-- attached by create_queue() -- so producers insert into this parent with a
+-- static, plan-cached INSERT and the row is routed by ev_slot.  ev_txid is the
+-- inserting transaction: batches are defined by which transactions became
+-- visible between two ticks.
+CREATE TABLE pgque.event (
+    ev_slot   int         NOT NULL,   -- partition: the queue's queue_slot + table number
     ev_id     bigint      NOT NULL,
     ev_time   timestamptz NOT NULL DEFAULT now(),
     ev_txid   xid8        NOT NULL DEFAULT pg_current_xact_id(),
@@ -25,12 +28,24 @@ CREATE TABLE pgque.event_template (
     ev_extra2 text,
     ev_extra3 text,
     ev_extra4 text
+) PARTITION BY LIST (ev_slot);
+
+-- Groups of partitions.  A queue owns the group starting at its queue_slot;
+-- drop_queue() empties and frees it for the next create_queue(), because
+-- detaching a partition would lock the whole event table (every producer)
+-- while attaching one does not.  Free partitions are named
+-- pgque.event_free_<slot>.
+CREATE TABLE pgque.event_slot (
+    slot_base  int PRIMARY KEY,
+    slot_queue int UNIQUE           -- NULL: free
 );
+CREATE SEQUENCE pgque.event_slot_seq;
 
 CREATE TABLE pgque.queue (
     queue_id                 serial PRIMARY KEY,
     queue_name               text NOT NULL UNIQUE,
     queue_ntables            int  NOT NULL DEFAULT 3 CHECK (queue_ntables BETWEEN 3 AND 16),
+    queue_slot               int  NOT NULL,   -- first partition slot (pgque.event_slot)
     -- Rotation.  queue_gen counts table switches; the current table is
     -- queue_gen % queue_ntables.  Writers read the generation from the sequence
     -- queue_gen_seq instead of this row, because a sequence is not subject to
@@ -175,6 +190,7 @@ BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.tick', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.retry_queue', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.dead_letter', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.event_slot', '');
 EXCEPTION WHEN feature_not_supported THEN
     NULL;  -- plain SQL install (pgque migrate): not an extension, nothing to mark
 END
@@ -192,8 +208,8 @@ $$;
 --   PQ009 wrong transaction state (e.g. ticker() under REPEATABLE READ)
 
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
---   (1886482281, queue_id)  ticks of one queue (ticker, force_tick)
---   (1886482282, queue_id)  existence of one queue: producers share, drop_queue excludes
+--   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
+--   (1886482283, hashtext(name))    creators of one queue name
 CREATE FUNCTION pgque._lock_ns() RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1886482281 $$;
 
@@ -301,7 +317,7 @@ BEGIN
 END
 $$;
 
--- _event_table(queue_id, n): name of event table n of a queue.
+-- _event_table(queue_id, n): name of event table (partition) n of a queue.
 CREATE FUNCTION pgque._event_table(queue_id int, n bigint) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT format('pgque.event_%s_%s', queue_id, n)
@@ -333,13 +349,17 @@ $$;
 -- Queue lifecycle: create_queue, drop_queue, set_queue_config.
 
 -- create_queue(queue_name, if_not_exists): create a queue with its event
--- tables, sequences and first tick.
+-- tables, sequences and first tick.  Event tables are partitions of
+-- pgque.event: a group freed by drop_queue is reused, else new partitions are
+-- attached (which, unlike creating them as partitions, does not block
+-- producers of other queues).
 -- Returns 1 when created, 0 when it already existed and if_not_exists is true
 -- (PgQ's meaning).  Errors: PQ006 bad name, PQ002 exists and if_not_exists is false.
 CREATE FUNCTION pgque.create_queue(queue_name text, if_not_exists boolean DEFAULT true) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     qid     int;
+    base    int;
     nxt     xid8;
     tbl     text;
     n       int;
@@ -359,24 +379,39 @@ BEGIN
     EXECUTE format('CREATE SEQUENCE pgque.event_%s_seq', qid);
     EXECUTE format('CREATE SEQUENCE pgque.event_%s_gen MINVALUE 0 START 0', qid);
     PERFORM setval(format('pgque.event_%s_gen', qid)::regclass, 0, true);
-    FOR n IN 0 .. ntables - 1 LOOP
-        tbl := pgque._event_table(qid, n);
-        -- Insert-only and truncated, never updated: no free space to keep,
-        -- nothing for autovacuum to do.
-        EXECUTE format('CREATE TABLE %s (LIKE pgque.event_template INCLUDING DEFAULTS)'
-                       ' WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false)', tbl);
-        EXECUTE format('ALTER TABLE %s ALTER ev_id SET DEFAULT nextval(%L)', tbl, format('pgque.event_%s_seq', qid));
-        -- The only index: batches are txid ranges, read in (ev_txid, ev_id)
-        -- order so that receive() can resume after any row by seeking.
-        EXECUTE format('CREATE INDEX ON %s (ev_txid, ev_id)', tbl);
-    END LOOP;
+
+    SELECT slot_base INTO base FROM pgque.event_slot WHERE slot_queue IS NULL
+     ORDER BY slot_base LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        FOR n IN 0 .. ntables - 1 LOOP
+            tbl := format('pgque.event_free_%s', base + n);
+            -- A producer that raced drop_queue may have written here since.
+            EXECUTE format('TRUNCATE %s', tbl);
+            EXECUTE format('ALTER TABLE %s RENAME TO %I', tbl, format('event_%s_%s', qid, n));
+        END LOOP;
+        UPDATE pgque.event_slot SET slot_queue = qid WHERE slot_base = base;
+    ELSE
+        base := (nextval('pgque.event_slot_seq') - 1) * 16;  -- room for up to 16 tables
+        FOR n IN 0 .. ntables - 1 LOOP
+            tbl := pgque._event_table(qid, n);
+            -- Insert-only and truncated, never updated: no free space to keep,
+            -- nothing for autovacuum to do.
+            EXECUTE format('CREATE TABLE %s (LIKE pgque.event INCLUDING DEFAULTS)'
+                           ' WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false)', tbl);
+            -- The only index: batches are txid ranges, read in (ev_txid, ev_id)
+            -- order so that receive() can resume after any row by seeking.
+            EXECUTE format('CREATE INDEX ON %s (ev_txid, ev_id)', tbl);
+            EXECUTE format('ALTER TABLE pgque.event ATTACH PARTITION %s FOR VALUES IN (%s)', tbl, base + n);
+        END LOOP;
+        INSERT INTO pgque.event_slot (slot_base, slot_queue) VALUES (base, qid);
+    END IF;
 
     -- Everything this transaction and later ones write is after the first
     -- tick: its snapshot sees no transaction from our own xid on.
     nxt := pg_current_xact_id();
-    INSERT INTO pgque.queue (queue_id, queue_name, queue_ntables, queue_gen_seq, queue_event_seq,
+    INSERT INTO pgque.queue (queue_id, queue_name, queue_ntables, queue_slot, queue_gen_seq, queue_event_seq,
                              queue_switch_pre, queue_switch_post)
-    VALUES (qid, queue_name, ntables, format('pgque.event_%s_gen', qid)::regclass,
+    VALUES (qid, queue_name, ntables, base, format('pgque.event_%s_gen', qid)::regclass,
             format('pgque.event_%s_seq', qid)::regclass, nxt, nxt);
     INSERT INTO pgque.tick (tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
     VALUES (qid, nextval('pgque.tick_id_seq'), now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
@@ -386,7 +421,8 @@ $$;
 
 -- drop_queue(queue_name, force): drop a queue, its events, ticks, retries and
 -- dead letters.  Refuses while consumers are subscribed unless force is true.
--- Waits for transactions that are sending to the queue to finish.
+-- Waits for transactions that are sending to the queue to finish.  The event
+-- tables are emptied and kept for the next create_queue.
 -- Returns 1.  Errors: PQ001 unknown queue, PQ007 consumers exist.
 CREATE FUNCTION pgque.drop_queue(queue_name text, force boolean DEFAULT false) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -405,11 +441,14 @@ BEGIN
         RAISE EXCEPTION 'pgque: queue % still has consumers: %', quote_literal(queue_name), consumers
             USING ERRCODE = 'PQ007', HINT = 'Unsubscribe them first, or call drop_queue(name, force => true).';
     END IF;
-    -- Producers hold this lock shared until they commit (see send()).
-    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 1, q.queue_id);
+    -- TRUNCATE waits for the producers that are writing to the queue.
+    EXECUTE format('TRUNCATE %s', (SELECT string_agg(pgque._event_table(q.queue_id, i), ', ')
+                                     FROM generate_series(0, q.queue_ntables - 1) i));
     FOR n IN 0 .. q.queue_ntables - 1 LOOP
-        EXECUTE format('DROP TABLE %s', pgque._event_table(q.queue_id, n));
+        EXECUTE format('ALTER TABLE %s RENAME TO %I', pgque._event_table(q.queue_id, n),
+                       format('event_free_%s', q.queue_slot + n));
     END LOOP;
+    UPDATE pgque.event_slot SET slot_queue = NULL WHERE slot_base = q.queue_slot;
     EXECUTE format('DROP SEQUENCE %s, %s', q.queue_event_seq, q.queue_gen_seq);
     DELETE FROM pgque.tick WHERE tick_queue = q.queue_id;
     DELETE FROM pgque.queue WHERE queue_id = q.queue_id;  -- cascades to subscriptions, retries, dead letters
@@ -476,31 +515,30 @@ $$;
 -- ---- extension/src/03_produce.sql ----
 -- Producing: send, send_batch, and PgQ's insert_event.  Events are INSERTed
 -- into the queue's current event table in the caller's transaction, so they
--- exist only if it commits.  No lock is taken on the queue row.
+-- exist only if it commits.  No lock is taken on the queue row, and the
+-- INSERT goes to the partitioned parent with static SQL, so its plan is
+-- cached instead of being planned on every call.
 
--- _writable(queue_name): where an event written now must go.
+-- _writable(queue_name): where an event written now must go: the queue,
+-- its event sequence, and the ev_slot of its current table.
 -- Order matters for rotation safety (proof in 10_maint.sql): the caller's xid
 -- is assigned first, the generation is read after, from a sequence that no
--- MVCC snapshot can hide.  The shared advisory lock, held to commit, makes
--- drop_queue wait for in-flight producers.  Errors: PQ001, PQ006.
-CREATE FUNCTION pgque._writable(queue_name text, OUT queue_id int, OUT tbl text, OUT event_seq regclass)
+-- MVCC snapshot can hide.  A producer racing drop_queue fails (at the latest
+-- when it draws from the dropped event sequence) or writes into an emptied
+-- table that the next create_queue truncates again.  Errors: PQ001, PQ006.
+CREATE FUNCTION pgque._writable(queue_name text, OUT queue_id int, OUT slot int, OUT event_seq regclass)
 LANGUAGE plpgsql AS $$
 DECLARE
     q record;
 BEGIN
     PERFORM pg_current_xact_id();
-    SELECT x.queue_id, x.queue_ntables, x.queue_gen_seq, x.queue_event_seq INTO q
+    SELECT x.queue_id, x.queue_slot, x.queue_ntables, x.queue_gen_seq, x.queue_event_seq INTO q
       FROM pgque.queue x WHERE x.queue_name = _writable.queue_name;
     IF NOT FOUND THEN
         PERFORM pgque._queue(queue_name);  -- raises
     END IF;
-    PERFORM pg_advisory_xact_lock_shared(pgque._lock_ns() + 1, q.queue_id);
-    -- Catalog lookups are never stale, unlike the row we read above.
-    IF to_regclass(format('pgque.event_%s_gen', q.queue_id)) IS NULL THEN
-        RAISE EXCEPTION 'pgque: queue % does not exist', quote_literal(queue_name) USING ERRCODE = 'PQ001';
-    END IF;
     queue_id := q.queue_id;
-    tbl := pgque._event_table(q.queue_id, pgque._seq_value(q.queue_gen_seq) % q.queue_ntables);
+    slot := q.queue_slot + pg_sequence_last_value(q.queue_gen_seq) % q.queue_ntables;
     event_seq := q.queue_event_seq;
 END
 $$;
@@ -520,9 +558,9 @@ BEGIN
         PERFORM pgque._invalid('event type', 'must not be NULL');
     END IF;
     w := pgque._writable(queue_name);
-    EXECUTE format('INSERT INTO %s (ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)'
-                   ' VALUES ($1, $2, $3, $4, $5, $6) RETURNING ev_id', w.tbl)
-       INTO id USING type, payload, extra1, extra2, extra3, extra4;
+    INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+    VALUES (w.slot, nextval(w.event_seq), type, payload, extra1, extra2, extra3, extra4)
+    RETURNING ev_id INTO id;
     RETURN id;
 END
 $$;
@@ -556,9 +594,8 @@ BEGIN
     END IF;
     -- Ids are drawn first so that ids[i] belongs to payloads[i] by construction.
     ids := ARRAY(SELECT nextval(w.event_seq) FROM generate_series(1, cardinality(payloads)));
-    EXECUTE format('INSERT INTO %s (ev_id, ev_type, ev_data)'
-                   ' SELECT i, $1, p FROM unnest($2::bigint[], $3::text[]) AS u(i, p)', w.tbl)
-      USING type, ids, payloads;
+    INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data)
+    SELECT w.slot, i, type, p FROM unnest(ids, payloads) AS u(i, p);
     RETURN ids;
 END
 $$;
@@ -778,7 +815,7 @@ $$;
 -- sort of the whole batch; without bitmap scans it walks the index in order.
 CREATE FUNCTION pgque._batch_rows(s pgque.subscription, cond text, tail text,
                                   after_txid xid8, after_id bigint, lim int,
-                                  ev_id bigint, upto_txid xid8) RETURNS SETOF pgque.event_template
+                                  ev_id bigint, upto_txid xid8) RETURNS SETOF pgque.event
 LANGUAGE plpgsql SET enable_bitmapscan = off SET jit = off AS $$
 DECLARE
     ctx   pgque._batch_ctx := pgque._batch_ctx(s);
@@ -965,8 +1002,8 @@ RETURNS SETOF pgque.message
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     s    pgque.subscription;
-    e    pgque.event_template;
-    last pgque.event_template;
+    e    pgque.event;
+    last pgque.event;
     n    int;
 BEGIN
     PERFORM pgque._check_positive('max_return', max_return);
@@ -1040,7 +1077,7 @@ CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval 
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     s pgque.subscription := pgque._batch_sub(batch_id);
-    e pgque.event_template;
+    e pgque.event;
 BEGIN
     IF msg_id IS NULL THEN
         PERFORM pgque._invalid('msg_id', 'must not be NULL');
@@ -1077,7 +1114,7 @@ $$;
 
 -- _retry_insert(s, e, due): queue event e for redelivery to s at due.
 -- Returns 1, or 0 when it is already queued.
-CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event_template, due timestamptz) RETURNS int
+CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event, due timestamptz) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
     n int;
@@ -1095,7 +1132,7 @@ $$;
 -- _retry_or_dead(s, e, retry_after, reason): nack's decision.  An event
 -- already retried max_retries times goes to the dead-letter store (once per
 -- consumer and event); any other is queued for retry.  Returns 'dead' or 'retry'.
-CREATE FUNCTION pgque._retry_or_dead(s pgque.subscription, e pgque.event_template,
+CREATE FUNCTION pgque._retry_or_dead(s pgque.subscription, e pgque.event,
                                      retry_after interval, reason text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -1124,7 +1161,7 @@ CREATE FUNCTION pgque.event_retry(batch_id bigint, ev_id bigint, retry_time time
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     s pgque.subscription := pgque._batch_sub(batch_id);
-    e pgque.event_template;
+    e pgque.event;
 BEGIN
     IF ev_id IS NULL OR retry_time IS NULL THEN
         PERFORM pgque._invalid('argument', 'ev_id and retry_time must not be NULL');
@@ -1177,14 +1214,16 @@ BEGIN
                  ORDER BY q.queue_name
     LOOP
         w := pgque._writable(name);
-        EXECUTE format(
-            'WITH moved AS (DELETE FROM pgque.retry_queue WHERE ctid = ANY (ARRAY('
-            '    SELECT ctid FROM pgque.retry_queue WHERE rq_queue = $1 AND rq_due <= now() FOR UPDATE SKIP LOCKED))'
-            '  RETURNING *)'
-            ' INSERT INTO %s (ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,'
-            '                 ev_extra1, ev_extra2, ev_extra3, ev_extra4)'
-            ' SELECT ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4'
-            '   FROM moved', w.tbl) USING w.queue_id;
+        WITH moved AS (
+            DELETE FROM pgque.retry_queue
+             WHERE ctid = ANY (ARRAY(SELECT ctid FROM pgque.retry_queue
+                                      WHERE rq_queue = w.queue_id AND rq_due <= now()
+                                        FOR UPDATE SKIP LOCKED))
+            RETURNING *)
+        INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
+                                 ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+        SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4
+          FROM moved;
         GET DIAGNOSTICS n = ROW_COUNT;
         PERFORM pgque._count_events(w.event_seq, n);
         total := total + n;
@@ -1238,9 +1277,10 @@ BEGIN
     END IF;
     s := pgque._subscription((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue), d.dl_consumer, false);
     w := pgque._writable((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue));
-    EXECUTE format('INSERT INTO %s (ev_id, ev_time, ev_owner, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)'
-                   ' VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', w.tbl)
-      USING d.ev_id, d.ev_time, s.sub_id, d.ev_type, d.ev_data, d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4;
+    INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_type, ev_data,
+                             ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+    VALUES (w.slot, d.ev_id, d.ev_time, s.sub_id, d.ev_type, d.ev_data,
+            d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4);
     PERFORM pgque._count_events(w.event_seq, 1);
     DELETE FROM pgque.dead_letter x WHERE x.dl_id = d.dl_id;
     RETURN d.ev_id;

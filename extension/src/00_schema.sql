@@ -1,12 +1,15 @@
 -- pgque schema: the catalog of queues, ticks, subscriptions, retry and
--- dead-letter stores.  Event rows themselves live in per-queue tables
--- (pgque.event_<queue_id>_<n>) created by create_queue() from event_template.
+-- dead-letter stores, and the event table.
 --
 -- The hot event path only ever INSERTs; tables are reclaimed by TRUNCATE.
 
--- Column template of every event table.  ev_txid is the inserting transaction:
--- batches are defined by which transactions became visible between two ticks.
-CREATE TABLE pgque.event_template (
+-- Every event row.  One partition per (queue, table) -- pgque.event_<queue_id>_<n>,
+-- attached by create_queue() -- so producers insert into this parent with a
+-- static, plan-cached INSERT and the row is routed by ev_slot.  ev_txid is the
+-- inserting transaction: batches are defined by which transactions became
+-- visible between two ticks.
+CREATE TABLE pgque.event (
+    ev_slot   int         NOT NULL,   -- partition: the queue's queue_slot + table number
     ev_id     bigint      NOT NULL,
     ev_time   timestamptz NOT NULL DEFAULT now(),
     ev_txid   xid8        NOT NULL DEFAULT pg_current_xact_id(),
@@ -18,12 +21,24 @@ CREATE TABLE pgque.event_template (
     ev_extra2 text,
     ev_extra3 text,
     ev_extra4 text
+) PARTITION BY LIST (ev_slot);
+
+-- Groups of partitions.  A queue owns the group starting at its queue_slot;
+-- drop_queue() empties and frees it for the next create_queue(), because
+-- detaching a partition would lock the whole event table (every producer)
+-- while attaching one does not.  Free partitions are named
+-- pgque.event_free_<slot>.
+CREATE TABLE pgque.event_slot (
+    slot_base  int PRIMARY KEY,
+    slot_queue int UNIQUE           -- NULL: free
 );
+CREATE SEQUENCE pgque.event_slot_seq;
 
 CREATE TABLE pgque.queue (
     queue_id                 serial PRIMARY KEY,
     queue_name               text NOT NULL UNIQUE,
     queue_ntables            int  NOT NULL DEFAULT 3 CHECK (queue_ntables BETWEEN 3 AND 16),
+    queue_slot               int  NOT NULL,   -- first partition slot (pgque.event_slot)
     -- Rotation.  queue_gen counts table switches; the current table is
     -- queue_gen % queue_ntables.  Writers read the generation from the sequence
     -- queue_gen_seq instead of this row, because a sequence is not subject to
@@ -168,6 +183,7 @@ BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.tick', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.retry_queue', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.dead_letter', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.event_slot', '');
 EXCEPTION WHEN feature_not_supported THEN
     NULL;  -- plain SQL install (pgque migrate): not an extension, nothing to mark
 END

@@ -9,8 +9,8 @@
 --   PQ009 wrong transaction state (e.g. ticker() under REPEATABLE READ)
 
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
---   (1886482281, queue_id)  ticks of one queue (ticker, force_tick)
---   (1886482282, queue_id)  existence of one queue: producers share, drop_queue excludes
+--   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
+--   (1886482283, hashtext(name))    creators of one queue name
 CREATE FUNCTION pgque._lock_ns() RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1886482281 $$;
 
@@ -118,7 +118,7 @@ BEGIN
 END
 $$;
 
--- _event_table(queue_id, n): name of event table n of a queue.
+-- _event_table(queue_id, n): name of event table (partition) n of a queue.
 CREATE FUNCTION pgque._event_table(queue_id int, n bigint) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT format('pgque.event_%s_%s', queue_id, n)

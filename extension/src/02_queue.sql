@@ -1,13 +1,17 @@
 -- Queue lifecycle: create_queue, drop_queue, set_queue_config.
 
 -- create_queue(queue_name, if_not_exists): create a queue with its event
--- tables, sequences and first tick.
+-- tables, sequences and first tick.  Event tables are partitions of
+-- pgque.event: a group freed by drop_queue is reused, else new partitions are
+-- attached (which, unlike creating them as partitions, does not block
+-- producers of other queues).
 -- Returns 1 when created, 0 when it already existed and if_not_exists is true
 -- (PgQ's meaning).  Errors: PQ006 bad name, PQ002 exists and if_not_exists is false.
 CREATE FUNCTION pgque.create_queue(queue_name text, if_not_exists boolean DEFAULT true) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     qid     int;
+    base    int;
     nxt     xid8;
     tbl     text;
     n       int;
@@ -27,24 +31,39 @@ BEGIN
     EXECUTE format('CREATE SEQUENCE pgque.event_%s_seq', qid);
     EXECUTE format('CREATE SEQUENCE pgque.event_%s_gen MINVALUE 0 START 0', qid);
     PERFORM setval(format('pgque.event_%s_gen', qid)::regclass, 0, true);
-    FOR n IN 0 .. ntables - 1 LOOP
-        tbl := pgque._event_table(qid, n);
-        -- Insert-only and truncated, never updated: no free space to keep,
-        -- nothing for autovacuum to do.
-        EXECUTE format('CREATE TABLE %s (LIKE pgque.event_template INCLUDING DEFAULTS)'
-                       ' WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false)', tbl);
-        EXECUTE format('ALTER TABLE %s ALTER ev_id SET DEFAULT nextval(%L)', tbl, format('pgque.event_%s_seq', qid));
-        -- The only index: batches are txid ranges, read in (ev_txid, ev_id)
-        -- order so that receive() can resume after any row by seeking.
-        EXECUTE format('CREATE INDEX ON %s (ev_txid, ev_id)', tbl);
-    END LOOP;
+
+    SELECT slot_base INTO base FROM pgque.event_slot WHERE slot_queue IS NULL
+     ORDER BY slot_base LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        FOR n IN 0 .. ntables - 1 LOOP
+            tbl := format('pgque.event_free_%s', base + n);
+            -- A producer that raced drop_queue may have written here since.
+            EXECUTE format('TRUNCATE %s', tbl);
+            EXECUTE format('ALTER TABLE %s RENAME TO %I', tbl, format('event_%s_%s', qid, n));
+        END LOOP;
+        UPDATE pgque.event_slot SET slot_queue = qid WHERE slot_base = base;
+    ELSE
+        base := (nextval('pgque.event_slot_seq') - 1) * 16;  -- room for up to 16 tables
+        FOR n IN 0 .. ntables - 1 LOOP
+            tbl := pgque._event_table(qid, n);
+            -- Insert-only and truncated, never updated: no free space to keep,
+            -- nothing for autovacuum to do.
+            EXECUTE format('CREATE TABLE %s (LIKE pgque.event INCLUDING DEFAULTS)'
+                           ' WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false)', tbl);
+            -- The only index: batches are txid ranges, read in (ev_txid, ev_id)
+            -- order so that receive() can resume after any row by seeking.
+            EXECUTE format('CREATE INDEX ON %s (ev_txid, ev_id)', tbl);
+            EXECUTE format('ALTER TABLE pgque.event ATTACH PARTITION %s FOR VALUES IN (%s)', tbl, base + n);
+        END LOOP;
+        INSERT INTO pgque.event_slot (slot_base, slot_queue) VALUES (base, qid);
+    END IF;
 
     -- Everything this transaction and later ones write is after the first
     -- tick: its snapshot sees no transaction from our own xid on.
     nxt := pg_current_xact_id();
-    INSERT INTO pgque.queue (queue_id, queue_name, queue_ntables, queue_gen_seq, queue_event_seq,
+    INSERT INTO pgque.queue (queue_id, queue_name, queue_ntables, queue_slot, queue_gen_seq, queue_event_seq,
                              queue_switch_pre, queue_switch_post)
-    VALUES (qid, queue_name, ntables, format('pgque.event_%s_gen', qid)::regclass,
+    VALUES (qid, queue_name, ntables, base, format('pgque.event_%s_gen', qid)::regclass,
             format('pgque.event_%s_seq', qid)::regclass, nxt, nxt);
     INSERT INTO pgque.tick (tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
     VALUES (qid, nextval('pgque.tick_id_seq'), now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
@@ -54,7 +73,8 @@ $$;
 
 -- drop_queue(queue_name, force): drop a queue, its events, ticks, retries and
 -- dead letters.  Refuses while consumers are subscribed unless force is true.
--- Waits for transactions that are sending to the queue to finish.
+-- Waits for transactions that are sending to the queue to finish.  The event
+-- tables are emptied and kept for the next create_queue.
 -- Returns 1.  Errors: PQ001 unknown queue, PQ007 consumers exist.
 CREATE FUNCTION pgque.drop_queue(queue_name text, force boolean DEFAULT false) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -73,11 +93,14 @@ BEGIN
         RAISE EXCEPTION 'pgque: queue % still has consumers: %', quote_literal(queue_name), consumers
             USING ERRCODE = 'PQ007', HINT = 'Unsubscribe them first, or call drop_queue(name, force => true).';
     END IF;
-    -- Producers hold this lock shared until they commit (see send()).
-    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 1, q.queue_id);
+    -- TRUNCATE waits for the producers that are writing to the queue.
+    EXECUTE format('TRUNCATE %s', (SELECT string_agg(pgque._event_table(q.queue_id, i), ', ')
+                                     FROM generate_series(0, q.queue_ntables - 1) i));
     FOR n IN 0 .. q.queue_ntables - 1 LOOP
-        EXECUTE format('DROP TABLE %s', pgque._event_table(q.queue_id, n));
+        EXECUTE format('ALTER TABLE %s RENAME TO %I', pgque._event_table(q.queue_id, n),
+                       format('event_free_%s', q.queue_slot + n));
     END LOOP;
+    UPDATE pgque.event_slot SET slot_queue = NULL WHERE slot_base = q.queue_slot;
     EXECUTE format('DROP SEQUENCE %s, %s', q.queue_event_seq, q.queue_gen_seq);
     DELETE FROM pgque.tick WHERE tick_queue = q.queue_id;
     DELETE FROM pgque.queue WHERE queue_id = q.queue_id;  -- cascades to subscriptions, retries, dead letters

@@ -1,30 +1,29 @@
 -- Producing: send, send_batch, and PgQ's insert_event.  Events are INSERTed
 -- into the queue's current event table in the caller's transaction, so they
--- exist only if it commits.  No lock is taken on the queue row.
+-- exist only if it commits.  No lock is taken on the queue row, and the
+-- INSERT goes to the partitioned parent with static SQL, so its plan is
+-- cached instead of being planned on every call.
 
--- _writable(queue_name): where an event written now must go.
+-- _writable(queue_name): where an event written now must go: the queue,
+-- its event sequence, and the ev_slot of its current table.
 -- Order matters for rotation safety (proof in 10_maint.sql): the caller's xid
 -- is assigned first, the generation is read after, from a sequence that no
--- MVCC snapshot can hide.  The shared advisory lock, held to commit, makes
--- drop_queue wait for in-flight producers.  Errors: PQ001, PQ006.
-CREATE FUNCTION pgque._writable(queue_name text, OUT queue_id int, OUT tbl text, OUT event_seq regclass)
+-- MVCC snapshot can hide.  A producer racing drop_queue fails (at the latest
+-- when it draws from the dropped event sequence) or writes into an emptied
+-- table that the next create_queue truncates again.  Errors: PQ001, PQ006.
+CREATE FUNCTION pgque._writable(queue_name text, OUT queue_id int, OUT slot int, OUT event_seq regclass)
 LANGUAGE plpgsql AS $$
 DECLARE
     q record;
 BEGIN
     PERFORM pg_current_xact_id();
-    SELECT x.queue_id, x.queue_ntables, x.queue_gen_seq, x.queue_event_seq INTO q
+    SELECT x.queue_id, x.queue_slot, x.queue_ntables, x.queue_gen_seq, x.queue_event_seq INTO q
       FROM pgque.queue x WHERE x.queue_name = _writable.queue_name;
     IF NOT FOUND THEN
         PERFORM pgque._queue(queue_name);  -- raises
     END IF;
-    PERFORM pg_advisory_xact_lock_shared(pgque._lock_ns() + 1, q.queue_id);
-    -- Catalog lookups are never stale, unlike the row we read above.
-    IF to_regclass(format('pgque.event_%s_gen', q.queue_id)) IS NULL THEN
-        RAISE EXCEPTION 'pgque: queue % does not exist', quote_literal(queue_name) USING ERRCODE = 'PQ001';
-    END IF;
     queue_id := q.queue_id;
-    tbl := pgque._event_table(q.queue_id, pgque._seq_value(q.queue_gen_seq) % q.queue_ntables);
+    slot := q.queue_slot + pg_sequence_last_value(q.queue_gen_seq) % q.queue_ntables;
     event_seq := q.queue_event_seq;
 END
 $$;
@@ -44,9 +43,9 @@ BEGIN
         PERFORM pgque._invalid('event type', 'must not be NULL');
     END IF;
     w := pgque._writable(queue_name);
-    EXECUTE format('INSERT INTO %s (ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)'
-                   ' VALUES ($1, $2, $3, $4, $5, $6) RETURNING ev_id', w.tbl)
-       INTO id USING type, payload, extra1, extra2, extra3, extra4;
+    INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+    VALUES (w.slot, nextval(w.event_seq), type, payload, extra1, extra2, extra3, extra4)
+    RETURNING ev_id INTO id;
     RETURN id;
 END
 $$;
@@ -80,9 +79,8 @@ BEGIN
     END IF;
     -- Ids are drawn first so that ids[i] belongs to payloads[i] by construction.
     ids := ARRAY(SELECT nextval(w.event_seq) FROM generate_series(1, cardinality(payloads)));
-    EXECUTE format('INSERT INTO %s (ev_id, ev_type, ev_data)'
-                   ' SELECT i, $1, p FROM unnest($2::bigint[], $3::text[]) AS u(i, p)', w.tbl)
-      USING type, ids, payloads;
+    INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data)
+    SELECT w.slot, i, type, p FROM unnest(ids, payloads) AS u(i, p);
     RETURN ids;
 END
 $$;

@@ -79,7 +79,7 @@ $$;
 -- sort of the whole batch; without bitmap scans it walks the index in order.
 CREATE FUNCTION pgque._batch_rows(s pgque.subscription, cond text, tail text,
                                   after_txid xid8, after_id bigint, lim int,
-                                  ev_id bigint, upto_txid xid8) RETURNS SETOF pgque.event_template
+                                  ev_id bigint, upto_txid xid8) RETURNS SETOF pgque.event
 LANGUAGE plpgsql SET enable_bitmapscan = off SET jit = off AS $$
 DECLARE
     ctx   pgque._batch_ctx := pgque._batch_ctx(s);

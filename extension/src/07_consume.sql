@@ -15,8 +15,8 @@ RETURNS SETOF pgque.message
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     s    pgque.subscription;
-    e    pgque.event_template;
-    last pgque.event_template;
+    e    pgque.event;
+    last pgque.event;
     n    int;
 BEGIN
     PERFORM pgque._check_positive('max_return', max_return);
@@ -90,7 +90,7 @@ CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval 
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     s pgque.subscription := pgque._batch_sub(batch_id);
-    e pgque.event_template;
+    e pgque.event;
 BEGIN
     IF msg_id IS NULL THEN
         PERFORM pgque._invalid('msg_id', 'must not be NULL');

@@ -12,7 +12,7 @@ $$;
 
 -- _retry_insert(s, e, due): queue event e for redelivery to s at due.
 -- Returns 1, or 0 when it is already queued.
-CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event_template, due timestamptz) RETURNS int
+CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event, due timestamptz) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
     n int;
@@ -30,7 +30,7 @@ $$;
 -- _retry_or_dead(s, e, retry_after, reason): nack's decision.  An event
 -- already retried max_retries times goes to the dead-letter store (once per
 -- consumer and event); any other is queued for retry.  Returns 'dead' or 'retry'.
-CREATE FUNCTION pgque._retry_or_dead(s pgque.subscription, e pgque.event_template,
+CREATE FUNCTION pgque._retry_or_dead(s pgque.subscription, e pgque.event,
                                      retry_after interval, reason text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -59,7 +59,7 @@ CREATE FUNCTION pgque.event_retry(batch_id bigint, ev_id bigint, retry_time time
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     s pgque.subscription := pgque._batch_sub(batch_id);
-    e pgque.event_template;
+    e pgque.event;
 BEGIN
     IF ev_id IS NULL OR retry_time IS NULL THEN
         PERFORM pgque._invalid('argument', 'ev_id and retry_time must not be NULL');
@@ -112,14 +112,16 @@ BEGIN
                  ORDER BY q.queue_name
     LOOP
         w := pgque._writable(name);
-        EXECUTE format(
-            'WITH moved AS (DELETE FROM pgque.retry_queue WHERE ctid = ANY (ARRAY('
-            '    SELECT ctid FROM pgque.retry_queue WHERE rq_queue = $1 AND rq_due <= now() FOR UPDATE SKIP LOCKED))'
-            '  RETURNING *)'
-            ' INSERT INTO %s (ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,'
-            '                 ev_extra1, ev_extra2, ev_extra3, ev_extra4)'
-            ' SELECT ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4'
-            '   FROM moved', w.tbl) USING w.queue_id;
+        WITH moved AS (
+            DELETE FROM pgque.retry_queue
+             WHERE ctid = ANY (ARRAY(SELECT ctid FROM pgque.retry_queue
+                                      WHERE rq_queue = w.queue_id AND rq_due <= now()
+                                        FOR UPDATE SKIP LOCKED))
+            RETURNING *)
+        INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
+                                 ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+        SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4
+          FROM moved;
         GET DIAGNOSTICS n = ROW_COUNT;
         PERFORM pgque._count_events(w.event_seq, n);
         total := total + n;

@@ -42,9 +42,10 @@ BEGIN
     END IF;
     s := pgque._subscription((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue), d.dl_consumer, false);
     w := pgque._writable((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue));
-    EXECUTE format('INSERT INTO %s (ev_id, ev_time, ev_owner, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)'
-                   ' VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', w.tbl)
-      USING d.ev_id, d.ev_time, s.sub_id, d.ev_type, d.ev_data, d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4;
+    INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_type, ev_data,
+                             ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+    VALUES (w.slot, d.ev_id, d.ev_time, s.sub_id, d.ev_type, d.ev_data,
+            d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4);
     PERFORM pgque._count_events(w.event_seq, 1);
     DELETE FROM pgque.dead_letter x WHERE x.dl_id = d.dl_id;
     RETURN d.ev_id;

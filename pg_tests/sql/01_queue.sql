@@ -71,7 +71,7 @@ SELECT count(*) AS still_there FROM pgque.queue WHERE queue_name = 'q01_drop';
 -- subscriptions.  Record the object names before dropping.
 SELECT pgque.send('q01_drop', 't', 'old ' || i) FROM generate_series(1, 3) i;
 SELECT pgque.force_tick('q01_drop') IS NOT NULL AS ticked;
-SELECT queue_id AS drop_qid FROM pgque.queue WHERE queue_name = 'q01_drop' \gset
+SELECT queue_id AS drop_qid, queue_slot AS drop_slot FROM pgque.queue WHERE queue_name = 'q01_drop' \gset
 CREATE TEMP TABLE q01_objs AS
 SELECT format('pgque.event_%s_%s', :drop_qid, n) AS obj FROM generate_series(0, 2) n
 UNION ALL SELECT format('pgque.event_%s_seq', :drop_qid)
@@ -89,11 +89,17 @@ SELECT (SELECT count(*) FROM pgque.queue WHERE queue_name = 'q01_drop') AS queue
 SELECT test.err($$SELECT pgque.get_queue_info('q01_drop')$$);
 SELECT test.err($$SELECT pgque.send('q01_drop', 't', 'x')$$);
 SELECT test.err($$SELECT pgque.drop_queue('q01_drop', true)$$);
+-- its emptied tables are kept, free, for the next queue; a producer that
+-- raced the drop may still write into them (simulated here)
+SELECT count(*) AS rows_left FROM pgque.event WHERE ev_slot BETWEEN :drop_slot AND :drop_slot + 2;
+INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data) VALUES (:drop_slot, 99, 't', 'stale');
 
 -- the name can be reused; the new queue starts empty: new id, no consumers,
 -- msg ids start again at 1, old events are not delivered
 SELECT pgque.create_queue('q01_drop');
-SELECT queue_id <> :drop_qid AS new_id FROM pgque.queue WHERE queue_name = 'q01_drop';
+SELECT queue_id <> :drop_qid AS new_id, queue_slot = :drop_slot AS reuses_tables
+  FROM pgque.queue WHERE queue_name = 'q01_drop';
+SELECT count(*) AS stale_rows FROM pgque.event WHERE ev_slot BETWEEN :drop_slot AND :drop_slot + 2;
 SELECT consumers, ev_new, retry_pending, dead_letters FROM pgque.get_queue_info('q01_drop');
 SELECT pgque.subscribe('q01_drop', 'alpha');
 SELECT pgque.force_tick('q01_drop') IS NOT NULL AS ticked;
