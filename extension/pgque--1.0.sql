@@ -828,42 +828,57 @@ BEGIN
 END
 $$;
 
--- _open_batch(s): open a batch up to the newest tick when there is one past
--- s's position; returns the (possibly updated) subscription.  s must be locked.
-CREATE FUNCTION pgque._open_batch(s pgque.subscription) RETURNS pgque.subscription
+-- _save(s): write s's position, open batch and progress to its row: every
+-- change a call makes to a subscription goes out in this one UPDATE, since
+-- each UPDATE leaves a row version behind.  s must be locked.
+CREATE FUNCTION pgque._save(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
-DECLARE
-    t pgque.tick := pgque._last_tick(s.sub_queue);
 BEGIN
-    IF s.sub_batch IS NOT NULL OR t.tick_id IS NULL OR t.tick_id <= s.sub_last_tick THEN
-        RETURN s;
-    END IF;
     UPDATE pgque.subscription
-       SET sub_batch = nextval('pgque.batch_id_seq'),
-           sub_next_tick = t.tick_id, sub_next_time = t.tick_time,
-           sub_next_snapshot = t.tick_snapshot, sub_next_seq = t.tick_event_seq,
-           sub_ack_txid = NULL, sub_ack_id = NULL, sub_sent_txid = NULL, sub_sent_id = NULL,
-           sub_done = false, sub_active = now()
+       SET sub_last_tick = s.sub_last_tick, sub_last_time = s.sub_last_time,
+           sub_last_snapshot = s.sub_last_snapshot, sub_last_seq = s.sub_last_seq,
+           sub_batch = s.sub_batch, sub_next_tick = s.sub_next_tick, sub_next_time = s.sub_next_time,
+           sub_next_snapshot = s.sub_next_snapshot, sub_next_seq = s.sub_next_seq,
+           sub_ack_txid = s.sub_ack_txid, sub_ack_id = s.sub_ack_id,
+           sub_sent_txid = s.sub_sent_txid, sub_sent_id = s.sub_sent_id,
+           sub_done = s.sub_done, sub_active = now()
      WHERE sub_id = s.sub_id
     RETURNING * INTO s;
     RETURN s;
 END
 $$;
 
--- _finish_batch(s): move s's position to the end of its open batch.
+-- _batch_window(s): s with a batch opened up to the newest tick, when there
+-- is one past s's position and none is open; in memory only (see _save).
+CREATE FUNCTION pgque._batch_window(s pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+DECLARE
+    t pgque.tick := pgque._last_tick(s.sub_queue);
+BEGIN
+    IF s.sub_batch IS NULL AND t.tick_id > s.sub_last_tick THEN
+        s.sub_batch := nextval('pgque.batch_id_seq');
+        s.sub_next_tick := t.tick_id;            s.sub_next_time := t.tick_time;
+        s.sub_next_snapshot := t.tick_snapshot;  s.sub_next_seq := t.tick_event_seq;
+        s.sub_ack_txid := NULL;  s.sub_ack_id := NULL;
+        s.sub_sent_txid := NULL; s.sub_sent_id := NULL;
+        s.sub_done := false;
+    END IF;
+    RETURN s;
+END
+$$;
+
+-- _finish_batch(s): move s's position to the end of its open batch and save.
 CREATE FUNCTION pgque._finish_batch(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE pgque.subscription
-       SET sub_last_tick = sub_next_tick, sub_last_time = sub_next_time,
-           sub_last_snapshot = sub_next_snapshot, sub_last_seq = sub_next_seq,
-           sub_batch = NULL, sub_next_tick = NULL, sub_next_time = NULL,
-           sub_next_snapshot = NULL, sub_next_seq = NULL,
-           sub_ack_txid = NULL, sub_ack_id = NULL, sub_sent_txid = NULL, sub_sent_id = NULL,
-           sub_done = false, sub_active = now()
-     WHERE sub_id = s.sub_id
-    RETURNING * INTO s;
-    RETURN s;
+    s.sub_last_tick := s.sub_next_tick;            s.sub_last_time := s.sub_next_time;
+    s.sub_last_snapshot := s.sub_next_snapshot;    s.sub_last_seq := s.sub_next_seq;
+    s.sub_batch := NULL;         s.sub_next_tick := NULL;  s.sub_next_time := NULL;
+    s.sub_next_snapshot := NULL; s.sub_next_seq := NULL;
+    s.sub_ack_txid := NULL;  s.sub_ack_id := NULL;
+    s.sub_sent_txid := NULL; s.sub_sent_id := NULL;
+    s.sub_done := false;
+    RETURN pgque._save(s);
 END
 $$;
 
@@ -876,8 +891,12 @@ CREATE FUNCTION pgque.next_batch_info(queue_name text, consumer_name text,
     OUT cur_tick_event_seq bigint, OUT prev_tick_event_seq bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    s pgque.subscription := pgque._open_batch(pgque._subscription(queue_name, consumer_name, true));
+    s0 pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
+    s  pgque.subscription := pgque._batch_window(s0);
 BEGIN
+    IF s.sub_batch IS DISTINCT FROM s0.sub_batch THEN
+        s := pgque._save(s);
+    END IF;
     IF s.sub_batch IS NOT NULL THEN
         batch_id := s.sub_batch;
         cur_tick_id := s.sub_next_tick;         prev_tick_id := s.sub_last_tick;
@@ -1009,7 +1028,7 @@ BEGIN
     PERFORM pgque._check_positive('max_return', max_return);
     s := pgque._subscription(queue_name, consumer_name, true);
     LOOP
-        s := pgque._open_batch(s);
+        s := pgque._batch_window(s);
         IF s.sub_batch IS NULL THEN
             RETURN;
         END IF;
@@ -1026,10 +1045,10 @@ BEGIN
                             e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4)::pgque.message;
         END LOOP;
         IF n > 0 THEN
-            UPDATE pgque.subscription
-               SET sub_sent_txid = last.ev_txid, sub_sent_id = last.ev_id,
-                   sub_done = (n <= max_return), sub_active = now()
-             WHERE sub_id = s.sub_id;
+            s.sub_sent_txid := last.ev_txid;
+            s.sub_sent_id := last.ev_id;
+            s.sub_done := (n <= max_return);
+            PERFORM pgque._save(s);  -- opens the batch too, in the same UPDATE
             RETURN;
         END IF;
         -- Nothing left after the acked position: the batch is complete.
@@ -1056,9 +1075,9 @@ BEGIN
     IF s.sub_done THEN
         PERFORM pgque._finish_batch(s);
     ELSE
-        UPDATE pgque.subscription
-           SET sub_ack_txid = sub_sent_txid, sub_ack_id = sub_sent_id, sub_active = now()
-         WHERE sub_id = s.sub_id;
+        s.sub_ack_txid := s.sub_sent_txid;
+        s.sub_ack_id := s.sub_sent_id;
+        PERFORM pgque._save(s);
     END IF;
     RETURN 1;
 END

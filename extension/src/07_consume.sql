@@ -22,7 +22,7 @@ BEGIN
     PERFORM pgque._check_positive('max_return', max_return);
     s := pgque._subscription(queue_name, consumer_name, true);
     LOOP
-        s := pgque._open_batch(s);
+        s := pgque._batch_window(s);
         IF s.sub_batch IS NULL THEN
             RETURN;
         END IF;
@@ -39,10 +39,10 @@ BEGIN
                             e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4)::pgque.message;
         END LOOP;
         IF n > 0 THEN
-            UPDATE pgque.subscription
-               SET sub_sent_txid = last.ev_txid, sub_sent_id = last.ev_id,
-                   sub_done = (n <= max_return), sub_active = now()
-             WHERE sub_id = s.sub_id;
+            s.sub_sent_txid := last.ev_txid;
+            s.sub_sent_id := last.ev_id;
+            s.sub_done := (n <= max_return);
+            PERFORM pgque._save(s);  -- opens the batch too, in the same UPDATE
             RETURN;
         END IF;
         -- Nothing left after the acked position: the batch is complete.
@@ -69,9 +69,9 @@ BEGIN
     IF s.sub_done THEN
         PERFORM pgque._finish_batch(s);
     ELSE
-        UPDATE pgque.subscription
-           SET sub_ack_txid = sub_sent_txid, sub_ack_id = sub_sent_id, sub_active = now()
-         WHERE sub_id = s.sub_id;
+        s.sub_ack_txid := s.sub_sent_txid;
+        s.sub_ack_id := s.sub_sent_id;
+        PERFORM pgque._save(s);
     END IF;
     RETURN 1;
 END
