@@ -6,6 +6,7 @@
 #   make pgtest           install, then run pg_tests/ with pg_regress on a temp instance
 #   make gotest           install, then run the Go tests (as an unprivileged user)
 #   make test             everything CI runs (.ci/run calls exactly this)
+#   make bench            install, then run `pgque bench` (flags in BENCH_FLAGS)
 
 PG_CONFIG ?= pg_config
 
@@ -21,7 +22,7 @@ EXT_CONTROL = extension/pgque.control
 EXT_SRC     = $(sort $(wildcard extension/src/*.sql))
 PG_TESTS    = $(sort $(basename $(notdir $(wildcard pg_tests/sql/*.sql))))
 
-.PHONY: all check-generated install uninstall pgtest gotest test clean
+.PHONY: all check-generated install uninstall pgtest gotest test bench clean
 .DEFAULT_GOAL := all
 
 all: $(EXT_SCRIPT)
@@ -122,3 +123,13 @@ test: check-generated
 clean:
 	rm -rf pg_tests/results pg_tests/log pg_tests/tmp_check \
 	       pg_tests/regression.diffs pg_tests/regression.out $(EXT_SCRIPT).tmp
+
+# `pgque bench` against a throwaway server it starts (as an unprivileged user
+# when run as root), or the server of --dsn / $PGQUE_DSN.  Installing first
+# makes CREATE EXTENSION use this tree's engine.  Examples:
+#   make bench BENCH_FLAGS='--scenarios produce,consume --duration 5s'
+#   make bench BENCH_FLAGS='--json bench.json'
+BENCH_FLAGS ?=
+
+bench: install
+	go run ./go/cmd/pgque bench $(BENCH_FLAGS)
