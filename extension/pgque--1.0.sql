@@ -73,9 +73,14 @@ CREATE TABLE pgque.queue (
 );
 
 -- A tick is a snapshot taken in its own transaction; a batch is the set of
--- events whose transactions became visible between two ticks.  Only recent
--- ticks are kept: subscriptions copy the tick data they need (see below).
+-- events whose transactions became visible between two ticks.  Subscriptions
+-- copy the tick data they need, so only each queue's newest tick must stay
+-- findable.  Ticks are insert-only and kept in three partitions that
+-- maint_rotate_ticks() recycles with TRUNCATE (carrying every queue's newest
+-- tick into the fresh one): like the event tables, they never leave dead
+-- rows, even while a long transaction holds back vacuum.
 CREATE TABLE pgque.tick (
+    tick_part      int         NOT NULL,  -- partition: tick generation % 3 (sequence pgque.tick_gen)
     tick_queue     int         NOT NULL,
     tick_id        bigint      NOT NULL,
     tick_time      timestamptz NOT NULL,
@@ -83,8 +88,16 @@ CREATE TABLE pgque.tick (
     tick_event_seq bigint      NOT NULL,  -- event sequence value read just before the snapshot
     tick_pending   xid8[],                -- in-progress xids that may still carry events counted
                                           -- in tick_event_seq: when one ends, tick again promptly
-    PRIMARY KEY (tick_queue, tick_id)
-);
+    PRIMARY KEY (tick_queue, tick_id, tick_part)
+) PARTITION BY LIST (tick_part);
+CREATE TABLE pgque.tick_0 PARTITION OF pgque.tick FOR VALUES IN (0) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.tick_1 PARTITION OF pgque.tick FOR VALUES IN (1) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.tick_2 PARTITION OF pgque.tick FOR VALUES IN (2) WITH (autovacuum_enabled = false);
+-- The current tick partition is tick_gen % 3; tick_switched_at holds the
+-- time of the last switch, in epoch milliseconds.  Sequences: read without MVCC, written
+-- without leaving row versions behind.
+CREATE SEQUENCE pgque.tick_gen MINVALUE 0 START 0;
+CREATE SEQUENCE pgque.tick_switched_at MINVALUE 0 START 0;
 
 CREATE SEQUENCE pgque.tick_id_seq;
 CREATE SEQUENCE pgque.batch_id_seq;
@@ -187,7 +200,9 @@ DO $$
 BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.queue', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.subscription', '');
-    PERFORM pg_catalog.pg_extension_config_dump('pgque.tick', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_0', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_1', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_2', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.retry_queue', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.dead_letter', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.event_slot', '');
@@ -413,8 +428,8 @@ BEGIN
                              queue_switch_pre, queue_switch_post)
     VALUES (qid, queue_name, ntables, base, format('pgque.event_%s_gen', qid)::regclass,
             format('pgque.event_%s_seq', qid)::regclass, nxt, nxt);
-    INSERT INTO pgque.tick (tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
-    VALUES (qid, nextval('pgque.tick_id_seq'), now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
+    INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
+    VALUES (pgque._tick_part(), qid, nextval('pgque.tick_id_seq'), now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
     RETURN 1;
 END
 $$;
@@ -645,13 +660,17 @@ BEGIN
     ELSE
         pending := ARRAY(SELECT x FROM unnest(last.tick_pending) x WHERE NOT pg_visible_in_snapshot(x, snap));
     END IF;
-    INSERT INTO pgque.tick (tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq, tick_pending)
-    VALUES (q.queue_id, nextval('pgque.tick_id_seq'), now(), snap, seq_now, nullif(pending, '{}'))
+    INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq, tick_pending)
+    VALUES (pgque._tick_part(), q.queue_id, nextval('pgque.tick_id_seq'), now(), snap, seq_now, nullif(pending, '{}'))
     RETURNING tick_id INTO id;
     PERFORM pg_notify(pgque._channel(q.queue_name), id::text);
     RETURN id;
 END
 $$;
+
+-- _tick_part(): the tick partition ticks go to now.
+CREATE FUNCTION pgque._tick_part() RETURNS int
+LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.tick_gen') % 3)::int $$;
 
 -- _last_tick(queue_id): the newest tick of a queue.
 CREATE FUNCTION pgque._last_tick(queue_id int) RETURNS pgque.tick
@@ -1433,29 +1452,51 @@ BEGIN
 END
 $$;
 
--- maint_tick_cleanup(queue_name): delete ticks older than a minute, keeping
--- the newest.  Subscriptions keep copies of the ticks they need, so no batch
--- depends on these rows.  Returns how many were deleted.  Errors: PQ001.
-CREATE FUNCTION pgque.maint_tick_cleanup(queue_name text) RETURNS int
+-- maint_rotate_ticks(period): recycle the oldest tick partition once the
+-- current one is period old: lock it (NOWAIT; skip quietly while anyone
+-- holds it), note every queue's newest tick, TRUNCATE it, put those newest
+-- ticks back into it and make it current.  Every queue's newest tick is
+-- thereby always in the current or the previous partition, and ticks leave
+-- no dead rows.  Subscriptions hold copies of the ticks they started from,
+-- so no batch needs an old tick row.  Returns 1 when it switched, else 0.
+CREATE FUNCTION pgque.maint_rotate_ticks(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    q pgque.queue := pgque._queue(queue_name);
-    n int;
+    gen    bigint := pgque._seq_value('pgque.tick_gen');
+    nxt    int := ((gen + 1) % 3)::int;
+    newest pgque.tick[];
 BEGIN
-    DELETE FROM pgque.tick
-     WHERE tick_queue = q.queue_id
-       AND tick_time < now() - interval '1 minute'
-       AND tick_id < (SELECT max(tick_id) FROM pgque.tick WHERE tick_queue = q.queue_id);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    IF period IS NULL OR period <= interval '0' THEN
+        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
+    END IF;
+    IF now() < to_timestamp(pgque._seq_value('pgque.tick_switched_at') / 1000.0) + period THEN
+        RETURN 0;
+    END IF;
+    BEGIN
+        EXECUTE format('LOCK TABLE pgque.tick_%s IN ACCESS EXCLUSIVE MODE NOWAIT', nxt);
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN 0;
+    END;
+    -- Read after the lock: a ticker that still writes into the locked
+    -- partition waits for us and lands in it after the TRUNCATE.
+    newest := ARRAY(SELECT t FROM (SELECT DISTINCT ON (tick_queue) * FROM pgque.tick
+                                    ORDER BY tick_queue, tick_id DESC) t);
+    EXECUTE format('TRUNCATE pgque.tick_%s', nxt);
+    INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq, tick_pending)
+    SELECT nxt, t.tick_queue, t.tick_id, t.tick_time, t.tick_snapshot, t.tick_event_seq, t.tick_pending
+      FROM unnest(newest) t;
+    PERFORM setval('pgque.tick_gen', gen + 1, true);
+    PERFORM setval('pgque.tick_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
+    RETURN 1;
 END
 $$;
 
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
--- then for each queue step 1 and tick cleanup, then the retry mover.  Safe to call often and from several
+-- then step 1 for each queue, the tick partitions, and the retry mover.  Safe to call often and from several
 -- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
 -- (not the ticker's, and not one that already wrote something).
--- Returns the number of things done (switches, ticks deleted, retries moved).
+-- Returns the number of things done (switches of event tables and tick
+-- partitions, retries moved).
 -- Errors: PQ009.
 CREATE FUNCTION pgque.maint() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -1466,9 +1507,9 @@ BEGIN
     PERFORM pgque._require_read_committed('maint()');
     n := pgque.maint_rotate_tables_step2();
     FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
-        n := n + pgque.maint_rotate_tables_step1(name) + pgque.maint_tick_cleanup(name);
+        n := n + pgque.maint_rotate_tables_step1(name);
     END LOOP;
-    RETURN n + pgque.maint_retry_events();
+    RETURN n + pgque.maint_rotate_ticks() + pgque.maint_retry_events();
 END
 $$;
 
@@ -1659,7 +1700,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.maint(),
     pgque.maint_rotate_tables_step1(text),
     pgque.maint_rotate_tables_step2(),
-    pgque.maint_tick_cleanup(text),
+    pgque.maint_rotate_ticks(interval),
     pgque.maint_retry_events(),
     pgque.dlq_list(text, int),
     pgque.dlq_replay(bigint),

@@ -66,9 +66,14 @@ CREATE TABLE pgque.queue (
 );
 
 -- A tick is a snapshot taken in its own transaction; a batch is the set of
--- events whose transactions became visible between two ticks.  Only recent
--- ticks are kept: subscriptions copy the tick data they need (see below).
+-- events whose transactions became visible between two ticks.  Subscriptions
+-- copy the tick data they need, so only each queue's newest tick must stay
+-- findable.  Ticks are insert-only and kept in three partitions that
+-- maint_rotate_ticks() recycles with TRUNCATE (carrying every queue's newest
+-- tick into the fresh one): like the event tables, they never leave dead
+-- rows, even while a long transaction holds back vacuum.
 CREATE TABLE pgque.tick (
+    tick_part      int         NOT NULL,  -- partition: tick generation % 3 (sequence pgque.tick_gen)
     tick_queue     int         NOT NULL,
     tick_id        bigint      NOT NULL,
     tick_time      timestamptz NOT NULL,
@@ -76,8 +81,16 @@ CREATE TABLE pgque.tick (
     tick_event_seq bigint      NOT NULL,  -- event sequence value read just before the snapshot
     tick_pending   xid8[],                -- in-progress xids that may still carry events counted
                                           -- in tick_event_seq: when one ends, tick again promptly
-    PRIMARY KEY (tick_queue, tick_id)
-);
+    PRIMARY KEY (tick_queue, tick_id, tick_part)
+) PARTITION BY LIST (tick_part);
+CREATE TABLE pgque.tick_0 PARTITION OF pgque.tick FOR VALUES IN (0) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.tick_1 PARTITION OF pgque.tick FOR VALUES IN (1) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.tick_2 PARTITION OF pgque.tick FOR VALUES IN (2) WITH (autovacuum_enabled = false);
+-- The current tick partition is tick_gen % 3; tick_switched_at holds the
+-- time of the last switch, in epoch milliseconds.  Sequences: read without MVCC, written
+-- without leaving row versions behind.
+CREATE SEQUENCE pgque.tick_gen MINVALUE 0 START 0;
+CREATE SEQUENCE pgque.tick_switched_at MINVALUE 0 START 0;
 
 CREATE SEQUENCE pgque.tick_id_seq;
 CREATE SEQUENCE pgque.batch_id_seq;
@@ -180,7 +193,9 @@ DO $$
 BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.queue', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.subscription', '');
-    PERFORM pg_catalog.pg_extension_config_dump('pgque.tick', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_0', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_1', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_2', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.retry_queue', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.dead_letter', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.event_slot', '');

@@ -106,29 +106,51 @@ BEGIN
 END
 $$;
 
--- maint_tick_cleanup(queue_name): delete ticks older than a minute, keeping
--- the newest.  Subscriptions keep copies of the ticks they need, so no batch
--- depends on these rows.  Returns how many were deleted.  Errors: PQ001.
-CREATE FUNCTION pgque.maint_tick_cleanup(queue_name text) RETURNS int
+-- maint_rotate_ticks(period): recycle the oldest tick partition once the
+-- current one is period old: lock it (NOWAIT; skip quietly while anyone
+-- holds it), note every queue's newest tick, TRUNCATE it, put those newest
+-- ticks back into it and make it current.  Every queue's newest tick is
+-- thereby always in the current or the previous partition, and ticks leave
+-- no dead rows.  Subscriptions hold copies of the ticks they started from,
+-- so no batch needs an old tick row.  Returns 1 when it switched, else 0.
+CREATE FUNCTION pgque.maint_rotate_ticks(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    q pgque.queue := pgque._queue(queue_name);
-    n int;
+    gen    bigint := pgque._seq_value('pgque.tick_gen');
+    nxt    int := ((gen + 1) % 3)::int;
+    newest pgque.tick[];
 BEGIN
-    DELETE FROM pgque.tick
-     WHERE tick_queue = q.queue_id
-       AND tick_time < now() - interval '1 minute'
-       AND tick_id < (SELECT max(tick_id) FROM pgque.tick WHERE tick_queue = q.queue_id);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    IF period IS NULL OR period <= interval '0' THEN
+        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
+    END IF;
+    IF now() < to_timestamp(pgque._seq_value('pgque.tick_switched_at') / 1000.0) + period THEN
+        RETURN 0;
+    END IF;
+    BEGIN
+        EXECUTE format('LOCK TABLE pgque.tick_%s IN ACCESS EXCLUSIVE MODE NOWAIT', nxt);
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN 0;
+    END;
+    -- Read after the lock: a ticker that still writes into the locked
+    -- partition waits for us and lands in it after the TRUNCATE.
+    newest := ARRAY(SELECT t FROM (SELECT DISTINCT ON (tick_queue) * FROM pgque.tick
+                                    ORDER BY tick_queue, tick_id DESC) t);
+    EXECUTE format('TRUNCATE pgque.tick_%s', nxt);
+    INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq, tick_pending)
+    SELECT nxt, t.tick_queue, t.tick_id, t.tick_time, t.tick_snapshot, t.tick_event_seq, t.tick_pending
+      FROM unnest(newest) t;
+    PERFORM setval('pgque.tick_gen', gen + 1, true);
+    PERFORM setval('pgque.tick_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
+    RETURN 1;
 END
 $$;
 
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
--- then for each queue step 1 and tick cleanup, then the retry mover.  Safe to call often and from several
+-- then step 1 for each queue, the tick partitions, and the retry mover.  Safe to call often and from several
 -- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
 -- (not the ticker's, and not one that already wrote something).
--- Returns the number of things done (switches, ticks deleted, retries moved).
+-- Returns the number of things done (switches of event tables and tick
+-- partitions, retries moved).
 -- Errors: PQ009.
 CREATE FUNCTION pgque.maint() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -139,8 +161,8 @@ BEGIN
     PERFORM pgque._require_read_committed('maint()');
     n := pgque.maint_rotate_tables_step2();
     FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
-        n := n + pgque.maint_rotate_tables_step1(name) + pgque.maint_tick_cleanup(name);
+        n := n + pgque.maint_rotate_tables_step1(name);
     END LOOP;
-    RETURN n + pgque.maint_retry_events();
+    RETURN n + pgque.maint_rotate_ticks() + pgque.maint_retry_events();
 END
 $$;

@@ -1,5 +1,5 @@
 -- 08_info: the introspection functions get_queue_info, get_consumer_info,
--- get_batch_info, and maint_tick_cleanup.  Times, tick ids and batch ids are
+-- get_batch_info, and maint_rotate_ticks.  Times, tick ids and batch ids are
 -- only compared, never printed.
 
 CREATE FUNCTION pg_temp.e(sql text) RETURNS text LANGUAGE sql AS $$
@@ -100,35 +100,40 @@ SELECT test.err('SELECT * FROM pgque.get_batch_info(-1)');
 SELECT test.err('SELECT * FROM pgque.get_batch_info(NULL)');
 
 ---------------------------------------------------------------------------
--- maint_tick_cleanup: deletes ticks older than a minute but always keeps
--- the newest; consumers keep working, even one whose position tick was
--- deleted.  (Ticks are aged by hand, as superuser.)
+-- maint_rotate_ticks: ticks live in three partitions that are recycled by
+-- TRUNCATE; every queue's newest tick survives any number of switches, older
+-- ticks go, and consumers keep working, even one whose position tick is gone.
 ---------------------------------------------------------------------------
 SELECT queue_id AS qa FROM pgque.queue WHERE queue_name = 'q08_a' \gset
-SELECT pgque.maint_tick_cleanup('q08_a') AS nothing_old_yet;
-SELECT count(*) AS ticks FROM pgque.tick WHERE tick_queue = :qa \gset
-SELECT :ticks > 1 AS several_ticks;
-UPDATE pgque.tick SET tick_time = tick_time - interval '2 minutes' WHERE tick_queue = :qa;
-SELECT pgque.maint_tick_cleanup('q08_a') = :ticks - 1 AS deleted_all_but_newest;
-SELECT count(*) AS ticks_left, max(tick_id) = :tick_a AS newest_kept FROM pgque.tick WHERE tick_queue = :qa;
-SELECT pgque.maint_tick_cleanup('q08_a') AS again;
+SELECT queue_id AS qb FROM pgque.queue WHERE queue_name = 'q08_b' \gset
+SELECT count(*) > 1 AS several_ticks FROM pgque.tick WHERE tick_queue = :qa;
+SELECT pgque.maint_rotate_ticks('1 hour') + pgque.maint_rotate_ticks('1 hour') <= 1 AS at_most_one_switch_per_period;
+SELECT pgque.maint_rotate_ticks('1 microsecond') AS switched;
+SELECT pgque.maint_rotate_ticks('1 microsecond') AS switched;
+SELECT pgque.maint_rotate_ticks('1 microsecond') AS switched;
+SELECT count(DISTINCT tick_id) AS distinct_ticks, max(tick_id) = :tick_a AS newest_kept
+  FROM pgque.tick WHERE tick_queue = :qa;
+SELECT count(DISTINCT tick_id) AS distinct_ticks FROM pgque.tick WHERE tick_queue = :qb;
 SELECT last_tick_id = :tick_a AS info_last_tick FROM pgque.get_queue_info('q08_a');
--- c1's position is an older tick, now deleted: it still gets a5 and a6
+-- c1's position is an older tick, now gone: it still gets a5 and a6
 -- (c2 finished the a5 batch above without reading it: it gets a6)
 SELECT pgque.send('q08_a', 't', 'a6');
 SELECT pgque.force_tick('q08_a') AS tick_a6 \gset
 SELECT test.drain('q08_a', 'c1') AS c1_gets;
 SELECT test.drain('q08_a', 'c2') AS c2_gets;
--- the aged tick is not the newest any more and goes; the recent one stays
-SELECT pgque.maint_tick_cleanup('q08_a') AS deleted;
-SELECT count(*) AS ticks_left, max(tick_id) = :tick_a6 AS newest_kept FROM pgque.tick WHERE tick_queue = :qa;
-SELECT test.err($$SELECT pgque.maint_tick_cleanup('q08_nope')$$);
--- a queue with a single tick keeps it however old
-SELECT queue_id AS qb FROM pgque.queue WHERE queue_name = 'q08_b' \gset
-SELECT count(*) AS ticks FROM pgque.tick WHERE tick_queue = :qb;
-UPDATE pgque.tick SET tick_time = tick_time - interval '1 day' WHERE tick_queue = :qb;
-SELECT pgque.maint_tick_cleanup('q08_b') AS deleted;
-SELECT count(*) AS ticks FROM pgque.tick WHERE tick_queue = :qb;
+-- a partition locked by someone else is skipped, not waited for
+SELECT dblink_connect('t08', 'dbname=' || current_database());
+SELECT dblink_exec('t08', 'BEGIN');
+SELECT dblink_exec('t08', format('LOCK TABLE pgque.tick_%s IN ACCESS SHARE MODE',
+                                 (pg_sequence_last_value('pgque.tick_gen') + 1) % 3));
+SELECT pgque.maint_rotate_ticks('1 microsecond') AS switched_while_locked;
+SELECT dblink_exec('t08', 'ROLLBACK');
+SELECT dblink_disconnect('t08');
+SELECT pgque.maint_rotate_ticks('1 microsecond') AS switched_after_unlock;
+SELECT count(DISTINCT tick_id) AS distinct_ticks, max(tick_id) = :tick_a6 AS newest_kept
+  FROM pgque.tick WHERE tick_queue = :qa;
+SELECT test.err($$SELECT pgque.maint_rotate_ticks('0')$$);
+SELECT test.err($$SELECT pgque.maint_rotate_ticks(NULL)$$);
 
 -- blocking_rotation blames a consumer only when the queue ticked past the
 -- last switch and the consumer has not caught up; while a long producer

@@ -100,7 +100,7 @@ SELECT pgque.force_tick('q09') IS NOT NULL AS ticked;
 SELECT test.err($$SELECT pgque.ticker('q09')$$);
 SELECT test.err($$SELECT pgque.ticker()$$);
 SELECT test.err($$SELECT pgque.maint()$$);
-SELECT test.err($$SELECT pgque.maint_tick_cleanup('q09')$$);
+SELECT test.err($$SELECT pgque.maint_rotate_ticks()$$);
 RESET ROLE;
 
 -- reader can receive, nack and ack (max_retries is 0: the nack dead-letters)
