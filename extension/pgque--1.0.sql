@@ -76,11 +76,11 @@ CREATE TABLE pgque.queue (
 -- events whose transactions became visible between two ticks.  Subscriptions
 -- copy the tick data they need, so only each queue's newest tick must stay
 -- findable.  Ticks are insert-only and kept in three partitions that
--- maint_rotate_ticks() recycles with TRUNCATE (carrying every queue's newest
+-- maint_rotate_logs() recycles with TRUNCATE (carrying every queue's newest
 -- tick into the fresh one): like the event tables, they never leave dead
 -- rows, even while a long transaction holds back vacuum.
 CREATE TABLE pgque.tick (
-    tick_part      int         NOT NULL,  -- partition: tick generation % 3 (sequence pgque.tick_gen)
+    tick_part      int         NOT NULL,  -- partition: log generation % 3 (sequence pgque.log_gen)
     tick_queue     int         NOT NULL,
     tick_id        bigint      NOT NULL,
     tick_time      timestamptz NOT NULL,
@@ -93,28 +93,45 @@ CREATE TABLE pgque.tick (
 CREATE TABLE pgque.tick_0 PARTITION OF pgque.tick FOR VALUES IN (0) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.tick_1 PARTITION OF pgque.tick FOR VALUES IN (1) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.tick_2 PARTITION OF pgque.tick FOR VALUES IN (2) WITH (autovacuum_enabled = false);
--- The current tick partition is tick_gen % 3; tick_switched_at holds the
--- time of the last switch, in epoch milliseconds.  Sequences: read without MVCC, written
--- without leaving row versions behind.
-CREATE SEQUENCE pgque.tick_gen MINVALUE 0 START 0;
-CREATE SEQUENCE pgque.tick_switched_at MINVALUE 0 START 0;
+-- The current partition of the tick and consumer-state logs is
+-- log_gen % 3; log_switched_at holds the time of the last switch, in epoch
+-- milliseconds.  Sequences: read without MVCC, written without leaving row
+-- versions behind.
+CREATE SEQUENCE pgque.log_gen MINVALUE 0 START 0;
+CREATE SEQUENCE pgque.log_switched_at MINVALUE 0 START 0;
 
 CREATE SEQUENCE pgque.tick_id_seq;
 CREATE SEQUENCE pgque.batch_id_seq;
 
--- One cursor per (queue, consumer).  The tick a batch starts from (last) and
--- ends at (next) are copied here, snapshot included, so batches never depend
--- on tick rows that maintenance may already have removed.
-CREATE TABLE pgque.subscription (
-    sub_id            serial PRIMARY KEY,
-    sub_queue         int  NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
-    sub_consumer      text NOT NULL,
+-- Consumers: one row per (queue, consumer), never updated.  Calls that
+-- change a consumer's position lock its row FOR UPDATE, which serializes
+-- them without leaving a row version behind.
+CREATE TABLE pgque.consumer (
+    sub_id         serial PRIMARY KEY,
+    sub_queue      int  NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
+    sub_consumer   text NOT NULL,
+    sub_created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (sub_queue, sub_consumer)
+);
+
+-- A consumer's position, open batch and progress, as insert-only rows: each
+-- change INSERTs the whole new state and the newest row (highest ss_seq)
+-- wins.  Like ticks, the rows live in three partitions that
+-- maint_rotate_logs() recycles with TRUNCATE, carrying each consumer's newest
+-- state along, so they never leave dead rows: an UPDATE per receive and ack
+-- would, and under a held xmin horizon every lookup would have to step over
+-- them.  The tick a batch starts from (last) and ends at (next) is copied
+-- here, snapshot included, so batches never depend on tick rows.
+CREATE TABLE pgque.sub_state (
+    ss_part           int    NOT NULL,   -- partition: log generation % 3 (sequence pgque.log_gen)
+    ss_sub            int    NOT NULL,   -- pgque.consumer.sub_id
+    ss_seq            bigint NOT NULL,   -- newest wins
     sub_last_tick     bigint      NOT NULL,
     sub_last_time     timestamptz NOT NULL,
     sub_last_snapshot pg_snapshot NOT NULL,
     sub_last_seq      bigint      NOT NULL,
     -- The open batch, if any.
-    sub_batch         bigint UNIQUE,
+    sub_batch         bigint,
     sub_next_tick     bigint,
     sub_next_time     timestamptz,
     sub_next_snapshot pg_snapshot,
@@ -128,14 +145,29 @@ CREATE TABLE pgque.subscription (
     sub_sent_txid     xid8,
     sub_sent_id       bigint,
     sub_done          boolean NOT NULL DEFAULT false,
-    sub_active        timestamptz NOT NULL DEFAULT now(),
-    sub_created_at    timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (sub_queue, sub_consumer)
-);
+    sub_active        timestamptz NOT NULL DEFAULT now()
+) PARTITION BY LIST (ss_part);
+CREATE TABLE pgque.sub_state_0 PARTITION OF pgque.sub_state FOR VALUES IN (0) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.sub_state_1 PARTITION OF pgque.sub_state FOR VALUES IN (1) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.sub_state_2 PARTITION OF pgque.sub_state FOR VALUES IN (2) WITH (autovacuum_enabled = false);
+CREATE INDEX ON pgque.sub_state (ss_sub, ss_seq);
+CREATE INDEX ON pgque.sub_state (sub_batch);
+CREATE SEQUENCE pgque.sub_state_seq;
+
+-- A consumer as the code works with it: identity and newest state.
+CREATE VIEW pgque.subscription AS
+SELECT c.sub_id, c.sub_queue, c.sub_consumer,
+       st.sub_last_tick, st.sub_last_time, st.sub_last_snapshot, st.sub_last_seq,
+       st.sub_batch, st.sub_next_tick, st.sub_next_time, st.sub_next_snapshot, st.sub_next_seq,
+       st.sub_ack_txid, st.sub_ack_id, st.sub_sent_txid, st.sub_sent_id, st.sub_done, st.sub_active,
+       c.sub_created_at
+  FROM pgque.consumer c
+ CROSS JOIN LATERAL (SELECT * FROM pgque.sub_state x WHERE x.ss_sub = c.sub_id
+                      ORDER BY x.ss_seq DESC LIMIT 1) st;
 
 -- Events nacked by one consumer, waiting to be re-inserted (owned by it) when due.
 CREATE TABLE pgque.retry_queue (
-    rq_sub    int NOT NULL REFERENCES pgque.subscription ON DELETE CASCADE,
+    rq_sub    int NOT NULL REFERENCES pgque.consumer ON DELETE CASCADE,
     rq_queue  int NOT NULL,
     rq_due    timestamptz NOT NULL,
     ev_id     bigint NOT NULL,
@@ -199,7 +231,10 @@ CREATE TYPE pgque._batch_ctx AS (
 DO $$
 BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.queue', '');
-    PERFORM pg_catalog.pg_extension_config_dump('pgque.subscription', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.consumer', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.sub_state_0', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.sub_state_1', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.sub_state_2', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_0', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_1', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_2', '');
@@ -272,19 +307,24 @@ BEGIN
 END
 $$;
 
--- _subscription(queue, consumer, lock): the subscription row, row-locked FOR
--- UPDATE when lock is true.  Raises PQ001 or PQ003.
+-- _subscription(queue, consumer, lock): the consumer with its newest state.
+-- With lock, its row is locked FOR UPDATE first, so the state read is the
+-- newest committed one and nobody changes it until we commit; that needs
+-- READ COMMITTED (an older snapshot would read an older state).
+-- Raises PQ001, PQ003, PQ009.
 CREATE FUNCTION pgque._subscription(queue_name text, consumer_name text, lock boolean) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
-    q pgque.queue := pgque._queue(queue_name);
-    s pgque.subscription;
+    q  pgque.queue := pgque._queue(queue_name);
+    id int;
+    s  pgque.subscription;
 BEGIN
     IF lock THEN
-        SELECT * INTO s FROM pgque.subscription
+        PERFORM pgque._require_read_committed('this consumer call');
+        SELECT sub_id INTO id FROM pgque.consumer
          WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name FOR UPDATE;
     ELSE
-        SELECT * INTO s FROM pgque.subscription
+        SELECT sub_id INTO id FROM pgque.consumer
          WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
     END IF;
     IF NOT FOUND THEN
@@ -292,21 +332,26 @@ BEGIN
         RAISE EXCEPTION 'pgque: consumer % is not subscribed to queue %',
             quote_literal(consumer_name), quote_literal(queue_name) USING ERRCODE = 'PQ003';
     END IF;
+    SELECT * INTO s FROM pgque.subscription WHERE sub_id = id;
     RETURN s;
 END
 $$;
 
--- _batch_sub(batch_id): the subscription holding the open batch, locked FOR
--- UPDATE; NULL row when there is none.
+-- _batch_sub(batch_id): the consumer whose open batch this is, locked like
+-- _subscription(); a NULL row when there is none.  Raises PQ006, PQ009.
 CREATE FUNCTION pgque._batch_sub(batch_id bigint) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
-    s pgque.subscription;
+    id int;
+    s  pgque.subscription;
 BEGIN
     IF batch_id IS NULL THEN
         PERFORM pgque._invalid('batch id', 'must not be NULL');
     END IF;
-    SELECT * INTO s FROM pgque.subscription WHERE sub_batch = batch_id FOR UPDATE;
+    PERFORM pgque._require_read_committed('this consumer call');
+    SELECT ss_sub INTO id FROM pgque.sub_state WHERE sub_batch = batch_id LIMIT 1;
+    PERFORM 1 FROM pgque.consumer WHERE sub_id = id FOR UPDATE;
+    SELECT * INTO s FROM pgque.subscription x WHERE x.sub_id = id AND x.sub_batch = batch_id;
     RETURN s;
 END
 $$;
@@ -344,6 +389,10 @@ CREATE FUNCTION pgque._seq_value(seq regclass) RETURNS bigint
 LANGUAGE sql AS $$
     SELECT coalesce(pg_sequence_last_value(seq), 0)
 $$;
+
+-- _log_part(): the partition that tick and consumer-state rows go to now.
+CREATE FUNCTION pgque._log_part() RETURNS int
+LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.log_gen') % 3)::int $$;
 
 -- _channel(queue_name): the NOTIFY channel of a queue, 'pgque_' || name
 -- (at most 63 bytes, which is why queue names are limited to 57).
@@ -429,7 +478,7 @@ BEGIN
     VALUES (qid, queue_name, ntables, base, format('pgque.event_%s_gen', qid)::regclass,
             format('pgque.event_%s_seq', qid)::regclass, nxt, nxt);
     INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
-    VALUES (pgque._tick_part(), qid, nextval('pgque.tick_id_seq'), now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
+    VALUES (pgque._log_part(), qid, nextval('pgque.tick_id_seq'), now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
     RETURN 1;
 END
 $$;
@@ -661,16 +710,12 @@ BEGIN
         pending := ARRAY(SELECT x FROM unnest(last.tick_pending) x WHERE NOT pg_visible_in_snapshot(x, snap));
     END IF;
     INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq, tick_pending)
-    VALUES (pgque._tick_part(), q.queue_id, nextval('pgque.tick_id_seq'), now(), snap, seq_now, nullif(pending, '{}'))
+    VALUES (pgque._log_part(), q.queue_id, nextval('pgque.tick_id_seq'), now(), snap, seq_now, nullif(pending, '{}'))
     RETURNING tick_id INTO id;
     PERFORM pg_notify(pgque._channel(q.queue_name), id::text);
     RETURN id;
 END
 $$;
-
--- _tick_part(): the tick partition ticks go to now.
-CREATE FUNCTION pgque._tick_part() RETURNS int
-LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.tick_gen') % 3)::int $$;
 
 -- _last_tick(queue_id): the newest tick of a queue.
 CREATE FUNCTION pgque._last_tick(queue_id int) RETURNS pgque.tick
@@ -847,22 +892,21 @@ BEGIN
 END
 $$;
 
--- _save(s): write s's position, open batch and progress to its row: every
--- change a call makes to a subscription goes out in this one UPDATE, since
--- each UPDATE leaves a row version behind.  s must be locked.
+-- _save(s): record s's position, open batch and progress as the consumer's
+-- newest state (an INSERT: see pgque.sub_state).  The consumer must be
+-- locked (_subscription, _batch_sub).  Each call saves at most once.
 CREATE FUNCTION pgque._save(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE pgque.subscription
-       SET sub_last_tick = s.sub_last_tick, sub_last_time = s.sub_last_time,
-           sub_last_snapshot = s.sub_last_snapshot, sub_last_seq = s.sub_last_seq,
-           sub_batch = s.sub_batch, sub_next_tick = s.sub_next_tick, sub_next_time = s.sub_next_time,
-           sub_next_snapshot = s.sub_next_snapshot, sub_next_seq = s.sub_next_seq,
-           sub_ack_txid = s.sub_ack_txid, sub_ack_id = s.sub_ack_id,
-           sub_sent_txid = s.sub_sent_txid, sub_sent_id = s.sub_sent_id,
-           sub_done = s.sub_done, sub_active = now()
-     WHERE sub_id = s.sub_id
-    RETURNING * INTO s;
+    s.sub_active := now();
+    INSERT INTO pgque.sub_state (ss_part, ss_sub, ss_seq,
+        sub_last_tick, sub_last_time, sub_last_snapshot, sub_last_seq,
+        sub_batch, sub_next_tick, sub_next_time, sub_next_snapshot, sub_next_seq,
+        sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active)
+    VALUES (pgque._log_part(), s.sub_id, nextval('pgque.sub_state_seq'),
+        s.sub_last_tick, s.sub_last_time, s.sub_last_snapshot, s.sub_last_seq,
+        s.sub_batch, s.sub_next_tick, s.sub_next_time, s.sub_next_snapshot, s.sub_next_seq,
+        s.sub_ack_txid, s.sub_ack_id, s.sub_sent_txid, s.sub_sent_id, s.sub_done, s.sub_active);
     RETURN s;
 END
 $$;
@@ -980,6 +1024,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 DECLARE
     q pgque.queue := pgque._queue(queue_name);
     t pgque.tick;
+    s pgque.subscription;
     n int;
 BEGIN
     PERFORM pgque._check_name('consumer', consumer_name, 63);
@@ -989,11 +1034,16 @@ BEGIN
         q := pgque._queue(queue_name);  -- dropped meanwhile: raises PQ001
     END IF;
     t := pgque._last_tick(q.queue_id);
-    INSERT INTO pgque.subscription (sub_queue, sub_consumer, sub_last_tick, sub_last_time,
-                                    sub_last_snapshot, sub_last_seq)
-    VALUES (q.queue_id, consumer_name, t.tick_id, t.tick_time, t.tick_snapshot, t.tick_event_seq)
-    ON CONFLICT (sub_queue, sub_consumer) DO NOTHING;
+    INSERT INTO pgque.consumer (sub_queue, sub_consumer) VALUES (q.queue_id, consumer_name)
+    ON CONFLICT (sub_queue, sub_consumer) DO NOTHING
+    RETURNING sub_id INTO s.sub_id;
     GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 1 THEN
+        s.sub_last_tick := t.tick_id;             s.sub_last_time := t.tick_time;
+        s.sub_last_snapshot := t.tick_snapshot;   s.sub_last_seq := t.tick_event_seq;
+        s.sub_done := false;
+        PERFORM pgque._save(s);
+    END IF;
     RETURN n;
 END
 $$;
@@ -1009,7 +1059,7 @@ DECLARE
     n int;
 BEGIN
     PERFORM pgque._check_name('consumer', consumer_name, 63);
-    DELETE FROM pgque.subscription WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
+    DELETE FROM pgque.consumer WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -1452,51 +1502,61 @@ BEGIN
 END
 $$;
 
--- maint_rotate_ticks(period): recycle the oldest tick partition once the
--- current one is period old: lock it (NOWAIT; skip quietly while anyone
--- holds it), note every queue's newest tick, TRUNCATE it, put those newest
--- ticks back into it and make it current.  Every queue's newest tick is
--- thereby always in the current or the previous partition, and ticks leave
--- no dead rows.  Subscriptions hold copies of the ticks they started from,
--- so no batch needs an old tick row.  Returns 1 when it switched, else 0.
-CREATE FUNCTION pgque.maint_rotate_ticks(period interval DEFAULT '1 minute') RETURNS int
+-- maint_rotate_logs(period): recycle the oldest partition of the two
+-- insert-only logs, ticks and consumer states, once the current one is period
+-- old: lock both (NOWAIT; skip quietly while anyone holds one), note every
+-- queue's newest tick and every consumer's newest state, TRUNCATE, put those
+-- rows back and make the partition current.  The newest rows are thereby
+-- always in the current or the previous partition, and neither log leaves
+-- dead rows.  Returns 1 when it switched, else 0.  Errors: PQ006.
+CREATE FUNCTION pgque.maint_rotate_logs(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    gen    bigint := pgque._seq_value('pgque.tick_gen');
+    gen    bigint := pgque._seq_value('pgque.log_gen');
     nxt    int := ((gen + 1) % 3)::int;
-    newest pgque.tick[];
+    ticks  pgque.tick[];
+    states pgque.sub_state[];
 BEGIN
     IF period IS NULL OR period <= interval '0' THEN
         PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
     END IF;
-    IF now() < to_timestamp(pgque._seq_value('pgque.tick_switched_at') / 1000.0) + period THEN
+    IF now() < to_timestamp(pgque._seq_value('pgque.log_switched_at') / 1000.0) + period THEN
         RETURN 0;
     END IF;
     BEGIN
-        EXECUTE format('LOCK TABLE pgque.tick_%s IN ACCESS EXCLUSIVE MODE NOWAIT', nxt);
+        EXECUTE format('LOCK TABLE pgque.tick_%s, pgque.sub_state_%s IN ACCESS EXCLUSIVE MODE NOWAIT', nxt, nxt);
     EXCEPTION WHEN lock_not_available THEN
         RETURN 0;
     END;
-    -- Read after the lock: a ticker that still writes into the locked
-    -- partition waits for us and lands in it after the TRUNCATE.
-    newest := ARRAY(SELECT t FROM (SELECT DISTINCT ON (tick_queue) * FROM pgque.tick
-                                    ORDER BY tick_queue, tick_id DESC) t);
-    EXECUTE format('TRUNCATE pgque.tick_%s', nxt);
+    -- Read after the lock: a writer that still goes to the locked partition
+    -- waits for us and lands in it after the TRUNCATE.
+    ticks := ARRAY(SELECT t FROM (SELECT DISTINCT ON (tick_queue) * FROM pgque.tick
+                                   ORDER BY tick_queue, tick_id DESC) t);
+    states := ARRAY(SELECT x FROM (SELECT DISTINCT ON (ss_sub) * FROM pgque.sub_state
+                                    WHERE ss_sub IN (SELECT sub_id FROM pgque.consumer)
+                                    ORDER BY ss_sub, ss_seq DESC) x);
+    EXECUTE format('TRUNCATE pgque.tick_%s, pgque.sub_state_%s', nxt, nxt);
     INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq, tick_pending)
     SELECT nxt, t.tick_queue, t.tick_id, t.tick_time, t.tick_snapshot, t.tick_event_seq, t.tick_pending
-      FROM unnest(newest) t;
-    PERFORM setval('pgque.tick_gen', gen + 1, true);
-    PERFORM setval('pgque.tick_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
+      FROM unnest(ticks) t;
+    INSERT INTO pgque.sub_state
+    SELECT nxt, x.ss_sub, x.ss_seq, x.sub_last_tick, x.sub_last_time, x.sub_last_snapshot, x.sub_last_seq,
+           x.sub_batch, x.sub_next_tick, x.sub_next_time, x.sub_next_snapshot, x.sub_next_seq,
+           x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active
+      FROM unnest(states) x;
+    PERFORM setval('pgque.log_gen', gen + 1, true);
+    PERFORM setval('pgque.log_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
     RETURN 1;
 END
 $$;
 
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
--- then step 1 for each queue, the tick partitions, and the retry mover.  Safe to call often and from several
+-- then step 1 for each queue, the tick and consumer-state logs, and the
+-- retry mover.  Safe to call often and from several
 -- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
 -- (not the ticker's, and not one that already wrote something).
--- Returns the number of things done (switches of event tables and tick
--- partitions, retries moved).
+-- Returns the number of things done (switches of event tables and logs,
+-- retries moved).
 -- Errors: PQ009.
 CREATE FUNCTION pgque.maint() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -1509,7 +1569,7 @@ BEGIN
     FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
         n := n + pgque.maint_rotate_tables_step1(name);
     END LOOP;
-    RETURN n + pgque.maint_rotate_ticks() + pgque.maint_retry_events();
+    RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events();
 END
 $$;
 
@@ -1700,7 +1760,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.maint(),
     pgque.maint_rotate_tables_step1(text),
     pgque.maint_rotate_tables_step2(),
-    pgque.maint_rotate_ticks(interval),
+    pgque.maint_rotate_logs(interval),
     pgque.maint_retry_events(),
     pgque.dlq_list(text, int),
     pgque.dlq_replay(bigint),

@@ -69,11 +69,11 @@ CREATE TABLE pgque.queue (
 -- events whose transactions became visible between two ticks.  Subscriptions
 -- copy the tick data they need, so only each queue's newest tick must stay
 -- findable.  Ticks are insert-only and kept in three partitions that
--- maint_rotate_ticks() recycles with TRUNCATE (carrying every queue's newest
+-- maint_rotate_logs() recycles with TRUNCATE (carrying every queue's newest
 -- tick into the fresh one): like the event tables, they never leave dead
 -- rows, even while a long transaction holds back vacuum.
 CREATE TABLE pgque.tick (
-    tick_part      int         NOT NULL,  -- partition: tick generation % 3 (sequence pgque.tick_gen)
+    tick_part      int         NOT NULL,  -- partition: log generation % 3 (sequence pgque.log_gen)
     tick_queue     int         NOT NULL,
     tick_id        bigint      NOT NULL,
     tick_time      timestamptz NOT NULL,
@@ -86,28 +86,45 @@ CREATE TABLE pgque.tick (
 CREATE TABLE pgque.tick_0 PARTITION OF pgque.tick FOR VALUES IN (0) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.tick_1 PARTITION OF pgque.tick FOR VALUES IN (1) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.tick_2 PARTITION OF pgque.tick FOR VALUES IN (2) WITH (autovacuum_enabled = false);
--- The current tick partition is tick_gen % 3; tick_switched_at holds the
--- time of the last switch, in epoch milliseconds.  Sequences: read without MVCC, written
--- without leaving row versions behind.
-CREATE SEQUENCE pgque.tick_gen MINVALUE 0 START 0;
-CREATE SEQUENCE pgque.tick_switched_at MINVALUE 0 START 0;
+-- The current partition of the tick and consumer-state logs is
+-- log_gen % 3; log_switched_at holds the time of the last switch, in epoch
+-- milliseconds.  Sequences: read without MVCC, written without leaving row
+-- versions behind.
+CREATE SEQUENCE pgque.log_gen MINVALUE 0 START 0;
+CREATE SEQUENCE pgque.log_switched_at MINVALUE 0 START 0;
 
 CREATE SEQUENCE pgque.tick_id_seq;
 CREATE SEQUENCE pgque.batch_id_seq;
 
--- One cursor per (queue, consumer).  The tick a batch starts from (last) and
--- ends at (next) are copied here, snapshot included, so batches never depend
--- on tick rows that maintenance may already have removed.
-CREATE TABLE pgque.subscription (
-    sub_id            serial PRIMARY KEY,
-    sub_queue         int  NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
-    sub_consumer      text NOT NULL,
+-- Consumers: one row per (queue, consumer), never updated.  Calls that
+-- change a consumer's position lock its row FOR UPDATE, which serializes
+-- them without leaving a row version behind.
+CREATE TABLE pgque.consumer (
+    sub_id         serial PRIMARY KEY,
+    sub_queue      int  NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
+    sub_consumer   text NOT NULL,
+    sub_created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (sub_queue, sub_consumer)
+);
+
+-- A consumer's position, open batch and progress, as insert-only rows: each
+-- change INSERTs the whole new state and the newest row (highest ss_seq)
+-- wins.  Like ticks, the rows live in three partitions that
+-- maint_rotate_logs() recycles with TRUNCATE, carrying each consumer's newest
+-- state along, so they never leave dead rows: an UPDATE per receive and ack
+-- would, and under a held xmin horizon every lookup would have to step over
+-- them.  The tick a batch starts from (last) and ends at (next) is copied
+-- here, snapshot included, so batches never depend on tick rows.
+CREATE TABLE pgque.sub_state (
+    ss_part           int    NOT NULL,   -- partition: log generation % 3 (sequence pgque.log_gen)
+    ss_sub            int    NOT NULL,   -- pgque.consumer.sub_id
+    ss_seq            bigint NOT NULL,   -- newest wins
     sub_last_tick     bigint      NOT NULL,
     sub_last_time     timestamptz NOT NULL,
     sub_last_snapshot pg_snapshot NOT NULL,
     sub_last_seq      bigint      NOT NULL,
     -- The open batch, if any.
-    sub_batch         bigint UNIQUE,
+    sub_batch         bigint,
     sub_next_tick     bigint,
     sub_next_time     timestamptz,
     sub_next_snapshot pg_snapshot,
@@ -121,14 +138,29 @@ CREATE TABLE pgque.subscription (
     sub_sent_txid     xid8,
     sub_sent_id       bigint,
     sub_done          boolean NOT NULL DEFAULT false,
-    sub_active        timestamptz NOT NULL DEFAULT now(),
-    sub_created_at    timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (sub_queue, sub_consumer)
-);
+    sub_active        timestamptz NOT NULL DEFAULT now()
+) PARTITION BY LIST (ss_part);
+CREATE TABLE pgque.sub_state_0 PARTITION OF pgque.sub_state FOR VALUES IN (0) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.sub_state_1 PARTITION OF pgque.sub_state FOR VALUES IN (1) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.sub_state_2 PARTITION OF pgque.sub_state FOR VALUES IN (2) WITH (autovacuum_enabled = false);
+CREATE INDEX ON pgque.sub_state (ss_sub, ss_seq);
+CREATE INDEX ON pgque.sub_state (sub_batch);
+CREATE SEQUENCE pgque.sub_state_seq;
+
+-- A consumer as the code works with it: identity and newest state.
+CREATE VIEW pgque.subscription AS
+SELECT c.sub_id, c.sub_queue, c.sub_consumer,
+       st.sub_last_tick, st.sub_last_time, st.sub_last_snapshot, st.sub_last_seq,
+       st.sub_batch, st.sub_next_tick, st.sub_next_time, st.sub_next_snapshot, st.sub_next_seq,
+       st.sub_ack_txid, st.sub_ack_id, st.sub_sent_txid, st.sub_sent_id, st.sub_done, st.sub_active,
+       c.sub_created_at
+  FROM pgque.consumer c
+ CROSS JOIN LATERAL (SELECT * FROM pgque.sub_state x WHERE x.ss_sub = c.sub_id
+                      ORDER BY x.ss_seq DESC LIMIT 1) st;
 
 -- Events nacked by one consumer, waiting to be re-inserted (owned by it) when due.
 CREATE TABLE pgque.retry_queue (
-    rq_sub    int NOT NULL REFERENCES pgque.subscription ON DELETE CASCADE,
+    rq_sub    int NOT NULL REFERENCES pgque.consumer ON DELETE CASCADE,
     rq_queue  int NOT NULL,
     rq_due    timestamptz NOT NULL,
     ev_id     bigint NOT NULL,
@@ -192,7 +224,10 @@ CREATE TYPE pgque._batch_ctx AS (
 DO $$
 BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.queue', '');
-    PERFORM pg_catalog.pg_extension_config_dump('pgque.subscription', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.consumer', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.sub_state_0', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.sub_state_1', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.sub_state_2', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_0', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_1', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_2', '');

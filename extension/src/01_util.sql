@@ -58,19 +58,24 @@ BEGIN
 END
 $$;
 
--- _subscription(queue, consumer, lock): the subscription row, row-locked FOR
--- UPDATE when lock is true.  Raises PQ001 or PQ003.
+-- _subscription(queue, consumer, lock): the consumer with its newest state.
+-- With lock, its row is locked FOR UPDATE first, so the state read is the
+-- newest committed one and nobody changes it until we commit; that needs
+-- READ COMMITTED (an older snapshot would read an older state).
+-- Raises PQ001, PQ003, PQ009.
 CREATE FUNCTION pgque._subscription(queue_name text, consumer_name text, lock boolean) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
-    q pgque.queue := pgque._queue(queue_name);
-    s pgque.subscription;
+    q  pgque.queue := pgque._queue(queue_name);
+    id int;
+    s  pgque.subscription;
 BEGIN
     IF lock THEN
-        SELECT * INTO s FROM pgque.subscription
+        PERFORM pgque._require_read_committed('this consumer call');
+        SELECT sub_id INTO id FROM pgque.consumer
          WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name FOR UPDATE;
     ELSE
-        SELECT * INTO s FROM pgque.subscription
+        SELECT sub_id INTO id FROM pgque.consumer
          WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
     END IF;
     IF NOT FOUND THEN
@@ -78,21 +83,26 @@ BEGIN
         RAISE EXCEPTION 'pgque: consumer % is not subscribed to queue %',
             quote_literal(consumer_name), quote_literal(queue_name) USING ERRCODE = 'PQ003';
     END IF;
+    SELECT * INTO s FROM pgque.subscription WHERE sub_id = id;
     RETURN s;
 END
 $$;
 
--- _batch_sub(batch_id): the subscription holding the open batch, locked FOR
--- UPDATE; NULL row when there is none.
+-- _batch_sub(batch_id): the consumer whose open batch this is, locked like
+-- _subscription(); a NULL row when there is none.  Raises PQ006, PQ009.
 CREATE FUNCTION pgque._batch_sub(batch_id bigint) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
-    s pgque.subscription;
+    id int;
+    s  pgque.subscription;
 BEGIN
     IF batch_id IS NULL THEN
         PERFORM pgque._invalid('batch id', 'must not be NULL');
     END IF;
-    SELECT * INTO s FROM pgque.subscription WHERE sub_batch = batch_id FOR UPDATE;
+    PERFORM pgque._require_read_committed('this consumer call');
+    SELECT ss_sub INTO id FROM pgque.sub_state WHERE sub_batch = batch_id LIMIT 1;
+    PERFORM 1 FROM pgque.consumer WHERE sub_id = id FOR UPDATE;
+    SELECT * INTO s FROM pgque.subscription x WHERE x.sub_id = id AND x.sub_batch = batch_id;
     RETURN s;
 END
 $$;
@@ -130,6 +140,10 @@ CREATE FUNCTION pgque._seq_value(seq regclass) RETURNS bigint
 LANGUAGE sql AS $$
     SELECT coalesce(pg_sequence_last_value(seq), 0)
 $$;
+
+-- _log_part(): the partition that tick and consumer-state rows go to now.
+CREATE FUNCTION pgque._log_part() RETURNS int
+LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.log_gen') % 3)::int $$;
 
 -- _channel(queue_name): the NOTIFY channel of a queue, 'pgque_' || name
 -- (at most 63 bytes, which is why queue names are limited to 57).

@@ -66,7 +66,7 @@ BEGIN
     VALUES (qid, queue_name, ntables, base, format('pgque.event_%s_gen', qid)::regclass,
             format('pgque.event_%s_seq', qid)::regclass, nxt, nxt);
     INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
-    VALUES (pgque._tick_part(), qid, nextval('pgque.tick_id_seq'), now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
+    VALUES (pgque._log_part(), qid, nextval('pgque.tick_id_seq'), now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
     RETURN 1;
 END
 $$;

@@ -29,16 +29,12 @@ BEGIN
         pending := ARRAY(SELECT x FROM unnest(last.tick_pending) x WHERE NOT pg_visible_in_snapshot(x, snap));
     END IF;
     INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq, tick_pending)
-    VALUES (pgque._tick_part(), q.queue_id, nextval('pgque.tick_id_seq'), now(), snap, seq_now, nullif(pending, '{}'))
+    VALUES (pgque._log_part(), q.queue_id, nextval('pgque.tick_id_seq'), now(), snap, seq_now, nullif(pending, '{}'))
     RETURNING tick_id INTO id;
     PERFORM pg_notify(pgque._channel(q.queue_name), id::text);
     RETURN id;
 END
 $$;
-
--- _tick_part(): the tick partition ticks go to now.
-CREATE FUNCTION pgque._tick_part() RETURNS int
-LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.tick_gen') % 3)::int $$;
 
 -- _last_tick(queue_id): the newest tick of a queue.
 CREATE FUNCTION pgque._last_tick(queue_id int) RETURNS pgque.tick

@@ -92,22 +92,21 @@ BEGIN
 END
 $$;
 
--- _save(s): write s's position, open batch and progress to its row: every
--- change a call makes to a subscription goes out in this one UPDATE, since
--- each UPDATE leaves a row version behind.  s must be locked.
+-- _save(s): record s's position, open batch and progress as the consumer's
+-- newest state (an INSERT: see pgque.sub_state).  The consumer must be
+-- locked (_subscription, _batch_sub).  Each call saves at most once.
 CREATE FUNCTION pgque._save(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE pgque.subscription
-       SET sub_last_tick = s.sub_last_tick, sub_last_time = s.sub_last_time,
-           sub_last_snapshot = s.sub_last_snapshot, sub_last_seq = s.sub_last_seq,
-           sub_batch = s.sub_batch, sub_next_tick = s.sub_next_tick, sub_next_time = s.sub_next_time,
-           sub_next_snapshot = s.sub_next_snapshot, sub_next_seq = s.sub_next_seq,
-           sub_ack_txid = s.sub_ack_txid, sub_ack_id = s.sub_ack_id,
-           sub_sent_txid = s.sub_sent_txid, sub_sent_id = s.sub_sent_id,
-           sub_done = s.sub_done, sub_active = now()
-     WHERE sub_id = s.sub_id
-    RETURNING * INTO s;
+    s.sub_active := now();
+    INSERT INTO pgque.sub_state (ss_part, ss_sub, ss_seq,
+        sub_last_tick, sub_last_time, sub_last_snapshot, sub_last_seq,
+        sub_batch, sub_next_tick, sub_next_time, sub_next_snapshot, sub_next_seq,
+        sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active)
+    VALUES (pgque._log_part(), s.sub_id, nextval('pgque.sub_state_seq'),
+        s.sub_last_tick, s.sub_last_time, s.sub_last_snapshot, s.sub_last_seq,
+        s.sub_batch, s.sub_next_tick, s.sub_next_time, s.sub_next_snapshot, s.sub_next_seq,
+        s.sub_ack_txid, s.sub_ack_id, s.sub_sent_txid, s.sub_sent_id, s.sub_done, s.sub_active);
     RETURN s;
 END
 $$;

@@ -8,6 +8,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 DECLARE
     q pgque.queue := pgque._queue(queue_name);
     t pgque.tick;
+    s pgque.subscription;
     n int;
 BEGIN
     PERFORM pgque._check_name('consumer', consumer_name, 63);
@@ -17,11 +18,16 @@ BEGIN
         q := pgque._queue(queue_name);  -- dropped meanwhile: raises PQ001
     END IF;
     t := pgque._last_tick(q.queue_id);
-    INSERT INTO pgque.subscription (sub_queue, sub_consumer, sub_last_tick, sub_last_time,
-                                    sub_last_snapshot, sub_last_seq)
-    VALUES (q.queue_id, consumer_name, t.tick_id, t.tick_time, t.tick_snapshot, t.tick_event_seq)
-    ON CONFLICT (sub_queue, sub_consumer) DO NOTHING;
+    INSERT INTO pgque.consumer (sub_queue, sub_consumer) VALUES (q.queue_id, consumer_name)
+    ON CONFLICT (sub_queue, sub_consumer) DO NOTHING
+    RETURNING sub_id INTO s.sub_id;
     GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 1 THEN
+        s.sub_last_tick := t.tick_id;             s.sub_last_time := t.tick_time;
+        s.sub_last_snapshot := t.tick_snapshot;   s.sub_last_seq := t.tick_event_seq;
+        s.sub_done := false;
+        PERFORM pgque._save(s);
+    END IF;
     RETURN n;
 END
 $$;
@@ -37,7 +43,7 @@ DECLARE
     n int;
 BEGIN
     PERFORM pgque._check_name('consumer', consumer_name, 63);
-    DELETE FROM pgque.subscription WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
+    DELETE FROM pgque.consumer WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END

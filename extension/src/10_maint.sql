@@ -106,51 +106,61 @@ BEGIN
 END
 $$;
 
--- maint_rotate_ticks(period): recycle the oldest tick partition once the
--- current one is period old: lock it (NOWAIT; skip quietly while anyone
--- holds it), note every queue's newest tick, TRUNCATE it, put those newest
--- ticks back into it and make it current.  Every queue's newest tick is
--- thereby always in the current or the previous partition, and ticks leave
--- no dead rows.  Subscriptions hold copies of the ticks they started from,
--- so no batch needs an old tick row.  Returns 1 when it switched, else 0.
-CREATE FUNCTION pgque.maint_rotate_ticks(period interval DEFAULT '1 minute') RETURNS int
+-- maint_rotate_logs(period): recycle the oldest partition of the two
+-- insert-only logs, ticks and consumer states, once the current one is period
+-- old: lock both (NOWAIT; skip quietly while anyone holds one), note every
+-- queue's newest tick and every consumer's newest state, TRUNCATE, put those
+-- rows back and make the partition current.  The newest rows are thereby
+-- always in the current or the previous partition, and neither log leaves
+-- dead rows.  Returns 1 when it switched, else 0.  Errors: PQ006.
+CREATE FUNCTION pgque.maint_rotate_logs(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    gen    bigint := pgque._seq_value('pgque.tick_gen');
+    gen    bigint := pgque._seq_value('pgque.log_gen');
     nxt    int := ((gen + 1) % 3)::int;
-    newest pgque.tick[];
+    ticks  pgque.tick[];
+    states pgque.sub_state[];
 BEGIN
     IF period IS NULL OR period <= interval '0' THEN
         PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
     END IF;
-    IF now() < to_timestamp(pgque._seq_value('pgque.tick_switched_at') / 1000.0) + period THEN
+    IF now() < to_timestamp(pgque._seq_value('pgque.log_switched_at') / 1000.0) + period THEN
         RETURN 0;
     END IF;
     BEGIN
-        EXECUTE format('LOCK TABLE pgque.tick_%s IN ACCESS EXCLUSIVE MODE NOWAIT', nxt);
+        EXECUTE format('LOCK TABLE pgque.tick_%s, pgque.sub_state_%s IN ACCESS EXCLUSIVE MODE NOWAIT', nxt, nxt);
     EXCEPTION WHEN lock_not_available THEN
         RETURN 0;
     END;
-    -- Read after the lock: a ticker that still writes into the locked
-    -- partition waits for us and lands in it after the TRUNCATE.
-    newest := ARRAY(SELECT t FROM (SELECT DISTINCT ON (tick_queue) * FROM pgque.tick
-                                    ORDER BY tick_queue, tick_id DESC) t);
-    EXECUTE format('TRUNCATE pgque.tick_%s', nxt);
+    -- Read after the lock: a writer that still goes to the locked partition
+    -- waits for us and lands in it after the TRUNCATE.
+    ticks := ARRAY(SELECT t FROM (SELECT DISTINCT ON (tick_queue) * FROM pgque.tick
+                                   ORDER BY tick_queue, tick_id DESC) t);
+    states := ARRAY(SELECT x FROM (SELECT DISTINCT ON (ss_sub) * FROM pgque.sub_state
+                                    WHERE ss_sub IN (SELECT sub_id FROM pgque.consumer)
+                                    ORDER BY ss_sub, ss_seq DESC) x);
+    EXECUTE format('TRUNCATE pgque.tick_%s, pgque.sub_state_%s', nxt, nxt);
     INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq, tick_pending)
     SELECT nxt, t.tick_queue, t.tick_id, t.tick_time, t.tick_snapshot, t.tick_event_seq, t.tick_pending
-      FROM unnest(newest) t;
-    PERFORM setval('pgque.tick_gen', gen + 1, true);
-    PERFORM setval('pgque.tick_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
+      FROM unnest(ticks) t;
+    INSERT INTO pgque.sub_state
+    SELECT nxt, x.ss_sub, x.ss_seq, x.sub_last_tick, x.sub_last_time, x.sub_last_snapshot, x.sub_last_seq,
+           x.sub_batch, x.sub_next_tick, x.sub_next_time, x.sub_next_snapshot, x.sub_next_seq,
+           x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active
+      FROM unnest(states) x;
+    PERFORM setval('pgque.log_gen', gen + 1, true);
+    PERFORM setval('pgque.log_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
     RETURN 1;
 END
 $$;
 
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
--- then step 1 for each queue, the tick partitions, and the retry mover.  Safe to call often and from several
+-- then step 1 for each queue, the tick and consumer-state logs, and the
+-- retry mover.  Safe to call often and from several
 -- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
 -- (not the ticker's, and not one that already wrote something).
--- Returns the number of things done (switches of event tables and tick
--- partitions, retries moved).
+-- Returns the number of things done (switches of event tables and logs,
+-- retries moved).
 -- Errors: PQ009.
 CREATE FUNCTION pgque.maint() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -163,6 +173,6 @@ BEGIN
     FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
         n := n + pgque.maint_rotate_tables_step1(name);
     END LOOP;
-    RETURN n + pgque.maint_rotate_ticks() + pgque.maint_retry_events();
+    RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events();
 END
 $$;

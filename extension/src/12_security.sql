@@ -69,7 +69,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.maint(),
     pgque.maint_rotate_tables_step1(text),
     pgque.maint_rotate_tables_step2(),
-    pgque.maint_rotate_ticks(interval),
+    pgque.maint_rotate_logs(interval),
     pgque.maint_retry_events(),
     pgque.dlq_list(text, int),
     pgque.dlq_replay(bigint),

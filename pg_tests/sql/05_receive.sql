@@ -214,5 +214,13 @@ SELECT test.drain('q05_a', 'big') AS big_after_empty;
 ---------------------------------------------------------------------------
 SELECT test.err($$SELECT * FROM pgque.receive('q05_a', 'nobody', 10)$$);
 SELECT test.err($$SELECT * FROM pgque.receive('q05_nope', 'c', 10)$$);
+-- consumer calls need READ COMMITTED: they read the newest position after
+-- locking the consumer, which an older snapshot would not see (PQ009)
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT test.err($$SELECT * FROM pgque.receive('q05_a', 'c', 10)$$);
+ROLLBACK;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT test.err($$SELECT pgque.ack(1)$$);
+ROLLBACK;
 
 SELECT pgque.drop_queue('q05_a', true);

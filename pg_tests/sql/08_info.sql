@@ -1,5 +1,5 @@
 -- 08_info: the introspection functions get_queue_info, get_consumer_info,
--- get_batch_info, and maint_rotate_ticks.  Times, tick ids and batch ids are
+-- get_batch_info, and maint_rotate_logs.  Times, tick ids and batch ids are
 -- only compared, never printed.
 
 CREATE FUNCTION pg_temp.e(sql text) RETURNS text LANGUAGE sql AS $$
@@ -100,17 +100,17 @@ SELECT test.err('SELECT * FROM pgque.get_batch_info(-1)');
 SELECT test.err('SELECT * FROM pgque.get_batch_info(NULL)');
 
 ---------------------------------------------------------------------------
--- maint_rotate_ticks: ticks live in three partitions that are recycled by
+-- maint_rotate_logs: ticks (and consumer states) live in three partitions recycled by
 -- TRUNCATE; every queue's newest tick survives any number of switches, older
 -- ticks go, and consumers keep working, even one whose position tick is gone.
 ---------------------------------------------------------------------------
 SELECT queue_id AS qa FROM pgque.queue WHERE queue_name = 'q08_a' \gset
 SELECT queue_id AS qb FROM pgque.queue WHERE queue_name = 'q08_b' \gset
 SELECT count(*) > 1 AS several_ticks FROM pgque.tick WHERE tick_queue = :qa;
-SELECT pgque.maint_rotate_ticks('1 hour') + pgque.maint_rotate_ticks('1 hour') <= 1 AS at_most_one_switch_per_period;
-SELECT pgque.maint_rotate_ticks('1 microsecond') AS switched;
-SELECT pgque.maint_rotate_ticks('1 microsecond') AS switched;
-SELECT pgque.maint_rotate_ticks('1 microsecond') AS switched;
+SELECT pgque.maint_rotate_logs('1 hour') + pgque.maint_rotate_logs('1 hour') <= 1 AS at_most_one_switch_per_period;
+SELECT pgque.maint_rotate_logs('1 microsecond') AS switched;
+SELECT pgque.maint_rotate_logs('1 microsecond') AS switched;
+SELECT pgque.maint_rotate_logs('1 microsecond') AS switched;
 SELECT count(DISTINCT tick_id) AS distinct_ticks, max(tick_id) = :tick_a AS newest_kept
   FROM pgque.tick WHERE tick_queue = :qa;
 SELECT count(DISTINCT tick_id) AS distinct_ticks FROM pgque.tick WHERE tick_queue = :qb;
@@ -125,15 +125,15 @@ SELECT test.drain('q08_a', 'c2') AS c2_gets;
 SELECT dblink_connect('t08', 'dbname=' || current_database());
 SELECT dblink_exec('t08', 'BEGIN');
 SELECT dblink_exec('t08', format('LOCK TABLE pgque.tick_%s IN ACCESS SHARE MODE',
-                                 (pg_sequence_last_value('pgque.tick_gen') + 1) % 3));
-SELECT pgque.maint_rotate_ticks('1 microsecond') AS switched_while_locked;
+                                 (pg_sequence_last_value('pgque.log_gen') + 1) % 3));
+SELECT pgque.maint_rotate_logs('1 microsecond') AS switched_while_locked;
 SELECT dblink_exec('t08', 'ROLLBACK');
 SELECT dblink_disconnect('t08');
-SELECT pgque.maint_rotate_ticks('1 microsecond') AS switched_after_unlock;
+SELECT pgque.maint_rotate_logs('1 microsecond') AS switched_after_unlock;
 SELECT count(DISTINCT tick_id) AS distinct_ticks, max(tick_id) = :tick_a6 AS newest_kept
   FROM pgque.tick WHERE tick_queue = :qa;
-SELECT test.err($$SELECT pgque.maint_rotate_ticks('0')$$);
-SELECT test.err($$SELECT pgque.maint_rotate_ticks(NULL)$$);
+SELECT test.err($$SELECT pgque.maint_rotate_logs('0')$$);
+SELECT test.err($$SELECT pgque.maint_rotate_logs(NULL)$$);
 
 -- blocking_rotation blames a consumer only when the queue ticked past the
 -- last switch and the consumer has not caught up; while a long producer

@@ -100,7 +100,7 @@ SELECT pgque.force_tick('q09') IS NOT NULL AS ticked;
 SELECT test.err($$SELECT pgque.ticker('q09')$$);
 SELECT test.err($$SELECT pgque.ticker()$$);
 SELECT test.err($$SELECT pgque.maint()$$);
-SELECT test.err($$SELECT pgque.maint_rotate_ticks()$$);
+SELECT test.err($$SELECT pgque.maint_rotate_logs()$$);
 RESET ROLE;
 
 -- reader can receive, nack and ack (max_retries is 0: the nack dead-letters)
@@ -147,7 +147,8 @@ RESET ROLE;
 SET ROLE t_reader;
 SELECT test.err($$SELECT * FROM pgque.queue$$);
 SELECT test.err($$SELECT * FROM pgque.subscription$$);
-SELECT test.err($$UPDATE pgque.subscription SET sub_batch = NULL$$);
+SELECT test.err($$UPDATE pgque.consumer SET sub_consumer = 'x'$$);
+SELECT test.err($$INSERT INTO pgque.sub_state (ss_part, ss_sub, ss_seq) VALUES (0, 0, 0)$$);
 SELECT left(test.err(format('SELECT * FROM %s', :'evt')), 5) AS event_table_select;
 RESET ROLE;
 SET ROLE t_writer;

@@ -39,7 +39,7 @@ func TestScenarioLoad(t *testing.T) {
 		want []string // metrics that must be there
 	}{
 		{"latency", runLatency, []string{"p50", "p99", "achieved rate"}},
-		{"xmin", runXmin, []string{"clean delivered", "held p99", "event tables max dead tuples", "subscription dead tuples held end"}},
+		{"xmin", runXmin, []string{"clean delivered", "held p99", "event tables max dead tuples", "consumer dead tuples held end", "sub_state_0 dead tuples held end"}},
 		{"memory", runMemory, []string{"consumed", "heap in use, last quarter mean"}},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
