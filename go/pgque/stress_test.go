@@ -94,7 +94,15 @@ func TestStress(t *testing.T) {
 		}
 		return gen
 	}
-	genBefore := queueGen()
+	logGen := func() int64 {
+		t.Helper()
+		var gen int64
+		if err := pool.QueryRow(ctx, `SELECT coalesce(pg_sequence_last_value('pgque.log_gen'), 0)`).Scan(&gen); err != nil {
+			t.Fatal(err)
+		}
+		return gen
+	}
+	genBefore, logGenBefore := queueGen(), logGen()
 	infoBefore, err := client.Queue(ctx, queue)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +201,7 @@ func TestStress(t *testing.T) {
 			}
 		}
 	}()
-	for range rogues { // rogue tickers: ticker(), force_tick() and maint() beside the leader
+	for range rogues { // rogue tickers: ticker(), force_tick(), maint() and log rotations beside the leader
 		chaos.Add(1)
 		go func() {
 			defer chaos.Done()
@@ -211,6 +219,10 @@ func TestStress(t *testing.T) {
 					_, err = client.ForceTick(chaosCtx, queue)
 				case n%20 == 19:
 					_, err = client.Maint(chaosCtx)
+				case n%20 == 9:
+					// Recycle the tick and consumer-state partitions far more
+					// often than maint() does, while consumers move.
+					_, err = pool.Exec(chaosCtx, `SELECT pgque.maint_rotate_logs('10 milliseconds')`)
 				default:
 					_, err = client.Tick(chaosCtx)
 				}
@@ -453,6 +465,9 @@ func TestStress(t *testing.T) {
 	if genAfter-genBefore < 3 {
 		t.Errorf("queue generation went from %d to %d; want at least 3 table switches (every table reused)", genBefore, genAfter)
 	}
+	if logSwitches := logGen() - logGenBefore; logSwitches < 3 {
+		t.Errorf("%d tick/consumer-state log rotations; want at least 3 (every partition recycled)", logSwitches)
+	}
 	if !infoAfter.SwitchTime.After(infoBefore.SwitchTime) {
 		t.Errorf("Queue().SwitchTime did not move (%v, then %v)", infoBefore.SwitchTime, infoAfter.SwitchTime)
 	}
@@ -462,7 +477,8 @@ func TestStress(t *testing.T) {
 	if kills.Load() == 0 || restarts.Load() == 0 {
 		t.Errorf("%d leader sessions killed and %d leaders restarted; want both", kills.Load(), restarts.Load())
 	}
-	t.Logf("rotation: %d table switches (generation %d to %d)", genAfter-genBefore, genBefore, genAfter)
+	t.Logf("rotation: %d table switches (generation %d to %d), %d log rotations",
+		genAfter-genBefore, genBefore, genAfter, logGen()-logGenBefore)
 }
 
 type stressPayload struct {
