@@ -116,9 +116,13 @@ $$;
 CREATE FUNCTION pgque._batch_window(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
-    t pgque.tick := pgque._last_tick(s.sub_queue);
+    t pgque.tick;
 BEGIN
-    IF s.sub_batch IS NULL AND t.tick_id > s.sub_last_tick THEN
+    IF s.sub_batch IS NOT NULL THEN
+        RETURN s;  -- the open batch is returned again: no need to look at ticks
+    END IF;
+    t := pgque._last_tick(s.sub_queue);
+    IF t.tick_id > s.sub_last_tick THEN
         s.sub_batch := nextval('pgque.batch_id_seq');
         s.sub_next_tick := t.tick_id;            s.sub_next_time := t.tick_time;
         s.sub_next_snapshot := t.tick_snapshot;  s.sub_next_seq := t.tick_event_seq;
