@@ -390,6 +390,19 @@ LANGUAGE sql AS $$
     SELECT coalesce(pg_sequence_last_value(seq), 0)
 $$;
 
+-- _lock_nowait(tables): take ACCESS EXCLUSIVE locks on tables (a
+-- comma-separated list of pgque's own table names) without waiting; false
+-- when someone else holds one.  Maintenance skips quietly in that case.
+CREATE FUNCTION pgque._lock_nowait(tables text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', tables);
+    RETURN true;
+EXCEPTION WHEN lock_not_available THEN
+    RETURN false;
+END
+$$;
+
 -- _log_part(): the partition that tick and consumer-state rows go to now.
 CREATE FUNCTION pgque._log_part() RETURNS int
 LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.log_gen') % 3)::int $$;
@@ -916,9 +929,13 @@ $$;
 CREATE FUNCTION pgque._batch_window(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
-    t pgque.tick := pgque._last_tick(s.sub_queue);
+    t pgque.tick;
 BEGIN
-    IF s.sub_batch IS NULL AND t.tick_id > s.sub_last_tick THEN
+    IF s.sub_batch IS NOT NULL THEN
+        RETURN s;  -- the open batch is returned again: no need to look at ticks
+    END IF;
+    t := pgque._last_tick(s.sub_queue);
+    IF t.tick_id > s.sub_last_tick THEN
         s.sub_batch := nextval('pgque.batch_id_seq');
         s.sub_next_tick := t.tick_id;            s.sub_next_time := t.tick_time;
         s.sub_next_snapshot := t.tick_snapshot;  s.sub_next_seq := t.tick_event_seq;
@@ -1462,11 +1479,9 @@ BEGIN
         RETURN 0;
     END IF;
     tbl := pgque._event_table(q.queue_id, (q.queue_gen + 1) % q.queue_ntables);
-    BEGIN
-        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', tbl);
-    EXCEPTION WHEN lock_not_available THEN
+    IF NOT pgque._lock_nowait(tbl) THEN
         RETURN 0;
-    END;
+    END IF;
     EXECUTE format('TRUNCATE %s', tbl);
     -- Writers of the new generation wait on the TRUNCATE's lock until we commit.
     pre := pg_snapshot_xmax(pg_current_snapshot());
@@ -1523,11 +1538,9 @@ BEGIN
     IF now() < to_timestamp(pgque._seq_value('pgque.log_switched_at') / 1000.0) + period THEN
         RETURN 0;
     END IF;
-    BEGIN
-        EXECUTE format('LOCK TABLE pgque.tick_%s, pgque.sub_state_%s IN ACCESS EXCLUSIVE MODE NOWAIT', nxt, nxt);
-    EXCEPTION WHEN lock_not_available THEN
+    IF NOT pgque._lock_nowait(format('pgque.tick_%s, pgque.sub_state_%s', nxt, nxt)) THEN
         RETURN 0;
-    END;
+    END IF;
     -- Read after the lock: a writer that still goes to the locked partition
     -- waits for us and lands in it after the TRUNCATE.
     ticks := ARRAY(SELECT t FROM (SELECT DISTINCT ON (tick_queue) * FROM pgque.tick

@@ -141,6 +141,19 @@ LANGUAGE sql AS $$
     SELECT coalesce(pg_sequence_last_value(seq), 0)
 $$;
 
+-- _lock_nowait(tables): take ACCESS EXCLUSIVE locks on tables (a
+-- comma-separated list of pgque's own table names) without waiting; false
+-- when someone else holds one.  Maintenance skips quietly in that case.
+CREATE FUNCTION pgque._lock_nowait(tables text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', tables);
+    RETURN true;
+EXCEPTION WHEN lock_not_available THEN
+    RETURN false;
+END
+$$;
+
 -- _log_part(): the partition that tick and consumer-state rows go to now.
 CREATE FUNCTION pgque._log_part() RETURNS int
 LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.log_gen') % 3)::int $$;

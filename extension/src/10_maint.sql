@@ -66,11 +66,9 @@ BEGIN
         RETURN 0;
     END IF;
     tbl := pgque._event_table(q.queue_id, (q.queue_gen + 1) % q.queue_ntables);
-    BEGIN
-        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', tbl);
-    EXCEPTION WHEN lock_not_available THEN
+    IF NOT pgque._lock_nowait(tbl) THEN
         RETURN 0;
-    END;
+    END IF;
     EXECUTE format('TRUNCATE %s', tbl);
     -- Writers of the new generation wait on the TRUNCATE's lock until we commit.
     pre := pg_snapshot_xmax(pg_current_snapshot());
@@ -127,11 +125,9 @@ BEGIN
     IF now() < to_timestamp(pgque._seq_value('pgque.log_switched_at') / 1000.0) + period THEN
         RETURN 0;
     END IF;
-    BEGIN
-        EXECUTE format('LOCK TABLE pgque.tick_%s, pgque.sub_state_%s IN ACCESS EXCLUSIVE MODE NOWAIT', nxt, nxt);
-    EXCEPTION WHEN lock_not_available THEN
+    IF NOT pgque._lock_nowait(format('pgque.tick_%s, pgque.sub_state_%s', nxt, nxt)) THEN
         RETURN 0;
-    END;
+    END IF;
     -- Read after the lock: a writer that still goes to the locked partition
     -- waits for us and lands in it after the TRUNCATE.
     ticks := ARRAY(SELECT t FROM (SELECT DISTINCT ON (tick_queue) * FROM pgque.tick
