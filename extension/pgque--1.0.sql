@@ -1701,7 +1701,7 @@ BEGIN
 END
 $$;
 
--- ---- extension/src/12_security.sql ----
+-- ---- extension/src/99_security.sql ----
 -- Roles and privileges.  PUBLIC gets nothing; everything goes through the
 -- SECURITY DEFINER API functions, each with a pinned search_path.
 --   pgque_writer  produce
