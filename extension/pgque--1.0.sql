@@ -218,13 +218,19 @@ CREATE TYPE pgque.message AS (
     extra4      text
 );
 
--- Where a batch's events are, worked out once per call by _batch_ctx().
+-- Where a batch's events are and where reading resumes, worked out once per
+-- call by _batch_ctx() and handed to the batch queries as one parameter.
 CREATE TYPE pgque._batch_ctx AS (
     lo         xid8,          -- xmax of the start tick: range scan starts here
     hi         xid8,          -- xmax of the end tick: range scan ends before here
     snap       pg_snapshot,   -- the end tick's snapshot
     stragglers xid8[],        -- in progress at the start tick, finished by the end tick
-    tables     text[]         -- event tables that may hold the batch's rows
+    tables     text[],        -- event tables that may hold the batch's rows
+    sub_id     int,           -- the consumer: retried copies are visible to their owner only
+    after_txid xid8,          -- read after this (ev_txid, ev_id) position:
+    after_id   bigint,        --   the acknowledged one, (0, 0) at first
+    range_txid xid8,          -- the same position, raised to (lo, 0) for the range
+    range_id   bigint         --   scan (see _batch_sql)
 );
 
 -- Keep the catalog in pg_dump output when installed as an extension.
@@ -818,7 +824,9 @@ $$;
 -- any size, so a big batch costs nothing extra.  An open batch is returned
 -- again until it is finished, which is how a crashed consumer gets redelivery.
 
--- _batch_ctx(s): where the open batch of subscription s lives.
+-- _batch_ctx(s [, from_start]): where the open batch of subscription s
+-- lives, and where reading it resumes: after the acknowledged position, or
+-- at the start of the batch.
 --
 -- Rows are found by two index scans per table on ev_txid:
 --   * the range [xmax(last), xmax(next)) filtered by visibility in next;
@@ -830,7 +838,8 @@ $$;
 -- current generation and pre/post the boundaries of the switch to it:
 --   * generation k may hold rows only if xmax(next) >= pre;
 --   * generation k-1 may hold rows only while post is unknown or xmin(last) < post.
-CREATE FUNCTION pgque._batch_ctx(s pgque.subscription) RETURNS pgque._batch_ctx
+CREATE FUNCTION pgque._batch_ctx(s pgque.subscription, from_start boolean DEFAULT false)
+RETURNS pgque._batch_ctx
 LANGUAGE plpgsql AS $$
 DECLARE
     q       pgque.queue;
@@ -859,49 +868,58 @@ BEGIN
         END IF;
     END IF;
     ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
+    ctx.sub_id := s.sub_id;
+    ctx.after_txid := CASE WHEN from_start THEN '0' ELSE coalesce(s.sub_ack_txid, '0') END;
+    ctx.after_id := CASE WHEN from_start THEN 0 ELSE coalesce(s.sub_ack_id, 0) END;
+    IF ctx.after_txid >= ctx.lo THEN
+        ctx.range_txid := ctx.after_txid;  ctx.range_id := ctx.after_id;
+    ELSE
+        ctx.range_txid := ctx.lo;          ctx.range_id := 0;  -- ids start at 1
+    END IF;
     RETURN ctx;
 END
 $$;
 
--- _batch_sql(tables, cond, tail): the query over a batch's rows.
--- Parameters: $1 range start, $2 range end (exclusive), $3 end snapshot,
--- $4 straggler xids, $5 sub_id (retried copies are visible to their owner
--- only), $6/$7 position (ev_txid, ev_id) to read after, $8 limit, $9 ev_id,
--- $10 highest ev_txid; cond may use $6..$10, tail orders and limits.
+-- _batch_sql(ctx, cond, tail [, cols]): the query over the rows of a batch
+-- after its position, in delivery order (ev_txid, ev_id), selecting cols.
+-- Parameters: $1 the _batch_ctx, $2 limit, $3 and $4 free for cond and
+-- cols; tail orders and limits.
 --
--- tail is applied to every part as well as to the whole: each part is then
--- an ordered index scan on (ev_txid, ev_id) that stops after $8 rows, so
--- reading a piece of a huge batch costs the size of the piece.
-CREATE FUNCTION pgque._batch_sql(tables text[], cond text, tail text) RETURNS text
+-- The range part starts at its own position because a btree scan starts at
+-- the row comparison: (0, 0) would walk every older row of the table.  tail
+-- is applied to every part as well as to the whole: each part is then an
+-- ordered index scan on (ev_txid, ev_id) that stops after $2 rows, so
+-- reading a piece of a huge batch costs the size of the piece.  Event tables
+-- are never analyzed (autovacuum is off for them), so the planner cannot
+-- know a batch's size: callers plan these queries with seqscan, bitmapscan,
+-- sort and parallelism off, which leaves it that ordered walk.
+CREATE FUNCTION pgque._batch_sql(ctx pgque._batch_ctx, cond text, tail text, cols text DEFAULT '*')
+RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT 'SELECT * FROM ('
+    SELECT 'SELECT ' || cols || ' FROM ('
         || string_agg(format(
-               '(SELECT * FROM %1$s WHERE ev_txid >= $1 AND ev_txid < $2 AND pg_visible_in_snapshot(ev_txid, $3)'
-            || ' AND (ev_owner IS NULL OR ev_owner = $5) %2$s %3$s)'
-            || ' UNION ALL (SELECT * FROM %1$s WHERE ev_txid = ANY ($4) AND (ev_owner IS NULL OR ev_owner = $5) %2$s %3$s)',
+               '(SELECT * FROM %1$s WHERE (ev_txid, ev_id) > (($1).range_txid, ($1).range_id)'
+            || ' AND ev_txid < ($1).hi AND pg_visible_in_snapshot(ev_txid, ($1).snap)'
+            || ' AND (ev_owner IS NULL OR ev_owner = ($1).sub_id) %2$s %3$s)'
+            || ' UNION ALL (SELECT * FROM %1$s WHERE ev_txid = ANY (($1).stragglers)'
+            || ' AND (ev_txid, ev_id) > (($1).after_txid, ($1).after_id)'
+            || ' AND (ev_owner IS NULL OR ev_owner = ($1).sub_id) %2$s %3$s)',
                t, cond, tail), ' UNION ALL ')
         || ') e ' || tail
-      FROM unnest(tables) t
+      FROM unnest(ctx.tables) t
 $$;
 
--- _batch_rows(s, cond, tail, after_txid, after_id, lim, ev_id, upto_txid):
--- rows of s's open batch after position (after_txid, after_id), in delivery
--- order (ev_txid, ev_id).
--- Event tables are never analyzed (autovacuum is off for them), so the
--- planner underestimates a batch's size and would pick bitmap scans plus a
--- sort of the whole batch; without bitmap scans it walks the index in order.
-CREATE FUNCTION pgque._batch_rows(s pgque.subscription, cond text, tail text,
-                                  after_txid xid8, after_id bigint, lim int,
-                                  ev_id bigint, upto_txid xid8) RETURNS SETOF pgque.event
-LANGUAGE plpgsql SET enable_bitmapscan = off SET jit = off AS $$
+-- _batch_rows(s, from_start, cond, tail, lim, arg3, arg4): rows of s's
+-- open batch, from its start or after its acknowledged position, in
+-- delivery order (see _batch_sql for the rest).
+CREATE FUNCTION pgque._batch_rows(s pgque.subscription, from_start boolean, cond text, tail text,
+                                  lim bigint, arg3 bigint, arg4 xid8) RETURNS SETOF pgque.event
+LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+                 SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
-    ctx   pgque._batch_ctx := pgque._batch_ctx(s);
-    a_txid xid8 := coalesce(after_txid, '0'::xid8);
-    a_id   bigint := coalesce(after_id, 0);
+    ctx pgque._batch_ctx := pgque._batch_ctx(s, from_start);
 BEGIN
-    RETURN QUERY EXECUTE pgque._batch_sql(ctx.tables, cond, tail)
-        USING greatest(ctx.lo, a_txid), ctx.hi, ctx.snap, ctx.stragglers, s.sub_id,
-              a_txid, a_id, lim, ev_id, upto_txid;
+    RETURN QUERY EXECUTE pgque._batch_sql(ctx, cond, tail) USING ctx, lim, arg3, arg4;
 END
 $$;
 
@@ -1009,7 +1027,7 @@ BEGIN
     RETURN QUERY
         SELECT e.ev_id, e.ev_time, e.ev_txid::text::bigint, e.ev_retry, e.ev_type, e.ev_data,
                e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
-          FROM pgque._batch_rows(s, '', 'ORDER BY ev_txid, ev_id', NULL, NULL, NULL, NULL, NULL) e;
+          FROM pgque._batch_rows(s, true, '', 'ORDER BY ev_txid, ev_id', NULL, NULL, NULL) e;
 END
 $$;
 
@@ -1098,18 +1116,32 @@ LANGUAGE sql AS $$ SELECT pgque.unsubscribe(queue_name, consumer_name) $$;
 -- out but not acked come again on the next receive (a crashed consumer loses
 -- nothing), and nothing is ever skipped, whatever max is.
 
+-- _save_sent(s, txid, id, done): save s with its open batch handed out up
+-- to the row (txid, id); done says that row is the batch's last.
+CREATE FUNCTION pgque._save_sent(s pgque.subscription, txid xid8, id bigint, done boolean)
+RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+BEGIN
+    s.sub_sent_txid := txid;
+    s.sub_sent_id := id;
+    s.sub_done := done;
+    RETURN pgque._save(s);  -- opens the batch too, when it is new
+END
+$$;
+
 -- receive(queue_name, consumer_name, max_return): up to max_return messages
 -- of the consumer's open (or next) batch, in delivery order; none when
 -- nothing new was ticked.  Empty batches are finished on the way.
 -- Errors: PQ001, PQ003, PQ006 (max_return not positive).
 CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100)
 RETURNS SETOF pgque.message
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
+                 SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+                 SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
-    s    pgque.subscription;
-    e    pgque.event;
-    last pgque.event;
-    n    int;
+    s pgque.subscription;
+    ctx pgque._batch_ctx;
+    n bigint;
 BEGIN
     PERFORM pgque._check_positive('max_return', max_return);
     s := pgque._subscription(queue_name, consumer_name, true);
@@ -1118,23 +1150,24 @@ BEGIN
         IF s.sub_batch IS NULL THEN
             RETURN;
         END IF;
-        n := 0;
-        -- One row more than asked tells whether the batch ends here.
-        FOR e IN SELECT * FROM pgque._batch_rows(s, 'AND (ev_txid, ev_id) > ($6, $7)',
-                     'ORDER BY ev_txid, ev_id LIMIT $8', s.sub_ack_txid, s.sub_ack_id,
-                     max_return + 1, NULL, NULL)
-        LOOP
-            n := n + 1;
-            EXIT WHEN n > max_return;
-            last := e;
-            RETURN NEXT ROW(e.ev_id, s.sub_batch, e.ev_type, e.ev_data, e.ev_retry, e.ev_time,
-                            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4)::pgque.message;
-        END LOOP;
+        ctx := pgque._batch_ctx(s);
+        -- One statement reads the piece, hands it out and saves how far it
+        -- went, so each row is read once and none passes through PL/pgSQL
+        -- on its own (measured: a third less time per row than a loop, and
+        -- less than reading the positions first).  r holds one row more
+        -- than asked, which tells whether the batch ends here; the rows come
+        -- out of the CTE in r's order, so they need no sort.
+        RETURN QUERY EXECUTE
+               'WITH r AS (' || pgque._batch_sql(ctx, '', 'ORDER BY ev_txid, ev_id LIMIT $2') || '),'
+            || ' n AS (SELECT count(*) AS n FROM r),'
+            || ' saved AS (SELECT pgque._save_sent($3, l.ev_txid, l.ev_id, n.n < $2) AS s'
+            || '   FROM n, LATERAL (SELECT ev_txid, ev_id FROM r OFFSET greatest(least(n.n, $5) - 1, 0) LIMIT 1) l)'
+            || ' SELECT r.ev_id, $4, r.ev_type, r.ev_data, r.ev_retry, r.ev_time,'
+            || '        r.ev_extra1, r.ev_extra2, r.ev_extra3, r.ev_extra4'
+            || '   FROM saved, r LIMIT $5'
+            USING ctx, max_return::bigint + 1, s, s.sub_batch, max_return;
+        GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
-            s.sub_sent_txid := last.ev_txid;
-            s.sub_sent_id := last.ev_id;
-            s.sub_done := (n <= max_return);
-            PERFORM pgque._save(s);  -- opens the batch too, in the same UPDATE
             RETURN;
         END IF;
         -- Nothing left after the acked position: the batch is complete.
@@ -1192,8 +1225,8 @@ BEGIN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
     IF s.sub_sent_id IS NOT NULL THEN
-        SELECT * INTO e FROM pgque._batch_rows(s, 'AND ev_id = $9 AND ev_txid <= $10 AND (ev_txid, ev_id) > ($6, $7)',
-                                               '', s.sub_ack_txid, s.sub_ack_id, NULL, msg_id, s.sub_sent_txid) r
+        SELECT * INTO e FROM pgque._batch_rows(s, false, 'AND ev_id = $3 AND ev_txid <= $4', '',
+                                               NULL, msg_id, s.sub_sent_txid) r
          WHERE (r.ev_txid, r.ev_id) <= (s.sub_sent_txid, s.sub_sent_id);
     END IF;
     IF e.ev_id IS NULL THEN
@@ -1273,7 +1306,7 @@ BEGIN
     ELSIF s.sub_id IS NULL THEN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
-    SELECT * INTO e FROM pgque._batch_rows(s, 'AND ev_id = $9', 'LIMIT 1', NULL, NULL, NULL, ev_id, NULL);
+    SELECT * INTO e FROM pgque._batch_rows(s, true, 'AND ev_id = $3', 'LIMIT 1', NULL, ev_id, NULL);
     IF e.ev_id IS NULL THEN
         RAISE EXCEPTION 'pgque: event % is not in batch %', ev_id, batch_id USING ERRCODE = 'PQ005';
     END IF;

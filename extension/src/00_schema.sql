@@ -211,13 +211,19 @@ CREATE TYPE pgque.message AS (
     extra4      text
 );
 
--- Where a batch's events are, worked out once per call by _batch_ctx().
+-- Where a batch's events are and where reading resumes, worked out once per
+-- call by _batch_ctx() and handed to the batch queries as one parameter.
 CREATE TYPE pgque._batch_ctx AS (
     lo         xid8,          -- xmax of the start tick: range scan starts here
     hi         xid8,          -- xmax of the end tick: range scan ends before here
     snap       pg_snapshot,   -- the end tick's snapshot
     stragglers xid8[],        -- in progress at the start tick, finished by the end tick
-    tables     text[]         -- event tables that may hold the batch's rows
+    tables     text[],        -- event tables that may hold the batch's rows
+    sub_id     int,           -- the consumer: retried copies are visible to their owner only
+    after_txid xid8,          -- read after this (ev_txid, ev_id) position:
+    after_id   bigint,        --   the acknowledged one, (0, 0) at first
+    range_txid xid8,          -- the same position, raised to (lo, 0) for the range
+    range_id   bigint         --   scan (see _batch_sql)
 );
 
 -- Keep the catalog in pg_dump output when installed as an extension.

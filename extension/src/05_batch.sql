@@ -5,7 +5,9 @@
 -- any size, so a big batch costs nothing extra.  An open batch is returned
 -- again until it is finished, which is how a crashed consumer gets redelivery.
 
--- _batch_ctx(s): where the open batch of subscription s lives.
+-- _batch_ctx(s [, from_start]): where the open batch of subscription s
+-- lives, and where reading it resumes: after the acknowledged position, or
+-- at the start of the batch.
 --
 -- Rows are found by two index scans per table on ev_txid:
 --   * the range [xmax(last), xmax(next)) filtered by visibility in next;
@@ -17,7 +19,8 @@
 -- current generation and pre/post the boundaries of the switch to it:
 --   * generation k may hold rows only if xmax(next) >= pre;
 --   * generation k-1 may hold rows only while post is unknown or xmin(last) < post.
-CREATE FUNCTION pgque._batch_ctx(s pgque.subscription) RETURNS pgque._batch_ctx
+CREATE FUNCTION pgque._batch_ctx(s pgque.subscription, from_start boolean DEFAULT false)
+RETURNS pgque._batch_ctx
 LANGUAGE plpgsql AS $$
 DECLARE
     q       pgque.queue;
@@ -46,49 +49,58 @@ BEGIN
         END IF;
     END IF;
     ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
+    ctx.sub_id := s.sub_id;
+    ctx.after_txid := CASE WHEN from_start THEN '0' ELSE coalesce(s.sub_ack_txid, '0') END;
+    ctx.after_id := CASE WHEN from_start THEN 0 ELSE coalesce(s.sub_ack_id, 0) END;
+    IF ctx.after_txid >= ctx.lo THEN
+        ctx.range_txid := ctx.after_txid;  ctx.range_id := ctx.after_id;
+    ELSE
+        ctx.range_txid := ctx.lo;          ctx.range_id := 0;  -- ids start at 1
+    END IF;
     RETURN ctx;
 END
 $$;
 
--- _batch_sql(tables, cond, tail): the query over a batch's rows.
--- Parameters: $1 range start, $2 range end (exclusive), $3 end snapshot,
--- $4 straggler xids, $5 sub_id (retried copies are visible to their owner
--- only), $6/$7 position (ev_txid, ev_id) to read after, $8 limit, $9 ev_id,
--- $10 highest ev_txid; cond may use $6..$10, tail orders and limits.
+-- _batch_sql(ctx, cond, tail [, cols]): the query over the rows of a batch
+-- after its position, in delivery order (ev_txid, ev_id), selecting cols.
+-- Parameters: $1 the _batch_ctx, $2 limit, $3 and $4 free for cond and
+-- cols; tail orders and limits.
 --
--- tail is applied to every part as well as to the whole: each part is then
--- an ordered index scan on (ev_txid, ev_id) that stops after $8 rows, so
--- reading a piece of a huge batch costs the size of the piece.
-CREATE FUNCTION pgque._batch_sql(tables text[], cond text, tail text) RETURNS text
+-- The range part starts at its own position because a btree scan starts at
+-- the row comparison: (0, 0) would walk every older row of the table.  tail
+-- is applied to every part as well as to the whole: each part is then an
+-- ordered index scan on (ev_txid, ev_id) that stops after $2 rows, so
+-- reading a piece of a huge batch costs the size of the piece.  Event tables
+-- are never analyzed (autovacuum is off for them), so the planner cannot
+-- know a batch's size: callers plan these queries with seqscan, bitmapscan,
+-- sort and parallelism off, which leaves it that ordered walk.
+CREATE FUNCTION pgque._batch_sql(ctx pgque._batch_ctx, cond text, tail text, cols text DEFAULT '*')
+RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT 'SELECT * FROM ('
+    SELECT 'SELECT ' || cols || ' FROM ('
         || string_agg(format(
-               '(SELECT * FROM %1$s WHERE ev_txid >= $1 AND ev_txid < $2 AND pg_visible_in_snapshot(ev_txid, $3)'
-            || ' AND (ev_owner IS NULL OR ev_owner = $5) %2$s %3$s)'
-            || ' UNION ALL (SELECT * FROM %1$s WHERE ev_txid = ANY ($4) AND (ev_owner IS NULL OR ev_owner = $5) %2$s %3$s)',
+               '(SELECT * FROM %1$s WHERE (ev_txid, ev_id) > (($1).range_txid, ($1).range_id)'
+            || ' AND ev_txid < ($1).hi AND pg_visible_in_snapshot(ev_txid, ($1).snap)'
+            || ' AND (ev_owner IS NULL OR ev_owner = ($1).sub_id) %2$s %3$s)'
+            || ' UNION ALL (SELECT * FROM %1$s WHERE ev_txid = ANY (($1).stragglers)'
+            || ' AND (ev_txid, ev_id) > (($1).after_txid, ($1).after_id)'
+            || ' AND (ev_owner IS NULL OR ev_owner = ($1).sub_id) %2$s %3$s)',
                t, cond, tail), ' UNION ALL ')
         || ') e ' || tail
-      FROM unnest(tables) t
+      FROM unnest(ctx.tables) t
 $$;
 
--- _batch_rows(s, cond, tail, after_txid, after_id, lim, ev_id, upto_txid):
--- rows of s's open batch after position (after_txid, after_id), in delivery
--- order (ev_txid, ev_id).
--- Event tables are never analyzed (autovacuum is off for them), so the
--- planner underestimates a batch's size and would pick bitmap scans plus a
--- sort of the whole batch; without bitmap scans it walks the index in order.
-CREATE FUNCTION pgque._batch_rows(s pgque.subscription, cond text, tail text,
-                                  after_txid xid8, after_id bigint, lim int,
-                                  ev_id bigint, upto_txid xid8) RETURNS SETOF pgque.event
-LANGUAGE plpgsql SET enable_bitmapscan = off SET jit = off AS $$
+-- _batch_rows(s, from_start, cond, tail, lim, arg3, arg4): rows of s's
+-- open batch, from its start or after its acknowledged position, in
+-- delivery order (see _batch_sql for the rest).
+CREATE FUNCTION pgque._batch_rows(s pgque.subscription, from_start boolean, cond text, tail text,
+                                  lim bigint, arg3 bigint, arg4 xid8) RETURNS SETOF pgque.event
+LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+                 SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
-    ctx   pgque._batch_ctx := pgque._batch_ctx(s);
-    a_txid xid8 := coalesce(after_txid, '0'::xid8);
-    a_id   bigint := coalesce(after_id, 0);
+    ctx pgque._batch_ctx := pgque._batch_ctx(s, from_start);
 BEGIN
-    RETURN QUERY EXECUTE pgque._batch_sql(ctx.tables, cond, tail)
-        USING greatest(ctx.lo, a_txid), ctx.hi, ctx.snap, ctx.stragglers, s.sub_id,
-              a_txid, a_id, lim, ev_id, upto_txid;
+    RETURN QUERY EXECUTE pgque._batch_sql(ctx, cond, tail) USING ctx, lim, arg3, arg4;
 END
 $$;
 
@@ -196,7 +208,7 @@ BEGIN
     RETURN QUERY
         SELECT e.ev_id, e.ev_time, e.ev_txid::text::bigint, e.ev_retry, e.ev_type, e.ev_data,
                e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
-          FROM pgque._batch_rows(s, '', 'ORDER BY ev_txid, ev_id', NULL, NULL, NULL, NULL, NULL) e;
+          FROM pgque._batch_rows(s, true, '', 'ORDER BY ev_txid, ev_id', NULL, NULL, NULL) e;
 END
 $$;
 

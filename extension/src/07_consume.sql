@@ -6,18 +6,32 @@
 -- out but not acked come again on the next receive (a crashed consumer loses
 -- nothing), and nothing is ever skipped, whatever max is.
 
+-- _save_sent(s, txid, id, done): save s with its open batch handed out up
+-- to the row (txid, id); done says that row is the batch's last.
+CREATE FUNCTION pgque._save_sent(s pgque.subscription, txid xid8, id bigint, done boolean)
+RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+BEGIN
+    s.sub_sent_txid := txid;
+    s.sub_sent_id := id;
+    s.sub_done := done;
+    RETURN pgque._save(s);  -- opens the batch too, when it is new
+END
+$$;
+
 -- receive(queue_name, consumer_name, max_return): up to max_return messages
 -- of the consumer's open (or next) batch, in delivery order; none when
 -- nothing new was ticked.  Empty batches are finished on the way.
 -- Errors: PQ001, PQ003, PQ006 (max_return not positive).
 CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100)
 RETURNS SETOF pgque.message
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
+                 SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+                 SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
-    s    pgque.subscription;
-    e    pgque.event;
-    last pgque.event;
-    n    int;
+    s pgque.subscription;
+    ctx pgque._batch_ctx;
+    n bigint;
 BEGIN
     PERFORM pgque._check_positive('max_return', max_return);
     s := pgque._subscription(queue_name, consumer_name, true);
@@ -26,23 +40,24 @@ BEGIN
         IF s.sub_batch IS NULL THEN
             RETURN;
         END IF;
-        n := 0;
-        -- One row more than asked tells whether the batch ends here.
-        FOR e IN SELECT * FROM pgque._batch_rows(s, 'AND (ev_txid, ev_id) > ($6, $7)',
-                     'ORDER BY ev_txid, ev_id LIMIT $8', s.sub_ack_txid, s.sub_ack_id,
-                     max_return + 1, NULL, NULL)
-        LOOP
-            n := n + 1;
-            EXIT WHEN n > max_return;
-            last := e;
-            RETURN NEXT ROW(e.ev_id, s.sub_batch, e.ev_type, e.ev_data, e.ev_retry, e.ev_time,
-                            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4)::pgque.message;
-        END LOOP;
+        ctx := pgque._batch_ctx(s);
+        -- One statement reads the piece, hands it out and saves how far it
+        -- went, so each row is read once and none passes through PL/pgSQL
+        -- on its own (measured: a third less time per row than a loop, and
+        -- less than reading the positions first).  r holds one row more
+        -- than asked, which tells whether the batch ends here; the rows come
+        -- out of the CTE in r's order, so they need no sort.
+        RETURN QUERY EXECUTE
+               'WITH r AS (' || pgque._batch_sql(ctx, '', 'ORDER BY ev_txid, ev_id LIMIT $2') || '),'
+            || ' n AS (SELECT count(*) AS n FROM r),'
+            || ' saved AS (SELECT pgque._save_sent($3, l.ev_txid, l.ev_id, n.n < $2) AS s'
+            || '   FROM n, LATERAL (SELECT ev_txid, ev_id FROM r OFFSET greatest(least(n.n, $5) - 1, 0) LIMIT 1) l)'
+            || ' SELECT r.ev_id, $4, r.ev_type, r.ev_data, r.ev_retry, r.ev_time,'
+            || '        r.ev_extra1, r.ev_extra2, r.ev_extra3, r.ev_extra4'
+            || '   FROM saved, r LIMIT $5'
+            USING ctx, max_return::bigint + 1, s, s.sub_batch, max_return;
+        GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
-            s.sub_sent_txid := last.ev_txid;
-            s.sub_sent_id := last.ev_id;
-            s.sub_done := (n <= max_return);
-            PERFORM pgque._save(s);  -- opens the batch too, in the same UPDATE
             RETURN;
         END IF;
         -- Nothing left after the acked position: the batch is complete.
@@ -100,8 +115,8 @@ BEGIN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
     IF s.sub_sent_id IS NOT NULL THEN
-        SELECT * INTO e FROM pgque._batch_rows(s, 'AND ev_id = $9 AND ev_txid <= $10 AND (ev_txid, ev_id) > ($6, $7)',
-                                               '', s.sub_ack_txid, s.sub_ack_id, NULL, msg_id, s.sub_sent_txid) r
+        SELECT * INTO e FROM pgque._batch_rows(s, false, 'AND ev_id = $3 AND ev_txid <= $4', '',
+                                               NULL, msg_id, s.sub_sent_txid) r
          WHERE (r.ev_txid, r.ev_id) <= (s.sub_sent_txid, s.sub_sent_id);
     END IF;
     IF e.ev_id IS NULL THEN

@@ -66,7 +66,7 @@ BEGIN
     ELSIF s.sub_id IS NULL THEN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
-    SELECT * INTO e FROM pgque._batch_rows(s, 'AND ev_id = $9', 'LIMIT 1', NULL, NULL, NULL, ev_id, NULL);
+    SELECT * INTO e FROM pgque._batch_rows(s, true, 'AND ev_id = $3', 'LIMIT 1', NULL, ev_id, NULL);
     IF e.ev_id IS NULL THEN
         RAISE EXCEPTION 'pgque: event % is not in batch %', ev_id, batch_id USING ERRCODE = 'PQ005';
     END IF;

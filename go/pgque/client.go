@@ -201,15 +201,17 @@ func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) (
 	if err != nil {
 		return nil, wrap("pgque: receive", err)
 	}
-	msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Message, error) {
-		var m Message
-		var payload *string
-		err := row.Scan(&m.MsgID, &m.BatchID, &m.Type, &payload, &m.RetryCount, &m.CreatedAt,
-			&m.Extra1, &m.Extra2, &m.Extra3, &m.Extra4)
-		m.Payload = rawJSON(payload)
-		return m, err
-	})
+	msgs, err := pgx.CollectRows(rows, scanMessage)
 	return msgs, wrap("pgque: receive", err)
+}
+
+func scanMessage(row pgx.CollectableRow) (Message, error) {
+	var m Message
+	var payload []byte // a copy of the column, nil for NULL: no second copy needed
+	err := row.Scan(&m.MsgID, &m.BatchID, &m.Type, &payload, &m.RetryCount, &m.CreatedAt,
+		&m.Extra1, &m.Extra2, &m.Extra3, &m.Extra4)
+	m.Payload = payload
+	return m, err
 }
 
 // Ack acknowledges what Receive handed out of the batch.  It reports false

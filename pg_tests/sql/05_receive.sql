@@ -209,6 +209,43 @@ SELECT test.drain('q05_a', 'c') AS after_empty;
 -- 'big' read none of these steps: it gets the two real events in one go
 SELECT test.drain('q05_a', 'big') AS big_after_empty;
 
+-- get_batch_events returns the whole batch, whatever receive handed out
+-- and ack acknowledged of it
+SELECT pgque.create_queue('q05_ge');
+SELECT pgque.subscribe('q05_ge', 'c');
+SELECT cardinality(pgque.send_batch('q05_ge', 't', ARRAY['a', 'b', 'c'])) AS sent;
+SELECT pgque.force_tick('q05_ge') IS NOT NULL AS ticked;
+SELECT array_agg(payload) AS received FROM pgque.receive('q05_ge', 'c', 2);
+SELECT pgque.ack(test.batch('q05_ge', 'c')) AS ack;
+SELECT array_agg(ev_data ORDER BY ev_id) AS whole_batch FROM pgque.get_batch_events(test.batch('q05_ge', 'c'));
+SELECT pgque.drop_queue('q05_ge', true);
+
+---------------------------------------------------------------------------
+-- Reading a piece costs the piece, not the table: a batch's first piece
+-- starts its index scan at the batch's txid range, not at the table's first
+-- row (a row comparison from (0, 0) used to walk every older batch's rows).
+-- The test counts the heap fetches of the event table in the statistics,
+-- flushed on demand around the receive.
+---------------------------------------------------------------------------
+SET stats_fetch_consistency = none;
+SELECT pgque.create_queue('q05_scan');
+SELECT pgque.subscribe('q05_scan', 'c');
+SELECT cardinality(pgque.send_batch('q05_scan', 't', array_agg(g::text))) AS sent
+  FROM generate_series(1, 5000) g;
+SELECT pgque.force_tick('q05_scan') IS NOT NULL AS ticked;
+SELECT cardinality(test.drain('q05_scan', 'c')) AS first_batch;
+SELECT pgque.send('q05_scan', 't', 'next') IS NOT NULL AS sent;
+SELECT pgque.force_tick('q05_scan') IS NOT NULL AS ticked;
+SELECT pgque._event_table(queue_id, 0)::regclass AS scan_table FROM pgque.queue WHERE queue_name = 'q05_scan' \gset
+SELECT pg_stat_force_next_flush();
+SELECT idx_tup_fetch AS fetched_before FROM pg_stat_user_tables WHERE relid = :'scan_table'::regclass \gset
+SELECT payload FROM pgque.receive('q05_scan', 'c', 10);
+SELECT pg_stat_force_next_flush();
+SELECT idx_tup_fetch - :fetched_before < 10 AS piece_sized_scan
+  FROM pg_stat_user_tables WHERE relid = :'scan_table'::regclass;
+RESET stats_fetch_consistency;
+SELECT pgque.drop_queue('q05_scan', true);
+
 ---------------------------------------------------------------------------
 -- Unknown consumer and queue.
 ---------------------------------------------------------------------------
