@@ -106,13 +106,18 @@ CREATE SEQUENCE pgque.batch_id_seq;
 -- Consumers: one row per (queue, consumer), never updated.  Calls that
 -- change a consumer's position lock its row FOR UPDATE, which serializes
 -- them without leaving a row version behind.
+-- A cooperative worker (16_workers.sql) is a row too: sub_parent is its
+-- consumer, and its name is '<consumer>/<worker>' ('/' is not allowed in
+-- consumer names, so the two never collide).
 CREATE TABLE pgque.consumer (
     sub_id         serial PRIMARY KEY,
     sub_queue      int  NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
     sub_consumer   text NOT NULL,
     sub_created_at timestamptz NOT NULL DEFAULT now(),
+    sub_parent     int REFERENCES pgque.consumer ON DELETE CASCADE,
     UNIQUE (sub_queue, sub_consumer)
 );
+CREATE INDEX ON pgque.consumer (sub_parent) WHERE sub_parent IS NOT NULL;
 
 -- A consumer's position, open batch and progress, as insert-only rows: each
 -- change INSERTs the whole new state and the newest row (highest ss_seq)
@@ -145,7 +150,8 @@ CREATE TABLE pgque.sub_state (
     sub_sent_txid     xid8,
     sub_sent_id       bigint,
     sub_done          boolean NOT NULL DEFAULT false,
-    sub_active        timestamptz NOT NULL DEFAULT now()
+    sub_active        timestamptz NOT NULL DEFAULT now(),
+    sub_lease_until   timestamptz          -- workers: the open batch is theirs until then
 ) PARTITION BY LIST (ss_part);
 CREATE TABLE pgque.sub_state_0 PARTITION OF pgque.sub_state FOR VALUES IN (0) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.sub_state_1 PARTITION OF pgque.sub_state FOR VALUES IN (1) WITH (autovacuum_enabled = false);
@@ -160,7 +166,7 @@ SELECT c.sub_id, c.sub_queue, c.sub_consumer,
        st.sub_last_tick, st.sub_last_time, st.sub_last_snapshot, st.sub_last_seq,
        st.sub_batch, st.sub_next_tick, st.sub_next_time, st.sub_next_snapshot, st.sub_next_seq,
        st.sub_ack_txid, st.sub_ack_id, st.sub_sent_txid, st.sub_sent_id, st.sub_done, st.sub_active,
-       c.sub_created_at
+       c.sub_created_at, c.sub_parent, st.sub_lease_until
   FROM pgque.consumer c
  CROSS JOIN LATERAL (SELECT * FROM pgque.sub_state x WHERE x.ss_sub = c.sub_id
                       ORDER BY x.ss_seq DESC LIMIT 1) st;
@@ -262,6 +268,9 @@ $$;
 --   PQ005 message not in batch       PQ006 invalid argument
 --   PQ007 queue has consumers        PQ008 dead letter not found
 --   PQ009 wrong transaction state (e.g. ticker() under REPEATABLE READ)
+--   PQ025 consumer busy: its workers cannot start while it has a batch
+--         of its own open (16_workers.sql)
+--   PQ026 worker has an open batch (unregister_worker)
 
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
@@ -328,10 +337,10 @@ BEGIN
     IF lock THEN
         PERFORM pgque._require_read_committed('this consumer call');
         SELECT sub_id INTO id FROM pgque.consumer
-         WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name FOR UPDATE;
+         WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name AND sub_parent IS NULL FOR UPDATE;
     ELSE
         SELECT sub_id INTO id FROM pgque.consumer
-         WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
+         WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name AND sub_parent IS NULL;
     END IF;
     IF NOT FOUND THEN
         PERFORM pgque._check_name('consumer', consumer_name, 63);
@@ -519,7 +528,7 @@ BEGIN
         q := pgque._queue(queue_name);
     END IF;
     SELECT string_agg(quote_literal(sub_consumer), ', ' ORDER BY sub_consumer) INTO consumers
-      FROM pgque.subscription WHERE sub_queue = q.queue_id;
+      FROM pgque.consumer WHERE sub_queue = q.queue_id AND sub_parent IS NULL;
     IF consumers IS NOT NULL AND NOT coalesce(force, false) THEN
         RAISE EXCEPTION 'pgque: queue % still has consumers: %', quote_literal(queue_name), consumers
             USING ERRCODE = 'PQ007', HINT = 'Unsubscribe them first, or call drop_queue(name, force => true).';
@@ -868,7 +877,7 @@ BEGIN
         END IF;
     END IF;
     ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
-    ctx.sub_id := s.sub_id;
+    ctx.sub_id := coalesce(s.sub_parent, s.sub_id);  -- a worker sees its consumer's retries
     ctx.after_txid := CASE WHEN from_start THEN '0' ELSE coalesce(s.sub_ack_txid, '0') END;
     ctx.after_id := CASE WHEN from_start THEN 0 ELSE coalesce(s.sub_ack_id, 0) END;
     IF ctx.after_txid >= ctx.lo THEN
@@ -933,11 +942,12 @@ BEGIN
     INSERT INTO pgque.sub_state (ss_part, ss_sub, ss_seq,
         sub_last_tick, sub_last_time, sub_last_snapshot, sub_last_seq,
         sub_batch, sub_next_tick, sub_next_time, sub_next_snapshot, sub_next_seq,
-        sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active)
+        sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active, sub_lease_until)
     VALUES (pgque._log_part(), s.sub_id, nextval('pgque.sub_state_seq'),
         s.sub_last_tick, s.sub_last_time, s.sub_last_snapshot, s.sub_last_seq,
         s.sub_batch, s.sub_next_tick, s.sub_next_time, s.sub_next_snapshot, s.sub_next_seq,
-        s.sub_ack_txid, s.sub_ack_id, s.sub_sent_txid, s.sub_sent_id, s.sub_done, s.sub_active);
+        s.sub_ack_txid, s.sub_ack_id, s.sub_sent_txid, s.sub_sent_id, s.sub_done, s.sub_active,
+        s.sub_lease_until);
     RETURN s;
 END
 $$;
@@ -976,6 +986,7 @@ BEGIN
     s.sub_ack_txid := NULL;  s.sub_ack_id := NULL;
     s.sub_sent_txid := NULL; s.sub_sent_id := NULL;
     s.sub_done := false;
+    s.sub_lease_until := NULL;
     RETURN pgque._save(s);
 END
 $$;
@@ -1129,11 +1140,17 @@ BEGIN
 END
 $$;
 
--- receive(queue_name, consumer_name, max_return): up to max_return messages
--- of the consumer's open (or next) batch, in delivery order; none when
--- nothing new was ticked.  Empty batches are finished on the way.
--- Errors: PQ001, PQ003, PQ006 (max_return not positive).
-CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100)
+-- receive(queue_name, consumer_name, max_return [, worker_name [, lease]]):
+-- up to max_return messages of the consumer's open (or next) batch, in
+-- delivery order; none when nothing new was ticked.  Empty batches are
+-- finished on the way.  With worker_name, the caller is that cooperative
+-- worker of the consumer (16_workers.sql): it gets a batch of its own, which
+-- is its for lease (default 30 seconds) from now, renewed by each receive and
+-- by heartbeat().
+-- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name or
+-- lease), PQ025 (the consumer's batches are being read the other way).
+CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100,
+                              worker_name text DEFAULT NULL, lease interval DEFAULT '30 seconds')
 RETURNS SETOF pgque.message
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
                  SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
@@ -1144,9 +1161,17 @@ DECLARE
     n bigint;
 BEGIN
     PERFORM pgque._check_positive('max_return', max_return);
-    s := pgque._subscription(queue_name, consumer_name, true);
+    IF worker_name IS NULL THEN
+        s := pgque._subscription(queue_name, consumer_name, true);
+    ELSE
+        s := pgque._worker(queue_name, consumer_name, worker_name, lease);
+    END IF;
     LOOP
-        s := pgque._batch_window(s);
+        IF s.sub_parent IS NULL THEN
+            s := pgque._batch_window(s);
+        ELSE
+            s := pgque._worker_window(s, max_return);
+        END IF;
         IF s.sub_batch IS NULL THEN
             RETURN;
         END IF;
@@ -1233,7 +1258,7 @@ BEGIN
         RAISE EXCEPTION 'pgque: message % is not an unacknowledged message of batch %', msg_id, batch_id
             USING ERRCODE = 'PQ005';
     END IF;
-    RETURN pgque._retry_or_dead(s, e, retry_after, reason);
+    RETURN pgque._retry_or_dead(pgque._owner(s), e, retry_after, reason);
 END
 $$;
 
@@ -1310,7 +1335,7 @@ BEGIN
     IF e.ev_id IS NULL THEN
         RAISE EXCEPTION 'pgque: event % is not in batch %', ev_id, batch_id USING ERRCODE = 'PQ005';
     END IF;
-    RETURN pgque._retry_insert(s, e, retry_time);
+    RETURN pgque._retry_insert(pgque._owner(s), e, retry_time);
 END
 $$;
 
@@ -1508,7 +1533,9 @@ BEGIN
        OR now() < q.queue_switch_time + q.queue_rotation_period
        OR EXISTS (SELECT 1 FROM pgque.subscription
                    WHERE sub_queue = q.queue_id
-                     AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post) THEN
+                     AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post
+                     -- a worker's position matters only while it holds a batch
+                     AND (sub_parent IS NULL OR sub_batch IS NOT NULL)) THEN
         RETURN 0;
     END IF;
     tbl := pgque._event_table(q.queue_id, (q.queue_gen + 1) % q.queue_ntables);
@@ -1588,7 +1615,8 @@ BEGIN
     INSERT INTO pgque.sub_state
     SELECT nxt, x.ss_sub, x.ss_seq, x.sub_last_tick, x.sub_last_time, x.sub_last_snapshot, x.sub_last_seq,
            x.sub_batch, x.sub_next_tick, x.sub_next_time, x.sub_next_snapshot, x.sub_next_seq,
-           x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active
+           x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active,
+           x.sub_lease_until
       FROM unnest(states) x;
     PERFORM setval('pgque.log_gen', gen + 1, true);
     PERFORM setval('pgque.log_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
@@ -1657,7 +1685,7 @@ BEGIN
                 ELSE 0 END,
            greatest(pgque._seq_value(q.queue_event_seq) - t.last_seq, 0),
            t.last_id,
-           (SELECT count(*)::int FROM pgque.subscription s WHERE s.sub_queue = q.queue_id),
+           (SELECT count(*)::int FROM pgque.consumer s WHERE s.sub_queue = q.queue_id AND s.sub_parent IS NULL),
            (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id)
       FROM pgque.queue q
@@ -1708,6 +1736,7 @@ BEGIN
       CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
      WHERE ($1 IS NULL OR q.queue_name = $1)
        AND ($2 IS NULL OR s.sub_consumer = $2)
+       AND s.sub_parent IS NULL  -- workers: get_worker_info()
      ORDER BY q.queue_name, s.sub_consumer;
 END
 $$;
@@ -1731,6 +1760,219 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
+END
+$$;
+
+-- ---- extension/src/16_workers.sql ----
+-- Cooperative workers: several processes share one consumer's stream, each
+-- holding a different batch.
+--
+-- A worker is named on receive(queue, consumer, max, worker_name, lease) and
+-- created on first use (a pgque.consumer row whose sub_parent is the
+-- consumer).  A worker without a batch takes, in this order:
+--   1. the batch of a sibling whose lease ran out (it stopped calling
+--      receive/heartbeat): it resumes after what that sibling acknowledged,
+--      under a new batch id, so the sibling's late ack or heartbeat reports 0;
+--   2. the consumer's next window: from the consumer's position to the first
+--      tick that covers max_return events (or the newest tick), after which
+--      the consumer's position moves to the window's end.  Windows sized to
+--      the worker's appetite leave work for the others when there is a
+--      backlog, instead of one worker taking everything.
+-- Handing out locks the consumer row, so two workers never take the same
+-- window; ack, nack and heartbeat lock only the worker.
+--
+-- Retried copies belong to the consumer, so whichever worker's window holds
+-- the retry gets it; dead letters are the consumer's.  A worker without a
+-- batch pins nothing: rotation looks at workers' positions only while they
+-- hold a batch.  Delivery stays at least once: a worker that was only slow
+-- may still be handling the batch it lost.
+--
+-- A consumer is meant to be read either by its workers or by plain receive()
+-- and the PgQ calls.  Mixing them loses and repeats nothing: a plain batch
+-- starts at the consumer's position, past every window handed to a worker,
+-- and workers get PQ025 while a plain batch is open.
+
+-- _owner(s): the consumer that owns s's retries and dead letters: s itself,
+-- or a worker's consumer.
+CREATE FUNCTION pgque._owner(s pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+DECLARE
+    c pgque.subscription;
+BEGIN
+    IF s.sub_parent IS NULL THEN
+        RETURN s;
+    END IF;
+    SELECT * INTO c FROM pgque.subscription WHERE sub_id = s.sub_parent;
+    RETURN c;
+END
+$$;
+
+-- _worker(queue_name, consumer_name, worker_name, lease): the worker, locked
+-- after its consumer, created on first use, with a batch taken over from a
+-- sibling whose lease ran out when it has none, and its lease set to
+-- now() + lease (saved with its next state).  Errors: PQ001, PQ003, PQ006, PQ025.
+CREATE FUNCTION pgque._worker(queue_name text, consumer_name text, worker_name text, lease interval)
+RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+DECLARE
+    c  pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
+    id int;
+    w  pgque.subscription;
+    v  pgque.subscription;
+BEGIN
+    PERFORM pgque._check_name('worker', worker_name, 63);
+    IF lease IS NULL OR lease <= interval '0' THEN
+        PERFORM pgque._invalid('lease', format('%s (must be a positive interval)', coalesce(lease::text, 'NULL')));
+    ELSIF c.sub_batch IS NOT NULL THEN
+        RAISE EXCEPTION 'pgque: consumer % has batch % open; its workers cannot start before it is finished',
+            quote_literal(consumer_name), c.sub_batch USING ERRCODE = 'PQ025';
+    END IF;
+    INSERT INTO pgque.consumer (sub_queue, sub_consumer, sub_parent)
+    VALUES (c.sub_queue, c.sub_consumer || '/' || worker_name, c.sub_id)
+    ON CONFLICT (sub_queue, sub_consumer) DO NOTHING
+    RETURNING sub_id INTO id;
+    IF id IS NOT NULL THEN
+        w := c;  -- a state row to start from; a worker's own position is never read
+        w.sub_id := id;
+        PERFORM pgque._save(w);
+    END IF;
+    SELECT x.sub_id INTO id FROM pgque.consumer x
+     WHERE x.sub_queue = c.sub_queue AND x.sub_consumer = c.sub_consumer || '/' || worker_name FOR UPDATE;
+    SELECT * INTO w FROM pgque.subscription WHERE sub_id = id;
+    IF w.sub_batch IS NULL THEN
+        FOR v IN SELECT * FROM pgque.subscription
+                  WHERE sub_parent = c.sub_id AND sub_batch IS NOT NULL AND sub_lease_until < now()
+                  ORDER BY sub_next_tick
+        LOOP
+            -- Its ack or heartbeat may be under way: decide after it commits.
+            PERFORM 1 FROM pgque.consumer WHERE sub_id = v.sub_id FOR UPDATE;
+            SELECT * INTO v FROM pgque.subscription WHERE sub_id = v.sub_id;
+            CONTINUE WHEN v.sub_batch IS NULL OR v.sub_lease_until >= now();
+            w.sub_last_tick := v.sub_last_tick;          w.sub_last_time := v.sub_last_time;
+            w.sub_last_snapshot := v.sub_last_snapshot;  w.sub_last_seq := v.sub_last_seq;
+            w.sub_next_tick := v.sub_next_tick;          w.sub_next_time := v.sub_next_time;
+            w.sub_next_snapshot := v.sub_next_snapshot;  w.sub_next_seq := v.sub_next_seq;
+            w.sub_ack_txid := v.sub_ack_txid;            w.sub_ack_id := v.sub_ack_id;
+            w.sub_sent_txid := NULL;  w.sub_sent_id := NULL;  w.sub_done := false;
+            w.sub_batch := nextval('pgque.batch_id_seq');
+            PERFORM pgque._finish_batch(v);  -- v loses it; a worker's position is never read
+            EXIT;
+        END LOOP;
+    END IF;
+    w.sub_lease_until := now() + lease;
+    RETURN w;
+END
+$$;
+
+-- _worker_window(w, max_return): w with the consumer's next window opened as
+-- its batch when it has none and the consumer has ticked past its position;
+-- the consumer's position moves to the window's end.  The consumer is
+-- locked (_worker).  w itself is saved by the caller.
+CREATE FUNCTION pgque._worker_window(w pgque.subscription, max_return int) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+DECLARE
+    c pgque.subscription;
+    t pgque.tick;
+BEGIN
+    IF w.sub_batch IS NOT NULL THEN
+        RETURN w;
+    END IF;
+    SELECT * INTO c FROM pgque.subscription WHERE sub_id = w.sub_parent;
+    -- Tick event sequences count ids handed out, rolled back ones included:
+    -- a window may hold fewer events than max_return, never a gap.
+    SELECT * INTO t FROM pgque.tick
+     WHERE tick_queue = c.sub_queue AND tick_id > c.sub_last_tick
+       AND tick_event_seq >= c.sub_last_seq + max_return
+     ORDER BY tick_id LIMIT 1;
+    IF NOT FOUND THEN
+        t := pgque._last_tick(c.sub_queue);
+    END IF;
+    IF t.tick_id > c.sub_last_tick THEN
+        w.sub_last_tick := c.sub_last_tick;          w.sub_last_time := c.sub_last_time;
+        w.sub_last_snapshot := c.sub_last_snapshot;  w.sub_last_seq := c.sub_last_seq;
+        w.sub_next_tick := t.tick_id;                w.sub_next_time := t.tick_time;
+        w.sub_next_snapshot := t.tick_snapshot;      w.sub_next_seq := t.tick_event_seq;
+        w.sub_ack_txid := NULL;  w.sub_ack_id := NULL;
+        w.sub_sent_txid := NULL; w.sub_sent_id := NULL;
+        w.sub_done := false;
+        w.sub_batch := nextval('pgque.batch_id_seq');
+        c.sub_last_tick := t.tick_id;             c.sub_last_time := t.tick_time;
+        c.sub_last_snapshot := t.tick_snapshot;   c.sub_last_seq := t.tick_event_seq;
+        PERFORM pgque._save(c);
+    END IF;
+    RETURN w;
+END
+$$;
+
+-- heartbeat(batch_id [, lease]): keep a worker's batch for another lease
+-- (default 30 seconds) from now.  Workers call it while handling a piece
+-- that takes longer than their lease; receive() renews the lease as well.
+-- Returns 1 when the batch is still the caller's (a plain consumer's batch
+-- has no lease: 1, nothing changes), 0 when it is unknown, finished, or was
+-- taken over by another worker.  Errors: PQ006 (NULL batch id, lease not positive).
+CREATE FUNCTION pgque.heartbeat(batch_id bigint, lease interval DEFAULT '30 seconds') RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    s pgque.subscription;
+BEGIN
+    IF lease IS NULL OR lease <= interval '0' THEN
+        PERFORM pgque._invalid('lease', format('%s (must be a positive interval)', coalesce(lease::text, 'NULL')));
+    END IF;
+    s := pgque._batch_sub(batch_id);
+    IF s.sub_id IS NULL THEN
+        RETURN 0;
+    ELSIF s.sub_parent IS NOT NULL THEN
+        s.sub_lease_until := now() + lease;
+        PERFORM pgque._save(s);
+    END IF;
+    RETURN 1;
+END
+$$;
+
+-- unregister_worker(queue_name, consumer_name, worker_name): forget a worker.
+-- Returns 1, or 0 when there is no such worker.  Workers without a batch cost
+-- nothing but their row; unregister the names that will not come back.
+-- Errors: PQ001, PQ003, PQ006, PQ026 (it holds a batch: finish it, or let
+-- its lease run out and another worker take it over).
+CREATE FUNCTION pgque.unregister_worker(queue_name text, consumer_name text, worker_name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    c pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
+    w pgque.subscription;
+BEGIN
+    PERFORM pgque._check_name('worker', worker_name, 63);
+    SELECT * INTO w FROM pgque.subscription
+     WHERE sub_queue = c.sub_queue AND sub_consumer = c.sub_consumer || '/' || worker_name;
+    IF NOT FOUND THEN
+        RETURN 0;
+    ELSIF w.sub_batch IS NOT NULL THEN
+        RAISE EXCEPTION 'pgque: worker % of consumer % holds batch %', quote_literal(worker_name),
+            quote_literal(consumer_name), w.sub_batch USING ERRCODE = 'PQ026';
+    END IF;
+    DELETE FROM pgque.consumer WHERE sub_id = w.sub_id;
+    RETURN 1;
+END
+$$;
+
+-- get_worker_info(queue_name, consumer_name): one row per worker of a consumer.
+--   current_batch  the batch it holds, NULL when none
+--   lease_left     time until another worker may take that batch over
+--                  (negative: it may already); NULL without a batch
+--   last_seen      time since it last received, acked or heartbeated
+-- Errors: PQ001, PQ003.
+CREATE FUNCTION pgque.get_worker_info(queue_name text, consumer_name text)
+RETURNS TABLE (worker_name text, current_batch bigint, lease_left interval, last_seen interval)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    c pgque.subscription := pgque._subscription($1, $2, false);
+BEGIN
+    RETURN QUERY
+    SELECT substr(w.sub_consumer, length(c.sub_consumer) + 2), w.sub_batch,
+           CASE WHEN w.sub_batch IS NOT NULL THEN w.sub_lease_until - now() END,
+           now() - w.sub_active
+      FROM pgque.subscription w
+     WHERE w.sub_parent = c.sub_id
+     ORDER BY 1;
 END
 $$;
 
@@ -1769,7 +2011,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.version(),
     pgque.get_queue_info(text),
     pgque.get_consumer_info(text, text),
-    pgque.get_batch_info(bigint)
+    pgque.get_batch_info(bigint),
+    pgque.get_worker_info(text, text)
 TO pgque_reader, pgque_writer;
 
 GRANT EXECUTE ON FUNCTION
@@ -1785,7 +2028,9 @@ GRANT EXECUTE ON FUNCTION
     pgque.unsubscribe(text, text),
     pgque.register_consumer(text, text),
     pgque.unregister_consumer(text, text),
-    pgque.receive(text, text, int),
+    pgque.receive(text, text, int, text, interval),
+    pgque.heartbeat(bigint, interval),
+    pgque.unregister_worker(text, text, text),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
     pgque.next_batch_info(text, text),

@@ -99,13 +99,18 @@ CREATE SEQUENCE pgque.batch_id_seq;
 -- Consumers: one row per (queue, consumer), never updated.  Calls that
 -- change a consumer's position lock its row FOR UPDATE, which serializes
 -- them without leaving a row version behind.
+-- A cooperative worker (16_workers.sql) is a row too: sub_parent is its
+-- consumer, and its name is '<consumer>/<worker>' ('/' is not allowed in
+-- consumer names, so the two never collide).
 CREATE TABLE pgque.consumer (
     sub_id         serial PRIMARY KEY,
     sub_queue      int  NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
     sub_consumer   text NOT NULL,
     sub_created_at timestamptz NOT NULL DEFAULT now(),
+    sub_parent     int REFERENCES pgque.consumer ON DELETE CASCADE,
     UNIQUE (sub_queue, sub_consumer)
 );
+CREATE INDEX ON pgque.consumer (sub_parent) WHERE sub_parent IS NOT NULL;
 
 -- A consumer's position, open batch and progress, as insert-only rows: each
 -- change INSERTs the whole new state and the newest row (highest ss_seq)
@@ -138,7 +143,8 @@ CREATE TABLE pgque.sub_state (
     sub_sent_txid     xid8,
     sub_sent_id       bigint,
     sub_done          boolean NOT NULL DEFAULT false,
-    sub_active        timestamptz NOT NULL DEFAULT now()
+    sub_active        timestamptz NOT NULL DEFAULT now(),
+    sub_lease_until   timestamptz          -- workers: the open batch is theirs until then
 ) PARTITION BY LIST (ss_part);
 CREATE TABLE pgque.sub_state_0 PARTITION OF pgque.sub_state FOR VALUES IN (0) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.sub_state_1 PARTITION OF pgque.sub_state FOR VALUES IN (1) WITH (autovacuum_enabled = false);
@@ -153,7 +159,7 @@ SELECT c.sub_id, c.sub_queue, c.sub_consumer,
        st.sub_last_tick, st.sub_last_time, st.sub_last_snapshot, st.sub_last_seq,
        st.sub_batch, st.sub_next_tick, st.sub_next_time, st.sub_next_snapshot, st.sub_next_seq,
        st.sub_ack_txid, st.sub_ack_id, st.sub_sent_txid, st.sub_sent_id, st.sub_done, st.sub_active,
-       c.sub_created_at
+       c.sub_created_at, c.sub_parent, st.sub_lease_until
   FROM pgque.consumer c
  CROSS JOIN LATERAL (SELECT * FROM pgque.sub_state x WHERE x.ss_sub = c.sub_id
                       ORDER BY x.ss_seq DESC LIMIT 1) st;

@@ -7,6 +7,9 @@
 --   PQ005 message not in batch       PQ006 invalid argument
 --   PQ007 queue has consumers        PQ008 dead letter not found
 --   PQ009 wrong transaction state (e.g. ticker() under REPEATABLE READ)
+--   PQ025 consumer busy: its workers cannot start while it has a batch
+--         of its own open (16_workers.sql)
+--   PQ026 worker has an open batch (unregister_worker)
 
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
@@ -73,10 +76,10 @@ BEGIN
     IF lock THEN
         PERFORM pgque._require_read_committed('this consumer call');
         SELECT sub_id INTO id FROM pgque.consumer
-         WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name FOR UPDATE;
+         WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name AND sub_parent IS NULL FOR UPDATE;
     ELSE
         SELECT sub_id INTO id FROM pgque.consumer
-         WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
+         WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name AND sub_parent IS NULL;
     END IF;
     IF NOT FOUND THEN
         PERFORM pgque._check_name('consumer', consumer_name, 63);

@@ -88,7 +88,7 @@ BEGIN
         q := pgque._queue(queue_name);
     END IF;
     SELECT string_agg(quote_literal(sub_consumer), ', ' ORDER BY sub_consumer) INTO consumers
-      FROM pgque.subscription WHERE sub_queue = q.queue_id;
+      FROM pgque.consumer WHERE sub_queue = q.queue_id AND sub_parent IS NULL;
     IF consumers IS NOT NULL AND NOT coalesce(force, false) THEN
         RAISE EXCEPTION 'pgque: queue % still has consumers: %', quote_literal(queue_name), consumers
             USING ERRCODE = 'PQ007', HINT = 'Unsubscribe them first, or call drop_queue(name, force => true).';

@@ -49,7 +49,7 @@ BEGIN
         END IF;
     END IF;
     ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
-    ctx.sub_id := s.sub_id;
+    ctx.sub_id := coalesce(s.sub_parent, s.sub_id);  -- a worker sees its consumer's retries
     ctx.after_txid := CASE WHEN from_start THEN '0' ELSE coalesce(s.sub_ack_txid, '0') END;
     ctx.after_id := CASE WHEN from_start THEN 0 ELSE coalesce(s.sub_ack_id, 0) END;
     IF ctx.after_txid >= ctx.lo THEN
@@ -114,11 +114,12 @@ BEGIN
     INSERT INTO pgque.sub_state (ss_part, ss_sub, ss_seq,
         sub_last_tick, sub_last_time, sub_last_snapshot, sub_last_seq,
         sub_batch, sub_next_tick, sub_next_time, sub_next_snapshot, sub_next_seq,
-        sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active)
+        sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active, sub_lease_until)
     VALUES (pgque._log_part(), s.sub_id, nextval('pgque.sub_state_seq'),
         s.sub_last_tick, s.sub_last_time, s.sub_last_snapshot, s.sub_last_seq,
         s.sub_batch, s.sub_next_tick, s.sub_next_time, s.sub_next_snapshot, s.sub_next_seq,
-        s.sub_ack_txid, s.sub_ack_id, s.sub_sent_txid, s.sub_sent_id, s.sub_done, s.sub_active);
+        s.sub_ack_txid, s.sub_ack_id, s.sub_sent_txid, s.sub_sent_id, s.sub_done, s.sub_active,
+        s.sub_lease_until);
     RETURN s;
 END
 $$;
@@ -157,6 +158,7 @@ BEGIN
     s.sub_ack_txid := NULL;  s.sub_ack_id := NULL;
     s.sub_sent_txid := NULL; s.sub_sent_id := NULL;
     s.sub_done := false;
+    s.sub_lease_until := NULL;
     RETURN pgque._save(s);
 END
 $$;

@@ -19,11 +19,17 @@ BEGIN
 END
 $$;
 
--- receive(queue_name, consumer_name, max_return): up to max_return messages
--- of the consumer's open (or next) batch, in delivery order; none when
--- nothing new was ticked.  Empty batches are finished on the way.
--- Errors: PQ001, PQ003, PQ006 (max_return not positive).
-CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100)
+-- receive(queue_name, consumer_name, max_return [, worker_name [, lease]]):
+-- up to max_return messages of the consumer's open (or next) batch, in
+-- delivery order; none when nothing new was ticked.  Empty batches are
+-- finished on the way.  With worker_name, the caller is that cooperative
+-- worker of the consumer (16_workers.sql): it gets a batch of its own, which
+-- is its for lease (default 30 seconds) from now, renewed by each receive and
+-- by heartbeat().
+-- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name or
+-- lease), PQ025 (the consumer's batches are being read the other way).
+CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100,
+                              worker_name text DEFAULT NULL, lease interval DEFAULT '30 seconds')
 RETURNS SETOF pgque.message
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
                  SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
@@ -34,9 +40,17 @@ DECLARE
     n bigint;
 BEGIN
     PERFORM pgque._check_positive('max_return', max_return);
-    s := pgque._subscription(queue_name, consumer_name, true);
+    IF worker_name IS NULL THEN
+        s := pgque._subscription(queue_name, consumer_name, true);
+    ELSE
+        s := pgque._worker(queue_name, consumer_name, worker_name, lease);
+    END IF;
     LOOP
-        s := pgque._batch_window(s);
+        IF s.sub_parent IS NULL THEN
+            s := pgque._batch_window(s);
+        ELSE
+            s := pgque._worker_window(s, max_return);
+        END IF;
         IF s.sub_batch IS NULL THEN
             RETURN;
         END IF;
@@ -123,6 +137,6 @@ BEGIN
         RAISE EXCEPTION 'pgque: message % is not an unacknowledged message of batch %', msg_id, batch_id
             USING ERRCODE = 'PQ005';
     END IF;
-    RETURN pgque._retry_or_dead(s, e, retry_after, reason);
+    RETURN pgque._retry_or_dead(pgque._owner(s), e, retry_after, reason);
 END
 $$;

@@ -70,7 +70,7 @@ BEGIN
     IF e.ev_id IS NULL THEN
         RAISE EXCEPTION 'pgque: event % is not in batch %', ev_id, batch_id USING ERRCODE = 'PQ005';
     END IF;
-    RETURN pgque._retry_insert(s, e, retry_time);
+    RETURN pgque._retry_insert(pgque._owner(s), e, retry_time);
 END
 $$;
 

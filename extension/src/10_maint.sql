@@ -62,7 +62,9 @@ BEGIN
        OR now() < q.queue_switch_time + q.queue_rotation_period
        OR EXISTS (SELECT 1 FROM pgque.subscription
                    WHERE sub_queue = q.queue_id
-                     AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post) THEN
+                     AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post
+                     -- a worker's position matters only while it holds a batch
+                     AND (sub_parent IS NULL OR sub_batch IS NOT NULL)) THEN
         RETURN 0;
     END IF;
     tbl := pgque._event_table(q.queue_id, (q.queue_gen + 1) % q.queue_ntables);
@@ -142,7 +144,8 @@ BEGIN
     INSERT INTO pgque.sub_state
     SELECT nxt, x.ss_sub, x.ss_seq, x.sub_last_tick, x.sub_last_time, x.sub_last_snapshot, x.sub_last_seq,
            x.sub_batch, x.sub_next_tick, x.sub_next_time, x.sub_next_snapshot, x.sub_next_seq,
-           x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active
+           x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active,
+           x.sub_lease_until
       FROM unnest(states) x;
     PERFORM setval('pgque.log_gen', gen + 1, true);
     PERFORM setval('pgque.log_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);

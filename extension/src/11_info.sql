@@ -35,7 +35,7 @@ BEGIN
                 ELSE 0 END,
            greatest(pgque._seq_value(q.queue_event_seq) - t.last_seq, 0),
            t.last_id,
-           (SELECT count(*)::int FROM pgque.subscription s WHERE s.sub_queue = q.queue_id),
+           (SELECT count(*)::int FROM pgque.consumer s WHERE s.sub_queue = q.queue_id AND s.sub_parent IS NULL),
            (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id)
       FROM pgque.queue q
@@ -86,6 +86,7 @@ BEGIN
       CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
      WHERE ($1 IS NULL OR q.queue_name = $1)
        AND ($2 IS NULL OR s.sub_consumer = $2)
+       AND s.sub_parent IS NULL  -- workers: get_worker_info()
      ORDER BY q.queue_name, s.sub_consumer;
 END
 $$;

@@ -32,7 +32,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.version(),
     pgque.get_queue_info(text),
     pgque.get_consumer_info(text, text),
-    pgque.get_batch_info(bigint)
+    pgque.get_batch_info(bigint),
+    pgque.get_worker_info(text, text)
 TO pgque_reader, pgque_writer;
 
 GRANT EXECUTE ON FUNCTION
@@ -48,7 +49,9 @@ GRANT EXECUTE ON FUNCTION
     pgque.unsubscribe(text, text),
     pgque.register_consumer(text, text),
     pgque.unregister_consumer(text, text),
-    pgque.receive(text, text, int),
+    pgque.receive(text, text, int, text, interval),
+    pgque.heartbeat(bigint, interval),
+    pgque.unregister_worker(text, text, text),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
     pgque.next_batch_info(text, text),
