@@ -135,10 +135,12 @@ SELECT cardinality(test.drain('q14', 'plain')) AS plain_consumer;
 ---------------------------------------------------------------------------
 CREATE TEMP TABLE w_sent (id bigint);
 CREATE TEMP TABLE w_got (wk text, id bigint);
--- ticks are taken in transactions of their own
+-- ticks are taken in transactions of their own (output: w_sent below)
+\o /dev/null
 SELECT 'INSERT INTO w_sent SELECT unnest(pgque.send_batch(''q14'', ''t'', ARRAY[''x'', ''y'', ''z'']))',
        'SELECT pgque.force_tick(''q14'')'
   FROM generate_series(1, 40) \gexec
+\o
 DO $$
 DECLARE
     w    text;
