@@ -195,14 +195,19 @@ func rawJSON(p *string) json.RawMessage {
 // batch; none when nothing new was ticked.  Ack the batch when they are
 // handled; messages received and not acked come again.
 func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) ([]Message, error) {
-	rows, err := c.pool.Query(ctx, `SELECT msg_id, batch_id, type, payload, retry_count, created_at,
-	                                       extra1, extra2, extra3, extra4
-	                                  FROM pgque.receive($1, $2, $3)`, queue, consumer, max)
+	return c.receive(ctx, "pgque: receive", `SELECT msg_id, batch_id, type, payload, retry_count, created_at,
+	                                                extra1, extra2, extra3, extra4
+	                                           FROM pgque.receive($1, $2, $3)`, queue, consumer, max)
+}
+
+// receive runs a query returning pgque.message rows.
+func (c *Client) receive(ctx context.Context, op, sql string, args ...any) ([]Message, error) {
+	rows, err := c.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, wrap("pgque: receive", err)
+		return nil, wrap(op, err)
 	}
 	msgs, err := pgx.CollectRows(rows, scanMessage)
-	return msgs, wrap("pgque: receive", err)
+	return msgs, wrap(op, err)
 }
 
 func scanMessage(row pgx.CollectableRow) (Message, error) {

@@ -53,6 +53,8 @@ type consumerConfig struct {
 	unknown         UnknownTypePolicy
 	ticker          []TickerOption
 	runTicker       bool
+	worker          string
+	lease           time.Duration
 	log             *slog.Logger
 }
 
@@ -118,6 +120,24 @@ func WithTicker(opts ...TickerOption) ConsumerOption {
 	}
 }
 
+// WithWorker makes the consumer a cooperative worker named name of its
+// consumer name (see Client.ReceiveAsWorker): several processes, each with
+// its own worker name and the same consumer name, then share the consumer's
+// messages, each handling different batches.  While it handles a piece the
+// consumer renews its batch's lease (WithLease) every third of the lease; if
+// it stops, another worker takes the batch over once the lease runs out.
+func WithWorker(name string) ConsumerOption {
+	return func(c *consumerConfig) { c.worker = name }
+}
+
+// WithLease sets how long a worker's batch stays its own without a receive
+// or heartbeat (default DefaultLease).  Shorter leases hand a stopped
+// worker's batch over sooner, at the cost of more heartbeats; handlers
+// slower than the lease are fine, since the consumer heartbeats meanwhile.
+func WithLease(d time.Duration) ConsumerOption {
+	return func(c *consumerConfig) { c.lease = d }
+}
+
 // WithLogger makes the consumer log failures, retries of connections and
 // shutdown (by default it logs nothing).
 func WithLogger(l *slog.Logger) ConsumerOption {
@@ -143,8 +163,9 @@ func WithLogger(l *slog.Logger) ConsumerOption {
 // not kept.
 //
 // One consumer name is one reader: run one Consumer per (queue, name) at a
-// time.  Every consumer name sees every event of the queue (fan-out); give
-// services that each need all events different names.
+// time, unless they are cooperative workers (WithWorker), each with a
+// worker name of its own.  Every consumer name sees every event of the
+// queue (fan-out); give services that each need all events different names.
 type Consumer struct {
 	client *Client
 	queue  string
@@ -164,17 +185,22 @@ func (c *Client) NewConsumer(queue, name string, opts ...ConsumerOption) *Consum
 		pollInterval: time.Second,
 		maxMessages:  100,
 		concurrency:  1,
+		lease:        DefaultLease,
 		log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, opt := range opts {
 		opt(&cfg)
+	}
+	log := cfg.log.With("queue", queue, "consumer", name)
+	if cfg.worker != "" {
+		log = log.With("worker", cfg.worker)
 	}
 	return &Consumer{
 		client:   c,
 		queue:    queue,
 		name:     name,
 		cfg:      cfg,
-		log:      cfg.log.With("queue", queue, "consumer", name),
+		log:      log,
 		handlers: map[string]HandlerFunc{},
 	}
 }
@@ -235,6 +261,8 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return invalid(op, "shutdown timeout %v is negative", c.cfg.shutdownTimeout)
 	case c.cfg.unknown != NackUnknownTypes && c.cfg.unknown != SkipUnknownTypes:
 		return invalid(op, "unknown type policy %d", c.cfg.unknown)
+	case c.cfg.lease <= 0:
+		return invalid(op, "lease %v is not positive", c.cfg.lease)
 	}
 	c.mu.RLock()
 	n := len(c.handlers)
@@ -319,7 +347,7 @@ func (c *Consumer) loop(ctx context.Context, wake <-chan struct{}) error {
 		case <-wake:
 		default:
 		}
-		msgs, err := c.client.Receive(ctx, c.queue, c.name, c.cfg.maxMessages)
+		msgs, err := c.receive(ctx)
 		if ctx.Err() != nil {
 			// Anything received but not handled comes again next run.
 			return nil
@@ -354,6 +382,40 @@ func (c *Consumer) loop(ctx context.Context, wake <-chan struct{}) error {
 	}
 }
 
+// receive asks for the next piece, as a worker when the consumer is one.
+func (c *Consumer) receive(ctx context.Context) ([]Message, error) {
+	if c.cfg.worker != "" {
+		return c.client.ReceiveAsWorker(ctx, c.queue, c.name, c.cfg.worker, c.cfg.maxMessages, c.cfg.lease)
+	}
+	return c.client.Receive(ctx, c.queue, c.name, c.cfg.maxMessages)
+}
+
+// heartbeat renews a worker's lease on batch every third of the lease
+// until ctx ends.  A failed heartbeat is retried at the next beat; a lost
+// batch is reported once (its messages go to another worker too).
+func (c *Consumer) heartbeat(ctx context.Context, batch int64) {
+	t := time.NewTicker(c.cfg.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ok, err := c.client.Heartbeat(ctx, batch, c.cfg.lease)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			c.log.Warn("pgque consumer: heartbeat failed", "batch_id", batch, "err", err)
+		case !ok:
+			c.log.Warn("pgque consumer: batch was taken over by another worker; its messages are delivered there too",
+				"batch_id", batch)
+			return
+		}
+	}
+}
+
 // state is what became of one message of a piece.
 type state int
 
@@ -381,6 +443,15 @@ func (c *Consumer) process(ctx context.Context, msgs []Message) {
 		}
 	})
 	defer stopWatch()
+
+	if c.cfg.worker != "" {
+		// Beats until the piece is settled, shutdown included.
+		bctx, bcancel := context.WithCancel(context.WithoutCancel(ctx))
+		var beats sync.WaitGroup
+		beats.Go(func() { c.heartbeat(bctx, msgs[0].BatchID) })
+		defer beats.Wait()
+		defer bcancel()
+	}
 
 	res := make([]result, len(msgs))
 	workers := min(c.cfg.concurrency, len(msgs))

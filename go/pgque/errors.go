@@ -10,15 +10,17 @@ import (
 // Sentinel errors, one per SQLSTATE the engine raises (class PQ).  Match them
 // with errors.Is; the error returned keeps the server's message.
 var (
-	ErrQueueNotFound        = errors.New("pgque: queue not found")                   // PQ001
-	ErrQueueExists          = errors.New("pgque: queue already exists")              // PQ002
-	ErrConsumerNotFound     = errors.New("pgque: consumer not subscribed")           // PQ003
-	ErrBatchNotFound        = errors.New("pgque: batch not open")                    // PQ004
-	ErrMessageNotFound      = errors.New("pgque: message not in batch")              // PQ005
-	ErrInvalidArgument      = errors.New("pgque: invalid argument")                  // PQ006
-	ErrQueueHasConsumers    = errors.New("pgque: queue has consumers")               // PQ007
-	ErrDeadLetterNotFound   = errors.New("pgque: dead letter not found")             // PQ008
-	ErrWrongTransactionMode = errors.New("pgque: wrong transaction isolation level") // PQ009
+	ErrQueueNotFound        = errors.New("pgque: queue not found")                      // PQ001
+	ErrQueueExists          = errors.New("pgque: queue already exists")                 // PQ002
+	ErrConsumerNotFound     = errors.New("pgque: consumer not subscribed")              // PQ003
+	ErrBatchNotFound        = errors.New("pgque: batch not open")                       // PQ004
+	ErrMessageNotFound      = errors.New("pgque: message not in batch")                 // PQ005
+	ErrInvalidArgument      = errors.New("pgque: invalid argument")                     // PQ006
+	ErrQueueHasConsumers    = errors.New("pgque: queue has consumers")                  // PQ007
+	ErrDeadLetterNotFound   = errors.New("pgque: dead letter not found")                // PQ008
+	ErrWrongTransactionMode = errors.New("pgque: wrong transaction isolation level")    // PQ009
+	ErrConsumerBusy         = errors.New("pgque: consumer has a batch of its own open") // PQ025
+	ErrWorkerBusy           = errors.New("pgque: worker holds a batch")                 // PQ026
 )
 
 var sentinels = map[string]error{
@@ -31,6 +33,8 @@ var sentinels = map[string]error{
 	"PQ007": ErrQueueHasConsumers,
 	"PQ008": ErrDeadLetterNotFound,
 	"PQ009": ErrWrongTransactionMode,
+	"PQ025": ErrConsumerBusy,
+	"PQ026": ErrWorkerBusy,
 }
 
 // Error is an error raised by the pgque engine.  errors.Is(err, ErrX) is true

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/pgque/pgque/go/pgque"
 )
@@ -66,4 +67,41 @@ func ExampleClient_NewConsumer() {
 	// Output:
 	// order 42 created, total 99.50
 	// other event: order.shipped
+}
+
+// Several processes share one consumer's messages as cooperative workers:
+// each runs this with a worker name of its own (here "worker-1").
+func ExampleWithWorker() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, consumerExampleDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.CreateQueue(ctx, "jobs"); err != nil {
+		log.Fatal(err)
+	}
+	// Subscribe before sending, so the consumer gets this job.
+	if _, err := client.Subscribe(ctx, "jobs", "resizer"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Send(ctx, "jobs", pgque.Event{Type: "resize", Payload: map[string]int{"w": 640}}); err != nil {
+		log.Fatal(err)
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	c := client.NewConsumer("jobs", "resizer",
+		pgque.WithWorker("worker-1"),
+		pgque.WithLease(time.Minute),
+		pgque.WithTicker())
+	c.Handle("resize", func(ctx context.Context, msg pgque.Message) error {
+		fmt.Printf("resizing to %s\n", msg.Payload)
+		stop()
+		return nil
+	})
+	if err := c.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// resizing to {"w":640}
 }

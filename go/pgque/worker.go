@@ -1,0 +1,93 @@
+package pgque
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cooperative workers share one consumer's stream: each worker holds a
+// different batch, for a lease that receiving and Heartbeat renew.  A worker
+// that stops (crash, lost connection, hang) loses its batch once the lease
+// runs out; the next idle worker takes it over from what was acknowledged,
+// so nothing is lost, and the unacknowledged messages are delivered again.
+// A worker's batch covers about max messages of the consumer's backlog, so
+// the others find work too.  Retries and dead letters belong to the
+// consumer.  See pgque.receive in docs/sql-reference.md.
+//
+// Most programs run workers with the Consumer option WithWorker; these
+// calls are the building blocks.
+
+// DefaultLease is how long a worker's batch stays its own without a receive
+// or heartbeat, unless WithLease says otherwise.
+const DefaultLease = 30 * time.Second
+
+// ReceiveAsWorker is Receive for worker of consumer: up to max messages of
+// the worker's batch, or of a new one (see the package's cooperative
+// workers).  The batch is the worker's for lease from now.  The worker is
+// created on first use; the consumer must be subscribed.  It fails with
+// ErrConsumerBusy while the consumer has a batch of its own open (plain
+// Receive on the same consumer name).
+func (c *Client) ReceiveAsWorker(ctx context.Context, queue, consumer, worker string, max int,
+	lease time.Duration) ([]Message, error) {
+	const op = "pgque: receive as worker"
+	if lease <= 0 {
+		return nil, invalid(op, "lease %v is not positive", lease)
+	}
+	return c.receive(ctx, op, `SELECT msg_id, batch_id, type, payload, retry_count, created_at,
+	                                  extra1, extra2, extra3, extra4
+	                             FROM pgque.receive($1, $2, $3, $4, $5)`, queue, consumer, max, worker, lease)
+}
+
+// Heartbeat keeps a worker's batch its own for lease from now.  It reports
+// false when the batch is no longer open: finished, or taken over by another
+// worker after the lease ran out (whatever the worker still handles of it
+// will be delivered to the other one as well).  For a batch of a plain
+// consumer it changes nothing and reports true.
+func (c *Client) Heartbeat(ctx context.Context, batchID int64, lease time.Duration) (bool, error) {
+	const op = "pgque: heartbeat"
+	if lease <= 0 {
+		return false, invalid(op, "lease %v is not positive", lease)
+	}
+	n, err := c.exec1(ctx, op, `SELECT pgque.heartbeat($1, $2)`, batchID, lease)
+	return n == 1, err
+}
+
+// WorkerInfo describes a worker of a consumer (Client.Workers).
+type WorkerInfo struct {
+	Name string
+	// BatchID is the batch the worker holds; nil when none.
+	BatchID *int64
+	// LeaseLeft is the time until another worker may take the batch over
+	// (negative: it may already); nil without a batch.
+	LeaseLeft *time.Duration
+	// LastSeen is the time since the worker last received, acked or
+	// heartbeated.
+	LastSeen time.Duration
+}
+
+// Workers lists the workers of consumer, by name.
+func (c *Client) Workers(ctx context.Context, queue, consumer string) ([]WorkerInfo, error) {
+	const op = "pgque: workers"
+	rows, err := c.pool.Query(ctx, `SELECT worker_name, current_batch, lease_left, last_seen
+	                                  FROM pgque.get_worker_info($1, $2)`, queue, consumer)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	ws, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (WorkerInfo, error) {
+		var w WorkerInfo
+		err := row.Scan(&w.Name, &w.BatchID, &w.LeaseLeft, &w.LastSeen)
+		return w, err
+	})
+	return ws, wrap(op, err)
+}
+
+// UnregisterWorker forgets a worker that will not come back; it reports
+// false when there was none of that name.  It fails with ErrWorkerBusy
+// while the worker holds a batch.
+func (c *Client) UnregisterWorker(ctx context.Context, queue, consumer, worker string) (bool, error) {
+	n, err := c.exec1(ctx, "pgque: unregister worker", `SELECT pgque.unregister_worker($1, $2, $3)`,
+		queue, consumer, worker)
+	return n == 1, err
+}
