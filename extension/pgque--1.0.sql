@@ -1781,8 +1781,8 @@ LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     i int;
 BEGIN
-    IF v ~ '^[0-9]{1,9}$' THEN
-        i := v::int;
+    IF v ~ '^[0-9]+$' THEN
+        i := CASE WHEN length(v) <= 9 THEN v::int ELSE hi + 1 END;
     ELSE
         i := base + array_position(names, v) - 1;
         IF i IS NULL THEN
@@ -2112,7 +2112,7 @@ BEGIN
         -- '5 minutes' lands here when the caller meant an interval.
         IF cron !~ '^\s*@' AND cardinality(regexp_split_to_array(btrim(cron, E' \t\r\n'), '\s+')) <> 5 THEN
             RAISE EXCEPTION '%', msg USING ERRCODE = 'PQ006',
-                HINT = 'For a period, pass every => ''5 minutes'' (or a value of type interval).';
+                HINT = format('For a period, pass every => %L (or a value of type interval).', cron);
         END IF;
         RAISE;
     END;
@@ -2222,8 +2222,9 @@ $$;
 -- SECURITY DEFINER API functions, each with a pinned search_path.
 --   pgque_writer  produce
 --   pgque_reader  consume (subscribe, receive, ack, nack, PgQ batch calls)
---   pgque_admin   both, plus queue management, ticker, maintenance, dead letters
--- All three may read the info functions.
+--   pgque_admin   both, plus queue management, ticker, maintenance, dead letters,
+--                 schedules
+-- All three may read the info functions (list_schedules among them).
 
 DO $$
 DECLARE
@@ -2252,7 +2253,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.version(),
     pgque.get_queue_info(text),
     pgque.get_consumer_info(text, text),
-    pgque.get_batch_info(bigint)
+    pgque.get_batch_info(bigint),
+    pgque.list_schedules(text)
 TO pgque_reader, pgque_writer;
 
 GRANT EXECUTE ON FUNCTION
@@ -2293,5 +2295,10 @@ GRANT EXECUTE ON FUNCTION
     pgque.maint_retry_events(),
     pgque.dlq_list(text, int),
     pgque.dlq_replay(bigint),
-    pgque.dlq_purge(text, interval)
+    pgque.dlq_purge(text, interval),
+    pgque.create_schedule(text, text, text, text, interval, text, timestamptz),
+    pgque.create_schedule(text, text, text, jsonb, interval, text, timestamptz),
+    pgque.create_schedule(text, text, text, text, text, text),
+    pgque.create_schedule(text, text, text, jsonb, text, text),
+    pgque.drop_schedule(text, boolean)
 TO pgque_admin;

@@ -76,8 +76,8 @@ LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     i int;
 BEGIN
-    IF v ~ '^[0-9]{1,9}$' THEN
-        i := v::int;
+    IF v ~ '^[0-9]+$' THEN
+        i := CASE WHEN length(v) <= 9 THEN v::int ELSE hi + 1 END;
     ELSE
         i := base + array_position(names, v) - 1;
         IF i IS NULL THEN
@@ -407,7 +407,7 @@ BEGIN
         -- '5 minutes' lands here when the caller meant an interval.
         IF cron !~ '^\s*@' AND cardinality(regexp_split_to_array(btrim(cron, E' \t\r\n'), '\s+')) <> 5 THEN
             RAISE EXCEPTION '%', msg USING ERRCODE = 'PQ006',
-                HINT = 'For a period, pass every => ''5 minutes'' (or a value of type interval).';
+                HINT = format('For a period, pass every => %L (or a value of type interval).', cron);
         END IF;
         RAISE;
     END;
