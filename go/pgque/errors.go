@@ -19,6 +19,8 @@ var (
 	ErrQueueHasConsumers    = errors.New("pgque: queue has consumers")               // PQ007
 	ErrDeadLetterNotFound   = errors.New("pgque: dead letter not found")             // PQ008
 	ErrWrongTransactionMode = errors.New("pgque: wrong transaction isolation level") // PQ009
+	ErrScheduleExists       = errors.New("pgque: schedule already exists")           // PQ015
+	ErrScheduleNotFound     = errors.New("pgque: schedule not found")                // PQ016
 )
 
 var sentinels = map[string]error{
@@ -31,6 +33,8 @@ var sentinels = map[string]error{
 	"PQ007": ErrQueueHasConsumers,
 	"PQ008": ErrDeadLetterNotFound,
 	"PQ009": ErrWrongTransactionMode,
+	"PQ015": ErrScheduleExists,
+	"PQ016": ErrScheduleNotFound,
 }
 
 // Error is an error raised by the pgque engine.  errors.Is(err, ErrX) is true
