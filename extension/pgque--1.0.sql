@@ -2175,9 +2175,10 @@ $$;
 
 -- _run_schedules(at): fire every schedule due at "at" (maint() passes
 -- now(); tests pass other times), once each, and move it to its next due
--- time after "at".  Each firing is a subtransaction: a schedule that fails
--- (its queue being dropped at this moment) is skipped with a warning and
--- tried again by the next call, without holding up the others.
+-- time after "at".  Each firing is a subtransaction: a schedule whose event
+-- cannot be sent (say, a trigger refuses it) is skipped with a warning and
+-- tried again by the next call, without holding up the others or the rest
+-- of maint().
 -- Returns the number of events sent.
 CREATE FUNCTION pgque._run_schedules(at timestamptz) RETURNS int
 LANGUAGE plpgsql AS $$
@@ -2192,11 +2193,13 @@ BEGIN
                      ORDER BY sched_next_run, sched_id LOOP
         BEGIN
             -- The due time is checked again on the locked row: a concurrent
-            -- call that fired it and committed has moved it past "at".
+            -- call that fired it and committed has moved it past "at".  The
+            -- queue's row is share-locked so that drop_queue waits for us;
+            -- while a drop_queue holds it, the schedule is about to go.
             SELECT x.*, q.queue_name INTO s
               FROM pgque.schedule x JOIN pgque.queue q ON q.queue_id = x.sched_queue
              WHERE x.sched_id = id AND x.sched_next_run <= at
-               FOR UPDATE OF x SKIP LOCKED;
+               FOR UPDATE OF x SKIP LOCKED FOR KEY SHARE OF q SKIP LOCKED;
             CONTINUE WHEN NOT FOUND;
             ev := pgque.send(s.queue_name, s.sched_type, s.sched_payload, s.sched_name,
                              to_char(s.sched_next_run AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'));

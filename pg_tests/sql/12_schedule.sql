@@ -277,6 +277,25 @@ SELECT pgque.force_tick('q12') IS NOT NULL AS ticked;
 SELECT * FROM pg_temp.events('q12', 'c');
 SELECT schedule_name, next_run, last_run, last_fired_at, runs FROM pgque.list_schedules() ORDER BY 1;
 
+-- a schedule whose event cannot be sent is skipped with a warning and stays
+-- due; the others fire; the next call fires it
+CREATE FUNCTION test.refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'no booms today';
+END
+$$;
+CREATE TRIGGER t12_refuse BEFORE INSERT ON pgque.event FOR EACH ROW
+    WHEN (NEW.ev_type = 'boom') EXECUTE FUNCTION test.refuse_boom();
+UPDATE pgque.schedule SET sched_type = 'boom' WHERE sched_name = 's12_hourly';
+SELECT pgque._run_schedules('2026-06-03 18:00Z') AS fired;
+SELECT schedule_name, next_run, runs FROM pgque.list_schedules() ORDER BY 1;
+DROP TRIGGER t12_refuse ON pgque.event;
+DROP FUNCTION test.refuse_boom();
+SELECT pgque._run_schedules('2026-06-03 18:00Z') AS fired;
+SELECT pgque.force_tick('q12') IS NOT NULL AS ticked;
+SELECT * FROM pg_temp.events('q12', 'c');
+UPDATE pgque.schedule SET sched_type = 'tick' WHERE sched_name = 's12_hourly';
+
 ---------------------------------------------------------------------------
 -- maint() fires what is due now, once, also when sessions race
 ---------------------------------------------------------------------------
