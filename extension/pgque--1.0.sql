@@ -1750,6 +1750,8 @@ CREATE INDEX schedule_next_run_idx ON pgque.schedule (sched_next_run);
 DO $$
 BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.schedule', '');
+    -- Its sequence too, or a restored database would hand out used ids.
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.schedule_sched_id_seq', '');
 EXCEPTION WHEN feature_not_supported THEN
     NULL;  -- plain SQL install (pgque migrate): not an extension, nothing to mark
 END
