@@ -172,6 +172,7 @@ BEGIN
     FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
         n := n + pgque.maint_rotate_tables_step1(name);
     END LOOP;
+    n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events();
 END
 $$;

@@ -2,8 +2,9 @@
 -- SECURITY DEFINER API functions, each with a pinned search_path.
 --   pgque_writer  produce
 --   pgque_reader  consume (subscribe, receive, ack, nack, PgQ batch calls)
---   pgque_admin   both, plus queue management, ticker, maintenance, dead letters
--- All three may read the info functions.
+--   pgque_admin   both, plus queue management, ticker, maintenance, dead letters,
+--                 schedules
+-- All three may read the info functions (list_schedules among them).
 
 DO $$
 DECLARE
@@ -33,7 +34,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.get_queue_info(text),
     pgque.get_consumer_info(text, text),
     pgque.get_batch_info(bigint),
-    pgque.get_worker_info(text, text)
+    pgque.get_worker_info(text, text),
+    pgque.list_schedules(text)
 TO pgque_reader, pgque_writer;
 
 GRANT EXECUTE ON FUNCTION
@@ -76,5 +78,10 @@ GRANT EXECUTE ON FUNCTION
     pgque.maint_retry_events(),
     pgque.dlq_list(text, int),
     pgque.dlq_replay(bigint),
-    pgque.dlq_purge(text, interval)
+    pgque.dlq_purge(text, interval),
+    pgque.create_schedule(text, text, text, text, interval, text, timestamptz),
+    pgque.create_schedule(text, text, text, jsonb, interval, text, timestamptz),
+    pgque.create_schedule(text, text, text, text, text, text),
+    pgque.create_schedule(text, text, text, jsonb, text, text),
+    pgque.drop_schedule(text, boolean)
 TO pgque_admin;
