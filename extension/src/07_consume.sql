@@ -8,7 +8,9 @@
 
 -- receive(queue_name, consumer_name, max_return): up to max_return messages
 -- of the consumer's open (or next) batch, in delivery order; none when
--- nothing new was ticked.  Empty batches are finished on the way.
+-- nothing new was ticked, or while the queue is paused (an open batch then
+-- stays open, and resume_queue() lets it continue after the acked position).
+-- Empty batches are finished on the way.
 -- Errors: PQ001, PQ003, PQ006 (max_return not positive).
 CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100)
 RETURNS SETOF pgque.message

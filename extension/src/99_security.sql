@@ -32,6 +32,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.version(),
     pgque.get_queue_info(text),
     pgque.get_consumer_info(text, text),
+    pgque.get_table_info(),
     pgque.get_batch_info(bigint)
 TO pgque_reader, pgque_writer;
 
@@ -63,6 +64,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.create_queue(text, boolean),
     pgque.drop_queue(text, boolean),
     pgque.set_queue_config(text, text, text),
+    pgque.pause_queue(text),
+    pgque.resume_queue(text),
     pgque.ticker(text),
     pgque.ticker(),
     pgque.force_tick(text),
