@@ -1707,9 +1707,9 @@ BEGIN
            q.queue_ticker_idle_period, q.queue_max_retries,
            q.queue_retry_backoff_base, q.queue_retry_backoff_cap,
            now() - t.tick_time,
-           CASE WHEN now() > r.tick_time
+           coalesce(CASE WHEN now() > r.tick_time
                 THEN greatest(seq.seq_now - r.tick_event_seq, 0) / extract(epoch FROM now() - r.tick_time)::double precision
-                ELSE 0 END,
+                END, 0),
            greatest(seq.seq_now - t.tick_event_seq, 0),
            t.tick_id,
            (SELECT count(*)::int FROM pgque.consumer c WHERE c.sub_queue = q.queue_id),
@@ -1720,14 +1720,14 @@ BEGIN
       FROM pgque.queue q
      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
      CROSS JOIN LATERAL (SELECT pgque._seq_value(q.queue_event_seq) AS seq_now) seq
-     CROSS JOIN LATERAL (
+      LEFT JOIN LATERAL (
           (SELECT x.tick_time, x.tick_event_seq FROM pgque.tick x
             WHERE x.tick_queue = q.queue_id AND x.tick_time <= now() - interval '1 minute'
             ORDER BY x.tick_id DESC LIMIT 1)
           UNION ALL
           (SELECT x.tick_time, x.tick_event_seq FROM pgque.tick x
             WHERE x.tick_queue = q.queue_id ORDER BY x.tick_id LIMIT 1)
-          LIMIT 1) r
+          LIMIT 1) r ON true
      CROSS JOIN LATERAL (
           SELECT sum(pg_total_relation_size(e))::bigint AS bytes, sum(pg_stat_get_dead_tuples(e))::bigint AS dead
             FROM generate_series(0, q.queue_ntables - 1) n,
