@@ -56,7 +56,7 @@ func TestPauseConsumer(t *testing.T) {
 		handled <- msg.MsgID
 		return nil
 	})
-	consumerRun(t, c)
+	run := consumerRun(t, c)
 	consumerListenerPID(t, client.Pool(), 0)
 
 	first := pauseSend(t, client, "q", 1)
@@ -99,6 +99,10 @@ func TestPauseConsumer(t *testing.T) {
 		}
 	}
 	t.Logf("delivered %d events %v after resume", len(paused), time.Since(resumed))
+	// Stopping lets the consumer acknowledge what it handled.
+	if err := run.stop(); err != nil {
+		t.Fatalf("Start = %v", err)
+	}
 	consumerNoMore(t, client, "q", "c")
 }
 
