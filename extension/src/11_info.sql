@@ -92,12 +92,11 @@ $$;
 --                     makes the queue's storage grow until it resumes or is
 --                     unsubscribed.  (While a long transaction holds every
 --                     tick before the switch, no consumer is blamed.)
---   batch_age         time since its open batch was opened; NULL when none.
---                     Read from the consumer-state log, where the state that
---                     opened the batch stays at least two log switches
---                     (maint_rotate_logs); a batch open longer than that
---                     shows the time since its oldest state still kept,
---                     i.e. at least the time since the consumer's last call
+--   batch_age         age of its open batch, NULL when none: the time since
+--                     the batch's end tick.  The batch was opened after that
+--                     tick and before the next one (it reaches to the newest
+--                     tick), so this exceeds the time since the opening by
+--                     less than one tick interval; never less
 -- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named).
 CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL)
 RETURNS TABLE (queue_name text, consumer_name text, lag interval, last_seen interval,
@@ -121,8 +120,7 @@ BEGIN
            coalesce(pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post
                     AND pg_snapshot_xmin(t.tick_snapshot) >= q.queue_switch_post, false)
              AND now() >= q.queue_switch_time + q.queue_rotation_period,
-           now() - (SELECT min(x.sub_active) FROM pgque.sub_state x
-                     WHERE x.sub_batch = s.sub_batch AND x.ss_sub = s.sub_id)
+           now() - s.sub_next_time
       FROM pgque.subscription s
       JOIN pgque.queue q ON q.queue_id = s.sub_queue
      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t

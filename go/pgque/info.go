@@ -112,10 +112,9 @@ type ConsumerInfo struct {
 	// BlockingRotation reports that it is what keeps the queue's tables from
 	// rotating.
 	BlockingRotation bool
-	// BatchAge is the time since the open batch was opened; nil when none.
-	// For a batch open longer than two log rotations (see
-	// pgque.maint_rotate_logs) it is the time since the oldest record of the
-	// batch still kept, at least the time since the consumer's last call.
+	// BatchAge is the age of the open batch, nil when none: the time since
+	// its end tick.  A batch reaches to the newest tick when it is opened, so
+	// this exceeds the time since the opening by less than one tick interval.
 	BatchAge *time.Duration
 }
 

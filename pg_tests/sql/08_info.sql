@@ -85,11 +85,13 @@ SELECT current_batch = :b AS current_is_open_batch, next_tick = :tick_a AS next_
        batch_age >= '0' AS batch_age_set,
        lag >= batch_age AS lag_covers_batch
   FROM pgque.get_consumer_info('q08_a', 'c1');
--- batch_age counts from the opening of the batch, not from the last call
+-- batch_age counts from the batch's end tick, before the opening, not from
+-- the consumer's last call
 SELECT now() - (SELECT min(sub_active) FROM pgque.sub_state WHERE sub_batch = :b) AS opened_ago \gset
 -- a partial ack keeps the batch open
 SELECT pgque.ack(:b);
-SELECT current_batch = :b AS still_open, batch_age >= :'opened_ago' AS batch_age_from_opening,
+SELECT current_batch = :b AS still_open, batch_age > :'opened_ago' AS batch_age_from_before_opening,
+       batch_age = now() - (SELECT min(tick_time) FROM pgque.tick WHERE tick_id = :tick_a) AS batch_age_from_end_tick,
        batch_age > last_seen AS older_than_last_call
   FROM pgque.get_consumer_info('q08_a', 'c1');
 SELECT cardinality(test.drain('q08_a', 'c1')) AS rest;
