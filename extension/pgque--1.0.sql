@@ -69,6 +69,9 @@ CREATE TABLE pgque.queue (
     queue_max_retries        int      NOT NULL DEFAULT 5,
     queue_retry_backoff_base interval NOT NULL DEFAULT '10 seconds',
     queue_retry_backoff_cap  interval NOT NULL DEFAULT '1 hour',
+    -- When pause_queue() paused the queue; NULL while it runs.  A paused
+    -- queue takes sends and ticks, but hands out nothing to consumers.
+    queue_paused_at          timestamptz,
     queue_created_at         timestamptz NOT NULL DEFAULT now()
 );
 
@@ -438,7 +441,8 @@ END
 $$;
 
 -- ---- extension/src/02_queue.sql ----
--- Queue lifecycle: create_queue, drop_queue, set_queue_config.
+-- Queue lifecycle: create_queue, drop_queue, set_queue_config, pause_queue,
+-- resume_queue.
 
 -- create_queue(queue_name, if_not_exists): create a queue with its event
 -- tables, sequences and first tick.  Event tables are partitions of
@@ -600,6 +604,72 @@ BEGIN
         queue_retry_backoff_base = CASE WHEN name = 'retry_backoff_base' THEN iv ELSE queue_retry_backoff_base END,
         queue_retry_backoff_cap  = CASE WHEN name = 'retry_backoff_cap'  THEN iv ELSE queue_retry_backoff_cap END
      WHERE queue_id = q.queue_id;
+    RETURN 1;
+END
+$$;
+
+-- _set_paused(queue_name, paused): mark the queue paused (now) or running.
+-- Returns the queue row as it was, locked, or NULL when it already was so.
+-- Errors: PQ001, PQ006.
+CREATE FUNCTION pgque._set_paused(queue_name text, paused boolean) RETURNS pgque.queue
+LANGUAGE plpgsql AS $$
+DECLARE
+    q pgque.queue;
+BEGIN
+    SELECT * INTO q FROM pgque.queue x WHERE x.queue_name = _set_paused.queue_name FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        q := pgque._queue(queue_name);  -- raises, unless it was created meanwhile
+    END IF;
+    IF (q.queue_paused_at IS NOT NULL) = paused THEN
+        RETURN NULL;
+    END IF;
+    UPDATE pgque.queue SET queue_paused_at = CASE WHEN paused THEN now() END WHERE queue_id = q.queue_id;
+    RETURN q;
+END
+$$;
+
+-- pause_queue(queue_name): stop handing out the queue's events until
+-- resume_queue().  Producers, the ticker and maintenance carry on, so nothing
+-- sent meanwhile is lost; consumers get nothing: receive() returns no rows and
+-- next_batch() / next_batch_info() return NULL, for a batch that is open
+-- (no further piece of it) as for a new one.  An open batch stays open with
+-- its progress, and the calls on a batch id keep working (ack, nack,
+-- finish_batch, get_batch_events, event_retry, get_batch_info), so what was
+-- handed out before the pause can be acknowledged.  Waits for the consumer
+-- calls on the queue that are in progress (they hold their consumer's row
+-- lock until their transaction ends): once it has committed, no consumer is
+-- handed anything more.
+-- Returns 1 when paused, 0 when it was paused already.
+-- Errors: PQ001 unknown queue, PQ006 NULL or invalid name.
+CREATE FUNCTION pgque.pause_queue(queue_name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q pgque.queue := pgque._set_paused(queue_name, true);
+BEGIN
+    IF q.queue_id IS NULL THEN
+        RETURN 0;
+    END IF;
+    PERFORM 1 FROM pgque.consumer WHERE sub_queue = q.queue_id FOR KEY SHARE;
+    RETURN 1;
+END
+$$;
+
+-- resume_queue(queue_name): let consumers receive from a paused queue
+-- again, and wake them: NOTIFY on the queue's channel with the newest tick
+-- id as payload, as a tick does.  Receiving continues where each consumer
+-- stopped: an open batch after its acknowledged position, then everything
+-- sent and ticked during the pause.
+-- Returns 1 when resumed, 0 when it was not paused.
+-- Errors: PQ001 unknown queue, PQ006 NULL or invalid name.
+CREATE FUNCTION pgque.resume_queue(queue_name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q pgque.queue := pgque._set_paused(queue_name, false);
+BEGIN
+    IF q.queue_id IS NULL THEN
+        RETURN 0;
+    END IF;
+    PERFORM pg_notify(pgque._channel(q.queue_name), (pgque._last_tick(q.queue_id)).tick_id::text);
     RETURN 1;
 END
 $$;
@@ -954,11 +1024,16 @@ $$;
 
 -- _batch_window(s): s with a batch opened up to the newest tick, when there
 -- is one past s's position and none is open; in memory only (see _save).
+-- NULL while the queue is paused (pause_queue): no batch to hand out, open
+-- or new, and nothing to save.
 CREATE FUNCTION pgque._batch_window(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
     t pgque.tick;
 BEGIN
+    IF EXISTS (SELECT 1 FROM pgque.queue WHERE queue_id = s.sub_queue AND queue_paused_at IS NOT NULL) THEN
+        RETURN NULL;
+    END IF;
     IF s.sub_batch IS NOT NULL THEN
         RETURN s;  -- the open batch is returned again: no need to look at ticks
     END IF;
@@ -993,7 +1068,7 @@ $$;
 
 -- next_batch_info(queue_name, consumer_name): open the consumer's next batch
 -- (or return the open one again).  All columns are NULL when no batch is
--- ready.  Errors: PQ001, PQ003.
+-- ready, and while the queue is paused.  Errors: PQ001, PQ003.
 CREATE FUNCTION pgque.next_batch_info(queue_name text, consumer_name text,
     OUT batch_id bigint, OUT cur_tick_id bigint, OUT prev_tick_id bigint,
     OUT cur_tick_time timestamptz, OUT prev_tick_time timestamptz,
@@ -1003,7 +1078,7 @@ DECLARE
     s0 pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
     s  pgque.subscription := pgque._batch_window(s0);
 BEGIN
-    IF s.sub_batch IS DISTINCT FROM s0.sub_batch THEN
+    IF s0.sub_batch IS NULL AND s.sub_batch IS NOT NULL THEN
         s := pgque._save(s);
     END IF;
     IF s.sub_batch IS NOT NULL THEN
@@ -1143,7 +1218,9 @@ $$;
 -- receive(queue_name, consumer_name, max_return [, worker_name [, lease]]):
 -- up to max_return messages of the consumer's open (or next) batch, in
 -- delivery order; none when nothing new was ticked.  Empty batches are
--- finished on the way.  With worker_name, the caller is that cooperative
+-- finished on the way.  Nothing is handed out while the queue is paused (an
+-- open batch then stays open, and after resume_queue() continues after the
+-- acked position).  With worker_name, the caller is that cooperative
 -- worker of the consumer (16_workers.sql): it gets a batch of its own, which
 -- is its for lease (default 30 seconds) from now, renewed by each receive and
 -- by heartbeat().
@@ -1649,18 +1726,28 @@ END
 $$;
 
 -- ---- extension/src/11_info.sql ----
--- Introspection: version, get_queue_info, get_consumer_info, get_batch_info.
+-- Introspection: version, get_queue_info, get_consumer_info, get_table_info,
+-- get_batch_info.
 
 -- version(): the installed pgque version.
 CREATE FUNCTION pgque.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 
 -- get_queue_info([queue_name]): one row per queue (or the named one).
---   ticker_lag     time since the newest tick
---   ev_new         events sent since the newest tick (approximate: counts
---                  rolled-back sends too)
---   ev_per_sec     event rate over the ticks kept (about the last minute)
---   retry_pending  events waiting in the retry store
+--   ticker_lag        time since the newest tick
+--   ev_per_sec        events sent per second over the last minute or so:
+--                     (event sequence now - its value at the reference tick)
+--                     / seconds since that tick, where the reference tick is
+--                     the newest tick at least a minute old, or the oldest
+--                     tick kept when none is (approximate, like ev_new)
+--   ev_new            events sent since the newest tick (approximate: counts
+--                     rolled-back sends, and retries and replays re-inserted)
+--   retry_pending     events waiting in the retry store
+--   paused, paused_at whether (and since when) pause_queue() holds it
+--   event_bytes       disk size of its event tables, indexes and TOAST included
+--   event_dead_tuples dead rows in its event tables, from the statistics
+--                     collector (only rolled-back sends leave any; rotation's
+--                     TRUNCATE clears them)
 -- Errors: PQ001 for an unknown queue_name.
 CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL)
 RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_rotation_period interval,
@@ -1668,7 +1755,8 @@ RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_ro
                queue_ticker_idle_period interval, queue_max_retries int,
                queue_retry_backoff_base interval, queue_retry_backoff_cap interval,
                ticker_lag interval, ev_per_sec double precision, ev_new bigint, last_tick_id bigint,
-               consumers int, retry_pending bigint, dead_letters bigint)
+               consumers int, retry_pending bigint, dead_letters bigint,
+               paused boolean, paused_at timestamptz, event_bytes bigint, event_dead_tuples bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
     -- Parameters are positional: their names would clash with the output columns.
@@ -1680,29 +1768,51 @@ BEGIN
            q.queue_switch_time, q.queue_ticker_max_count, q.queue_ticker_max_lag,
            q.queue_ticker_idle_period, q.queue_max_retries,
            q.queue_retry_backoff_base, q.queue_retry_backoff_cap,
-           now() - t.last_time,
-           CASE WHEN t.last_time > t.first_time
-                THEN (t.last_seq - t.first_seq) / extract(epoch FROM t.last_time - t.first_time)::double precision
-                ELSE 0 END,
-           greatest(pgque._seq_value(q.queue_event_seq) - t.last_seq, 0),
-           t.last_id,
-           (SELECT count(*)::int FROM pgque.consumer s WHERE s.sub_queue = q.queue_id AND s.sub_parent IS NULL),
-           (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id),
-           (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id)
+           now() - t.tick_time,
+           coalesce(CASE WHEN now() > r.tick_time
+                THEN greatest(seq.seq_now - r.tick_event_seq, 0) / extract(epoch FROM now() - r.tick_time)::double precision
+                END, 0),
+           greatest(seq.seq_now - t.tick_event_seq, 0),
+           t.tick_id,
+           (SELECT count(*)::int FROM pgque.consumer c WHERE c.sub_queue = q.queue_id AND c.sub_parent IS NULL),
+           (SELECT count(*) FROM pgque.retry_queue rq WHERE rq.rq_queue = q.queue_id),
+           (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id),
+           q.queue_paused_at IS NOT NULL, q.queue_paused_at,
+           ev.bytes, ev.dead
       FROM pgque.queue q
-      CROSS JOIN LATERAL (
-          SELECT max(tick_id) AS last_id, max(tick_time) AS last_time, max(tick_event_seq) AS last_seq,
-                 min(tick_time) AS first_time, min(tick_event_seq) AS first_seq
-            FROM pgque.tick WHERE tick_queue = q.queue_id) t
+     CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
+     CROSS JOIN LATERAL (SELECT pgque._seq_value(q.queue_event_seq) AS seq_now) seq
+      LEFT JOIN LATERAL (
+          (SELECT x.tick_time, x.tick_event_seq FROM pgque.tick x
+            WHERE x.tick_queue = q.queue_id AND x.tick_time <= now() - interval '1 minute'
+            ORDER BY x.tick_id DESC LIMIT 1)
+          UNION ALL
+          (SELECT x.tick_time, x.tick_event_seq FROM pgque.tick x
+            WHERE x.tick_queue = q.queue_id ORDER BY x.tick_id LIMIT 1)
+          LIMIT 1) r ON true
+     CROSS JOIN LATERAL (
+          SELECT sum(pg_total_relation_size(e))::bigint AS bytes, sum(pg_stat_get_dead_tuples(e))::bigint AS dead
+            FROM generate_series(0, q.queue_ntables - 1) n,
+                 to_regclass(pgque._event_table(q.queue_id, n)) e) ev
      WHERE $1 IS NULL OR q.queue_name = $1
      ORDER BY q.queue_name;
 END
 $$;
 
 -- get_consumer_info([queue_name [, consumer_name]]): one row per subscription.
---   lag               time since the tick the consumer last finished (how far behind it is)
+--   lag               age of the oldest event not delivered to it yet, as an
+--                     upper bound: time since the tick it last finished (the
+--                     events before that tick are consumed), or 0 when
+--                     pending_events is 0
 --   last_seen         time since the consumer last opened, acked or finished a batch
---   pending_events    events sent after its position (approximate, like ev_new)
+--   pending_events    events not yet consumed by it, estimated from the
+--                     queue's event sequence: its value now minus its value
+--                     at the consumer's position.  Counts the open batch
+--                     until it is finished, events not ticked yet, and
+--                     rolled-back sends and re-inserted retries (also other
+--                     consumers'), so it is an upper bound
+--   retry_pending     its events waiting in the retry store
+--   dead_letters      its dead letters
 --   blocking_rotation true when this consumer is what keeps the queue's
 --                     tables from rotating: rotation is due, and the queue
 --                     has ticked past the last switch but this consumer has
@@ -1710,11 +1820,16 @@ $$;
 --                     makes the queue's storage grow until it resumes or is
 --                     unsubscribed.  (While a long transaction holds every
 --                     tick before the switch, no consumer is blamed.)
+--   batch_age         age of its open batch, NULL when none: the time since
+--                     the batch's end tick.  The batch was opened after that
+--                     tick and before the next one (it reaches to the newest
+--                     tick), so this exceeds the time since the opening by
+--                     less than one tick interval; never less
 -- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named).
 CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL)
 RETURNS TABLE (queue_name text, consumer_name text, lag interval, last_seen interval,
                last_tick bigint, current_batch bigint, next_tick bigint, pending_events bigint,
-               retry_pending bigint, dead_letters bigint, blocking_rotation boolean)
+               retry_pending bigint, dead_letters bigint, blocking_rotation boolean, batch_age interval)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
     -- Parameters are positional: their names would clash with the output columns.
@@ -1724,22 +1839,53 @@ BEGIN
         PERFORM pgque._queue($1);
     END IF;
     RETURN QUERY
-    SELECT q.queue_name, s.sub_consumer, now() - s.sub_last_time, now() - s.sub_active,
-           s.sub_last_tick, s.sub_batch, s.sub_next_tick,
-           greatest(pgque._seq_value(q.queue_event_seq) - s.sub_last_seq, 0),
+    SELECT q.queue_name, s.sub_consumer,
+           CASE WHEN p.pending > 0 THEN now() - s.sub_last_time ELSE interval '0' END,
+           now() - s.sub_active,
+           s.sub_last_tick, s.sub_batch, s.sub_next_tick, p.pending,
            (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_sub = s.sub_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id AND d.dl_consumer = s.sub_consumer),
            coalesce(pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post
                     AND pg_snapshot_xmin(t.tick_snapshot) >= q.queue_switch_post, false)
-             AND now() >= q.queue_switch_time + q.queue_rotation_period
+             AND now() >= q.queue_switch_time + q.queue_rotation_period,
+           now() - s.sub_next_time
       FROM pgque.subscription s
       JOIN pgque.queue q ON q.queue_id = s.sub_queue
-      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
+     CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
+     CROSS JOIN LATERAL (SELECT greatest(pgque._seq_value(q.queue_event_seq) - s.sub_last_seq, 0) AS pending) p
      WHERE ($1 IS NULL OR q.queue_name = $1)
        AND ($2 IS NULL OR s.sub_consumer = $2)
        AND s.sub_parent IS NULL  -- workers: get_worker_info()
      ORDER BY q.queue_name, s.sub_consumer;
 END
+$$;
+
+-- get_table_info(): size and row statistics of pgque's tables, database
+-- wide, one row per table with its partitions summed: the catalog
+-- (queue, consumer, event_slot), the insert-only logs (tick, sub_state), the
+-- retry and dead-letter stores, and the event tables of every queue
+-- (pgque.event).  Dead tuples show what vacuum still has to do: the logs and
+-- event tables are insert-only and recycled by TRUNCATE, so theirs stay at
+-- zero (rolled-back inserts aside).  Tuple counts and vacuum times come from
+-- the statistics collector, which sessions report to about once a second.
+--   total_bytes  disk size, indexes and TOAST included
+--   last_vacuum  latest manual or auto vacuum of any of its partitions
+CREATE FUNCTION pgque.get_table_info()
+RETURNS TABLE (table_name text, partitions int, total_bytes bigint, live_tuples bigint, dead_tuples bigint,
+               last_vacuum timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+    SELECT 'pgque.' || t.name, count(*)::int, sum(pg_total_relation_size(p.relid))::bigint,
+           sum(pg_stat_get_live_tuples(p.relid))::bigint, sum(pg_stat_get_dead_tuples(p.relid))::bigint,
+           max(greatest(pg_stat_get_last_vacuum_time(p.relid), pg_stat_get_last_autovacuum_time(p.relid)))
+      FROM unnest(ARRAY['queue', 'consumer', 'event_slot', 'tick', 'sub_state', 'retry_queue', 'dead_letter', 'event'])
+           WITH ORDINALITY t(name, ord)
+     CROSS JOIN LATERAL (SELECT c.oid AS relid FROM pg_class c
+                          WHERE c.oid = ('pgque.' || t.name)::regclass AND c.relkind <> 'p'
+                         UNION ALL
+                         SELECT x.relid FROM pg_partition_tree(('pgque.' || t.name)::regclass) x
+                          WHERE x.isleaf) p
+     GROUP BY t.name, t.ord
+     ORDER BY t.ord
 $$;
 
 -- get_batch_info(batch_id): where an open batch starts and ends.
@@ -2377,7 +2523,8 @@ BEGIN
             w.sub_sent_txid := NULL;  w.sub_sent_id := NULL;  w.sub_done := false;
             w.sub_batch := nextval('pgque.batch_id_seq');
             PERFORM pgque._finish_batch(v);  -- v loses it; a worker's position is never read
-            EXIT;
+            w.sub_lease_until := now() + lease;
+            RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
         END LOOP;
     END IF;
     w.sub_lease_until := now() + lease;
@@ -2388,14 +2535,17 @@ $$;
 -- _worker_window(w, max_return): w with the consumer's next window opened as
 -- its batch when it has none and the consumer has ticked past its position;
 -- the consumer's position moves to the window's end.  The consumer is
--- locked (_worker).  w itself is saved by the caller.
+-- locked (_worker).  w itself is saved by the caller.  NULL while the queue
+-- is paused, as _batch_window.
 CREATE FUNCTION pgque._worker_window(w pgque.subscription, max_return int) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
     c pgque.subscription;
     t pgque.tick;
 BEGIN
-    IF w.sub_batch IS NOT NULL THEN
+    IF EXISTS (SELECT 1 FROM pgque.queue WHERE queue_id = w.sub_queue AND queue_paused_at IS NOT NULL) THEN
+        RETURN NULL;
+    ELSIF w.sub_batch IS NOT NULL THEN
         RETURN w;
     END IF;
     SELECT * INTO c FROM pgque.subscription WHERE sub_id = w.sub_parent;
@@ -2534,6 +2684,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.get_queue_info(text),
     pgque.get_consumer_info(text, text),
     pgque.get_batch_info(bigint),
+    pgque.get_table_info(),
     pgque.get_worker_info(text, text),
     pgque.list_schedules(text)
 TO pgque_reader, pgque_writer;
@@ -2568,6 +2719,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.create_queue(text, boolean),
     pgque.drop_queue(text, boolean),
     pgque.set_queue_config(text, text, text),
+    pgque.pause_queue(text),
+    pgque.resume_queue(text),
     pgque.ticker(text),
     pgque.ticker(),
     pgque.force_tick(text),

@@ -62,6 +62,9 @@ CREATE TABLE pgque.queue (
     queue_max_retries        int      NOT NULL DEFAULT 5,
     queue_retry_backoff_base interval NOT NULL DEFAULT '10 seconds',
     queue_retry_backoff_cap  interval NOT NULL DEFAULT '1 hour',
+    -- When pause_queue() paused the queue; NULL while it runs.  A paused
+    -- queue takes sends and ticks, but hands out nothing to consumers.
+    queue_paused_at          timestamptz,
     queue_created_at         timestamptz NOT NULL DEFAULT now()
 );
 

@@ -1,4 +1,5 @@
--- Queue lifecycle: create_queue, drop_queue, set_queue_config.
+-- Queue lifecycle: create_queue, drop_queue, set_queue_config, pause_queue,
+-- resume_queue.
 
 -- create_queue(queue_name, if_not_exists): create a queue with its event
 -- tables, sequences and first tick.  Event tables are partitions of
@@ -160,6 +161,72 @@ BEGIN
         queue_retry_backoff_base = CASE WHEN name = 'retry_backoff_base' THEN iv ELSE queue_retry_backoff_base END,
         queue_retry_backoff_cap  = CASE WHEN name = 'retry_backoff_cap'  THEN iv ELSE queue_retry_backoff_cap END
      WHERE queue_id = q.queue_id;
+    RETURN 1;
+END
+$$;
+
+-- _set_paused(queue_name, paused): mark the queue paused (now) or running.
+-- Returns the queue row as it was, locked, or NULL when it already was so.
+-- Errors: PQ001, PQ006.
+CREATE FUNCTION pgque._set_paused(queue_name text, paused boolean) RETURNS pgque.queue
+LANGUAGE plpgsql AS $$
+DECLARE
+    q pgque.queue;
+BEGIN
+    SELECT * INTO q FROM pgque.queue x WHERE x.queue_name = _set_paused.queue_name FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        q := pgque._queue(queue_name);  -- raises, unless it was created meanwhile
+    END IF;
+    IF (q.queue_paused_at IS NOT NULL) = paused THEN
+        RETURN NULL;
+    END IF;
+    UPDATE pgque.queue SET queue_paused_at = CASE WHEN paused THEN now() END WHERE queue_id = q.queue_id;
+    RETURN q;
+END
+$$;
+
+-- pause_queue(queue_name): stop handing out the queue's events until
+-- resume_queue().  Producers, the ticker and maintenance carry on, so nothing
+-- sent meanwhile is lost; consumers get nothing: receive() returns no rows and
+-- next_batch() / next_batch_info() return NULL, for a batch that is open
+-- (no further piece of it) as for a new one.  An open batch stays open with
+-- its progress, and the calls on a batch id keep working (ack, nack,
+-- finish_batch, get_batch_events, event_retry, get_batch_info), so what was
+-- handed out before the pause can be acknowledged.  Waits for the consumer
+-- calls on the queue that are in progress (they hold their consumer's row
+-- lock until their transaction ends): once it has committed, no consumer is
+-- handed anything more.
+-- Returns 1 when paused, 0 when it was paused already.
+-- Errors: PQ001 unknown queue, PQ006 NULL or invalid name.
+CREATE FUNCTION pgque.pause_queue(queue_name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q pgque.queue := pgque._set_paused(queue_name, true);
+BEGIN
+    IF q.queue_id IS NULL THEN
+        RETURN 0;
+    END IF;
+    PERFORM 1 FROM pgque.consumer WHERE sub_queue = q.queue_id FOR KEY SHARE;
+    RETURN 1;
+END
+$$;
+
+-- resume_queue(queue_name): let consumers receive from a paused queue
+-- again, and wake them: NOTIFY on the queue's channel with the newest tick
+-- id as payload, as a tick does.  Receiving continues where each consumer
+-- stopped: an open batch after its acknowledged position, then everything
+-- sent and ticked during the pause.
+-- Returns 1 when resumed, 0 when it was not paused.
+-- Errors: PQ001 unknown queue, PQ006 NULL or invalid name.
+CREATE FUNCTION pgque.resume_queue(queue_name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q pgque.queue := pgque._set_paused(queue_name, false);
+BEGIN
+    IF q.queue_id IS NULL THEN
+        RETURN 0;
+    END IF;
+    PERFORM pg_notify(pgque._channel(q.queue_name), (pgque._last_tick(q.queue_id)).tick_id::text);
     RETURN 1;
 END
 $$;

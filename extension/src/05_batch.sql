@@ -126,11 +126,16 @@ $$;
 
 -- _batch_window(s): s with a batch opened up to the newest tick, when there
 -- is one past s's position and none is open; in memory only (see _save).
+-- NULL while the queue is paused (pause_queue): no batch to hand out, open
+-- or new, and nothing to save.
 CREATE FUNCTION pgque._batch_window(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
     t pgque.tick;
 BEGIN
+    IF EXISTS (SELECT 1 FROM pgque.queue WHERE queue_id = s.sub_queue AND queue_paused_at IS NOT NULL) THEN
+        RETURN NULL;
+    END IF;
     IF s.sub_batch IS NOT NULL THEN
         RETURN s;  -- the open batch is returned again: no need to look at ticks
     END IF;
@@ -165,7 +170,7 @@ $$;
 
 -- next_batch_info(queue_name, consumer_name): open the consumer's next batch
 -- (or return the open one again).  All columns are NULL when no batch is
--- ready.  Errors: PQ001, PQ003.
+-- ready, and while the queue is paused.  Errors: PQ001, PQ003.
 CREATE FUNCTION pgque.next_batch_info(queue_name text, consumer_name text,
     OUT batch_id bigint, OUT cur_tick_id bigint, OUT prev_tick_id bigint,
     OUT cur_tick_time timestamptz, OUT prev_tick_time timestamptz,
@@ -175,7 +180,7 @@ DECLARE
     s0 pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
     s  pgque.subscription := pgque._batch_window(s0);
 BEGIN
-    IF s.sub_batch IS DISTINCT FROM s0.sub_batch THEN
+    IF s0.sub_batch IS NULL AND s.sub_batch IS NOT NULL THEN
         s := pgque._save(s);
     END IF;
     IF s.sub_batch IS NOT NULL THEN

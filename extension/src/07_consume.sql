@@ -22,7 +22,9 @@ $$;
 -- receive(queue_name, consumer_name, max_return [, worker_name [, lease]]):
 -- up to max_return messages of the consumer's open (or next) batch, in
 -- delivery order; none when nothing new was ticked.  Empty batches are
--- finished on the way.  With worker_name, the caller is that cooperative
+-- finished on the way.  Nothing is handed out while the queue is paused (an
+-- open batch then stays open, and after resume_queue() continues after the
+-- acked position).  With worker_name, the caller is that cooperative
 -- worker of the consumer (16_workers.sql): it gets a batch of its own, which
 -- is its for lease (default 30 seconds) from now, renewed by each receive and
 -- by heartbeat().

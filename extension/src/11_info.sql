@@ -1,15 +1,25 @@
--- Introspection: version, get_queue_info, get_consumer_info, get_batch_info.
+-- Introspection: version, get_queue_info, get_consumer_info, get_table_info,
+-- get_batch_info.
 
 -- version(): the installed pgque version.
 CREATE FUNCTION pgque.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 
 -- get_queue_info([queue_name]): one row per queue (or the named one).
---   ticker_lag     time since the newest tick
---   ev_new         events sent since the newest tick (approximate: counts
---                  rolled-back sends too)
---   ev_per_sec     event rate over the ticks kept (about the last minute)
---   retry_pending  events waiting in the retry store
+--   ticker_lag        time since the newest tick
+--   ev_per_sec        events sent per second over the last minute or so:
+--                     (event sequence now - its value at the reference tick)
+--                     / seconds since that tick, where the reference tick is
+--                     the newest tick at least a minute old, or the oldest
+--                     tick kept when none is (approximate, like ev_new)
+--   ev_new            events sent since the newest tick (approximate: counts
+--                     rolled-back sends, and retries and replays re-inserted)
+--   retry_pending     events waiting in the retry store
+--   paused, paused_at whether (and since when) pause_queue() holds it
+--   event_bytes       disk size of its event tables, indexes and TOAST included
+--   event_dead_tuples dead rows in its event tables, from the statistics
+--                     collector (only rolled-back sends leave any; rotation's
+--                     TRUNCATE clears them)
 -- Errors: PQ001 for an unknown queue_name.
 CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL)
 RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_rotation_period interval,
@@ -17,7 +27,8 @@ RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_ro
                queue_ticker_idle_period interval, queue_max_retries int,
                queue_retry_backoff_base interval, queue_retry_backoff_cap interval,
                ticker_lag interval, ev_per_sec double precision, ev_new bigint, last_tick_id bigint,
-               consumers int, retry_pending bigint, dead_letters bigint)
+               consumers int, retry_pending bigint, dead_letters bigint,
+               paused boolean, paused_at timestamptz, event_bytes bigint, event_dead_tuples bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
     -- Parameters are positional: their names would clash with the output columns.
@@ -29,29 +40,51 @@ BEGIN
            q.queue_switch_time, q.queue_ticker_max_count, q.queue_ticker_max_lag,
            q.queue_ticker_idle_period, q.queue_max_retries,
            q.queue_retry_backoff_base, q.queue_retry_backoff_cap,
-           now() - t.last_time,
-           CASE WHEN t.last_time > t.first_time
-                THEN (t.last_seq - t.first_seq) / extract(epoch FROM t.last_time - t.first_time)::double precision
-                ELSE 0 END,
-           greatest(pgque._seq_value(q.queue_event_seq) - t.last_seq, 0),
-           t.last_id,
-           (SELECT count(*)::int FROM pgque.consumer s WHERE s.sub_queue = q.queue_id AND s.sub_parent IS NULL),
-           (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id),
-           (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id)
+           now() - t.tick_time,
+           coalesce(CASE WHEN now() > r.tick_time
+                THEN greatest(seq.seq_now - r.tick_event_seq, 0) / extract(epoch FROM now() - r.tick_time)::double precision
+                END, 0),
+           greatest(seq.seq_now - t.tick_event_seq, 0),
+           t.tick_id,
+           (SELECT count(*)::int FROM pgque.consumer c WHERE c.sub_queue = q.queue_id AND c.sub_parent IS NULL),
+           (SELECT count(*) FROM pgque.retry_queue rq WHERE rq.rq_queue = q.queue_id),
+           (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id),
+           q.queue_paused_at IS NOT NULL, q.queue_paused_at,
+           ev.bytes, ev.dead
       FROM pgque.queue q
-      CROSS JOIN LATERAL (
-          SELECT max(tick_id) AS last_id, max(tick_time) AS last_time, max(tick_event_seq) AS last_seq,
-                 min(tick_time) AS first_time, min(tick_event_seq) AS first_seq
-            FROM pgque.tick WHERE tick_queue = q.queue_id) t
+     CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
+     CROSS JOIN LATERAL (SELECT pgque._seq_value(q.queue_event_seq) AS seq_now) seq
+      LEFT JOIN LATERAL (
+          (SELECT x.tick_time, x.tick_event_seq FROM pgque.tick x
+            WHERE x.tick_queue = q.queue_id AND x.tick_time <= now() - interval '1 minute'
+            ORDER BY x.tick_id DESC LIMIT 1)
+          UNION ALL
+          (SELECT x.tick_time, x.tick_event_seq FROM pgque.tick x
+            WHERE x.tick_queue = q.queue_id ORDER BY x.tick_id LIMIT 1)
+          LIMIT 1) r ON true
+     CROSS JOIN LATERAL (
+          SELECT sum(pg_total_relation_size(e))::bigint AS bytes, sum(pg_stat_get_dead_tuples(e))::bigint AS dead
+            FROM generate_series(0, q.queue_ntables - 1) n,
+                 to_regclass(pgque._event_table(q.queue_id, n)) e) ev
      WHERE $1 IS NULL OR q.queue_name = $1
      ORDER BY q.queue_name;
 END
 $$;
 
 -- get_consumer_info([queue_name [, consumer_name]]): one row per subscription.
---   lag               time since the tick the consumer last finished (how far behind it is)
+--   lag               age of the oldest event not delivered to it yet, as an
+--                     upper bound: time since the tick it last finished (the
+--                     events before that tick are consumed), or 0 when
+--                     pending_events is 0
 --   last_seen         time since the consumer last opened, acked or finished a batch
---   pending_events    events sent after its position (approximate, like ev_new)
+--   pending_events    events not yet consumed by it, estimated from the
+--                     queue's event sequence: its value now minus its value
+--                     at the consumer's position.  Counts the open batch
+--                     until it is finished, events not ticked yet, and
+--                     rolled-back sends and re-inserted retries (also other
+--                     consumers'), so it is an upper bound
+--   retry_pending     its events waiting in the retry store
+--   dead_letters      its dead letters
 --   blocking_rotation true when this consumer is what keeps the queue's
 --                     tables from rotating: rotation is due, and the queue
 --                     has ticked past the last switch but this consumer has
@@ -59,11 +92,16 @@ $$;
 --                     makes the queue's storage grow until it resumes or is
 --                     unsubscribed.  (While a long transaction holds every
 --                     tick before the switch, no consumer is blamed.)
+--   batch_age         age of its open batch, NULL when none: the time since
+--                     the batch's end tick.  The batch was opened after that
+--                     tick and before the next one (it reaches to the newest
+--                     tick), so this exceeds the time since the opening by
+--                     less than one tick interval; never less
 -- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named).
 CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL)
 RETURNS TABLE (queue_name text, consumer_name text, lag interval, last_seen interval,
                last_tick bigint, current_batch bigint, next_tick bigint, pending_events bigint,
-               retry_pending bigint, dead_letters bigint, blocking_rotation boolean)
+               retry_pending bigint, dead_letters bigint, blocking_rotation boolean, batch_age interval)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
     -- Parameters are positional: their names would clash with the output columns.
@@ -73,22 +111,53 @@ BEGIN
         PERFORM pgque._queue($1);
     END IF;
     RETURN QUERY
-    SELECT q.queue_name, s.sub_consumer, now() - s.sub_last_time, now() - s.sub_active,
-           s.sub_last_tick, s.sub_batch, s.sub_next_tick,
-           greatest(pgque._seq_value(q.queue_event_seq) - s.sub_last_seq, 0),
+    SELECT q.queue_name, s.sub_consumer,
+           CASE WHEN p.pending > 0 THEN now() - s.sub_last_time ELSE interval '0' END,
+           now() - s.sub_active,
+           s.sub_last_tick, s.sub_batch, s.sub_next_tick, p.pending,
            (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_sub = s.sub_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id AND d.dl_consumer = s.sub_consumer),
            coalesce(pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post
                     AND pg_snapshot_xmin(t.tick_snapshot) >= q.queue_switch_post, false)
-             AND now() >= q.queue_switch_time + q.queue_rotation_period
+             AND now() >= q.queue_switch_time + q.queue_rotation_period,
+           now() - s.sub_next_time
       FROM pgque.subscription s
       JOIN pgque.queue q ON q.queue_id = s.sub_queue
-      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
+     CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
+     CROSS JOIN LATERAL (SELECT greatest(pgque._seq_value(q.queue_event_seq) - s.sub_last_seq, 0) AS pending) p
      WHERE ($1 IS NULL OR q.queue_name = $1)
        AND ($2 IS NULL OR s.sub_consumer = $2)
        AND s.sub_parent IS NULL  -- workers: get_worker_info()
      ORDER BY q.queue_name, s.sub_consumer;
 END
+$$;
+
+-- get_table_info(): size and row statistics of pgque's tables, database
+-- wide, one row per table with its partitions summed: the catalog
+-- (queue, consumer, event_slot), the insert-only logs (tick, sub_state), the
+-- retry and dead-letter stores, and the event tables of every queue
+-- (pgque.event).  Dead tuples show what vacuum still has to do: the logs and
+-- event tables are insert-only and recycled by TRUNCATE, so theirs stay at
+-- zero (rolled-back inserts aside).  Tuple counts and vacuum times come from
+-- the statistics collector, which sessions report to about once a second.
+--   total_bytes  disk size, indexes and TOAST included
+--   last_vacuum  latest manual or auto vacuum of any of its partitions
+CREATE FUNCTION pgque.get_table_info()
+RETURNS TABLE (table_name text, partitions int, total_bytes bigint, live_tuples bigint, dead_tuples bigint,
+               last_vacuum timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+    SELECT 'pgque.' || t.name, count(*)::int, sum(pg_total_relation_size(p.relid))::bigint,
+           sum(pg_stat_get_live_tuples(p.relid))::bigint, sum(pg_stat_get_dead_tuples(p.relid))::bigint,
+           max(greatest(pg_stat_get_last_vacuum_time(p.relid), pg_stat_get_last_autovacuum_time(p.relid)))
+      FROM unnest(ARRAY['queue', 'consumer', 'event_slot', 'tick', 'sub_state', 'retry_queue', 'dead_letter', 'event'])
+           WITH ORDINALITY t(name, ord)
+     CROSS JOIN LATERAL (SELECT c.oid AS relid FROM pg_class c
+                          WHERE c.oid = ('pgque.' || t.name)::regclass AND c.relkind <> 'p'
+                         UNION ALL
+                         SELECT x.relid FROM pg_partition_tree(('pgque.' || t.name)::regclass) x
+                          WHERE x.isleaf) p
+     GROUP BY t.name, t.ord
+     ORDER BY t.ord
 $$;
 
 -- get_batch_info(batch_id): where an open batch starts and ends.

@@ -90,7 +90,8 @@ BEGIN
             w.sub_sent_txid := NULL;  w.sub_sent_id := NULL;  w.sub_done := false;
             w.sub_batch := nextval('pgque.batch_id_seq');
             PERFORM pgque._finish_batch(v);  -- v loses it; a worker's position is never read
-            EXIT;
+            w.sub_lease_until := now() + lease;
+            RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
         END LOOP;
     END IF;
     w.sub_lease_until := now() + lease;
@@ -101,14 +102,17 @@ $$;
 -- _worker_window(w, max_return): w with the consumer's next window opened as
 -- its batch when it has none and the consumer has ticked past its position;
 -- the consumer's position moves to the window's end.  The consumer is
--- locked (_worker).  w itself is saved by the caller.
+-- locked (_worker).  w itself is saved by the caller.  NULL while the queue
+-- is paused, as _batch_window.
 CREATE FUNCTION pgque._worker_window(w pgque.subscription, max_return int) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
     c pgque.subscription;
     t pgque.tick;
 BEGIN
-    IF w.sub_batch IS NOT NULL THEN
+    IF EXISTS (SELECT 1 FROM pgque.queue WHERE queue_id = w.sub_queue AND queue_paused_at IS NOT NULL) THEN
+        RETURN NULL;
+    ELSIF w.sub_batch IS NOT NULL THEN
         RETURN w;
     END IF;
     SELECT * INTO c FROM pgque.subscription WHERE sub_id = w.sub_parent;

@@ -34,6 +34,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.get_queue_info(text),
     pgque.get_consumer_info(text, text),
     pgque.get_batch_info(bigint),
+    pgque.get_table_info(),
     pgque.get_worker_info(text, text),
     pgque.list_schedules(text)
 TO pgque_reader, pgque_writer;
@@ -68,6 +69,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.create_queue(text, boolean),
     pgque.drop_queue(text, boolean),
     pgque.set_queue_config(text, text, text),
+    pgque.pause_queue(text),
+    pgque.resume_queue(text),
     pgque.ticker(text),
     pgque.ticker(),
     pgque.force_tick(text),

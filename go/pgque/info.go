@@ -7,7 +7,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// QueueInfo describes a queue (pgque.get_queue_info).
+// QueueInfo describes a queue (pgque.get_queue_info).  Counts taken from the
+// queue's event sequence (EventsPerSecond, NewEvents) are estimates: they
+// include rolled-back sends and re-inserted retries.
 type QueueInfo struct {
 	Name             string
 	Tables           int
@@ -21,12 +23,25 @@ type QueueInfo struct {
 	RetryBackoffBase time.Duration
 	RetryBackoffCap  time.Duration
 	TickerLag        time.Duration // time since the newest tick
-	EventsPerSecond  float64
-	NewEvents        int64 // sent since the newest tick
-	LastTickID       int64
-	Consumers        int
-	RetryPending     int64
-	DeadLetters      int64
+	// EventsPerSecond is the rate of sends over about the last minute: from
+	// the newest tick at least a minute old (or the oldest tick kept, for a
+	// younger queue) until now.
+	EventsPerSecond float64
+	NewEvents       int64 // sent since the newest tick
+	LastTickID      int64
+	Consumers       int
+	RetryPending    int64
+	DeadLetters     int64
+	Paused          bool       // PauseQueue holds it: consumers receive nothing
+	PausedAt        *time.Time // when it was paused; nil while it runs
+	// EventBytes is the disk size of the queue's event tables, indexes and
+	// TOAST included.
+	EventBytes int64
+	// EventDeadTuples counts dead rows in the queue's event tables, as the
+	// statistics collector last heard (sessions report about once a second).
+	// Events are only inserted, so only rolled-back sends leave any, and
+	// rotation's TRUNCATE clears them.
+	EventDeadTuples int64
 }
 
 // Queues describes every queue.
@@ -51,10 +66,19 @@ func (c *Client) queueInfo(ctx context.Context, queue *string) ([]QueueInfo, err
 	qs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (QueueInfo, error) {
 		var q QueueInfo
 		var lag *time.Duration
+		var bytes, dead *int64
 		err := row.Scan(&q.Name, &q.Tables, &q.CurrentTable, &q.RotationPeriod, &q.SwitchTime,
 			&q.TickerMaxCount, &q.TickerMaxLag, &q.TickerIdlePeriod, &q.MaxRetries,
 			&q.RetryBackoffBase, &q.RetryBackoffCap, &lag, &q.EventsPerSecond, &q.NewEvents,
-			&q.LastTickID, &q.Consumers, &q.RetryPending, &q.DeadLetters)
+			&q.LastTickID, &q.Consumers, &q.RetryPending, &q.DeadLetters,
+			&q.Paused, &q.PausedAt, &bytes, &dead)
+		// NULL only for a queue dropped while the row was read.
+		if bytes != nil {
+			q.EventBytes = *bytes
+		}
+		if dead != nil {
+			q.EventDeadTuples = *dead
+		}
 		if lag != nil {
 			q.TickerLag = *lag
 		}
@@ -65,17 +89,33 @@ func (c *Client) queueInfo(ctx context.Context, queue *string) ([]QueueInfo, err
 
 // ConsumerInfo describes one subscription (pgque.get_consumer_info).
 type ConsumerInfo struct {
-	Queue            string
-	Name             string
-	Lag              time.Duration // since the tick it last finished
-	LastSeen         time.Duration // since it last opened, acked or finished a batch
-	LastTick         int64
-	CurrentBatch     *int64
-	NextTick         *int64
-	PendingEvents    int64
-	RetryPending     int64
-	DeadLetters      int64
-	BlockingRotation bool // it is what keeps the queue's tables from rotating
+	Queue string
+	Name  string
+	// Lag is how long the oldest event not yet consumed has waited, as an
+	// upper bound: the time since the tick the consumer last finished (what
+	// came before is consumed), or 0 when PendingEvents is 0.  A consumer
+	// that is stuck, stopped or paused shows a growing Lag.
+	Lag      time.Duration
+	LastSeen time.Duration // since it last opened, acked or finished a batch
+	LastTick int64
+	// CurrentBatch is the open batch, nil when none; NextTick is its end tick.
+	CurrentBatch *int64
+	NextTick     *int64
+	// PendingEvents estimates the events the consumer has not consumed yet:
+	// the queue's event sequence now minus its value at the consumer's
+	// position.  It counts the open batch until it is finished and events not
+	// ticked yet, and also rolled-back sends and other consumers' retries, so
+	// it is an upper bound; it is 0 once the consumer has caught up.
+	PendingEvents int64
+	RetryPending  int64 // its failed events waiting in the retry store
+	DeadLetters   int64 // its dead letters
+	// BlockingRotation reports that it is what keeps the queue's tables from
+	// rotating.
+	BlockingRotation bool
+	// BatchAge is the age of the open batch, nil when none: the time since
+	// its end tick.  A batch reaches to the newest tick when it is opened, so
+	// this exceeds the time since the opening by less than one tick interval.
+	BatchAge *time.Duration
 }
 
 // Consumers describes the subscriptions of queue, or of every queue when
@@ -92,10 +132,42 @@ func (c *Client) Consumers(ctx context.Context, queue string) ([]ConsumerInfo, e
 	cs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ConsumerInfo, error) {
 		var ci ConsumerInfo
 		err := row.Scan(&ci.Queue, &ci.Name, &ci.Lag, &ci.LastSeen, &ci.LastTick, &ci.CurrentBatch,
-			&ci.NextTick, &ci.PendingEvents, &ci.RetryPending, &ci.DeadLetters, &ci.BlockingRotation)
+			&ci.NextTick, &ci.PendingEvents, &ci.RetryPending, &ci.DeadLetters, &ci.BlockingRotation,
+			&ci.BatchAge)
 		return ci, err
 	})
 	return cs, wrap("pgque: consumer info", err)
+}
+
+// TableInfo describes one of pgque's tables, database wide, its partitions
+// summed (pgque.get_table_info).  Name is "pgque.queue", "pgque.consumer",
+// "pgque.event_slot", "pgque.tick", "pgque.sub_state", "pgque.retry_queue",
+// "pgque.dead_letter", or "pgque.event" for the event tables of every queue.
+// The tick and consumer-state logs and the event tables are insert-only and
+// recycled with TRUNCATE, so their DeadTuples stay at zero (rolled-back
+// inserts aside): that is pgque's "no bloat" to monitor.  Tuple counts and
+// vacuum times come from the statistics collector.
+type TableInfo struct {
+	Name       string
+	Partitions int
+	TotalBytes int64 // disk size, indexes and TOAST included
+	LiveTuples int64
+	DeadTuples int64
+	LastVacuum *time.Time // latest manual or auto vacuum; nil if never
+}
+
+// Tables describes pgque's tables.
+func (c *Client) Tables(ctx context.Context) ([]TableInfo, error) {
+	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.get_table_info()`)
+	if err != nil {
+		return nil, wrap("pgque: table info", err)
+	}
+	ts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (TableInfo, error) {
+		var t TableInfo
+		err := row.Scan(&t.Name, &t.Partitions, &t.TotalBytes, &t.LiveTuples, &t.DeadTuples, &t.LastVacuum)
+		return t, err
+	})
+	return ts, wrap("pgque: table info", err)
 }
 
 // DeadLetter is an event that exhausted its retries for one consumer.

@@ -1,6 +1,6 @@
 -- 08_info: the introspection functions get_queue_info, get_consumer_info,
--- get_batch_info, and maint_rotate_logs.  Times, tick ids and batch ids are
--- only compared, never printed.
+-- get_batch_info, get_table_info, and maint_rotate_logs.  Times, tick ids,
+-- batch ids and sizes are only compared, never printed.
 
 CREATE FUNCTION pg_temp.e(sql text) RETURNS text LANGUAGE sql AS $$
     SELECT CASE WHEN r = 'ok' THEN r ELSE left(r, 7) || regexp_replace(substr(r, 8), '[0-9]+', 'N', 'g') END
@@ -13,15 +13,18 @@ SELECT pgque.subscribe('q08_a', c) FROM unnest(ARRAY['c1', 'c2']) c;
 SELECT pgque.subscribe('q08_b', 'only');
 
 ---------------------------------------------------------------------------
--- get_queue_info: settings (defaults), consumers, ev_new, last tick.
+-- get_queue_info: settings (defaults), consumers, ev_new, last tick, rate,
+-- paused, size and dead tuples of the event tables.
 ---------------------------------------------------------------------------
 -- all queues (other test files' queues are filtered out)
 SELECT queue_name, queue_ntables, queue_cur_table, queue_rotation_period, queue_ticker_max_count,
        queue_ticker_max_lag, queue_ticker_idle_period, queue_max_retries, queue_retry_backoff_base,
        queue_retry_backoff_cap, consumers, ev_new, last_tick_id IS NOT NULL AS has_last_tick,
-       retry_pending, dead_letters, ticker_lag >= '0' AS lag_ok, ev_per_sec >= 0 AS rate_ok,
-       queue_switch_time <= now() AS switch_time_ok
+       retry_pending, dead_letters, ticker_lag >= '0' AS lag_ok, ev_per_sec,
+       queue_switch_time <= now() AS switch_time_ok, paused, paused_at, event_bytes > 0 AS has_size,
+       event_dead_tuples
   FROM pgque.get_queue_info() WHERE queue_name LIKE 'q08%' ORDER BY queue_name;
+SELECT event_bytes AS a_bytes FROM pgque.get_queue_info('q08_a') \gset
 -- by name: one row; the same as in the list
 SELECT count(*) AS rows FROM pgque.get_queue_info('q08_a');
 SELECT (SELECT i FROM pgque.get_queue_info('q08_a') i)::text
@@ -35,6 +38,16 @@ SELECT pgque.send('q08_a', 't', 'rolled back');
 ROLLBACK;
 SELECT ev_new FROM pgque.get_queue_info('q08_a');
 SELECT ev_new FROM pgque.get_queue_info('q08_b');
+-- ev_per_sec: the 4 events over the queue's life (younger than a minute,
+-- so measured from its first tick); none on q08_b
+SELECT round((ev_per_sec * extract(epoch FROM now() - queue_switch_time))::numeric, 6) AS a_events_in_window
+  FROM pgque.get_queue_info('q08_a');
+SELECT ev_per_sec AS b_rate FROM pgque.get_queue_info('q08_b');
+-- event_bytes grows with the events; the rolled-back send is the one dead
+-- tuple (the statistics collector learns of it once this session reports)
+SELECT pg_stat_force_next_flush();
+SELECT queue_name, event_bytes > :a_bytes AS grew, event_dead_tuples
+  FROM pgque.get_queue_info() WHERE queue_name LIKE 'q08%' ORDER BY queue_name;
 SELECT pgque.force_tick('q08_a') AS tick_a \gset
 SELECT ev_new, last_tick_id = :tick_a AS last_tick_is_newest FROM pgque.get_queue_info('q08_a');
 SELECT consumers FROM pgque.get_queue_info('q08_a');
@@ -56,9 +69,11 @@ SELECT test.err($$SELECT * FROM pgque.get_queue_info('bad name!')$$);
 SELECT pgque.send('q08_a', 't', 'a4');
 SELECT pgque.force_tick('q08_a') AS tick_a \gset
 -- c2 subscribed again after the first events: it counts only the last one
+-- (lag is 0 for a consumer with nothing pending, batch_age NULL without a batch)
 SELECT queue_name, consumer_name, pending_events, current_batch IS NULL AS no_batch,
        next_tick IS NULL AS no_next_tick, last_tick IS NOT NULL AS has_last_tick,
-       retry_pending, dead_letters, blocking_rotation, lag >= '0' AS lag_ok, last_seen >= '0' AS seen_ok
+       retry_pending, dead_letters, blocking_rotation, lag > '0' AS lagging, last_seen >= '0' AS seen_ok,
+       batch_age
   FROM pgque.get_consumer_info() WHERE queue_name LIKE 'q08%' ORDER BY queue_name, consumer_name;
 SELECT consumer_name FROM pgque.get_consumer_info('q08_a') ORDER BY 1;
 SELECT consumer_name, pending_events FROM pgque.get_consumer_info('q08_a', 'c1');
@@ -66,14 +81,22 @@ SELECT consumer_name, pending_events FROM pgque.get_consumer_info('q08_a', 'c1')
 SELECT min(batch_id) AS b, count(*) AS n FROM pgque.receive('q08_a', 'c1', 2) \gset
 SELECT :n AS received;
 SELECT current_batch = :b AS current_is_open_batch, next_tick = :tick_a AS next_is_newest_tick,
-       last_tick < next_tick AS ordered, pending_events
+       last_tick < next_tick AS ordered, pending_events,
+       batch_age >= '0' AS batch_age_set,
+       lag >= batch_age AS lag_covers_batch
   FROM pgque.get_consumer_info('q08_a', 'c1');
+-- batch_age counts from the batch's end tick, before the opening, not from
+-- the consumer's last call
+SELECT now() - (SELECT min(sub_active) FROM pgque.sub_state WHERE sub_batch = :b) AS opened_ago \gset
 -- a partial ack keeps the batch open
 SELECT pgque.ack(:b);
-SELECT current_batch = :b AS still_open FROM pgque.get_consumer_info('q08_a', 'c1');
+SELECT current_batch = :b AS still_open, batch_age > :'opened_ago' AS batch_age_from_before_opening,
+       batch_age = now() - (SELECT min(tick_time) FROM pgque.tick WHERE tick_id = :tick_a) AS batch_age_from_end_tick,
+       batch_age > last_seen AS older_than_last_call
+  FROM pgque.get_consumer_info('q08_a', 'c1');
 SELECT cardinality(test.drain('q08_a', 'c1')) AS rest;
 SELECT current_batch IS NULL AS no_batch, next_tick IS NULL AS no_next_tick, last_tick = :tick_a AS at_newest_tick,
-       pending_events
+       pending_events, lag, batch_age
   FROM pgque.get_consumer_info('q08_a', 'c1');
 SELECT consumer_name, pending_events FROM pgque.get_consumer_info('q08_a') ORDER BY 1;
 -- errors
@@ -134,6 +157,41 @@ SELECT count(DISTINCT tick_id) AS distinct_ticks, max(tick_id) = :tick_a6 AS new
   FROM pgque.tick WHERE tick_queue = :qa;
 SELECT test.err($$SELECT pgque.maint_rotate_logs('0')$$);
 SELECT test.err($$SELECT pgque.maint_rotate_logs(NULL)$$);
+
+---------------------------------------------------------------------------
+-- get_table_info: pgque's tables, database wide.  Once every log partition
+-- is recycled, the insert-only logs hold no dead tuples, whatever earlier
+-- test files deleted or rolled back, and consumer work adds none.  (The
+-- sessions of earlier files report their statistics as they exit: wait
+-- until they are gone before recycling.)
+---------------------------------------------------------------------------
+DO $$
+BEGIN
+    FOR i IN 1 .. 1000 LOOP
+        PERFORM pg_stat_clear_snapshot();
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity
+                               WHERE datname = current_database() AND pid <> pg_backend_pid());
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+SELECT count(*) AS other_sessions FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid();
+SELECT pgque.maint_rotate_logs('1 microsecond') + pgque.maint_rotate_logs('1 microsecond')
+       + pgque.maint_rotate_logs('1 microsecond') AS switched;
+SELECT pgque.send('q08_a', 't', 'a' || i) FROM generate_series(7, 8) i;
+SELECT pgque.force_tick('q08_a') IS NOT NULL AS ticked;
+SELECT cardinality(test.drain('q08_a', 'c1', 1)) AS c1_got, cardinality(test.drain('q08_a', 'c2')) AS c2_got;
+SELECT pg_stat_force_next_flush();
+SELECT table_name, CASE WHEN table_name <> 'pgque.event' THEN partitions END AS partitions,
+       total_bytes > 0 AS has_size, live_tuples >= 0 AS live_ok,
+       CASE WHEN table_name IN ('pgque.tick', 'pgque.sub_state') THEN dead_tuples::text ELSE 'not checked' END
+         AS dead_tuples
+  FROM pgque.get_table_info() ORDER BY table_name;
+-- the event tables of every queue, free ones included, are in pgque.event
+SELECT partitions = (SELECT count(*) FROM pg_inherits WHERE inhparent = 'pgque.event'::regclass) AS all_event_tables,
+       total_bytes >= (SELECT sum(event_bytes) FROM pgque.get_queue_info()) AS covers_queues
+  FROM pgque.get_table_info() WHERE table_name = 'pgque.event';
 
 -- blocking_rotation blames a consumer only when the queue ticked past the
 -- last switch and the consumer has not caught up; while a long producer

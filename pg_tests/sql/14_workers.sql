@@ -209,6 +209,24 @@ SELECT pg_sleep(0.01);
 SELECT test.rotate14() = :gen0 + 2 AS switched_again;
 
 ---------------------------------------------------------------------------
+-- A paused queue hands workers nothing, and loses nothing.
+---------------------------------------------------------------------------
+SELECT pgque.send('q14', 't', 'p1') IS NOT NULL AS sent;
+SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
+SELECT pgque.pause_queue('q14');
+SELECT count(*) AS paused_nothing FROM pgque.receive('q14', 'c', 10, 'w1');
+SELECT pgque.resume_queue('q14');
+SELECT array_agg(payload) AS w1_p FROM pgque.receive('q14', 'c', 10, 'w1', '1 microsecond');
+SELECT pgque.pause_queue('q14');
+-- w1's lease ran out: w2 gets nothing while paused (though it may take the
+-- batch over), and after resume the message is still there
+SELECT count(*) AS paused_nothing FROM pgque.receive('q14', 'c', 10, 'w2');
+SELECT pgque.resume_queue('q14');
+SELECT array_agg(payload) AS w2_p FROM pgque.receive('q14', 'c', 10, 'w2');
+SELECT pgque.ack(test.wbatch('w2')) AS w2_ack;
+SELECT cardinality(test.drain('q14', 'plain')) AS plain_p;
+
+---------------------------------------------------------------------------
 -- Errors and bookkeeping.
 ---------------------------------------------------------------------------
 SELECT test.err($$SELECT * FROM pgque.receive('q14', 'c', 10, '')$$) AS empty_worker;

@@ -1,0 +1,86 @@
+package pgque_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/pgque/pgque/go/pgque"
+)
+
+// Pause a queue, for example while the service that consumes it is
+// migrated: producers carry on, consumers receive nothing until resume.
+func ExampleClient_PauseQueue() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+
+	if _, err := client.PauseQueue(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Send(ctx, "orders", pgque.Event{Type: "order.created", Payload: map[string]int{"id": 1}}); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.ForceTick(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+	msgs, err := client.Receive(ctx, "orders", "processor", 10)
+	if err != nil {
+		log.Fatal(err)
+	}
+	q, err := client.Queue(ctx, "orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("paused %v: %d received\n", q.Paused, len(msgs))
+
+	// Resuming wakes running Consumers at once.
+	if _, err := client.ResumeQueue(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+	msgs, err = client.Receive(ctx, "orders", "processor", 10)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("resumed: %d received\n", len(msgs))
+	// Output:
+	// paused true: 0 received
+	// resumed: 1 received
+}
+
+// What a monitoring job looks at: how far behind each consumer is, and
+// whether pgque's tables stay free of dead rows.
+func ExampleClient_Consumers() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+
+	for i := range 3 {
+		if _, err := client.Send(ctx, "orders", pgque.Event{Type: "order.created", Payload: map[string]int{"id": i}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	consumers, err := client.Consumers(ctx, "orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, c := range consumers {
+		// Alert on a Lag that keeps growing: the consumer is stuck or gone.
+		fmt.Printf("%s: %d pending, lagging %v, batch open %v\n", c.Name, c.PendingEvents, c.Lag > 0, c.BatchAge != nil)
+	}
+
+	tables, err := client.Tables(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, t := range tables {
+		if t.Name == "pgque.tick" || t.Name == "pgque.sub_state" || t.Name == "pgque.event" {
+			fmt.Printf("%s: %d dead tuples\n", t.Name, t.DeadTuples)
+		}
+	}
+	// Output:
+	// processor: 3 pending, lagging true, batch open false
+	// pgque.tick: 0 dead tuples
+	// pgque.sub_state: 0 dead tuples
+	// pgque.event: 0 dead tuples
+}
