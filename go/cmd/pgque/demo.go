@@ -22,9 +22,11 @@ import (
 )
 
 type demoConfig struct {
-	duration  time.Duration
-	rate      int
-	consumers int
+	duration   time.Duration
+	rate       int
+	consumers  int
+	pgBin      string // server programs for the throwaway server
+	sqlInstall bool   // install the embedded engine as plain SQL on the throwaway server
 }
 
 // demoDrainTimeout bounds the wait, after the producer stopped, for the
@@ -67,6 +69,10 @@ The exit status is 0 when every consumer received every event.`,
 	f.DurationVar(&cfg.duration, "duration", cfg.duration, "how long to produce (0: until Ctrl-C)")
 	f.IntVar(&cfg.rate, "rate", cfg.rate, "events per second to send")
 	f.IntVar(&cfg.consumers, "consumers", cfg.consumers, "consumers, each receiving every event")
+	f.StringVar(&cfg.pgBin, "pg-bin", "", "`DIR` of initdb, pg_ctl and postgres for the throwaway server "+
+		"(default: initdb's directory on PATH, else the newest /usr/lib/postgresql/*/bin)")
+	f.BoolVar(&cfg.sqlInstall, "sql-install", false, "on the throwaway server, install the engine embedded in this "+
+		"binary as plain SQL, even where the server has pgque's extension files (which may be of another version)")
 	return cmd
 }
 
@@ -79,7 +85,7 @@ func runDemo(ctx context.Context, w io.Writer, dsn string, cfg demoConfig) (err 
 	installed := false
 	if dsn == "" {
 		fmt.Fprintln(w, "No --dsn given: starting a throwaway PostgreSQL server...")
-		srv, err := localpg.Start(ctx, localpg.Options{})
+		srv, err := localpg.Start(ctx, localpg.Options{BinDir: cfg.pgBin})
 		if err != nil {
 			return err
 		}
@@ -107,7 +113,11 @@ func runDemo(ctx context.Context, w io.Writer, dsn string, cfg demoConfig) (err 
 	}
 	defer pool.Close()
 	if installed {
-		method, err := pgque.Install(ctx, pool)
+		var opts []pgque.InstallOption
+		if cfg.sqlInstall {
+			opts = append(opts, pgque.WithoutExtension())
+		}
+		method, err := pgque.Install(ctx, pool, opts...)
 		if err != nil {
 			return err
 		}
