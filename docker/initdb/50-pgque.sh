@@ -30,7 +30,7 @@ pgque_initdb() {
     # rejects them (22023), and gets minute schedules and a warning instead.
     "${psql[@]}" --dbname postgres -v db="$db" <<'SQL' || return 1
 CREATE EXTENSION IF NOT EXISTS pg_cron;
-SELECT set_config('pgque.initdb_target', :'db', false);
+SET pgque.initdb_target = :'db';
 DO $do$
 DECLARE
     db      text := current_setting('pgque.initdb_target');
@@ -38,14 +38,14 @@ DECLARE
     maint   text := '10 seconds';
 BEGIN
     BEGIN
-        PERFORM cron.schedule_in_database('pgque-ticker', ticker, 'SELECT pgque.ticker()', db);
+        PERFORM cron.schedule_in_database('pgque-ticker-' || db, ticker, 'SELECT pgque.ticker()', db);
     EXCEPTION WHEN invalid_parameter_value THEN
         ticker := '* * * * *';
         maint := '* * * * *';
         RAISE WARNING 'pgque: this pg_cron runs jobs at most once a minute, so messages are delivered up to a minute late; install pg_cron 1.5 or later, or run `pgque ticker`';
-        PERFORM cron.schedule_in_database('pgque-ticker', ticker, 'SELECT pgque.ticker()', db);
+        PERFORM cron.schedule_in_database('pgque-ticker-' || db, ticker, 'SELECT pgque.ticker()', db);
     END;
-    PERFORM cron.schedule_in_database('pgque-maint', maint, 'SELECT pgque.maint()', db);
+    PERFORM cron.schedule_in_database('pgque-maint-' || db, maint, 'SELECT pgque.maint()', db);
     -- Every run adds a row to cron.job_run_details; keep a day of them.
     PERFORM cron.schedule('pgque-cron-history', '17 * * * *',
         $$DELETE FROM cron.job_run_details WHERE end_time < now() - interval '1 day'$$);
