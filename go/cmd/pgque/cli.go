@@ -240,8 +240,6 @@ func fmtDuration(d time.Duration) string {
 	return strconv.FormatFloat(float64(d.Round(time.Microsecond))/float64(time.Millisecond), 'f', -1, 64) + "ms"
 }
 
-func seconds(d time.Duration) float64 { return d.Seconds() }
-
 // jsonPayload gives a payload as it goes into JSON output: as is when it is
 // JSON, as a JSON string when it is other text (sent as text through SQL),
 // null when NULL.

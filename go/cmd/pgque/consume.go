@@ -136,7 +136,7 @@ until it catches up or is unsubscribed (see docs/operations.md).`,
 		js := make([]consumerJSON, 0, len(cs))
 		for _, c := range cs {
 			js = append(js, consumerJSON{
-				Queue: c.Queue, Consumer: c.Name, LagSeconds: seconds(c.Lag), LastSeenSeconds: seconds(c.LastSeen),
+				Queue: c.Queue, Consumer: c.Name, LagSeconds: c.Lag.Seconds(), LastSeenSeconds: c.LastSeen.Seconds(),
 				LastTick: c.LastTick, CurrentBatch: c.CurrentBatch, NextTick: c.NextTick,
 				PendingEvents: c.PendingEvents, RetryPending: c.RetryPending, DeadLetters: c.DeadLetters,
 				BlockingRotation: c.BlockingRotation,

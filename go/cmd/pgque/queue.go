@@ -83,12 +83,12 @@ type queueJSON struct {
 func toQueueJSON(q pgque.QueueInfo) queueJSON {
 	return queueJSON{
 		Name: q.Name, Consumers: q.Consumers, NewEvents: q.NewEvents, EventsPerSecond: q.EventsPerSecond,
-		TickLagSeconds: seconds(q.TickerLag), LastTickID: q.LastTickID, RetryPending: q.RetryPending,
+		TickLagSeconds: q.TickerLag.Seconds(), LastTickID: q.LastTickID, RetryPending: q.RetryPending,
 		DeadLetters: q.DeadLetters, Tables: q.Tables, CurrentTable: q.CurrentTable, SwitchTime: q.SwitchTime,
-		RotationPeriod: seconds(q.RotationPeriod), TickerMaxCount: q.TickerMaxCount,
-		TickerMaxLag: seconds(q.TickerMaxLag), TickerIdlePeriod: seconds(q.TickerIdlePeriod),
-		MaxRetries: q.MaxRetries, RetryBackoffBase: seconds(q.RetryBackoffBase),
-		RetryBackoffCap: seconds(q.RetryBackoffCap),
+		RotationPeriod: q.RotationPeriod.Seconds(), TickerMaxCount: q.TickerMaxCount,
+		TickerMaxLag: q.TickerMaxLag.Seconds(), TickerIdlePeriod: q.TickerIdlePeriod.Seconds(),
+		MaxRetries: q.MaxRetries, RetryBackoffBase: q.RetryBackoffBase.Seconds(),
+		RetryBackoffCap: q.RetryBackoffCap.Seconds(),
 	}
 }
 
