@@ -583,6 +583,16 @@ func TestUsageErrors(t *testing.T) {
 		!strings.Contains(string(out), "130  interrupted") {
 		t.Errorf("help: %v\n%s", err, out)
 	}
+	// version needs no database.
+	r = runBin(t, "", "version")
+	if r.code != 0 || !regexp.MustCompile(`^pgque \S+, engine \S+, go\S+ \w+/\w+\n$`).MatchString(r.stdout) {
+		t.Errorf("version: %+v", r)
+	}
+	var v struct{ Version, Engine string }
+	r = runBin(t, "", "version", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 || v.Engine == "" || v.Version == "" {
+		t.Errorf("version --json: %+v, %v", r, err)
+	}
 	// A server that is not there.
 	r = runBin(t, "", "queues", "--dsn", "postgres://u@127.0.0.1:1/x?connect_timeout=5")
 	checkFails(t, r, exitError, "connect", []string{"queues"})

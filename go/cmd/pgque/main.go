@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -93,17 +94,26 @@ func newRoot() *cobra.Command {
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the versions of this tool and of the engine it embeds",
 		Args:  noArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			v := "(devel)"
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pgque %s, engine %s, %s %s/%s\n",
-				v, extension.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		},
 	}
+	out := newOutput(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		v := struct {
+			Version string `json:"version"`
+			Engine  string `json:"engine"`
+			Go      string `json:"go"`
+			OS      string `json:"os"`
+			Arch    string `json:"arch"`
+		}{"(devel)", extension.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH}
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+			v.Version = bi.Main.Version
+		}
+		return out.bind(cmd).print(v, func(w io.Writer) {
+			fmt.Fprintf(w, "pgque %s, engine %s, %s %s/%s\n", v.Version, v.Engine, v.Go, v.OS, v.Arch)
+		})
+	}
+	return cmd
 }
