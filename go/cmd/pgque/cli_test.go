@@ -766,6 +766,31 @@ func TestDemoWithDSN(t *testing.T) {
 		t.Errorf("queues left behind after SIGINT: %+v", qs)
 	}
 
+	// A reader that goes away does not keep it from cleaning up.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd = command(ctx, "demo", "--dsn", c.dsn, "--duration", "1500ms", "--rate", "20", "--consumers", "1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr.Reset()
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("demo with its reader gone: %v, stderr %q", err, stderr)
+	}
+	c.okJSON(&qs, "queues")
+	if len(qs) != 0 {
+		t.Errorf("queues left behind by the demo without a reader: %+v", qs)
+	}
+
 	// Without pgque in the database it says so.
 	r = runBin(t, "", "demo", "--dsn", c.bareDatabase("demo_bare"), "--duration", "1s")
 	checkFails(t, r, exitError, "pgque migrate", []string{"demo"})

@@ -29,6 +29,9 @@ type globals struct {
 }
 
 func main() {
+	// A reader that goes away (`pgque demo | head`) must not kill us before
+	// we clean up (a demo's throwaway server, its queue): writes fail instead.
+	signal.Ignore(syscall.SIGPIPE)
 	// Ctrl-C or SIGTERM cancels the context: commands clean up and return.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// Only the first is caught: while commands clean up, a second one kills at once.
