@@ -7,6 +7,7 @@
 #   make gotest           install, then run the Go tests (as an unprivileged user)
 #   make test             everything CI runs (.ci/run calls exactly this)
 #   make bench            install, then run `pgque bench` (flags in BENCH_FLAGS)
+#   make demo             install, then run `pgque demo` (flags in DEMO_FLAGS)
 
 PG_CONFIG ?= pg_config
 
@@ -22,7 +23,7 @@ EXT_CONTROL = extension/pgque.control
 EXT_SRC     = $(sort $(wildcard extension/src/*.sql))
 PG_TESTS    = $(sort $(basename $(notdir $(wildcard pg_tests/sql/*.sql))))
 
-.PHONY: all check-generated install uninstall pgtest gotest test bench clean
+.PHONY: all check-generated install uninstall pgtest gotest test bench demo clean
 .DEFAULT_GOAL := all
 
 all: $(EXT_SCRIPT)
@@ -133,3 +134,28 @@ BENCH_FLAGS ?=
 
 bench: install
 	go run ./go/cmd/pgque bench $(BENCH_FLAGS)
+
+# `pgque demo`: a producer, consumers and the ticker on a throwaway server
+# (or the server of --dsn / $PGQUE_DSN), with live counts and latency.  The
+# README's first command, so it must work on a fresh machine with only Go and
+# the PostgreSQL server: where the extension files can be installed (as
+# `make install` does) the demo uses CREATE EXTENSION with this tree's engine
+# on the server of that pg_config; where they cannot (no pg_config, or its
+# extension directory is not writable, as for a normal user) it installs the
+# same engine as plain SQL.  Examples:
+#   make demo DEMO_FLAGS='--duration 1m --rate 500'
+#   make demo DEMO_FLAGS='--duration 0'      # until Ctrl-C
+DEMO_FLAGS ?=
+DEMO_SHAREDIR = $(shell $(PG_CONFIG) --sharedir 2>/dev/null)
+DEMO_BINDIR   = $(shell $(PG_CONFIG) --bindir 2>/dev/null)
+
+demo: $(EXT_SCRIPT)
+	@ext="$(DEMO_SHAREDIR)/extension"; \
+	if [ -n "$(DEMO_SHAREDIR)" ] && { [ -w "$$ext" ] || { [ ! -e "$$ext" ] && [ -w "$(DEMO_SHAREDIR)" ]; }; }; then \
+	  $(MAKE) --no-print-directory install && \
+	  go run ./go/cmd/pgque demo --pg-bin "$(DEMO_BINDIR)" $(DEMO_FLAGS); \
+	else \
+	  echo "demo: cannot install the extension files (no $(PG_CONFIG), or $$ext is not writable);" \
+	       "installing this tree's engine as plain SQL instead"; \
+	  go run ./go/cmd/pgque demo --sql-install $(DEMO_FLAGS); \
+	fi

@@ -1,16 +1,17 @@
-// Command pgque is pgque's command-line tool.  For now it has two commands:
-//
-//	pgque bench     measure pgque against plain-SQL baselines (DESIGN.md §7)
-//	pgque version   print the versions of this tool and of the engine it embeds
+// Command pgque is pgque's command-line tool: it installs pgque, manages
+// queues, consumers and dead letters, sends and receives messages, runs the
+// ticker, and has a demo and a benchmark.  `pgque --help` lists the commands;
+// docs/operations.md shows how they are used in production.
 //
 // The database is named by --dsn or $PGQUE_DSN (a PostgreSQL URL or
-// key=value string).
+// key=value string).  Output is a table for people, or JSON with --json for
+// scripts.  The exit status tells scripts what went wrong (see exitCode).
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -28,6 +29,9 @@ type globals struct {
 }
 
 func main() {
+	// A reader that goes away (`pgque demo | head`) must not kill us before
+	// we clean up (a demo's throwaway server, its queue): writes fail instead.
+	signal.Ignore(syscall.SIGPIPE)
 	// Ctrl-C or SIGTERM cancels the context: commands clean up and return.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// Only the first is caught: while commands clean up, a second one kills at once.
@@ -35,14 +39,16 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	err := newRoot().ExecuteContext(ctx)
+	root := newRoot()
+	err := root.ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			err = errors.New("interrupted")
+		code := exitCode(ctx, err)
+		fmt.Fprintln(os.Stderr, "pgque:", errorMessage(ctx, err))
+		if code == exitUsage {
+			fmt.Fprintln(os.Stderr, "Run 'pgque --help' or 'pgque COMMAND --help' for usage.")
 		}
-		fmt.Fprintln(os.Stderr, "pgque:", err)
-		os.Exit(1)
+		os.Exit(code)
 	}
 }
 
@@ -52,28 +58,65 @@ func newRoot() *cobra.Command {
 		Use:   "pgque",
 		Short: "pgque: a zero-bloat queue inside PostgreSQL",
 		Long: "pgque is a message and job queue that lives inside PostgreSQL.\n\n" +
-			"Commands that need a database take it from --dsn, else $PGQUE_DSN.",
+			"Commands that need a database take it from --dsn, else $PGQUE_DSN.\n" +
+			"Commands print a table, or JSON with --json.\n\n" + exitCodeHelp,
 		SilenceUsage:  true, // usage on flag errors only, not on every failure
 		SilenceErrors: true, // main prints the error
+		Args:          noArgs,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		// Not the flag's default: help would print it, password and all.
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			if !cmd.Flags().Changed("dsn") {
+				g.dsn = os.Getenv("PGQUE_DSN")
+			}
+		},
 	}
-	root.PersistentFlags().StringVar(&g.dsn, "dsn", os.Getenv("PGQUE_DSN"),
+	root.PersistentFlags().StringVar(&g.dsn, "dsn", "",
 		"PostgreSQL connection string (URL or key=value); default $PGQUE_DSN")
-	root.AddCommand(newBenchCmd(g), newVersionCmd())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddGroup(
+		&cobra.Group{ID: "setup", Title: "Setting up:"},
+		&cobra.Group{ID: "messages", Title: "Messages:"},
+		&cobra.Group{ID: "run", Title: "Running:"},
+	)
+	for _, c := range []*cobra.Command{newMigrateCmd(g), newQueuesCmd(g), newQueueCmd(g),
+		newSubscribeCmd(g), newUnsubscribeCmd(g), newConsumersCmd(g)} {
+		c.GroupID = "setup"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{newSendCmd(g), newReceiveCmd(g), newAckCmd(g), newNackCmd(g), newDLQCmd(g)} {
+		c.GroupID = "messages"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{newTickerCmd(g), newDemoCmd(g), newBenchCmd(g)} {
+		c.GroupID = "run"
+		root.AddCommand(c)
+	}
+	root.AddCommand(newVersionCmd())
 	return root
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the versions of this tool and of the engine it embeds",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			v := "(devel)"
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pgque %s, engine %s, %s %s/%s\n",
-				v, extension.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		},
+		Args:  noArgs,
 	}
+	out := newOutput(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		v := struct {
+			Version string `json:"version"`
+			Engine  string `json:"engine"`
+			Go      string `json:"go"`
+			OS      string `json:"os"`
+			Arch    string `json:"arch"`
+		}{"(devel)", extension.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH}
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+			v.Version = bi.Main.Version
+		}
+		return out.bind(cmd).print(v, func(w io.Writer) {
+			fmt.Fprintf(w, "pgque %s, engine %s, %s %s/%s\n", v.Version, v.Engine, v.Go, v.OS, v.Arch)
+		})
+	}
+	return cmd
 }

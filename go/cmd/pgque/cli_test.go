@@ -1,0 +1,833 @@
+package main
+
+// End-to-end tests of the command-line tool: each runs the built binary
+// against a database of the shared throwaway server, and checks its output
+// (table and --json), its stderr and its exit status.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgque/pgque/go/pgque/pgquetest"
+)
+
+var (
+	srv *pgquetest.Server
+	bin string // the pgque binary under test
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "pgque-cli-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin = filepath.Join(dir, "pgque")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		return 1
+	}
+	srv, err = pgquetest.Start(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer srv.Cleanup()
+	return m.Run()
+}
+
+// result is what one run of the binary did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs the binary on its own against a database; it has no $PGQUE_DSN.
+type cli struct {
+	t   *testing.T
+	dsn string
+}
+
+func newCLI(t *testing.T) *cli {
+	t.Helper()
+	dsn, err := srv.NewDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cli{t: t, dsn: dsn}
+}
+
+func command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PGQUE_DSN=") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	return cmd
+}
+
+func runBin(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := command(ctx, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
+	err := cmd.Run()
+	res := result{stdout: out.String(), stderr: errOut.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		res.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("pgque %s: %v", strings.Join(args, " "), err)
+	}
+	return res
+}
+
+// run runs pgque ARGS --dsn DSN with stdin.
+func (c *cli) runIn(stdin string, args ...string) result {
+	c.t.Helper()
+	return runBin(c.t, stdin, append(args, "--dsn", c.dsn)...)
+}
+
+func (c *cli) run(args ...string) result {
+	c.t.Helper()
+	return c.runIn("", args...)
+}
+
+// ok runs a command that must succeed, and returns its stdout.
+func (c *cli) ok(args ...string) string {
+	c.t.Helper()
+	r := c.run(args...)
+	if r.code != 0 || r.stderr != "" {
+		c.t.Fatalf("pgque %s: exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+// okJSON runs a command with --json that must succeed, into v.
+func (c *cli) okJSON(v any, args ...string) {
+	c.t.Helper()
+	out := c.ok(append(args, "--json")...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		c.t.Fatalf("pgque %s --json: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// fails runs a command that must exit with code, printing "pgque: ..." and
+// stderrHas on stderr and nothing on stdout.
+func (c *cli) fails(code int, stderrHas string, args ...string) {
+	c.t.Helper()
+	checkFails(c.t, c.run(args...), code, stderrHas, args)
+}
+
+func checkFails(t *testing.T, r result, code int, stderrHas string, args []string) {
+	t.Helper()
+	if r.code != code || !strings.HasPrefix(r.stderr, "pgque: ") || !strings.Contains(r.stderr, stderrHas) {
+		t.Errorf("pgque %s: exit %d, stderr %q; want exit %d and %q", strings.Join(args, " "),
+			r.code, r.stderr, code, stderrHas)
+	}
+	if strings.HasPrefix(r.stderr, "pgque: pgque:") {
+		t.Errorf("pgque %s: stderr repeats the prefix: %q", strings.Join(args, " "), r.stderr)
+	}
+}
+
+func (c *cli) sql(query string, args ...any) {
+	c.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.dsn)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, query, args...); err != nil {
+		c.t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// compact returns JSON without insignificant space.
+func compact(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return "invalid JSON: " + string(raw)
+	}
+	return b.String()
+}
+
+// bareDatabase creates a database without pgque and returns its DSN.
+func (c *cli) bareDatabase(name string) string {
+	c.t.Helper()
+	name = fmt.Sprintf("%s_%d", name, time.Now().UnixNano()) // unique on the shared server
+	c.sql("CREATE DATABASE " + name)
+	dsn, err := withDatabase(c.dsn, name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return dsn
+}
+
+// tableRows splits a table's output into rows of fields, header first.
+func tableRows(out string) [][]string {
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		rows = append(rows, strings.Fields(line))
+	}
+	return rows
+}
+
+func TestQueueCommands(t *testing.T) {
+	c := newCLI(t)
+	if out := c.ok("queue", "create", "orders"); out != "queue 'orders' created\n" {
+		t.Errorf("create: %q", out)
+	}
+	c.fails(exitConflict, "queue 'orders' already exists", "queue", "create", "orders")
+	var created struct {
+		Queue   string `json:"queue"`
+		Created bool   `json:"created"`
+	}
+	c.okJSON(&created, "queue", "create", "orders", "--if-not-exists")
+	if created.Queue != "orders" || created.Created {
+		t.Errorf("create --if-not-exists: %+v", created)
+	}
+	c.okJSON(&created, "queue", "create", "audit")
+	if created.Queue != "audit" || !created.Created {
+		t.Errorf("create --json: %+v", created)
+	}
+	c.fails(exitUsage, "invalid queue name", "queue", "create", "bad name")
+
+	rows := tableRows(c.ok("queues"))
+	if len(rows) != 3 || rows[0][0] != "QUEUE" || rows[1][0] != "audit" || rows[2][0] != "orders" {
+		t.Errorf("queues table: %q", rows)
+	}
+	var qs []queueJSON
+	c.okJSON(&qs, "queues")
+	if len(qs) != 2 || qs[1].Name != "orders" || qs[1].MaxRetries != 5 || qs[1].RetryBackoffBase != 10 ||
+		qs[1].Tables != 3 || qs[1].RotationPeriod != 7200 {
+		t.Errorf("queues --json: %+v", qs)
+	}
+
+	out := c.ok("queue", "config", "orders", "max_retries=7", "ticker_max_lag = 250ms", "retry_backoff_cap=1h30m")
+	for _, want := range []string{"max_retries         7\n", "ticker_max_lag      250ms\n",
+		"retry_backoff_cap   1h30m\n", "rotation_period     2h\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config: no %q in\n%s", want, out)
+		}
+	}
+	var q queueJSON
+	c.okJSON(&q, "queue", "config", "orders")
+	if q.MaxRetries != 7 || q.TickerMaxLag != 0.25 || q.RetryBackoffCap != 5400 {
+		t.Errorf("config --json: %+v", q)
+	}
+	// The values printed are valid input.
+	c.ok("queue", "config", "orders", "ticker_max_lag=250ms", "retry_backoff_cap=1h30m", "ticker_idle_period=1m30s")
+	c.fails(exitUsage, "invalid parameter", "queue", "config", "orders", "bogus=1")
+	c.fails(exitUsage, `"max_retries" is not KEY=VALUE`, "queue", "config", "orders", "max_retries")
+	c.fails(exitNotFound, "queue 'nope' does not exist", "queue", "config", "nope")
+
+	c.ok("subscribe", "orders", "billing")
+	c.fails(exitConflict, "still has consumers", "queue", "drop", "orders")
+	if out := c.ok("queue", "drop", "orders", "--force"); out != "queue 'orders' dropped\n" {
+		t.Errorf("drop: %q", out)
+	}
+	c.fails(exitNotFound, "queue 'orders' does not exist", "queue", "drop", "orders")
+	var dropped struct {
+		Queue   string `json:"queue"`
+		Dropped bool   `json:"dropped"`
+	}
+	c.okJSON(&dropped, "queue", "drop", "orders", "--if-exists")
+	if dropped.Queue != "orders" || dropped.Dropped {
+		t.Errorf("drop --if-exists: %+v", dropped)
+	}
+}
+
+func TestSubscriptions(t *testing.T) {
+	c := newCLI(t)
+	c.ok("queue", "create", "orders")
+	if out := c.ok("subscribe", "orders", "billing"); out != "consumer 'billing' subscribed to queue 'orders'\n" {
+		t.Errorf("subscribe: %q", out)
+	}
+	c.fails(exitConflict, "already subscribed", "subscribe", "orders", "billing")
+	c.ok("subscribe", "orders", "billing", "--if-not-exists")
+	c.ok("subscribe", "orders", "audit")
+	c.fails(exitNotFound, "queue 'nope' does not exist", "subscribe", "nope", "billing")
+
+	rows := tableRows(c.ok("consumers", "orders"))
+	if len(rows) != 3 || rows[0][1] != "CONSUMER" || rows[1][1] != "audit" || rows[2][1] != "billing" ||
+		rows[2][5] != "-" || rows[2][8] != "no" {
+		t.Errorf("consumers table: %q", rows)
+	}
+	c.sql(`SELECT pgque.send('orders', 'x', '1'::jsonb)`)
+	c.sql(`SELECT pgque.force_tick('orders')`)
+	c.ok("receive", "orders", "billing")
+	var cs []consumerJSON
+	c.okJSON(&cs, "consumers")
+	if len(cs) != 2 || cs[1].Consumer != "billing" || cs[1].Queue != "orders" || cs[1].CurrentBatch == nil ||
+		cs[1].PendingEvents != 1 || cs[0].CurrentBatch != nil || cs[1].BlockingRotation {
+		t.Errorf("consumers --json: %+v", cs)
+	}
+	c.fails(exitNotFound, "queue 'nope' does not exist", "consumers", "nope")
+
+	var res struct {
+		Queue, Consumer string
+		Changed         bool
+	}
+	c.okJSON(&res, "unsubscribe", "orders", "billing")
+	if res.Queue != "orders" || res.Consumer != "billing" || !res.Changed {
+		t.Errorf("unsubscribe --json: %+v", res)
+	}
+	c.fails(exitNotFound, "consumer 'billing' is not subscribed", "unsubscribe", "orders", "billing")
+	c.okJSON(&res, "unsubscribe", "orders", "billing", "--if-exists")
+	if res.Changed {
+		t.Errorf("unsubscribe --if-exists: %+v", res)
+	}
+}
+
+func TestSendReceiveAck(t *testing.T) {
+	c := newCLI(t)
+	c.ok("queue", "create", "orders")
+	c.ok("subscribe", "orders", "billing")
+
+	if out := c.ok("send", "orders", "--type", "order.created", `{"id": 1}`, "--extra1", "eu", "--extra4", ""); out != "1\n" {
+		t.Errorf("send: %q", out)
+	}
+	var sent struct {
+		IDs []int64 `json:"ids"`
+	}
+	c.okJSON(&sent, "send", "orders", "-t", "note", `"hello"`)
+	if len(sent.IDs) != 1 || sent.IDs[0] != 2 {
+		t.Errorf("send --json: %+v", sent)
+	}
+	// From stdin, in batches of 100: 250 events, with a blank line.
+	var lines strings.Builder
+	for i := range 250 {
+		if i == 100 {
+			lines.WriteString("\n")
+		}
+		fmt.Fprintf(&lines, `{"payload": {"n": %d}, "extra2": "x%d"}`+"\n", i, i)
+	}
+	r := c.runIn(lines.String(), "send", "orders", "--type", "bulk")
+	ids := strings.Fields(r.stdout)
+	if r.code != 0 || len(ids) != 250 || ids[0] != "3" || ids[249] != "252" {
+		t.Fatalf("send from stdin: exit %d, %d ids (%q...), stderr %q", r.code, len(ids), ids[:min(3, len(ids))], r.stderr)
+	}
+	// A type per line, payload absent (NULL), and --json.
+	r = c.runIn(`{"type": "a"}`+"\n"+`{"type": "b", "payload": [1, 2], "extra3": "z"}`, "send", "orders", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &sent); r.code != 0 || err != nil || len(sent.IDs) != 2 || sent.IDs[0] != 253 {
+		t.Fatalf("send from stdin --json: exit %d, %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// A text payload sent through SQL.
+	c.sql(`SELECT pgque.send('orders', 'text', 'plain text')`)
+
+	// Nothing before a tick.
+	var msgs []messageJSON
+	c.okJSON(&msgs, "receive", "orders", "billing")
+	if len(msgs) != 0 {
+		t.Errorf("receive before a tick: %+v", msgs)
+	}
+	if out := c.ok("receive", "orders", "billing"); out != "MSG_ID  BATCH_ID  TYPE  RETRY  CREATED_AT  PAYLOAD\n" {
+		t.Errorf("empty receive table: %q", out)
+	}
+	c.sql(`SELECT pgque.force_tick('orders')`)
+
+	rows := tableRows(c.ok("receive", "orders", "billing", "--max", "2"))
+	if len(rows) != 3 || rows[0][0] != "MSG_ID" || strings.Join(rows[1], " ") != strings.Join([]string{
+		"1", "1", "order.created", "-", rows[1][4], `{"id":`, "1}"}, " ") || rows[2][2] != "note" || rows[2][5] != `"hello"` {
+		t.Errorf("receive table: %q", rows)
+	}
+	c.okJSON(&msgs, "receive", "orders", "billing", "--max", "1000")
+	if len(msgs) != 255 {
+		t.Fatalf("receive --json: %d messages, want 255", len(msgs))
+	}
+	first, bulk, last := msgs[0], msgs[102], msgs[254]
+	if first.MsgID != 1 || first.BatchID != 1 || first.Type != "order.created" || compact(first.Payload) != `{"id":1}` ||
+		first.RetryCount != nil || first.Extra1 == nil || *first.Extra1 != "eu" || first.Extra2 != nil ||
+		first.Extra4 == nil || *first.Extra4 != "" || first.CreatedAt.IsZero() {
+		t.Errorf("first message: %+v", first)
+	}
+	if bulk.MsgID != 103 || bulk.Type != "bulk" || compact(bulk.Payload) != `{"n":100}` || bulk.Extra2 == nil || *bulk.Extra2 != "x100" {
+		t.Errorf("message 103: %+v", bulk)
+	}
+	if msgs[252].Type != "a" || string(msgs[252].Payload) != "null" || msgs[253].Extra3 == nil || *msgs[253].Extra3 != "z" {
+		t.Errorf("messages 253, 254: %+v %+v", msgs[252], msgs[253])
+	}
+	if last.Type != "text" || string(last.Payload) != `"plain text"` {
+		t.Errorf("text payload: %+v", last)
+	}
+
+	// Not acknowledged: the same messages again.
+	c.okJSON(&msgs, "receive", "orders", "billing", "--max", "1000")
+	if len(msgs) != 255 || msgs[0].MsgID != 1 {
+		t.Errorf("receive again: %d messages, first %+v", len(msgs), msgs[0])
+	}
+	var acked struct {
+		BatchID int64 `json:"batch_id"`
+		Acked   bool  `json:"acked"`
+	}
+	c.okJSON(&acked, "ack", "1")
+	if acked.BatchID != 1 || !acked.Acked {
+		t.Errorf("ack --json: %+v", acked)
+	}
+	c.fails(exitNotFound, "batch 1 is not open", "ack", "1")
+	c.fails(exitUsage, `batch id "x" is not a positive integer`, "ack", "x")
+
+	// --ack: the batch is finished, the next receive has nothing.
+	c.ok("send", "orders", "-t", "x", "1")
+	c.sql(`SELECT pgque.force_tick('orders')`)
+	c.okJSON(&msgs, "receive", "orders", "billing", "--ack")
+	if len(msgs) != 1 || msgs[0].Type != "x" {
+		t.Errorf("receive --ack: %d messages, first %+v", len(msgs), msgs[0])
+	}
+	c.okJSON(&msgs, "receive", "orders", "billing")
+	if len(msgs) != 0 {
+		t.Errorf("receive after --ack: %+v", msgs)
+	}
+
+	c.fails(exitNotFound, "queue 'nope' does not exist", "receive", "nope", "billing")
+	c.fails(exitNotFound, "consumer 'nobody' is not subscribed", "receive", "orders", "nobody")
+	c.fails(exitNotFound, "queue 'nope' does not exist", "send", "nope", "-t", "x", "1")
+	c.fails(exitUsage, "--max must be at least 1", "receive", "orders", "billing", "--max", "0")
+	c.fails(exitUsage, "--type is required", "send", "orders", "{}")
+	c.fails(exitUsage, "PAYLOAD is not valid JSON", "send", "orders", "-t", "x", "{")
+}
+
+func TestSendStdinErrors(t *testing.T) {
+	c := newCLI(t)
+	c.ok("queue", "create", "q")
+	// Batches before the bad line stay sent, and their ids are printed.
+	in := "{\"type\": \"a\"}\n{\"type\": \"a\"}\n{\"type\": \"a\"}\n{\"type\": \"a\", \"bogus\": 1}\n"
+	r := c.runIn(in, "send", "q", "--batch-size", "2")
+	checkFails(t, r, exitUsage, `line 4: json: unknown field "bogus"`, []string{"send"})
+	if r.stdout != "1\n2\n" {
+		t.Errorf("ids before the bad line: %q", r.stdout)
+	}
+	r = c.runIn("{\"type\": \"a\"}\n{\"payload\": 1}\n", "send", "q", "--json")
+	checkFails(t, r, exitUsage, `line 2: no type`, []string{"send", "--json"})
+	if r.stdout != "{\n  \"ids\": []\n}\n" {
+		t.Errorf("--json ids before the bad line: %q", r.stdout)
+	}
+	r = c.runIn("not json\n", "send", "q", "-t", "x")
+	checkFails(t, r, exitUsage, "line 1:", []string{"send"})
+	r = c.runIn("{\"type\": \"a\"}\n", "send", "nope")
+	checkFails(t, r, exitNotFound, "lines 1-1: send batch: queue 'nope' does not exist", []string{"send", "nope"})
+}
+
+func TestNackAndDeadLetters(t *testing.T) {
+	c := newCLI(t)
+	c.ok("queue", "create", "orders")
+	c.ok("queue", "config", "orders", "max_retries=1")
+	c.ok("subscribe", "orders", "billing")
+	c.ok("send", "orders", "-t", "a", `{"n": 1}`)
+	c.ok("send", "orders", "-t", "b", `{"n": 2}`)
+	c.sql(`SELECT pgque.force_tick('orders')`)
+	c.ok("receive", "orders", "billing")
+
+	if out := c.ok("nack", "1", "1", "--retry-after", "1500ms"); out != "retry\n" {
+		t.Errorf("nack: %q", out)
+	}
+	c.fails(exitNotFound, "batch 9 is not open", "nack", "9", "1")
+	c.fails(exitNotFound, "message 7 is not an unacknowledged message of batch 1", "nack", "1", "7")
+	c.fails(exitUsage, "--retry-after -1s is negative", "nack", "1", "2", "--retry-after", "-1s")
+	c.ok("ack", "1")
+	// The retry of message 1 was due after 2 s (rounded up); make it due now.
+	c.sql(`UPDATE pgque.retry_queue SET rq_due = now() - interval '1 second'`)
+	c.sql(`SELECT pgque.maint()`)
+	c.sql(`SELECT pgque.force_tick('orders')`)
+	var msgs []messageJSON
+	c.okJSON(&msgs, "receive", "orders", "billing")
+	if len(msgs) != 1 || msgs[0].MsgID != 1 || msgs[0].RetryCount == nil || *msgs[0].RetryCount != 1 {
+		t.Fatalf("retry: %+v", msgs)
+	}
+	var nacked struct {
+		BatchID int64  `json:"batch_id"`
+		MsgID   int64  `json:"msg_id"`
+		Outcome string `json:"outcome"`
+	}
+	c.okJSON(&nacked, "nack", fmt.Sprint(msgs[0].BatchID), "1", "--reason", "still\tdown")
+	if nacked.Outcome != "dead" || nacked.MsgID != 1 || nacked.BatchID != msgs[0].BatchID {
+		t.Errorf("nack --json: %+v", nacked)
+	}
+	c.ok("ack", fmt.Sprint(msgs[0].BatchID))
+
+	rows := tableRows(c.ok("dlq", "list", "orders"))
+	if len(rows) != 2 || rows[0][0] != "DL_ID" || rows[1][0] != "1" || rows[1][1] != "billing" ||
+		rows[1][3] != `still\tdown` || rows[1][4] != "1" || rows[1][5] != "a" || rows[1][6] != "1" {
+		t.Errorf("dlq list: %q", rows)
+	}
+	var dls []deadLetterJSON
+	c.okJSON(&dls, "dlq", "list", "orders")
+	if len(dls) != 1 || dls[0].ID != 1 || dls[0].Consumer != "billing" || dls[0].Reason == nil ||
+		*dls[0].Reason != "still\tdown" || dls[0].MsgID != 1 || compact(dls[0].Payload) != `{"n":1}` ||
+		dls[0].DeadAt.IsZero() || dls[0].BatchID != 0 {
+		t.Errorf("dlq list --json: %+v", dls)
+	}
+	c.fails(exitNotFound, "queue 'nope' does not exist", "dlq", "list", "nope")
+
+	var replayed []struct {
+		ID    int64 `json:"dl_id"`
+		MsgID int64 `json:"msg_id"`
+	}
+	c.okJSON(&replayed, "dlq", "replay", "1")
+	if len(replayed) != 1 || replayed[0].ID != 1 || replayed[0].MsgID != 1 {
+		t.Errorf("dlq replay --json: %+v", replayed)
+	}
+	c.fails(exitNotFound, "dead letter 1 does not exist", "dlq", "replay", "1")
+	c.sql(`SELECT pgque.force_tick('orders')`)
+	c.okJSON(&msgs, "receive", "orders", "billing")
+	if len(msgs) != 1 || msgs[0].MsgID != 1 || msgs[0].RetryCount != nil {
+		t.Fatalf("replayed: %+v", msgs)
+	}
+	// Dead-letter it again, twice over (max_retries 0), and purge.
+	c.ok("queue", "config", "orders", "max_retries=0")
+	c.ok("nack", fmt.Sprint(msgs[0].BatchID), "1")
+	c.ok("ack", fmt.Sprint(msgs[0].BatchID))
+	c.fails(exitUsage, "give either --older-than or --all", "dlq", "purge", "orders")
+	c.fails(exitUsage, "give either --older-than or --all", "dlq", "purge", "orders", "--all", "--older-than", "1h")
+	if out := c.ok("dlq", "purge", "orders", "--older-than", "1h"); out != "0 dead letter(s) purged\n" {
+		t.Errorf("purge --older-than: %q", out)
+	}
+	var purged struct {
+		Queue  string `json:"queue"`
+		Purged int    `json:"purged"`
+	}
+	c.okJSON(&purged, "dlq", "purge", "orders", "--all")
+	if purged.Queue != "orders" || purged.Purged != 1 {
+		t.Errorf("purge --all --json: %+v", purged)
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	c := newCLI(t)
+	// The database of newCLI has pgque: migrate is a no-op there.
+	var res struct {
+		Method  string `json:"method"`
+		Version string `json:"version"`
+	}
+	c.okJSON(&res, "migrate")
+	if res.Method != "extension" || res.Version == "" {
+		t.Errorf("migrate on an installed database: %+v", res)
+	}
+	for _, method := range []string{"extension", "sql"} {
+		fresh := &cli{t: t, dsn: c.bareDatabase("migrate_" + method)}
+		fresh.fails(exitError, "pgque", "queues")
+		args := []string{"install"}
+		if method == "sql" {
+			args = append(args, "--sql")
+		}
+		out := fresh.ok(args...)
+		if want := "installed (as " + method + ")\n"; !strings.HasSuffix(out, want) {
+			t.Errorf("%s: %q, want ...%q", method, out, want)
+		}
+		fresh.ok("queue", "create", "q")
+		fresh.ok("migrate")
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	c := newCLI(t)
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"bogus"}, `unknown command "bogus" for "pgque"`},
+		{[]string{"queue"}, "needs a subcommand: create, drop, config"},
+		{[]string{"queue", "bogus"}, `unknown command "bogus" for "pgque queue"`},
+		{[]string{"dlq", "bogus"}, `unknown command "bogus"`},
+		{[]string{"queue", "create"}, "needs 1 argument(s) (QUEUE), got 0"},
+		{[]string{"receive", "q"}, "needs 2 argument(s)"},
+		{[]string{"queues", "x"}, "takes no arguments"},
+		{[]string{"queues", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"receive", "q", "c", "--max", "x"}, "invalid argument"},
+		{[]string{"nack", "1", "0"}, `message id "0" is not a positive integer`},
+		{[]string{"demo", "--rate", "0"}, "--rate must be between"},
+	} {
+		r := c.run(tc.args...)
+		checkFails(t, r, exitUsage, tc.msg, tc.args)
+		if !strings.Contains(r.stderr, "for usage") {
+			t.Errorf("%q: no pointer to --help in %q", tc.args, r.stderr)
+		}
+	}
+	// No database at all.
+	r := runBin(t, "", "queues")
+	checkFails(t, r, exitUsage, "no database: give --dsn or set PGQUE_DSN", []string{"queues"})
+	// $PGQUE_DSN works, and help does not print it.
+	cmd := command(context.Background(), "queues", "--json")
+	cmd.Env = append(cmd.Env, "PGQUE_DSN="+c.dsn)
+	if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != "[]" {
+		t.Errorf("queues with $PGQUE_DSN: %v, %q", err, out)
+	}
+	cmd = command(context.Background(), "--help")
+	cmd.Env = append(cmd.Env, "PGQUE_DSN=secret-dsn")
+	if out, err := cmd.Output(); err != nil || strings.Contains(string(out), "secret-dsn") ||
+		!strings.Contains(string(out), "130  interrupted") {
+		t.Errorf("help: %v\n%s", err, out)
+	}
+	// version needs no database.
+	r = runBin(t, "", "version")
+	if r.code != 0 || !regexp.MustCompile(`^pgque \S+, engine \S+, go\S+ \w+/\w+\n$`).MatchString(r.stdout) {
+		t.Errorf("version: %+v", r)
+	}
+	var v struct{ Version, Engine string }
+	r = runBin(t, "", "version", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 || v.Engine == "" || v.Version == "" {
+		t.Errorf("version --json: %+v, %v", r, err)
+	}
+	// A server that is not there.
+	r = runBin(t, "", "queues", "--dsn", "postgres://u@127.0.0.1:1/x?connect_timeout=5")
+	checkFails(t, r, exitError, "connect", []string{"queues"})
+}
+
+// startBin starts the binary with stdout on a pipe read line by line.
+func startBin(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *bytes.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	cmd := command(ctx, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1000)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	return cmd, lines, &stderr
+}
+
+// waitLine reads lines until one matches re, and returns them all.
+func waitLine(t *testing.T, lines <-chan string, re *regexp.Regexp) []string {
+	t.Helper()
+	var seen []string
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("output ended before a line matching %v:\n%s", re, strings.Join(seen, "\n"))
+			}
+			seen = append(seen, l)
+			if re.MatchString(l) {
+				return seen
+			}
+		case <-timeout:
+			t.Fatalf("no line matching %v within a minute:\n%s", re, strings.Join(seen, "\n"))
+		}
+	}
+}
+
+func rest(lines <-chan string) []string {
+	var out []string
+	for l := range lines {
+		out = append(out, l)
+	}
+	return out
+}
+
+func TestTicker(t *testing.T) {
+	c := newCLI(t)
+	c.ok("queue", "create", "orders")
+	c.ok("subscribe", "orders", "billing")
+	ctx := context.Background()
+	listener, err := pgx.Connect(ctx, c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close(ctx)
+	if _, err := listener.Exec(ctx, `LISTEN pgque_orders`); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd, lines, stderr := startBin(t, "ticker", "--dsn", c.dsn, "--tick-interval", "10ms")
+	c.ok("send", "orders", "-t", "x", "1")
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := listener.WaitForNotification(wctx); err != nil {
+		t.Fatalf("no tick from `pgque ticker`: %v\nstderr:\n%s", err, stderr)
+	}
+	var msgs []messageJSON
+	c.okJSON(&msgs, "receive", "orders", "billing")
+	if len(msgs) != 1 {
+		t.Errorf("after the tick: %+v", msgs)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	out := rest(lines)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("ticker after SIGINT: %v\nstderr:\n%s", err, stderr)
+	}
+	if len(out) != 0 || !strings.Contains(stderr.String(), "became leader") ||
+		!strings.Contains(stderr.String(), "pgque ticker stopped") {
+		t.Errorf("ticker output %q, stderr:\n%s", out, stderr)
+	}
+
+	// On a database without pgque it fails at once.
+	r := runBin(t, "", "ticker", "--dsn", c.bareDatabase("ticker_bare"))
+	checkFails(t, r, exitError, "is pgque installed?", []string{"ticker"})
+}
+
+var summaryRe = regexp.MustCompile(`^Summary: (\d+) events sent`)
+
+// checkDemo checks the demo's output after the summary line.
+func checkDemo(t *testing.T, out []string, consumers int) {
+	t.Helper()
+	var sent int
+	for i, l := range out {
+		m := summaryRe.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		sent, _ = strconv.Atoi(m[1])
+		if sent == 0 || len(out) < i+consumers+2 {
+			t.Fatalf("summary:\n%s", strings.Join(out, "\n"))
+		}
+		for j := 1; j <= consumers; j++ {
+			want := fmt.Sprintf("  demo-%d received %d: all of them", j, sent)
+			if out[i+j] != want {
+				t.Errorf("summary line %q, want %q", out[i+j], want)
+			}
+		}
+		if lat := out[i+consumers+1]; !strings.Contains(lat, fmt.Sprintf("latency over %d deliveries: p50 ", sent*consumers)) {
+			t.Errorf("latency line: %q", lat)
+		}
+		return
+	}
+	t.Fatalf("no summary:\n%s", strings.Join(out, "\n"))
+}
+
+func TestDemoWithDSN(t *testing.T) {
+	c := newCLI(t)
+	r := c.run("demo", "--duration", "2500ms", "--rate", "50", "--consumers", "2")
+	out := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("demo: exit %d, stderr %q\n%s", r.code, r.stderr, r.stdout)
+	}
+	checkDemo(t, out, 2)
+	if !regexp.MustCompile(`(?m)^ time +sent +demo-1 +demo-2 +pending +latency`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^ +1s +\d+ +\d+ +\d+ +\d+ +p50 `).MatchString(r.stdout) {
+		t.Errorf("no status lines:\n%s", r.stdout)
+	}
+	if !regexp.MustCompile(`(?m)^Queue demo_[0-9a-f]{8} dropped\.$`).MatchString(r.stdout) {
+		t.Errorf("queue not dropped:\n%s", r.stdout)
+	}
+	var qs []queueJSON
+	c.okJSON(&qs, "queues")
+	if len(qs) != 0 {
+		t.Errorf("queues left behind: %+v", qs)
+	}
+
+	// Interrupted: it stops cleanly, with a summary, and exits 0.
+	cmd, lines, stderr := startBin(t, "demo", "--dsn", c.dsn, "--duration", "0", "--rate", "50", "--consumers", "1")
+	seen := waitLine(t, lines, regexp.MustCompile(`^ +1s +\d+`))
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	seen = append(seen, rest(lines)...)
+	if err := cmd.Wait(); err != nil || stderr.Len() > 0 {
+		t.Fatalf("demo after SIGINT: %v, stderr %q\n%s", err, stderr, strings.Join(seen, "\n"))
+	}
+	checkDemo(t, seen, 1)
+	if !strings.Contains(strings.Join(seen, "\n"), "Interrupted: stopping.") {
+		t.Errorf("interrupt not reported:\n%s", strings.Join(seen, "\n"))
+	}
+	c.okJSON(&qs, "queues")
+	if len(qs) != 0 {
+		t.Errorf("queues left behind after SIGINT: %+v", qs)
+	}
+
+	// A reader that goes away does not keep it from cleaning up.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd = command(ctx, "demo", "--dsn", c.dsn, "--duration", "1500ms", "--rate", "20", "--consumers", "1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr.Reset()
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("demo with its reader gone: %v, stderr %q", err, stderr)
+	}
+	c.okJSON(&qs, "queues")
+	if len(qs) != 0 {
+		t.Errorf("queues left behind by the demo without a reader: %+v", qs)
+	}
+
+	// Without pgque in the database it says so.
+	r = runBin(t, "", "demo", "--dsn", c.bareDatabase("demo_bare"), "--duration", "1s")
+	checkFails(t, r, exitError, "pgque migrate", []string{"demo"})
+}
+
+// TestDemoThrowaway runs the demo as `make demo` does: no DSN, a server of
+// its own, removed at the end.
+func TestDemoThrowaway(t *testing.T) {
+	r := runBin(t, "", "demo", "--duration", "1500ms", "--rate", "50", "--consumers", "2")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("demo: exit %d, stderr %q\n%s", r.code, r.stderr, r.stdout)
+	}
+	out := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	checkDemo(t, out, 2)
+	m := regexp.MustCompile(`(?m)^PostgreSQL is at (postgres://\S+)\n\(data and log in (\S+), removed at the end\)$`).
+		FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no DSN and directory in:\n%s", r.stdout)
+	}
+	if _, err := os.Stat(m[2]); !os.IsNotExist(err) {
+		t.Errorf("server directory %s still there: %v", m[2], err)
+	}
+	if out[len(out)-1] != "Throwaway server stopped and removed." || !strings.Contains(r.stdout, "pgque installed (as ") {
+		t.Errorf("output:\n%s", r.stdout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if conn, err := pgx.Connect(ctx, m[1]); err == nil {
+		conn.Close(ctx)
+		t.Errorf("the throwaway server still accepts connections")
+	}
+}
+
+// The exit statuses are a contract with scripts (docs/operations.md).
+func TestExitCodesStable(t *testing.T) {
+	got := []int{exitOK, exitError, exitUsage, exitNotFound, exitConflict, exitInterrupted}
+	if fmt.Sprint(got) != "[0 1 2 3 4 130]" {
+		t.Errorf("exit codes changed: %v", got)
+	}
+}

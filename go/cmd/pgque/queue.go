@@ -1,0 +1,271 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgque/pgque/go/pgque"
+)
+
+func newMigrateCmd(g *globals) *cobra.Command {
+	var sqlOnly bool
+	cmd := &cobra.Command{
+		Use:     "migrate",
+		Aliases: []string{"install"},
+		Short:   "Install pgque into the database, or bring it up to date",
+		Long: `migrate installs pgque into the database of --dsn, or updates an existing
+install to the engine this binary embeds; on an up-to-date database it changes
+nothing.  It uses CREATE EXTENSION pgque when the server has pgque's extension
+files (needs a superuser), and otherwise applies the embedded engine as plain
+SQL (for managed PostgreSQL services without custom extensions).  An existing
+install keeps its method.`,
+		Args: noArgs,
+	}
+	out := newOutput(cmd)
+	cmd.Flags().BoolVar(&sqlOnly, "sql", false, "install as plain SQL even where the server has the extension files")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		client, err := g.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		var opts []pgque.InstallOption
+		if sqlOnly {
+			opts = append(opts, pgque.WithoutExtension())
+		}
+		method, err := pgque.Install(ctx, client.Pool(), opts...)
+		if err != nil {
+			return err
+		}
+		var version string
+		if err := client.Pool().QueryRow(ctx, `SELECT pgque.version()`).Scan(&version); err != nil {
+			return fmt.Errorf("installed, but pgque.version() failed: %w", err)
+		}
+		res := struct {
+			Method  pgque.InstallMethod `json:"method"`
+			Version string              `json:"version"`
+		}{method, version}
+		return out.bind(cmd).print(res, func(w io.Writer) {
+			fmt.Fprintf(w, "pgque %s installed (as %s)\n", version, method)
+		})
+	}
+	return cmd
+}
+
+// queueJSON is a queue in JSON output.
+type queueJSON struct {
+	Name             string    `json:"name"`
+	Consumers        int       `json:"consumers"`
+	NewEvents        int64     `json:"new_events"`
+	EventsPerSecond  float64   `json:"events_per_second"`
+	TickLagSeconds   float64   `json:"tick_lag_seconds"`
+	LastTickID       int64     `json:"last_tick_id"`
+	RetryPending     int64     `json:"retry_pending"`
+	DeadLetters      int64     `json:"dead_letters"`
+	Tables           int       `json:"tables"`
+	CurrentTable     int       `json:"current_table"`
+	SwitchTime       time.Time `json:"switch_time"`
+	RotationPeriod   float64   `json:"rotation_period_seconds"`
+	TickerMaxCount   int       `json:"ticker_max_count"`
+	TickerMaxLag     float64   `json:"ticker_max_lag_seconds"`
+	TickerIdlePeriod float64   `json:"ticker_idle_period_seconds"`
+	MaxRetries       int       `json:"max_retries"`
+	RetryBackoffBase float64   `json:"retry_backoff_base_seconds"`
+	RetryBackoffCap  float64   `json:"retry_backoff_cap_seconds"`
+}
+
+func toQueueJSON(q pgque.QueueInfo) queueJSON {
+	return queueJSON{
+		Name: q.Name, Consumers: q.Consumers, NewEvents: q.NewEvents, EventsPerSecond: q.EventsPerSecond,
+		TickLagSeconds: q.TickerLag.Seconds(), LastTickID: q.LastTickID, RetryPending: q.RetryPending,
+		DeadLetters: q.DeadLetters, Tables: q.Tables, CurrentTable: q.CurrentTable, SwitchTime: q.SwitchTime,
+		RotationPeriod: q.RotationPeriod.Seconds(), TickerMaxCount: q.TickerMaxCount,
+		TickerMaxLag: q.TickerMaxLag.Seconds(), TickerIdlePeriod: q.TickerIdlePeriod.Seconds(),
+		MaxRetries: q.MaxRetries, RetryBackoffBase: q.RetryBackoffBase.Seconds(),
+		RetryBackoffCap: q.RetryBackoffCap.Seconds(),
+	}
+}
+
+func newQueuesCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "queues",
+		Short: "List the queues",
+		Long: `queues lists every queue with its consumers, events sent since the last tick
+(NEW), its rate over about the last minute, the time since its last tick,
+pending retries and dead letters.  A TICK_LAG that keeps growing while NEW is
+above zero means no ticker is running.`,
+		Args: noArgs,
+	}
+	out := newOutput(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		client, err := g.connect(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		qs, err := client.Queues(cmd.Context())
+		if err != nil {
+			return err
+		}
+		js := make([]queueJSON, 0, len(qs))
+		for _, q := range qs {
+			js = append(js, toQueueJSON(q))
+		}
+		return out.bind(cmd).print(js, func(w io.Writer) {
+			fmt.Fprintln(w, "QUEUE\tCONSUMERS\tNEW\tEV/S\tTICK_LAG\tLAST_TICK\tRETRY_PENDING\tDEAD_LETTERS")
+			for _, q := range qs {
+				fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d\n", q.Name, q.Consumers, q.NewEvents,
+					q.EventsPerSecond, fmtDuration(q.TickerLag), q.LastTickID, q.RetryPending, q.DeadLetters)
+			}
+		})
+	}
+	return cmd
+}
+
+func newQueueCmd(g *globals) *cobra.Command {
+	return groupCmd("queue", "Create, drop and configure a queue",
+		newQueueCreateCmd(g), newQueueDropCmd(g), newQueueConfigCmd(g))
+}
+
+func newQueueCreateCmd(g *globals) *cobra.Command {
+	var ifNotExists bool
+	cmd := &cobra.Command{
+		Use:   "create QUEUE",
+		Short: "Create a queue",
+		Long: `create creates a queue with the default settings (see 'pgque queue config').
+Queue names are 1 to 57 bytes of A-Z a-z 0-9 _ . - starting with a letter or
+digit.`,
+		Args: exactArgs(1),
+	}
+	out := newOutput(cmd)
+	cmd.Flags().BoolVar(&ifNotExists, "if-not-exists", false, "succeed when the queue exists already")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := g.connect(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		created, err := client.CreateQueue(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		if !created && !ifNotExists {
+			return conflict("queue '%s' already exists", args[0])
+		}
+		res := struct {
+			Queue   string `json:"queue"`
+			Created bool   `json:"created"`
+		}{args[0], created}
+		return out.bind(cmd).print(res, func(w io.Writer) {
+			if created {
+				fmt.Fprintf(w, "queue '%s' created\n", args[0])
+			} else {
+				fmt.Fprintf(w, "queue '%s' exists already\n", args[0])
+			}
+		})
+	}
+	return cmd
+}
+
+func newQueueDropCmd(g *globals) *cobra.Command {
+	var force, ifExists bool
+	cmd := &cobra.Command{
+		Use:   "drop QUEUE",
+		Short: "Drop a queue with its events, retries and dead letters",
+		Long: `drop drops a queue with everything in it.  It refuses (exit status 4) while
+consumers are subscribed, unless --force, which unsubscribes them too.`,
+		Args: exactArgs(1),
+	}
+	out := newOutput(cmd)
+	cmd.Flags().BoolVar(&force, "force", false, "drop even while consumers are subscribed")
+	cmd.Flags().BoolVar(&ifExists, "if-exists", false, "succeed when there is no such queue")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := g.connect(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		dropped := true
+		if err := client.DropQueue(cmd.Context(), args[0], force); err != nil {
+			if !ifExists || !errors.Is(err, pgque.ErrQueueNotFound) {
+				return err
+			}
+			dropped = false
+		}
+		res := struct {
+			Queue   string `json:"queue"`
+			Dropped bool   `json:"dropped"`
+		}{args[0], dropped}
+		return out.bind(cmd).print(res, func(w io.Writer) {
+			if dropped {
+				fmt.Fprintf(w, "queue '%s' dropped\n", args[0])
+			} else {
+				fmt.Fprintf(w, "queue '%s' does not exist\n", args[0])
+			}
+		})
+	}
+	return cmd
+}
+
+func newQueueConfigCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config QUEUE [KEY=VALUE ...]",
+		Short: "Show a queue's settings, or change them",
+		Long: `config without settings shows the queue's settings.  With KEY=VALUE
+arguments it changes them, in the order given; on an error the settings
+before it are changed and the ones after it are not.
+
+Keys: ticker_max_count, ticker_max_lag, ticker_idle_period, rotation_period,
+max_retries, retry_backoff_base, retry_backoff_cap.  Integers for
+ticker_max_count and max_retries, PostgreSQL intervals for the others
+('500ms', '10 seconds', '2h').  See docs/sql-reference.md, "Queue settings".
+
+  pgque queue config orders max_retries=10 retry_backoff_base=30s`,
+		Args: minArgs(1),
+	}
+	out := newOutput(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		queue := args[0]
+		type setting struct{ key, value string }
+		var set []setting
+		for _, a := range args[1:] {
+			k, v, ok := strings.Cut(a, "=")
+			if !ok || strings.TrimSpace(k) == "" {
+				return usageError{fmt.Errorf("setting %q is not KEY=VALUE", a)}
+			}
+			set = append(set, setting{strings.TrimSpace(k), strings.TrimSpace(v)})
+		}
+		client, err := g.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		for _, s := range set {
+			if err := client.SetQueueConfig(ctx, queue, s.key, s.value); err != nil {
+				return err
+			}
+		}
+		q, err := client.Queue(ctx, queue)
+		if err != nil {
+			return err
+		}
+		return out.bind(cmd).print(toQueueJSON(q), func(w io.Writer) {
+			fmt.Fprintln(w, "SETTING\tVALUE")
+			fmt.Fprintf(w, "ticker_max_count\t%d\n", q.TickerMaxCount)
+			fmt.Fprintf(w, "ticker_max_lag\t%s\n", fmtDuration(q.TickerMaxLag))
+			fmt.Fprintf(w, "ticker_idle_period\t%s\n", fmtDuration(q.TickerIdlePeriod))
+			fmt.Fprintf(w, "rotation_period\t%s\n", fmtDuration(q.RotationPeriod))
+			fmt.Fprintf(w, "max_retries\t%d\n", q.MaxRetries)
+			fmt.Fprintf(w, "retry_backoff_base\t%s\n", fmtDuration(q.RetryBackoffBase))
+			fmt.Fprintf(w, "retry_backoff_cap\t%s\n", fmtDuration(q.RetryBackoffCap))
+		})
+	}
+	return cmd
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgque/pgque/go/pgque"
+)
+
+// sendLine is one event read from stdin.
+type sendLine struct {
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+	Extra1  *string         `json:"extra1"`
+	Extra2  *string         `json:"extra2"`
+	Extra3  *string         `json:"extra3"`
+	Extra4  *string         `json:"extra4"`
+}
+
+// maxLine bounds one stdin line (one event).
+const maxLine = 64 << 20
+
+func newSendCmd(g *globals) *cobra.Command {
+	var typ string
+	var extras [4]string
+	var batchSize int
+	cmd := &cobra.Command{
+		Use:   "send QUEUE [PAYLOAD]",
+		Short: "Send events: one from the arguments, or many from stdin",
+		Long: `send sends one event of type --type with the JSON PAYLOAD, or, without
+PAYLOAD, the events read from stdin: one JSON object per line,
+
+  {"type": "order.created", "payload": {"id": 1}, "extra1": "eu"}
+
+with optional payload (absent: NULL) and extra1..extra4 (strings); type may be
+left out when --type gives it.  Blank lines are skipped.  Events from stdin are
+sent in transactions of --batch-size; each batch is all or nothing.
+
+It prints the ids of the sent events, one per line, or {"ids": [...]} with
+--json.  When a line is malformed or a batch fails, the batches before it
+stay sent: their ids are printed, then the error, which names the line.`,
+		Args: rangeArgs(1, 2),
+	}
+	out := newOutput(cmd)
+	f := cmd.Flags()
+	f.StringVarP(&typ, "type", "t", "", "event type (required with PAYLOAD; the default for stdin lines)")
+	for i := range extras {
+		f.StringVar(&extras[i], fmt.Sprintf("extra%d", i+1), "", fmt.Sprintf("extra%d field of the event given as PAYLOAD", i+1))
+	}
+	f.IntVar(&batchSize, "batch-size", 100, "events per transaction when reading stdin")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		queue := args[0]
+		out.bind(cmd)
+		var ids []int64
+		printIDs := func() error {
+			return out.print(struct {
+				IDs []int64 `json:"ids"`
+			}{append([]int64{}, ids...)}, func(w io.Writer) {
+				for _, id := range ids {
+					fmt.Fprintln(w, id)
+				}
+			})
+		}
+		if len(args) == 2 {
+			if typ == "" {
+				return usageError{errors.New("--type is required with a PAYLOAD argument")}
+			}
+			if !json.Valid([]byte(args[1])) {
+				return usageError{fmt.Errorf("PAYLOAD is not valid JSON: %s", args[1])}
+			}
+			ev := pgque.Event{Type: typ, Payload: json.RawMessage(args[1])}
+			for i, p := range []**string{&ev.Extra1, &ev.Extra2, &ev.Extra3, &ev.Extra4} {
+				if f.Changed(fmt.Sprintf("extra%d", i+1)) {
+					*p = &extras[i]
+				}
+			}
+			client, err := g.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			id, err := client.Send(cmd.Context(), queue, ev)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			return printIDs()
+		}
+
+		if batchSize < 1 {
+			return usageError{fmt.Errorf("--batch-size must be at least 1, not %d", batchSize)}
+		}
+		for i := range extras {
+			if f.Changed(fmt.Sprintf("extra%d", i+1)) {
+				return usageError{errors.New("--extra1..4 go with a PAYLOAD argument; on stdin, put them in each line")}
+			}
+		}
+		in := cmd.InOrStdin()
+		if fi, ok := in.(*os.File); ok {
+			if st, err := fi.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				return usageError{errors.New("give a PAYLOAD argument, or pipe events into stdin (one JSON object per line)")}
+			}
+		}
+		client, err := g.connect(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		// In table mode ids are printed per batch, so a long stream shows progress.
+		flush := func(batch []pgque.Event, lastLine int) error {
+			got, err := client.SendBatch(cmd.Context(), queue, batch)
+			if err != nil {
+				return fmt.Errorf("lines %d-%d: %w", lastLine-len(batch)+1, lastLine, err)
+			}
+			if !out.json {
+				for _, id := range got {
+					fmt.Fprintln(out.w, id)
+				}
+			}
+			ids = append(ids, got...)
+			return nil
+		}
+		err = readEvents(in, typ, batchSize, flush)
+		if out.json {
+			if perr := printIDs(); err == nil {
+				err = perr
+			}
+		}
+		return err
+	}
+	return cmd
+}
+
+// readEvents parses events from in, one JSON object per line, and hands them
+// to flush in slices of up to size, with the number of the batch's last line.
+func readEvents(in io.Reader, defaultType string, size int, flush func([]pgque.Event, int) error) error {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	var batch []pgque.Event
+	line, last := 0, 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var l sendLine
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&l); err != nil {
+			return usageError{fmt.Errorf("line %d: %v", line, err)}
+		}
+		if dec.More() {
+			return usageError{fmt.Errorf("line %d: more than one JSON value", line)}
+		}
+		if l.Type == "" {
+			l.Type = defaultType
+		}
+		if l.Type == "" {
+			return usageError{fmt.Errorf("line %d: no type (give \"type\" or --type)", line)}
+		}
+		ev := pgque.Event{Type: l.Type, Extra1: l.Extra1, Extra2: l.Extra2, Extra3: l.Extra3, Extra4: l.Extra4}
+		if l.Payload != nil {
+			ev.Payload = l.Payload
+		}
+		batch, last = append(batch, ev), line
+		if len(batch) == size {
+			if err := flush(batch, last); err != nil {
+				return err
+			}
+			batch = nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading stdin after line %d: %w", line, err)
+	}
+	if len(batch) > 0 {
+		return flush(batch, last)
+	}
+	return nil
+}
