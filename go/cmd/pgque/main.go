@@ -59,6 +59,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.dsn, "dsn", os.Getenv("PGQUE_DSN"),
 		"PostgreSQL connection string (URL or key=value); default $PGQUE_DSN")
 	root.AddCommand(newBenchCmd(g), newVersionCmd())
+	root.AddCommand(newServeCmd(g))
 	return root
 }
 
