@@ -12,10 +12,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -308,9 +310,27 @@ func (c *Client) PurgeDeadLetters(ctx context.Context, queue string, olderThan t
 }
 
 // Ready reports whether the server is ready (GET /readyz): nil when it is,
-// else an *Error with status 503 whose message lists the failed checks.
+// else an *Error with code "unavailable" whose message lists the checks.
 func (c *Client) Ready(ctx context.Context) error {
 	resp, err := c.send(ctx, http.MethodGet, "/readyz", nil, nil, nil)
+	var he *Error
+	if errors.As(err, &he) && he.Status == http.StatusServiceUnavailable {
+		var h Health
+		if json.Unmarshal([]byte(he.Message), &h) == nil && h.Status != "" {
+			keys := make([]string, 0, len(h.Checks))
+			for k := range h.Checks {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var b strings.Builder
+			b.WriteString("not ready:")
+			for _, k := range keys {
+				fmt.Fprintf(&b, " %s %s;", k, h.Checks[k])
+			}
+			he.Code, he.Message = CodeUnavailable, strings.TrimSuffix(b.String(), ";")
+		}
+		return he
+	}
 	if err != nil {
 		return err
 	}

@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgque/pgque/go/internal/server"
 	"github.com/pgque/pgque/go/pgque"
@@ -272,6 +276,7 @@ func TestClientStream(t *testing.T) {
 		t.Fatalf("second %+v", b)
 	}
 	// The subscription goes away: Next reports it.
+	must(c.Ack(ctx, b.BatchID)).ok(t)
 	if err := c.Unsubscribe(ctx, "q", "c"); err != nil {
 		t.Fatal(err)
 	}
@@ -300,5 +305,28 @@ func TestClientErrors(t *testing.T) {
 	}
 	if _, err := c.Nack(context.Background(), 1, 1, -time.Second, ""); !errors.Is(err, pgque.ErrInvalidArgument) {
 		t.Errorf("negative retry delay: %v", err)
+	}
+
+	// A server whose database is down is not ready.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	pool := must(pgxpool.New(context.Background(), "postgres://x@"+addr+"/x?sslmode=disable&connect_timeout=2")).ok(t)
+	defer pool.Close()
+	srv := server.New(pgque.New(pool), server.Options{})
+	defer srv.Close()
+	down := httptest.NewServer(srv)
+	defer down.Close()
+	c = must(pgquehttp.NewClient(down.URL)).ok(t)
+	err = c.Ready(context.Background())
+	if !errors.As(err, &he) || he.Status != 503 || he.Code != pgquehttp.CodeUnavailable ||
+		!strings.Contains(he.Message, "database unreachable") {
+		t.Errorf("ready with the database down: %v", err)
+	}
+	if _, err := c.Queues(context.Background()); !errors.As(err, &he) || he.Status != 503 || he.Code != pgquehttp.CodeUnavailable {
+		t.Errorf("queues with the database down: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgque/pgque/extension"
 	"github.com/pgque/pgque/go/internal/localpg"
 	"github.com/pgque/pgque/go/internal/server"
 	"github.com/pgque/pgque/go/pgque"
@@ -91,11 +92,18 @@ func runServe(ctx context.Context, out, errOut io.Writer, dsn string, cfg serveC
 		return err
 	}
 	defer client.Close()
-	method, err := pgque.Install(ctx, client.Pool())
-	if err != nil {
-		return err
+	// Installing needs more rights than serving (see pgque.Install): only
+	// when pgque is missing.
+	var version string
+	if err := client.Pool().QueryRow(ctx, `SELECT pgque.version()`).Scan(&version); err != nil {
+		method, err := pgque.Install(ctx, client.Pool())
+		if err != nil {
+			return err
+		}
+		log.Info("pgque serve: installed pgque", "method", method, "version", extension.Version)
+	} else {
+		log.Info("pgque serve: pgque is installed", "version", version)
 	}
-	log.Info("pgque serve: pgque installed", "method", method)
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {

@@ -296,7 +296,9 @@ func TestStreamDelivery(t *testing.T) {
 	if id1 != fmt.Sprintf("%d-%d", b1.BatchID, ids[0]) {
 		t.Errorf("event id %q", id1)
 	}
-	// Only the ack brings the next piece (no poll, no new tick).
+	// A tick while the piece waits for its ack sends nothing again; only
+	// the ack brings the next piece.
+	extra := e.sendTick(t, 1)
 	e.ack(t, b1.BatchID)
 	id2, b2 := s.batch(t)
 	if got := msgIDs(b2); len(got) != 1 || got[0] != ids[2] || b2.BatchID != b1.BatchID {
@@ -319,9 +321,14 @@ func TestStreamDelivery(t *testing.T) {
 		t.Fatalf("third stream: %s %+v", id4, b4)
 	}
 	e.ack(t, b4.BatchID)
-	ids2 := e.sendTick(t, 1)
 	_, b5 := s3.batch(t)
-	if got := msgIDs(b5); len(got) != 1 || got[0] != ids2[0] {
+	if got := msgIDs(b5); len(got) != 1 || got[0] != extra[0] || b5.BatchID == b4.BatchID {
+		t.Fatalf("next batch: %v, want %v", got, extra)
+	}
+	e.ack(t, b5.BatchID)
+	ids2 := e.sendTick(t, 1)
+	_, b6 := s3.batch(t)
+	if got := msgIDs(b6); len(got) != 1 || got[0] != ids2[0] {
 		t.Fatalf("after ack and a new tick: %v, want %v", got, ids2)
 	}
 }
@@ -638,5 +645,49 @@ func TestServe(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("still serving after shutdown")
+	}
+}
+
+// The shared LISTEN connection comes back after it is lost, and streams
+// get what was ticked meanwhile.
+func TestStreamListenerReconnects(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, server.Options{})
+	s := e.openStream(t, "/v1/queues/q/consumers/c/stream", "")
+	// The listener's backend, once it listens.
+	listenerPID := func() int {
+		t.Helper()
+		var pid int
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			err := e.sdk.Pool().QueryRow(ctx, `SELECT pid FROM pg_stat_activity
+			    WHERE application_name = 'pgque-serve-listener' AND query LIKE 'LISTEN%'`).Scan(&pid)
+			if err == nil {
+				return pid
+			}
+			time.Sleep(10 * time.Millisecond) // the server's state is only visible in pg_stat_activity
+		}
+		t.Fatal("no listening connection")
+		return 0
+	}
+	old := listenerPID()
+	if _, err := e.sdk.Pool().Exec(ctx, `SELECT pg_terminate_backend($1)`, old); err != nil {
+		t.Fatal(err)
+	}
+	// Ticked while the connection is down: delivered once it is back.
+	ids := e.sendTick(t, 1)
+	_, b := s.batch(t)
+	if got := msgIDs(b); len(got) != 1 || got[0] != ids[0] {
+		t.Fatalf("after reconnecting: %v, want %v", got, ids)
+	}
+	if pid := listenerPID(); pid == old {
+		t.Fatalf("listener still on backend %d", pid)
+	}
+	e.ack(t, b.BatchID)
+	// And notifications wake streams again.
+	ids = e.sendTick(t, 1)
+	_, b = s.batch(t)
+	if got := msgIDs(b); len(got) != 1 || got[0] != ids[0] {
+		t.Fatalf("notified after reconnecting: %v, want %v", got, ids)
 	}
 }

@@ -99,6 +99,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			heartbeat.Reset(s.opts.HeartbeatInterval)
 		}
 
+		// While a piece waits for its ack, ticks change nothing: the next
+		// receive would hand out the same piece.  Its ack (or the poll, for
+		// acks made elsewhere) is what moves on.
+		ticked := wake
+		if sent != "" {
+			ticked = nil
+		}
 		poll := time.NewTimer(s.opts.PollInterval)
 	wait:
 		for {
@@ -112,7 +119,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 					return nil
 				}
 				heartbeat.Reset(s.opts.HeartbeatInterval)
-			case <-wake:
+			case <-ticked:
 				break wait
 			case <-acked:
 				acked = nil // closed for good: wait on it once
