@@ -26,8 +26,8 @@ import (
 type Options struct {
 	// Logger receives request failures, stream and ticker events (default: none).
 	Logger *slog.Logger
-	// RequestTimeout bounds the database work of one request (default 30 s);
-	// streams are not bounded.
+	// RequestTimeout bounds the reading of a request, its database work,
+	// and each write to a stream (default 30 s); streams last.
 	RequestTimeout time.Duration
 	// MaxBodyBytes caps a request body (default 1 MiB).
 	MaxBodyBytes int64
@@ -178,7 +178,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
+		// Covers reading the request only: net/http lifts the deadline
+		// once it is read, so streams outlive it.
+		ReadTimeout: s.opts.RequestTimeout,
 		// No WriteTimeout: streams last; they set write deadlines per event.
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

@@ -511,6 +511,17 @@ func TestMetrics(t *testing.T) {
 	want(mfs, "pgque_http_requests_total", map[string]string{"route": "POST /v1/batches/{batch}/nack", "code": "200"}, 1)
 }
 
+func post(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // unreachablePool is a pool on a port where nothing listens.
 func unreachablePool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
@@ -607,7 +618,8 @@ func TestServe(t *testing.T) {
 	if _, err := sdk.Subscribe(context.Background(), "q", "c"); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(sdk, server.Options{Ticker: pgque.NewTicker(pool), PollInterval: noPoll})
+	srv := server.New(sdk, server.Options{Ticker: pgque.NewTicker(pool), PollInterval: noPoll,
+		RequestTimeout: 500 * time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -628,8 +640,21 @@ func TestServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, b := s.batch(t); len(b.Messages) != 1 || b.Messages[0].MsgID != id {
+	_, b := s.batch(t)
+	if len(b.Messages) != 1 || b.Messages[0].MsgID != id {
 		t.Fatalf("stream got %+v", b)
+	}
+	// The stream outlives the server's read timeout (the request timeout).
+	time.Sleep(time.Second) // what is tested is time passing
+	if status, body := post(t, base+fmt.Sprintf("/v1/batches/%d/ack", b.BatchID)); status != 200 {
+		t.Fatalf("ack: %d %s", status, body)
+	}
+	id, err = sdk.Send(context.Background(), "q", pgque.Event{Type: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, b := s.batch(t); len(b.Messages) != 1 || b.Messages[0].MsgID != id {
+		t.Fatalf("stream after a second got %+v", b)
 	}
 	cancel()
 	if _, err := s.next(t); err != io.EOF {
