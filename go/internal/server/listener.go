@@ -77,18 +77,14 @@ func (l *listener) changedLocked() {
 	}
 }
 
-// wake signals the streams of queue, or of every queue when all.
-func (l *listener) wake(queue string, all bool) {
+// wake signals the streams of queue.
+func (l *listener) wake(queue string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for q, chans := range l.subs {
-		if all || q == queue {
-			for ch := range chans {
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
-			}
+	for ch := range l.subs[queue] {
+		select {
+		case ch <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -130,15 +126,9 @@ func (l *listener) session(ctx context.Context) (bool, error) {
 		conn.Close(cctx)
 	}()
 	listening := map[string]bool{}
-	first := true
 	for {
 		if err := l.sync(ctx, conn, listening); err != nil {
-			return !first, err
-		}
-		if first {
-			// Ticks may have been missed while not listening.
-			l.wake("", true)
-			first = false
+			return len(listening) > 0, err
 		}
 		wctx, cancel := context.WithTimeout(ctx, healthInterval)
 		l.mu.Lock()
@@ -158,7 +148,7 @@ func (l *listener) session(ctx context.Context) (bool, error) {
 		case ctx.Err() != nil:
 			return true, ctx.Err()
 		case n != nil:
-			l.wake(strings.TrimPrefix(n.Channel, channelPrefix), false)
+			l.wake(strings.TrimPrefix(n.Channel, channelPrefix))
 		case pending:
 			// Interrupted (or about to wait) for a change of channels.
 		case wctx.Err() != nil:
@@ -175,7 +165,8 @@ func (l *listener) session(ctx context.Context) (bool, error) {
 }
 
 // sync makes the connection listen to the channels of exactly the queues
-// subscribed.
+// subscribed.  It wakes the streams of each queue it starts listening to:
+// they may have missed ticks notified before.
 func (l *listener) sync(ctx context.Context, conn *pgx.Conn, listening map[string]bool) error {
 	l.mu.Lock()
 	want := make(map[string]bool, len(l.subs))
@@ -190,6 +181,7 @@ func (l *listener) sync(ctx context.Context, conn *pgx.Conn, listening map[strin
 				return err
 			}
 			listening[q] = true
+			l.wake(q)
 		}
 	}
 	for q := range listening {

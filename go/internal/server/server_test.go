@@ -716,3 +716,37 @@ func TestStreamListenerReconnects(t *testing.T) {
 		t.Fatalf("notified after reconnecting: %v, want %v", got, ids)
 	}
 }
+
+// One LISTEN connection serves the streams of every queue: a stream of a
+// second queue, opened while the connection waits, is woken by its ticks.
+func TestStreamsShareListener(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, server.Options{})
+	s1 := e.openStream(t, "/v1/queues/q/consumers/c/stream", "")
+	ids := e.sendTick(t, 1)
+	if _, b := s1.batch(t); msgIDs(b)[0] != ids[0] {
+		t.Fatalf("q: %v", msgIDs(b))
+	}
+	if _, err := e.sdk.CreateQueue(ctx, "q2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sdk.Subscribe(ctx, "q2", "c"); err != nil {
+		t.Fatal(err)
+	}
+	s2 := e.openStream(t, "/v1/queues/q2/consumers/c/stream", "")
+	id, err := e.sdk.Send(ctx, "q2", pgque.Event{Type: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sdk.ForceTick(ctx, "q2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, b := s2.batch(t); len(b.Messages) != 1 || b.Messages[0].MsgID != id {
+		t.Fatalf("q2: %+v", b)
+	}
+	var listeners int
+	if err := e.sdk.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+	    WHERE application_name = 'pgque-serve-listener'`).Scan(&listeners); err != nil || listeners != 1 {
+		t.Errorf("%d listening connections (%v), want 1", listeners, err)
+	}
+}

@@ -31,7 +31,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	defer context.AfterFunc(s.closing, cancel)()
 
-	// Listening before the first receive: no tick falls in between.
+	// Subscribed before the first receive: a tick in between wakes the
+	// stream (by its NOTIFY, or when the listener starts listening).
 	wake, unlisten := s.listener.subscribe(s, queue)
 	defer unlisten()
 	receive := func() ([]pgque.Message, error) {
