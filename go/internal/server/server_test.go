@@ -741,8 +741,14 @@ func TestStreamsShareListener(t *testing.T) {
 	if _, err := e.sdk.ForceTick(ctx, "q2"); err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	if _, b := s2.batch(t); len(b.Messages) != 1 || b.Messages[0].MsgID != id {
 		t.Fatalf("q2: %+v", b)
+	}
+	// Without the listener's interrupt the new channel would wait for its
+	// health check, a minute away.
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("q2's stream woke after %v", d)
 	}
 	var listeners int
 	if err := e.sdk.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
