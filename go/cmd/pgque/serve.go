@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -69,7 +70,7 @@ func runServe(ctx context.Context, out, errOut io.Writer, dsn string, cfg serveC
 				return err
 			}
 		}
-		if err := prepareDataDir(dir); err != nil {
+		if err := prepareDataDir(dir, os.Geteuid() == 0); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "pgque serve: starting PostgreSQL in %s\n", dir)
@@ -139,8 +140,8 @@ func defaultDataDir() (string, error) {
 // running PostgreSQL will be able to reach dir: its missing parents are
 // created world-searchable (localpg would make them private to root), and
 // existing ones must be searchable by others.
-func prepareDataDir(dir string) error {
-	if os.Geteuid() != 0 {
+func prepareDataDir(dir string, root bool) error {
+	if !root {
 		return nil
 	}
 	abs, err := filepath.Abs(dir)
@@ -148,8 +149,25 @@ func prepareDataDir(dir string) error {
 		return err
 	}
 	parent := filepath.Dir(abs)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("--data-dir: %w", err)
+	var missing []string
+	for p := parent; ; p = filepath.Dir(p) {
+		_, err := os.Stat(p)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+		missing = append(missing, p)
+	}
+	// One by one, and chmod: MkdirAll's mode is cut by the umask.
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+		if err := os.Chmod(missing[i], 0o755); err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
 	}
 	for p := parent; ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)

@@ -153,6 +153,37 @@ func TestServeFlags(t *testing.T) {
 	}
 }
 
+func TestPrepareDataDir(t *testing.T) {
+	base := t.TempDir()
+	if err := os.Chmod(base, 0o700); err != nil { // private to its owner, like /root
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "a", "b", "data")
+	if err := prepareDataDir(dir, false); err != nil {
+		t.Errorf("not root: %v", err)
+	}
+	err := prepareDataDir(dir, true)
+	if err == nil || !strings.Contains(err.Error(), "cannot enter "+base) {
+		t.Fatalf("under a private directory: %v", err)
+	}
+	// Missing parents were created searchable; with base searchable too, it will do.
+	for _, d := range []string{filepath.Join(base, "a"), filepath.Join(base, "a", "b")} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s: %v %v", d, fi.Mode(), err)
+		}
+	}
+	for p := base; p != "/"; p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(p, 0o755); err != nil {
+				t.Fatalf("cannot make %s searchable: %v", p, err)
+			}
+		}
+	}
+	if err := prepareDataDir(dir, true); err != nil {
+		t.Errorf("under searchable directories: %v", err)
+	}
+}
+
 // Without a DSN, serve runs a PostgreSQL server of its own in --data-dir,
 // and finds it there again on the next start.
 func TestServeLocal(t *testing.T) {
