@@ -88,7 +88,7 @@ func newRoot() *cobra.Command {
 		c.GroupID = "messages"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newTickerCmd(g), newDemoCmd(g), newBenchCmd(g)} {
+	for _, c := range []*cobra.Command{newTickerCmd(g), newServeCmd(g), newDemoCmd(g), newBenchCmd(g)} {
 		c.GroupID = "run"
 		root.AddCommand(c)
 	}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgque/pgque/extension"
+	"github.com/pgque/pgque/go/internal/localpg"
+	"github.com/pgque/pgque/go/internal/server"
+	"github.com/pgque/pgque/go/pgque"
+)
+
+type serveConfig struct {
+	listen   string
+	dataDir  string
+	noTicker bool
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	var cfg serveConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve pgque's HTTP API (REST/JSON, Server-Sent Events, metrics)",
+		Long: `serve runs pgque's HTTP API (docs/http.md): queues, events, consumers and
+dead letters as REST/JSON, a Server-Sent Events stream per consumer,
+Prometheus metrics on /metrics and health checks on /healthz and /readyz.
+
+With --dsn (or $PGQUE_DSN) it serves that database, installing pgque there if
+it is missing.  Without one it runs a PostgreSQL server of its own, kept in
+--data-dir (default $XDG_DATA_HOME/pgque or ~/.local/share/pgque, and
+/var/lib/pgque when run as root, since the server then runs as an
+unprivileged user that must reach the directory), and prints its connection
+string.
+
+It also runs a ticker (pgque's periodic work, see the Go SDK's Ticker) unless
+--no-ticker: any number of processes may run one, and one works at a time.
+SIGINT or SIGTERM shuts down gracefully: streams end, requests in flight
+finish, the ticker and the local server stop.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g.dsn, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address to serve HTTP on (host:port; port 0 picks a free one)")
+	f.StringVar(&cfg.dataDir, "data-dir", "", "directory of the local PostgreSQL server, when no --dsn is given")
+	f.BoolVar(&cfg.noTicker, "no-ticker", false, "do not run a ticker (another process ticks the database)")
+	return cmd
+}
+
+func runServe(ctx context.Context, out, errOut io.Writer, dsn string, cfg serveConfig) error {
+	log := slog.New(slog.NewTextHandler(errOut, nil))
+	if dsn != "" && cfg.dataDir != "" {
+		return errors.New("--data-dir is for the local server; it does not go with --dsn")
+	}
+	if dsn == "" {
+		dir := cfg.dataDir
+		if dir == "" {
+			var err error
+			if dir, err = defaultDataDir(); err != nil {
+				return err
+			}
+		}
+		if err := prepareDataDir(dir, os.Geteuid() == 0); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "pgque serve: starting PostgreSQL in %s\n", dir)
+		pg, err := localpg.Start(ctx, localpg.Options{Dir: dir})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			fmt.Fprintln(out, "pgque serve: stopping PostgreSQL")
+			if err := pg.Stop(); err != nil {
+				log.Error("pgque serve: stopping PostgreSQL failed", "err", err)
+			}
+		}()
+		dsn = pg.DSN
+		fmt.Fprintf(out, "pgque serve: database %s\n", dsn)
+	}
+
+	client, err := pgque.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	// Installing needs more rights than serving (see pgque.Install): only
+	// when pgque is missing.
+	var version string
+	if err := client.Pool().QueryRow(ctx, `SELECT pgque.version()`).Scan(&version); err != nil {
+		method, err := pgque.Install(ctx, client.Pool())
+		if err != nil {
+			return err
+		}
+		log.Info("pgque serve: installed pgque", "method", method, "version", extension.Version)
+	} else {
+		log.Info("pgque serve: pgque is installed", "version", version)
+	}
+
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("pgque serve: %w", err)
+	}
+	opts := server.Options{Logger: log}
+	if !cfg.noTicker {
+		opts.Ticker = pgque.NewTicker(client.Pool(), pgque.WithTickerLogger(log))
+	}
+	srv := server.New(client, opts)
+	fmt.Fprintf(out, "pgque serve: listening on http://%s\n", ln.Addr())
+	err = srv.Serve(ctx, ln)
+	fmt.Fprintln(out, "pgque serve: stopped")
+	return err
+}
+
+// defaultDataDir is where the local server lives without --data-dir.
+func defaultDataDir() (string, error) {
+	if os.Geteuid() == 0 {
+		return "/var/lib/pgque", nil
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "pgque"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no --data-dir given and no home directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "pgque"), nil
+}
+
+// prepareDataDir makes sure that, when we are root, the unprivileged user
+// running PostgreSQL will be able to reach dir: its missing parents are
+// created world-searchable (localpg would make them private to root), and
+// existing ones must be searchable by others.
+func prepareDataDir(dir string, root bool) error {
+	if !root {
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	parent := filepath.Dir(abs)
+	var missing []string
+	for p := parent; ; p = filepath.Dir(p) {
+		_, err := os.Stat(p)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+		missing = append(missing, p)
+	}
+	// One by one, and chmod: MkdirAll's mode is cut by the umask.
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+		if err := os.Chmod(missing[i], 0o755); err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+	}
+	for p := parent; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("--data-dir %s: as root, pgque runs PostgreSQL as an unprivileged user, "+
+				"which cannot enter %s (mode %v); choose a directory such as /var/lib/pgque", abs, p, fi.Mode().Perm())
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}

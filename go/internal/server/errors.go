@@ -1,0 +1,117 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/pgquehttp"
+)
+
+// apiError is an error the server answers with as it is: a bad request
+// caught before reaching the database, or an engine answer (such as "queue
+// exists") that is not raised as an error.
+type apiError struct {
+	status   int
+	code     string
+	sqlstate string
+	msg      string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeInvalidArgument, msg: fmt.Sprintf(format, args...)}
+}
+
+// engineErrors maps the SDK's sentinel errors to HTTP.
+var engineErrors = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{pgque.ErrQueueNotFound, http.StatusNotFound, pgquehttp.CodeQueueNotFound},
+	{pgque.ErrQueueExists, http.StatusConflict, pgquehttp.CodeQueueExists},
+	{pgque.ErrConsumerNotFound, http.StatusNotFound, pgquehttp.CodeConsumerNotFound},
+	{pgque.ErrBatchNotFound, http.StatusNotFound, pgquehttp.CodeBatchNotFound},
+	{pgque.ErrMessageNotFound, http.StatusNotFound, pgquehttp.CodeMessageNotFound},
+	{pgque.ErrInvalidArgument, http.StatusBadRequest, pgquehttp.CodeInvalidArgument},
+	{pgque.ErrQueueHasConsumers, http.StatusConflict, pgquehttp.CodeQueueHasConsumers},
+	{pgque.ErrDeadLetterNotFound, http.StatusNotFound, pgquehttp.CodeDeadLetterNotFound},
+}
+
+// engineError gives a PostgreSQL error of pgque's class PQ the form the SDK
+// gives it, so that errors of SQL run here match the SDK's sentinels.
+func engineError(op string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 && pgErr.Code[:2] == "PQ" {
+		return &pgque.Error{Op: op, Code: pgErr.Code, Err: pgErr}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// describe turns err into the status and body to answer with, and reports
+// whether it is the server's fault (to be logged).
+func describe(err error) (int, pgquehttp.ErrorDetail, bool) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.status, pgquehttp.ErrorDetail{Code: ae.code, Message: ae.msg, SQLState: ae.sqlstate}, false
+	}
+	var pqErr *pgque.Error
+	hasState := errors.As(err, &pqErr)
+	for _, e := range engineErrors {
+		if !errors.Is(err, e.err) {
+			continue
+		}
+		d := pgquehttp.ErrorDetail{Code: e.code, Message: err.Error()}
+		if hasState {
+			// The server's message names the value; the SDK's wrapping adds nothing for a client.
+			d.Message, d.SQLState = pqErr.Err.Message, pqErr.Code
+		}
+		return e.status, d, false
+	}
+	var maxErr *http.MaxBytesError
+	var connErr *pgconn.ConnectError
+	switch {
+	case errors.As(err, &maxErr):
+		return http.StatusRequestEntityTooLarge, pgquehttp.ErrorDetail{Code: pgquehttp.CodeBodyTooLarge,
+			Message: fmt.Sprintf("request body is larger than %d bytes", maxErr.Limit)}, false
+	case errors.Is(err, context.Canceled):
+		// The client left (or the server shuts down): nobody reads the answer.
+		return http.StatusServiceUnavailable, pgquehttp.ErrorDetail{Code: pgquehttp.CodeUnavailable,
+			Message: "request cancelled"}, false
+	case errors.As(err, &connErr), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, pgquehttp.ErrorDetail{Code: pgquehttp.CodeUnavailable,
+			Message: "the database is unreachable or did not answer in time"}, true
+	}
+	d := pgquehttp.ErrorDetail{Code: pgquehttp.CodeInternal, Message: "internal error"}
+	if hasState {
+		d.SQLState = pqErr.Code
+	}
+	return http.StatusInternalServerError, d, true
+}
+
+// writeJSON answers with status and v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// The client may be gone; nothing to do about a failed write.
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers with err, logging the errors that are the server's.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, d, ours := describe(err)
+	if ours {
+		s.log.Error("pgque serve: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, pgquehttp.ErrorBody{Error: d})
+}

@@ -1,0 +1,532 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/pgquehttp"
+)
+
+// streamRoute is the Server-Sent Events endpoint.
+const streamRoute = "GET /v1/queues/{queue}/consumers/{consumer}/stream"
+
+// handlerFunc is an endpoint: it answers, or returns the error to answer with.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) routes() {
+	api := func(pattern string, h handlerFunc) {
+		s.mux.Handle(pattern, s.instrument(pattern, s.endpoint(h)))
+	}
+	api("GET /v1/queues", s.listQueues)
+	api("POST /v1/queues", s.createQueue)
+	api("GET /v1/queues/{queue}", s.getQueue)
+	api("PATCH /v1/queues/{queue}", s.updateQueue)
+	api("DELETE /v1/queues/{queue}", s.deleteQueue)
+
+	api("POST /v1/queues/{queue}/events", s.send)
+	api("POST /v1/queues/{queue}/events/batch", s.sendBatch)
+
+	api("GET /v1/queues/{queue}/consumers", s.listConsumers)
+	api("GET /v1/queues/{queue}/consumers/{consumer}", s.getConsumer)
+	api("PUT /v1/queues/{queue}/consumers/{consumer}", s.subscribe)
+	api("DELETE /v1/queues/{queue}/consumers/{consumer}", s.unsubscribe)
+	api("POST /v1/queues/{queue}/consumers/{consumer}/receive", s.receive)
+	// Streams are not bounded by the request timeout.
+	s.mux.Handle(streamRoute, s.instrument(streamRoute, s.errors(s.stream)))
+
+	api("POST /v1/batches/{batch}/ack", s.ack)
+	api("POST /v1/batches/{batch}/nack", s.nack)
+
+	api("GET /v1/queues/{queue}/dead-letters", s.listDeadLetters)
+	api("DELETE /v1/queues/{queue}/dead-letters", s.purgeDeadLetters)
+	api("POST /v1/dead-letters/{id}/replay", s.replayDeadLetter)
+
+	s.mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(s.healthz)))
+	s.mux.Handle("GET /readyz", s.instrument("GET /readyz", http.HandlerFunc(s.readyz)))
+	s.mux.Handle("GET /metrics", s.instrument("GET /metrics", s.metricsHandler()))
+}
+
+// errors answers with the error h returns.
+func (s *Server) errors(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// endpoint bounds the request's body and database work.
+func (s *Server) endpoint(h handlerFunc) http.Handler {
+	return s.errors(func(w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+		return h(w, r)
+	})
+}
+
+// decode reads a JSON body into v.  Unknown fields and trailing data are
+// errors, so that a misspelt field is not silently ignored.  An empty body
+// leaves v alone when optional.
+func decode(r *http.Request, v any, optional bool) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err // *http.MaxBytesError or a broken connection
+	}
+	if optional && len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeMalformedJSON,
+			msg: "malformed JSON body: " + err.Error()}
+	}
+	if dec.More() {
+		return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeMalformedJSON,
+			msg: "malformed JSON body: data after the JSON value"}
+	}
+	return nil
+}
+
+// pathInt reads an integer path parameter.
+func pathInt(r *http.Request, name string) (int64, error) {
+	v, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	if err != nil {
+		return 0, badRequest("%s %q is not an integer", name, r.PathValue(name))
+	}
+	return v, nil
+}
+
+// queryInt reads an optional integer query parameter in [1, max].
+func queryInt(r *http.Request, name string, def, max int) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 1 || v > max {
+		return 0, badRequest("%s %q is not an integer from 1 to %d", name, s, max)
+	}
+	return v, nil
+}
+
+// seconds converts a duration for JSON.
+func seconds(d time.Duration) float64 { return d.Seconds() }
+
+func queueJSON(q pgque.QueueInfo) pgquehttp.Queue {
+	return pgquehttp.Queue{
+		Name: q.Name, Tables: q.Tables, CurrentTable: q.CurrentTable,
+		RotationPeriodSeconds: seconds(q.RotationPeriod), SwitchTime: q.SwitchTime,
+		TickerMaxCount: q.TickerMaxCount, TickerMaxLagSeconds: seconds(q.TickerMaxLag),
+		TickerIdlePeriodSeconds: seconds(q.TickerIdlePeriod), MaxRetries: q.MaxRetries,
+		RetryBackoffBaseSeconds: seconds(q.RetryBackoffBase), RetryBackoffCapSeconds: seconds(q.RetryBackoffCap),
+		TickerLagSeconds: seconds(q.TickerLag), EventsPerSecond: q.EventsPerSecond, NewEvents: q.NewEvents,
+		LastTickID: q.LastTickID, Consumers: q.Consumers, RetryPending: q.RetryPending, DeadLetters: q.DeadLetters,
+	}
+}
+
+func consumerJSON(c pgque.ConsumerInfo) pgquehttp.Consumer {
+	return pgquehttp.Consumer{
+		Queue: c.Queue, Name: c.Name, LagSeconds: seconds(c.Lag), LastSeenSeconds: seconds(c.LastSeen),
+		LastTick: c.LastTick, CurrentBatch: c.CurrentBatch, NextTick: c.NextTick,
+		PendingEvents: c.PendingEvents, RetryPending: c.RetryPending, DeadLetters: c.DeadLetters,
+		BlockingRotation: c.BlockingRotation,
+	}
+}
+
+func messageJSON(m pgque.Message) pgquehttp.Message {
+	payload := m.Payload
+	if payload != nil && !json.Valid(payload) {
+		// Sent as raw text through SQL: hand it out as a JSON string.
+		payload, _ = json.Marshal(string(payload))
+	}
+	return pgquehttp.Message{
+		MsgID: m.MsgID, BatchID: m.BatchID, Type: m.Type, Payload: payload, RetryCount: m.RetryCount,
+		CreatedAt: m.CreatedAt, Extra1: m.Extra1, Extra2: m.Extra2, Extra3: m.Extra3, Extra4: m.Extra4,
+	}
+}
+
+func batchJSON(msgs []pgque.Message) pgquehttp.Batch {
+	b := pgquehttp.Batch{Messages: make([]pgquehttp.Message, len(msgs))}
+	for i, m := range msgs {
+		b.Messages[i] = messageJSON(m)
+	}
+	if len(msgs) > 0 {
+		b.BatchID = msgs[0].BatchID
+	}
+	return b
+}
+
+// eventSDK converts an event to send; the type is required.
+func eventSDK(e pgquehttp.Event) (pgque.Event, error) {
+	if e.Type == "" {
+		return pgque.Event{}, badRequest("event type is required")
+	}
+	ev := pgque.Event{Type: e.Type, Extra1: e.Extra1, Extra2: e.Extra2, Extra3: e.Extra3, Extra4: e.Extra4}
+	// A JSON null is a NULL payload, like an absent one.
+	if len(e.Payload) > 0 && string(bytes.TrimSpace(e.Payload)) != "null" {
+		ev.Payload = e.Payload
+	}
+	return ev, nil
+}
+
+func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
+	qs, err := s.client.Queues(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]pgquehttp.Queue, len(qs))
+	for i, q := range qs {
+		out[i] = queueJSON(q)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queues": out})
+	return nil
+}
+
+func (s *Server) getQueue(w http.ResponseWriter, r *http.Request) error {
+	q, err := s.client.Queue(r.Context(), r.PathValue("queue"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, queueJSON(q))
+	return nil
+}
+
+// configValue turns a JSON config value into set_queue_config's text.
+func configValue(key string, v any) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case json.Number:
+		return v.String(), nil
+	}
+	return "", badRequest("config value of %q must be a string or a number, not %s", key, jsonKind(v))
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	}
+	return "an object"
+}
+
+// setConfig applies cfg in tx, in a stable order so errors are reproducible.
+func setConfig(ctx context.Context, tx pgx.Tx, queue string, cfg pgquehttp.Config) error {
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, err := configValue(k, cfg[k])
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT pgque.set_queue_config($1, $2, $3)`, queue, k, v); err != nil {
+			return engineError("pgque: set queue config", err)
+		}
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction, so that a queue is created or reconfigured
+// entirely or not at all.  The SDK has no transactional variants of these
+// calls, so this runs their SQL.
+func (s *Server) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.client.Pool(), fn)
+}
+
+func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
+	var req pgquehttp.CreateQueueRequest
+	if err := decode(r, &req, false); err != nil {
+		return err
+	}
+	err := s.inTx(r.Context(), func(tx pgx.Tx) error {
+		var created int
+		if err := tx.QueryRow(r.Context(), `SELECT pgque.create_queue($1)`, req.Name).Scan(&created); err != nil {
+			return engineError("pgque: create queue", err)
+		}
+		if created == 0 {
+			return &apiError{status: http.StatusConflict, code: pgquehttp.CodeQueueExists, sqlstate: "PQ002",
+				msg: fmt.Sprintf("queue %q already exists", req.Name)}
+		}
+		return setConfig(r.Context(), tx, req.Name, req.Config)
+	})
+	if err != nil {
+		return err
+	}
+	q, err := s.client.Queue(r.Context(), req.Name)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/queues/"+req.Name)
+	writeJSON(w, http.StatusCreated, queueJSON(q))
+	return nil
+}
+
+func (s *Server) updateQueue(w http.ResponseWriter, r *http.Request) error {
+	var cfg pgquehttp.Config
+	if err := decode(r, &cfg, false); err != nil {
+		return err
+	}
+	if len(cfg) == 0 {
+		return badRequest("no settings to change")
+	}
+	queue := r.PathValue("queue")
+	if err := s.inTx(r.Context(), func(tx pgx.Tx) error { return setConfig(r.Context(), tx, queue, cfg) }); err != nil {
+		return err
+	}
+	return s.getQueue(w, r)
+}
+
+// queryBool reads an optional boolean query parameter.
+func queryBool(r *http.Request, name string) (bool, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, badRequest("%s %q is not a boolean", name, s)
+	}
+	return b, nil
+}
+
+func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request) error {
+	force, err := queryBool(r, "force")
+	if err != nil {
+		return err
+	}
+	if err := s.client.DropQueue(r.Context(), r.PathValue("queue"), force); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) send(w http.ResponseWriter, r *http.Request) error {
+	var ev pgquehttp.Event
+	if err := decode(r, &ev, false); err != nil {
+		return err
+	}
+	sev, err := eventSDK(ev)
+	if err != nil {
+		return err
+	}
+	id, err := s.client.Send(r.Context(), r.PathValue("queue"), sev)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, pgquehttp.SendResponse{ID: id})
+	return nil
+}
+
+func (s *Server) sendBatch(w http.ResponseWriter, r *http.Request) error {
+	var req pgquehttp.SendBatchRequest
+	if err := decode(r, &req, false); err != nil {
+		return err
+	}
+	if len(req.Events) == 0 || len(req.Events) > s.opts.MaxBatch {
+		return badRequest("a batch holds 1 to %d events, not %d", s.opts.MaxBatch, len(req.Events))
+	}
+	evs := make([]pgque.Event, len(req.Events))
+	for i, e := range req.Events {
+		ev, err := eventSDK(e)
+		if err != nil {
+			return badRequest("event %d: %v", i, err)
+		}
+		evs[i] = ev
+	}
+	ids, err := s.client.SendBatch(r.Context(), r.PathValue("queue"), evs)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, pgquehttp.SendBatchResponse{IDs: ids})
+	return nil
+}
+
+func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request) error {
+	cs, err := s.client.Consumers(r.Context(), r.PathValue("queue"))
+	if err != nil {
+		return err
+	}
+	out := make([]pgquehttp.Consumer, len(cs))
+	for i, c := range cs {
+		out[i] = consumerJSON(c)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"consumers": out})
+	return nil
+}
+
+func (s *Server) getConsumer(w http.ResponseWriter, r *http.Request) error {
+	queue, name := r.PathValue("queue"), r.PathValue("consumer")
+	cs, err := s.client.Consumers(r.Context(), queue)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if c.Name == name {
+			writeJSON(w, http.StatusOK, consumerJSON(c))
+			return nil
+		}
+	}
+	return &apiError{status: http.StatusNotFound, code: pgquehttp.CodeConsumerNotFound, sqlstate: "PQ003",
+		msg: fmt.Sprintf("consumer %q is not subscribed to queue %q", name, queue)}
+}
+
+func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) error {
+	created, err := s.client.Subscribe(r.Context(), r.PathValue("queue"), r.PathValue("consumer"))
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, pgquehttp.SubscribeResponse{Created: created})
+	return nil
+}
+
+func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) error {
+	queue, name := r.PathValue("queue"), r.PathValue("consumer")
+	removed, err := s.client.Unsubscribe(r.Context(), queue, name)
+	if err != nil {
+		return err
+	}
+	if !removed {
+		return &apiError{status: http.StatusNotFound, code: pgquehttp.CodeConsumerNotFound, sqlstate: "PQ003",
+			msg: fmt.Sprintf("consumer %q is not subscribed to queue %q", name, queue)}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// defaultMax is how many messages a receive or stream piece hands out, and
+// dead letters a listing shows, when the request does not say.
+func (s *Server) defaultMax() int { return min(100, s.opts.MaxBatch) }
+
+func (s *Server) checkMax(n int) error {
+	if n < 1 || n > s.opts.MaxBatch {
+		return badRequest("max %d is not from 1 to %d", n, s.opts.MaxBatch)
+	}
+	return nil
+}
+
+func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
+	req := pgquehttp.ReceiveRequest{Max: s.defaultMax()}
+	if err := decode(r, &req, true); err != nil {
+		return err
+	}
+	if err := s.checkMax(req.Max); err != nil {
+		return err
+	}
+	msgs, err := s.client.Receive(r.Context(), r.PathValue("queue"), r.PathValue("consumer"), req.Max)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, batchJSON(msgs))
+	return nil
+}
+
+func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
+	batch, err := pathInt(r, "batch")
+	if err != nil {
+		return err
+	}
+	acked, err := s.client.Ack(r.Context(), batch)
+	if err != nil {
+		return err
+	}
+	if acked {
+		s.acks.fire(batch)
+	}
+	writeJSON(w, http.StatusOK, pgquehttp.AckResponse{Acked: acked})
+	return nil
+}
+
+func (s *Server) nack(w http.ResponseWriter, r *http.Request) error {
+	batch, err := pathInt(r, "batch")
+	if err != nil {
+		return err
+	}
+	var req pgquehttp.NackRequest
+	if err := decode(r, &req, false); err != nil {
+		return err
+	}
+	if req.MsgID == 0 {
+		return badRequest("msg_id is required")
+	}
+	out, err := s.client.Nack(r.Context(), batch, pgque.Message{MsgID: req.MsgID, BatchID: batch},
+		req.RetryAfterSeconds, req.Reason)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, pgquehttp.NackResponse{Outcome: pgquehttp.Outcome(out)})
+	return nil
+}
+
+func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) error {
+	limit, err := queryInt(r, "limit", s.defaultMax(), s.opts.MaxBatch)
+	if err != nil {
+		return err
+	}
+	ds, err := s.client.DeadLetters(r.Context(), r.PathValue("queue"), limit)
+	if err != nil {
+		return err
+	}
+	out := make([]pgquehttp.DeadLetter, len(ds))
+	for i, d := range ds {
+		out[i] = pgquehttp.DeadLetter{ID: d.ID, Consumer: d.Consumer, DeadAt: d.DeadAt, Reason: d.Reason,
+			Message: messageJSON(d.Message)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": out})
+	return nil
+}
+
+func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathInt(r, "id")
+	if err != nil {
+		return err
+	}
+	msgID, err := s.client.ReplayDeadLetter(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, pgquehttp.ReplayResponse{MsgID: msgID})
+	return nil
+}
+
+func (s *Server) purgeDeadLetters(w http.ResponseWriter, r *http.Request) error {
+	var olderThan time.Duration
+	if v := r.URL.Query().Get("older_than"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return badRequest("older_than %q is not a non-negative duration such as 90s or 24h", v)
+		}
+		olderThan = d
+	}
+	n, err := s.client.PurgeDeadLetters(r.Context(), r.PathValue("queue"), olderThan)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, pgquehttp.PurgeResponse{Purged: n})
+	return nil
+}

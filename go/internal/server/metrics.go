@@ -1,0 +1,247 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// httpMetrics are the server's own counters.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	streams  prometheus.Gauge
+}
+
+func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgque_http_requests_total",
+			Help: "HTTP requests answered, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pgque_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route pattern (streams excluded).",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pgque_http_streams_open",
+			Help: "Server-Sent Events streams open.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.streams,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// statusRecorder remembers the status code of a response.  Unwrap lets
+// http.ResponseController reach the underlying writer (flushes, deadlines).
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// instrument counts the requests of route and times those that are not streams.
+func (s *Server) instrument(route string, h http.Handler) http.Handler {
+	isStream := route == streamRoute
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if rec.code == 0 {
+			rec.code = http.StatusOK
+		}
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
+		if !isStream {
+			s.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}
+	})
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
+}
+
+// slogPrinter hands promhttp's errors to the server's logger.
+type slogPrinter struct{ s *Server }
+
+func (p slogPrinter) Println(v ...any) { p.s.log.Error("pgque serve: metrics", "err", v) }
+
+// collector reads pgque's state from the database at every scrape.
+type collector struct {
+	s *Server
+
+	scrapeOK, scrapeDuration *prometheus.Desc
+
+	queueEvents, queueNewEvents, queueRate, queueTickAge, queueConsumers *prometheus.Desc
+	queueRetry, queueDead, queueCurrentTable                             *prometheus.Desc
+	tableBytes, tableLive, tableDead                                     *prometheus.Desc
+
+	consPending, consLag, consLastSeen, consRetry, consDead, consBlocking *prometheus.Desc
+
+	tickerRunning, tickerLeader *prometheus.Desc
+}
+
+func newCollector(s *Server) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	q, qc, qt := []string{"queue"}, []string{"queue", "consumer"}, []string{"queue", "table"}
+	return &collector{
+		s:              s,
+		scrapeOK:       d("pgque_scrape_success", "1 when the last scrape read pgque's state from the database, else 0."),
+		scrapeDuration: d("pgque_scrape_duration_seconds", "Time the scrape's queries took."),
+
+		queueEvents:       d("pgque_queue_events_total", "Events sent to the queue: the last event id handed out (rolled-back sends included).", q...),
+		queueNewEvents:    d("pgque_queue_new_events", "Events sent since the queue's newest tick (approximate).", q...),
+		queueRate:         d("pgque_queue_events_per_second", "Event rate over the ticks kept (about the last minute).", q...),
+		queueTickAge:      d("pgque_queue_last_tick_age_seconds", "Time since the queue's newest tick.", q...),
+		queueConsumers:    d("pgque_queue_consumers", "Consumers subscribed to the queue.", q...),
+		queueRetry:        d("pgque_queue_retry_pending", "Events waiting in the retry store.", q...),
+		queueDead:         d("pgque_queue_dead_letters", "Dead letters of the queue.", q...),
+		queueCurrentTable: d("pgque_queue_current_table", "Number of the event table producers write to.", q...),
+		tableBytes:        d("pgque_event_table_bytes", "Size of an event table, indexes and TOAST included.", qt...),
+		tableLive:         d("pgque_event_table_live_tuples", "Live rows of an event table (statistics collector estimate).", qt...),
+		tableDead:         d("pgque_event_table_dead_tuples", "Dead rows of an event table (statistics collector estimate); pgque's event path leaves none.", qt...),
+
+		consPending:  d("pgque_consumer_pending_events", "Events sent after the consumer's position (approximate).", qc...),
+		consLag:      d("pgque_consumer_lag_seconds", "Time since the tick the consumer last finished.", qc...),
+		consLastSeen: d("pgque_consumer_last_seen_seconds", "Time since the consumer last opened, acked or finished a batch.", qc...),
+		consRetry:    d("pgque_consumer_retry_pending", "The consumer's events waiting in the retry store.", qc...),
+		consDead:     d("pgque_consumer_dead_letters", "The consumer's dead letters.", qc...),
+		consBlocking: d("pgque_consumer_blocking_rotation", "1 when the consumer keeps the queue's event tables from rotating.", qc...),
+
+		tickerRunning: d("pgque_ticker_running", "1 when this process runs a ticker."),
+		tickerLeader:  d("pgque_ticker_leader", "1 when this process's ticker is the database's leader (the one ticking)."),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.scrapeOK, c.scrapeDuration, c.queueEvents, c.queueNewEvents,
+		c.queueRate, c.queueTickAge, c.queueConsumers, c.queueRetry, c.queueDead, c.queueCurrentTable,
+		c.tableBytes, c.tableLive, c.tableDead, c.consPending, c.consLag, c.consLastSeen, c.consRetry,
+		c.consDead, c.consBlocking, c.tickerRunning, c.tickerLeader} {
+		ch <- d
+	}
+}
+
+// tableSQL reads the event counter and the event tables' statistics.  The
+// SDK has no call for them; tables are named pgque.event_<queue_id>_<n>.
+const tableSQL = `
+SELECT q.queue_name, coalesce(pg_sequence_last_value(q.queue_event_seq), 0), t.n,
+       coalesce(pg_total_relation_size(r.oid), 0),
+       coalesce(pg_stat_get_live_tuples(r.oid), 0), coalesce(pg_stat_get_dead_tuples(r.oid), 0)
+  FROM pgque.queue q
+ CROSS JOIN LATERAL generate_series(0, q.queue_ntables - 1) AS t(n)
+ CROSS JOIN LATERAL (SELECT to_regclass(format('pgque.event_%s_%s', q.queue_id, t.n)) AS oid) r
+ ORDER BY 1, 3`
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	t := c.s.opts.Ticker
+	g(c.tickerRunning, b2f(c.s.tickerRunning.Load()))
+	g(c.tickerLeader, b2f(t != nil && t.IsLeader()))
+
+	start := time.Now()
+	err := c.collectDB(ch, g)
+	g(c.scrapeDuration, time.Since(start).Seconds())
+	if err != nil {
+		c.s.log.Error("pgque serve: metrics: reading pgque's state failed", "err", err)
+	}
+	g(c.scrapeOK, b2f(err == nil))
+}
+
+func (c *collector) collectDB(ch chan<- prometheus.Metric, g func(*prometheus.Desc, float64, ...string)) error {
+	ctx, cancel := context.WithTimeout(c.s.closing, c.s.opts.ScrapeTimeout)
+	defer cancel()
+	// Read everything first: a failed scrape reports no half state.
+	qs, err := c.s.client.Queues(ctx)
+	if err != nil {
+		return err
+	}
+	cs, err := c.s.client.Consumers(ctx, "")
+	if err != nil {
+		return err
+	}
+	type table struct {
+		queue             string
+		events, n         int64
+		bytes, live, dead int64
+	}
+	rows, err := c.s.client.Pool().Query(ctx, tableSQL)
+	if err != nil {
+		return engineError("pgque: event tables", err)
+	}
+	var tables []table
+	for rows.Next() {
+		var t table
+		if err := rows.Scan(&t.queue, &t.events, &t.n, &t.bytes, &t.live, &t.dead); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+	}
+	if err := rows.Err(); err != nil {
+		return engineError("pgque: event tables", err)
+	}
+
+	for _, q := range qs {
+		g(c.queueNewEvents, float64(q.NewEvents), q.Name)
+		g(c.queueRate, q.EventsPerSecond, q.Name)
+		g(c.queueTickAge, q.TickerLag.Seconds(), q.Name)
+		g(c.queueConsumers, float64(q.Consumers), q.Name)
+		g(c.queueRetry, float64(q.RetryPending), q.Name)
+		g(c.queueDead, float64(q.DeadLetters), q.Name)
+		g(c.queueCurrentTable, float64(q.CurrentTable), q.Name)
+	}
+	counted := map[string]bool{}
+	for _, t := range tables {
+		if !counted[t.queue] {
+			counted[t.queue] = true
+			ch <- prometheus.MustNewConstMetric(c.queueEvents, prometheus.CounterValue, float64(t.events), t.queue)
+		}
+		n := strconv.FormatInt(t.n, 10)
+		g(c.tableBytes, float64(t.bytes), t.queue, n)
+		g(c.tableLive, float64(t.live), t.queue, n)
+		g(c.tableDead, float64(t.dead), t.queue, n)
+	}
+	for _, ci := range cs {
+		g(c.consPending, float64(ci.PendingEvents), ci.Queue, ci.Name)
+		g(c.consLag, ci.Lag.Seconds(), ci.Queue, ci.Name)
+		g(c.consLastSeen, ci.LastSeen.Seconds(), ci.Queue, ci.Name)
+		g(c.consRetry, float64(ci.RetryPending), ci.Queue, ci.Name)
+		g(c.consDead, float64(ci.DeadLetters), ci.Queue, ci.Name)
+		g(c.consBlocking, b2f(ci.BlockingRotation), ci.Queue, ci.Name)
+	}
+	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,758 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/pgque/pgque/go/internal/server"
+	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/pgque/pgquetest"
+	"github.com/pgque/pgque/go/pgquehttp"
+)
+
+var pg *pgquetest.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	pg, err = pgquetest.Start(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	pg.Cleanup()
+	os.Exit(code)
+}
+
+// env is a server on a fresh database with queue "q" and consumer "c".
+type env struct {
+	sdk  *pgque.Client
+	srv  *server.Server
+	http *httptest.Server
+}
+
+// A poll interval this long means deliveries must come from NOTIFY or acks.
+const noPoll = time.Hour
+
+func newEnv(t *testing.T, opts server.Options) *env {
+	t.Helper()
+	ctx := context.Background()
+	sdk := pgque.New(pg.NewPool(t))
+	if _, err := sdk.CreateQueue(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdk.Subscribe(ctx, "q", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = noPoll
+	}
+	srv := server.New(sdk, opts)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close() // ends streams, which httptest's Close waits for
+		hs.Close()
+	})
+	return &env{sdk: sdk, srv: srv, http: hs}
+}
+
+// call sends a request with a raw body and returns status and body.
+func (e *env) call(t *testing.T, method, path, body string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// wantError checks an error response.
+func (e *env) wantError(t *testing.T, method, path, body string, status int, code, sqlstate string) {
+	t.Helper()
+	got, text, h := e.call(t, method, path, body)
+	var eb pgquehttp.ErrorBody
+	if err := json.Unmarshal([]byte(text), &eb); err != nil {
+		t.Fatalf("%s %s: body %q: %v", method, path, text, err)
+	}
+	if got != status || eb.Error.Code != code || eb.Error.SQLState != sqlstate || eb.Error.Message == "" {
+		t.Errorf("%s %s %s: got %d %+v, want %d %s %s", method, path, body, got, eb.Error, status, code, sqlstate)
+	}
+	if ct := h.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q", method, path, ct)
+	}
+}
+
+func TestErrorStatuses(t *testing.T) {
+	e := newEnv(t, server.Options{MaxBodyBytes: 1000, MaxBatch: 5})
+	ctx := context.Background()
+	if _, err := e.sdk.CreateQueue(ctx, "empty"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+		code, sqlstate     string
+	}{
+		{"GET", "/v1/queues/nope", "", 404, "queue_not_found", "PQ001"},
+		{"PATCH", "/v1/queues/nope", `{"max_retries": 1}`, 404, "queue_not_found", "PQ001"},
+		{"DELETE", "/v1/queues/nope", "", 404, "queue_not_found", "PQ001"},
+		{"POST", "/v1/queues/nope/events", `{"type":"t"}`, 404, "queue_not_found", "PQ001"},
+		{"GET", "/v1/queues/nope/consumers", "", 404, "queue_not_found", "PQ001"},
+		{"GET", "/v1/queues/q/consumers/nobody", "", 404, "consumer_not_found", "PQ003"},
+		{"DELETE", "/v1/queues/q/consumers/nobody", "", 404, "consumer_not_found", "PQ003"},
+		{"POST", "/v1/queues/q/consumers/nobody/receive", "", 404, "consumer_not_found", "PQ003"},
+		{"GET", "/v1/queues/q/consumers/nobody/stream", "", 404, "consumer_not_found", "PQ003"},
+		{"GET", "/v1/queues/nope/consumers/c/stream", "", 404, "queue_not_found", "PQ001"},
+		{"POST", "/v1/batches/999999/nack", `{"msg_id": 1}`, 404, "batch_not_found", "PQ004"},
+		{"POST", "/v1/dead-letters/999999/replay", "", 404, "dead_letter_not_found", "PQ008"},
+		{"GET", "/v1/queues/nope/dead-letters", "", 404, "queue_not_found", "PQ001"},
+		{"DELETE", "/v1/queues/nope/dead-letters", "", 404, "queue_not_found", "PQ001"},
+		{"POST", "/v1/queues", `{"name": "q"}`, 409, "queue_exists", "PQ002"},
+		{"DELETE", "/v1/queues/q", "", 409, "queue_has_consumers", "PQ007"},
+		{"POST", "/v1/queues", `{"name": "bad name!"}`, 400, "invalid_argument", "PQ006"},
+		{"POST", "/v1/queues", `{"name": "x", "config": {"max_retries": -1}}`, 400, "invalid_argument", "PQ006"},
+		{"POST", "/v1/queues", `{"name": "x", "config": {"max_retries": true}}`, 400, "invalid_argument", ""},
+		{"PATCH", "/v1/queues/q", `{}`, 400, "invalid_argument", ""},
+		{"PATCH", "/v1/queues/q", `{"no_such_setting": "1"}`, 400, "invalid_argument", "PQ006"},
+		{"POST", "/v1/queues", `{"name": "x"`, 400, "malformed_json", ""},
+		{"POST", "/v1/queues", `{"name": "x", "nmae": "y"}`, 400, "malformed_json", ""},
+		{"POST", "/v1/queues", `{"name": "x"} {}`, 400, "malformed_json", ""},
+		{"POST", "/v1/queues", ``, 400, "malformed_json", ""},
+		{"POST", "/v1/queues/q/events", `{"type": "t", "payload": {"a": ` + strings.Repeat("1", 1000) + `}}`, 413, "body_too_large", ""},
+		{"POST", "/v1/queues/q/events", `{"type": ""}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/events", `{"payload": 1}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/events/batch", `{"events": [{"type": "t"}, {}]}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/events/batch", `{"events": []}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/events/batch", `{"events": [{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"}]}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/consumers/c/receive", `{"max": 6}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/consumers/c/receive", `{"max": 0}`, 400, "invalid_argument", ""},
+		{"GET", "/v1/queues/q/consumers/c/stream?max=x", "", 400, "invalid_argument", ""},
+		{"GET", "/v1/queues/q/dead-letters?limit=0", "", 400, "invalid_argument", ""},
+		{"DELETE", "/v1/queues/q/dead-letters?older_than=yesterday", "", 400, "invalid_argument", ""},
+		{"DELETE", "/v1/queues/empty?force=maybe", "", 400, "invalid_argument", ""},
+		{"POST", "/v1/batches/abc/ack", "", 400, "invalid_argument", ""},
+		{"POST", "/v1/batches/1/nack", `{}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/batches/1/nack", `{"msg_id": 1, "retry_after_seconds": -1}`, 400, "invalid_argument", ""},
+		{"GET", "/v1/nothing", "", 404, "not_found", ""},
+		{"PUT", "/v1/queues", "", 405, "method_not_allowed", ""},
+	} {
+		e.wantError(t, c.method, c.path, c.body, c.status, c.code, c.sqlstate)
+	}
+	// Nothing was half done.
+	if _, err := e.sdk.Queue(ctx, "x"); !errors.Is(err, pgque.ErrQueueNotFound) {
+		t.Errorf("queue x after failed creations: %v", err)
+	}
+	_, _, h := e.call(t, "PUT", "/v1/queues", "")
+	if allow := h.Get("Allow"); !strings.Contains(allow, "GET") || !strings.Contains(allow, "POST") {
+		t.Errorf("405 Allow: %q", allow)
+	}
+}
+
+// sseEvent is one parsed Server-Sent Event.
+type sseEvent struct{ id, event, data string }
+
+// sse reads a raw event stream.
+type sse struct {
+	resp *http.Response
+	r    *bufio.Reader
+	// comments counts comment lines (heartbeats) seen.
+	comments int
+}
+
+func (e *env) openStream(t *testing.T, path, lastID string) *sse {
+	t.Helper()
+	req, err := http.NewRequest("GET", e.http.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("stream: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	s := &sse{resp: resp, r: bufio.NewReader(resp.Body)}
+	t.Cleanup(func() { resp.Body.Close() })
+	return s
+}
+
+// next returns the next event (retry-only blocks are skipped); io.EOF at the end.
+func (s *sse) next(t *testing.T) (sseEvent, error) {
+	t.Helper()
+	var ev sseEvent
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			return ev, err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "":
+			if ev.event != "" {
+				return ev, nil
+			}
+		case strings.HasPrefix(line, ":"):
+			s.comments++
+		case strings.HasPrefix(line, "id: "):
+			ev.id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			ev.event = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			ev.data = line[6:]
+		}
+	}
+}
+
+func (s *sse) batch(t *testing.T) (string, pgquehttp.Batch) {
+	t.Helper()
+	ev, err := s.next(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.event != "batch" {
+		t.Fatalf("event %+v, want a batch", ev)
+	}
+	var b pgquehttp.Batch
+	if err := json.Unmarshal([]byte(ev.data), &b); err != nil {
+		t.Fatal(err)
+	}
+	return ev.id, b
+}
+
+func msgIDs(b pgquehttp.Batch) []int64 {
+	var ids []int64
+	for _, m := range b.Messages {
+		ids = append(ids, m.MsgID)
+	}
+	return ids
+}
+
+func (e *env) sendTick(t *testing.T, n int) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	evs := make([]pgque.Event, n)
+	for i := range evs {
+		evs[i] = pgque.Event{Type: "t", Payload: map[string]int{"i": i}}
+	}
+	ids, err := e.sdk.SendBatch(ctx, "q", evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sdk.ForceTick(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func (e *env) ack(t *testing.T, batch int64) {
+	t.Helper()
+	if status, body, _ := e.call(t, "POST", fmt.Sprintf("/v1/batches/%d/ack", batch), ""); status != 200 || !strings.Contains(body, `"acked":true`) {
+		t.Fatalf("ack %d: %d %s", batch, status, body)
+	}
+}
+
+// The stream pushes messages as ticks notify them, one piece per ack, and
+// hands an unacknowledged piece out again on reconnection.
+func TestStreamDelivery(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	s := e.openStream(t, "/v1/queues/q/consumers/c/stream?max=2", "")
+
+	// Sent after the stream opened: only the tick's NOTIFY can wake it.
+	ids := e.sendTick(t, 3)
+	id1, b1 := s.batch(t)
+	if got := msgIDs(b1); len(got) != 2 || got[0] != ids[0] || got[1] != ids[1] || b1.Redelivered {
+		t.Fatalf("first piece %v (redelivered %v), sent %v", got, b1.Redelivered, ids)
+	}
+	if id1 != fmt.Sprintf("%d-%d", b1.BatchID, ids[0]) {
+		t.Errorf("event id %q", id1)
+	}
+	// A tick while the piece waits for its ack sends nothing again; only
+	// the ack brings the next piece.
+	extra := e.sendTick(t, 1)
+	e.ack(t, b1.BatchID)
+	id2, b2 := s.batch(t)
+	if got := msgIDs(b2); len(got) != 1 || got[0] != ids[2] || b2.BatchID != b1.BatchID {
+		t.Fatalf("second piece %v of batch %d", got, b2.BatchID)
+	}
+	s.resp.Body.Close()
+
+	// Not acknowledged: the next stream gets the same piece, marked as
+	// redelivered since the client says it saw it.
+	s2 := e.openStream(t, "/v1/queues/q/consumers/c/stream?max=2", id2)
+	id3, b3 := s2.batch(t)
+	if id3 != id2 || !b3.Redelivered || len(b3.Messages) != 1 || b3.Messages[0].MsgID != ids[2] {
+		t.Fatalf("after reconnecting: %s %+v, want %s again", id3, b3, id2)
+	}
+	s2.resp.Body.Close()
+	// Without a Last-Event-ID it is not marked.
+	s3 := e.openStream(t, "/v1/queues/q/consumers/c/stream?max=2", "")
+	id4, b4 := s3.batch(t)
+	if id4 != id2 || b4.Redelivered {
+		t.Fatalf("third stream: %s %+v", id4, b4)
+	}
+	e.ack(t, b4.BatchID)
+	_, b5 := s3.batch(t)
+	if got := msgIDs(b5); len(got) != 1 || got[0] != extra[0] || b5.BatchID == b4.BatchID {
+		t.Fatalf("next batch: %v, want %v", got, extra)
+	}
+	e.ack(t, b5.BatchID)
+	ids2 := e.sendTick(t, 1)
+	_, b6 := s3.batch(t)
+	if got := msgIDs(b6); len(got) != 1 || got[0] != ids2[0] {
+		t.Fatalf("after ack and a new tick: %v, want %v", got, ids2)
+	}
+}
+
+// An ack that bypasses the server (SDK or SQL) is noticed by polling.
+func TestStreamPollFallback(t *testing.T) {
+	e := newEnv(t, server.Options{PollInterval: 50 * time.Millisecond})
+	ids := e.sendTick(t, 2)
+	s := e.openStream(t, "/v1/queues/q/consumers/c/stream?max=1", "")
+	_, b := s.batch(t)
+	if msgIDs(b)[0] != ids[0] {
+		t.Fatalf("first: %v", msgIDs(b))
+	}
+	if _, err := e.sdk.Ack(context.Background(), b.BatchID); err != nil {
+		t.Fatal(err)
+	}
+	_, b = s.batch(t)
+	if msgIDs(b)[0] != ids[1] {
+		t.Fatalf("second: %v", msgIDs(b))
+	}
+}
+
+func TestStreamHeartbeat(t *testing.T) {
+	e := newEnv(t, server.Options{HeartbeatInterval: 20 * time.Millisecond})
+	s := e.openStream(t, "/v1/queues/q/consumers/c/stream", "")
+	// Nothing to deliver: only heartbeats come.  Three end the wait.
+	beats := make(chan int, 1)
+	go func() {
+		n := 0
+		for n < 3 {
+			line, err := s.r.ReadString('\n')
+			if err != nil {
+				break
+			}
+			if line == ": heartbeat\n" {
+				n++
+			}
+		}
+		beats <- n
+	}()
+	select {
+	case n := <-beats:
+		if n < 3 {
+			t.Errorf("stream ended after %d heartbeats", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fewer than 3 heartbeats in 10 s at a 20 ms interval")
+	}
+}
+
+func TestStreamEnds(t *testing.T) {
+	e := newEnv(t, server.Options{PollInterval: 50 * time.Millisecond})
+	s := e.openStream(t, "/v1/queues/q/consumers/c/stream", "")
+	// The subscription goes away: the stream reports it and ends.
+	if _, err := e.sdk.Unsubscribe(context.Background(), "q", "c"); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := s.next(t)
+	if err != nil || ev.event != "error" || !strings.Contains(ev.data, `"consumer_not_found"`) {
+		t.Fatalf("after unsubscribe: %+v, %v", ev, err)
+	}
+	if _, err := s.next(t); err != io.EOF {
+		t.Fatalf("after the error event: %v, want EOF", err)
+	}
+
+	// Closing the server ends open streams.
+	if _, err := e.sdk.Subscribe(context.Background(), "q", "c"); err != nil {
+		t.Fatal(err)
+	}
+	s = e.openStream(t, "/v1/queues/q/consumers/c/stream", "")
+	e.srv.Close()
+	if _, err := s.next(t); err != io.EOF {
+		t.Fatalf("after Close: %v, want EOF", err)
+	}
+}
+
+// scrape returns the metric families of /metrics.
+func (e *env) scrape(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(e.http.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mfs
+}
+
+// value returns the value of the metric with the given labels; ok false when absent.
+func value(mfs map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
+	mf := mfs[name]
+	if mf == nil {
+		return 0, false
+	}
+next:
+	for _, m := range mf.GetMetric() {
+		for k, v := range labels {
+			found := false
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == k && lp.GetValue() == v {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func TestMetrics(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, server.Options{})
+	qc := map[string]string{"queue": "q", "consumer": "c"}
+	q := map[string]string{"queue": "q"}
+	want := func(mfs map[string]*dto.MetricFamily, name string, labels map[string]string, w float64) {
+		t.Helper()
+		if v, ok := value(mfs, name, labels); !ok || v != w {
+			t.Errorf("%s%v = %v (present %v), want %v", name, labels, v, ok, w)
+		}
+	}
+	mfs := e.scrape(t)
+	want(mfs, "pgque_scrape_success", nil, 1)
+	want(mfs, "pgque_consumer_pending_events", qc, 0)
+	want(mfs, "pgque_queue_events_total", q, 0)
+	want(mfs, "pgque_ticker_running", nil, 0)
+
+	e.sendTick(t, 3)
+	mfs = e.scrape(t)
+	want(mfs, "pgque_consumer_pending_events", qc, 3)
+	want(mfs, "pgque_queue_events_total", q, 3)
+	// Live tuples come from statistics flushed asynchronously: present is all that is certain.
+	if _, ok := value(mfs, "pgque_event_table_live_tuples", map[string]string{"queue": "q", "table": "0"}); !ok {
+		t.Error("no live tuples metric")
+	}
+	want(mfs, "pgque_event_table_dead_tuples", map[string]string{"queue": "q", "table": "0"}, 0)
+	if v, ok := value(mfs, "pgque_event_table_bytes", map[string]string{"queue": "q", "table": "0"}); !ok || v <= 0 {
+		t.Errorf("event table bytes %v %v", v, ok)
+	}
+	if v, ok := value(mfs, "pgque_queue_last_tick_age_seconds", q); !ok || v < 0 || v > 60 {
+		t.Errorf("last tick age %v %v", v, ok)
+	}
+	if mfs["pgque_http_requests_total"] == nil {
+		t.Error("no HTTP request counts")
+	}
+
+	// Consuming through the API brings pending down; a dead letter shows.
+	if status, body, _ := e.call(t, "PATCH", "/v1/queues/q", `{"max_retries": 0}`); status != 200 || !strings.Contains(body, `"max_retries":0`) {
+		t.Fatalf("patch: %d %s", status, body)
+	}
+	status, body, _ := e.call(t, "POST", "/v1/queues/q/consumers/c/receive", `{"max": 10}`)
+	var b pgquehttp.Batch
+	if status != 200 || json.Unmarshal([]byte(body), &b) != nil || len(b.Messages) != 3 {
+		t.Fatalf("receive: %d %s", status, body)
+	}
+	status, body, _ = e.call(t, "POST", fmt.Sprintf("/v1/batches/%d/nack", b.BatchID),
+		fmt.Sprintf(`{"msg_id": %d, "reason": "broken"}`, b.Messages[0].MsgID))
+	if status != 200 || !strings.Contains(body, `"dead"`) {
+		t.Fatalf("nack: %d %s", status, body)
+	}
+	e.ack(t, b.BatchID)
+	if _, err := e.sdk.ForceTick(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	mfs = e.scrape(t)
+	want(mfs, "pgque_consumer_pending_events", qc, 0)
+	want(mfs, "pgque_consumer_dead_letters", qc, 1)
+	want(mfs, "pgque_queue_dead_letters", q, 1)
+	want(mfs, "pgque_http_requests_total", map[string]string{"route": "POST /v1/batches/{batch}/nack", "code": "200"}, 1)
+}
+
+func post(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// unreachablePool is a pool on a port where nothing listens.
+func unreachablePool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	pool, err := pgxpool.New(context.Background(), "postgres://nobody@"+addr+"/x?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func TestHealth(t *testing.T) {
+	ctx := context.Background()
+	pool := pg.NewPool(t)
+	ticker := pgque.NewTicker(pool)
+	srv := server.New(pgque.New(pool), server.Options{Ticker: ticker})
+	defer srv.Close()
+	get := func(h http.Handler, path string) (int, pgquehttp.Health) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		var out pgquehttp.Health
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("%s: %q: %v", path, rec.Body.String(), err)
+		}
+		return rec.Code, out
+	}
+	if code, h := get(srv, "/healthz"); code != 200 || h.Status != "ok" {
+		t.Errorf("healthz: %d %+v", code, h)
+	}
+	// A configured ticker that does not run makes the server unready.
+	if code, h := get(srv, "/readyz"); code != 503 || h.Checks["ticker"] != "stopped" || h.Checks["database"] != "ok" {
+		t.Errorf("readyz, ticker stopped: %d %+v", code, h)
+	}
+	tctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.RunTicker(tctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ticker.IsLeader() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling a state the ticker exposes no event for
+	}
+	if code, h := get(srv, "/readyz"); code != 200 || h.Status != "ready" || h.Checks["ticker"] != "leader" || h.Checks["pgque"] == "" {
+		t.Errorf("readyz, ticker leading: %d %+v", code, h)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// The database is unreachable.
+	down := server.New(pgque.New(unreachablePool(t)), server.Options{})
+	defer down.Close()
+	if code, h := get(down, "/readyz"); code != 503 || h.Checks["database"] != "unreachable" {
+		t.Errorf("readyz, database down: %d %+v", code, h)
+	}
+	if code, _ := get(down, "/healthz"); code != 200 {
+		t.Errorf("healthz, database down: %d", code)
+	}
+	rec := httptest.NewRecorder()
+	down.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/queues", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"unavailable"`) {
+		t.Errorf("queues, database down: %d %s", rec.Code, rec.Body.String())
+	}
+	// pgque is not installed.
+	plain := pg.NewPool(t)
+	if _, err := plain.Exec(ctx, `DROP EXTENSION IF EXISTS pgque CASCADE; DROP SCHEMA IF EXISTS pgque CASCADE`); err != nil {
+		t.Fatal(err)
+	}
+	bare := server.New(pgque.New(plain), server.Options{})
+	defer bare.Close()
+	if code, h := get(bare, "/readyz"); code != 503 || h.Checks["database"] != "ok" || h.Checks["pgque"] == "" {
+		t.Errorf("readyz, pgque missing: %d %+v", code, h)
+	}
+	mfsRec := httptest.NewRecorder()
+	down.ServeHTTP(mfsRec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(mfsRec.Body.String(), "pgque_scrape_success 0") {
+		t.Errorf("metrics, database down: no pgque_scrape_success 0")
+	}
+}
+
+// Serve serves until its context ends, then shuts down streams and all.
+func TestServe(t *testing.T) {
+	pool := pg.NewPool(t)
+	sdk := pgque.New(pool)
+	if _, err := sdk.CreateQueue(context.Background(), "q"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdk.Subscribe(context.Background(), "q", "c"); err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(sdk, server.Options{Ticker: pgque.NewTicker(pool), PollInterval: noPoll,
+		RequestTimeout: 500 * time.Millisecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+
+	// With the ticker running, a sent event reaches the stream without a forced tick.
+	resp, err := http.Get(base + "/v1/queues/q/consumers/c/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	s := &sse{resp: resp, r: bufio.NewReader(resp.Body)}
+	id, err := sdk.Send(context.Background(), "q", pgque.Event{Type: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, b := s.batch(t)
+	if len(b.Messages) != 1 || b.Messages[0].MsgID != id {
+		t.Fatalf("stream got %+v", b)
+	}
+	// The stream outlives the server's read timeout (the request timeout).
+	time.Sleep(time.Second) // what is tested is time passing
+	if status, body := post(t, base+fmt.Sprintf("/v1/batches/%d/ack", b.BatchID)); status != 200 {
+		t.Fatalf("ack: %d %s", status, body)
+	}
+	id, err = sdk.Send(context.Background(), "q", pgque.Event{Type: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, b := s.batch(t); len(b.Messages) != 1 || b.Messages[0].MsgID != id {
+		t.Fatalf("stream after a second got %+v", b)
+	}
+	cancel()
+	if _, err := s.next(t); err != io.EOF {
+		t.Errorf("stream after shutdown: %v, want EOF", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("still serving after shutdown")
+	}
+}
+
+// The shared LISTEN connection comes back after it is lost, and streams
+// get what was ticked meanwhile.
+func TestStreamListenerReconnects(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, server.Options{})
+	s := e.openStream(t, "/v1/queues/q/consumers/c/stream", "")
+	// The listener's backend, once it listens.
+	listenerPID := func() int {
+		t.Helper()
+		var pid int
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			err := e.sdk.Pool().QueryRow(ctx, `SELECT pid FROM pg_stat_activity
+			    WHERE application_name = 'pgque-serve-listener' AND query LIKE 'LISTEN%'`).Scan(&pid)
+			if err == nil {
+				return pid
+			}
+			time.Sleep(10 * time.Millisecond) // the server's state is only visible in pg_stat_activity
+		}
+		t.Fatal("no listening connection")
+		return 0
+	}
+	old := listenerPID()
+	if _, err := e.sdk.Pool().Exec(ctx, `SELECT pg_terminate_backend($1)`, old); err != nil {
+		t.Fatal(err)
+	}
+	// Ticked while the connection is down: delivered once it is back.
+	ids := e.sendTick(t, 1)
+	_, b := s.batch(t)
+	if got := msgIDs(b); len(got) != 1 || got[0] != ids[0] {
+		t.Fatalf("after reconnecting: %v, want %v", got, ids)
+	}
+	if pid := listenerPID(); pid == old {
+		t.Fatalf("listener still on backend %d", pid)
+	}
+	e.ack(t, b.BatchID)
+	// And notifications wake streams again.
+	ids = e.sendTick(t, 1)
+	_, b = s.batch(t)
+	if got := msgIDs(b); len(got) != 1 || got[0] != ids[0] {
+		t.Fatalf("notified after reconnecting: %v, want %v", got, ids)
+	}
+}
+
+// One LISTEN connection serves the streams of every queue: a stream of a
+// second queue, opened while the connection waits, is woken by its ticks.
+func TestStreamsShareListener(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, server.Options{})
+	s1 := e.openStream(t, "/v1/queues/q/consumers/c/stream", "")
+	ids := e.sendTick(t, 1)
+	if _, b := s1.batch(t); msgIDs(b)[0] != ids[0] {
+		t.Fatalf("q: %v", msgIDs(b))
+	}
+	if _, err := e.sdk.CreateQueue(ctx, "q2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sdk.Subscribe(ctx, "q2", "c"); err != nil {
+		t.Fatal(err)
+	}
+	s2 := e.openStream(t, "/v1/queues/q2/consumers/c/stream", "")
+	id, err := e.sdk.Send(ctx, "q2", pgque.Event{Type: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sdk.ForceTick(ctx, "q2"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, b := s2.batch(t); len(b.Messages) != 1 || b.Messages[0].MsgID != id {
+		t.Fatalf("q2: %+v", b)
+	}
+	// Without the listener's interrupt the new channel would wait for its
+	// health check, a minute away.
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("q2's stream woke after %v", d)
+	}
+	var listeners int
+	if err := e.sdk.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+	    WHERE application_name = 'pgque-serve-listener'`).Scan(&listeners); err != nil || listeners != 1 {
+		t.Errorf("%d listening connections (%v), want 1", listeners, err)
+	}
+}

@@ -1,0 +1,339 @@
+// Package pgquehttp is a typed client for pgque's HTTP API, served by
+// `pgque serve` (docs/http.md).  Use it where a program cannot or should not
+// talk to PostgreSQL itself; with database access, the SDK in package pgque
+// does the same work without the hop.
+//
+// Every method returns an *Error for an error response; errors.Is matches it
+// against the SDK's sentinel errors (pgque.ErrQueueNotFound, ...) by its
+// code, as it would match the SDK's own errors.
+package pgquehttp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgque/pgque/go/pgque"
+)
+
+// Client calls one pgque server.  It is safe for concurrent use.
+type Client struct {
+	base *url.URL
+	http *http.Client
+}
+
+// Option configures NewClient.
+type Option func(*Client)
+
+// WithHTTPClient makes the client send its requests with hc (default
+// http.DefaultClient).  A timeout set on hc also bounds streams.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
+
+// NewClient returns a client of the server at baseURL, e.g.
+// "http://127.0.0.1:8080".
+func NewClient(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("pgquehttp: base URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("pgquehttp: base URL %q is not an http(s) URL with a host", baseURL)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	c := &Client{base: u, http: http.DefaultClient}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c, nil
+}
+
+// Error is an error response of the server.
+type Error struct {
+	Status   int    // HTTP status; 0 for an error reported inside a stream
+	Code     string // e.g. "queue_not_found"; see the Code constants
+	Message  string
+	SQLState string // the engine's SQLSTATE, when it raised the error
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("pgquehttp: %s (HTTP %d, %s", e.Message, e.Status, e.Code)
+	if e.SQLState != "" {
+		s += ", SQLSTATE " + e.SQLState
+	}
+	return s + ")"
+}
+
+// sentinels maps codes to the SDK's errors.
+var sentinels = map[string]error{
+	CodeQueueNotFound:      pgque.ErrQueueNotFound,
+	CodeQueueExists:        pgque.ErrQueueExists,
+	CodeConsumerNotFound:   pgque.ErrConsumerNotFound,
+	CodeBatchNotFound:      pgque.ErrBatchNotFound,
+	CodeMessageNotFound:    pgque.ErrMessageNotFound,
+	CodeInvalidArgument:    pgque.ErrInvalidArgument,
+	CodeQueueHasConsumers:  pgque.ErrQueueHasConsumers,
+	CodeDeadLetterNotFound: pgque.ErrDeadLetterNotFound,
+}
+
+// Is reports whether target is the SDK sentinel error of e's code.
+func (e *Error) Is(target error) bool {
+	s, ok := sentinels[e.Code]
+	return ok && s == target
+}
+
+// do sends a request with body in (nil for none) and decodes the answer
+// into out (nil to ignore it).
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	resp, err := c.send(ctx, method, path, query, in, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("pgquehttp: %s %s: decoding the answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// send sends a request and returns a successful response; an error
+// response becomes an *Error.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, in any, header http.Header) (*http.Response, error) {
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("pgquehttp: %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("pgquehttp: %w", err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("pgquehttp: %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var eb ErrorBody
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if json.Unmarshal(raw, &eb) != nil || eb.Error.Code == "" {
+		// Not our server's answer (a proxy's, say).
+		return nil, &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode),
+			Message: strings.TrimSpace(string(raw))}
+	}
+	return nil, &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, SQLState: eb.Error.SQLState}
+}
+
+// esc escapes a name for a URL path.
+func esc(name string) string { return url.PathEscape(name) }
+
+func queuePath(queue string) string { return "/v1/queues/" + esc(queue) }
+
+func consumerPath(queue, consumer string) string {
+	return queuePath(queue) + "/consumers/" + esc(consumer)
+}
+
+// Queues describes every queue.
+func (c *Client) Queues(ctx context.Context) ([]Queue, error) {
+	var out struct {
+		Queues []Queue `json:"queues"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/queues", nil, nil, &out)
+	return out.Queues, err
+}
+
+// Queue describes one queue.
+func (c *Client) Queue(ctx context.Context, queue string) (Queue, error) {
+	var out Queue
+	err := c.do(ctx, http.MethodGet, queuePath(queue), nil, nil, &out)
+	return out, err
+}
+
+// CreateQueue creates a queue with the given settings (nil for the
+// defaults), all or nothing.  It fails with pgque.ErrQueueExists when the
+// queue exists.
+func (c *Client) CreateQueue(ctx context.Context, queue string, cfg Config) (Queue, error) {
+	var out Queue
+	err := c.do(ctx, http.MethodPost, "/v1/queues", nil, CreateQueueRequest{Name: queue, Config: cfg}, &out)
+	return out, err
+}
+
+// UpdateQueue changes settings of a queue, all or nothing, and returns it.
+func (c *Client) UpdateQueue(ctx context.Context, queue string, cfg Config) (Queue, error) {
+	var out Queue
+	err := c.do(ctx, http.MethodPatch, queuePath(queue), nil, cfg, &out)
+	return out, err
+}
+
+// DeleteQueue drops a queue with its events.  Without force it fails with
+// pgque.ErrQueueHasConsumers while consumers are subscribed.
+func (c *Client) DeleteQueue(ctx context.Context, queue string, force bool) error {
+	q := url.Values{}
+	if force {
+		q.Set("force", "true")
+	}
+	return c.do(ctx, http.MethodDelete, queuePath(queue), q, nil, nil)
+}
+
+// Send sends one event and returns its id.
+func (c *Client) Send(ctx context.Context, queue string, ev Event) (int64, error) {
+	var out SendResponse
+	err := c.do(ctx, http.MethodPost, queuePath(queue)+"/events", nil, ev, &out)
+	return out.ID, err
+}
+
+// SendBatch sends events atomically and returns their ids in order.
+func (c *Client) SendBatch(ctx context.Context, queue string, events []Event) ([]int64, error) {
+	var out SendBatchResponse
+	err := c.do(ctx, http.MethodPost, queuePath(queue)+"/events/batch", nil, SendBatchRequest{Events: events}, &out)
+	return out.IDs, err
+}
+
+// Consumers describes the consumers of a queue.
+func (c *Client) Consumers(ctx context.Context, queue string) ([]Consumer, error) {
+	var out struct {
+		Consumers []Consumer `json:"consumers"`
+	}
+	err := c.do(ctx, http.MethodGet, queuePath(queue)+"/consumers", nil, nil, &out)
+	return out.Consumers, err
+}
+
+// Consumer describes one consumer of a queue.
+func (c *Client) Consumer(ctx context.Context, queue, consumer string) (Consumer, error) {
+	var out Consumer
+	err := c.do(ctx, http.MethodGet, consumerPath(queue, consumer), nil, nil, &out)
+	return out, err
+}
+
+// Subscribe subscribes consumer to queue; it reports false when it was
+// subscribed already.
+func (c *Client) Subscribe(ctx context.Context, queue, consumer string) (bool, error) {
+	var out SubscribeResponse
+	err := c.do(ctx, http.MethodPut, consumerPath(queue, consumer), nil, nil, &out)
+	return out.Created, err
+}
+
+// Unsubscribe removes a subscription; pgque.ErrConsumerNotFound when there
+// is none.
+func (c *Client) Unsubscribe(ctx context.Context, queue, consumer string) error {
+	return c.do(ctx, http.MethodDelete, consumerPath(queue, consumer), nil, nil, nil)
+}
+
+// Receive hands out up to max messages (0: the server's default, 100) of
+// the consumer's open or next batch; none when nothing new was ticked.  Ack
+// the batch once they are handled.
+func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) (Batch, error) {
+	var out Batch
+	err := c.do(ctx, http.MethodPost, consumerPath(queue, consumer)+"/receive", nil, ReceiveRequest{Max: max}, &out)
+	return out, err
+}
+
+// Ack acknowledges what was handed out of the batch.  It reports false when
+// the batch is unknown or finished, or nothing new was handed out since the
+// last ack.
+func (c *Client) Ack(ctx context.Context, batchID int64) (bool, error) {
+	var out AckResponse
+	err := c.do(ctx, http.MethodPost, "/v1/batches/"+strconv.FormatInt(batchID, 10)+"/ack", nil, nil, &out)
+	return out.Acked, err
+}
+
+// Nack reports that a message of the batch failed: it is retried after
+// retryAfter (rounded up to seconds; 0: the queue's backoff), or
+// dead-lettered once out of retries.  The batch must still be acked.
+func (c *Client) Nack(ctx context.Context, batchID, msgID int64, retryAfter time.Duration, reason string) (Outcome, error) {
+	if retryAfter < 0 {
+		return "", fmt.Errorf("pgquehttp: nack: retry delay %v is negative: %w", retryAfter, pgque.ErrInvalidArgument)
+	}
+	req := NackRequest{MsgID: msgID, RetryAfterSeconds: int((retryAfter + time.Second - 1) / time.Second), Reason: reason}
+	var out NackResponse
+	err := c.do(ctx, http.MethodPost, "/v1/batches/"+strconv.FormatInt(batchID, 10)+"/nack", nil, req, &out)
+	return out.Outcome, err
+}
+
+// DeadLetters lists up to limit (0: 100) dead letters of queue, newest first.
+func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]DeadLetter, error) {
+	q := url.Values{}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out struct {
+		DeadLetters []DeadLetter `json:"dead_letters"`
+	}
+	err := c.do(ctx, http.MethodGet, queuePath(queue)+"/dead-letters", q, nil, &out)
+	return out.DeadLetters, err
+}
+
+// ReplayDeadLetter delivers a dead letter again to its consumer and returns
+// its message id.
+func (c *Client) ReplayDeadLetter(ctx context.Context, id int64) (int64, error) {
+	var out ReplayResponse
+	err := c.do(ctx, http.MethodPost, "/v1/dead-letters/"+strconv.FormatInt(id, 10)+"/replay", nil, nil, &out)
+	return out.MsgID, err
+}
+
+// PurgeDeadLetters deletes the queue's dead letters older than olderThan
+// (all with 0) and returns how many.
+func (c *Client) PurgeDeadLetters(ctx context.Context, queue string, olderThan time.Duration) (int, error) {
+	q := url.Values{}
+	if olderThan != 0 {
+		q.Set("older_than", olderThan.String())
+	}
+	var out PurgeResponse
+	err := c.do(ctx, http.MethodDelete, queuePath(queue)+"/dead-letters", q, nil, &out)
+	return out.Purged, err
+}
+
+// Ready reports whether the server is ready (GET /readyz): nil when it is,
+// else an *Error with code "unavailable" whose message lists the checks.
+func (c *Client) Ready(ctx context.Context) error {
+	resp, err := c.send(ctx, http.MethodGet, "/readyz", nil, nil, nil)
+	var he *Error
+	if errors.As(err, &he) && he.Status == http.StatusServiceUnavailable {
+		var h Health
+		if json.Unmarshal([]byte(he.Message), &h) == nil && h.Status != "" {
+			keys := make([]string, 0, len(h.Checks))
+			for k := range h.Checks {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var b strings.Builder
+			b.WriteString("not ready:")
+			for _, k := range keys {
+				fmt.Fprintf(&b, " %s %s;", k, h.Checks[k])
+			}
+			he.Code, he.Message = CodeUnavailable, strings.TrimSuffix(b.String(), ";")
+		}
+		return he
+	}
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}

@@ -1,0 +1,217 @@
+package pgquehttp
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The types below are the JSON bodies of pgque's HTTP API (docs/http.md).
+// Durations are in seconds, times in RFC 3339.
+
+// Queue describes a queue: its settings and its state.
+type Queue struct {
+	Name                    string    `json:"name"`
+	Tables                  int       `json:"tables"`
+	CurrentTable            int       `json:"current_table"`
+	RotationPeriodSeconds   float64   `json:"rotation_period_seconds"`
+	SwitchTime              time.Time `json:"switch_time"`
+	TickerMaxCount          int       `json:"ticker_max_count"`
+	TickerMaxLagSeconds     float64   `json:"ticker_max_lag_seconds"`
+	TickerIdlePeriodSeconds float64   `json:"ticker_idle_period_seconds"`
+	MaxRetries              int       `json:"max_retries"`
+	RetryBackoffBaseSeconds float64   `json:"retry_backoff_base_seconds"`
+	RetryBackoffCapSeconds  float64   `json:"retry_backoff_cap_seconds"`
+	// TickerLagSeconds is the time since the queue's newest tick.
+	TickerLagSeconds float64 `json:"ticker_lag_seconds"`
+	EventsPerSecond  float64 `json:"events_per_second"`
+	// NewEvents were sent since the newest tick (approximate).
+	NewEvents    int64 `json:"new_events"`
+	LastTickID   int64 `json:"last_tick_id"`
+	Consumers    int   `json:"consumers"`
+	RetryPending int64 `json:"retry_pending"`
+	DeadLetters  int64 `json:"dead_letters"`
+}
+
+// Config holds queue settings by their pgque.set_queue_config names
+// (ticker_max_count, ticker_max_lag, ticker_idle_period, rotation_period,
+// max_retries, retry_backoff_base, retry_backoff_cap).  Values are JSON
+// strings or numbers; an interval given as a number is in seconds.
+type Config map[string]any
+
+// CreateQueueRequest is the body of POST /v1/queues.
+type CreateQueueRequest struct {
+	Name   string `json:"name"`
+	Config Config `json:"config,omitempty"`
+}
+
+// Consumer describes a subscription.
+type Consumer struct {
+	Queue string `json:"queue"`
+	Name  string `json:"name"`
+	// LagSeconds is the time since the tick the consumer last finished.
+	LagSeconds float64 `json:"lag_seconds"`
+	// LastSeenSeconds is the time since it last opened, acked or finished a batch.
+	LastSeenSeconds float64 `json:"last_seen_seconds"`
+	LastTick        int64   `json:"last_tick"`
+	CurrentBatch    *int64  `json:"current_batch"`
+	NextTick        *int64  `json:"next_tick"`
+	// PendingEvents were sent after its position (approximate).
+	PendingEvents    int64 `json:"pending_events"`
+	RetryPending     int64 `json:"retry_pending"`
+	DeadLetters      int64 `json:"dead_letters"`
+	BlockingRotation bool  `json:"blocking_rotation"`
+}
+
+// SubscribeResponse is the body answering PUT .../consumers/{consumer}.
+type SubscribeResponse struct {
+	// Created is false when the consumer was subscribed already.
+	Created bool `json:"created"`
+}
+
+// Event is an event to send.
+type Event struct {
+	Type string `json:"type"`
+	// Payload is any JSON value; absent or null sends a NULL payload.
+	Payload json.RawMessage `json:"payload,omitempty"`
+	Extra1  *string         `json:"extra1,omitempty"`
+	Extra2  *string         `json:"extra2,omitempty"`
+	Extra3  *string         `json:"extra3,omitempty"`
+	Extra4  *string         `json:"extra4,omitempty"`
+}
+
+// SendResponse answers POST /v1/queues/{queue}/events.
+type SendResponse struct {
+	ID int64 `json:"id"`
+}
+
+// SendBatchRequest is the body of POST /v1/queues/{queue}/events/batch.
+type SendBatchRequest struct {
+	Events []Event `json:"events"`
+}
+
+// SendBatchResponse holds the ids of a batch send, in the order of the events.
+type SendBatchResponse struct {
+	IDs []int64 `json:"ids"`
+}
+
+// Message is an event as a consumer receives it.
+type Message struct {
+	MsgID   int64  `json:"msg_id"`
+	BatchID int64  `json:"batch_id"`
+	Type    string `json:"type"`
+	// Payload is the event's payload; null for a NULL payload.  A payload
+	// that is not JSON (sent as raw text through SQL) comes as a JSON string.
+	Payload json.RawMessage `json:"payload"`
+	// RetryCount is null on first delivery and 1, 2, ... on retries.
+	RetryCount *int      `json:"retry_count"`
+	CreatedAt  time.Time `json:"created_at"`
+	Extra1     *string   `json:"extra1,omitempty"`
+	Extra2     *string   `json:"extra2,omitempty"`
+	Extra3     *string   `json:"extra3,omitempty"`
+	Extra4     *string   `json:"extra4,omitempty"`
+}
+
+// ReceiveRequest is the (optional) body of POST .../receive.
+type ReceiveRequest struct {
+	// Max is how many messages to hand out at most (default 100).
+	Max int `json:"max,omitempty"`
+}
+
+// Batch is a piece of a consumer's batch: what one receive handed out.
+// Acknowledge it with POST /v1/batches/{batch_id}/ack once its messages are
+// handled; until then the same messages come again.
+type Batch struct {
+	// BatchID is 0 (and Messages empty) when nothing new was ticked.
+	BatchID  int64     `json:"batch_id"`
+	Messages []Message `json:"messages"`
+	// Redelivered is set on a stream's batch whose event id is the
+	// Last-Event-ID the client reconnected with: it saw this piece already
+	// and did not acknowledge it.
+	Redelivered bool `json:"redelivered,omitempty"`
+}
+
+// AckResponse answers POST /v1/batches/{batch}/ack.
+type AckResponse struct {
+	// Acked is false when the batch is unknown or finished already, or
+	// nothing new was handed out since the last ack.
+	Acked bool `json:"acked"`
+}
+
+// NackRequest is the body of POST /v1/batches/{batch}/nack.
+type NackRequest struct {
+	MsgID int64 `json:"msg_id"`
+	// RetryAfterSeconds delays the retry; 0 or absent: the queue's backoff.
+	RetryAfterSeconds int    `json:"retry_after_seconds,omitempty"`
+	Reason            string `json:"reason,omitempty"`
+}
+
+// Outcome is what became of a nacked message: "retry" or "dead".
+type Outcome string
+
+const (
+	OutcomeRetry Outcome = "retry"
+	OutcomeDead  Outcome = "dead"
+)
+
+// NackResponse answers POST /v1/batches/{batch}/nack.
+type NackResponse struct {
+	Outcome Outcome `json:"outcome"`
+}
+
+// DeadLetter is an event that exhausted its retries for one consumer.  Its
+// message has BatchID 0.
+type DeadLetter struct {
+	ID       int64     `json:"id"`
+	Consumer string    `json:"consumer"`
+	DeadAt   time.Time `json:"dead_at"`
+	Reason   *string   `json:"reason"`
+	Message  Message   `json:"message"`
+}
+
+// ReplayResponse answers POST /v1/dead-letters/{id}/replay.
+type ReplayResponse struct {
+	MsgID int64 `json:"msg_id"`
+}
+
+// PurgeResponse answers DELETE /v1/queues/{queue}/dead-letters.
+type PurgeResponse struct {
+	Purged int `json:"purged"`
+}
+
+// Health answers /healthz and /readyz.
+type Health struct {
+	Status string            `json:"status"` // "ok", "ready" or "unavailable"
+	Checks map[string]string `json:"checks,omitempty"`
+}
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail describes an error.
+type ErrorDetail struct {
+	// Code is stable and machine-readable, e.g. "queue_not_found".
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// SQLState is the engine's SQLSTATE (e.g. "PQ001") when it raised the error.
+	SQLState string `json:"sqlstate,omitempty"`
+}
+
+// Error codes.  Those of engine errors match the SDK's sentinel errors.
+const (
+	CodeQueueNotFound      = "queue_not_found"       // 404, PQ001
+	CodeQueueExists        = "queue_exists"          // 409, PQ002
+	CodeConsumerNotFound   = "consumer_not_found"    // 404, PQ003
+	CodeBatchNotFound      = "batch_not_found"       // 404, PQ004
+	CodeMessageNotFound    = "message_not_found"     // 404, PQ005
+	CodeInvalidArgument    = "invalid_argument"      // 400, PQ006 or a bad request
+	CodeQueueHasConsumers  = "queue_has_consumers"   // 409, PQ007
+	CodeDeadLetterNotFound = "dead_letter_not_found" // 404, PQ008
+	CodeMalformedJSON      = "malformed_json"        // 400
+	CodeBodyTooLarge       = "body_too_large"        // 413
+	CodeNotFound           = "not_found"             // 404, no such endpoint
+	CodeMethodNotAllowed   = "method_not_allowed"    // 405
+	CodeUnavailable        = "unavailable"           // 503, database unreachable or shutting down
+	CodeInternal           = "internal"              // 500
+)
