@@ -1,7 +1,8 @@
 // Command pgque is pgque's command-line tool: it installs pgque, manages
 // queues, consumers and dead letters, sends and receives messages, runs the
-// ticker, and has a demo and a benchmark.  `pgque --help` lists the commands;
-// docs/operations.md shows how they are used in production.
+// ticker, serves the HTTP API (serve), and has a demo and a benchmark.
+// `pgque --help` lists the commands; docs/operations.md shows how they are
+// used in production.
 //
 // The database is named by --dsn or $PGQUE_DSN (a PostgreSQL URL or
 // key=value string).  Output is a table for people, or JSON with --json for
