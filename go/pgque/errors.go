@@ -19,6 +19,7 @@ var (
 	ErrQueueHasConsumers    = errors.New("pgque: queue has consumers")               // PQ007
 	ErrDeadLetterNotFound   = errors.New("pgque: dead letter not found")             // PQ008
 	ErrWrongTransactionMode = errors.New("pgque: wrong transaction isolation level") // PQ009
+	ErrNotScheduled         = errors.New("pgque: not a scheduled event")             // PQ010
 )
 
 var sentinels = map[string]error{
@@ -31,6 +32,7 @@ var sentinels = map[string]error{
 	"PQ007": ErrQueueHasConsumers,
 	"PQ008": ErrDeadLetterNotFound,
 	"PQ009": ErrWrongTransactionMode,
+	"PQ010": ErrNotScheduled,
 }
 
 // Error is an error raised by the pgque engine.  errors.Is(err, ErrX) is true
