@@ -278,4 +278,24 @@ CALL pg_temp.rotate_all();
 SELECT count(*) AS orphans_left FROM pgque.delayed d
  WHERE NOT EXISTS (SELECT 1 FROM pgque.queue q WHERE q.queue_id = d.dq_queue);
 
+---------------------------------------------------------------------------
+-- Roles: pgque_writer may send_at, send_opts and cancel; pgque_reader may
+-- not; the movers and rotation are pgque_admin's.
+---------------------------------------------------------------------------
+CREATE ROLE r10_writer IN ROLE pgque_writer;
+CREATE ROLE r10_reader IN ROLE pgque_reader;
+GRANT USAGE ON SCHEMA test TO r10_writer, r10_reader;  -- for test.err
+SET ROLE r10_writer;
+SELECT pgque.send_at('q10', 't', 'by writer', now() + interval '1 hour') AS w1 \gset
+SELECT pgque.send_opts('q10', 't', 'by writer', deliver_at => now() + interval '1 hour') > :w1 AS writer_send_opts;
+SELECT pgque.cancel_scheduled('q10', :w1) AS writer_cancel;
+SELECT left(test.err('SELECT pgque.maint_delayed_events()'), 5) AS writer_mover;
+SELECT left(test.err($$SELECT pgque.maint_rotate_delayed('1 minute')$$), 5) AS writer_rotate;
+SET ROLE r10_reader;
+SELECT left(test.err($$SELECT pgque.send_at('q10', 't', 'x', now())$$), 5) AS reader_send_at;
+SELECT left(test.err($$SELECT pgque.cancel_scheduled('q10', 1)$$), 5) AS reader_cancel;
+RESET ROLE;
+REVOKE USAGE ON SCHEMA test FROM r10_writer, r10_reader;
+DROP ROLE r10_writer, r10_reader;
+
 SELECT pgque.drop_queue('q10', true);

@@ -200,6 +200,20 @@ SELECT test.drain('q11', 'a') IS NOT NULL AS a_drained, test.drain('q11', 'b') I
 SELECT pgque.send_unique('q11', 't', 'x', 'kp') > :kp AS released;
 SELECT test.err($$SELECT pgque.maint_rotate_dedup('-1 second')$$) AS bad_period;
 
+-- Roles: pgque_writer may send_unique; pgque_reader may not; rotation is pgque_admin's.
+CREATE ROLE r11_writer IN ROLE pgque_writer;
+CREATE ROLE r11_reader IN ROLE pgque_reader;
+GRANT USAGE ON SCHEMA test TO r11_writer, r11_reader;  -- for test.err
+SET ROLE r11_writer;
+SELECT pgque.send_unique('q11', 't', 'x', 'by writer', '1 hour') = pgque.send_unique('q11', 't', 'y', 'by writer')
+    AS writer_send_unique;
+SELECT left(test.err($$SELECT pgque.maint_rotate_dedup('1 minute')$$), 5) AS writer_rotate;
+SET ROLE r11_reader;
+SELECT left(test.err($$SELECT pgque.send_unique('q11', 't', 'x', 'k')$$), 5) AS reader_send_unique;
+RESET ROLE;
+REVOKE USAGE ON SCHEMA test FROM r11_writer, r11_reader;
+DROP ROLE r11_writer, r11_reader;
+
 SELECT pgque.drop_queue(q, true) FROM unnest(ARRAY['q11', 'q11_none']) q;
 CALL pg_temp.rotate();
 SELECT count(*) AS keys_of_dropped_queues FROM pgque.dedup d
