@@ -1843,6 +1843,10 @@ $$;
 -- counted after its transaction got its xid, so an event counted when the
 -- mover read the count is visible in its snapshot or belongs to a
 -- transaction running then.
+--
+-- Advisory locks (two-int form, see 01_util.sql): (_lock_ns() + 20, 0) one
+-- mover at a time; (_lock_ns() + 21, 0) one rotation of the delayed or
+-- dedup store at a time.
 
 CREATE TABLE pgque.delayed (
     dq_part        int         NOT NULL,  -- partition: delayed generation % 3
@@ -1975,7 +1979,7 @@ BEGIN
     IF use_hint AND pgque._delayed_idle() THEN
         RETURN 0;
     END IF;
-    IF NOT pg_try_advisory_xact_lock(pgque._lock_ns() + 4, 0) THEN
+    IF NOT pg_try_advisory_xact_lock(pgque._lock_ns() + 20, 0) THEN
         RETURN 0;
     END IF;
     -- Keeps maint_rotate_delayed() (TRUNCATE) out until we commit, and makes
@@ -2132,6 +2136,32 @@ EXCEPTION WHEN lock_not_available THEN
 END
 $$;
 
+-- _store_rotation_begin(store, period, tables): the start of a rotation of
+-- the delayed or dedup store (sequences pgque.<store>_gen and
+-- pgque.<store>_switched_at): true when the current partition is period old,
+-- no other session is rotating either store, and tables (the partitions to
+-- recycle) could be locked within 100 ms.  Raises PQ006 for a bad period.
+CREATE FUNCTION pgque._store_rotation_begin(store text, period interval, tables text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF period IS NULL OR period <= interval '0' THEN
+        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
+    END IF;
+    RETURN now() >= to_timestamp(pgque._seq_value(format('pgque.%s_switched_at', store)) / 1000.0) + period
+       AND pg_try_advisory_xact_lock(pgque._lock_ns() + 21, 0)
+       AND pgque._lock_wait(tables, '100ms');
+END
+$$;
+
+-- _store_rotation_end(store, gen): make generation gen + 1 current, now.
+CREATE FUNCTION pgque._store_rotation_end(store text, gen bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM setval(format('pgque.%s_gen', store), gen + 1, true);
+    PERFORM setval(format('pgque.%s_switched_at', store), floor(extract(epoch FROM now()) * 1000)::bigint, true);
+END
+$$;
+
 -- maint_rotate_delayed(period): recycle the oldest partition of the delayed
 -- store once the current one is period old.  Kept, by copying them back
 -- after the TRUNCATE: events still parked, events done less than period ago
@@ -2149,15 +2179,8 @@ DECLARE
     dones pgque.delayed_done[];
     pos   pgque.delayed_pos;
 BEGIN
-    IF period IS NULL OR period <= interval '0' THEN
-        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
-    END IF;
-    IF now() < to_timestamp(pgque._seq_value('pgque.delayed_switched_at') / 1000.0) + period
-       OR NOT pg_try_advisory_xact_lock(pgque._lock_ns() + 5, 0) THEN
-        RETURN 0;
-    END IF;
-    IF NOT pgque._lock_wait(format('pgque.delayed_%s, pgque.delayed_done_%s, pgque.delayed_pos_%s', nxt, nxt, nxt),
-                            '100ms') THEN
+    IF NOT pgque._store_rotation_begin('delayed', period,
+               format('pgque.delayed_%s, pgque.delayed_done_%s, pgque.delayed_pos_%s', nxt, nxt, nxt)) THEN
         RETURN 0;
     END IF;
     SELECT array_agg(d), array_agg(x) FILTER (WHERE x.ev_id IS NOT NULL) INTO keep, dones
@@ -2179,8 +2202,7 @@ BEGIN
         pos.dp_part := nxt;
         INSERT INTO pgque.delayed_pos SELECT pos.*;
     END IF;
-    PERFORM setval('pgque.delayed_gen', gen + 1, true);
-    PERFORM setval('pgque.delayed_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
+    PERFORM pgque._store_rotation_end('delayed', gen);
     RETURN 1;
 END
 $$;
@@ -2360,14 +2382,7 @@ DECLARE
     nxt  int := ((gen + 1) % 3)::int;
     keep pgque.dedup[];
 BEGIN
-    IF period IS NULL OR period <= interval '0' THEN
-        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
-    END IF;
-    IF now() < to_timestamp(pgque._seq_value('pgque.dedup_switched_at') / 1000.0) + period
-       OR NOT pg_try_advisory_xact_lock(pgque._lock_ns() + 5, 0) THEN
-        RETURN 0;
-    END IF;
-    IF NOT pgque._lock_wait(format('pgque.dedup_%s', nxt), '100ms') THEN
+    IF NOT pgque._store_rotation_begin('dedup', period, format('pgque.dedup_%s', nxt)) THEN
         RETURN 0;
     END IF;
     keep := ARRAY(SELECT ROW(k.dk_part, k.dk_queue, k.dk_key, k.dk_n, k.ev_id,
@@ -2378,8 +2393,7 @@ BEGIN
                      AND pgque._dedup_live(k));
     EXECUTE format('TRUNCATE pgque.dedup_%s', nxt);
     INSERT INTO pgque.dedup SELECT * FROM unnest(keep);
-    PERFORM setval('pgque.dedup_gen', gen + 1, true);
-    PERFORM setval('pgque.dedup_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
+    PERFORM pgque._store_rotation_end('dedup', gen);
     RETURN 1;
 END
 $$;

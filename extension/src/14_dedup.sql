@@ -144,14 +144,7 @@ DECLARE
     nxt  int := ((gen + 1) % 3)::int;
     keep pgque.dedup[];
 BEGIN
-    IF period IS NULL OR period <= interval '0' THEN
-        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
-    END IF;
-    IF now() < to_timestamp(pgque._seq_value('pgque.dedup_switched_at') / 1000.0) + period
-       OR NOT pg_try_advisory_xact_lock(pgque._lock_ns() + 5, 0) THEN
-        RETURN 0;
-    END IF;
-    IF NOT pgque._lock_wait(format('pgque.dedup_%s', nxt), '100ms') THEN
+    IF NOT pgque._store_rotation_begin('dedup', period, format('pgque.dedup_%s', nxt)) THEN
         RETURN 0;
     END IF;
     keep := ARRAY(SELECT ROW(k.dk_part, k.dk_queue, k.dk_key, k.dk_n, k.ev_id,
@@ -162,8 +155,7 @@ BEGIN
                      AND pgque._dedup_live(k));
     EXECUTE format('TRUNCATE pgque.dedup_%s', nxt);
     INSERT INTO pgque.dedup SELECT * FROM unnest(keep);
-    PERFORM setval('pgque.dedup_gen', gen + 1, true);
-    PERFORM setval('pgque.dedup_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
+    PERFORM pgque._store_rotation_end('dedup', gen);
     RETURN 1;
 END
 $$;

@@ -54,11 +54,7 @@ func runProduceOptions(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	defer func() {
-		for _, c := range cs {
-			c.Close(context.WithoutCancel(ctx))
-		}
-	}()
+	defer closeConns(ctx, cs)
 
 	tctx, stopTicker := context.WithCancel(ctx)
 	tickerDone := make(chan error, 1)
