@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgque/pgque/go/pgque"
 )
@@ -16,29 +17,33 @@ import (
 //
 // A Go ticker runner works throughout, as in production: every 5 ms it calls
 // ticker(), which also runs the delayed mover (its idle check included).
-// Phases of Duration/2 each, Conns connections, one statement per
-// transaction (as in the produce scenario):
-//  1. send with empty delayed and dedup stores;
+// Conns connections, one statement per transaction (as in the produce
+// scenario):
+//  1. send with empty delayed and dedup stores, Duration/2;
 //  2. (unmeasured) park optionsPending events a day ahead and send
 //     optionsPending distinct unique keys whose events stay pending (the
 //     queue's consumer never consumes);
-//  3. send again, with all that pending;
-//  4. send_at 50 ms ahead, so the mover publishes continuously;
-//  5. send_unique with a fresh key per call (each one a new event);
-//  6. send_unique of one key (every call finds the live event);
-//  7. send with everything pending, again;
-//  8. (unmeasured) the stores are emptied with TRUNCATE, as their rotation
-//     would once nothing is pending, and their statistics read before that;
-//  9. send with empty stores, again.
-// Pending and empty sends are measured before and after the rest, so that
-// drift (checkpoints, other load) touches both alike; their ratio is the
-// cost of delayed delivery and dedup to the event path.  The mover's idle
-// check and one ticker() call are timed inside the server (no round trips),
-// with empty and with pending stores.
+//  3. optionsRounds rounds of Duration/4 each of: send with all that
+//     pending; send_at 50 ms ahead (the mover publishes continuously);
+//     send_unique with a fresh key per call (each one a new event);
+//     send_unique of one key (every call finds the live event).  The options
+//     are compared with the send phases of the same rounds;
+//  4. (unmeasured) the stores' statistics are read and the stores emptied
+//     with TRUNCATE, as their rotation would once nothing is pending;
+//  5. send with empty stores again, Duration/2.
+// Empty-store sends come before and after the rest, so that drift
+// (checkpoints, other load) touches both sides alike; the ratio of pending
+// to empty is the cost of delayed delivery and dedup to the event path.  The
+// mover's idle check, one ticker() call and one send() are timed inside the
+// server (no commits, no round trips), with empty and with pending stores.
 
 // optionsPending is how many parked events and pending unique keys phase 3
 // runs with.
 const optionsPending = 100_000
+
+// optionsRounds is how many times the phases with pending stores are
+// repeated, in turn, so that the options are compared with send side by side.
+const optionsRounds = 3
 
 // optionsTarget is the least acceptable ratio of phase 3 to phase 1.
 const optionsTarget = 0.9
@@ -86,7 +91,7 @@ func runProduceOptions(ctx context.Context, env *Env) (Result, error) {
 	if _, _, err := producePhase(ctx, cs, warm, send); err != nil {
 		return res, err
 	}
-	idleClean, tickClean, err := tickerCosts(ctx, env, queue)
+	idleClean, tickClean, sendClean, err := serverCosts(ctx, env, queue)
 	if err != nil {
 		return res, err
 	}
@@ -110,33 +115,37 @@ func runProduceOptions(ctx context.Context, env *Env) (Result, error) {
 	env.Logf("filled in %v", time.Since(start).Round(time.Millisecond))
 	pendingLabel := fmt.Sprintf("send, %dk parked + %dk keys", optionsPending/1000, optionsPending/1000)
 
-	full1, err := phase(pendingLabel, send)
+	idleFull, tickFull, sendFull, err := serverCosts(ctx, env, queue)
 	if err != nil {
 		return res, err
 	}
-	idleFull, tickFull, err := tickerCosts(ctx, env, queue)
-	if err != nil {
-		return res, err
+	ops := []struct {
+		label string
+		op    func(context.Context, *pgx.Conn) error
+	}{
+		{pendingLabel, send},
+		{"send_at, 50 ms ahead", stmt(`SELECT pgque.send_at($1::text, $2::text, $3::text,
+			clock_timestamp() + interval '50 milliseconds')`, queue, produceEventType, p)},
+		{"send_unique, new key each", stmt(`SELECT pgque.send_unique($1::text, $2::text, $3::text,
+			gen_random_uuid()::text)`, queue, produceEventType, p)},
+		{"send_unique, one key (duplicates)", stmt(`SELECT pgque.send_unique($1::text, $2::text, $3::text,
+			'the-same-key')`, queue, produceEventType, p)},
 	}
-	at, err := phase("send_at, 50 ms ahead", stmt(`SELECT pgque.send_at($1::text, $2::text, $3::text,
-		clock_timestamp() + interval '50 milliseconds')`, queue, produceEventType, p))
-	if err != nil {
-		return res, err
+	var calls [4]int64
+	var spent [4]time.Duration
+	for round := 1; round <= optionsRounds; round++ {
+		for i, o := range ops {
+			n, d, err := producePhase(ctx, cs, env.Duration/4, o.op)
+			if err != nil {
+				return res, fmt.Errorf("%s: %w", o.label, err)
+			}
+			calls[i] += n
+			spent[i] += d
+			env.Logf("round %d/%d %-34s %9.0f tx/s", round, optionsRounds, o.label, float64(n)/d.Seconds())
+		}
 	}
-	uniq, err := phase("send_unique, new key each", stmt(`SELECT pgque.send_unique($1::text, $2::text, $3::text,
-		gen_random_uuid()::text)`, queue, produceEventType, p))
-	if err != nil {
-		return res, err
-	}
-	dup, err := phase("send_unique, one key (duplicates)", stmt(`SELECT pgque.send_unique($1::text, $2::text, $3::text,
-		'the-same-key')`, queue, produceEventType, p))
-	if err != nil {
-		return res, err
-	}
-	full2, err := phase(pendingLabel, send)
-	if err != nil {
-		return res, err
-	}
+	rate := func(i int) float64 { return float64(calls[i]) / spent[i].Seconds() }
+	full, at, uniq, dup := rate(0), rate(1), rate(2), rate(3)
 
 	// Statistics lag by up to a second (see sampleRelations).
 	time.Sleep(1500 * time.Millisecond)
@@ -170,21 +179,23 @@ func runProduceOptions(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	clean, full := (clean1+clean2)/2, (full1+full2)/2
+	clean := (clean1 + clean2) / 2
 
 	ratio := full / clean
 	res.Add("send, empty stores", clean, "tx/s")
 	res.Add("send, pending delayed + unique", full, "tx/s")
 	res.Add("ratio (pending / empty)", ratio, "x")
 	res.Add("send_at", at, "tx/s")
-	res.Add("send_at / send", at/clean, "x")
+	res.Add("send_at / send", at/full, "x")
 	res.Add("send_unique, new keys", uniq, "tx/s")
-	res.Add("send_unique / send", uniq/clean, "x")
+	res.Add("send_unique / send", uniq/full, "x")
 	res.Add("send_unique, duplicates", dup, "tx/s")
 	res.Add("mover idle check, empty stores", idleClean, "µs")
 	res.Add("mover idle check, pending stores", idleFull, "µs")
 	res.Add("ticker() call, empty stores", tickClean, "µs")
 	res.Add("ticker() call, pending stores", tickFull, "µs")
+	res.Add("send() in the server, empty stores", sendClean, "µs")
+	res.Add("send() in the server, pending stores", sendFull, "µs")
 	res.Add("delayed events published", float64(moved), "events")
 	res.Add("delayed store dead tuples", float64(dead[0]), "rows")
 	res.Add("delayed store live tuples", float64(live[0]), "rows")
@@ -194,30 +205,45 @@ func runProduceOptions(ctx context.Context, env *Env) (Result, error) {
 	res.Check(fmt.Sprintf("send with %d parked and %d pending keys >= %.1f x send with empty stores",
 		optionsPending, optionsPending, optionsTarget), ratio >= optionsTarget)
 	res.Notes = append(res.Notes,
-		fmt.Sprintf("%d connections, one statement per transaction, %d-byte payload, %v per phase; a Go ticker "+
-			"runner (5 ms) works throughout", conns, env.PayloadSize, env.Duration/2),
-		"mover idle check and ticker(queue): mean of 2000 calls in one statement; "+
+		fmt.Sprintf("%d connections, one statement per transaction, %d-byte payload; empty-store send phases of %v "+
+			"before and after, then %d rounds of %v per option with pending stores; a Go ticker runner (5 ms) "+
+			"works throughout", conns, env.PayloadSize, env.Duration/2, optionsRounds, env.Duration/4),
+		"mover idle check, ticker(queue) and send() in the server: mean of 2000 calls in one statement "+
+			"(send's rolled back); "+
 			"the runner keeps working meanwhile",
 		"the delayed store's live tuples include done rows kept for cancel_scheduled's answer until rotation")
 	return res, nil
 }
 
-// tickerCosts returns the mean time in µs of the delayed mover's idle
-// check (what ticker() adds when nothing is due) and of one whole ticker()
-// call, each over 2000 calls in one statement, so that one round trip is
-// spread over them.
-func tickerCosts(ctx context.Context, env *Env, queue string) (idle, tick float64, err error) {
+// serverCosts returns the mean time in µs, measured inside the server (2000
+// calls in one statement, so one round trip is spread over them), of the
+// delayed mover's idle check (what ticker() adds when nothing is due), of a
+// whole ticker() call, and of send(), in a transaction that is rolled back.
+// Without commits and round trips this is the CPU cost alone, which the
+// load of a shared machine disturbs far less than throughput.
+func serverCosts(ctx context.Context, env *Env, queue string) (idle, tick, send float64, err error) {
 	const calls = 2000
-	timed := func(sql string, args ...any) (float64, error) {
+	timed := func(q interface {
+		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	}, sql string, args ...any) (float64, error) {
 		start := time.Now()
-		if _, err := env.Pool.Exec(ctx, sql, args...); err != nil {
+		if _, err := q.Exec(ctx, sql, args...); err != nil {
 			return 0, fmt.Errorf("time %s: %w", sql, err)
 		}
 		return float64(time.Since(start).Microseconds()) / calls, nil
 	}
-	if idle, err = timed(`SELECT count(pgque._move_delayed(true)) FROM generate_series(1, $1::int)`, calls); err != nil {
-		return 0, 0, err
+	if idle, err = timed(env.Pool, `SELECT count(pgque._move_delayed(true)) FROM generate_series(1, $1::int)`, calls); err != nil {
+		return 0, 0, 0, err
 	}
-	tick, err = timed(`SELECT count(pgque.ticker($1::text)) FROM generate_series(1, $2::int)`, queue, calls)
-	return idle, tick, err
+	if tick, err = timed(env.Pool, `SELECT count(pgque.ticker($1::text)) FROM generate_series(1, $2::int)`, queue, calls); err != nil {
+		return 0, 0, 0, err
+	}
+	tx, err := env.Pool.Begin(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer tx.Rollback(ctx)
+	send, err = timed(tx, `SELECT count(pgque.send($1::text, $2::text, $3::text)) FROM generate_series(1, $4::int)`,
+		queue, produceEventType, env.Payload(), calls)
+	return idle, tick, send, err
 }
