@@ -49,6 +49,7 @@ SELECT test.err($$SELECT pgque.send_at('q10', 't', 'x', 'infinity')$$) AS infini
 SELECT test.err($$SELECT pgque.send_at('q10_nope', 't', 'x', now() + interval '1 hour')$$) AS unknown_queue;
 SELECT test.err($$SELECT pgque.send_at('bad name', 't', 'x', now() + interval '1 hour')$$) AS bad_queue_name;
 SELECT test.err($$SELECT pgque.send_opts('q10', 't', 'x', max_retries => -1)$$) AS negative_max_retries;
+SELECT test.err($$SELECT pgque.send_at(NULL, 't', 'x', now() + interval '1 hour')$$) AS null_queue;
 SELECT pg_temp.parked('q10') AS parked_after_errors;
 SELECT pgque.ticker() >= 0 AS ticker_ran, pgque.force_tick('q10') IS NOT NULL AS ticked;
 SELECT pg_temp.got('q10', 'a') AS nothing_sent;

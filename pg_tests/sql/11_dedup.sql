@@ -36,6 +36,7 @@ SELECT test.err($$SELECT pgque.send_unique('q11', 't', 'x', 'k', '-1 second')$$)
 SELECT test.err($$SELECT pgque.send_unique('q11', NULL, 'x', 'k')$$) AS null_type;
 SELECT test.err($$SELECT pgque.send_unique('q11_nope', 't', 'x', 'k')$$) AS unknown_queue;
 SELECT test.err($$SELECT pgque.send_opts('q11', 't', 'x', unique_ttl => '1 hour')$$) AS ttl_without_key;
+SELECT test.err($$SELECT pgque.send_unique(NULL, 't', 'x', 'k')$$) AS null_queue;
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT test.err($$SELECT pgque.send_unique('q11', 't', 'x', 'k')$$) AS repeatable_read;
 ROLLBACK;
