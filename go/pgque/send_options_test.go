@@ -416,3 +416,218 @@ func TestDelayedWithTickerRunner(t *testing.T) {
 	}
 	t.Fatal("not delivered")
 }
+
+// Delayed sends from many transactions, some committing after their due
+// time, some rolled back, some cancelled, while the ticker runner moves and
+// ticks and another goroutine keeps rotating the delayed store: every
+// committed event that was not cancelled is delivered exactly once, and
+// nothing else is.
+func TestDelayedStress(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := newClient(t, "q", "c")
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() {
+		defer bg.Done()
+		if err := client.RunTicker(ctx, pgque.WithTickInterval(5*time.Millisecond)); err != nil {
+			t.Error(err)
+		}
+	}()
+	go func() { // rotations that carry parked events and done rows over, all the time
+		defer bg.Done()
+		for ctx.Err() == nil {
+			if _, err := client.Pool().Exec(ctx, `SELECT pgque.maint_rotate_delayed('5 milliseconds')`); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	defer func() {
+		cancel()
+		bg.Wait()
+	}()
+
+	const producers, perProducer = 6, 40
+	var mu sync.Mutex
+	want := map[int64]bool{} // committed and not cancelled
+	unwanted := map[int64]string{}
+	var wg sync.WaitGroup
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			for i := 0; i < perProducer; i++ {
+				k := p*perProducer + i
+				tx, err := client.Pool().Begin(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				id, err := client.SendTx(ctx, tx, "q", pgque.Event{Type: "t", Payload: k},
+					pgque.WithDelay(time.Duration(k%7)*10*time.Millisecond))
+				if err != nil {
+					t.Error(err)
+					tx.Rollback(ctx)
+					return
+				}
+				time.Sleep(time.Duration(k%5) * 10 * time.Millisecond) // commit late, after the due time
+				if k%5 == 1 {
+					tx.Rollback(ctx)
+					mu.Lock()
+					unwanted[id] = "rolled back"
+					mu.Unlock()
+					continue
+				}
+				if err := tx.Commit(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+				delivered := true
+				if k%4 == 2 {
+					ok, err := client.CancelScheduled(ctx, "q", id)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					delivered = !ok
+				}
+				mu.Lock()
+				if delivered {
+					want[id] = true
+				} else {
+					unwanted[id] = "cancelled"
+				}
+				mu.Unlock()
+			}
+		}(p)
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	got := map[int64]int{}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) < len(want) && time.Now().Before(deadline) {
+		msgs, err := client.Receive(ctx, "q", "c", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			got[m.MsgID]++
+		}
+		if len(msgs) > 0 {
+			if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// Give stragglers that should not exist a chance to show up.
+	time.Sleep(200 * time.Millisecond)
+	for _, m := range drainNow(t, client, "q", "c") {
+		got[m.MsgID]++
+	}
+	for id := range want {
+		if got[id] != 1 {
+			t.Errorf("event %d delivered %d times, want once", id, got[id])
+		}
+	}
+	for id, n := range got {
+		if why, bad := unwanted[id]; bad {
+			t.Errorf("event %d (%s) delivered %d times", id, why, n)
+		} else if !want[id] {
+			t.Errorf("unknown event %d delivered", id)
+		}
+	}
+	var gen int64
+	if err := client.Pool().QueryRow(ctx, `SELECT pg_sequence_last_value('pgque.delayed_gen')`).Scan(&gen); err != nil {
+		t.Fatal(err)
+	}
+	if gen < 3 {
+		t.Errorf("the delayed store rotated %d times, want several", gen)
+	}
+	t.Logf("%d delivered, %d rolled back or cancelled, %d rotations", len(want), len(unwanted), gen)
+}
+
+// Unique sends of a few keys from many goroutines, with a TTL, while a
+// consumer consumes and the dedup store keeps rotating: each key yields
+// one event, and every sender of a key gets its id.
+func TestSendUniqueStressWithRotation(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := newClient(t, "q", "c")
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		for ctx.Err() == nil {
+			if _, err := client.Pool().Exec(ctx, `SELECT pgque.maint_rotate_dedup('5 milliseconds')`); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	defer func() {
+		cancel()
+		bg.Wait()
+	}()
+
+	const senders, perSender, keys = 8, 40, 10
+	var mu sync.Mutex
+	ids := map[string]map[int64]bool{}
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func(s int) {
+			defer wg.Done()
+			for i := 0; i < perSender; i++ {
+				key := fmt.Sprint("k", (s*7+i)%keys)
+				id, err := client.Send(ctx, "q", pgque.Event{Type: "t", Payload: key},
+					pgque.WithUniqueKey(key), pgque.WithUniqueTTL(time.Hour))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if ids[key] == nil {
+					ids[key] = map[int64]bool{}
+				}
+				ids[key][id] = true
+				mu.Unlock()
+				if i%10 == 0 { // consume meanwhile: the TTL, not pending, holds the keys
+					drainNow(t, client, "q", "c")
+				}
+			}
+		}(s)
+	}
+	wg.Wait()
+	var gen int64
+	if err := client.Pool().QueryRow(ctx, `SELECT pg_sequence_last_value('pgque.dedup_gen')`).Scan(&gen); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != keys || gen < 3 {
+		t.Fatalf("%d keys sent, %d rotations", len(ids), gen)
+	}
+	all := map[int64]bool{}
+	for key, set := range ids {
+		if len(set) != 1 {
+			t.Errorf("key %s got ids %v, want one", key, set)
+		}
+		for id := range set {
+			all[id] = true
+		}
+	}
+	var events int
+	if err := client.Pool().QueryRow(ctx, `SELECT count(*) FROM pgque.event`).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if events != keys {
+		t.Errorf("%d events in the queue, want %d", events, keys)
+	}
+	t.Logf("%d keys, %d rotations", len(all), gen)
+}
