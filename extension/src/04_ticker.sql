@@ -97,7 +97,7 @@ BEGIN
             n := n + 1;
         END IF;
     END LOOP;
-    PERFORM pgque._move_delayed(true);
+    PERFORM pgque._delayed_tick();
     RETURN n;
 END
 $$;

@@ -171,6 +171,6 @@ BEGIN
         n := n + pgque.maint_rotate_tables_step1(name);
     END LOOP;
     RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events()
-             + pgque.maint_rotate_delayed() + pgque.maint_rotate_dedup() + pgque._move_delayed(false);
+             + pgque.maint_rotate_delayed() + pgque.maint_rotate_dedup() + pgque.maint_delayed_events();
 END
 $$;

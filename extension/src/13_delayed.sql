@@ -145,13 +145,12 @@ BEGIN
 END
 $$;
 
--- _move_delayed(use_hint): the mover (see the top of this file).  Publishes
--- every parked event that is due and not cancelled into its queue's current
--- event table, owned by nobody (every consumer gets it), with its original
--- id.  With use_hint it returns at once when the hint says there is nothing
--- to do.  One mover at a time (a try-lock: a busy mover means the work is
--- being done).  Returns how many events were published.
-CREATE FUNCTION pgque._move_delayed(use_hint boolean) RETURNS int
+-- _move_delayed(): the mover (see the top of this file).  Publishes every
+-- parked event that is due and not cancelled into its queue's current event
+-- table, owned by nobody (every consumer gets it), with its original id.
+-- One mover at a time (a try-lock: a busy mover means the work is being
+-- done).  Returns how many events were published.
+CREATE FUNCTION pgque._move_delayed() RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
     st      pgque.delayed_pos;
@@ -171,9 +170,6 @@ DECLARE
     n       int;
     total   int := 0;
 BEGIN
-    IF use_hint AND pgque._delayed_idle() THEN
-        RETURN 0;
-    END IF;
     IF NOT pg_try_advisory_xact_lock(pgque._lock_ns() + 20, 0) THEN
         RETURN 0;
     END IF;
@@ -263,6 +259,26 @@ BEGIN
 END
 $$;
 
+-- _delayed_tick(): the mover as ticker() runs it after its ticks: nothing
+-- but the hint when nothing is due; otherwise a run whose failure is
+-- reported as a WARNING instead of rolling back the ticks of every queue
+-- with it (maint() runs the mover unguarded, so a lasting failure surfaces
+-- there as an error).  Returns how many events were published.
+CREATE FUNCTION pgque._delayed_tick() RETURNS int
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF pgque._delayed_idle() THEN
+        RETURN 0;
+    END IF;
+    BEGIN  -- a subtransaction, only when there is work
+        RETURN pgque._move_delayed();
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'pgque: the delayed mover failed, ticks go on: % (SQLSTATE %)', SQLERRM, SQLSTATE;
+        RETURN 0;
+    END;
+END
+$$;
+
 -- maint_delayed_events(): publish every parked event that is due, ignoring
 -- the idle hint.  maint() calls it; ticker() runs the same mover with the
 -- hint after its ticks.  Must run at READ COMMITTED, in a transaction of its
@@ -271,7 +287,7 @@ CREATE FUNCTION pgque.maint_delayed_events() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
     PERFORM pgque._require_read_committed('maint_delayed_events()');
-    RETURN pgque._move_delayed(false);
+    RETURN pgque._move_delayed();
 END
 $$;
 

@@ -202,6 +202,27 @@ SELECT dblink_disconnect('m10');
 SELECT dblink_disconnect('d10');
 
 ---------------------------------------------------------------------------
+-- A failing mover does not stop ticker() from ticking (it warns), while
+-- maint() reports the error; once the cause is gone the event goes out.
+-- The failure is made by a constraint no done row can meet.
+---------------------------------------------------------------------------
+SELECT pgque.send_at('q10', 't', 'mover fails first', now() + interval '1 millisecond') AS g,
+       pgque.send('q10', 't', 'plain meanwhile') AS gp \gset
+ALTER TABLE pgque.delayed_done ADD CONSTRAINT test_no_done CHECK (ev_id < 0) NOT VALID;
+SELECT pg_sleep(0.01);
+SET client_min_messages = error;  -- the WARNING names a partition
+SELECT pgque.ticker() >= 1 AS ticks_despite_failing_mover;
+RESET client_min_messages;
+SELECT left(test.err('SELECT pgque.maint()'), 5) AS maint_reports;
+SELECT pg_temp.got('q10', 'a') = ARRAY[:gp || ':plain meanwhile'] AS plain_delivered;
+SELECT pg_temp.parked('q10') = ARRAY[:g]::bigint[] AS still_parked;
+ALTER TABLE pgque.delayed_done DROP CONSTRAINT test_no_done;
+SELECT pgque.ticker() >= 0 AS ticker_moved;
+SELECT pgque.ticker() >= 1 AS ticker_ticked;
+SELECT pg_temp.got('q10', 'a') = ARRAY[:g || ':mover fails first'] AS delivered_after_fix;
+SELECT pg_temp.got('q10', 'b') = ARRAY[:gp || ':plain meanwhile', :g || ':mover fails first'] AS b_got_both;
+
+---------------------------------------------------------------------------
 -- Idle mover: with nothing parked and nothing new, ticker() leaves the
 -- mover's log alone (it stops at the hint).
 ---------------------------------------------------------------------------
