@@ -487,7 +487,10 @@ func TestDelayedStress(t *testing.T) {
 				delivered := true
 				if k%4 == 2 {
 					ok, err := client.CancelScheduled(ctx, "q", id)
-					if err != nil {
+					// With rotations every 5 ms the store forgets a delivered
+					// event within milliseconds; the delivery check below
+					// tells a forgotten event from a lost one.
+					if err != nil && !errors.Is(err, pgque.ErrNotScheduled) {
 						t.Error(err)
 						return
 					}
