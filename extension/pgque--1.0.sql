@@ -27,7 +27,8 @@ CREATE TABLE pgque.event (
     ev_extra1 text,
     ev_extra2 text,
     ev_extra3 text,
-    ev_extra4 text
+    ev_extra4 text,
+    ev_max_retries int   -- per-event override of the queue's max_retries (send option)
 ) PARTITION BY LIST (ev_slot);
 
 -- Groups of partitions.  A queue owns the group starting at its queue_slot;
@@ -72,6 +73,9 @@ CREATE TABLE pgque.queue (
     -- When pause_queue() paused the queue; NULL while it runs.  A paused
     -- queue takes sends and ticks, but hands out nothing to consumers.
     queue_paused_at          timestamptz,
+    -- Fraction (0..1) of the computed backoff taken off at random, so that
+    -- events failed together are not retried together.
+    queue_retry_jitter       float8   NOT NULL DEFAULT 0 CHECK (queue_retry_jitter BETWEEN 0 AND 1),
     queue_created_at         timestamptz NOT NULL DEFAULT now()
 );
 
@@ -188,6 +192,7 @@ CREATE TABLE pgque.retry_queue (
     ev_extra2 text,
     ev_extra3 text,
     ev_extra4 text,
+    ev_max_retries int,
     PRIMARY KEY (rq_sub, ev_id)
 );
 CREATE INDEX retry_queue_due_idx ON pgque.retry_queue (rq_due);
@@ -209,6 +214,7 @@ CREATE TABLE pgque.dead_letter (
     ev_extra2   text,
     ev_extra3   text,
     ev_extra4   text,
+    ev_max_retries int,
     UNIQUE (dl_queue, dl_consumer, ev_id)
 );
 CREATE INDEX dead_letter_time_idx ON pgque.dead_letter (dl_queue, dl_time);
@@ -561,6 +567,7 @@ $$;
 --   max_retries         int >= 0     nacks before an event is dead-lettered
 --   retry_backoff_base  interval >= 0  first retry delay, doubled per retry
 --   retry_backoff_cap   interval >= 0  longest retry delay
+--   retry_jitter        0 <= float <= 1  share of a computed backoff taken off at random
 -- Returns 1.  Errors: PQ001 unknown queue, PQ006 unknown parameter or bad value.
 CREATE FUNCTION pgque.set_queue_config(queue_name text, param text, value text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -569,6 +576,7 @@ DECLARE
     name text := regexp_replace(lower(coalesce(param, '')), '^queue_', '');
     i    bigint;
     iv   interval;
+    f    float8;
 BEGIN
     IF value IS NULL THEN
         PERFORM pgque._invalid('value for ' || coalesce(param, 'NULL'), 'must not be NULL');
@@ -579,19 +587,23 @@ BEGIN
         ELSIF name IN ('ticker_max_lag', 'ticker_idle_period', 'rotation_period',
                        'retry_backoff_base', 'retry_backoff_cap') THEN
             iv := value::interval;
+        ELSIF name = 'retry_jitter' THEN
+            f := value::float8;
         ELSE
             PERFORM pgque._invalid('parameter', format('%L (known: ticker_max_count, ticker_max_lag, '
-                'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap)', param));
+                'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter)', param));
         END IF;
     EXCEPTION WHEN invalid_text_representation OR datetime_field_overflow OR invalid_datetime_format
                    OR numeric_value_out_of_range OR interval_field_overflow THEN
         PERFORM pgque._invalid('value for ' || name, format('%L is not a valid %s', value,
-            CASE WHEN name IN ('ticker_max_count', 'max_retries') THEN 'integer' ELSE 'interval' END));
+            CASE WHEN name IN ('ticker_max_count', 'max_retries') THEN 'integer'
+                 WHEN name = 'retry_jitter' THEN 'number' ELSE 'interval' END));
     END;
     IF (name = 'ticker_max_count' AND (i < 1 OR i > 2147483647))
        OR (name = 'max_retries' AND (i < 0 OR i > 2147483647))
        OR (name IN ('ticker_idle_period', 'rotation_period') AND iv <= interval '0')
-       OR (name IN ('ticker_max_lag', 'retry_backoff_base', 'retry_backoff_cap') AND iv < interval '0') THEN
+       OR (name IN ('ticker_max_lag', 'retry_backoff_base', 'retry_backoff_cap') AND iv < interval '0')
+       OR (name = 'retry_jitter' AND NOT (f BETWEEN 0 AND 1)) THEN
         PERFORM pgque._invalid('value for ' || name, format('%L is out of range', value));
     END IF;
 
@@ -602,7 +614,8 @@ BEGIN
         queue_ticker_idle_period = CASE WHEN name = 'ticker_idle_period' THEN iv ELSE queue_ticker_idle_period END,
         queue_rotation_period    = CASE WHEN name = 'rotation_period'    THEN iv ELSE queue_rotation_period END,
         queue_retry_backoff_base = CASE WHEN name = 'retry_backoff_base' THEN iv ELSE queue_retry_backoff_base END,
-        queue_retry_backoff_cap  = CASE WHEN name = 'retry_backoff_cap'  THEN iv ELSE queue_retry_backoff_cap END
+        queue_retry_backoff_cap  = CASE WHEN name = 'retry_backoff_cap'  THEN iv ELSE queue_retry_backoff_cap END,
+        queue_retry_jitter       = CASE WHEN name = 'retry_jitter'       THEN f ELSE queue_retry_jitter END
      WHERE queue_id = q.queue_id;
     RETURN 1;
 END
@@ -776,6 +789,83 @@ LANGUAGE sql AS $$
     SELECT pgque.send(queue_name, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
 $$;
 
+-- send_opts(queue_name, type, payload [, deliver_at, unique_key, unique_ttl,
+--           max_retries, extra1 .. extra4]): send one event with any of the
+-- send options; the entry point for drivers (call it with named arguments).
+--   deliver_at   deliver at this time, not before (13_delayed.sql); NULL or
+--                not in the future: at once
+--   unique_key   send only if no live event with this key exists on the
+--                queue, else return that event's id (14_dedup.sql); needs
+--                READ COMMITTED
+--   unique_ttl   keep the key live this long after the send (default 0);
+--                only with unique_key
+--   max_retries  this event's own limit of nacks before it is dead-lettered,
+--                instead of the queue's; kept by retries and replays
+-- send(), send_at() and send_unique() are this function with fewer options;
+-- plain send() stays the fastest path.
+-- Returns the event id.  Errors: PQ001 unknown queue; PQ006 NULL type, empty
+-- unique_key, unique_ttl negative or without a key, negative max_retries,
+-- infinite deliver_at; PQ009 unique_key outside READ COMMITTED.
+CREATE FUNCTION pgque.send_opts(queue_name text, type text, payload text,
+                                deliver_at timestamptz DEFAULT NULL,
+                                unique_key text DEFAULT NULL, unique_ttl interval DEFAULT NULL,
+                                max_retries int DEFAULT NULL,
+                                extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
+                                extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    w      record;
+    id     bigint;
+    holder bigint;
+    parked boolean := deliver_at > now();
+BEGIN
+    IF type IS NULL THEN
+        PERFORM pgque._invalid('event type', 'must not be NULL');
+    ELSIF unique_key = '' THEN
+        PERFORM pgque._invalid('unique key', 'must not be empty');
+    ELSIF unique_ttl IS NOT NULL AND unique_key IS NULL THEN
+        PERFORM pgque._invalid('unique ttl', 'is only allowed with a unique key');
+    ELSIF unique_ttl < interval '0' THEN
+        PERFORM pgque._invalid('unique ttl', format('%s is negative', unique_ttl));
+    ELSIF max_retries < 0 THEN
+        PERFORM pgque._invalid('max_retries', format('%s is negative', max_retries));
+    ELSIF deliver_at = 'infinity' THEN
+        PERFORM pgque._invalid('deliver_at', 'must be a finite time');
+    END IF;
+    IF unique_key IS NOT NULL THEN
+        PERFORM pgque._require_read_committed('a send with a unique key');
+    END IF;
+    w := pgque._writable(queue_name);
+    id := nextval(w.event_seq);
+    IF unique_key IS NOT NULL THEN
+        holder := pgque._dedup_claim(w.queue_id, unique_key, coalesce(unique_ttl, interval '0'), id, parked);
+        IF holder <> id THEN
+            RETURN holder;  -- a live event holds the key; our id stays unused
+        END IF;
+    END IF;
+    IF parked THEN
+        PERFORM pgque._park(w.queue_id, id, deliver_at, unique_key, type, payload,
+                            extra1, extra2, extra3, extra4, max_retries);
+    ELSE
+        INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
+                                 ev_max_retries)
+        VALUES (w.slot, id, type, payload, extra1, extra2, extra3, extra4, max_retries);
+    END IF;
+    RETURN id;
+END
+$$;
+
+CREATE FUNCTION pgque.send_opts(queue_name text, type text, payload jsonb,
+                                deliver_at timestamptz DEFAULT NULL,
+                                unique_key text DEFAULT NULL, unique_ttl interval DEFAULT NULL,
+                                max_retries int DEFAULT NULL,
+                                extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
+                                extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT pgque.send_opts(queue_name, type, payload::text, deliver_at, unique_key, unique_ttl, max_retries,
+                           extra1, extra2, extra3, extra4)
+$$;
+
 -- ---- extension/src/04_ticker.sql ----
 -- Ticks.  A tick records a snapshot; batches are the events whose
 -- transactions became visible between two ticks.  Ticks of one queue are
@@ -859,7 +949,10 @@ BEGIN
 END
 $$;
 
--- ticker(): tick every queue that is due (see ticker(queue_name)).
+-- ticker(): tick every queue that is due (see ticker(queue_name)), then
+-- publish the delayed events that came due (13_delayed.sql; nearly free when
+-- none did).  They go in after the ticks, so they move the event sequences
+-- past what the ticks recorded and the next call ticks them.
 -- Returns how many queues ticked.  Errors: PQ009.
 CREATE FUNCTION pgque.ticker() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -873,6 +966,7 @@ BEGIN
             n := n + 1;
         END IF;
     END LOOP;
+    PERFORM pgque._delayed_tick();
     RETURN n;
 END
 $$;
@@ -1345,11 +1439,13 @@ $$;
 -- table with ev_owner set, so only that consumer sees it again, with
 -- retry_count one higher.  The original row is never touched.
 
--- _backoff(q, retry_count): least(base * 2^retry_count, cap).
+-- _backoff(q, retry_count): least(base * 2^retry_count, cap), less a random
+-- share of up to retry_jitter of it.  Jitter only shortens the delay, so the
+-- cap stays the longest wait and a retry never comes later than configured.
 CREATE FUNCTION pgque._backoff(q pgque.queue, retry_count int) RETURNS interval
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql VOLATILE AS $$
     SELECT least(q.queue_retry_backoff_base * power(2, least(greatest(retry_count, 0), 40)),
-                 q.queue_retry_backoff_cap)
+                 q.queue_retry_backoff_cap) * (1 - q.queue_retry_jitter * random())
 $$;
 
 -- _retry_insert(s, e, due): queue event e for redelivery to s at due.
@@ -1360,9 +1456,9 @@ DECLARE
     n int;
 BEGIN
     INSERT INTO pgque.retry_queue (rq_sub, rq_queue, rq_due, ev_id, ev_time, ev_retry, ev_type, ev_data,
-                                   ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+                                   ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
     VALUES (s.sub_id, s.sub_queue, due, e.ev_id, e.ev_time, coalesce(e.ev_retry, 0) + 1, e.ev_type, e.ev_data,
-            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4)
+            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
     ON CONFLICT (rq_sub, ev_id) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -1370,8 +1466,9 @@ END
 $$;
 
 -- _retry_or_dead(s, e, retry_after, reason): nack's decision.  An event
--- already retried max_retries times goes to the dead-letter store (once per
--- consumer and event); any other is queued for retry.  Returns 'dead' or 'retry'.
+-- already retried max_retries times (its own limit when it was sent with one,
+-- else the queue's) goes to the dead-letter store (once per consumer and
+-- event); any other is queued for retry.  Returns 'dead' or 'retry'.
 CREATE FUNCTION pgque._retry_or_dead(s pgque.subscription, e pgque.event,
                                      retry_after interval, reason text) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -1379,11 +1476,11 @@ DECLARE
     q pgque.queue;
 BEGIN
     SELECT * INTO q FROM pgque.queue WHERE queue_id = s.sub_queue;
-    IF coalesce(e.ev_retry, 0) >= q.queue_max_retries THEN
+    IF coalesce(e.ev_retry, 0) >= coalesce(e.ev_max_retries, q.queue_max_retries) THEN
         INSERT INTO pgque.dead_letter (dl_queue, dl_consumer, dl_reason, ev_id, ev_time, ev_txid, ev_retry,
-                                       ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+                                       ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
         VALUES (s.sub_queue, s.sub_consumer, reason, e.ev_id, e.ev_time, e.ev_txid, e.ev_retry,
-                e.ev_type, e.ev_data, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4)
+                e.ev_type, e.ev_data, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
         ON CONFLICT (dl_queue, dl_consumer, ev_id) DO NOTHING;
         RETURN 'dead';
     END IF;
@@ -1461,8 +1558,9 @@ BEGIN
                                         FOR UPDATE SKIP LOCKED))
             RETURNING *)
         INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
-                                 ev_extra1, ev_extra2, ev_extra3, ev_extra4)
-        SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4
+                                 ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+        SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
+               ev_max_retries
           FROM moved;
         GET DIAGNOSTICS n = ROW_COUNT;
         PERFORM pgque._count_events(w.event_seq, n);
@@ -1498,7 +1596,8 @@ $$;
 
 -- dlq_replay(dl_id): deliver a dead letter again, to the consumer that
 -- dead-lettered it only, as a first delivery (retry_count NULL, the same
--- msg_id), and remove it from the dead-letter store.
+-- msg_id, its own max_retries if it was sent with one), and remove it from
+-- the dead-letter store.
 -- Returns the event id.  Errors: PQ008 unknown dl_id, PQ003 consumer no
 -- longer subscribed, PQ006 NULL dl_id.
 CREATE FUNCTION pgque.dlq_replay(dl_id bigint) RETURNS bigint
@@ -1518,9 +1617,9 @@ BEGIN
     s := pgque._subscription((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue), d.dl_consumer, false);
     w := pgque._writable((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue));
     INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_type, ev_data,
-                             ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+                             ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
     VALUES (w.slot, d.ev_id, d.ev_time, s.sub_id, d.ev_type, d.ev_data,
-            d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4);
+            d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4, d.ev_max_retries);
     PERFORM pgque._count_events(w.event_seq, 1);
     DELETE FROM pgque.dead_letter x WHERE x.dl_id = d.dl_id;
     RETURN d.ev_id;
@@ -1702,12 +1801,13 @@ END
 $$;
 
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
--- then step 1 for each queue, the tick and consumer-state logs, and the
--- retry mover.  Safe to call often and from several
+-- then step 1 for each queue, the tick and consumer-state logs, the retry
+-- mover, the delayed and dedup stores (rotation, which expires keys) and
+-- the delayed mover.  Safe to call often and from several
 -- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
 -- (not the ticker's, and not one that already wrote something).
 -- Returns the number of things done (switches of event tables and logs,
--- retries moved).
+-- retries and delayed events moved).
 -- Errors: PQ009.
 CREATE FUNCTION pgque.maint() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -1721,7 +1821,8 @@ BEGIN
         n := n + pgque.maint_rotate_tables_step1(name);
     END LOOP;
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
-    RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events();
+    RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events()
+             + pgque.maint_rotate_delayed() + pgque.maint_rotate_dedup() + pgque.maint_delayed_events();
 END
 $$;
 
@@ -1908,6 +2009,648 @@ BEGIN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
 END
+$$;
+
+-- ---- extension/src/13_delayed.sql ----
+-- Delayed delivery: send_at() and send_opts(deliver_at => ...) park an event
+-- in the delayed store; the mover publishes it into the queue's current event
+-- table once it is due, as the same event id; cancel_scheduled() withdraws it.
+--
+-- Like the event tables, the store is insert-only and reclaimed by TRUNCATE,
+-- so it leaves no dead rows even while a long transaction holds the xmin
+-- horizon:
+--   * pgque.delayed        the parked events;
+--   * pgque.delayed_done   one row per event that was published (moved) or
+--                          cancelled; its primary key lets exactly one of
+--                          the mover and cancel_scheduled() win;
+--   * pgque.delayed_pos    the mover's position (newest row wins).
+-- Each is split in three partitions by generation (sequence
+-- pgque.delayed_gen); maint_rotate_delayed() recycles the oldest one with
+-- TRUNCATE and copies back what must survive.  A row never changes
+-- partition, so an event and its done row always share dq_part/dd_part.
+--
+-- The mover's position is (W, S): every committed event due at or before W
+-- and visible in snapshot S has been dealt with.  A run at time now with a
+-- fresh snapshot therefore only looks at
+--   (a) events due in (W, now], found by the dq_due index, and
+--   (b) events due at or before W whose transaction S did not see (they
+--       committed late, after their due time), found by the dq_txid index;
+-- it publishes them and records (now, its snapshot).  The cost of a run is
+-- the number of events that became due or committed since the last one, not
+-- the size of the store.
+--
+-- Idle runs must cost next to nothing because ticker() runs the mover every
+-- few milliseconds.  Two sequences (not subject to MVCC, written without
+-- row versions) hold a hint: pgque.delayed_idle is the value of
+-- pgque.delayed_count (one nextval per parked event) when the last run
+-- finished with no transaction left that might still commit a parked event,
+-- and pgque.delayed_wake the earliest due time it saw, in epoch
+-- microseconds.  While the count has not moved and the wake time has not
+-- come, there is nothing to do, and ticker() learns that from three sequence
+-- reads.  Transactions that might still commit parked events are tracked
+-- like the ticker tracks producers (tick_pending): every parked event is
+-- counted after its transaction got its xid, so an event counted when the
+-- mover read the count is visible in its snapshot or belongs to a
+-- transaction running then.
+--
+-- Advisory locks (two-int form, see 01_util.sql): (_lock_ns() + 20, 0) one
+-- mover at a time; (_lock_ns() + 21, 0) one rotation of the delayed or
+-- dedup store at a time.
+
+CREATE TABLE pgque.delayed (
+    dq_part        int         NOT NULL,  -- partition: delayed generation % 3
+    dq_queue       int         NOT NULL,
+    ev_id          bigint      NOT NULL,  -- drawn from the queue's event sequence at send time
+    dq_due         timestamptz NOT NULL,
+    dq_txid        xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    dq_key         text,                  -- the unique key it was sent with (14_dedup.sql)
+    ev_time        timestamptz NOT NULL DEFAULT now(),
+    ev_type        text,
+    ev_data        text,
+    ev_extra1      text,
+    ev_extra2      text,
+    ev_extra3      text,
+    ev_extra4      text,
+    ev_max_retries int
+) PARTITION BY LIST (dq_part);
+CREATE TABLE pgque.delayed_0 PARTITION OF pgque.delayed FOR VALUES IN (0) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.delayed_1 PARTITION OF pgque.delayed FOR VALUES IN (1) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.delayed_2 PARTITION OF pgque.delayed FOR VALUES IN (2) WITH (autovacuum_enabled = false);
+CREATE INDEX ON pgque.delayed (dq_due);
+CREATE INDEX ON pgque.delayed (dq_txid);
+CREATE INDEX ON pgque.delayed (dq_queue, ev_id);
+
+CREATE TABLE pgque.delayed_done (
+    dd_part  int         NOT NULL,
+    dd_queue int         NOT NULL,
+    ev_id    bigint      NOT NULL,
+    dd_moved boolean     NOT NULL,   -- true: published by the mover; false: cancelled
+    dd_time  timestamptz NOT NULL DEFAULT now(),
+    dd_txid  xid8        NOT NULL DEFAULT pg_current_xact_id(),  -- for a move: what consumers see
+    PRIMARY KEY (dd_queue, ev_id, dd_part)
+) PARTITION BY LIST (dd_part);
+CREATE TABLE pgque.delayed_done_0 PARTITION OF pgque.delayed_done FOR VALUES IN (0) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.delayed_done_1 PARTITION OF pgque.delayed_done FOR VALUES IN (1) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.delayed_done_2 PARTITION OF pgque.delayed_done FOR VALUES IN (2) WITH (autovacuum_enabled = false);
+
+CREATE TABLE pgque.delayed_pos (
+    dp_part     int         NOT NULL,
+    dp_seq      bigint      NOT NULL,   -- newest wins
+    dp_due      timestamptz NOT NULL,   -- W
+    dp_snapshot pg_snapshot NOT NULL,   -- S
+    dp_count    bigint      NOT NULL,   -- pgque.delayed_count, read before S was taken
+    dp_pending  xid8[],                 -- transactions that may still commit counted events
+    dp_next_due timestamptz             -- earliest due of a parked event S saw; NULL: none
+) PARTITION BY LIST (dp_part);
+CREATE TABLE pgque.delayed_pos_0 PARTITION OF pgque.delayed_pos FOR VALUES IN (0) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.delayed_pos_1 PARTITION OF pgque.delayed_pos FOR VALUES IN (1) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.delayed_pos_2 PARTITION OF pgque.delayed_pos FOR VALUES IN (2) WITH (autovacuum_enabled = false);
+CREATE INDEX ON pgque.delayed_pos (dp_seq);
+
+CREATE SEQUENCE pgque.delayed_pos_seq;
+CREATE SEQUENCE pgque.delayed_gen MINVALUE 0 START 0;
+CREATE SEQUENCE pgque.delayed_switched_at MINVALUE 0 START 0;  -- epoch ms of the last switch
+CREATE SEQUENCE pgque.delayed_count;
+CREATE SEQUENCE pgque.delayed_idle MINVALUE -1 START -1;
+CREATE SEQUENCE pgque.delayed_wake MINVALUE 0 START 0;
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    -- One call per statement: each updates the same pg_extension row.
+    FOR t IN SELECT format('pgque.%s_%s', n, p) FROM unnest(ARRAY['delayed', 'delayed_done', 'delayed_pos']) n,
+                    generate_series(0, 2) p LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(t, '');
+    END LOOP;
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;  -- plain SQL install: not an extension
+END
+$$;
+
+-- _delayed_part(): the partition parked events (and done rows of events
+-- parked now) go to.
+CREATE FUNCTION pgque._delayed_part() RETURNS int
+LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.delayed_gen') % 3)::int $$;
+
+-- _epoch_us(t): t in epoch microseconds (the wake hint's unit).
+CREATE FUNCTION pgque._epoch_us(t timestamptz) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$ SELECT floor(extract(epoch FROM t) * 1000000)::bigint $$;
+
+-- _delayed_idle(): true when the hint says no parked event can be due.
+CREATE FUNCTION pgque._delayed_idle() RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT pgque._seq_value('pgque.delayed_count') = coalesce(pg_sequence_last_value('pgque.delayed_idle'), -1)
+       AND pgque._epoch_us(now()) < coalesce(pg_sequence_last_value('pgque.delayed_wake'), 0)
+$$;
+
+-- _park(queue_id, id, due, key, type, payload, extras, max_retries): put an
+-- event in the delayed store.  The caller's xid is already assigned
+-- (_writable), so counting after the insert keeps the mover's invariant.
+CREATE FUNCTION pgque._park(queue_id int, id bigint, due timestamptz, key text, type text, payload text,
+                            extra1 text, extra2 text, extra3 text, extra4 text, max_retries int) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pgque.delayed (dq_part, dq_queue, ev_id, dq_due, dq_key, ev_type, ev_data,
+                               ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+    VALUES (pgque._delayed_part(), queue_id, id, due, key, type, payload,
+            extra1, extra2, extra3, extra4, max_retries);
+    PERFORM nextval('pgque.delayed_count');
+END
+$$;
+
+-- _move_delayed(): the mover (see the top of this file).  Publishes every
+-- parked event that is due and not cancelled into its queue's current event
+-- table, owned by nobody (every consumer gets it), with its original id.
+-- One mover at a time (a try-lock: a busy mover means the work is being
+-- done).  Returns how many events were published.
+CREATE FUNCTION pgque._move_delayed() RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    st      pgque.delayed_pos;
+    cnt     bigint;
+    snap    pg_snapshot;
+    own     xid8;
+    pending xid8[];
+    upto    timestamptz := now();
+    w_from  timestamptz;
+    cands   pgque.delayed[];
+    locked  pgque.delayed[];
+    moved   pgque.delayed[];
+    skipped timestamptz;
+    nd      timestamptz;
+    name    text;
+    wr      record;
+    n       int;
+    total   int := 0;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(pgque._lock_ns() + 20, 0) THEN
+        RETURN 0;
+    END IF;
+    -- Keeps maint_rotate_delayed() (TRUNCATE) out until we commit, and makes
+    -- every snapshot taken from here on see the outcome of one that ran.
+    LOCK TABLE pgque.delayed, pgque.delayed_done, pgque.delayed_pos IN ROW EXCLUSIVE MODE;
+    SELECT * INTO st FROM pgque.delayed_pos ORDER BY dp_seq DESC LIMIT 1;
+    cnt := pgque._seq_value('pgque.delayed_count');
+    snap := pg_current_snapshot();
+    IF st.dp_seq IS NOT NULL AND cnt = st.dp_count AND upto < coalesce(st.dp_next_due, 'infinity')
+       AND NOT EXISTS (SELECT 1 FROM unnest(st.dp_pending) x WHERE pg_visible_in_snapshot(x, snap)) THEN
+        RETURN 0;  -- nothing committed or came due since the last run
+    END IF;
+    own := pg_current_xact_id();
+    IF st.dp_seq IS NULL OR cnt > st.dp_count THEN
+        pending := ARRAY(SELECT pg_snapshot_xip(snap)
+                         UNION ALL
+                         SELECT x::text::xid8
+                           FROM generate_series(pg_snapshot_xmax(snap)::text::bigint, own::text::bigint - 1) x);
+    ELSE
+        pending := ARRAY(SELECT x FROM unnest(st.dp_pending) x WHERE NOT pg_visible_in_snapshot(x, snap));
+    END IF;
+    w_from := coalesce(st.dp_due, '-infinity');
+
+    -- Candidates, then the same rows locked.  A row locked by a concurrent
+    -- cancel_scheduled() is skipped; W then stays below it so that, should
+    -- the cancel roll back, the next run finds it again.
+    cands := ARRAY(
+        SELECT d FROM pgque.delayed d
+         WHERE d.dq_due > w_from AND d.dq_due <= upto
+        UNION ALL
+        SELECT d FROM pgque.delayed d
+         WHERE st.dp_seq IS NOT NULL AND d.dq_due <= w_from
+           AND (d.dq_txid >= pg_snapshot_xmax(st.dp_snapshot)
+                OR d.dq_txid = ANY (ARRAY(SELECT pg_snapshot_xip(st.dp_snapshot)))));
+    cands := ARRAY(SELECT c FROM unnest(cands) c
+                    WHERE NOT EXISTS (SELECT 1 FROM pgque.delayed_done x
+                                       WHERE x.dd_queue = c.dq_queue AND x.ev_id = c.ev_id AND x.dd_part = c.dq_part));
+    IF cardinality(cands) > 0 THEN
+        locked := ARRAY(SELECT d FROM pgque.delayed d
+                         WHERE (d.dq_queue, d.ev_id, d.dq_part) IN (SELECT c.dq_queue, c.ev_id, c.dq_part FROM unnest(cands) c)
+                           FOR UPDATE OF d SKIP LOCKED);
+        SELECT min(c.dq_due) INTO skipped FROM unnest(cands) c
+         WHERE (c.dq_queue, c.ev_id) NOT IN (SELECT l.dq_queue, l.ev_id FROM unnest(locked) l);
+        -- The done row decides: a cancel that committed after our snapshot
+        -- and before our lock already has one, and we leave the event alone.
+        WITH done AS (
+            INSERT INTO pgque.delayed_done (dd_part, dd_queue, ev_id, dd_moved)
+            SELECT l.dq_part, l.dq_queue, l.ev_id, true FROM unnest(locked) l
+            ON CONFLICT DO NOTHING
+            RETURNING dd_queue, ev_id)
+        SELECT array_agg(l) INTO moved FROM unnest(locked) l JOIN done USING (ev_id)
+         WHERE l.dq_queue = done.dd_queue;
+        -- Events of a dropped queue are marked done and go nowhere.
+        FOR name IN SELECT DISTINCT q.queue_name FROM pgque.queue q
+                     WHERE q.queue_id IN (SELECT m.dq_queue FROM unnest(moved) m) ORDER BY 1 LOOP
+            wr := pgque._writable(name);
+            INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_type, ev_data,
+                                     ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+            SELECT wr.slot, m.ev_id, m.ev_time, m.ev_type, m.ev_data,
+                   m.ev_extra1, m.ev_extra2, m.ev_extra3, m.ev_extra4, m.ev_max_retries
+              FROM unnest(moved) m WHERE m.dq_queue = wr.queue_id ORDER BY m.ev_id;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            PERFORM pgque._count_events(wr.event_seq, n);
+            total := total + n;
+        END LOOP;
+    END IF;
+
+    SELECT d.dq_due INTO nd FROM pgque.delayed d
+     WHERE d.dq_due > upto
+       AND NOT EXISTS (SELECT 1 FROM pgque.delayed_done x
+                        WHERE x.dd_queue = d.dq_queue AND x.ev_id = d.ev_id AND x.dd_part = d.dq_part)
+     ORDER BY d.dq_due LIMIT 1;
+    IF skipped IS NOT NULL THEN
+        nd := least(nd, skipped);
+        upto := least(upto, skipped - interval '1 microsecond');
+    END IF;
+    INSERT INTO pgque.delayed_pos (dp_part, dp_seq, dp_due, dp_snapshot, dp_count, dp_pending, dp_next_due)
+    VALUES (pgque._delayed_part(), nextval('pgque.delayed_pos_seq'), upto, snap, cnt, nullif(pending, '{}'), nd);
+    -- The hint.  Sequences are not transactional: should this transaction
+    -- fail to commit, the hint may claim idleness wrongly until the count
+    -- moves or maint() runs the mover without it.
+    PERFORM setval('pgque.delayed_idle', CASE WHEN cardinality(pending) = 0 THEN cnt ELSE -1 END, true);
+    PERFORM setval('pgque.delayed_wake', CASE WHEN nd IS NULL THEN 9223372036854775807
+                                              ELSE greatest(pgque._epoch_us(nd), 0) END, true);
+    RETURN total;
+END
+$$;
+
+-- _delayed_tick(): the mover as ticker() runs it after its ticks: nothing
+-- but the hint when nothing is due; otherwise a run whose failure is
+-- reported as a WARNING instead of rolling back the ticks of every queue
+-- with it (maint() runs the mover unguarded, so a lasting failure surfaces
+-- there as an error).  Returns how many events were published.
+CREATE FUNCTION pgque._delayed_tick() RETURNS int
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF pgque._delayed_idle() THEN
+        RETURN 0;
+    END IF;
+    BEGIN  -- a subtransaction, only when there is work
+        RETURN pgque._move_delayed();
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'pgque: the delayed mover failed, ticks go on: % (SQLSTATE %)', SQLERRM, SQLSTATE;
+        RETURN 0;
+    END;
+END
+$$;
+
+-- maint_delayed_events(): publish every parked event that is due, ignoring
+-- the idle hint.  maint() calls it; ticker() runs the same mover with the
+-- hint after its ticks.  Must run at READ COMMITTED, in a transaction of its
+-- own.  Returns how many events were published.  Errors: PQ009.
+CREATE FUNCTION pgque.maint_delayed_events() RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+BEGIN
+    PERFORM pgque._require_read_committed('maint_delayed_events()');
+    RETURN pgque._move_delayed();
+END
+$$;
+
+-- cancel_scheduled(queue_name, event_id): withdraw a parked event.  Takes
+-- effect when the caller commits; a rolled-back cancel cancels nothing.  A
+-- cancel racing the mover either wins (the event is never delivered) or
+-- waits for it and returns 0 (it was delivered).
+-- Returns 1 when cancelled, 0 when it was already delivered or cancelled.
+-- Errors: PQ001 unknown queue, PQ006 NULL event_id, PQ009 not READ
+-- COMMITTED, PQ010 the id is not a scheduled event of this queue (never
+-- was, or was delivered or cancelled so long ago that the store forgot it:
+-- it remembers done events for at least one rotation period of
+-- maint_rotate_delayed, one minute under maint()).
+CREATE FUNCTION pgque.cancel_scheduled(queue_name text, event_id bigint) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q    pgque.queue := pgque._queue(queue_name);
+    part int;
+    n    int;
+BEGIN
+    IF event_id IS NULL THEN
+        PERFORM pgque._invalid('event id', 'must not be NULL');
+    END IF;
+    -- A snapshot older than a rotation of the store would not see the rows
+    -- it carried over; READ COMMITTED plus the lock rules that out.
+    PERFORM pgque._require_read_committed('cancel_scheduled()');
+    LOCK TABLE pgque.delayed, pgque.delayed_done IN ROW EXCLUSIVE MODE;
+    SELECT dq_part INTO part FROM pgque.delayed
+     WHERE dq_queue = q.queue_id AND ev_id = event_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pgque: event % is not a scheduled event of queue %', event_id, quote_literal(queue_name)
+            USING ERRCODE = 'PQ010';
+    END IF;
+    INSERT INTO pgque.delayed_done (dd_part, dd_queue, ev_id, dd_moved)
+    VALUES (part, q.queue_id, event_id, false)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- _lock_wait(tables, timeout): like _lock_nowait, but waits up to timeout
+-- for short holders (producers and the mover hold the store's tables only
+-- for a moment, but at any instant one of them may).
+CREATE FUNCTION pgque._lock_wait(tables text, timeout text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    old text := current_setting('lock_timeout');
+BEGIN
+    PERFORM set_config('lock_timeout', timeout, true);
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', tables);
+    PERFORM set_config('lock_timeout', old, true);
+    RETURN true;
+EXCEPTION WHEN lock_not_available THEN
+    PERFORM set_config('lock_timeout', old, true);
+    RETURN false;
+END
+$$;
+
+-- _store_rotation_begin(store, period, tables): the start of a rotation of
+-- the delayed or dedup store (sequences pgque.<store>_gen and
+-- pgque.<store>_switched_at): true when the current partition is period old,
+-- no other session is rotating either store, and tables (the partitions to
+-- recycle) could be locked within 100 ms.  Raises PQ006 for a bad period.
+CREATE FUNCTION pgque._store_rotation_begin(store text, period interval, tables text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF period IS NULL OR period <= interval '0' THEN
+        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
+    END IF;
+    RETURN now() >= to_timestamp(pgque._seq_value(format('pgque.%s_switched_at', store)) / 1000.0) + period
+       AND pg_try_advisory_xact_lock(pgque._lock_ns() + 21, 0)
+       AND pgque._lock_wait(tables, '100ms');
+END
+$$;
+
+-- _store_rotation_end(store, gen): make generation gen + 1 current, now.
+CREATE FUNCTION pgque._store_rotation_end(store text, gen bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM setval(format('pgque.%s_gen', store), gen + 1, true);
+    PERFORM setval(format('pgque.%s_switched_at', store), floor(extract(epoch FROM now()) * 1000)::bigint, true);
+END
+$$;
+
+-- maint_rotate_delayed(period): recycle the oldest partition of the delayed
+-- store once the current one is period old.  Kept, by copying them back
+-- after the TRUNCATE: events still parked, events done less than period ago
+-- (so cancel_scheduled can answer 0 for them), events whose unique key still
+-- refers to them while parked (14_dedup.sql), and the mover's newest
+-- position.  Events of dropped queues are dropped.  Skips (0) when the
+-- partition stays busy for 100 ms or another session is rotating.
+-- Returns 1 when it switched, else 0.  Errors: PQ006.
+CREATE FUNCTION pgque.maint_rotate_delayed(period interval DEFAULT '1 minute') RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    gen   bigint := pgque._seq_value('pgque.delayed_gen');
+    nxt   int := ((gen + 1) % 3)::int;
+    keep  pgque.delayed[];
+    dones pgque.delayed_done[];
+    pos   pgque.delayed_pos;
+BEGIN
+    IF NOT pgque._store_rotation_begin('delayed', period,
+               format('pgque.delayed_%s, pgque.delayed_done_%s, pgque.delayed_pos_%s', nxt, nxt, nxt)) THEN
+        RETURN 0;
+    END IF;
+    SELECT array_agg(d), array_agg(x) FILTER (WHERE x.ev_id IS NOT NULL) INTO keep, dones
+      FROM pgque.delayed d
+      LEFT JOIN pgque.delayed_done x ON x.dd_part = nxt AND x.dd_queue = d.dq_queue AND x.ev_id = d.ev_id
+     WHERE d.dq_part = nxt
+       AND d.dq_queue IN (SELECT queue_id FROM pgque.queue)
+       AND (x.ev_id IS NULL
+            OR x.dd_time > now() - period
+            OR (d.dq_key IS NOT NULL
+                AND EXISTS (SELECT 1 FROM pgque.dedup k
+                             WHERE k.dk_queue = d.dq_queue AND k.dk_key = d.dq_key
+                               AND k.ev_id = d.ev_id AND k.dk_txid IS NULL)));
+    SELECT * INTO pos FROM pgque.delayed_pos ORDER BY dp_seq DESC LIMIT 1;
+    EXECUTE format('TRUNCATE pgque.delayed_%s, pgque.delayed_done_%s, pgque.delayed_pos_%s', nxt, nxt, nxt);
+    INSERT INTO pgque.delayed SELECT * FROM unnest(keep);
+    INSERT INTO pgque.delayed_done SELECT * FROM unnest(dones);
+    IF pos.dp_seq IS NOT NULL THEN
+        pos.dp_part := nxt;
+        INSERT INTO pgque.delayed_pos SELECT pos.*;
+    END IF;
+    PERFORM pgque._store_rotation_end('delayed', gen);
+    RETURN 1;
+END
+$$;
+
+-- send_at(queue_name, type, payload, deliver_at [, extra1 .. extra4]):
+-- enqueue one event for delivery at deliver_at.  The id is drawn now, from
+-- the queue's event sequence, and is the msg_id consumers get.  Like send(),
+-- it exists only if the caller commits.  A deliver_at not in the future
+-- (now() is the transaction's start) sends at once, as send() does.
+-- Delivered to every consumer at the first tick after deliver_at, never
+-- before.  Returns the event id.
+-- Errors: PQ001, PQ006 (NULL type or deliver_at, infinite deliver_at).
+CREATE FUNCTION pgque.send_at(queue_name text, type text, payload text, deliver_at timestamptz,
+                              extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
+                              extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+BEGIN
+    IF deliver_at IS NULL THEN
+        PERFORM pgque._invalid('deliver_at', 'must not be NULL');
+    END IF;
+    RETURN pgque.send_opts(queue_name, type, payload, deliver_at => deliver_at,
+                           extra1 => extra1, extra2 => extra2, extra3 => extra3, extra4 => extra4);
+END
+$$;
+
+CREATE FUNCTION pgque.send_at(queue_name text, type text, payload jsonb, deliver_at timestamptz,
+                              extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
+                              extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT pgque.send_at(queue_name, type, payload::text, deliver_at, extra1, extra2, extra3, extra4)
+$$;
+
+-- ---- extension/src/14_dedup.sql ----
+-- Dedup: send_unique() and send_opts(unique_key => ...) send an event only
+-- when no live event with the same key exists on the queue; otherwise they
+-- return the live event's id and insert nothing.
+--
+-- A key is live while
+--   * its event is pending: parked in the delayed store and not cancelled,
+--     or not yet finished by every consumer subscribed to the queue (its
+--     transaction is not visible in a consumer's last finished tick), or
+--     waiting in the retry store of a consumer that nacked it; or
+--   * less than its ttl has passed since the send that created it.
+-- "Finished" is per consumer position: a batch that was received but not
+-- acked still counts as pending.  Consumers that subscribe later never get
+-- the event and do not count.  A queue without consumers holds nothing
+-- pending, so there a key is live only within its ttl (or while parked).
+-- A retried copy counts as pending only until the retry mover publishes it.
+--
+-- The store is insert-only, in three partitions recycled by
+-- maint_rotate_dedup() like the other logs; live keys are copied back, so it
+-- holds about the live keys plus what expired in the last two periods.
+-- Each row carries dk_n, the number of events its key has had: senders
+-- racing for a key compute the same n, and the primary key (queue, key, n,
+-- partition) lets one insert win while the others wait for its transaction.
+-- If it rolls back, a waiter's insert goes through instead.  All senders of
+-- a rotation period insert into one partition, and a sender holds a lock on
+-- every partition (its lookup) until it commits, so no rotation separates
+-- racing senders.  Lookups need snapshots newer than the lock, which only
+-- READ COMMITTED gives: unique sends require it.
+
+CREATE TABLE pgque.dedup (
+    dk_part    int         NOT NULL,  -- partition: dedup generation % 3
+    dk_queue   int         NOT NULL,
+    dk_key     text        NOT NULL,
+    dk_n       int         NOT NULL,
+    ev_id      bigint      NOT NULL,
+    dk_txid    xid8,                  -- the transaction consumers see the event in; NULL while parked
+    dk_expires timestamptz NOT NULL,  -- first send + ttl
+    PRIMARY KEY (dk_queue, dk_key, dk_n, dk_part)
+) PARTITION BY LIST (dk_part);
+CREATE TABLE pgque.dedup_0 PARTITION OF pgque.dedup FOR VALUES IN (0) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.dedup_1 PARTITION OF pgque.dedup FOR VALUES IN (1) WITH (autovacuum_enabled = false);
+CREATE TABLE pgque.dedup_2 PARTITION OF pgque.dedup FOR VALUES IN (2) WITH (autovacuum_enabled = false);
+CREATE SEQUENCE pgque.dedup_gen MINVALUE 0 START 0;
+CREATE SEQUENCE pgque.dedup_switched_at MINVALUE 0 START 0;  -- epoch ms of the last switch
+
+DO $$
+DECLARE
+    p int;
+BEGIN
+    FOR p IN 0 .. 2 LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(format('pgque.dedup_%s', p), '');
+    END LOOP;
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;  -- plain SQL install: not an extension
+END
+$$;
+
+-- _dedup_txid(k): the transaction whose commit shows k's event to
+-- consumers; NULL while the event is parked, and also NULL (with parked
+-- false) when it was cancelled.
+CREATE FUNCTION pgque._dedup_txid(k pgque.dedup, OUT txid xid8, OUT parked boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    d pgque.delayed_done;
+BEGIN
+    txid := k.dk_txid;
+    parked := false;
+    IF txid IS NULL THEN
+        SELECT * INTO d FROM pgque.delayed_done x WHERE x.dd_queue = k.dk_queue AND x.ev_id = k.ev_id LIMIT 1;
+        IF NOT FOUND THEN
+            parked := EXISTS (SELECT 1 FROM pgque.delayed x WHERE x.dq_queue = k.dk_queue AND x.ev_id = k.ev_id);
+        ELSIF d.dd_moved THEN
+            txid := d.dd_txid;
+        END IF;
+    END IF;
+END
+$$;
+
+-- _dedup_live(k): whether key row k is live (see the top of this file).
+CREATE FUNCTION pgque._dedup_live(k pgque.dedup) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+BEGIN
+    IF now() < k.dk_expires THEN
+        RETURN true;
+    END IF;
+    t := pgque._dedup_txid(k);
+    IF t.parked THEN
+        RETURN true;
+    ELSIF t.txid IS NULL THEN
+        RETURN false;
+    END IF;
+    -- A cooperative worker's position counts while it holds a batch (its
+    -- window's start), as for rotation: its consumer's position has moved
+    -- past the window already.
+    RETURN EXISTS (SELECT 1 FROM pgque.subscription s
+                    WHERE s.sub_queue = k.dk_queue AND NOT pg_visible_in_snapshot(t.txid, s.sub_last_snapshot)
+                      AND (s.sub_parent IS NULL OR s.sub_batch IS NOT NULL))
+        OR EXISTS (SELECT 1 FROM pgque.retry_queue r
+                    WHERE r.rq_sub IN (SELECT c.sub_id FROM pgque.consumer c WHERE c.sub_queue = k.dk_queue)
+                      AND r.ev_id = k.ev_id);
+END
+$$;
+
+-- _dedup_claim(queue_id, key, ttl, id, parked): claim key for event id.
+-- Returns id when this transaction now holds the key, else the id of the
+-- live event that holds it.  Caller checked READ COMMITTED and arguments.
+CREATE FUNCTION pgque._dedup_claim(queue_id int, key text, ttl interval, id bigint, parked boolean) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    k pgque.dedup;
+    n int;
+    c int;
+BEGIN
+    LOOP
+        FOR k IN SELECT * FROM pgque.dedup x WHERE x.dk_queue = queue_id AND x.dk_key = key ORDER BY x.dk_n DESC LOOP
+            IF pgque._dedup_live(k) THEN
+                RETURN k.ev_id;
+            END IF;
+        END LOOP;
+        SELECT coalesce(max(x.dk_n), 0) + 1 INTO n FROM pgque.dedup x WHERE x.dk_queue = queue_id AND x.dk_key = key;
+        -- Waits for a racing sender of the same key and n: DO NOTHING when
+        -- it committed (the loop then finds its event), inserts when it
+        -- rolled back.
+        INSERT INTO pgque.dedup (dk_part, dk_queue, dk_key, dk_n, ev_id, dk_txid, dk_expires)
+        VALUES ((pgque._seq_value('pgque.dedup_gen') % 3)::int, queue_id, key, n, id,
+                CASE WHEN parked THEN NULL ELSE pg_current_xact_id() END, now() + ttl)
+        ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS c = ROW_COUNT;
+        IF c = 1 THEN
+            RETURN id;
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- maint_rotate_dedup(period): recycle the oldest partition of the dedup
+-- store once the current one is period old: expired keys are dropped, live
+-- ones copied back (a parked event that was published meanwhile gets the
+-- publishing transaction recorded).  Keys of dropped queues are dropped.
+-- Skips (0) when the partition stays busy for 100 ms (every unique send
+-- holds it until it commits) or another session is rotating.
+-- Returns 1 when it switched, else 0.  Errors: PQ006.
+CREATE FUNCTION pgque.maint_rotate_dedup(period interval DEFAULT '1 minute') RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    gen  bigint := pgque._seq_value('pgque.dedup_gen');
+    nxt  int := ((gen + 1) % 3)::int;
+    keep pgque.dedup[];
+BEGIN
+    IF NOT pgque._store_rotation_begin('dedup', period, format('pgque.dedup_%s', nxt)) THEN
+        RETURN 0;
+    END IF;
+    keep := ARRAY(SELECT ROW(k.dk_part, k.dk_queue, k.dk_key, k.dk_n, k.ev_id,
+                             coalesce(k.dk_txid, (pgque._dedup_txid(k)).txid), k.dk_expires)::pgque.dedup
+                    FROM pgque.dedup k
+                   WHERE k.dk_part = nxt
+                     AND k.dk_queue IN (SELECT queue_id FROM pgque.queue)
+                     AND pgque._dedup_live(k));
+    EXECUTE format('TRUNCATE pgque.dedup_%s', nxt);
+    INSERT INTO pgque.dedup SELECT * FROM unnest(keep);
+    PERFORM pgque._store_rotation_end('dedup', gen);
+    RETURN 1;
+END
+$$;
+
+-- send_unique(queue_name, type, payload, key [, ttl]): send() unless the
+-- queue has a live event with this key (see the top of this file); then
+-- return that event's id and insert nothing.  ttl (default 0) keeps the key
+-- live for that long after this send even once the event is consumed.
+-- Concurrent senders of one key: one wins, the others wait for its
+-- transaction and return its id (or, if it rolls back, one of them wins).
+-- Must run at READ COMMITTED.
+-- Returns the event id.  Errors: PQ001, PQ006 (NULL or empty key, negative
+-- ttl, NULL type), PQ009 (isolation).
+CREATE FUNCTION pgque.send_unique(queue_name text, type text, payload text, key text,
+                                  ttl interval DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+BEGIN
+    IF key IS NULL THEN
+        PERFORM pgque._invalid('unique key', 'must not be NULL');
+    END IF;
+    RETURN pgque.send_opts(queue_name, type, payload, unique_key => key, unique_ttl => coalesce(ttl, interval '0'));
+END
+$$;
+
+CREATE FUNCTION pgque.send_unique(queue_name text, type text, payload jsonb, key text,
+                                  ttl interval DEFAULT NULL) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT pgque.send_unique(queue_name, type, payload::text, key, ttl)
 $$;
 
 -- ---- extension/src/15_schedule.sql ----
@@ -2694,7 +3437,14 @@ GRANT EXECUTE ON FUNCTION
     pgque.send(text, text, jsonb, text, text, text, text),
     pgque.send_batch(text, text, text[]),
     pgque.send_batch(text, text, jsonb[]),
-    pgque.insert_event(text, text, text, text, text, text, text)
+    pgque.insert_event(text, text, text, text, text, text, text),
+    pgque.send_opts(text, text, text, timestamptz, text, interval, int, text, text, text, text),
+    pgque.send_opts(text, text, jsonb, timestamptz, text, interval, int, text, text, text, text),
+    pgque.send_at(text, text, text, timestamptz, text, text, text, text),
+    pgque.send_at(text, text, jsonb, timestamptz, text, text, text, text),
+    pgque.send_unique(text, text, text, text, interval),
+    pgque.send_unique(text, text, jsonb, text, interval),
+    pgque.cancel_scheduled(text, bigint)
 TO pgque_writer;
 
 GRANT EXECUTE ON FUNCTION
@@ -2729,6 +3479,9 @@ GRANT EXECUTE ON FUNCTION
     pgque.maint_rotate_tables_step2(),
     pgque.maint_rotate_logs(interval),
     pgque.maint_retry_events(),
+    pgque.maint_delayed_events(),
+    pgque.maint_rotate_delayed(interval),
+    pgque.maint_rotate_dedup(interval),
     pgque.dlq_list(text, int),
     pgque.dlq_replay(bigint),
     pgque.dlq_purge(text, interval),

@@ -20,7 +20,8 @@ CREATE TABLE pgque.event (
     ev_extra1 text,
     ev_extra2 text,
     ev_extra3 text,
-    ev_extra4 text
+    ev_extra4 text,
+    ev_max_retries int   -- per-event override of the queue's max_retries (send option)
 ) PARTITION BY LIST (ev_slot);
 
 -- Groups of partitions.  A queue owns the group starting at its queue_slot;
@@ -65,6 +66,9 @@ CREATE TABLE pgque.queue (
     -- When pause_queue() paused the queue; NULL while it runs.  A paused
     -- queue takes sends and ticks, but hands out nothing to consumers.
     queue_paused_at          timestamptz,
+    -- Fraction (0..1) of the computed backoff taken off at random, so that
+    -- events failed together are not retried together.
+    queue_retry_jitter       float8   NOT NULL DEFAULT 0 CHECK (queue_retry_jitter BETWEEN 0 AND 1),
     queue_created_at         timestamptz NOT NULL DEFAULT now()
 );
 
@@ -181,6 +185,7 @@ CREATE TABLE pgque.retry_queue (
     ev_extra2 text,
     ev_extra3 text,
     ev_extra4 text,
+    ev_max_retries int,
     PRIMARY KEY (rq_sub, ev_id)
 );
 CREATE INDEX retry_queue_due_idx ON pgque.retry_queue (rq_due);
@@ -202,6 +207,7 @@ CREATE TABLE pgque.dead_letter (
     ev_extra2   text,
     ev_extra3   text,
     ev_extra4   text,
+    ev_max_retries int,
     UNIQUE (dl_queue, dl_consumer, ev_id)
 );
 CREATE INDEX dead_letter_time_idx ON pgque.dead_letter (dl_queue, dl_time);

@@ -118,6 +118,7 @@ $$;
 --   max_retries         int >= 0     nacks before an event is dead-lettered
 --   retry_backoff_base  interval >= 0  first retry delay, doubled per retry
 --   retry_backoff_cap   interval >= 0  longest retry delay
+--   retry_jitter        0 <= float <= 1  share of a computed backoff taken off at random
 -- Returns 1.  Errors: PQ001 unknown queue, PQ006 unknown parameter or bad value.
 CREATE FUNCTION pgque.set_queue_config(queue_name text, param text, value text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -126,6 +127,7 @@ DECLARE
     name text := regexp_replace(lower(coalesce(param, '')), '^queue_', '');
     i    bigint;
     iv   interval;
+    f    float8;
 BEGIN
     IF value IS NULL THEN
         PERFORM pgque._invalid('value for ' || coalesce(param, 'NULL'), 'must not be NULL');
@@ -136,19 +138,23 @@ BEGIN
         ELSIF name IN ('ticker_max_lag', 'ticker_idle_period', 'rotation_period',
                        'retry_backoff_base', 'retry_backoff_cap') THEN
             iv := value::interval;
+        ELSIF name = 'retry_jitter' THEN
+            f := value::float8;
         ELSE
             PERFORM pgque._invalid('parameter', format('%L (known: ticker_max_count, ticker_max_lag, '
-                'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap)', param));
+                'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter)', param));
         END IF;
     EXCEPTION WHEN invalid_text_representation OR datetime_field_overflow OR invalid_datetime_format
                    OR numeric_value_out_of_range OR interval_field_overflow THEN
         PERFORM pgque._invalid('value for ' || name, format('%L is not a valid %s', value,
-            CASE WHEN name IN ('ticker_max_count', 'max_retries') THEN 'integer' ELSE 'interval' END));
+            CASE WHEN name IN ('ticker_max_count', 'max_retries') THEN 'integer'
+                 WHEN name = 'retry_jitter' THEN 'number' ELSE 'interval' END));
     END;
     IF (name = 'ticker_max_count' AND (i < 1 OR i > 2147483647))
        OR (name = 'max_retries' AND (i < 0 OR i > 2147483647))
        OR (name IN ('ticker_idle_period', 'rotation_period') AND iv <= interval '0')
-       OR (name IN ('ticker_max_lag', 'retry_backoff_base', 'retry_backoff_cap') AND iv < interval '0') THEN
+       OR (name IN ('ticker_max_lag', 'retry_backoff_base', 'retry_backoff_cap') AND iv < interval '0')
+       OR (name = 'retry_jitter' AND NOT (f BETWEEN 0 AND 1)) THEN
         PERFORM pgque._invalid('value for ' || name, format('%L is out of range', value));
     END IF;
 
@@ -159,7 +165,8 @@ BEGIN
         queue_ticker_idle_period = CASE WHEN name = 'ticker_idle_period' THEN iv ELSE queue_ticker_idle_period END,
         queue_rotation_period    = CASE WHEN name = 'rotation_period'    THEN iv ELSE queue_rotation_period END,
         queue_retry_backoff_base = CASE WHEN name = 'retry_backoff_base' THEN iv ELSE queue_retry_backoff_base END,
-        queue_retry_backoff_cap  = CASE WHEN name = 'retry_backoff_cap'  THEN iv ELSE queue_retry_backoff_cap END
+        queue_retry_backoff_cap  = CASE WHEN name = 'retry_backoff_cap'  THEN iv ELSE queue_retry_backoff_cap END,
+        queue_retry_jitter       = CASE WHEN name = 'retry_jitter'       THEN f ELSE queue_retry_jitter END
      WHERE queue_id = q.queue_id;
     RETURN 1;
 END

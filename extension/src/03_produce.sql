@@ -98,3 +98,80 @@ CREATE FUNCTION pgque.insert_event(queue_name text, ev_type text, ev_data text,
 LANGUAGE sql AS $$
     SELECT pgque.send(queue_name, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
 $$;
+
+-- send_opts(queue_name, type, payload [, deliver_at, unique_key, unique_ttl,
+--           max_retries, extra1 .. extra4]): send one event with any of the
+-- send options; the entry point for drivers (call it with named arguments).
+--   deliver_at   deliver at this time, not before (13_delayed.sql); NULL or
+--                not in the future: at once
+--   unique_key   send only if no live event with this key exists on the
+--                queue, else return that event's id (14_dedup.sql); needs
+--                READ COMMITTED
+--   unique_ttl   keep the key live this long after the send (default 0);
+--                only with unique_key
+--   max_retries  this event's own limit of nacks before it is dead-lettered,
+--                instead of the queue's; kept by retries and replays
+-- send(), send_at() and send_unique() are this function with fewer options;
+-- plain send() stays the fastest path.
+-- Returns the event id.  Errors: PQ001 unknown queue; PQ006 NULL type, empty
+-- unique_key, unique_ttl negative or without a key, negative max_retries,
+-- infinite deliver_at; PQ009 unique_key outside READ COMMITTED.
+CREATE FUNCTION pgque.send_opts(queue_name text, type text, payload text,
+                                deliver_at timestamptz DEFAULT NULL,
+                                unique_key text DEFAULT NULL, unique_ttl interval DEFAULT NULL,
+                                max_retries int DEFAULT NULL,
+                                extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
+                                extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    w      record;
+    id     bigint;
+    holder bigint;
+    parked boolean := deliver_at > now();
+BEGIN
+    IF type IS NULL THEN
+        PERFORM pgque._invalid('event type', 'must not be NULL');
+    ELSIF unique_key = '' THEN
+        PERFORM pgque._invalid('unique key', 'must not be empty');
+    ELSIF unique_ttl IS NOT NULL AND unique_key IS NULL THEN
+        PERFORM pgque._invalid('unique ttl', 'is only allowed with a unique key');
+    ELSIF unique_ttl < interval '0' THEN
+        PERFORM pgque._invalid('unique ttl', format('%s is negative', unique_ttl));
+    ELSIF max_retries < 0 THEN
+        PERFORM pgque._invalid('max_retries', format('%s is negative', max_retries));
+    ELSIF deliver_at = 'infinity' THEN
+        PERFORM pgque._invalid('deliver_at', 'must be a finite time');
+    END IF;
+    IF unique_key IS NOT NULL THEN
+        PERFORM pgque._require_read_committed('a send with a unique key');
+    END IF;
+    w := pgque._writable(queue_name);
+    id := nextval(w.event_seq);
+    IF unique_key IS NOT NULL THEN
+        holder := pgque._dedup_claim(w.queue_id, unique_key, coalesce(unique_ttl, interval '0'), id, parked);
+        IF holder <> id THEN
+            RETURN holder;  -- a live event holds the key; our id stays unused
+        END IF;
+    END IF;
+    IF parked THEN
+        PERFORM pgque._park(w.queue_id, id, deliver_at, unique_key, type, payload,
+                            extra1, extra2, extra3, extra4, max_retries);
+    ELSE
+        INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
+                                 ev_max_retries)
+        VALUES (w.slot, id, type, payload, extra1, extra2, extra3, extra4, max_retries);
+    END IF;
+    RETURN id;
+END
+$$;
+
+CREATE FUNCTION pgque.send_opts(queue_name text, type text, payload jsonb,
+                                deliver_at timestamptz DEFAULT NULL,
+                                unique_key text DEFAULT NULL, unique_ttl interval DEFAULT NULL,
+                                max_retries int DEFAULT NULL,
+                                extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
+                                extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT pgque.send_opts(queue_name, type, payload::text, deliver_at, unique_key, unique_ttl, max_retries,
+                           extra1, extra2, extra3, extra4)
+$$;

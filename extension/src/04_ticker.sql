@@ -80,7 +80,10 @@ BEGIN
 END
 $$;
 
--- ticker(): tick every queue that is due (see ticker(queue_name)).
+-- ticker(): tick every queue that is due (see ticker(queue_name)), then
+-- publish the delayed events that came due (13_delayed.sql; nearly free when
+-- none did).  They go in after the ticks, so they move the event sequences
+-- past what the ticks recorded and the next call ticks them.
 -- Returns how many queues ticked.  Errors: PQ009.
 CREATE FUNCTION pgque.ticker() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -94,6 +97,7 @@ BEGIN
             n := n + 1;
         END IF;
     END LOOP;
+    PERFORM pgque._delayed_tick();
     RETURN n;
 END
 $$;

@@ -3,11 +3,13 @@
 -- table with ev_owner set, so only that consumer sees it again, with
 -- retry_count one higher.  The original row is never touched.
 
--- _backoff(q, retry_count): least(base * 2^retry_count, cap).
+-- _backoff(q, retry_count): least(base * 2^retry_count, cap), less a random
+-- share of up to retry_jitter of it.  Jitter only shortens the delay, so the
+-- cap stays the longest wait and a retry never comes later than configured.
 CREATE FUNCTION pgque._backoff(q pgque.queue, retry_count int) RETURNS interval
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql VOLATILE AS $$
     SELECT least(q.queue_retry_backoff_base * power(2, least(greatest(retry_count, 0), 40)),
-                 q.queue_retry_backoff_cap)
+                 q.queue_retry_backoff_cap) * (1 - q.queue_retry_jitter * random())
 $$;
 
 -- _retry_insert(s, e, due): queue event e for redelivery to s at due.
@@ -18,9 +20,9 @@ DECLARE
     n int;
 BEGIN
     INSERT INTO pgque.retry_queue (rq_sub, rq_queue, rq_due, ev_id, ev_time, ev_retry, ev_type, ev_data,
-                                   ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+                                   ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
     VALUES (s.sub_id, s.sub_queue, due, e.ev_id, e.ev_time, coalesce(e.ev_retry, 0) + 1, e.ev_type, e.ev_data,
-            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4)
+            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
     ON CONFLICT (rq_sub, ev_id) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -28,8 +30,9 @@ END
 $$;
 
 -- _retry_or_dead(s, e, retry_after, reason): nack's decision.  An event
--- already retried max_retries times goes to the dead-letter store (once per
--- consumer and event); any other is queued for retry.  Returns 'dead' or 'retry'.
+-- already retried max_retries times (its own limit when it was sent with one,
+-- else the queue's) goes to the dead-letter store (once per consumer and
+-- event); any other is queued for retry.  Returns 'dead' or 'retry'.
 CREATE FUNCTION pgque._retry_or_dead(s pgque.subscription, e pgque.event,
                                      retry_after interval, reason text) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -37,11 +40,11 @@ DECLARE
     q pgque.queue;
 BEGIN
     SELECT * INTO q FROM pgque.queue WHERE queue_id = s.sub_queue;
-    IF coalesce(e.ev_retry, 0) >= q.queue_max_retries THEN
+    IF coalesce(e.ev_retry, 0) >= coalesce(e.ev_max_retries, q.queue_max_retries) THEN
         INSERT INTO pgque.dead_letter (dl_queue, dl_consumer, dl_reason, ev_id, ev_time, ev_txid, ev_retry,
-                                       ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+                                       ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
         VALUES (s.sub_queue, s.sub_consumer, reason, e.ev_id, e.ev_time, e.ev_txid, e.ev_retry,
-                e.ev_type, e.ev_data, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4)
+                e.ev_type, e.ev_data, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
         ON CONFLICT (dl_queue, dl_consumer, ev_id) DO NOTHING;
         RETURN 'dead';
     END IF;
@@ -119,8 +122,9 @@ BEGIN
                                         FOR UPDATE SKIP LOCKED))
             RETURNING *)
         INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
-                                 ev_extra1, ev_extra2, ev_extra3, ev_extra4)
-        SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4
+                                 ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+        SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
+               ev_max_retries
           FROM moved;
         GET DIAGNOSTICS n = ROW_COUNT;
         PERFORM pgque._count_events(w.event_seq, n);

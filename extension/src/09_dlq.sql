@@ -23,7 +23,8 @@ $$;
 
 -- dlq_replay(dl_id): deliver a dead letter again, to the consumer that
 -- dead-lettered it only, as a first delivery (retry_count NULL, the same
--- msg_id), and remove it from the dead-letter store.
+-- msg_id, its own max_retries if it was sent with one), and remove it from
+-- the dead-letter store.
 -- Returns the event id.  Errors: PQ008 unknown dl_id, PQ003 consumer no
 -- longer subscribed, PQ006 NULL dl_id.
 CREATE FUNCTION pgque.dlq_replay(dl_id bigint) RETURNS bigint
@@ -43,9 +44,9 @@ BEGIN
     s := pgque._subscription((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue), d.dl_consumer, false);
     w := pgque._writable((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue));
     INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_type, ev_data,
-                             ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+                             ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
     VALUES (w.slot, d.ev_id, d.ev_time, s.sub_id, d.ev_type, d.ev_data,
-            d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4);
+            d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4, d.ev_max_retries);
     PERFORM pgque._count_events(w.event_seq, 1);
     DELETE FROM pgque.dead_letter x WHERE x.dl_id = d.dl_id;
     RETURN d.ev_id;

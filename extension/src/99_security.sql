@@ -44,7 +44,14 @@ GRANT EXECUTE ON FUNCTION
     pgque.send(text, text, jsonb, text, text, text, text),
     pgque.send_batch(text, text, text[]),
     pgque.send_batch(text, text, jsonb[]),
-    pgque.insert_event(text, text, text, text, text, text, text)
+    pgque.insert_event(text, text, text, text, text, text, text),
+    pgque.send_opts(text, text, text, timestamptz, text, interval, int, text, text, text, text),
+    pgque.send_opts(text, text, jsonb, timestamptz, text, interval, int, text, text, text, text),
+    pgque.send_at(text, text, text, timestamptz, text, text, text, text),
+    pgque.send_at(text, text, jsonb, timestamptz, text, text, text, text),
+    pgque.send_unique(text, text, text, text, interval),
+    pgque.send_unique(text, text, jsonb, text, interval),
+    pgque.cancel_scheduled(text, bigint)
 TO pgque_writer;
 
 GRANT EXECUTE ON FUNCTION
@@ -79,6 +86,9 @@ GRANT EXECUTE ON FUNCTION
     pgque.maint_rotate_tables_step2(),
     pgque.maint_rotate_logs(interval),
     pgque.maint_retry_events(),
+    pgque.maint_delayed_events(),
+    pgque.maint_rotate_delayed(interval),
+    pgque.maint_rotate_dedup(interval),
     pgque.dlq_list(text, int),
     pgque.dlq_replay(bigint),
     pgque.dlq_purge(text, interval),

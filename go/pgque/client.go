@@ -102,25 +102,123 @@ type querier interface {
 
 const sendSQL = `SELECT pgque.send($1::text, $2::text, $3::text, $4, $5, $6, $7)`
 
-func send(ctx context.Context, q querier, op, queue string, ev Event) (int64, error) {
+// sendOptsSQL calls the engine's entry point for sends with options.  A
+// delay is added to the server's clock when the statement runs, so client
+// clock skew and time spent in the caller's transaction do not shorten it.
+const sendOptsSQL = `SELECT pgque.send_opts($1::text, $2::text, $3::text,
+	deliver_at  => coalesce(clock_timestamp() + $4::interval, $5::timestamptz),
+	unique_key  => $6::text,
+	unique_ttl  => $7::interval,
+	max_retries => $8::int,
+	extra1 => $9, extra2 => $10, extra3 => $11, extra4 => $12)`
+
+// SendOption changes how Send and SendTx enqueue an event.
+type SendOption func(*sendOptions)
+
+type sendOptions struct {
+	runAt      *time.Time
+	delay      *time.Duration
+	uniqueKey  *string
+	uniqueTTL  *time.Duration
+	maxRetries *int
+}
+
+// WithRunAt delivers the event at t, not before: it waits in the delayed
+// store and goes to every consumer at the first tick after t.  A t that is
+// not in the future sends at once.  The event id is assigned at send time;
+// CancelScheduled withdraws the event until it is delivered.  It replaces
+// an earlier WithDelay.
+func WithRunAt(t time.Time) SendOption {
+	return func(o *sendOptions) { o.runAt, o.delay = &t, nil }
+}
+
+// WithDelay delivers the event d after the send, by the database server's
+// clock (see WithRunAt); d <= 0 sends at once.  It replaces an earlier
+// WithRunAt.
+func WithDelay(d time.Duration) SendOption {
+	return func(o *sendOptions) { o.delay, o.runAt = &d, nil }
+}
+
+// WithUniqueKey sends the event only if the queue holds no live event with
+// the same key; otherwise Send returns the live event's id and enqueues
+// nothing.  An event is live while it is pending for a consumer (delayed,
+// not yet acked by every subscribed consumer, or waiting for a retry) or
+// within the key's TTL (WithUniqueTTL) of its send.  Concurrent sends of one
+// key yield one event, and every caller gets its id.  Needs READ COMMITTED
+// (the default) when used with SendTx.
+func WithUniqueKey(key string) SendOption {
+	return func(o *sendOptions) { o.uniqueKey = &key }
+}
+
+// WithUniqueTTL keeps the unique key live for at least d after the send,
+// even once every consumer has handled the event.  Only with WithUniqueKey.
+func WithUniqueTTL(d time.Duration) SendOption {
+	return func(o *sendOptions) { o.uniqueTTL = &d }
+}
+
+// WithMaxRetries sets how many times this event may be retried (nacked)
+// before it is dead-lettered, instead of the queue's max_retries.  Retries
+// and dead-letter replays keep the limit.
+func WithMaxRetries(n int) SendOption {
+	return func(o *sendOptions) { o.maxRetries = &n }
+}
+
+func send(ctx context.Context, q querier, op, queue string, ev Event, opts []SendOption) (int64, error) {
 	p, err := ev.payload(op)
 	if err != nil {
 		return 0, err
 	}
 	var id int64
-	err = q.QueryRow(ctx, sendSQL, queue, ev.Type, p, ev.Extra1, ev.Extra2, ev.Extra3, ev.Extra4).Scan(&id)
+	if len(opts) == 0 {
+		err = q.QueryRow(ctx, sendSQL, queue, ev.Type, p, ev.Extra1, ev.Extra2, ev.Extra3, ev.Extra4).Scan(&id)
+		return id, wrap(op, err)
+	}
+	var o sendOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch {
+	case o.runAt != nil && o.runAt.IsZero():
+		return 0, invalid(op, "run-at time is the zero time")
+	case o.uniqueKey != nil && *o.uniqueKey == "":
+		return 0, invalid(op, "unique key is empty")
+	case o.uniqueTTL != nil && o.uniqueKey == nil:
+		return 0, invalid(op, "unique TTL without a unique key")
+	case o.uniqueTTL != nil && *o.uniqueTTL < 0:
+		return 0, invalid(op, "unique TTL %v is negative", *o.uniqueTTL)
+	case o.maxRetries != nil && *o.maxRetries < 0:
+		return 0, invalid(op, "max retries %d is negative", *o.maxRetries)
+	}
+	err = q.QueryRow(ctx, sendOptsSQL, queue, ev.Type, p, o.delay, o.runAt, o.uniqueKey, o.uniqueTTL, o.maxRetries,
+		ev.Extra1, ev.Extra2, ev.Extra3, ev.Extra4).Scan(&id)
 	return id, wrap(op, err)
 }
 
 // Send enqueues one event and returns its id.  The event is committed at
-// once; use SendTx to make it part of your own transaction.
-func (c *Client) Send(ctx context.Context, queue string, ev Event) (int64, error) {
-	return send(ctx, c.pool, "pgque: send", queue, ev)
+// once; use SendTx to make it part of your own transaction.  Options delay
+// it (WithRunAt, WithDelay), deduplicate it (WithUniqueKey, WithUniqueTTL)
+// or set its retry limit (WithMaxRetries); without options Send takes the
+// engine's plain, fastest path.
+func (c *Client) Send(ctx context.Context, queue string, ev Event, opts ...SendOption) (int64, error) {
+	return send(ctx, c.pool, "pgque: send", queue, ev, opts)
 }
 
 // SendTx enqueues one event inside tx: it is delivered only if tx commits.
-func (c *Client) SendTx(ctx context.Context, tx pgx.Tx, queue string, ev Event) (int64, error) {
-	return send(ctx, tx, "pgque: send", queue, ev)
+// Options are those of Send.
+func (c *Client) SendTx(ctx context.Context, tx pgx.Tx, queue string, ev Event, opts ...SendOption) (int64, error) {
+	return send(ctx, tx, "pgque: send", queue, ev, opts)
+}
+
+// CancelScheduled withdraws an event sent with WithRunAt or WithDelay that
+// has not been delivered yet.  It reports true when it cancelled the event
+// and false when the event was already delivered or cancelled.  It fails
+// with ErrNotScheduled when id is not a delayed event of queue (or was
+// delivered or cancelled so long ago that the store no longer remembers it;
+// at least a minute).  A cancel racing the delivery either wins or reports
+// false, never both.
+func (c *Client) CancelScheduled(ctx context.Context, queue string, id int64) (bool, error) {
+	n, err := c.exec1(ctx, "pgque: cancel scheduled", `SELECT pgque.cancel_scheduled($1, $2)`, queue, id)
+	return n == 1, err
 }
 
 // SendBatch enqueues events atomically in one round trip and returns their

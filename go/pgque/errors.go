@@ -19,6 +19,7 @@ var (
 	ErrQueueHasConsumers    = errors.New("pgque: queue has consumers")                  // PQ007
 	ErrDeadLetterNotFound   = errors.New("pgque: dead letter not found")                // PQ008
 	ErrWrongTransactionMode = errors.New("pgque: wrong transaction isolation level")    // PQ009
+	ErrNotScheduled         = errors.New("pgque: not a scheduled event")                // PQ010
 	ErrScheduleExists       = errors.New("pgque: schedule already exists")              // PQ015
 	ErrScheduleNotFound     = errors.New("pgque: schedule not found")                   // PQ016
 	ErrConsumerBusy         = errors.New("pgque: consumer has a batch of its own open") // PQ025
@@ -35,6 +36,7 @@ var sentinels = map[string]error{
 	"PQ007": ErrQueueHasConsumers,
 	"PQ008": ErrDeadLetterNotFound,
 	"PQ009": ErrWrongTransactionMode,
+	"PQ010": ErrNotScheduled,
 	"PQ015": ErrScheduleExists,
 	"PQ016": ErrScheduleNotFound,
 	"PQ025": ErrConsumerBusy,

@@ -1,5 +1,6 @@
 -- 06_retry_dlq: nack -> retry -> dead letter, the retry mover, backoff, the
--- dead-letter store (dlq_list, dlq_replay, dlq_purge) and PgQ's event_retry.
+-- dead-letter store (dlq_list, dlq_replay, dlq_purge) and PgQ's event_retry,
+-- retry jitter and per-send max_retries.
 -- A retried copy is seen only by the consumer that failed it (fan-out stays
 -- intact); a replayed dead letter goes back to that consumer only.
 --
@@ -299,4 +300,72 @@ SELECT pgque.dlq_replay(:dl_id) AS replayed;
 SELECT pgque.ticker('q06_t') IS NOT NULL AS ticked_replay;
 SELECT msg_id, retry_count FROM pgque.receive('q06_t', 'c', 10);
 
-SELECT pgque.drop_queue(q, true) FROM unnest(ARRAY['q06_a', 'q06_z', 'q06_t']) q;
+---------------------------------------------------------------------------
+-- retry_jitter: a fraction 0..1 of the computed backoff taken off at
+-- random.  With base 10 s and jitter 0.5 every delay is in [5 s, 10 s] and
+-- the delays differ; an explicit retry_after is not jittered.  Bad values:
+-- PQ006.
+---------------------------------------------------------------------------
+SELECT v, test.err(format($$SELECT pgque.set_queue_config('q06_t', 'retry_jitter', %L)$$, v)) AS result
+  FROM unnest(ARRAY['0', '1', '0.5', '1.5', '-0.1', 'NaN', 'abc', '']) v;
+SELECT test.err($$SELECT pgque.set_queue_config('q06_t', 'retry_jitter', NULL)$$) AS null_jitter;
+SELECT queue_retry_jitter FROM pgque.queue WHERE queue_name = 'q06_t';
+SELECT pgque.set_queue_config('q06_t', 'retry_backoff_base', '10 seconds');
+SELECT pgque.set_queue_config('q06_t', 'max_retries', '5');
+SELECT pgque.ack(test.batch('q06_t', 'c')) AS ack_earlier;
+SELECT count(pgque.send('q06_t', 'j', 'jitter ' || i)) AS sent FROM generate_series(1, 20) i;
+SELECT pgque.force_tick('q06_t') IS NOT NULL AS ticked;
+SELECT min(batch_id) AS b, array_agg(msg_id) AS jids FROM pgque.receive('q06_t', 'c', 100) \gset
+SELECT count(pgque.nack(:b, m)) AS nacked FROM unnest(:'jids'::bigint[]) m WHERE m <> (:'jids'::bigint[])[1];
+BEGIN;  -- one now() for the nack and the check
+SELECT pgque.nack(:b, (:'jids'::bigint[])[1], '7 seconds') AS nack_explicit;
+SELECT rq_due - now() = interval '7 seconds' AS explicit_not_jittered
+  FROM pgque.retry_queue WHERE ev_id = (:'jids'::bigint[])[1]
+   AND rq_queue = (SELECT queue_id FROM pgque.queue WHERE queue_name = 'q06_t');
+COMMIT;
+SELECT pgque.ack(:b) AS ack;
+SELECT count(*) AS retries,
+       bool_and(rq_due - now() BETWEEN interval '4.9 seconds' AND interval '10 seconds') AS within_5_to_10s,
+       count(DISTINCT rq_due) > 1 AS delays_differ
+  FROM pgque.retry_queue WHERE rq_queue = (SELECT queue_id FROM pgque.queue WHERE queue_name = 'q06_t')
+   AND ev_id <> (:'jids'::bigint[])[1];
+
+---------------------------------------------------------------------------
+-- Per-send max_retries (send_opts): overrides the queue's limit, travels
+-- with retried copies, the dead letter and its replay, and is honoured by
+-- nack.  The queue allows 0 retries; the event asks for 1.  Another event
+-- asks for 0 on a queue that allows 5.
+---------------------------------------------------------------------------
+SELECT pgque.create_queue('q06_m');
+SELECT pgque.subscribe('q06_m', 'c');
+SELECT pgque.set_queue_config('q06_m', 'max_retries', '0');
+SELECT pgque.set_queue_config('q06_m', 'retry_backoff_base', '0');
+SELECT pgque.send_opts('q06_m', 'job', 'one retry', max_retries => 1) AS m1 \gset
+SELECT pgque.force_tick('q06_m') IS NOT NULL AS ticked;
+SELECT batch_id AS b, retry_count IS NULL AS first_delivery FROM pgque.receive('q06_m', 'c', 10) \gset
+SELECT :'first_delivery' AS first_delivery, pgque.nack(:b, :m1, NULL, 'first') AS nack, pgque.ack(:b) AS ack;
+SELECT ev_max_retries FROM pgque.retry_queue
+ WHERE ev_id = :m1 AND rq_queue = (SELECT queue_id FROM pgque.queue WHERE queue_name = 'q06_m');
+SELECT pgque.maint_retry_events() AS moved;
+SELECT pgque.force_tick('q06_m') IS NOT NULL AS ticked;
+SELECT batch_id AS b, coalesce(retry_count, 0) AS retry_count FROM pgque.receive('q06_m', 'c', 10) \gset
+SELECT :retry_count AS retry_count, pgque.nack(:b, :m1, NULL, 'second') AS nack, pgque.ack(:b) AS ack;
+SELECT consumer_name, msg_id = :m1 AS is_m1, reason, retry_count FROM pgque.dlq_list('q06_m');
+SELECT dl_id FROM pgque.dlq_list('q06_m') \gset
+SELECT pgque.dlq_replay(:dl_id) = :m1 AS replayed;
+SELECT pgque.force_tick('q06_m') IS NOT NULL AS ticked;
+SELECT batch_id AS b, retry_count IS NULL AS first_delivery FROM pgque.receive('q06_m', 'c', 10) \gset
+SELECT :'first_delivery' AS replay_first_delivery, pgque.nack(:b, :m1) AS nack_retries_again, pgque.ack(:b) AS ack;
+SELECT pgque.set_queue_config('q06_m', 'max_retries', '5');
+SELECT pgque.send_opts('q06_m', 'job', 'no retry', max_retries => 0) AS m0 \gset
+SELECT pgque.force_tick('q06_m') IS NOT NULL AS ticked;
+SELECT pgque.maint_retry_events() AS moved;
+SELECT pgque.force_tick('q06_m') IS NOT NULL AS ticked;
+CREATE TEMP TABLE m06 AS SELECT * FROM pgque.receive('q06_m', 'c', 10);
+SELECT msg_id = :m0 AS is_m0, retry_count FROM m06 ORDER BY msg_id;
+SELECT pgque.nack(batch_id, msg_id, NULL, 'per-send limit') AS nack, msg_id = :m0 AS is_m0 FROM m06 ORDER BY msg_id;
+SELECT pgque.ack(min(batch_id)) AS ack FROM m06;
+SELECT msg_id = :m0 AS is_m0, reason, retry_count FROM pgque.dlq_list('q06_m') ORDER BY msg_id;
+SELECT test.err($$SELECT pgque.send_opts('q06_m', 'job', 'x', max_retries => -1)$$) AS negative;
+
+SELECT pgque.drop_queue(q, true) FROM unnest(ARRAY['q06_a', 'q06_z', 'q06_t', 'q06_m']) q;

@@ -227,6 +227,22 @@ SELECT pgque.ack(test.wbatch('w2')) AS w2_ack;
 SELECT cardinality(test.drain('q14', 'plain')) AS plain_p;
 
 ---------------------------------------------------------------------------
+-- Dedup: an event is pending while a worker holds the batch it is in, even
+-- though the consumer's position has moved past that batch.
+---------------------------------------------------------------------------
+SELECT pgque.send_unique('q14', 't', 'u1', 'k1') AS u1 \gset
+SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
+SELECT array_agg(payload) AS w1_u FROM pgque.receive('q14', 'c', 10, 'w1');
+SELECT cardinality(test.drain('q14', 'plain')) AS plain_u;
+SELECT pgque.send_unique('q14', 't', 'u1 again', 'k1') = :u1 AS same_while_w1_holds;
+SELECT pgque.ack(test.wbatch('w1')) AS w1_ack;
+SELECT pgque.send_unique('q14', 't', 'u2', 'k1') <> :u1 AS new_once_finished;
+SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
+SELECT array_agg(payload) AS w1_u2 FROM pgque.receive('q14', 'c', 10, 'w1');
+SELECT pgque.ack(test.wbatch('w1')) AS w1_ack;
+SELECT cardinality(test.drain('q14', 'plain')) AS plain_u2;
+
+---------------------------------------------------------------------------
 -- Errors and bookkeeping.
 ---------------------------------------------------------------------------
 SELECT test.err($$SELECT * FROM pgque.receive('q14', 'c', 10, '')$$) AS empty_worker;

@@ -102,6 +102,7 @@ func Scenarios() []Scenario {
 	return []Scenario{
 		{Name: "produce", Description: "send, one event per transaction, vs a single-row INSERT", Run: runProduce},
 		{Name: "produce-batch", Description: "send_batch of 100 vs a 100-row INSERT", Run: runProduceBatch},
+		{Name: "produce-options", Description: "send with 100k delayed events and unique keys pending, and send_at/send_unique vs send", Run: runProduceOptions},
 		{Name: "consume", Description: "consume a backlog through the Go SDK vs a plain SELECT of the same rows", Run: runConsume},
 		{Name: "latency", Description: "commit-to-handler latency at a fixed rate, Go ticker and LISTEN", Run: runLatency},
 		{Name: "xmin", Description: "sustained load with a transaction holding the xmin horizon: throughput, latency, dead tuples", Run: runXmin},

@@ -103,11 +103,7 @@ func produce(ctx context.Context, env *Env, name string, sp produceSpec) (Result
 	if err != nil {
 		return res, err
 	}
-	defer func() {
-		for _, c := range cs {
-			c.Close(context.WithoutCancel(ctx))
-		}
-	}()
+	defer closeConns(ctx, cs)
 
 	base := func(ctx context.Context, c *pgx.Conn) error {
 		_, err := c.Exec(ctx, sp.baseline, sp.baseArgs...)
@@ -175,6 +171,13 @@ func produceConns(ctx context.Context, dsn string, n int) ([]*pgx.Conn, error) {
 		cs = append(cs, c)
 	}
 	return cs, nil
+}
+
+// closeConns closes connections opened by produceConns, even when ctx is done.
+func closeConns(ctx context.Context, cs []*pgx.Conn) {
+	for _, c := range cs {
+		c.Close(context.WithoutCancel(ctx))
+	}
 }
 
 // producePhase runs op in a loop on every connection at once for d, and returns how
