@@ -317,11 +317,14 @@ $$;
 
 -- _queue(name): the queue row, or PQ001.  Names that cannot exist are
 -- reported as invalid (PQ006) so a typo and a bad value are told apart.
+-- A session that may not inspect the queue gets 42501 whether it exists or
+-- not (17_namespace.sql).
 CREATE FUNCTION pgque._queue(name text) RETURNS pgque.queue
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     q pgque.queue;
 BEGIN
+    PERFORM pgque._authorize(name, 'inspect');
     SELECT * INTO q FROM pgque.queue WHERE queue_name = name;
     IF NOT FOUND THEN
         PERFORM pgque._check_name('queue', name, 57);
@@ -374,6 +377,11 @@ BEGIN
     END IF;
     PERFORM pgque._require_read_committed('this consumer call');
     SELECT ss_sub INTO id FROM pgque.sub_state WHERE sub_batch = batch_id LIMIT 1;
+    -- Another tenant's batch is as unknown as a batch that does not exist.
+    IF NOT pgque._may((SELECT q.queue_name FROM pgque.consumer c JOIN pgque.queue q ON q.queue_id = c.sub_queue
+                        WHERE c.sub_id = id), 'receive') THEN
+        RETURN s;
+    END IF;
     PERFORM 1 FROM pgque.consumer WHERE sub_id = id FOR UPDATE;
     SELECT * INTO s FROM pgque.subscription x WHERE x.sub_id = id AND x.sub_batch = batch_id;
     RETURN s;
@@ -467,6 +475,7 @@ DECLARE
     n       int;
     ntables int := 3;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._check_name('queue', queue_name, 57);
     -- Serialize creators of one name so the loser sees the winner's row.
     PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 2, hashtext(queue_name));
@@ -533,6 +542,7 @@ DECLARE
     consumers text;
     n         int;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM 1 FROM pgque.queue WHERE queue_id = q.queue_id FOR UPDATE;
     IF NOT FOUND THEN  -- dropped while we waited for the lock
         q := pgque._queue(queue_name);
@@ -578,6 +588,7 @@ DECLARE
     iv   interval;
     f    float8;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     IF value IS NULL THEN
         PERFORM pgque._invalid('value for ' || coalesce(param, 'NULL'), 'must not be NULL');
     END IF;
@@ -659,6 +670,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 DECLARE
     q pgque.queue := pgque._set_paused(queue_name, true);
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     IF q.queue_id IS NULL THEN
         RETURN 0;
     END IF;
@@ -679,6 +691,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 DECLARE
     q pgque.queue := pgque._set_paused(queue_name, false);
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     IF q.queue_id IS NULL THEN
         RETURN 0;
     END IF;
@@ -729,6 +742,7 @@ DECLARE
     w  record;
     id bigint;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'send');
     IF type IS NULL THEN
         PERFORM pgque._invalid('event type', 'must not be NULL');
     END IF;
@@ -756,6 +770,7 @@ DECLARE
     w   record;
     ids bigint[];
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'send');
     IF type IS NULL THEN
         PERFORM pgque._invalid('event type', 'must not be NULL');
     ELSIF payloads IS NULL THEN
@@ -819,6 +834,7 @@ DECLARE
     holder bigint;
     parked boolean := deliver_at > now();
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'send');
     IF type IS NULL THEN
         PERFORM pgque._invalid('event type', 'must not be NULL');
     ELSIF unique_key = '' THEN
@@ -928,6 +944,7 @@ DECLARE
     last    pgque.tick;
     seq_now bigint;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._require_read_committed('ticker()');
     IF NOT pg_try_advisory_xact_lock(pgque._lock_ns(), q.queue_id) THEN
         RETURN NULL;
@@ -982,6 +999,7 @@ DECLARE
     q       pgque.queue := pgque._queue(queue_name);
     seq_now bigint;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._require_read_committed('force_tick()');
     PERFORM pg_advisory_xact_lock(pgque._lock_ns(), q.queue_id);
     seq_now := pgque._seq_value(q.queue_event_seq);
@@ -1172,6 +1190,7 @@ DECLARE
     s0 pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
     s  pgque.subscription := pgque._batch_window(s0);
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'receive');
     IF s0.sub_batch IS NULL AND s.sub_batch IS NOT NULL THEN
         s := pgque._save(s);
     END IF;
@@ -1242,6 +1261,7 @@ DECLARE
     s pgque.subscription;
     n int;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_name('consumer', consumer_name, 63);
     -- Key-share lock: drop_queue (FOR UPDATE) waits for us, or we for it.
     PERFORM 1 FROM pgque.queue WHERE queue_id = q.queue_id FOR KEY SHARE;
@@ -1273,6 +1293,7 @@ DECLARE
     q pgque.queue := pgque._queue(queue_name);
     n int;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_name('consumer', consumer_name, 63);
     DELETE FROM pgque.consumer WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -1331,6 +1352,7 @@ DECLARE
     ctx pgque._batch_ctx;
     n bigint;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_positive('max_return', max_return);
     IF worker_name IS NULL THEN
         s := pgque._subscription(queue_name, consumer_name, true);
@@ -1583,6 +1605,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg
 DECLARE
     q pgque.queue := pgque._queue(queue_name);
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._check_positive('max_rows', max_rows);
     RETURN QUERY
         SELECT d.dl_id, d.dl_consumer, d.dl_time, d.dl_reason, d.ev_id, d.ev_time, d.ev_retry,
@@ -1611,7 +1634,7 @@ BEGIN
         PERFORM pgque._invalid('dl_id', 'must not be NULL');
     END IF;
     SELECT * INTO d FROM pgque.dead_letter x WHERE x.dl_id = dlq_replay.dl_id FOR UPDATE;
-    IF NOT FOUND THEN
+    IF NOT FOUND OR NOT pgque._may((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue), 'admin') THEN
         RAISE EXCEPTION 'pgque: dead letter % does not exist', dl_id USING ERRCODE = 'PQ008';
     END IF;
     s := pgque._subscription((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue), d.dl_consumer, false);
@@ -1635,6 +1658,7 @@ DECLARE
     q pgque.queue := pgque._queue(queue_name);
     n int;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     IF older_than IS NULL OR older_than < interval '0' THEN
         PERFORM pgque._invalid('older_than', coalesce(older_than::text, 'NULL') || ' (must be zero or positive)');
     END IF;
@@ -1834,7 +1858,8 @@ $$;
 CREATE FUNCTION pgque.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 
--- get_queue_info([queue_name]): one row per queue (or the named one).
+-- get_queue_info([queue_name [, namespace]]): one row per queue (or the
+-- named one, or those of a namespace) that the session may inspect.
 --   ticker_lag        time since the newest tick
 --   ev_per_sec        events sent per second over the last minute or so:
 --                     (event sequence now - its value at the reference tick)
@@ -1850,7 +1875,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 --                     collector (only rolled-back sends leave any; rotation's
 --                     TRUNCATE clears them)
 -- Errors: PQ001 for an unknown queue_name.
-CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL)
+CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_rotation_period interval,
                queue_switch_time timestamptz, queue_ticker_max_count int, queue_ticker_max_lag interval,
                queue_ticker_idle_period interval, queue_max_retries int,
@@ -1895,12 +1920,14 @@ BEGIN
           SELECT sum(pg_total_relation_size(e))::bigint AS bytes, sum(pg_stat_get_dead_tuples(e))::bigint AS dead
             FROM generate_series(0, q.queue_ntables - 1) n,
                  to_regclass(pgque._event_table(q.queue_id, n)) e) ev
-     WHERE $1 IS NULL OR q.queue_name = $1
+     WHERE ($1 IS NULL OR q.queue_name = $1) AND ($2 IS NULL OR pgque._namespace(q.queue_name) = $2)
+       AND pgque._may(q.queue_name, 'inspect')
      ORDER BY q.queue_name;
 END
 $$;
 
--- get_consumer_info([queue_name [, consumer_name]]): one row per subscription.
+-- get_consumer_info([queue_name [, consumer_name [, namespace]]]): one row
+-- per consumer (of the queue, of a namespace) that the session may inspect.
 --   lag               age of the oldest event not delivered to it yet, as an
 --                     upper bound: time since the tick it last finished (the
 --                     events before that tick are consumed), or 0 when
@@ -1927,7 +1954,7 @@ $$;
 --                     tick), so this exceeds the time since the opening by
 --                     less than one tick interval; never less
 -- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named).
-CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL)
+CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (queue_name text, consumer_name text, lag interval, last_seen interval,
                last_tick bigint, current_batch bigint, next_tick bigint, pending_events bigint,
                retry_pending bigint, dead_letters bigint, blocking_rotation boolean, batch_age interval)
@@ -1957,6 +1984,8 @@ BEGIN
      WHERE ($1 IS NULL OR q.queue_name = $1)
        AND ($2 IS NULL OR s.sub_consumer = $2)
        AND s.sub_parent IS NULL  -- workers: get_worker_info()
+       AND ($3 IS NULL OR pgque._namespace(q.queue_name) = $3)
+       AND pgque._may(q.queue_name, 'inspect')
      ORDER BY q.queue_name, s.sub_consumer;
 END
 $$;
@@ -1964,8 +1993,9 @@ $$;
 -- get_table_info(): size and row statistics of pgque's tables, database
 -- wide, one row per table with its partitions summed: the catalog
 -- (queue, consumer, event_slot), the insert-only logs (tick, sub_state), the
--- retry and dead-letter stores, and the event tables of every queue
--- (pgque.event).  Dead tuples show what vacuum still has to do: the logs and
+-- retry and dead-letter stores, the event tables of every queue
+-- (pgque.event), the insert-only delayed and dedup stores, schedules and
+-- access grants.  Dead tuples show what vacuum still has to do: the logs and
 -- event tables are insert-only and recycled by TRUNCATE, so theirs stay at
 -- zero (rolled-back inserts aside).  Tuple counts and vacuum times come from
 -- the statistics collector, which sessions report to about once a second.
@@ -1978,7 +2008,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_tem
     SELECT 'pgque.' || t.name, count(*)::int, sum(pg_total_relation_size(p.relid))::bigint,
            sum(pg_stat_get_live_tuples(p.relid))::bigint, sum(pg_stat_get_dead_tuples(p.relid))::bigint,
            max(greatest(pg_stat_get_last_vacuum_time(p.relid), pg_stat_get_last_autovacuum_time(p.relid)))
-      FROM unnest(ARRAY['queue', 'consumer', 'event_slot', 'tick', 'sub_state', 'retry_queue', 'dead_letter', 'event'])
+      FROM unnest(ARRAY['queue', 'consumer', 'event_slot', 'tick', 'sub_state', 'retry_queue', 'dead_letter', 'event',
+                        'delayed', 'delayed_done', 'delayed_pos', 'dedup', 'schedule', 'acl'])
            WITH ORDINALITY t(name, ord)
      CROSS JOIN LATERAL (SELECT c.oid AS relid FROM pg_class c
                           WHERE c.oid = ('pgque.' || t.name)::regclass AND c.relkind <> 'p'
@@ -2003,7 +2034,7 @@ BEGIN
     SELECT q.queue_name, s.sub_consumer, s.sub_last_time, s.sub_next_time, s.sub_last_tick, s.sub_next_tick,
            now() - s.sub_next_time, s.sub_last_seq, s.sub_next_seq
       INTO queue_name, consumer_name, batch_start, batch_end, prev_tick_id, tick_id, lag, seq_start, seq_end
-      FROM pgque.subscription s JOIN pgque.queue q ON q.queue_id = s.sub_queue
+      FROM pgque.subscription s JOIN pgque.queue q ON q.queue_id = s.sub_queue AND pgque._may(q.queue_name, 'inspect')
      WHERE s.sub_batch = get_batch_info.batch_id;
     IF NOT FOUND THEN
         PERFORM pgque._batch_not_found(batch_id);
@@ -2322,6 +2353,7 @@ DECLARE
     part int;
     n    int;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'send');
     IF event_id IS NULL THEN
         PERFORM pgque._invalid('event id', 'must not be NULL');
     END IF;
@@ -3015,6 +3047,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 DECLARE
     first timestamptz;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._schedule_check(schedule_name, queue_name, type, time_zone);
     IF every IS NULL THEN
         PERFORM pgque._invalid('every', 'must not be NULL');
@@ -3057,6 +3090,7 @@ DECLARE
     c   pgque._cron;
     msg text;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._schedule_check(schedule_name, queue_name, type, time_zone);
     BEGIN
         c := pgque._cron_parse(cron);
@@ -3087,7 +3121,9 @@ $$;
 CREATE FUNCTION pgque.drop_schedule(schedule_name text, if_exists boolean DEFAULT false) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
-    DELETE FROM pgque.schedule WHERE sched_name = schedule_name;
+    -- Another tenant's schedule is as unknown as one that does not exist.
+    DELETE FROM pgque.schedule s USING pgque.queue q
+     WHERE s.sched_name = schedule_name AND q.queue_id = s.sched_queue AND pgque._may(q.queue_name, 'admin');
     IF FOUND THEN
         RETURN 1;
     END IF;
@@ -3099,13 +3135,14 @@ BEGIN
 END
 $$;
 
--- list_schedules([queue_name]): every schedule (of one queue), by name.
+-- list_schedules([queue_name [, namespace]]): every schedule (of one queue,
+-- of a namespace's queues) that the session may inspect, by name.
 --   every / cron   the period or the cron expression (the other is NULL)
 --   next_run       the next due time
 --   last_run       the due time of the last event sent, last_fired_at when
 --                  it was sent, last_event_id its id; runs counts events sent
 -- Errors: PQ001 unknown queue_name.
-CREATE FUNCTION pgque.list_schedules(queue_name text DEFAULT NULL)
+CREATE FUNCTION pgque.list_schedules(queue_name text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (schedule_name text, queue text, type text, payload text, every interval, cron text,
                time_zone text, next_run timestamptz, last_run timestamptz, last_fired_at timestamptz,
                last_event_id bigint, runs bigint, created_at timestamptz)
@@ -3121,7 +3158,9 @@ BEGIN
            s.sched_time_zone, s.sched_next_run, s.sched_last_run, s.sched_last_fired, s.sched_last_event,
            s.sched_runs, s.sched_created_at
       FROM pgque.schedule s JOIN pgque.queue q ON q.queue_id = s.sched_queue
-     WHERE qid IS NULL OR s.sched_queue = qid
+     WHERE (qid IS NULL OR s.sched_queue = qid)
+       AND (list_schedules.namespace IS NULL OR pgque._namespace(q.queue_name) = list_schedules.namespace)
+       AND pgque._may(q.queue_name, 'inspect')
      ORDER BY s.sched_name;
 END
 $$;
@@ -3354,6 +3393,7 @@ DECLARE
     c pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
     w pgque.subscription;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_name('worker', worker_name, 63);
     SELECT * INTO w FROM pgque.subscription
      WHERE sub_queue = c.sub_queue AND sub_consumer = c.sub_consumer || '/' || worker_name;
@@ -3390,6 +3430,178 @@ BEGIN
 END
 $$;
 
+-- ---- extension/src/17_namespace.sql ----
+-- Namespaces and per-tenant access.
+--
+-- A queue named '<namespace>.<rest>' belongs to that namespace (the part
+-- before the first '.'); a name without '.' belongs to none.  Namespaces need
+-- no creating: granting on one is enough.
+--
+-- Who may do what to a queue:
+--   * members of the global roles, on every queue, as before: pgque_writer
+--     sends, pgque_reader consumes, pgque_admin does everything, all three
+--     inspect;
+--   * members of a role granted a privilege on the queue's namespace or on
+--     the queue (grant_access), on those queues only.  Such roles are made
+--     members of pgque_tenant, which lets them call the API, and nothing
+--     else.
+-- Privileges: 'send'; 'receive' (subscribe, receive, ack, nack, workers);
+-- 'inspect' (info, dead letters listed); 'admin' (all of them, plus
+-- create/drop/configure/pause the queues, dead letters, schedules).  'send'
+-- and 'receive' include 'inspect'.
+--
+-- The role checked is the session's login role (session_user), through its
+-- memberships: SECURITY DEFINER functions run as their owner and cannot see
+-- the role a session SET ROLE to.  A login therefore has the rights of every
+-- role it may become; give each tenant's application a login of its own.
+-- Access is decided from the queue's name, before looking the queue up, so
+-- a tenant cannot tell another tenant's queues from missing ones.
+
+CREATE TABLE pgque.acl (
+    acl_role      name NOT NULL,
+    acl_namespace text,            -- exactly one of namespace and queue
+    acl_queue     text,
+    acl_privilege text NOT NULL CHECK (acl_privilege IN ('send', 'receive', 'inspect', 'admin')),
+    CHECK ((acl_namespace IS NULL) <> (acl_queue IS NULL))
+);
+CREATE UNIQUE INDEX acl_key ON pgque.acl (acl_role, coalesce(acl_namespace, ''), coalesce(acl_queue, ''), acl_privilege);
+CREATE INDEX ON pgque.acl (acl_namespace);
+CREATE INDEX ON pgque.acl (acl_queue);
+
+DO $$
+BEGIN
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.acl', '');
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;  -- plain SQL install
+END
+$$;
+
+-- _namespace(queue_name): the namespace of a queue name, NULL when none.
+CREATE FUNCTION pgque._namespace(queue_name text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN strpos(queue_name, '.') > 1 THEN split_part(queue_name, '.', 1) END
+$$;
+
+-- _may(queue_name, privilege): may this session do privilege to the queue?
+CREATE FUNCTION pgque._may(queue_name text, privilege text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT CASE privilege
+               WHEN 'send' THEN pg_has_role(session_user, 'pgque_writer', 'MEMBER')
+               WHEN 'receive' THEN pg_has_role(session_user, 'pgque_reader', 'MEMBER')
+               WHEN 'admin' THEN pg_has_role(session_user, 'pgque_admin', 'MEMBER')
+               ELSE pg_has_role(session_user, 'pgque_reader', 'MEMBER')
+                 OR pg_has_role(session_user, 'pgque_writer', 'MEMBER')
+           END
+        OR EXISTS (SELECT 1 FROM pgque.acl a
+                    WHERE (a.acl_queue = queue_name OR a.acl_namespace = pgque._namespace(queue_name))
+                      AND (a.acl_privilege = privilege OR a.acl_privilege = 'admin'
+                           OR (privilege = 'inspect' AND a.acl_privilege IN ('send', 'receive')))
+                      AND pg_has_role(session_user, a.acl_role, 'MEMBER'))
+$$;
+
+-- _authorize(queue_name, privilege): raise 42501 unless _may.
+CREATE FUNCTION pgque._authorize(queue_name text, privilege text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT pgque._may(queue_name, privilege) THEN
+        RAISE EXCEPTION 'pgque: permission denied: role % may not % queue %', quote_ident(session_user),
+            CASE privilege WHEN 'send' THEN 'send to' WHEN 'receive' THEN 'consume from'
+                           WHEN 'admin' THEN 'administer' ELSE 'inspect' END,
+            quote_literal(queue_name)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'pgque.grant_access() grants privileges on a namespace or a queue.';
+    END IF;
+END
+$$;
+
+-- _require_global_admin(what): raise 42501 unless the session is a member
+-- of pgque_admin (database-wide calls: ticker, maint, access management).
+CREATE FUNCTION pgque._require_global_admin(what text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT pg_has_role(session_user, 'pgque_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'pgque: permission denied: % needs pgque_admin', what
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+
+-- _check_scope(namespace, queue_name): PQ006 unless exactly one is given and
+-- it is a valid name.
+CREATE FUNCTION pgque._check_scope(namespace text, queue_name text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF (namespace IS NULL) = (queue_name IS NULL) THEN
+        PERFORM pgque._invalid('scope', 'give exactly one of namespace and queue_name');
+    ELSIF namespace IS NOT NULL THEN
+        PERFORM pgque._check_name('namespace', namespace, 56);
+        IF strpos(namespace, '.') > 0 THEN
+            PERFORM pgque._invalid('namespace', format('%L may not contain "."', namespace));
+        END IF;
+    ELSE
+        PERFORM pgque._check_name('queue', queue_name, 57);
+    END IF;
+END
+$$;
+
+-- grant_access(role_name, privilege, namespace => .. | queue_name => ..):
+-- let members of role_name do privilege ('send', 'receive', 'inspect' or
+-- 'admin') to every queue of the namespace, or to one queue (by name: it
+-- need not exist yet).  Returns 1, or 0 when it was granted already.
+-- Errors: PQ006 (unknown role, bad privilege, not exactly one of namespace
+-- and queue_name, bad name); 42501 unless the caller is in pgque_admin.
+CREATE FUNCTION pgque.grant_access(role_name name, privilege text,
+                                   namespace text DEFAULT NULL, queue_name text DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    n int;
+BEGIN
+    PERFORM pgque._require_global_admin('grant_access()');
+    PERFORM pgque._check_scope(namespace, queue_name);
+    IF role_name IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role_name) THEN
+        PERFORM pgque._invalid('role', format('%s does not exist', coalesce(quote_ident(role_name), 'NULL')));
+    ELSIF privilege IS NULL OR privilege NOT IN ('send', 'receive', 'inspect', 'admin') THEN
+        PERFORM pgque._invalid('privilege',
+            format('%s (expected send, receive, inspect or admin)', coalesce(quote_literal(privilege), 'NULL')));
+    END IF;
+    INSERT INTO pgque.acl (acl_role, acl_namespace, acl_queue, acl_privilege)
+    VALUES (role_name, namespace, queue_name, privilege)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- revoke_access(role_name, privilege, namespace => .. | queue_name => ..):
+-- undo grant_access.  Returns 1, or 0 when there was no such grant.
+-- Errors: PQ006, 42501 as grant_access.
+CREATE FUNCTION pgque.revoke_access(role_name name, privilege text,
+                                    namespace text DEFAULT NULL, queue_name text DEFAULT NULL) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    n int;
+BEGIN
+    PERFORM pgque._require_global_admin('revoke_access()');
+    PERFORM pgque._check_scope(namespace, queue_name);
+    DELETE FROM pgque.acl
+     WHERE acl_role = role_name AND acl_privilege = privilege
+       AND acl_namespace IS NOT DISTINCT FROM namespace AND acl_queue IS NOT DISTINCT FROM queue_name;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- list_access(): every grant_access grant.  Errors: 42501 unless pgque_admin.
+CREATE FUNCTION pgque.list_access()
+RETURNS TABLE (role_name name, privilege text, namespace text, queue_name text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+BEGIN
+    PERFORM pgque._require_global_admin('list_access()');
+    RETURN QUERY SELECT a.acl_role, a.acl_privilege, a.acl_namespace, a.acl_queue FROM pgque.acl a
+                  ORDER BY 1, 3, 4, 2;
+END
+$$;
+
 -- ---- extension/src/99_security.sql ----
 -- Roles and privileges.  PUBLIC gets nothing; everything goes through the
 -- SECURITY DEFINER API functions, each with a pinned search_path.
@@ -3397,13 +3609,16 @@ $$;
 --   pgque_reader  consume (subscribe, receive, ack, nack, PgQ batch calls)
 --   pgque_admin   both, plus queue management, ticker, maintenance, dead letters,
 --                 schedules
--- All three may read the info functions (list_schedules among them).
+--   pgque_tenant  may call every function that works on named queues; what
+--                 it may do to which queues is granted per namespace or queue
+--                 with grant_access() (17_namespace.sql)
+-- All three global roles may read the info functions (list_schedules among them).
 
 DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['pgque_reader', 'pgque_writer', 'pgque_admin'] LOOP
+    FOREACH r IN ARRAY ARRAY['pgque_reader', 'pgque_writer', 'pgque_admin', 'pgque_tenant'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
             BEGIN
                 EXECUTE format('CREATE ROLE %I NOLOGIN', r);
@@ -3417,19 +3632,19 @@ $$;
 GRANT pgque_reader, pgque_writer TO pgque_admin;
 
 REVOKE ALL ON SCHEMA pgque FROM PUBLIC;
-GRANT USAGE ON SCHEMA pgque TO pgque_reader, pgque_writer, pgque_admin;
+GRANT USAGE ON SCHEMA pgque TO pgque_reader, pgque_writer, pgque_admin, pgque_tenant;
 REVOKE ALL ON ALL TABLES IN SCHEMA pgque FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgque FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgque FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     pgque.version(),
-    pgque.get_queue_info(text),
-    pgque.get_consumer_info(text, text),
+    pgque.get_queue_info(text, text),
+    pgque.get_consumer_info(text, text, text),
     pgque.get_batch_info(bigint),
     pgque.get_table_info(),
     pgque.get_worker_info(text, text),
-    pgque.list_schedules(text)
+    pgque.list_schedules(text, text)
 TO pgque_reader, pgque_writer;
 
 GRANT EXECUTE ON FUNCTION
@@ -3489,5 +3704,27 @@ GRANT EXECUTE ON FUNCTION
     pgque.create_schedule(text, text, text, jsonb, interval, text, timestamptz),
     pgque.create_schedule(text, text, text, text, text, text),
     pgque.create_schedule(text, text, text, jsonb, text, text),
-    pgque.drop_schedule(text, boolean)
+    pgque.drop_schedule(text, boolean),
+    pgque.grant_access(name, text, text, text),
+    pgque.revoke_access(name, text, text, text),
+    pgque.list_access()
 TO pgque_admin;
+
+-- Tenants: the functions on named queues (each checks the queue's
+-- namespace and grants), not the database-wide ones.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'pgque'::regnamespace AND p.proname !~ '^_'
+                AND has_function_privilege('pgque_admin', p.oid, 'EXECUTE')
+                AND p.proname !~ '^maint'
+                AND p.proname NOT IN ('get_table_info', 'grant_access', 'revoke_access', 'list_access')
+                AND p.oid::regprocedure <> 'pgque.ticker()'::regprocedure
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pgque_tenant', f);
+    END LOOP;
+END
+$$;
+

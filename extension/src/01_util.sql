@@ -47,11 +47,14 @@ $$;
 
 -- _queue(name): the queue row, or PQ001.  Names that cannot exist are
 -- reported as invalid (PQ006) so a typo and a bad value are told apart.
+-- A session that may not inspect the queue gets 42501 whether it exists or
+-- not (17_namespace.sql).
 CREATE FUNCTION pgque._queue(name text) RETURNS pgque.queue
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     q pgque.queue;
 BEGIN
+    PERFORM pgque._authorize(name, 'inspect');
     SELECT * INTO q FROM pgque.queue WHERE queue_name = name;
     IF NOT FOUND THEN
         PERFORM pgque._check_name('queue', name, 57);
@@ -104,6 +107,11 @@ BEGIN
     END IF;
     PERFORM pgque._require_read_committed('this consumer call');
     SELECT ss_sub INTO id FROM pgque.sub_state WHERE sub_batch = batch_id LIMIT 1;
+    -- Another tenant's batch is as unknown as a batch that does not exist.
+    IF NOT pgque._may((SELECT q.queue_name FROM pgque.consumer c JOIN pgque.queue q ON q.queue_id = c.sub_queue
+                        WHERE c.sub_id = id), 'receive') THEN
+        RETURN s;
+    END IF;
     PERFORM 1 FROM pgque.consumer WHERE sub_id = id FOR UPDATE;
     SELECT * INTO s FROM pgque.subscription x WHERE x.sub_id = id AND x.sub_batch = batch_id;
     RETURN s;

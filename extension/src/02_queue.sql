@@ -18,6 +18,7 @@ DECLARE
     n       int;
     ntables int := 3;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._check_name('queue', queue_name, 57);
     -- Serialize creators of one name so the loser sees the winner's row.
     PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 2, hashtext(queue_name));
@@ -84,6 +85,7 @@ DECLARE
     consumers text;
     n         int;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM 1 FROM pgque.queue WHERE queue_id = q.queue_id FOR UPDATE;
     IF NOT FOUND THEN  -- dropped while we waited for the lock
         q := pgque._queue(queue_name);
@@ -129,6 +131,7 @@ DECLARE
     iv   interval;
     f    float8;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     IF value IS NULL THEN
         PERFORM pgque._invalid('value for ' || coalesce(param, 'NULL'), 'must not be NULL');
     END IF;
@@ -210,6 +213,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 DECLARE
     q pgque.queue := pgque._set_paused(queue_name, true);
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     IF q.queue_id IS NULL THEN
         RETURN 0;
     END IF;
@@ -230,6 +234,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 DECLARE
     q pgque.queue := pgque._set_paused(queue_name, false);
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     IF q.queue_id IS NULL THEN
         RETURN 0;
     END IF;

@@ -39,6 +39,7 @@ DECLARE
     w  record;
     id bigint;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'send');
     IF type IS NULL THEN
         PERFORM pgque._invalid('event type', 'must not be NULL');
     END IF;
@@ -66,6 +67,7 @@ DECLARE
     w   record;
     ids bigint[];
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'send');
     IF type IS NULL THEN
         PERFORM pgque._invalid('event type', 'must not be NULL');
     ELSIF payloads IS NULL THEN
@@ -129,6 +131,7 @@ DECLARE
     holder bigint;
     parked boolean := deliver_at > now();
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'send');
     IF type IS NULL THEN
         PERFORM pgque._invalid('event type', 'must not be NULL');
     ELSIF unique_key = '' THEN

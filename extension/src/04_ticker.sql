@@ -59,6 +59,7 @@ DECLARE
     last    pgque.tick;
     seq_now bigint;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._require_read_committed('ticker()');
     IF NOT pg_try_advisory_xact_lock(pgque._lock_ns(), q.queue_id) THEN
         RETURN NULL;
@@ -113,6 +114,7 @@ DECLARE
     q       pgque.queue := pgque._queue(queue_name);
     seq_now bigint;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._require_read_committed('force_tick()');
     PERFORM pg_advisory_xact_lock(pgque._lock_ns(), q.queue_id);
     seq_now := pgque._seq_value(q.queue_event_seq);

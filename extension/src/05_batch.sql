@@ -180,6 +180,7 @@ DECLARE
     s0 pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
     s  pgque.subscription := pgque._batch_window(s0);
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'receive');
     IF s0.sub_batch IS NULL AND s.sub_batch IS NOT NULL THEN
         s := pgque._save(s);
     END IF;

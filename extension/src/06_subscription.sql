@@ -11,6 +11,7 @@ DECLARE
     s pgque.subscription;
     n int;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_name('consumer', consumer_name, 63);
     -- Key-share lock: drop_queue (FOR UPDATE) waits for us, or we for it.
     PERFORM 1 FROM pgque.queue WHERE queue_id = q.queue_id FOR KEY SHARE;
@@ -42,6 +43,7 @@ DECLARE
     q pgque.queue := pgque._queue(queue_name);
     n int;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_name('consumer', consumer_name, 63);
     DELETE FROM pgque.consumer WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
     GET DIAGNOSTICS n = ROW_COUNT;

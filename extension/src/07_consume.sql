@@ -41,6 +41,7 @@ DECLARE
     ctx pgque._batch_ctx;
     n bigint;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_positive('max_return', max_return);
     IF worker_name IS NULL THEN
         s := pgque._subscription(queue_name, consumer_name, true);

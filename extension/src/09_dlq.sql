@@ -10,6 +10,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg
 DECLARE
     q pgque.queue := pgque._queue(queue_name);
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._check_positive('max_rows', max_rows);
     RETURN QUERY
         SELECT d.dl_id, d.dl_consumer, d.dl_time, d.dl_reason, d.ev_id, d.ev_time, d.ev_retry,
@@ -38,7 +39,7 @@ BEGIN
         PERFORM pgque._invalid('dl_id', 'must not be NULL');
     END IF;
     SELECT * INTO d FROM pgque.dead_letter x WHERE x.dl_id = dlq_replay.dl_id FOR UPDATE;
-    IF NOT FOUND THEN
+    IF NOT FOUND OR NOT pgque._may((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue), 'admin') THEN
         RAISE EXCEPTION 'pgque: dead letter % does not exist', dl_id USING ERRCODE = 'PQ008';
     END IF;
     s := pgque._subscription((SELECT queue_name FROM pgque.queue WHERE queue_id = d.dl_queue), d.dl_consumer, false);
@@ -62,6 +63,7 @@ DECLARE
     q pgque.queue := pgque._queue(queue_name);
     n int;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     IF older_than IS NULL OR older_than < interval '0' THEN
         PERFORM pgque._invalid('older_than', coalesce(older_than::text, 'NULL') || ' (must be zero or positive)');
     END IF;

@@ -5,7 +5,8 @@
 CREATE FUNCTION pgque.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 
--- get_queue_info([queue_name]): one row per queue (or the named one).
+-- get_queue_info([queue_name [, namespace]]): one row per queue (or the
+-- named one, or those of a namespace) that the session may inspect.
 --   ticker_lag        time since the newest tick
 --   ev_per_sec        events sent per second over the last minute or so:
 --                     (event sequence now - its value at the reference tick)
@@ -21,7 +22,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 --                     collector (only rolled-back sends leave any; rotation's
 --                     TRUNCATE clears them)
 -- Errors: PQ001 for an unknown queue_name.
-CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL)
+CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_rotation_period interval,
                queue_switch_time timestamptz, queue_ticker_max_count int, queue_ticker_max_lag interval,
                queue_ticker_idle_period interval, queue_max_retries int,
@@ -66,12 +67,14 @@ BEGIN
           SELECT sum(pg_total_relation_size(e))::bigint AS bytes, sum(pg_stat_get_dead_tuples(e))::bigint AS dead
             FROM generate_series(0, q.queue_ntables - 1) n,
                  to_regclass(pgque._event_table(q.queue_id, n)) e) ev
-     WHERE $1 IS NULL OR q.queue_name = $1
+     WHERE ($1 IS NULL OR q.queue_name = $1) AND ($2 IS NULL OR pgque._namespace(q.queue_name) = $2)
+       AND pgque._may(q.queue_name, 'inspect')
      ORDER BY q.queue_name;
 END
 $$;
 
--- get_consumer_info([queue_name [, consumer_name]]): one row per subscription.
+-- get_consumer_info([queue_name [, consumer_name [, namespace]]]): one row
+-- per consumer (of the queue, of a namespace) that the session may inspect.
 --   lag               age of the oldest event not delivered to it yet, as an
 --                     upper bound: time since the tick it last finished (the
 --                     events before that tick are consumed), or 0 when
@@ -98,7 +101,7 @@ $$;
 --                     tick), so this exceeds the time since the opening by
 --                     less than one tick interval; never less
 -- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named).
-CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL)
+CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (queue_name text, consumer_name text, lag interval, last_seen interval,
                last_tick bigint, current_batch bigint, next_tick bigint, pending_events bigint,
                retry_pending bigint, dead_letters bigint, blocking_rotation boolean, batch_age interval)
@@ -128,6 +131,8 @@ BEGIN
      WHERE ($1 IS NULL OR q.queue_name = $1)
        AND ($2 IS NULL OR s.sub_consumer = $2)
        AND s.sub_parent IS NULL  -- workers: get_worker_info()
+       AND ($3 IS NULL OR pgque._namespace(q.queue_name) = $3)
+       AND pgque._may(q.queue_name, 'inspect')
      ORDER BY q.queue_name, s.sub_consumer;
 END
 $$;
@@ -135,8 +140,9 @@ $$;
 -- get_table_info(): size and row statistics of pgque's tables, database
 -- wide, one row per table with its partitions summed: the catalog
 -- (queue, consumer, event_slot), the insert-only logs (tick, sub_state), the
--- retry and dead-letter stores, and the event tables of every queue
--- (pgque.event).  Dead tuples show what vacuum still has to do: the logs and
+-- retry and dead-letter stores, the event tables of every queue
+-- (pgque.event), the insert-only delayed and dedup stores, schedules and
+-- access grants.  Dead tuples show what vacuum still has to do: the logs and
 -- event tables are insert-only and recycled by TRUNCATE, so theirs stay at
 -- zero (rolled-back inserts aside).  Tuple counts and vacuum times come from
 -- the statistics collector, which sessions report to about once a second.
@@ -149,7 +155,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_tem
     SELECT 'pgque.' || t.name, count(*)::int, sum(pg_total_relation_size(p.relid))::bigint,
            sum(pg_stat_get_live_tuples(p.relid))::bigint, sum(pg_stat_get_dead_tuples(p.relid))::bigint,
            max(greatest(pg_stat_get_last_vacuum_time(p.relid), pg_stat_get_last_autovacuum_time(p.relid)))
-      FROM unnest(ARRAY['queue', 'consumer', 'event_slot', 'tick', 'sub_state', 'retry_queue', 'dead_letter', 'event'])
+      FROM unnest(ARRAY['queue', 'consumer', 'event_slot', 'tick', 'sub_state', 'retry_queue', 'dead_letter', 'event',
+                        'delayed', 'delayed_done', 'delayed_pos', 'dedup', 'schedule', 'acl'])
            WITH ORDINALITY t(name, ord)
      CROSS JOIN LATERAL (SELECT c.oid AS relid FROM pg_class c
                           WHERE c.oid = ('pgque.' || t.name)::regclass AND c.relkind <> 'p'
@@ -174,7 +181,7 @@ BEGIN
     SELECT q.queue_name, s.sub_consumer, s.sub_last_time, s.sub_next_time, s.sub_last_tick, s.sub_next_tick,
            now() - s.sub_next_time, s.sub_last_seq, s.sub_next_seq
       INTO queue_name, consumer_name, batch_start, batch_end, prev_tick_id, tick_id, lag, seq_start, seq_end
-      FROM pgque.subscription s JOIN pgque.queue q ON q.queue_id = s.sub_queue
+      FROM pgque.subscription s JOIN pgque.queue q ON q.queue_id = s.sub_queue AND pgque._may(q.queue_name, 'inspect')
      WHERE s.sub_batch = get_batch_info.batch_id;
     IF NOT FOUND THEN
         PERFORM pgque._batch_not_found(batch_id);

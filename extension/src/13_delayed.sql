@@ -308,6 +308,7 @@ DECLARE
     part int;
     n    int;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'send');
     IF event_id IS NULL THEN
         PERFORM pgque._invalid('event id', 'must not be NULL');
     END IF;

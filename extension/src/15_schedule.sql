@@ -359,6 +359,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 DECLARE
     first timestamptz;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._schedule_check(schedule_name, queue_name, type, time_zone);
     IF every IS NULL THEN
         PERFORM pgque._invalid('every', 'must not be NULL');
@@ -401,6 +402,7 @@ DECLARE
     c   pgque._cron;
     msg text;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._schedule_check(schedule_name, queue_name, type, time_zone);
     BEGIN
         c := pgque._cron_parse(cron);
@@ -431,7 +433,9 @@ $$;
 CREATE FUNCTION pgque.drop_schedule(schedule_name text, if_exists boolean DEFAULT false) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
-    DELETE FROM pgque.schedule WHERE sched_name = schedule_name;
+    -- Another tenant's schedule is as unknown as one that does not exist.
+    DELETE FROM pgque.schedule s USING pgque.queue q
+     WHERE s.sched_name = schedule_name AND q.queue_id = s.sched_queue AND pgque._may(q.queue_name, 'admin');
     IF FOUND THEN
         RETURN 1;
     END IF;
@@ -443,13 +447,14 @@ BEGIN
 END
 $$;
 
--- list_schedules([queue_name]): every schedule (of one queue), by name.
+-- list_schedules([queue_name [, namespace]]): every schedule (of one queue,
+-- of a namespace's queues) that the session may inspect, by name.
 --   every / cron   the period or the cron expression (the other is NULL)
 --   next_run       the next due time
 --   last_run       the due time of the last event sent, last_fired_at when
 --                  it was sent, last_event_id its id; runs counts events sent
 -- Errors: PQ001 unknown queue_name.
-CREATE FUNCTION pgque.list_schedules(queue_name text DEFAULT NULL)
+CREATE FUNCTION pgque.list_schedules(queue_name text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (schedule_name text, queue text, type text, payload text, every interval, cron text,
                time_zone text, next_run timestamptz, last_run timestamptz, last_fired_at timestamptz,
                last_event_id bigint, runs bigint, created_at timestamptz)
@@ -465,7 +470,9 @@ BEGIN
            s.sched_time_zone, s.sched_next_run, s.sched_last_run, s.sched_last_fired, s.sched_last_event,
            s.sched_runs, s.sched_created_at
       FROM pgque.schedule s JOIN pgque.queue q ON q.queue_id = s.sched_queue
-     WHERE qid IS NULL OR s.sched_queue = qid
+     WHERE (qid IS NULL OR s.sched_queue = qid)
+       AND (list_schedules.namespace IS NULL OR pgque._namespace(q.queue_name) = list_schedules.namespace)
+       AND pgque._may(q.queue_name, 'inspect')
      ORDER BY s.sched_name;
 END
 $$;

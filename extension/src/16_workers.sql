@@ -178,6 +178,7 @@ DECLARE
     c pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
     w pgque.subscription;
 BEGIN
+    PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_name('worker', worker_name, 63);
     SELECT * INTO w FROM pgque.subscription
      WHERE sub_queue = c.sub_queue AND sub_consumer = c.sub_consumer || '/' || worker_name;

@@ -4,13 +4,16 @@
 --   pgque_reader  consume (subscribe, receive, ack, nack, PgQ batch calls)
 --   pgque_admin   both, plus queue management, ticker, maintenance, dead letters,
 --                 schedules
--- All three may read the info functions (list_schedules among them).
+--   pgque_tenant  may call every function that works on named queues; what
+--                 it may do to which queues is granted per namespace or queue
+--                 with grant_access() (17_namespace.sql)
+-- All three global roles may read the info functions (list_schedules among them).
 
 DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['pgque_reader', 'pgque_writer', 'pgque_admin'] LOOP
+    FOREACH r IN ARRAY ARRAY['pgque_reader', 'pgque_writer', 'pgque_admin', 'pgque_tenant'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
             BEGIN
                 EXECUTE format('CREATE ROLE %I NOLOGIN', r);
@@ -24,19 +27,19 @@ $$;
 GRANT pgque_reader, pgque_writer TO pgque_admin;
 
 REVOKE ALL ON SCHEMA pgque FROM PUBLIC;
-GRANT USAGE ON SCHEMA pgque TO pgque_reader, pgque_writer, pgque_admin;
+GRANT USAGE ON SCHEMA pgque TO pgque_reader, pgque_writer, pgque_admin, pgque_tenant;
 REVOKE ALL ON ALL TABLES IN SCHEMA pgque FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgque FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgque FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     pgque.version(),
-    pgque.get_queue_info(text),
-    pgque.get_consumer_info(text, text),
+    pgque.get_queue_info(text, text),
+    pgque.get_consumer_info(text, text, text),
     pgque.get_batch_info(bigint),
     pgque.get_table_info(),
     pgque.get_worker_info(text, text),
-    pgque.list_schedules(text)
+    pgque.list_schedules(text, text)
 TO pgque_reader, pgque_writer;
 
 GRANT EXECUTE ON FUNCTION
@@ -96,5 +99,27 @@ GRANT EXECUTE ON FUNCTION
     pgque.create_schedule(text, text, text, jsonb, interval, text, timestamptz),
     pgque.create_schedule(text, text, text, text, text, text),
     pgque.create_schedule(text, text, text, jsonb, text, text),
-    pgque.drop_schedule(text, boolean)
+    pgque.drop_schedule(text, boolean),
+    pgque.grant_access(name, text, text, text),
+    pgque.revoke_access(name, text, text, text),
+    pgque.list_access()
 TO pgque_admin;
+
+-- Tenants: the functions on named queues (each checks the queue's
+-- namespace and grants), not the database-wide ones.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'pgque'::regnamespace AND p.proname !~ '^_'
+                AND has_function_privilege('pgque_admin', p.oid, 'EXECUTE')
+                AND p.proname !~ '^maint'
+                AND p.proname NOT IN ('get_table_info', 'grant_access', 'revoke_access', 'list_access')
+                AND p.oid::regprocedure <> 'pgque.ticker()'::regprocedure
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pgque_tenant', f);
+    END LOOP;
+END
+$$;
+
