@@ -82,6 +82,10 @@ var sentinels = map[string]error{
 	CodeInvalidArgument:    pgque.ErrInvalidArgument,
 	CodeQueueHasConsumers:  pgque.ErrQueueHasConsumers,
 	CodeDeadLetterNotFound: pgque.ErrDeadLetterNotFound,
+	CodeScheduleExists:     pgque.ErrScheduleExists,
+	CodeScheduleNotFound:   pgque.ErrScheduleNotFound,
+	CodeConsumerBusy:       pgque.ErrConsumerBusy,
+	CodeWorkerBusy:         pgque.ErrWorkerBusy,
 }
 
 // Is reports whether target is the SDK sentinel error of e's code.
