@@ -579,7 +579,7 @@ func TestWorkerCommands(t *testing.T) {
 	c.ok("send", "orders", "-t", "b", "2")
 	c.sql(`SELECT pgque.force_tick('orders')`)
 	c.ok("receive", "orders", "billing")
-	c.fails(exitConflict, "SQLSTATE", "receive", "orders", "billing", "--worker", "w1")
+	c.fails(exitConflict, "its workers cannot start", "receive", "orders", "billing", "--worker", "w1")
 
 	c.fails(exitUsage, "--lease goes with --worker", "receive", "orders", "billing", "--lease", "1m")
 	c.fails(exitUsage, "--lease 0s is not positive", "receive", "orders", "billing", "--worker", "w1", "--lease", "0")
