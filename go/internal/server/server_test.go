@@ -450,35 +450,37 @@ next:
 	return 0, false
 }
 
+// wantMetric checks the value of a metric.
+func wantMetric(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels map[string]string, w float64) {
+	t.Helper()
+	if v, ok := value(mfs, name, labels); !ok || v != w {
+		t.Errorf("%s%v = %v (present %v), want %v", name, labels, v, ok, w)
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, server.Options{})
 	qc := map[string]string{"queue": "q", "consumer": "c"}
 	q := map[string]string{"queue": "q"}
-	want := func(mfs map[string]*dto.MetricFamily, name string, labels map[string]string, w float64) {
-		t.Helper()
-		if v, ok := value(mfs, name, labels); !ok || v != w {
-			t.Errorf("%s%v = %v (present %v), want %v", name, labels, v, ok, w)
-		}
-	}
 	mfs := e.scrape(t)
-	want(mfs, "pgque_scrape_success", nil, 1)
-	want(mfs, "pgque_consumer_pending_events", qc, 0)
-	want(mfs, "pgque_queue_events_total", q, 0)
-	want(mfs, "pgque_ticker_running", nil, 0)
+	wantMetric(t, mfs, "pgque_scrape_success", nil, 1)
+	wantMetric(t, mfs, "pgque_consumer_pending_events", qc, 0)
+	wantMetric(t, mfs, "pgque_queue_events_total", q, 0)
+	wantMetric(t, mfs, "pgque_ticker_running", nil, 0)
 
 	e.sendTick(t, 3)
 	mfs = e.scrape(t)
-	want(mfs, "pgque_consumer_pending_events", qc, 3)
-	want(mfs, "pgque_queue_events_total", q, 3)
-	want(mfs, "pgque_queue_paused", q, 0)
+	wantMetric(t, mfs, "pgque_consumer_pending_events", qc, 3)
+	wantMetric(t, mfs, "pgque_queue_events_total", q, 3)
+	wantMetric(t, mfs, "pgque_queue_paused", q, 0)
 	if v, ok := value(mfs, "pgque_queue_event_bytes", q); !ok || v <= 0 {
 		t.Errorf("queue event bytes %v %v", v, ok)
 	}
 	// Nothing was rolled back, so no dead rows; live ones come from
 	// statistics flushed asynchronously: present is all that is certain.
-	want(mfs, "pgque_queue_event_dead_tuples", q, 0)
-	want(mfs, "pgque_table_dead_tuples", map[string]string{"table": "pgque.event"}, 0)
+	wantMetric(t, mfs, "pgque_queue_event_dead_tuples", q, 0)
+	wantMetric(t, mfs, "pgque_table_dead_tuples", map[string]string{"table": "pgque.event"}, 0)
 	if _, ok := value(mfs, "pgque_table_live_tuples", map[string]string{"table": "pgque.tick"}); !ok {
 		t.Error("no live tuples of pgque.tick")
 	}
@@ -514,10 +516,10 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	mfs = e.scrape(t)
-	want(mfs, "pgque_consumer_pending_events", qc, 0)
-	want(mfs, "pgque_consumer_dead_letters", qc, 1)
-	want(mfs, "pgque_queue_dead_letters", q, 1)
-	want(mfs, "pgque_http_requests_total", map[string]string{"route": "POST /v1/batches/{batch}/nack", "code": "200"}, 1)
+	wantMetric(t, mfs, "pgque_consumer_pending_events", qc, 0)
+	wantMetric(t, mfs, "pgque_consumer_dead_letters", qc, 1)
+	wantMetric(t, mfs, "pgque_queue_dead_letters", q, 1)
+	wantMetric(t, mfs, "pgque_http_requests_total", map[string]string{"route": "POST /v1/batches/{batch}/nack", "code": "200"}, 1)
 	if _, ok := value(mfs, "pgque_consumer_batch_age_seconds", qc); ok {
 		t.Error("batch age without an open batch")
 	}
@@ -529,19 +531,13 @@ func TestMetricsPauseWorkersRoles(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, server.Options{})
 	qc := map[string]string{"queue": "q", "consumer": "c"}
-	want := func(mfs map[string]*dto.MetricFamily, name string, labels map[string]string, w float64) {
-		t.Helper()
-		if v, ok := value(mfs, name, labels); !ok || v != w {
-			t.Errorf("%s%v = %v (present %v), want %v", name, labels, v, ok, w)
-		}
-	}
 	mfs := e.scrape(t)
-	want(mfs, "pgque_consumer_workers", qc, 0)
-	want(mfs, "pgque_consumer_worker_batches", qc, 0)
+	wantMetric(t, mfs, "pgque_consumer_workers", qc, 0)
+	wantMetric(t, mfs, "pgque_consumer_worker_batches", qc, 0)
 	if _, err := e.sdk.PauseQueue(ctx, "q"); err != nil {
 		t.Fatal(err)
 	}
-	want(e.scrape(t), "pgque_queue_paused", map[string]string{"queue": "q"}, 1)
+	wantMetric(t, e.scrape(t), "pgque_queue_paused", map[string]string{"queue": "q"}, 1)
 	if _, err := e.sdk.ResumeQueue(ctx, "q"); err != nil {
 		t.Fatal(err)
 	}
@@ -573,9 +569,9 @@ func TestMetricsPauseWorkersRoles(t *testing.T) {
 		}
 	}
 	mfs = e.scrape(t)
-	want(mfs, "pgque_consumer_workers", qc, 2)
-	want(mfs, "pgque_consumer_worker_batches", qc, 1)
-	want(mfs, "pgque_consumer_worker_leases_expired", qc, 1)
+	wantMetric(t, mfs, "pgque_consumer_workers", qc, 2)
+	wantMetric(t, mfs, "pgque_consumer_worker_batches", qc, 1)
+	wantMetric(t, mfs, "pgque_consumer_worker_leases_expired", qc, 1)
 
 	// A login role with pgque_reader only: no access to pgque's tables.
 	role := fmt.Sprintf("metrics_%d", time.Now().UnixNano())
@@ -598,8 +594,8 @@ func TestMetricsPauseWorkersRoles(t *testing.T) {
 	}()
 	reader := &env{sdk: pgque.New(pool), srv: srv, http: hs}
 	mfs = reader.scrape(t)
-	want(mfs, "pgque_scrape_success", nil, 1)
-	want(mfs, "pgque_consumer_workers", qc, 2)
+	wantMetric(t, mfs, "pgque_scrape_success", nil, 1)
+	wantMetric(t, mfs, "pgque_consumer_workers", qc, 2)
 	if v, ok := value(mfs, "pgque_queue_event_bytes", map[string]string{"queue": "q"}); !ok || v <= 0 {
 		t.Errorf("queue event bytes as a reader: %v %v", v, ok)
 	}
