@@ -24,8 +24,8 @@ const (
 	exitOK          = 0
 	exitError       = 1   // anything else: connection, server, I/O
 	exitUsage       = 2   // bad command line, or an argument the engine rejected (PQ006)
-	exitNotFound    = 3   // queue, consumer, batch, message, dead letter, schedule or worker not found
-	exitConflict    = 4   // already exists, already subscribed, queue has consumers, busy
+	exitNotFound    = 3   // queue, consumer, batch, message, dead letter or schedule not found
+	exitConflict    = 4   // already exists, already subscribed, queue has consumers, consumer busy
 	exitInterrupted = 130 // stopped by Ctrl-C or SIGTERM before it was done
 )
 
@@ -33,9 +33,9 @@ const exitCodeHelp = `Exit status:
   0    success
   1    error (connection, server, I/O)
   2    usage error, or an argument the engine rejected (invalid name or value)
-  3    not found: queue, consumer, batch, message, dead letter, schedule, worker
+  3    not found: queue, consumer, batch, message, dead letter or schedule
   4    conflict: queue, subscription or schedule exists already, queue has
-       consumers, consumer or worker busy
+       consumers, consumer busy with a batch of its own (receive --worker)
   130  interrupted before the command was done`
 
 // usageError marks a bad command line.
@@ -77,8 +77,7 @@ func exitCode(ctx context.Context, err error) int {
 		errors.Is(err, pgque.ErrDeadLetterNotFound), errors.Is(err, pgque.ErrScheduleNotFound):
 		return exitNotFound
 	case errors.Is(err, pgque.ErrQueueExists), errors.Is(err, pgque.ErrQueueHasConsumers),
-		errors.Is(err, pgque.ErrScheduleExists), errors.Is(err, pgque.ErrConsumerBusy),
-		errors.Is(err, pgque.ErrWorkerBusy):
+		errors.Is(err, pgque.ErrScheduleExists), errors.Is(err, pgque.ErrConsumerBusy):
 		return exitConflict
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
