@@ -82,6 +82,10 @@ var sentinels = map[string]error{
 	CodeInvalidArgument:    pgque.ErrInvalidArgument,
 	CodeQueueHasConsumers:  pgque.ErrQueueHasConsumers,
 	CodeDeadLetterNotFound: pgque.ErrDeadLetterNotFound,
+	CodeScheduleExists:     pgque.ErrScheduleExists,
+	CodeScheduleNotFound:   pgque.ErrScheduleNotFound,
+	CodeConsumerBusy:       pgque.ErrConsumerBusy,
+	CodeWorkerBusy:         pgque.ErrWorkerBusy,
 }
 
 // Is reports whether target is the SDK sentinel error of e's code.
@@ -201,6 +205,23 @@ func (c *Client) DeleteQueue(ctx context.Context, queue string, force bool) erro
 	return c.do(ctx, http.MethodDelete, queuePath(queue), q, nil, nil)
 }
 
+// PauseQueue stops the queue's consumers from being handed anything until
+// ResumeQueue; producers and ticks go on.  It reports false when the queue
+// was paused already.
+func (c *Client) PauseQueue(ctx context.Context, queue string) (bool, error) {
+	var out PauseResponse
+	err := c.do(ctx, http.MethodPost, queuePath(queue)+"/pause", nil, nil, &out)
+	return out.Changed, err
+}
+
+// ResumeQueue lets the consumers of a paused queue receive again.  It
+// reports false when the queue was not paused.
+func (c *Client) ResumeQueue(ctx context.Context, queue string) (bool, error) {
+	var out PauseResponse
+	err := c.do(ctx, http.MethodPost, queuePath(queue)+"/resume", nil, nil, &out)
+	return out.Changed, err
+}
+
 // Send sends one event and returns its id.
 func (c *Client) Send(ctx context.Context, queue string, ev Event) (int64, error) {
 	var out SendResponse
@@ -252,6 +273,47 @@ func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) (
 	var out Batch
 	err := c.do(ctx, http.MethodPost, consumerPath(queue, consumer)+"/receive", nil, ReceiveRequest{Max: max}, &out)
 	return out, err
+}
+
+// ReceiveAsWorker is Receive for a cooperative worker of the consumer: up to
+// max messages of the worker's batch, or of a new one, held for lease from
+// now (0: the server's default, 30 s; rounded to microseconds).  It fails
+// with pgque.ErrConsumerBusy while the consumer has a batch of its own open.
+func (c *Client) ReceiveAsWorker(ctx context.Context, queue, consumer, worker string, max int,
+	lease time.Duration) (Batch, error) {
+	if worker == "" {
+		return Batch{}, fmt.Errorf("pgquehttp: receive as worker: no worker name: %w", pgque.ErrInvalidArgument)
+	}
+	var out Batch
+	req := ReceiveRequest{Max: max, Worker: worker, LeaseSeconds: lease.Seconds()}
+	err := c.do(ctx, http.MethodPost, consumerPath(queue, consumer)+"/receive", nil, req, &out)
+	return out, err
+}
+
+// Heartbeat keeps a worker's batch its own for lease from now (0: 30 s).
+// It reports false when the batch is no longer open: finished, or taken over
+// by another worker after its lease ran out.
+func (c *Client) Heartbeat(ctx context.Context, batchID int64, lease time.Duration) (bool, error) {
+	var out HeartbeatResponse
+	err := c.do(ctx, http.MethodPost, "/v1/batches/"+strconv.FormatInt(batchID, 10)+"/heartbeat", nil,
+		HeartbeatRequest{LeaseSeconds: lease.Seconds()}, &out)
+	return out.Held, err
+}
+
+// Workers lists the cooperative workers of a consumer, by name.
+func (c *Client) Workers(ctx context.Context, queue, consumer string) ([]Worker, error) {
+	var out struct {
+		Workers []Worker `json:"workers"`
+	}
+	err := c.do(ctx, http.MethodGet, consumerPath(queue, consumer)+"/workers", nil, nil, &out)
+	return out.Workers, err
+}
+
+// UnregisterWorker forgets a worker that will not come back.  It fails with
+// pgque.ErrWorkerBusy while the worker holds a batch, and with an *Error of
+// code CodeWorkerNotFound when there is no such worker.
+func (c *Client) UnregisterWorker(ctx context.Context, queue, consumer, worker string) error {
+	return c.do(ctx, http.MethodDelete, consumerPath(queue, consumer)+"/workers/"+esc(worker), nil, nil, nil)
 }
 
 // Ack acknowledges what was handed out of the batch.  It reports false when
@@ -307,6 +369,37 @@ func (c *Client) PurgeDeadLetters(ctx context.Context, queue string, olderThan t
 	var out PurgeResponse
 	err := c.do(ctx, http.MethodDelete, queuePath(queue)+"/dead-letters", q, nil, &out)
 	return out.Purged, err
+}
+
+// Schedules describes every schedule, by name.
+func (c *Client) Schedules(ctx context.Context) ([]Schedule, error) {
+	var out struct {
+		Schedules []Schedule `json:"schedules"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/schedules", nil, nil, &out)
+	return out.Schedules, err
+}
+
+// Schedule describes one schedule; pgque.ErrScheduleNotFound when there is
+// none by that name.
+func (c *Client) Schedule(ctx context.Context, name string) (Schedule, error) {
+	var out Schedule
+	err := c.do(ctx, http.MethodGet, "/v1/schedules/"+esc(name), nil, nil, &out)
+	return out, err
+}
+
+// CreateSchedule creates a schedule and returns it.  It fails with
+// pgque.ErrScheduleExists when the name is taken.
+func (c *Client) CreateSchedule(ctx context.Context, req CreateScheduleRequest) (Schedule, error) {
+	var out Schedule
+	err := c.do(ctx, http.MethodPost, "/v1/schedules", nil, req, &out)
+	return out, err
+}
+
+// DropSchedule deletes a schedule; pgque.ErrScheduleNotFound when there is
+// none by that name.
+func (c *Client) DropSchedule(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/schedules/"+esc(name), nil, nil, nil)
 }
 
 // Ready reports whether the server is ready (GET /readyz): nil when it is,

@@ -330,3 +330,92 @@ func TestClientErrors(t *testing.T) {
 		t.Errorf("queues with the database down: %v", err)
 	}
 }
+
+func TestClientPauseWorkersSchedules(t *testing.T) {
+	ctx := context.Background()
+	c, sdk := newAPI(t)
+	must(c.CreateQueue(ctx, "q", nil)).ok(t)
+	must(c.Subscribe(ctx, "q", "c")).ok(t)
+
+	if !must(c.PauseQueue(ctx, "q")).ok(t) || must(c.PauseQueue(ctx, "q")).ok(t) {
+		t.Error("pause: changed twice, or not at all")
+	}
+	if q := must(c.Queue(ctx, "q")).ok(t); !q.Paused || q.PausedAt == nil {
+		t.Errorf("paused %+v", q)
+	}
+	if !must(c.ResumeQueue(ctx, "q")).ok(t) || must(c.ResumeQueue(ctx, "q")).ok(t) {
+		t.Error("resume: changed twice, or not at all")
+	}
+	if _, err := c.PauseQueue(ctx, "nope"); !errors.Is(err, pgque.ErrQueueNotFound) {
+		t.Errorf("pause an unknown queue: %v", err)
+	}
+
+	id := must(c.Send(ctx, "q", pgquehttp.Event{Type: "t"})).ok(t)
+	must(sdk.ForceTick(ctx, "q")).ok(t)
+	b := must(c.ReceiveAsWorker(ctx, "q", "c", "w1", 10, time.Minute)).ok(t)
+	if len(b.Messages) != 1 || b.Messages[0].MsgID != id {
+		t.Fatalf("worker received %+v", b)
+	}
+	ws := must(c.Workers(ctx, "q", "c")).ok(t)
+	if len(ws) != 1 || ws[0].Name != "w1" || ws[0].BatchID == nil || *ws[0].BatchID != b.BatchID ||
+		ws[0].LeaseLeftSeconds == nil || *ws[0].LeaseLeftSeconds <= 30 {
+		t.Errorf("workers %+v", ws)
+	}
+	if !must(c.Heartbeat(ctx, b.BatchID, 0)).ok(t) {
+		t.Error("heartbeat: not held")
+	}
+	if ws = must(c.Workers(ctx, "q", "c")).ok(t); *ws[0].LeaseLeftSeconds > 30 {
+		t.Errorf("lease after a default heartbeat: %v", *ws[0].LeaseLeftSeconds)
+	}
+	if err := c.UnregisterWorker(ctx, "q", "c", "w1"); !errors.Is(err, pgque.ErrWorkerBusy) {
+		t.Errorf("unregister a busy worker: %v", err)
+	}
+	if _, err := c.Receive(ctx, "q", "c", 10); err != nil {
+		t.Fatal(err) // a plain receive after workers: the consumer's own batch
+	}
+	must(c.Ack(ctx, b.BatchID)).ok(t)
+	if must(c.Heartbeat(ctx, b.BatchID, time.Second)).ok(t) {
+		t.Error("heartbeat of a finished batch: held")
+	}
+	if err := c.UnregisterWorker(ctx, "q", "c", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	var he *pgquehttp.Error
+	if err := c.UnregisterWorker(ctx, "q", "c", "w1"); !errors.As(err, &he) || he.Code != pgquehttp.CodeWorkerNotFound || he.Status != 404 {
+		t.Errorf("unregister again: %v", err)
+	}
+	if _, err := c.ReceiveAsWorker(ctx, "q", "c", "", 10, 0); !errors.Is(err, pgque.ErrInvalidArgument) {
+		t.Errorf("receive as a worker without a name: %v", err)
+	}
+	if _, err := c.Workers(ctx, "q", "nobody"); !errors.Is(err, pgque.ErrConsumerNotFound) {
+		t.Errorf("workers of an unknown consumer: %v", err)
+	}
+
+	start := time.Date(2020, 1, 1, 0, 15, 0, 0, time.UTC)
+	sc := must(c.CreateSchedule(ctx, pgquehttp.CreateScheduleRequest{Name: "sync", Queue: "q", Type: "sync",
+		Payload: json.RawMessage(`"full"`), EverySeconds: 3600, StartAt: &start})).ok(t)
+	if sc.Name != "sync" || *sc.EverySeconds != 3600 || string(sc.Payload) != `"full"` ||
+		sc.NextRun.Minute() != 15 || sc.NextRun.Before(time.Now()) {
+		t.Errorf("created %+v", sc)
+	}
+	if _, err := c.CreateSchedule(ctx, pgquehttp.CreateScheduleRequest{Name: "sync", Queue: "q", Type: "x",
+		Cron: "@daily"}); !errors.Is(err, pgque.ErrScheduleExists) {
+		t.Errorf("create again: %v", err)
+	}
+	must(c.CreateSchedule(ctx, pgquehttp.CreateScheduleRequest{Name: "daily", Queue: "q", Type: "x", Cron: "@daily"})).ok(t)
+	if ss := must(c.Schedules(ctx)).ok(t); len(ss) != 2 || ss[0].Name != "daily" || *ss[0].Cron != "@daily" || ss[1].Name != "sync" {
+		t.Errorf("schedules %+v", ss)
+	}
+	if got := must(c.Schedule(ctx, "sync")).ok(t); got.Runs != 0 || got.Queue != "q" {
+		t.Errorf("schedule %+v", got)
+	}
+	if err := c.DropSchedule(ctx, "sync"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DropSchedule(ctx, "sync"); !errors.Is(err, pgque.ErrScheduleNotFound) {
+		t.Errorf("drop again: %v", err)
+	}
+	if _, err := c.Schedule(ctx, "sync"); !errors.Is(err, pgque.ErrScheduleNotFound) {
+		t.Errorf("get a dropped schedule: %v", err)
+	}
+}

@@ -86,3 +86,29 @@ func ExampleClient() {
 	// order.created {"id":42}
 	// true
 }
+
+// Send an event every hour, at a quarter past.
+func ExampleClient_CreateSchedule() {
+	ctx := context.Background()
+	url, done := exampleServer(ctx)
+	defer done()
+
+	c, err := pgquehttp.NewClient(url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.CreateQueue(ctx, "jobs", nil); err != nil {
+		log.Fatal(err)
+	}
+	start := time.Date(2020, 1, 1, 0, 15, 0, 0, time.UTC)
+	s, err := c.CreateSchedule(ctx, pgquehttp.CreateScheduleRequest{
+		Name: "hourly-sync", Queue: "jobs", Type: "sync", Payload: json.RawMessage(`{"full": false}`),
+		EverySeconds: 3600, StartAt: &start,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(s.Name, *s.EverySeconds, s.NextRun.Minute())
+	// Output:
+	// hourly-sync 3600 15
+}

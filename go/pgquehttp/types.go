@@ -30,6 +30,20 @@ type Queue struct {
 	Consumers    int   `json:"consumers"`
 	RetryPending int64 `json:"retry_pending"`
 	DeadLetters  int64 `json:"dead_letters"`
+	// Paused is true while the queue is paused: its consumers receive
+	// nothing.  PausedAt is when it was paused, null while it runs.
+	Paused   bool       `json:"paused"`
+	PausedAt *time.Time `json:"paused_at"`
+	// EventBytes is the disk size of the queue's event tables, indexes and
+	// TOAST included; EventDeadTuples their dead rows (statistics estimate).
+	EventBytes      int64 `json:"event_bytes"`
+	EventDeadTuples int64 `json:"event_dead_tuples"`
+}
+
+// PauseResponse answers POST /v1/queues/{queue}/pause and .../resume.
+type PauseResponse struct {
+	// Changed is false when the queue was paused (or running) already.
+	Changed bool `json:"changed"`
 }
 
 // Config holds queue settings by their pgque.set_queue_config names
@@ -60,6 +74,21 @@ type Consumer struct {
 	RetryPending     int64 `json:"retry_pending"`
 	DeadLetters      int64 `json:"dead_letters"`
 	BlockingRotation bool  `json:"blocking_rotation"`
+	// BatchAgeSeconds is the time since the open batch's end tick; null
+	// without an open batch.
+	BatchAgeSeconds *float64 `json:"batch_age_seconds"`
+}
+
+// Worker describes a cooperative worker of a consumer.
+type Worker struct {
+	Name string `json:"name"`
+	// BatchID is the batch the worker holds; null when none.
+	BatchID *int64 `json:"batch_id"`
+	// LeaseLeftSeconds is the time until another worker may take the batch
+	// over (negative: it may already); null without a batch.
+	LeaseLeftSeconds *float64 `json:"lease_left_seconds"`
+	// LastSeenSeconds is the time since it last received, acked or heartbeated.
+	LastSeenSeconds float64 `json:"last_seen_seconds"`
 }
 
 // SubscribeResponse is the body answering PUT .../consumers/{consumer}.
@@ -115,6 +144,24 @@ type Message struct {
 type ReceiveRequest struct {
 	// Max is how many messages to hand out at most (default 100).
 	Max int `json:"max,omitempty"`
+	// Worker, when set, receives as that cooperative worker of the
+	// consumer: a batch of its own, held for LeaseSeconds (default 30).
+	Worker       string  `json:"worker,omitempty"`
+	LeaseSeconds float64 `json:"lease_seconds,omitempty"`
+}
+
+// HeartbeatRequest is the (optional) body of POST /v1/batches/{batch}/heartbeat.
+type HeartbeatRequest struct {
+	// LeaseSeconds is how long the batch stays the worker's from now
+	// (default 30).
+	LeaseSeconds float64 `json:"lease_seconds,omitempty"`
+}
+
+// HeartbeatResponse answers POST /v1/batches/{batch}/heartbeat.
+type HeartbeatResponse struct {
+	// Held is false when the batch is no longer open: finished, or taken
+	// over by another worker after its lease ran out.
+	Held bool `json:"held"`
 }
 
 // Batch is a piece of a consumer's batch: what one receive handed out.
@@ -178,6 +225,45 @@ type PurgeResponse struct {
 	Purged int `json:"purged"`
 }
 
+// CreateScheduleRequest is the body of POST /v1/schedules.  Give exactly
+// one of EverySeconds and Cron.
+type CreateScheduleRequest struct {
+	Name  string `json:"name"`
+	Queue string `json:"queue"`
+	Type  string `json:"type"`
+	// Payload is any JSON value; absent or null: a NULL payload.
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// EverySeconds is the period, whole seconds.
+	EverySeconds int64 `json:"every_seconds,omitempty"`
+	// Cron is a 5-field cron expression or a shortcut such as "@daily".
+	Cron string `json:"cron,omitempty"`
+	// TimeZone is an IANA time zone name; absent: UTC.
+	TimeZone string `json:"time_zone,omitempty"`
+	// StartAt, for a period only, is the first run.
+	StartAt *time.Time `json:"start_at,omitempty"`
+}
+
+// Schedule describes a schedule.
+type Schedule struct {
+	Name    string          `json:"name"`
+	Queue   string          `json:"queue"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+	// EverySeconds is the period, null for a cron schedule; Cron is null
+	// for a periodic one.
+	EverySeconds *float64  `json:"every_seconds"`
+	Cron         *string   `json:"cron"`
+	TimeZone     string    `json:"time_zone"`
+	NextRun      time.Time `json:"next_run"`
+	// LastRun is the due time of the last event sent, LastFiredAt when it
+	// was sent, LastEventID its id; null before the first run.
+	LastRun     *time.Time `json:"last_run"`
+	LastFiredAt *time.Time `json:"last_fired_at"`
+	LastEventID *int64     `json:"last_event_id"`
+	Runs        int64      `json:"runs"`
+	CreatedAt   time.Time  `json:"created_at"`
+}
+
 // Health answers /healthz and /readyz.
 type Health struct {
 	Status string            `json:"status"` // "ok", "ready" or "unavailable"
@@ -208,6 +294,11 @@ const (
 	CodeInvalidArgument    = "invalid_argument"      // 400, PQ006 or a bad request
 	CodeQueueHasConsumers  = "queue_has_consumers"   // 409, PQ007
 	CodeDeadLetterNotFound = "dead_letter_not_found" // 404, PQ008
+	CodeScheduleExists     = "schedule_exists"       // 409, PQ015
+	CodeScheduleNotFound   = "schedule_not_found"    // 404, PQ016
+	CodeConsumerBusy       = "consumer_busy"         // 409, PQ025
+	CodeWorkerBusy         = "worker_busy"           // 409, PQ026
+	CodeWorkerNotFound     = "worker_not_found"      // 404
 	CodeMalformedJSON      = "malformed_json"        // 400
 	CodeBodyTooLarge       = "body_too_large"        // 413
 	CodeNotFound           = "not_found"             // 404, no such endpoint

@@ -24,8 +24,8 @@ const (
 	exitOK          = 0
 	exitError       = 1   // anything else: connection, server, I/O
 	exitUsage       = 2   // bad command line, or an argument the engine rejected (PQ006)
-	exitNotFound    = 3   // queue, consumer, batch, message or dead letter not found
-	exitConflict    = 4   // already exists, already subscribed, queue has consumers
+	exitNotFound    = 3   // queue, consumer, batch, message, dead letter or schedule not found
+	exitConflict    = 4   // already exists, already subscribed, queue has consumers, consumer busy
 	exitInterrupted = 130 // stopped by Ctrl-C or SIGTERM before it was done
 )
 
@@ -33,8 +33,9 @@ const exitCodeHelp = `Exit status:
   0    success
   1    error (connection, server, I/O)
   2    usage error, or an argument the engine rejected (invalid name or value)
-  3    not found: queue, consumer, batch, message or dead letter
-  4    conflict: queue or subscription exists already, queue has consumers
+  3    not found: queue, consumer, batch, message, dead letter or schedule
+  4    conflict: queue, subscription or schedule exists already, queue has
+       consumers, consumer busy with a batch of its own (receive --worker)
   130  interrupted before the command was done`
 
 // usageError marks a bad command line.
@@ -73,9 +74,10 @@ func exitCode(ctx context.Context, err error) int {
 		return exitUsage
 	case errors.Is(err, pgque.ErrQueueNotFound), errors.Is(err, pgque.ErrConsumerNotFound),
 		errors.Is(err, pgque.ErrBatchNotFound), errors.Is(err, pgque.ErrMessageNotFound),
-		errors.Is(err, pgque.ErrDeadLetterNotFound):
+		errors.Is(err, pgque.ErrDeadLetterNotFound), errors.Is(err, pgque.ErrScheduleNotFound):
 		return exitNotFound
-	case errors.Is(err, pgque.ErrQueueExists), errors.Is(err, pgque.ErrQueueHasConsumers):
+	case errors.Is(err, pgque.ErrQueueExists), errors.Is(err, pgque.ErrQueueHasConsumers),
+		errors.Is(err, pgque.ErrScheduleExists), errors.Is(err, pgque.ErrConsumerBusy):
 		return exitConflict
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
@@ -212,6 +214,13 @@ func strOr(s *string, none string) string {
 	return cell(*s)
 }
 
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
 func intOr[T int | int64](p *T, none string) string {
 	if p == nil {
 		return none
@@ -219,10 +228,28 @@ func intOr[T int | int64](p *T, none string) string {
 	return fmt.Sprint(*p)
 }
 
+func durationOr(d *time.Duration, none string) string {
+	if d == nil {
+		return none
+	}
+	return fmtDuration(*d)
+}
+
+// secondsOrNil gives an optional duration in seconds, for JSON.
+func secondsOrNil(d *time.Duration) *float64 {
+	if d == nil {
+		return nil
+	}
+	v := d.Seconds()
+	return &v
+}
+
 // fmtDuration prints d compactly ("1h", "2h30m", "10s", "1.5ms"), in a form
 // PostgreSQL also accepts as an interval.
 func fmtDuration(d time.Duration) string {
 	switch {
+	case d < 0:
+		return "-" + fmtDuration(-d)
 	case d == 0:
 		return "0s"
 	case d%time.Hour == 0:

@@ -275,7 +275,7 @@ func TestSubscriptions(t *testing.T) {
 
 	rows := tableRows(c.ok("consumers", "orders"))
 	if len(rows) != 3 || rows[0][1] != "CONSUMER" || rows[1][1] != "audit" || rows[2][1] != "billing" ||
-		rows[2][5] != "-" || rows[2][8] != "no" {
+		rows[2][5] != "-" || rows[2][6] != "-" || rows[2][9] != "no" {
 		t.Errorf("consumers table: %q", rows)
 	}
 	c.sql(`SELECT pgque.send('orders', 'x', '1'::jsonb)`)
@@ -284,7 +284,8 @@ func TestSubscriptions(t *testing.T) {
 	var cs []consumerJSON
 	c.okJSON(&cs, "consumers")
 	if len(cs) != 2 || cs[1].Consumer != "billing" || cs[1].Queue != "orders" || cs[1].CurrentBatch == nil ||
-		cs[1].PendingEvents != 1 || cs[0].CurrentBatch != nil || cs[1].BlockingRotation {
+		cs[1].PendingEvents != 1 || cs[0].CurrentBatch != nil || cs[1].BlockingRotation ||
+		cs[1].BatchAgeSeconds == nil || *cs[1].BatchAgeSeconds < 0 || cs[0].BatchAgeSeconds != nil {
 		t.Errorf("consumers --json: %+v", cs)
 	}
 	c.fails(exitNotFound, "queue 'nope' does not exist", "consumers", "nope")
@@ -410,6 +411,181 @@ func TestSendReceiveAck(t *testing.T) {
 	c.fails(exitUsage, "--max must be at least 1", "receive", "orders", "billing", "--max", "0")
 	c.fails(exitUsage, "--type is required", "send", "orders", "{}")
 	c.fails(exitUsage, "PAYLOAD is not valid JSON", "send", "orders", "-t", "x", "{")
+}
+
+func TestPauseResume(t *testing.T) {
+	c := newCLI(t)
+	c.ok("queue", "create", "orders")
+	c.ok("subscribe", "orders", "billing")
+	if out := c.ok("queue", "pause", "orders"); out != "queue 'orders' paused\n" {
+		t.Errorf("pause: %q", out)
+	}
+	if out := c.ok("queue", "pause", "orders"); out != "queue 'orders' is paused already\n" {
+		t.Errorf("pause again: %q", out)
+	}
+	rows := tableRows(c.ok("queues"))
+	if len(rows) != 2 || rows[0][8] != "PAUSED" || rows[1][8] != "yes" {
+		t.Errorf("queues table: %q", rows)
+	}
+	var qs []queueJSON
+	c.okJSON(&qs, "queues")
+	if len(qs) != 1 || !qs[0].Paused || qs[0].PausedAt == nil || qs[0].EventBytes <= 0 {
+		t.Errorf("queues --json: %+v", qs)
+	}
+	// Nothing is handed out while paused.
+	c.ok("send", "orders", "-t", "x", "1")
+	c.sql(`SELECT pgque.force_tick('orders')`)
+	var msgs []messageJSON
+	c.okJSON(&msgs, "receive", "orders", "billing")
+	if len(msgs) != 0 {
+		t.Errorf("received while paused: %+v", msgs)
+	}
+	var res struct {
+		Queue   string `json:"queue"`
+		Changed bool   `json:"changed"`
+	}
+	c.okJSON(&res, "queue", "resume", "orders")
+	if res.Queue != "orders" || !res.Changed {
+		t.Errorf("resume --json: %+v", res)
+	}
+	if out := c.ok("queue", "resume", "orders"); out != "queue 'orders' is not paused\n" {
+		t.Errorf("resume again: %q", out)
+	}
+	if rows := tableRows(c.ok("queues")); rows[1][8] != "no" {
+		t.Errorf("queues table after resuming: %q", rows)
+	}
+	c.okJSON(&msgs, "receive", "orders", "billing")
+	if len(msgs) != 1 {
+		t.Errorf("received after resuming: %+v", msgs)
+	}
+	c.fails(exitNotFound, "queue 'nope' does not exist", "queue", "pause", "nope")
+	c.fails(exitNotFound, "queue 'nope' does not exist", "queue", "resume", "nope")
+	c.fails(exitUsage, "needs 1 argument(s) (QUEUE)", "queue", "pause")
+}
+
+func TestScheduleCommands(t *testing.T) {
+	c := newCLI(t)
+	c.ok("queue", "create", "jobs")
+	out := c.ok("schedule", "create", "cleanup", "jobs", "--type", "cleanup", "--every", "15m",
+		"--start-at", "2020-01-01T00:05:00Z")
+	if !regexp.MustCompile(`^schedule 'cleanup' created, first run \d{4}-\d\d-\d\dT\d\d:(05|20|35|50):00Z\n$`).MatchString(out) {
+		t.Errorf("create: %q", out)
+	}
+	var created struct {
+		Schedule string     `json:"schedule"`
+		Created  bool       `json:"created"`
+		NextRun  *time.Time `json:"next_run"`
+	}
+	c.okJSON(&created, "schedule", "create", "nightly", "jobs", "-t", "report", "--cron", "0 3 * * *",
+		"--tz", "Europe/Berlin", `{"scope": "day"}`)
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Schedule != "nightly" || !created.Created || created.NextRun == nil || created.NextRun.In(berlin).Hour() != 3 {
+		t.Errorf("create --json: %+v", created)
+	}
+	c.fails(exitConflict, "schedule 'nightly' already exists", "schedule", "create", "nightly", "jobs", "-t", "x", "--every", "1h")
+	created.Created, created.NextRun = true, nil
+	c.okJSON(&created, "schedule", "create", "nightly", "jobs", "-t", "x", "--every", "1h", "--if-not-exists")
+	if created.Created || created.NextRun != nil {
+		t.Errorf("create --if-not-exists: %+v", created)
+	}
+
+	rows := tableRows(c.ok("schedules"))
+	if len(rows) != 3 || rows[0][0] != "SCHEDULE" || rows[1][0] != "cleanup" || rows[1][4] != "-" ||
+		strings.Join(rows[1][7:], " ") != "every 15m" || rows[2][0] != "nightly" || rows[2][6] != "Europe/Berlin" ||
+		strings.Join(rows[2][7:], " ") != "cron 0 3 * * *" {
+		t.Errorf("schedules table: %q", rows)
+	}
+	var ss []scheduleJSON
+	c.okJSON(&ss, "schedules")
+	if len(ss) != 2 || ss[0].Schedule != "cleanup" || ss[0].EverySeconds == nil || *ss[0].EverySeconds != 900 ||
+		ss[0].Cron != nil || string(ss[0].Payload) != "null" || ss[0].Type != "cleanup" || ss[0].Runs != 0 ||
+		ss[1].Cron == nil || *ss[1].Cron != "0 3 * * *" || compact(ss[1].Payload) != `{"scope":"day"}` ||
+		ss[1].EverySeconds != nil || ss[1].TimeZone != "Europe/Berlin" {
+		t.Errorf("schedules --json: %+v", ss)
+	}
+
+	c.fails(exitNotFound, "queue 'nope' does not exist", "schedule", "create", "x", "nope", "-t", "x", "--every", "1h")
+	c.fails(exitUsage, "invalid cron expression", "schedule", "create", "x", "jobs", "-t", "x", "--cron", "61 * * * *")
+	c.fails(exitUsage, "--type is required", "schedule", "create", "x", "jobs", "--every", "1h")
+	c.fails(exitUsage, "exactly one of --every and --cron", "schedule", "create", "x", "jobs", "-t", "x")
+	c.fails(exitUsage, "exactly one of --every and --cron", "schedule", "create", "x", "jobs", "-t", "x", "--every", "1h", "--cron", "@daily")
+	c.fails(exitUsage, "PAYLOAD is not valid JSON", "schedule", "create", "x", "jobs", "-t", "x", "--every", "1h", "{")
+	c.fails(exitUsage, "--start-at", "schedule", "create", "x", "jobs", "-t", "x", "--every", "1h", "--start-at", "tomorrow")
+	c.fails(exitUsage, "StartAt applies to Every only", "schedule", "create", "x", "jobs", "-t", "x", "--cron", "@daily",
+		"--start-at", "2020-01-01T00:00:00Z")
+
+	if out := c.ok("schedule", "drop", "cleanup"); out != "schedule 'cleanup' dropped\n" {
+		t.Errorf("drop: %q", out)
+	}
+	c.fails(exitNotFound, "schedule 'cleanup' does not exist", "schedule", "drop", "cleanup")
+	var dropped struct {
+		Schedule string `json:"schedule"`
+		Dropped  bool   `json:"dropped"`
+	}
+	c.okJSON(&dropped, "schedule", "drop", "cleanup", "--if-exists")
+	if dropped.Schedule != "cleanup" || dropped.Dropped {
+		t.Errorf("drop --if-exists: %+v", dropped)
+	}
+	c.okJSON(&ss, "schedules")
+	if len(ss) != 1 || ss[0].Schedule != "nightly" {
+		t.Errorf("schedules after the drop: %+v", ss)
+	}
+}
+
+func TestWorkerCommands(t *testing.T) {
+	c := newCLI(t)
+	c.ok("queue", "create", "orders")
+	c.ok("subscribe", "orders", "billing")
+	if out := c.ok("workers", "orders", "billing"); out != "WORKER  BATCH  LEASE_LEFT  LAST_SEEN\n" {
+		t.Errorf("no workers: %q", out)
+	}
+	c.ok("send", "orders", "-t", "a", "1")
+	c.sql(`SELECT pgque.force_tick('orders')`)
+	var msgs []messageJSON
+	c.okJSON(&msgs, "receive", "orders", "billing", "--worker", "w1", "--lease", "2m")
+	if len(msgs) != 1 || msgs[0].Type != "a" {
+		t.Fatalf("receive --worker: %+v", msgs)
+	}
+	// Nothing left for w2, which is registered all the same.
+	c.okJSON(&msgs, "receive", "orders", "billing", "--worker", "w2")
+	if len(msgs) != 0 {
+		t.Errorf("receive --worker w2: %+v", msgs)
+	}
+	rows := tableRows(c.ok("workers", "orders", "billing"))
+	if len(rows) != 3 || rows[1][0] != "w1" || rows[1][1] == "-" || rows[1][2] != "2m0s" && !strings.HasPrefix(rows[1][2], "1m59") ||
+		rows[2][0] != "w2" || rows[2][1] != "-" || rows[2][2] != "-" {
+		t.Errorf("workers table: %q", rows)
+	}
+	var ws []workerJSON
+	c.okJSON(&ws, "workers", "orders", "billing")
+	if len(ws) != 2 || ws[0].Worker != "w1" || ws[0].Queue != "orders" || ws[0].Consumer != "billing" ||
+		ws[0].BatchID == nil || ws[0].LeaseLeftSeconds == nil || *ws[0].LeaseLeftSeconds <= 60 ||
+		ws[1].BatchID != nil || ws[1].LeaseLeftSeconds != nil {
+		t.Errorf("workers --json: %+v", ws)
+	}
+	// --ack finishes the worker's batch.
+	c.okJSON(&msgs, "receive", "orders", "billing", "--worker", "w1", "--ack")
+	if len(msgs) != 1 {
+		t.Errorf("receive --worker --ack: %+v", msgs)
+	}
+	c.okJSON(&ws, "workers", "orders", "billing")
+	if ws[0].BatchID != nil {
+		t.Errorf("w1 after --ack: %+v", ws[0])
+	}
+	// A plain batch open: workers must wait.
+	c.ok("send", "orders", "-t", "b", "2")
+	c.sql(`SELECT pgque.force_tick('orders')`)
+	c.ok("receive", "orders", "billing")
+	c.fails(exitConflict, "its workers cannot start", "receive", "orders", "billing", "--worker", "w1")
+
+	c.fails(exitUsage, "--lease goes with --worker", "receive", "orders", "billing", "--lease", "1m")
+	c.fails(exitUsage, "--lease 0s is not positive", "receive", "orders", "billing", "--worker", "w1", "--lease", "0")
+	c.fails(exitNotFound, "consumer 'nobody' is not subscribed", "workers", "orders", "nobody")
+	c.fails(exitNotFound, "queue 'nope' does not exist", "workers", "nope", "billing")
+	c.fails(exitUsage, "needs 2 argument(s)", "workers", "orders")
 }
 
 func TestSendStdinErrors(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -94,17 +95,18 @@ func printSubscription(out *output, args []string, changed bool, done, unchanged
 
 // consumerJSON is a subscription in JSON output.
 type consumerJSON struct {
-	Queue            string  `json:"queue"`
-	Consumer         string  `json:"consumer"`
-	LagSeconds       float64 `json:"lag_seconds"`
-	LastSeenSeconds  float64 `json:"last_seen_seconds"`
-	LastTick         int64   `json:"last_tick"`
-	CurrentBatch     *int64  `json:"current_batch"`
-	NextTick         *int64  `json:"next_tick"`
-	PendingEvents    int64   `json:"pending_events"`
-	RetryPending     int64   `json:"retry_pending"`
-	DeadLetters      int64   `json:"dead_letters"`
-	BlockingRotation bool    `json:"blocking_rotation"`
+	Queue            string   `json:"queue"`
+	Consumer         string   `json:"consumer"`
+	LagSeconds       float64  `json:"lag_seconds"`
+	LastSeenSeconds  float64  `json:"last_seen_seconds"`
+	LastTick         int64    `json:"last_tick"`
+	CurrentBatch     *int64   `json:"current_batch"`
+	NextTick         *int64   `json:"next_tick"`
+	PendingEvents    int64    `json:"pending_events"`
+	RetryPending     int64    `json:"retry_pending"`
+	DeadLetters      int64    `json:"dead_letters"`
+	BlockingRotation bool     `json:"blocking_rotation"`
+	BatchAgeSeconds  *float64 `json:"batch_age_seconds"`
 }
 
 func newConsumersCmd(g *globals) *cobra.Command {
@@ -113,7 +115,8 @@ func newConsumersCmd(g *globals) *cobra.Command {
 		Short: "List the consumers of a queue, or of every queue",
 		Long: `consumers lists subscriptions: LAG is the time since the tick the consumer last
 finished, LAST_SEEN the time since it last received or acked, PENDING the
-events sent after its position (approximate), BATCH its open batch.  BLOCKING
+events sent after its position (approximate), BATCH its open batch and
+BATCH_AGE the time since that batch's end tick.  BLOCKING
 yes means it is what keeps the queue's tables from rotating: storage grows
 until it catches up or is unsubscribed (see docs/operations.md).`,
 		Args: rangeArgs(0, 1),
@@ -139,15 +142,15 @@ until it catches up or is unsubscribed (see docs/operations.md).`,
 				Queue: c.Queue, Consumer: c.Name, LagSeconds: c.Lag.Seconds(), LastSeenSeconds: c.LastSeen.Seconds(),
 				LastTick: c.LastTick, CurrentBatch: c.CurrentBatch, NextTick: c.NextTick,
 				PendingEvents: c.PendingEvents, RetryPending: c.RetryPending, DeadLetters: c.DeadLetters,
-				BlockingRotation: c.BlockingRotation,
+				BlockingRotation: c.BlockingRotation, BatchAgeSeconds: secondsOrNil(c.BatchAge),
 			})
 		}
 		return out.bind(cmd).print(js, func(w io.Writer) {
-			fmt.Fprintln(w, "QUEUE\tCONSUMER\tLAG\tLAST_SEEN\tPENDING\tBATCH\tRETRY_PENDING\tDEAD_LETTERS\tBLOCKING")
+			fmt.Fprintln(w, "QUEUE\tCONSUMER\tLAG\tLAST_SEEN\tPENDING\tBATCH\tBATCH_AGE\tRETRY_PENDING\tDEAD_LETTERS\tBLOCKING")
 			for _, c := range cs {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s\n", c.Queue, c.Name, fmtDuration(c.Lag),
-					fmtDuration(c.LastSeen), c.PendingEvents, intOr(c.CurrentBatch, "-"), c.RetryPending,
-					c.DeadLetters, map[bool]string{true: "yes", false: "no"}[c.BlockingRotation])
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", c.Queue, c.Name, fmtDuration(c.Lag),
+					fmtDuration(c.LastSeen), c.PendingEvents, intOr(c.CurrentBatch, "-"), durationOr(c.BatchAge, "-"),
+					c.RetryPending, c.DeadLetters, yesNo(c.BlockingRotation))
 			}
 		})
 	}
@@ -177,6 +180,8 @@ func toMessageJSON(m pgque.Message) messageJSON {
 func newReceiveCmd(g *globals) *cobra.Command {
 	var maxMsgs int
 	var ack bool
+	var worker string
+	var lease time.Duration
 	cmd := &cobra.Command{
 		Use:   "receive QUEUE CONSUMER",
 		Short: "Receive messages of a consumer's current batch",
@@ -185,6 +190,11 @@ nothing when no tick delivered new events.  It does not acknowledge them:
 run 'pgque ack BATCH_ID' when they are handled, or pass --ack.  Until then
 another receive returns the same messages.
 
+With --worker, it receives as that cooperative worker of the consumer: a
+batch of the worker's own, which another worker takes over when it is not
+acknowledged within --lease (see 'pgque workers').  A worker fails with exit
+status 4 while the consumer has a batch of its own open.
+
 In JSON, payload is the payload as sent when it is JSON, a string when it was
 sent as other text through SQL, and null when NULL.`,
 		Args: exactArgs(2),
@@ -192,9 +202,17 @@ sent as other text through SQL, and null when NULL.`,
 	out := newOutput(cmd)
 	cmd.Flags().IntVar(&maxMsgs, "max", 100, "most messages to return")
 	cmd.Flags().BoolVar(&ack, "ack", false, "acknowledge the messages after printing them")
+	cmd.Flags().StringVar(&worker, "worker", "", "receive as this cooperative worker of the consumer")
+	cmd.Flags().DurationVar(&lease, "lease", pgque.DefaultLease, "with --worker: how long the batch stays the worker's")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if maxMsgs < 1 {
 			return usageError{fmt.Errorf("--max must be at least 1, not %d", maxMsgs)}
+		}
+		if cmd.Flags().Changed("lease") && worker == "" {
+			return usageError{errors.New("--lease goes with --worker")}
+		}
+		if lease <= 0 {
+			return usageError{fmt.Errorf("--lease %v is not positive", lease)}
 		}
 		ctx := cmd.Context()
 		client, err := g.connect(ctx)
@@ -202,7 +220,12 @@ sent as other text through SQL, and null when NULL.`,
 			return err
 		}
 		defer client.Close()
-		msgs, err := client.Receive(ctx, args[0], args[1], maxMsgs)
+		var msgs []pgque.Message
+		if worker == "" {
+			msgs, err = client.Receive(ctx, args[0], args[1], maxMsgs)
+		} else {
+			msgs, err = client.ReceiveAsWorker(ctx, args[0], args[1], worker, maxMsgs, lease)
+		}
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 // Command pgque is pgque's command-line tool: it installs pgque, manages
-// queues, consumers and dead letters, sends and receives messages, runs the
-// ticker, serves the HTTP API (serve), and has a demo and a benchmark.
+// queues, consumers, workers, schedules and dead letters, sends and
+// receives messages, runs the ticker, serves the HTTP API (serve), and has a
+// demo and a benchmark.
 // `pgque --help` lists the commands; docs/operations.md shows how they are
 // used in production.
 //
@@ -81,7 +82,8 @@ func newRoot() *cobra.Command {
 		&cobra.Group{ID: "run", Title: "Running:"},
 	)
 	for _, c := range []*cobra.Command{newMigrateCmd(g), newQueuesCmd(g), newQueueCmd(g),
-		newSubscribeCmd(g), newUnsubscribeCmd(g), newConsumersCmd(g)} {
+		newSubscribeCmd(g), newUnsubscribeCmd(g), newConsumersCmd(g), newWorkersCmd(g),
+		newSchedulesCmd(g), newScheduleCmd(g)} {
 		c.GroupID = "setup"
 		root.AddCommand(c)
 	}

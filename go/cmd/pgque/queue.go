@@ -60,24 +60,28 @@ install keeps its method.`,
 
 // queueJSON is a queue in JSON output.
 type queueJSON struct {
-	Name             string    `json:"name"`
-	Consumers        int       `json:"consumers"`
-	NewEvents        int64     `json:"new_events"`
-	EventsPerSecond  float64   `json:"events_per_second"`
-	TickLagSeconds   float64   `json:"tick_lag_seconds"`
-	LastTickID       int64     `json:"last_tick_id"`
-	RetryPending     int64     `json:"retry_pending"`
-	DeadLetters      int64     `json:"dead_letters"`
-	Tables           int       `json:"tables"`
-	CurrentTable     int       `json:"current_table"`
-	SwitchTime       time.Time `json:"switch_time"`
-	RotationPeriod   float64   `json:"rotation_period_seconds"`
-	TickerMaxCount   int       `json:"ticker_max_count"`
-	TickerMaxLag     float64   `json:"ticker_max_lag_seconds"`
-	TickerIdlePeriod float64   `json:"ticker_idle_period_seconds"`
-	MaxRetries       int       `json:"max_retries"`
-	RetryBackoffBase float64   `json:"retry_backoff_base_seconds"`
-	RetryBackoffCap  float64   `json:"retry_backoff_cap_seconds"`
+	Name             string     `json:"name"`
+	Consumers        int        `json:"consumers"`
+	NewEvents        int64      `json:"new_events"`
+	EventsPerSecond  float64    `json:"events_per_second"`
+	TickLagSeconds   float64    `json:"tick_lag_seconds"`
+	LastTickID       int64      `json:"last_tick_id"`
+	RetryPending     int64      `json:"retry_pending"`
+	DeadLetters      int64      `json:"dead_letters"`
+	Tables           int        `json:"tables"`
+	CurrentTable     int        `json:"current_table"`
+	SwitchTime       time.Time  `json:"switch_time"`
+	RotationPeriod   float64    `json:"rotation_period_seconds"`
+	TickerMaxCount   int        `json:"ticker_max_count"`
+	TickerMaxLag     float64    `json:"ticker_max_lag_seconds"`
+	TickerIdlePeriod float64    `json:"ticker_idle_period_seconds"`
+	MaxRetries       int        `json:"max_retries"`
+	RetryBackoffBase float64    `json:"retry_backoff_base_seconds"`
+	RetryBackoffCap  float64    `json:"retry_backoff_cap_seconds"`
+	Paused           bool       `json:"paused"`
+	PausedAt         *time.Time `json:"paused_at"`
+	EventBytes       int64      `json:"event_bytes"`
+	EventDeadTuples  int64      `json:"event_dead_tuples"`
 }
 
 func toQueueJSON(q pgque.QueueInfo) queueJSON {
@@ -88,7 +92,8 @@ func toQueueJSON(q pgque.QueueInfo) queueJSON {
 		RotationPeriod: q.RotationPeriod.Seconds(), TickerMaxCount: q.TickerMaxCount,
 		TickerMaxLag: q.TickerMaxLag.Seconds(), TickerIdlePeriod: q.TickerIdlePeriod.Seconds(),
 		MaxRetries: q.MaxRetries, RetryBackoffBase: q.RetryBackoffBase.Seconds(),
-		RetryBackoffCap: q.RetryBackoffCap.Seconds(),
+		RetryBackoffCap: q.RetryBackoffCap.Seconds(), Paused: q.Paused, PausedAt: q.PausedAt,
+		EventBytes: q.EventBytes, EventDeadTuples: q.EventDeadTuples,
 	}
 }
 
@@ -98,8 +103,10 @@ func newQueuesCmd(g *globals) *cobra.Command {
 		Short: "List the queues",
 		Long: `queues lists every queue with its consumers, events sent since the last tick
 (NEW), its rate over about the last minute, the time since its last tick,
-pending retries and dead letters.  A TICK_LAG that keeps growing while NEW is
-above zero means no ticker is running.`,
+pending retries and dead letters, and whether it is paused ('pgque queue
+pause').  A TICK_LAG that keeps growing while NEW is above zero means no
+ticker is running.  --json adds the settings and the size of the queue's
+event tables.`,
 		Args: noArgs,
 	}
 	out := newOutput(cmd)
@@ -118,10 +125,11 @@ above zero means no ticker is running.`,
 			js = append(js, toQueueJSON(q))
 		}
 		return out.bind(cmd).print(js, func(w io.Writer) {
-			fmt.Fprintln(w, "QUEUE\tCONSUMERS\tNEW\tEV/S\tTICK_LAG\tLAST_TICK\tRETRY_PENDING\tDEAD_LETTERS")
+			fmt.Fprintln(w, "QUEUE\tCONSUMERS\tNEW\tEV/S\tTICK_LAG\tLAST_TICK\tRETRY_PENDING\tDEAD_LETTERS\tPAUSED")
 			for _, q := range qs {
-				fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d\n", q.Name, q.Consumers, q.NewEvents,
-					q.EventsPerSecond, fmtDuration(q.TickerLag), q.LastTickID, q.RetryPending, q.DeadLetters)
+				fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d\t%s\n", q.Name, q.Consumers, q.NewEvents,
+					q.EventsPerSecond, fmtDuration(q.TickerLag), q.LastTickID, q.RetryPending, q.DeadLetters,
+					yesNo(q.Paused))
 			}
 		})
 	}
@@ -129,8 +137,55 @@ above zero means no ticker is running.`,
 }
 
 func newQueueCmd(g *globals) *cobra.Command {
-	return groupCmd("queue", "Create, drop and configure a queue",
-		newQueueCreateCmd(g), newQueueDropCmd(g), newQueueConfigCmd(g))
+	return groupCmd("queue", "Create, drop, configure, pause and resume a queue",
+		newQueueCreateCmd(g), newQueueDropCmd(g), newQueueConfigCmd(g),
+		newQueuePauseCmd(g, true), newQueuePauseCmd(g, false))
+}
+
+// newQueuePauseCmd is `queue pause`, or `queue resume` when !pause.
+func newQueuePauseCmd(g *globals, pause bool) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pause QUEUE",
+		Short: "Stop handing out a queue's events to its consumers",
+		Long: `pause stops the queue's consumers: they receive nothing until 'pgque queue
+resume', while producers, ticks and maintenance go on and nothing sent is
+lost.  What was received before can still be acknowledged.  It waits for
+consumer calls in progress, so once it returns no consumer is handed
+anything more.  Pausing a paused queue succeeds and changes nothing.`,
+		Args: exactArgs(1),
+	}
+	done, unchanged, fn := "paused", "is paused already", (*pgque.Client).PauseQueue
+	if !pause {
+		cmd.Use, cmd.Short = "resume QUEUE", "Let the consumers of a paused queue receive again"
+		cmd.Long = `resume lets the consumers of a paused queue receive again and wakes them.
+Each continues where it stopped, then gets what was sent during the pause.
+Resuming a queue that is not paused succeeds and changes nothing.`
+		done, unchanged, fn = "resumed", "is not paused", (*pgque.Client).ResumeQueue
+	}
+	out := newOutput(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := g.connect(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		changed, err := fn(client, cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		res := struct {
+			Queue   string `json:"queue"`
+			Changed bool   `json:"changed"`
+		}{args[0], changed}
+		return out.bind(cmd).print(res, func(w io.Writer) {
+			if changed {
+				fmt.Fprintf(w, "queue '%s' %s\n", args[0], done)
+			} else {
+				fmt.Fprintf(w, "queue '%s' %s\n", args[0], unchanged)
+			}
+		})
+	}
+	return cmd
 }
 
 func newQueueCreateCmd(g *globals) *cobra.Command {

@@ -2,7 +2,11 @@ package server_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/pgque/pgque/go/internal/server"
@@ -76,6 +80,41 @@ func BenchmarkStreamRoundTrip(b *testing.B) {
 		}
 		if _, err := c.Ack(ctx, batch.BatchID); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// One /metrics scrape of 10 queues with 5 consumers each (one
+// get_worker_info call per consumer).
+func BenchmarkScrape(b *testing.B) {
+	ctx := context.Background()
+	sdk := pgque.New(pg.NewPool(b))
+	for i := range 10 {
+		q := fmt.Sprintf("q%d", i)
+		if _, err := sdk.CreateQueue(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+		for j := range 5 {
+			if _, err := sdk.Subscribe(ctx, q, fmt.Sprintf("c%d", j)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	srv := server.New(sdk, server.Options{})
+	hs := httptest.NewServer(srv)
+	b.Cleanup(func() {
+		srv.Close()
+		hs.Close()
+	})
+	for b.Loop() {
+		resp, err := http.Get(hs.URL + "/metrics")
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !strings.Contains(string(body), "pgque_scrape_success 1") {
+			b.Fatalf("scrape: %v %d", err, resp.StatusCode)
 		}
 	}
 }

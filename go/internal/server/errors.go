@@ -43,6 +43,10 @@ var engineErrors = []struct {
 	{pgque.ErrInvalidArgument, http.StatusBadRequest, pgquehttp.CodeInvalidArgument},
 	{pgque.ErrQueueHasConsumers, http.StatusConflict, pgquehttp.CodeQueueHasConsumers},
 	{pgque.ErrDeadLetterNotFound, http.StatusNotFound, pgquehttp.CodeDeadLetterNotFound},
+	{pgque.ErrScheduleExists, http.StatusConflict, pgquehttp.CodeScheduleExists},
+	{pgque.ErrScheduleNotFound, http.StatusNotFound, pgquehttp.CodeScheduleNotFound},
+	{pgque.ErrConsumerBusy, http.StatusConflict, pgquehttp.CodeConsumerBusy},
+	{pgque.ErrWorkerBusy, http.StatusConflict, pgquehttp.CodeWorkerBusy},
 }
 
 // engineError gives a PostgreSQL error of pgque's class PQ the form the SDK

@@ -32,6 +32,8 @@ func (s *Server) routes() {
 	api("GET /v1/queues/{queue}", s.getQueue)
 	api("PATCH /v1/queues/{queue}", s.updateQueue)
 	api("DELETE /v1/queues/{queue}", s.deleteQueue)
+	api("POST /v1/queues/{queue}/pause", s.pauseQueue)
+	api("POST /v1/queues/{queue}/resume", s.resumeQueue)
 
 	api("POST /v1/queues/{queue}/events", s.send)
 	api("POST /v1/queues/{queue}/events/batch", s.sendBatch)
@@ -41,15 +43,23 @@ func (s *Server) routes() {
 	api("PUT /v1/queues/{queue}/consumers/{consumer}", s.subscribe)
 	api("DELETE /v1/queues/{queue}/consumers/{consumer}", s.unsubscribe)
 	api("POST /v1/queues/{queue}/consumers/{consumer}/receive", s.receive)
+	api("GET /v1/queues/{queue}/consumers/{consumer}/workers", s.listWorkers)
+	api("DELETE /v1/queues/{queue}/consumers/{consumer}/workers/{worker}", s.unregisterWorker)
 	// Streams are not bounded by the request timeout.
 	s.mux.Handle(streamRoute, s.instrument(streamRoute, s.errors(s.stream)))
 
 	api("POST /v1/batches/{batch}/ack", s.ack)
 	api("POST /v1/batches/{batch}/nack", s.nack)
+	api("POST /v1/batches/{batch}/heartbeat", s.heartbeat)
 
 	api("GET /v1/queues/{queue}/dead-letters", s.listDeadLetters)
 	api("DELETE /v1/queues/{queue}/dead-letters", s.purgeDeadLetters)
 	api("POST /v1/dead-letters/{id}/replay", s.replayDeadLetter)
+
+	api("GET /v1/schedules", s.listSchedules)
+	api("POST /v1/schedules", s.createSchedule)
+	api("GET /v1/schedules/{schedule}", s.getSchedule)
+	api("DELETE /v1/schedules/{schedule}", s.deleteSchedule)
 
 	s.mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(s.healthz)))
 	s.mux.Handle("GET /readyz", s.instrument("GET /readyz", http.HandlerFunc(s.readyz)))
@@ -126,6 +136,31 @@ func queryInt(r *http.Request, name string, def, max int) (int, error) {
 // seconds converts a duration for JSON.
 func seconds(d time.Duration) float64 { return d.Seconds() }
 
+// secondsOrNil converts an optional duration for JSON.
+func secondsOrNil(d *time.Duration) *float64 {
+	if d == nil {
+		return nil
+	}
+	v := d.Seconds()
+	return &v
+}
+
+// maxLeaseSeconds keeps a lease within what a time.Duration holds (and
+// PostgreSQL's interval comfortably so).
+const maxLeaseSeconds = 1e6
+
+// lease turns a request's lease_seconds into a duration; 0 (absent) is the
+// SDK's default.
+func lease(secs float64) (time.Duration, error) {
+	switch {
+	case secs == 0:
+		return pgque.DefaultLease, nil
+	case secs < 0 || secs > maxLeaseSeconds:
+		return 0, badRequest("lease_seconds %v is not a positive number of seconds up to %g", secs, maxLeaseSeconds)
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
 func queueJSON(q pgque.QueueInfo) pgquehttp.Queue {
 	return pgquehttp.Queue{
 		Name: q.Name, Tables: q.Tables, CurrentTable: q.CurrentTable,
@@ -135,6 +170,7 @@ func queueJSON(q pgque.QueueInfo) pgquehttp.Queue {
 		RetryBackoffBaseSeconds: seconds(q.RetryBackoffBase), RetryBackoffCapSeconds: seconds(q.RetryBackoffCap),
 		TickerLagSeconds: seconds(q.TickerLag), EventsPerSecond: q.EventsPerSecond, NewEvents: q.NewEvents,
 		LastTickID: q.LastTickID, Consumers: q.Consumers, RetryPending: q.RetryPending, DeadLetters: q.DeadLetters,
+		Paused: q.Paused, PausedAt: q.PausedAt, EventBytes: q.EventBytes, EventDeadTuples: q.EventDeadTuples,
 	}
 }
 
@@ -143,18 +179,31 @@ func consumerJSON(c pgque.ConsumerInfo) pgquehttp.Consumer {
 		Queue: c.Queue, Name: c.Name, LagSeconds: seconds(c.Lag), LastSeenSeconds: seconds(c.LastSeen),
 		LastTick: c.LastTick, CurrentBatch: c.CurrentBatch, NextTick: c.NextTick,
 		PendingEvents: c.PendingEvents, RetryPending: c.RetryPending, DeadLetters: c.DeadLetters,
-		BlockingRotation: c.BlockingRotation,
+		BlockingRotation: c.BlockingRotation, BatchAgeSeconds: secondsOrNil(c.BatchAge),
 	}
 }
 
-func messageJSON(m pgque.Message) pgquehttp.Message {
-	payload := m.Payload
-	if payload != nil && !json.Valid(payload) {
-		// Sent as raw text through SQL: hand it out as a JSON string.
-		payload, _ = json.Marshal(string(payload))
+// payloadJSON gives a payload as it goes out: as is, or, when sent as raw
+// text through SQL, as a JSON string.
+func payloadJSON(p json.RawMessage) json.RawMessage {
+	if p != nil && !json.Valid(p) {
+		p, _ = json.Marshal(string(p))
 	}
+	return p
+}
+
+// payloadSDK gives a payload as it comes in: a JSON null is a NULL
+// payload, like an absent one.
+func payloadSDK(p json.RawMessage) any {
+	if len(p) == 0 || string(bytes.TrimSpace(p)) == "null" {
+		return nil
+	}
+	return p
+}
+
+func messageJSON(m pgque.Message) pgquehttp.Message {
 	return pgquehttp.Message{
-		MsgID: m.MsgID, BatchID: m.BatchID, Type: m.Type, Payload: payload, RetryCount: m.RetryCount,
+		MsgID: m.MsgID, BatchID: m.BatchID, Type: m.Type, Payload: payloadJSON(m.Payload), RetryCount: m.RetryCount,
 		CreatedAt: m.CreatedAt, Extra1: m.Extra1, Extra2: m.Extra2, Extra3: m.Extra3, Extra4: m.Extra4,
 	}
 }
@@ -175,12 +224,8 @@ func eventSDK(e pgquehttp.Event) (pgque.Event, error) {
 	if e.Type == "" {
 		return pgque.Event{}, badRequest("event type is required")
 	}
-	ev := pgque.Event{Type: e.Type, Extra1: e.Extra1, Extra2: e.Extra2, Extra3: e.Extra3, Extra4: e.Extra4}
-	// A JSON null is a NULL payload, like an absent one.
-	if len(e.Payload) > 0 && string(bytes.TrimSpace(e.Payload)) != "null" {
-		ev.Payload = e.Payload
-	}
-	return ev, nil
+	return pgque.Event{Type: e.Type, Payload: payloadSDK(e.Payload),
+		Extra1: e.Extra1, Extra2: e.Extra2, Extra3: e.Extra3, Extra4: e.Extra4}, nil
 }
 
 func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
@@ -322,6 +367,25 @@ func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// pause pauses or resumes a queue.
+func (s *Server) pause(w http.ResponseWriter, r *http.Request,
+	fn func(context.Context, string) (bool, error)) error {
+	changed, err := fn(r.Context(), r.PathValue("queue"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, pgquehttp.PauseResponse{Changed: changed})
+	return nil
+}
+
+func (s *Server) pauseQueue(w http.ResponseWriter, r *http.Request) error {
+	return s.pause(w, r, s.client.PauseQueue)
+}
+
+func (s *Server) resumeQueue(w http.ResponseWriter, r *http.Request) error {
+	return s.pause(w, r, s.client.ResumeQueue)
+}
+
 func (s *Server) send(w http.ResponseWriter, r *http.Request) error {
 	var ev pgquehttp.Event
 	if err := decode(r, &ev, false); err != nil {
@@ -438,11 +502,74 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkMax(req.Max); err != nil {
 		return err
 	}
-	msgs, err := s.client.Receive(r.Context(), r.PathValue("queue"), r.PathValue("consumer"), req.Max)
+	queue, consumer := r.PathValue("queue"), r.PathValue("consumer")
+	var msgs []pgque.Message
+	var err error
+	if req.Worker == "" {
+		if req.LeaseSeconds != 0 {
+			return badRequest("lease_seconds goes with worker")
+		}
+		msgs, err = s.client.Receive(r.Context(), queue, consumer, req.Max)
+	} else {
+		l, lerr := lease(req.LeaseSeconds)
+		if lerr != nil {
+			return lerr
+		}
+		msgs, err = s.client.ReceiveAsWorker(r.Context(), queue, consumer, req.Worker, req.Max, l)
+	}
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, batchJSON(msgs))
+	return nil
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
+	batch, err := pathInt(r, "batch")
+	if err != nil {
+		return err
+	}
+	var req pgquehttp.HeartbeatRequest
+	if err := decode(r, &req, true); err != nil {
+		return err
+	}
+	l, err := lease(req.LeaseSeconds)
+	if err != nil {
+		return err
+	}
+	held, err := s.client.Heartbeat(r.Context(), batch, l)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, pgquehttp.HeartbeatResponse{Held: held})
+	return nil
+}
+
+func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request) error {
+	ws, err := s.client.Workers(r.Context(), r.PathValue("queue"), r.PathValue("consumer"))
+	if err != nil {
+		return err
+	}
+	out := make([]pgquehttp.Worker, len(ws))
+	for i, wi := range ws {
+		out[i] = pgquehttp.Worker{Name: wi.Name, BatchID: wi.BatchID, LeaseLeftSeconds: secondsOrNil(wi.LeaseLeft),
+			LastSeenSeconds: seconds(wi.LastSeen)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"workers": out})
+	return nil
+}
+
+func (s *Server) unregisterWorker(w http.ResponseWriter, r *http.Request) error {
+	queue, consumer, worker := r.PathValue("queue"), r.PathValue("consumer"), r.PathValue("worker")
+	removed, err := s.client.UnregisterWorker(r.Context(), queue, consumer, worker)
+	if err != nil {
+		return err
+	}
+	if !removed {
+		return &apiError{status: http.StatusNotFound, code: pgquehttp.CodeWorkerNotFound,
+			msg: fmt.Sprintf("consumer %q of queue %q has no worker %q", consumer, queue, worker)}
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

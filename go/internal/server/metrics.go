@@ -2,13 +2,18 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pgque/pgque/go/pgque"
 )
 
 // httpMetrics are the server's own counters.
@@ -95,10 +100,12 @@ type collector struct {
 	scrapeOK, scrapeDuration *prometheus.Desc
 
 	queueEvents, queueNewEvents, queueRate, queueTickAge, queueConsumers *prometheus.Desc
-	queueRetry, queueDead, queueCurrentTable                             *prometheus.Desc
+	queueRetry, queueDead, queueCurrentTable, queuePaused                *prometheus.Desc
+	queueEventBytes, queueEventDead                                      *prometheus.Desc
 	tableBytes, tableLive, tableDead                                     *prometheus.Desc
 
 	consPending, consLag, consLastSeen, consRetry, consDead, consBlocking *prometheus.Desc
+	consBatchAge, consWorkers, consWorkerBatches, consWorkerExpired       *prometheus.Desc
 
 	tickerRunning, tickerLeader *prometheus.Desc
 }
@@ -107,7 +114,7 @@ func newCollector(s *Server) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
-	q, qc, qt := []string{"queue"}, []string{"queue", "consumer"}, []string{"queue", "table"}
+	q, qc, t := []string{"queue"}, []string{"queue", "consumer"}, []string{"table"}
 	return &collector{
 		s:              s,
 		scrapeOK:       d("pgque_scrape_success", "1 when the last scrape read pgque's state from the database, else 0."),
@@ -121,16 +128,23 @@ func newCollector(s *Server) *collector {
 		queueRetry:        d("pgque_queue_retry_pending", "Events waiting in the retry store.", q...),
 		queueDead:         d("pgque_queue_dead_letters", "Dead letters of the queue.", q...),
 		queueCurrentTable: d("pgque_queue_current_table", "Number of the event table producers write to.", q...),
-		tableBytes:        d("pgque_event_table_bytes", "Size of an event table, indexes and TOAST included.", qt...),
-		tableLive:         d("pgque_event_table_live_tuples", "Live rows of an event table (statistics collector estimate).", qt...),
-		tableDead:         d("pgque_event_table_dead_tuples", "Dead rows of an event table (statistics collector estimate); pgque's event path leaves none.", qt...),
+		queuePaused:       d("pgque_queue_paused", "1 while the queue is paused: its consumers receive nothing.", q...),
+		queueEventBytes:   d("pgque_queue_event_bytes", "Size of the queue's event tables, indexes and TOAST included.", q...),
+		queueEventDead:    d("pgque_queue_event_dead_tuples", "Dead rows of the queue's event tables (statistics collector estimate); only rolled-back sends leave any.", q...),
+		tableBytes:        d("pgque_table_bytes", "Size of one of pgque's tables, its partitions, indexes and TOAST included.", t...),
+		tableLive:         d("pgque_table_live_tuples", "Live rows of one of pgque's tables (statistics collector estimate).", t...),
+		tableDead:         d("pgque_table_dead_tuples", "Dead rows of one of pgque's tables (statistics collector estimate); the logs and event tables leave none.", t...),
 
-		consPending:  d("pgque_consumer_pending_events", "Events sent after the consumer's position (approximate).", qc...),
-		consLag:      d("pgque_consumer_lag_seconds", "Time since the tick the consumer last finished.", qc...),
-		consLastSeen: d("pgque_consumer_last_seen_seconds", "Time since the consumer last opened, acked or finished a batch.", qc...),
-		consRetry:    d("pgque_consumer_retry_pending", "The consumer's events waiting in the retry store.", qc...),
-		consDead:     d("pgque_consumer_dead_letters", "The consumer's dead letters.", qc...),
-		consBlocking: d("pgque_consumer_blocking_rotation", "1 when the consumer keeps the queue's event tables from rotating.", qc...),
+		consPending:       d("pgque_consumer_pending_events", "Events sent after the consumer's position (approximate).", qc...),
+		consLag:           d("pgque_consumer_lag_seconds", "Time since the tick the consumer last finished.", qc...),
+		consLastSeen:      d("pgque_consumer_last_seen_seconds", "Time since the consumer last opened, acked or finished a batch.", qc...),
+		consRetry:         d("pgque_consumer_retry_pending", "The consumer's events waiting in the retry store.", qc...),
+		consDead:          d("pgque_consumer_dead_letters", "The consumer's dead letters.", qc...),
+		consBlocking:      d("pgque_consumer_blocking_rotation", "1 when the consumer keeps the queue's event tables from rotating.", qc...),
+		consBatchAge:      d("pgque_consumer_batch_age_seconds", "Age of the consumer's open batch (absent when none).", qc...),
+		consWorkers:       d("pgque_consumer_workers", "Cooperative workers of the consumer.", qc...),
+		consWorkerBatches: d("pgque_consumer_worker_batches", "The consumer's workers that hold a batch.", qc...),
+		consWorkerExpired: d("pgque_consumer_worker_leases_expired", "The consumer's workers whose batch lease ran out: stopped or too slow; another worker takes the batch over.", qc...),
 
 		tickerRunning: d("pgque_ticker_running", "1 when this process runs a ticker."),
 		tickerLeader:  d("pgque_ticker_leader", "1 when this process's ticker is the database's leader (the one ticking)."),
@@ -140,22 +154,17 @@ func newCollector(s *Server) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.scrapeOK, c.scrapeDuration, c.queueEvents, c.queueNewEvents,
 		c.queueRate, c.queueTickAge, c.queueConsumers, c.queueRetry, c.queueDead, c.queueCurrentTable,
-		c.tableBytes, c.tableLive, c.tableDead, c.consPending, c.consLag, c.consLastSeen, c.consRetry,
-		c.consDead, c.consBlocking, c.tickerRunning, c.tickerLeader} {
+		c.queuePaused, c.queueEventBytes, c.queueEventDead, c.tableBytes, c.tableLive, c.tableDead,
+		c.consPending, c.consLag, c.consLastSeen, c.consRetry, c.consDead, c.consBlocking, c.consBatchAge,
+		c.consWorkers, c.consWorkerBatches, c.consWorkerExpired, c.tickerRunning, c.tickerLeader} {
 		ch <- d
 	}
 }
 
-// tableSQL reads the event counter and the event tables' statistics.  The
-// SDK has no call for them; tables are named pgque.event_<queue_id>_<n>.
-const tableSQL = `
-SELECT q.queue_name, coalesce(pg_sequence_last_value(q.queue_event_seq), 0), t.n,
-       coalesce(pg_total_relation_size(r.oid), 0),
-       coalesce(pg_stat_get_live_tuples(r.oid), 0), coalesce(pg_stat_get_dead_tuples(r.oid), 0)
-  FROM pgque.queue q
- CROSS JOIN LATERAL generate_series(0, q.queue_ntables - 1) AS t(n)
- CROSS JOIN LATERAL (SELECT to_regclass(format('pgque.event_%s_%s', q.queue_id, t.n)) AS oid) r
- ORDER BY 1, 3`
+// eventCountSQL reads the queues' event counters.  No information function
+// returns them, so this reads pgque's catalog, which only the role that
+// installed pgque (or a superuser) may; for other roles the metric is left out.
+const eventCountSQL = `SELECT queue_name, coalesce(pg_sequence_last_value(queue_event_seq), 0) FROM pgque.queue`
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g := func(d *prometheus.Desc, v float64, labels ...string) {
@@ -174,6 +183,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g(c.scrapeOK, b2f(err == nil))
 }
 
+// workerStats are the worker metrics of one consumer.
+type workerStats struct{ workers, batches, expired int }
+
 func (c *collector) collectDB(ch chan<- prometheus.Metric, g func(*prometheus.Desc, float64, ...string)) error {
 	ctx, cancel := context.WithTimeout(c.s.closing, c.s.opts.ScrapeTimeout)
 	defer cancel()
@@ -186,29 +198,38 @@ func (c *collector) collectDB(ch chan<- prometheus.Metric, g func(*prometheus.De
 	if err != nil {
 		return err
 	}
-	type table struct {
-		queue             string
-		events, n         int64
-		bytes, live, dead int64
-	}
-	rows, err := c.s.client.Pool().Query(ctx, tableSQL)
+	tables, err := c.s.client.Tables(ctx)
 	if err != nil {
-		return engineError("pgque: event tables", err)
+		return err
 	}
-	var tables []table
-	for rows.Next() {
-		var t table
-		if err := rows.Scan(&t.queue, &t.events, &t.n, &t.bytes, &t.live, &t.dead); err != nil {
-			rows.Close()
+	workers := make([]workerStats, len(cs))
+	for i, ci := range cs {
+		ws, err := c.s.client.Workers(ctx, ci.Queue, ci.Name)
+		if errors.Is(err, pgque.ErrConsumerNotFound) || errors.Is(err, pgque.ErrQueueNotFound) {
+			continue // unsubscribed since it was listed
+		}
+		if err != nil {
 			return err
 		}
-		tables = append(tables, t)
+		for _, w := range ws {
+			workers[i].workers++
+			if w.BatchID != nil {
+				workers[i].batches++
+			}
+			if w.LeaseLeft != nil && *w.LeaseLeft < 0 {
+				workers[i].expired++
+			}
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return engineError("pgque: event tables", err)
+	events, err := c.eventCounts(ctx)
+	if err != nil {
+		return err
 	}
 
 	for _, q := range qs {
+		if n, ok := events[q.Name]; ok {
+			ch <- prometheus.MustNewConstMetric(c.queueEvents, prometheus.CounterValue, float64(n), q.Name)
+		}
 		g(c.queueNewEvents, float64(q.NewEvents), q.Name)
 		g(c.queueRate, q.EventsPerSecond, q.Name)
 		g(c.queueTickAge, q.TickerLag.Seconds(), q.Name)
@@ -216,27 +237,62 @@ func (c *collector) collectDB(ch chan<- prometheus.Metric, g func(*prometheus.De
 		g(c.queueRetry, float64(q.RetryPending), q.Name)
 		g(c.queueDead, float64(q.DeadLetters), q.Name)
 		g(c.queueCurrentTable, float64(q.CurrentTable), q.Name)
+		g(c.queuePaused, b2f(q.Paused), q.Name)
+		g(c.queueEventBytes, float64(q.EventBytes), q.Name)
+		g(c.queueEventDead, float64(q.EventDeadTuples), q.Name)
 	}
-	counted := map[string]bool{}
 	for _, t := range tables {
-		if !counted[t.queue] {
-			counted[t.queue] = true
-			ch <- prometheus.MustNewConstMetric(c.queueEvents, prometheus.CounterValue, float64(t.events), t.queue)
-		}
-		n := strconv.FormatInt(t.n, 10)
-		g(c.tableBytes, float64(t.bytes), t.queue, n)
-		g(c.tableLive, float64(t.live), t.queue, n)
-		g(c.tableDead, float64(t.dead), t.queue, n)
+		g(c.tableBytes, float64(t.TotalBytes), t.Name)
+		g(c.tableLive, float64(t.LiveTuples), t.Name)
+		g(c.tableDead, float64(t.DeadTuples), t.Name)
 	}
-	for _, ci := range cs {
+	for i, ci := range cs {
 		g(c.consPending, float64(ci.PendingEvents), ci.Queue, ci.Name)
 		g(c.consLag, ci.Lag.Seconds(), ci.Queue, ci.Name)
 		g(c.consLastSeen, ci.LastSeen.Seconds(), ci.Queue, ci.Name)
 		g(c.consRetry, float64(ci.RetryPending), ci.Queue, ci.Name)
 		g(c.consDead, float64(ci.DeadLetters), ci.Queue, ci.Name)
 		g(c.consBlocking, b2f(ci.BlockingRotation), ci.Queue, ci.Name)
+		if ci.BatchAge != nil {
+			g(c.consBatchAge, ci.BatchAge.Seconds(), ci.Queue, ci.Name)
+		}
+		g(c.consWorkers, float64(workers[i].workers), ci.Queue, ci.Name)
+		g(c.consWorkerBatches, float64(workers[i].batches), ci.Queue, ci.Name)
+		g(c.consWorkerExpired, float64(workers[i].expired), ci.Queue, ci.Name)
 	}
 	return nil
+}
+
+// eventCounts reads the event counter of every queue; nil, and no error,
+// when the role may not read pgque's catalog.
+func (c *collector) eventCounts(ctx context.Context) (map[string]int64, error) {
+	rows, err := c.s.client.Pool().Query(ctx, eventCountSQL)
+	if err != nil {
+		return nil, countError(err)
+	}
+	counts := map[string]int64{}
+	for rows.Next() {
+		var q string
+		var n int64
+		if err := rows.Scan(&q, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		counts[q] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, countError(err)
+	}
+	return counts, nil
+}
+
+// countError drops a permission error of eventCountSQL.
+func countError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+		return nil
+	}
+	return engineError("pgque: event counters", err)
 }
 
 func b2f(b bool) float64 {

@@ -450,34 +450,42 @@ next:
 	return 0, false
 }
 
+// wantMetric checks the value of a metric.
+func wantMetric(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels map[string]string, w float64) {
+	t.Helper()
+	if v, ok := value(mfs, name, labels); !ok || v != w {
+		t.Errorf("%s%v = %v (present %v), want %v", name, labels, v, ok, w)
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, server.Options{})
 	qc := map[string]string{"queue": "q", "consumer": "c"}
 	q := map[string]string{"queue": "q"}
-	want := func(mfs map[string]*dto.MetricFamily, name string, labels map[string]string, w float64) {
-		t.Helper()
-		if v, ok := value(mfs, name, labels); !ok || v != w {
-			t.Errorf("%s%v = %v (present %v), want %v", name, labels, v, ok, w)
-		}
-	}
 	mfs := e.scrape(t)
-	want(mfs, "pgque_scrape_success", nil, 1)
-	want(mfs, "pgque_consumer_pending_events", qc, 0)
-	want(mfs, "pgque_queue_events_total", q, 0)
-	want(mfs, "pgque_ticker_running", nil, 0)
+	wantMetric(t, mfs, "pgque_scrape_success", nil, 1)
+	wantMetric(t, mfs, "pgque_consumer_pending_events", qc, 0)
+	wantMetric(t, mfs, "pgque_queue_events_total", q, 0)
+	wantMetric(t, mfs, "pgque_ticker_running", nil, 0)
 
 	e.sendTick(t, 3)
 	mfs = e.scrape(t)
-	want(mfs, "pgque_consumer_pending_events", qc, 3)
-	want(mfs, "pgque_queue_events_total", q, 3)
-	// Live tuples come from statistics flushed asynchronously: present is all that is certain.
-	if _, ok := value(mfs, "pgque_event_table_live_tuples", map[string]string{"queue": "q", "table": "0"}); !ok {
-		t.Error("no live tuples metric")
+	wantMetric(t, mfs, "pgque_consumer_pending_events", qc, 3)
+	wantMetric(t, mfs, "pgque_queue_events_total", q, 3)
+	wantMetric(t, mfs, "pgque_queue_paused", q, 0)
+	if v, ok := value(mfs, "pgque_queue_event_bytes", q); !ok || v <= 0 {
+		t.Errorf("queue event bytes %v %v", v, ok)
 	}
-	want(mfs, "pgque_event_table_dead_tuples", map[string]string{"queue": "q", "table": "0"}, 0)
-	if v, ok := value(mfs, "pgque_event_table_bytes", map[string]string{"queue": "q", "table": "0"}); !ok || v <= 0 {
-		t.Errorf("event table bytes %v %v", v, ok)
+	// Nothing was rolled back, so no dead rows; live ones come from
+	// statistics flushed asynchronously: present is all that is certain.
+	wantMetric(t, mfs, "pgque_queue_event_dead_tuples", q, 0)
+	wantMetric(t, mfs, "pgque_table_dead_tuples", map[string]string{"table": "pgque.event"}, 0)
+	if _, ok := value(mfs, "pgque_table_live_tuples", map[string]string{"table": "pgque.tick"}); !ok {
+		t.Error("no live tuples of pgque.tick")
+	}
+	if v, ok := value(mfs, "pgque_table_bytes", map[string]string{"table": "pgque.event"}); !ok || v <= 0 {
+		t.Errorf("event tables' bytes %v %v", v, ok)
 	}
 	if v, ok := value(mfs, "pgque_queue_last_tick_age_seconds", q); !ok || v < 0 || v > 60 {
 		t.Errorf("last tick age %v %v", v, ok)
@@ -495,6 +503,9 @@ func TestMetrics(t *testing.T) {
 	if status != 200 || json.Unmarshal([]byte(body), &b) != nil || len(b.Messages) != 3 {
 		t.Fatalf("receive: %d %s", status, body)
 	}
+	if v, ok := value(e.scrape(t), "pgque_consumer_batch_age_seconds", qc); !ok || v < 0 || v > 60 {
+		t.Errorf("batch age %v %v", v, ok)
+	}
 	status, body, _ = e.call(t, "POST", fmt.Sprintf("/v1/batches/%d/nack", b.BatchID),
 		fmt.Sprintf(`{"msg_id": %d, "reason": "broken"}`, b.Messages[0].MsgID))
 	if status != 200 || !strings.Contains(body, `"dead"`) {
@@ -505,10 +516,95 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	mfs = e.scrape(t)
-	want(mfs, "pgque_consumer_pending_events", qc, 0)
-	want(mfs, "pgque_consumer_dead_letters", qc, 1)
-	want(mfs, "pgque_queue_dead_letters", q, 1)
-	want(mfs, "pgque_http_requests_total", map[string]string{"route": "POST /v1/batches/{batch}/nack", "code": "200"}, 1)
+	wantMetric(t, mfs, "pgque_consumer_pending_events", qc, 0)
+	wantMetric(t, mfs, "pgque_consumer_dead_letters", qc, 1)
+	wantMetric(t, mfs, "pgque_queue_dead_letters", q, 1)
+	wantMetric(t, mfs, "pgque_http_requests_total", map[string]string{"route": "POST /v1/batches/{batch}/nack", "code": "200"}, 1)
+	if _, ok := value(mfs, "pgque_consumer_batch_age_seconds", qc); ok {
+		t.Error("batch age without an open batch")
+	}
+}
+
+// Paused queues and cooperative workers show; a role with pgque_reader
+// only can scrape.
+func TestMetricsPauseWorkersRoles(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, server.Options{})
+	qc := map[string]string{"queue": "q", "consumer": "c"}
+	mfs := e.scrape(t)
+	wantMetric(t, mfs, "pgque_consumer_workers", qc, 0)
+	wantMetric(t, mfs, "pgque_consumer_worker_batches", qc, 0)
+	if _, err := e.sdk.PauseQueue(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	wantMetric(t, e.scrape(t), "pgque_queue_paused", map[string]string{"queue": "q"}, 1)
+	if _, err := e.sdk.ResumeQueue(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+
+	e.sendTick(t, 1)
+	msgs, err := e.sdk.ReceiveAsWorker(ctx, "q", "c", "a", 10, time.Minute)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive as worker: %v %v", msgs, err)
+	}
+	// Nothing left for b, which is registered all the same.
+	if msgs, err := e.sdk.ReceiveAsWorker(ctx, "q", "c", "b", 10, time.Minute); err != nil || len(msgs) != 0 {
+		t.Fatalf("receive as worker b: %v %v", msgs, err)
+	}
+	if _, err := e.sdk.Heartbeat(ctx, msgs[0].BatchID, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the database sees a's 1 ms lease as run out.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ws, err := e.sdk.Workers(ctx, "q", "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ws[0].LeaseLeft != nil && *ws[0].LeaseLeft < 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease never ran out: %+v", ws)
+		}
+	}
+	mfs = e.scrape(t)
+	wantMetric(t, mfs, "pgque_consumer_workers", qc, 2)
+	wantMetric(t, mfs, "pgque_consumer_worker_batches", qc, 1)
+	wantMetric(t, mfs, "pgque_consumer_worker_leases_expired", qc, 1)
+
+	// A login role with pgque_reader only: no access to pgque's tables.
+	role := fmt.Sprintf("metrics_%d", time.Now().UnixNano())
+	if _, err := e.sdk.Pool().Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN IN ROLE pgque_reader", role)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = e.sdk.Pool().Exec(ctx, "DROP ROLE "+role) })
+	cfg := e.sdk.Pool().Config().Copy()
+	cfg.ConnConfig.User = role
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(pgque.New(pool), server.Options{PollInterval: noPoll})
+	hs := httptest.NewServer(srv)
+	defer func() {
+		srv.Close()
+		hs.Close()
+		pool.Close()
+	}()
+	reader := &env{sdk: pgque.New(pool), srv: srv, http: hs}
+	mfs = reader.scrape(t)
+	wantMetric(t, mfs, "pgque_scrape_success", nil, 1)
+	wantMetric(t, mfs, "pgque_consumer_workers", qc, 2)
+	if v, ok := value(mfs, "pgque_queue_event_bytes", map[string]string{"queue": "q"}); !ok || v <= 0 {
+		t.Errorf("queue event bytes as a reader: %v %v", v, ok)
+	}
+	if _, ok := value(mfs, "pgque_table_bytes", map[string]string{"table": "pgque.queue"}); !ok {
+		t.Error("no table bytes as a reader")
+	}
+	if _, ok := value(mfs, "pgque_queue_events_total", nil); ok {
+		t.Error("event counter as a reader, who may not read pgque's catalog")
+	}
 }
 
 func post(t *testing.T, url string) (int, string) {
@@ -755,4 +851,215 @@ func TestStreamsShareListener(t *testing.T) {
 	    WHERE application_name = 'pgque-serve-listener'`).Scan(&listeners); err != nil || listeners != 1 {
 		t.Errorf("%d listening connections (%v), want 1", listeners, err)
 	}
+}
+
+// decodeBody checks the status of an answer and decodes its body into v.
+func (e *env) decodeBody(t *testing.T, method, path, body string, status int, v any) {
+	t.Helper()
+	got, text, _ := e.call(t, method, path, body)
+	if got != status {
+		t.Fatalf("%s %s %s: %d %s, want %d", method, path, body, got, text, status)
+	}
+	if v != nil {
+		if err := json.Unmarshal([]byte(text), v); err != nil {
+			t.Fatalf("%s %s: body %q: %v", method, path, text, err)
+		}
+	}
+}
+
+func TestPause(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	var pr pgquehttp.PauseResponse
+	e.decodeBody(t, "POST", "/v1/queues/q/pause", "", 200, &pr)
+	if !pr.Changed {
+		t.Error("pause: not changed")
+	}
+	e.decodeBody(t, "POST", "/v1/queues/q/pause", "", 200, &pr)
+	if pr.Changed {
+		t.Error("pause again: changed")
+	}
+	var q pgquehttp.Queue
+	e.decodeBody(t, "GET", "/v1/queues/q", "", 200, &q)
+	if !q.Paused || q.PausedAt == nil || time.Since(*q.PausedAt) > time.Minute || q.EventBytes <= 0 {
+		t.Errorf("paused queue %+v", q)
+	}
+	// Paused: a tick delivers nothing.
+	e.sendTick(t, 2)
+	var b pgquehttp.Batch
+	e.decodeBody(t, "POST", "/v1/queues/q/consumers/c/receive", "", 200, &b)
+	if len(b.Messages) != 0 {
+		t.Errorf("received while paused: %+v", b)
+	}
+	e.decodeBody(t, "POST", "/v1/queues/q/resume", "", 200, &pr)
+	if !pr.Changed {
+		t.Error("resume: not changed")
+	}
+	e.decodeBody(t, "POST", "/v1/queues/q/resume", "", 200, &pr)
+	if pr.Changed {
+		t.Error("resume again: changed")
+	}
+	e.decodeBody(t, "GET", "/v1/queues/q", "", 200, &q)
+	if q.Paused || q.PausedAt != nil {
+		t.Errorf("resumed queue %+v", q)
+	}
+	e.decodeBody(t, "POST", "/v1/queues/q/consumers/c/receive", "", 200, &b)
+	if len(b.Messages) != 2 {
+		t.Fatalf("received after resuming: %+v", b)
+	}
+	var c pgquehttp.Consumer
+	e.decodeBody(t, "GET", "/v1/queues/q/consumers/c", "", 200, &c)
+	if c.BatchAgeSeconds == nil || *c.BatchAgeSeconds < 0 || *c.BatchAgeSeconds > 60 {
+		t.Errorf("consumer with a batch: %+v", c)
+	}
+	e.ack(t, b.BatchID)
+	e.decodeBody(t, "GET", "/v1/queues/q/consumers/c", "", 200, &c)
+	if c.BatchAgeSeconds != nil {
+		t.Errorf("consumer without a batch: batch age %v", *c.BatchAgeSeconds)
+	}
+	e.wantError(t, "POST", "/v1/queues/nope/pause", "", 404, "queue_not_found", "PQ001")
+	e.wantError(t, "POST", "/v1/queues/nope/resume", "", 404, "queue_not_found", "PQ001")
+	e.wantError(t, "GET", "/v1/queues/q/pause", "", 405, "method_not_allowed", "")
+}
+
+func TestWorkers(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	ids := e.sendTick(t, 4)
+	var workers struct{ Workers []pgquehttp.Worker }
+	e.decodeBody(t, "GET", "/v1/queues/q/consumers/c/workers", "", 200, &workers)
+	if len(workers.Workers) != 0 {
+		t.Errorf("workers before any: %+v", workers)
+	}
+	// Each worker gets a window of its own: w1 the first tick, w2 the next.
+	var b1, b2 pgquehttp.Batch
+	e.decodeBody(t, "POST", "/v1/queues/q/consumers/c/receive", `{"max": 2, "worker": "w1", "lease_seconds": 60}`, 200, &b1)
+	if len(b1.Messages) != 2 || b1.Messages[0].MsgID != ids[0] {
+		t.Fatalf("w1 received %+v", b1)
+	}
+	e.sendTick(t, 1)
+	e.decodeBody(t, "POST", "/v1/queues/q/consumers/c/receive", `{"worker": "w2"}`, 200, &b2)
+	if len(b2.Messages) != 1 || b2.BatchID == b1.BatchID {
+		t.Fatalf("w2 received %+v (w1 has batch %d)", b2, b1.BatchID)
+	}
+	e.decodeBody(t, "GET", "/v1/queues/q/consumers/c/workers", "", 200, &workers)
+	ws := workers.Workers
+	if len(ws) != 2 || ws[0].Name != "w1" || ws[0].BatchID == nil || *ws[0].BatchID != b1.BatchID ||
+		ws[0].LeaseLeftSeconds == nil || *ws[0].LeaseLeftSeconds < 50 || *ws[0].LeaseLeftSeconds > 60 ||
+		ws[1].Name != "w2" || *ws[1].LeaseLeftSeconds > 30 || ws[1].LastSeenSeconds < 0 {
+		t.Errorf("workers %+v", ws)
+	}
+
+	var hb pgquehttp.HeartbeatResponse
+	e.decodeBody(t, "POST", fmt.Sprintf("/v1/batches/%d/heartbeat", b2.BatchID), `{"lease_seconds": 120}`, 200, &hb)
+	if !hb.Held {
+		t.Error("heartbeat: not held")
+	}
+	e.decodeBody(t, "GET", "/v1/queues/q/consumers/c/workers", "", 200, &workers)
+	if l := workers.Workers[1].LeaseLeftSeconds; l == nil || *l < 100 {
+		t.Errorf("lease after the heartbeat: %v", l)
+	}
+	// A worker holding a batch stays; a plain receive and workers do not mix.
+	e.wantError(t, "DELETE", "/v1/queues/q/consumers/c/workers/w2", "", 409, "worker_busy", "PQ026")
+	e.ack(t, b2.BatchID)
+	e.decodeBody(t, "POST", fmt.Sprintf("/v1/batches/%d/heartbeat", b2.BatchID), "", 200, &hb)
+	if hb.Held {
+		t.Error("heartbeat of a finished batch: held")
+	}
+	e.decodeBody(t, "DELETE", "/v1/queues/q/consumers/c/workers/w2", "", 204, nil)
+	e.wantError(t, "DELETE", "/v1/queues/q/consumers/c/workers/w2", "", 404, "worker_not_found", "")
+	e.ack(t, b1.BatchID)
+
+	e.sendTick(t, 1)
+	var plain pgquehttp.Batch
+	e.decodeBody(t, "POST", "/v1/queues/q/consumers/c/receive", "", 200, &plain)
+	if len(plain.Messages) != 1 {
+		t.Fatalf("plain receive %+v", plain)
+	}
+	e.wantError(t, "POST", "/v1/queues/q/consumers/c/receive", `{"worker": "w1"}`, 409, "consumer_busy", "PQ025")
+
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+		code, sqlstate     string
+	}{
+		{"POST", "/v1/queues/q/consumers/c/receive", `{"lease_seconds": 10}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/consumers/c/receive", `{"worker": "w", "lease_seconds": -1}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/consumers/c/receive", `{"worker": "w", "lease_seconds": 1e300}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/consumers/c/receive", `{"worker": "bad name!"}`, 400, "invalid_argument", "PQ006"},
+		{"POST", "/v1/batches/1/heartbeat", `{"lease_seconds": 0.0000000001}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/batches/x/heartbeat", "", 400, "invalid_argument", ""},
+		{"GET", "/v1/queues/q/consumers/nobody/workers", "", 404, "consumer_not_found", "PQ003"},
+		{"GET", "/v1/queues/nope/consumers/c/workers", "", 404, "queue_not_found", "PQ001"},
+		{"DELETE", "/v1/queues/q/consumers/nobody/workers/w", "", 404, "consumer_not_found", "PQ003"},
+	} {
+		e.wantError(t, c.method, c.path, c.body, c.status, c.code, c.sqlstate)
+	}
+}
+
+func TestSchedules(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	var list struct{ Schedules []pgquehttp.Schedule }
+	e.decodeBody(t, "GET", "/v1/schedules", "", 200, &list)
+	if len(list.Schedules) != 0 {
+		t.Errorf("schedules before any: %+v", list)
+	}
+	var sc pgquehttp.Schedule
+	status, body, h := e.call(t, "POST", "/v1/schedules",
+		`{"name": "ping", "queue": "q", "type": "ping", "payload": {"n": 1}, "every_seconds": 60}`)
+	if status != 201 || json.Unmarshal([]byte(body), &sc) != nil || h.Get("Location") != "/v1/schedules/ping" {
+		t.Fatalf("create: %d %s %v", status, body, h)
+	}
+	if sc.Name != "ping" || sc.Queue != "q" || sc.Type != "ping" || string(sc.Payload) != `{"n":1}` ||
+		sc.EverySeconds == nil || *sc.EverySeconds != 60 || sc.Cron != nil || sc.TimeZone != "UTC" ||
+		time.Until(sc.NextRun) < 50*time.Second || sc.Runs != 0 || sc.LastRun != nil {
+		t.Errorf("created %+v", sc)
+	}
+	e.decodeBody(t, "POST", "/v1/schedules",
+		`{"name": "nightly", "queue": "q", "type": "report", "cron": "0 3 * * *", "time_zone": "Europe/Berlin"}`, 201, &sc)
+	if sc.Cron == nil || *sc.Cron != "0 3 * * *" || sc.EverySeconds != nil || sc.TimeZone != "Europe/Berlin" ||
+		string(sc.Payload) != "null" || sc.NextRun.In(mustLocation(t, "Europe/Berlin")).Hour() != 3 {
+		t.Errorf("cron schedule %+v", sc)
+	}
+	e.decodeBody(t, "GET", "/v1/schedules", "", 200, &list)
+	if len(list.Schedules) != 2 || list.Schedules[0].Name != "nightly" || list.Schedules[1].Name != "ping" {
+		t.Errorf("schedules %+v", list)
+	}
+	e.decodeBody(t, "GET", "/v1/schedules/ping", "", 200, &sc)
+	if sc.Name != "ping" {
+		t.Errorf("get %+v", sc)
+	}
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+		code, sqlstate     string
+	}{
+		{"POST", "/v1/schedules", `{"name": "ping", "queue": "q", "type": "t", "every_seconds": 5}`, 409, "schedule_exists", "PQ015"},
+		{"POST", "/v1/schedules", `{"name": "x", "queue": "nope", "type": "t", "every_seconds": 5}`, 404, "queue_not_found", "PQ001"},
+		{"POST", "/v1/schedules", `{"name": "x", "queue": "q", "type": "t", "cron": "61 * * * *"}`, 400, "invalid_argument", "PQ006"},
+		{"POST", "/v1/schedules", `{"name": "x", "queue": "q", "type": "t", "every_seconds": 5, "time_zone": "Mars/Olympus"}`, 400, "invalid_argument", "PQ006"},
+		{"POST", "/v1/schedules", `{"name": "x", "queue": "q", "type": "t"}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/schedules", `{"name": "x", "queue": "q", "type": "t", "every_seconds": 5, "cron": "@daily"}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/schedules", `{"name": "x", "queue": "q", "type": "t", "every_seconds": -5}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/schedules", `{"name": "x", "queue": "q", "type": "t", "every_seconds": 9000000000000}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/schedules", `{"name": "x", "queue": "q", "every_seconds": 5}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/schedules", `{"name": "x", "queue": "q", "type": "t", "every": 5}`, 400, "malformed_json", ""},
+		{"GET", "/v1/schedules/nope", "", 404, "schedule_not_found", "PQ016"},
+		{"DELETE", "/v1/schedules/nope", "", 404, "schedule_not_found", "PQ016"},
+	} {
+		e.wantError(t, c.method, c.path, c.body, c.status, c.code, c.sqlstate)
+	}
+	e.decodeBody(t, "DELETE", "/v1/schedules/ping", "", 204, nil)
+	e.wantError(t, "GET", "/v1/schedules/ping", "", 404, "schedule_not_found", "PQ016")
+	e.decodeBody(t, "GET", "/v1/schedules", "", 200, &list)
+	if len(list.Schedules) != 1 || list.Schedules[0].Name != "nightly" {
+		t.Errorf("schedules after the drop %+v", list)
+	}
+}
+
+func mustLocation(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
 }

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// workerJSON is a cooperative worker in JSON output.
+type workerJSON struct {
+	Queue            string   `json:"queue"`
+	Consumer         string   `json:"consumer"`
+	Worker           string   `json:"worker"`
+	BatchID          *int64   `json:"batch_id"`
+	LeaseLeftSeconds *float64 `json:"lease_left_seconds"`
+	LastSeenSeconds  float64  `json:"last_seen_seconds"`
+}
+
+func newWorkersCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "workers QUEUE CONSUMER",
+		Short: "List the cooperative workers of a consumer",
+		Long: `workers lists the cooperative workers that share CONSUMER's stream ('pgque
+receive --worker', or the Go consumer option WithWorker): the batch each
+holds, the time left on its lease, and the time since it was last seen.  A
+negative LEASE_LEFT means the worker stopped or is too slow: the next idle
+worker takes its batch over, and what it had not acknowledged is delivered
+again.`,
+		Args: exactArgs(2),
+	}
+	out := newOutput(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := g.connect(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		ws, err := client.Workers(cmd.Context(), args[0], args[1])
+		if err != nil {
+			return err
+		}
+		js := make([]workerJSON, 0, len(ws))
+		for _, w := range ws {
+			js = append(js, workerJSON{Queue: args[0], Consumer: args[1], Worker: w.Name, BatchID: w.BatchID,
+				LeaseLeftSeconds: secondsOrNil(w.LeaseLeft), LastSeenSeconds: w.LastSeen.Seconds()})
+		}
+		return out.bind(cmd).print(js, func(w io.Writer) {
+			fmt.Fprintln(w, "WORKER\tBATCH\tLEASE_LEFT\tLAST_SEEN")
+			for _, wi := range ws {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", wi.Name, intOr(wi.BatchID, "-"),
+					durationOr(wi.LeaseLeft, "-"), fmtDuration(wi.LastSeen))
+			}
+		})
+	}
+	return cmd
+}

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/pgquehttp"
+)
+
+func scheduleJSON(si pgque.ScheduleInfo) pgquehttp.Schedule {
+	sc := pgquehttp.Schedule{
+		Name: si.Name, Queue: si.Queue, Type: si.Type, Payload: payloadJSON(si.Payload), TimeZone: si.TimeZone,
+		NextRun: si.NextRun, LastRun: si.LastRun, LastFiredAt: si.LastFiredAt, LastEventID: si.LastEventID,
+		Runs: si.Runs, CreatedAt: si.CreatedAt,
+	}
+	if si.Cron != "" {
+		sc.Cron = &si.Cron
+	} else {
+		sc.EverySeconds = secondsOrNil(&si.Every)
+	}
+	return sc
+}
+
+func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) error {
+	ss, err := s.client.Schedules(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]pgquehttp.Schedule, len(ss))
+	for i, si := range ss {
+		out[i] = scheduleJSON(si)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schedules": out})
+	return nil
+}
+
+// schedule finds one schedule.  The engine lists them all; there are few.
+func (s *Server) schedule(r *http.Request, name string) (pgquehttp.Schedule, error) {
+	ss, err := s.client.Schedules(r.Context())
+	if err != nil {
+		return pgquehttp.Schedule{}, err
+	}
+	for _, si := range ss {
+		if si.Name == name {
+			return scheduleJSON(si), nil
+		}
+	}
+	return pgquehttp.Schedule{}, &apiError{status: http.StatusNotFound, code: pgquehttp.CodeScheduleNotFound,
+		sqlstate: "PQ016", msg: fmt.Sprintf("schedule %q does not exist", name)}
+}
+
+func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) error {
+	sc, err := s.schedule(r, r.PathValue("schedule"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sc)
+	return nil
+}
+
+func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) error {
+	var req pgquehttp.CreateScheduleRequest
+	if err := decode(r, &req, false); err != nil {
+		return err
+	}
+	if req.Type == "" {
+		return badRequest("schedule type is required")
+	}
+	// Checked here, so that a period too long for a time.Duration cannot wrap.
+	const maxEvery = int64(100 * 365 * 24 * time.Hour / time.Second)
+	if req.EverySeconds < 0 || req.EverySeconds > maxEvery {
+		return badRequest("every_seconds %d is not from 1 to %d", req.EverySeconds, maxEvery)
+	}
+	sc := pgque.Schedule{Name: req.Name, Queue: req.Queue, Type: req.Type, Payload: payloadSDK(req.Payload), Cron: req.Cron,
+		Every: time.Duration(req.EverySeconds) * time.Second, TimeZone: req.TimeZone}
+	if req.StartAt != nil {
+		sc.StartAt = *req.StartAt
+	}
+	if _, err := s.client.CreateSchedule(r.Context(), sc); err != nil {
+		return err
+	}
+	out, err := s.schedule(r, req.Name)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/schedules/"+url.PathEscape(req.Name))
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) error {
+	if err := s.client.DropSchedule(r.Context(), r.PathValue("schedule")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
