@@ -138,7 +138,8 @@ func TestInfoValues(t *testing.T) {
 		}
 	}
 	want := []string{"pgque.queue", "pgque.consumer", "pgque.event_slot", "pgque.tick", "pgque.sub_state",
-		"pgque.retry_queue", "pgque.dead_letter", "pgque.event"}
+		"pgque.retry_queue", "pgque.dead_letter", "pgque.event", "pgque.delayed", "pgque.delayed_done",
+		"pgque.delayed_pos", "pgque.dedup", "pgque.schedule", "pgque.acl"}
 	if len(names) != len(want) {
 		t.Fatalf("Tables = %v, want %v", names, want)
 	}
