@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +16,7 @@ import (
 type Client struct {
 	pool     *pgxpool.Pool
 	ownsPool bool
+	ns       string // WithNamespace: prefix of every queue name, "" for none
 }
 
 // ClientOption configures Connect.
@@ -59,6 +61,62 @@ func (c *Client) Close() {
 
 // Pool returns the client's connection pool.
 func (c *Client) Pool() *pgxpool.Pool { return c.pool }
+
+// WithNamespace returns a client scoped to namespace ns, sharing c's pool:
+// every queue name it is given is taken inside the namespace ("orders"
+// means the queue "ns.orders"), the lists (Queues, Consumers, Schedules)
+// hold the namespace's queues only, and the names it returns are local to
+// it.  Multi-tenant services keep one pool and one scoped client per
+// tenant; the database decides what each login may do (pgque.grant_access).
+// Closing the scoped client does not close the pool.  ns must be a valid
+// queue name without ".".
+func (c *Client) WithNamespace(ns string) (*Client, error) {
+	const op = "pgque: namespace"
+	if ns == "" || strings.Contains(ns, ".") || len(ns) > 56 || !validName(ns) {
+		return nil, invalid(op, "%q is not a namespace (letters, digits, \"_\" and \"-\", at most 56 bytes, no \".\")", ns)
+	}
+	return &Client{pool: c.pool, ns: ns}, nil
+}
+
+// Namespace returns the client's namespace, "" for an unscoped client.
+func (c *Client) Namespace() string { return c.ns }
+
+// qn is the full name of a queue named by the caller.
+func (c *Client) qn(queue string) string {
+	if c.ns == "" || queue == "" {
+		return queue
+	}
+	return c.ns + "." + queue
+}
+
+// local is a full queue name as the caller knows it.
+func (c *Client) local(queue string) string {
+	if c.ns == "" {
+		return queue
+	}
+	return strings.TrimPrefix(queue, c.ns+".")
+}
+
+// namespaceArg is the namespace filter of the list functions: NULL for none.
+func (c *Client) namespaceArg() *string {
+	if c.ns == "" {
+		return nil
+	}
+	return &c.ns
+}
+
+// validName reports whether s is made of the characters pgque allows in
+// names and starts with a letter or digit.
+func validName(s string) bool {
+	for i, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			i > 0 && (r == '_' || r == '-' || r == '.')
+		if !ok {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // Event is a message to send.
 type Event struct {
@@ -200,12 +258,14 @@ func send(ctx context.Context, q querier, op, queue string, ev Event, opts []Sen
 // or set its retry limit (WithMaxRetries); without options Send takes the
 // engine's plain, fastest path.
 func (c *Client) Send(ctx context.Context, queue string, ev Event, opts ...SendOption) (int64, error) {
+	queue = c.qn(queue)
 	return send(ctx, c.pool, "pgque: send", queue, ev, opts)
 }
 
 // SendTx enqueues one event inside tx: it is delivered only if tx commits.
 // Options are those of Send.
 func (c *Client) SendTx(ctx context.Context, tx pgx.Tx, queue string, ev Event, opts ...SendOption) (int64, error) {
+	queue = c.qn(queue)
 	return send(ctx, tx, "pgque: send", queue, ev, opts)
 }
 
@@ -217,6 +277,7 @@ func (c *Client) SendTx(ctx context.Context, tx pgx.Tx, queue string, ev Event, 
 // at least a minute).  A cancel racing the delivery either wins or reports
 // false, never both.
 func (c *Client) CancelScheduled(ctx context.Context, queue string, id int64) (bool, error) {
+	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: cancel scheduled", `SELECT pgque.cancel_scheduled($1, $2)`, queue, id)
 	return n == 1, err
 }
@@ -225,6 +286,7 @@ func (c *Client) CancelScheduled(ctx context.Context, queue string, id int64) (b
 // ids in the order of events.  Events of one type without extras take the
 // set-based path (pgque.send_batch).
 func (c *Client) SendBatch(ctx context.Context, queue string, events []Event) ([]int64, error) {
+	queue = c.qn(queue)
 	const op = "pgque: send batch"
 	if len(events) == 0 {
 		return nil, nil
@@ -293,6 +355,7 @@ func rawJSON(p *string) json.RawMessage {
 // batch; none when nothing new was ticked.  Ack the batch when they are
 // handled; messages received and not acked come again.
 func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) ([]Message, error) {
+	queue = c.qn(queue)
 	return c.receive(ctx, "pgque: receive", `SELECT msg_id, batch_id, type, payload, retry_count, created_at,
 	                                                extra1, extra2, extra3, extra4
 	                                           FROM pgque.receive($1, $2, $3)`, queue, consumer, max)
@@ -366,6 +429,7 @@ func (c *Client) exec1(ctx context.Context, op, sql string, args ...any) (int64,
 
 // CreateQueue creates a queue; it reports false when it already existed.
 func (c *Client) CreateQueue(ctx context.Context, queue string) (bool, error) {
+	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: create queue", `SELECT pgque.create_queue($1)`, queue)
 	return n == 1, err
 }
@@ -373,6 +437,7 @@ func (c *Client) CreateQueue(ctx context.Context, queue string) (bool, error) {
 // DropQueue drops a queue with its events.  Without force it fails with
 // ErrQueueHasConsumers while consumers are subscribed.
 func (c *Client) DropQueue(ctx context.Context, queue string, force bool) error {
+	queue = c.qn(queue)
 	_, err := c.exec1(ctx, "pgque: drop queue", `SELECT pgque.drop_queue($1, $2)`, queue, force)
 	return err
 }
@@ -380,6 +445,7 @@ func (c *Client) DropQueue(ctx context.Context, queue string, force bool) error 
 // SetQueueConfig changes one setting of a queue (see pgque.set_queue_config
 // in the SQL reference for the parameters).
 func (c *Client) SetQueueConfig(ctx context.Context, queue, param, value string) error {
+	queue = c.qn(queue)
 	_, err := c.exec1(ctx, "pgque: set queue config", `SELECT pgque.set_queue_config($1, $2, $3)`, queue, param, value)
 	return err
 }
@@ -387,6 +453,7 @@ func (c *Client) SetQueueConfig(ctx context.Context, queue, param, value string)
 // Subscribe makes consumer receive every event sent to queue from now on;
 // it reports false when it was subscribed already.
 func (c *Client) Subscribe(ctx context.Context, queue, consumer string) (bool, error) {
+	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: subscribe", `SELECT pgque.subscribe($1, $2)`, queue, consumer)
 	return n == 1, err
 }
@@ -394,6 +461,7 @@ func (c *Client) Subscribe(ctx context.Context, queue, consumer string) (bool, e
 // Unsubscribe removes the consumer's subscription, position and pending
 // retries; it reports false when it was not subscribed.
 func (c *Client) Unsubscribe(ctx context.Context, queue, consumer string) (bool, error) {
+	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: unsubscribe", `SELECT pgque.unsubscribe($1, $2)`, queue, consumer)
 	return n == 1, err
 }
@@ -401,6 +469,7 @@ func (c *Client) Unsubscribe(ctx context.Context, queue, consumer string) (bool,
 // ForceTick ticks queue now, whatever its thresholds, and returns the tick
 // id.  Tests and demos use it; in production a ticker runner ticks.
 func (c *Client) ForceTick(ctx context.Context, queue string) (int64, error) {
+	queue = c.qn(queue)
 	return c.exec1(ctx, "pgque: force tick", `SELECT pgque.force_tick($1)`, queue)
 }
 

@@ -618,7 +618,7 @@ func (c *Consumer) listenSession(ctx context.Context, wake chan<- struct{}) (boo
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	channel := pgx.Identifier{"pgque_" + c.queue}.Sanitize()
+	channel := pgx.Identifier{"pgque_" + c.client.qn(c.queue)}.Sanitize()
 	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		return false, err
 	}

@@ -24,6 +24,9 @@ var (
 	ErrScheduleNotFound     = errors.New("pgque: schedule not found")                   // PQ016
 	ErrConsumerBusy         = errors.New("pgque: consumer has a batch of its own open") // PQ025
 	ErrWorkerBusy           = errors.New("pgque: worker holds a batch")                 // PQ026
+	// ErrPermissionDenied: the session's role may not do this to the queue
+	// (namespace grants, pgque.grant_access) or may not call the function.
+	ErrPermissionDenied = errors.New("pgque: permission denied") // 42501
 )
 
 var sentinels = map[string]error{
@@ -41,6 +44,7 @@ var sentinels = map[string]error{
 	"PQ016": ErrScheduleNotFound,
 	"PQ025": ErrConsumerBusy,
 	"PQ026": ErrWorkerBusy,
+	"42501": ErrPermissionDenied, // insufficient_privilege, PostgreSQL's own code
 }
 
 // Error is an error raised by the pgque engine.  errors.Is(err, ErrX) is true

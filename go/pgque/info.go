@@ -51,6 +51,7 @@ func (c *Client) Queues(ctx context.Context) ([]QueueInfo, error) {
 
 // Queue describes one queue; ErrQueueNotFound if there is none by that name.
 func (c *Client) Queue(ctx context.Context, queue string) (QueueInfo, error) {
+	queue = c.qn(queue)
 	qs, err := c.queueInfo(ctx, &queue)
 	if err != nil {
 		return QueueInfo{}, err
@@ -59,7 +60,7 @@ func (c *Client) Queue(ctx context.Context, queue string) (QueueInfo, error) {
 }
 
 func (c *Client) queueInfo(ctx context.Context, queue *string) ([]QueueInfo, error) {
-	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.get_queue_info($1)`, queue)
+	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.get_queue_info($1, $2)`, queue, c.namespaceArg())
 	if err != nil {
 		return nil, wrap("pgque: queue info", err)
 	}
@@ -82,6 +83,7 @@ func (c *Client) queueInfo(ctx context.Context, queue *string) ([]QueueInfo, err
 		if lag != nil {
 			q.TickerLag = *lag
 		}
+		q.Name = c.local(q.Name)
 		return q, err
 	})
 	return qs, wrap("pgque: queue info", err)
@@ -121,11 +123,12 @@ type ConsumerInfo struct {
 // Consumers describes the subscriptions of queue, or of every queue when
 // queue is "".
 func (c *Client) Consumers(ctx context.Context, queue string) ([]ConsumerInfo, error) {
+	queue = c.qn(queue)
 	var q *string
 	if queue != "" {
 		q = &queue
 	}
-	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.get_consumer_info($1)`, q)
+	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.get_consumer_info($1, NULL, $2)`, q, c.namespaceArg())
 	if err != nil {
 		return nil, wrap("pgque: consumer info", err)
 	}
@@ -134,6 +137,7 @@ func (c *Client) Consumers(ctx context.Context, queue string) ([]ConsumerInfo, e
 		err := row.Scan(&ci.Queue, &ci.Name, &ci.Lag, &ci.LastSeen, &ci.LastTick, &ci.CurrentBatch,
 			&ci.NextTick, &ci.PendingEvents, &ci.RetryPending, &ci.DeadLetters, &ci.BlockingRotation,
 			&ci.BatchAge)
+		ci.Queue = c.local(ci.Queue)
 		return ci, err
 	})
 	return cs, wrap("pgque: consumer info", err)
@@ -181,6 +185,7 @@ type DeadLetter struct {
 
 // DeadLetters lists up to limit dead letters of queue, newest first.
 func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]DeadLetter, error) {
+	queue = c.qn(queue)
 	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.dlq_list($1, $2)`, queue, limit)
 	if err != nil {
 		return nil, wrap("pgque: dead letters", err)
@@ -207,6 +212,7 @@ func (c *Client) ReplayDeadLetter(ctx context.Context, id int64) (int64, error) 
 // PurgeDeadLetters deletes queue's dead letters older than olderThan (all
 // with 0) and returns how many.
 func (c *Client) PurgeDeadLetters(ctx context.Context, queue string, olderThan time.Duration) (int, error) {
+	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: purge dead letters", `SELECT pgque.dlq_purge($1, $2)`, queue, olderThan)
 	return int(n), err
 }

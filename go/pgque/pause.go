@@ -12,6 +12,7 @@ import "context"
 // handed anything more.  It reports false when the queue was paused already.
 // Requires pgque_admin.
 func (c *Client) PauseQueue(ctx context.Context, queue string) (bool, error) {
+	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: pause queue", `SELECT pgque.pause_queue($1)`, queue)
 	return n == 1, err
 }
@@ -22,6 +23,7 @@ func (c *Client) PauseQueue(ctx context.Context, queue string) (bool, error) {
 // everything sent during the pause.  It reports false when the queue was not
 // paused.  Requires pgque_admin.
 func (c *Client) ResumeQueue(ctx context.Context, queue string) (bool, error) {
+	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: resume queue", `SELECT pgque.resume_queue($1)`, queue)
 	return n == 1, err
 }

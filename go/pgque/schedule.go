@@ -61,7 +61,7 @@ func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (time.Time, err
 	var first time.Time
 	if s.Cron != "" {
 		err = c.pool.QueryRow(ctx, `SELECT pgque.create_schedule($1, $2, $3, $4::text, cron => $5::text, time_zone => $6)`,
-			s.Name, s.Queue, s.Type, p, s.Cron, tz).Scan(&first)
+			s.Name, c.qn(s.Queue), s.Type, p, s.Cron, tz).Scan(&first)
 	} else {
 		var start *time.Time
 		if !s.StartAt.IsZero() {
@@ -69,7 +69,7 @@ func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (time.Time, err
 		}
 		err = c.pool.QueryRow(ctx, `SELECT pgque.create_schedule($1, $2, $3, $4::text, every => $5::interval,
 		                                                         time_zone => $6, start_at => $7)`,
-			s.Name, s.Queue, s.Type, p, s.Every, tz, start).Scan(&first)
+			s.Name, c.qn(s.Queue), s.Type, p, s.Every, tz, start).Scan(&first)
 	}
 	return first, wrap(op, err)
 }
@@ -102,10 +102,10 @@ type ScheduleInfo struct {
 	CreatedAt   time.Time
 }
 
-// Schedules describes every schedule, by name.
+// Schedules describes every schedule (of the client's namespace), by name.
 func (c *Client) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
 	const op = "pgque: schedules"
-	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.list_schedules()`)
+	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.list_schedules(namespace => $1)`, c.namespaceArg())
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -116,6 +116,7 @@ func (c *Client) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
 		err := row.Scan(&s.Name, &s.Queue, &s.Type, &payload, &every, &cron, &s.TimeZone, &s.NextRun,
 			&s.LastRun, &s.LastFiredAt, &s.LastEventID, &s.Runs, &s.CreatedAt)
 		s.Payload = rawJSON(payload)
+		s.Queue = c.local(s.Queue)
 		if every != nil {
 			s.Every = *every
 		}

@@ -31,6 +31,7 @@ const DefaultLease = 30 * time.Second
 // Receive on the same consumer name).
 func (c *Client) ReceiveAsWorker(ctx context.Context, queue, consumer, worker string, max int,
 	lease time.Duration) ([]Message, error) {
+	queue = c.qn(queue)
 	const op = "pgque: receive as worker"
 	if lease <= 0 {
 		return nil, invalid(op, "lease %v is not positive", lease)
@@ -69,6 +70,7 @@ type WorkerInfo struct {
 
 // Workers lists the workers of consumer, by name.
 func (c *Client) Workers(ctx context.Context, queue, consumer string) ([]WorkerInfo, error) {
+	queue = c.qn(queue)
 	const op = "pgque: workers"
 	rows, err := c.pool.Query(ctx, `SELECT worker_name, current_batch, lease_left, last_seen
 	                                  FROM pgque.get_worker_info($1, $2)`, queue, consumer)
@@ -87,6 +89,7 @@ func (c *Client) Workers(ctx context.Context, queue, consumer string) ([]WorkerI
 // false when there was none of that name.  It fails with ErrWorkerBusy
 // while the worker holds a batch.
 func (c *Client) UnregisterWorker(ctx context.Context, queue, consumer, worker string) (bool, error) {
+	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: unregister worker", `SELECT pgque.unregister_worker($1, $2, $3)`,
 		queue, consumer, worker)
 	return n == 1, err

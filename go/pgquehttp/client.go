@@ -86,6 +86,7 @@ var sentinels = map[string]error{
 	CodeScheduleNotFound:   pgque.ErrScheduleNotFound,
 	CodeConsumerBusy:       pgque.ErrConsumerBusy,
 	CodeWorkerBusy:         pgque.ErrWorkerBusy,
+	CodePermissionDenied:   pgque.ErrPermissionDenied,
 }
 
 // Is reports whether target is the SDK sentinel error of e's code.

@@ -299,6 +299,7 @@ const (
 	CodeConsumerBusy       = "consumer_busy"         // 409, PQ025
 	CodeWorkerBusy         = "worker_busy"           // 409, PQ026
 	CodeWorkerNotFound     = "worker_not_found"      // 404
+	CodePermissionDenied   = "permission_denied"     // 403, 42501
 	CodeMalformedJSON      = "malformed_json"        // 400
 	CodeBodyTooLarge       = "body_too_large"        // 413
 	CodeNotFound           = "not_found"             // 404, no such endpoint

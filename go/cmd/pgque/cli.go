@@ -26,6 +26,7 @@ const (
 	exitUsage       = 2   // bad command line, or an argument the engine rejected (PQ006)
 	exitNotFound    = 3   // queue, consumer, batch, message, dead letter or schedule not found
 	exitConflict    = 4   // already exists, already subscribed, queue has consumers, consumer busy
+	exitDenied      = 5   // the role may not do this (namespace grants), 42501
 	exitInterrupted = 130 // stopped by Ctrl-C or SIGTERM before it was done
 )
 
@@ -36,6 +37,7 @@ const exitCodeHelp = `Exit status:
   3    not found: queue, consumer, batch, message, dead letter or schedule
   4    conflict: queue, subscription or schedule exists already, queue has
        consumers, consumer busy with a batch of its own (receive --worker)
+  5    permission denied: the role may not do this to the queue
   130  interrupted before the command was done`
 
 // usageError marks a bad command line.
@@ -79,6 +81,8 @@ func exitCode(ctx context.Context, err error) int {
 	case errors.Is(err, pgque.ErrQueueExists), errors.Is(err, pgque.ErrQueueHasConsumers),
 		errors.Is(err, pgque.ErrScheduleExists), errors.Is(err, pgque.ErrConsumerBusy):
 		return exitConflict
+	case errors.Is(err, pgque.ErrPermissionDenied):
+		return exitDenied
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case strings.HasPrefix(err.Error(), "unknown command"):

@@ -47,6 +47,7 @@ var engineErrors = []struct {
 	{pgque.ErrScheduleNotFound, http.StatusNotFound, pgquehttp.CodeScheduleNotFound},
 	{pgque.ErrConsumerBusy, http.StatusConflict, pgquehttp.CodeConsumerBusy},
 	{pgque.ErrWorkerBusy, http.StatusConflict, pgquehttp.CodeWorkerBusy},
+	{pgque.ErrPermissionDenied, http.StatusForbidden, pgquehttp.CodePermissionDenied},
 }
 
 // engineError gives a PostgreSQL error of pgque's class PQ the form the SDK
