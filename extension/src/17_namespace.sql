@@ -49,8 +49,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN strpos(queue_name, '.') > 1 THEN split_part(queue_name, '.', 1) END
 $$;
 
--- _may(queue_name, privilege): may this session do privilege to the queue?
-CREATE FUNCTION pgque._may(queue_name text, privilege text) RETURNS boolean
+-- _may_everywhere(privilege): is this session in the global role that
+-- allows privilege on every queue?  No table is read: on the hot path (send,
+-- receive by the global roles) this is the whole check.
+CREATE FUNCTION pgque._may_everywhere(privilege text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT CASE privilege
                WHEN 'send' THEN pg_has_role(session_user, 'pgque_writer', 'MEMBER')
@@ -59,11 +61,31 @@ LANGUAGE sql STABLE AS $$
                ELSE pg_has_role(session_user, 'pgque_reader', 'MEMBER')
                  OR pg_has_role(session_user, 'pgque_writer', 'MEMBER')
            END
-        OR EXISTS (SELECT 1 FROM pgque.acl a
+$$;
+
+-- _may_granted(queue_name, privilege): did grant_access give this session
+-- privilege on the queue or its namespace?
+CREATE FUNCTION pgque._may_granted(queue_name text, privilege text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pgque.acl a
                     WHERE (a.acl_queue = queue_name OR a.acl_namespace = pgque._namespace(queue_name))
                       AND (a.acl_privilege = privilege OR a.acl_privilege = 'admin'
                            OR (privilege = 'inspect' AND a.acl_privilege IN ('send', 'receive')))
                       AND pg_has_role(session_user, a.acl_role, 'MEMBER'))
+$$;
+
+-- _may(queue_name, privilege): may this session do privilege to the queue?
+CREATE FUNCTION pgque._may(queue_name text, privilege text) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    -- Two statements, not one OR: a cached plan locks every table it names
+    -- whenever it runs, and the acl table's locks cost the global roles'
+    -- sends a lock-manager round trip each (measured: send 0.8 -> 0.5 x INSERT).
+    IF pgque._may_everywhere(privilege) THEN
+        RETURN true;
+    END IF;
+    RETURN pgque._may_granted(queue_name, privilege);
+END
 $$;
 
 -- _authorize(queue_name, privilege): raise 42501 unless _may.
