@@ -255,6 +255,17 @@ BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.retry_queue', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.dead_letter', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.event_slot', '');
+    -- Sequences too: restored tables with fresh sequences would hand out
+    -- tick, batch and state ids that exist already (consumers would stall).
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.queue_queue_id_seq', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.consumer_sub_id_seq', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.dead_letter_dl_id_seq', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.event_slot_seq', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.log_gen', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.log_switched_at', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.tick_id_seq', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.batch_id_seq', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.sub_state_seq', '');
 EXCEPTION WHEN feature_not_supported THEN
     NULL;  -- plain SQL install (pgque migrate): not an extension, nothing to mark
 END

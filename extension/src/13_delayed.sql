@@ -109,6 +109,10 @@ BEGIN
                     generate_series(0, 2) p LOOP
         PERFORM pg_catalog.pg_extension_config_dump(t, '');
     END LOOP;
+    FOREACH t IN ARRAY ARRAY['pgque.delayed_pos_seq', 'pgque.delayed_gen', 'pgque.delayed_switched_at',
+                             'pgque.delayed_count', 'pgque.delayed_idle', 'pgque.delayed_wake'] LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(t, '');
+    END LOOP;
 EXCEPTION WHEN feature_not_supported THEN
     NULL;  -- plain SQL install: not an extension
 END

@@ -49,6 +49,8 @@ BEGIN
     FOR p IN 0 .. 2 LOOP
         PERFORM pg_catalog.pg_extension_config_dump(format('pgque.dedup_%s', p), '');
     END LOOP;
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.dedup_gen', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.dedup_switched_at', '');
 EXCEPTION WHEN feature_not_supported THEN
     NULL;  -- plain SQL install: not an extension
 END
