@@ -679,9 +679,10 @@ $$;
 CREATE FUNCTION pgque.pause_queue(queue_name text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    q pgque.queue := pgque._set_paused(queue_name, true);
+    q pgque.queue;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
+    q := pgque._set_paused(queue_name, true);
     IF q.queue_id IS NULL THEN
         RETURN 0;
     END IF;
@@ -700,9 +701,10 @@ $$;
 CREATE FUNCTION pgque.resume_queue(queue_name text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    q pgque.queue := pgque._set_paused(queue_name, false);
+    q pgque.queue;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
+    q := pgque._set_paused(queue_name, false);
     IF q.queue_id IS NULL THEN
         RETURN 0;
     END IF;
@@ -1198,10 +1200,12 @@ CREATE FUNCTION pgque.next_batch_info(queue_name text, consumer_name text,
     OUT cur_tick_event_seq bigint, OUT prev_tick_event_seq bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    s0 pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
-    s  pgque.subscription := pgque._batch_window(s0);
+    s0 pgque.subscription;
+    s  pgque.subscription;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
+    s0 := pgque._subscription(queue_name, consumer_name, true);
+    s := pgque._batch_window(s0);
     IF s0.sub_batch IS NULL AND s.sub_batch IS NOT NULL THEN
         s := pgque._save(s);
     END IF;
@@ -3407,10 +3411,11 @@ $$;
 CREATE FUNCTION pgque.unregister_worker(queue_name text, consumer_name text, worker_name text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    c pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
+    c pgque.subscription;
     w pgque.subscription;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
+    c := pgque._subscription(queue_name, consumer_name, true);
     PERFORM pgque._check_name('worker', worker_name, 63);
     SELECT * INTO w FROM pgque.subscription
      WHERE sub_queue = c.sub_queue AND sub_consumer = c.sub_consumer || '/' || worker_name;

@@ -211,9 +211,10 @@ $$;
 CREATE FUNCTION pgque.pause_queue(queue_name text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    q pgque.queue := pgque._set_paused(queue_name, true);
+    q pgque.queue;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
+    q := pgque._set_paused(queue_name, true);
     IF q.queue_id IS NULL THEN
         RETURN 0;
     END IF;
@@ -232,9 +233,10 @@ $$;
 CREATE FUNCTION pgque.resume_queue(queue_name text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    q pgque.queue := pgque._set_paused(queue_name, false);
+    q pgque.queue;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
+    q := pgque._set_paused(queue_name, false);
     IF q.queue_id IS NULL THEN
         RETURN 0;
     END IF;

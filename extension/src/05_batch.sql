@@ -177,10 +177,12 @@ CREATE FUNCTION pgque.next_batch_info(queue_name text, consumer_name text,
     OUT cur_tick_event_seq bigint, OUT prev_tick_event_seq bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    s0 pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
-    s  pgque.subscription := pgque._batch_window(s0);
+    s0 pgque.subscription;
+    s  pgque.subscription;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
+    s0 := pgque._subscription(queue_name, consumer_name, true);
+    s := pgque._batch_window(s0);
     IF s0.sub_batch IS NULL AND s.sub_batch IS NOT NULL THEN
         s := pgque._save(s);
     END IF;

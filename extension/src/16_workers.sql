@@ -175,10 +175,11 @@ $$;
 CREATE FUNCTION pgque.unregister_worker(queue_name text, consumer_name text, worker_name text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    c pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
+    c pgque.subscription;
     w pgque.subscription;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
+    c := pgque._subscription(queue_name, consumer_name, true);
     PERFORM pgque._check_name('worker', worker_name, 63);
     SELECT * INTO w FROM pgque.subscription
      WHERE sub_queue = c.sub_queue AND sub_consumer = c.sub_consumer || '/' || worker_name;

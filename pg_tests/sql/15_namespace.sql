@@ -75,6 +75,8 @@ SELECT count(*) AS nothing_yet FROM pgque.receive('globex.other', 'worker', 10);
 SELECT queue_name FROM pgque.get_queue_info() ORDER BY 1;
 SELECT test.err($$SELECT pgque.create_queue('globex.new')$$) AS create_without_admin;
 SELECT test.err($$SELECT pgque.force_tick('globex.orders')$$) AS tick_without_admin;
+SELECT test.err($$SELECT pgque.pause_queue('globex.orders')$$) AS pause_without_admin;
+SELECT paused FROM pgque.get_queue_info('globex.orders');
 SELECT test.err($$SELECT * FROM pgque.get_consumer_info('acme.orders')$$) AS inspect_acme;
 SELECT schedule_name FROM pgque.list_schedules();
 RESET SESSION AUTHORIZATION;
