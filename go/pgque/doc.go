@@ -46,6 +46,13 @@
 // json.RawMessage or []byte is taken as JSON as is; nil sends NULL), and four
 // optional text fields Extra1..Extra4.
 //
+// Send options: [WithRunAt] and [WithDelay] deliver the event later
+// ([Client.CancelScheduled] takes it back before then), [WithUniqueKey]
+// (and [WithUniqueTTL]) send nothing while an event with the same key is
+// still pending, and [WithMaxRetries] overrides the queue's retry limit for
+// the event.  [Client.CreateSchedule] sends an event periodically, every
+// interval or on a cron expression.
+//
 // # Delivery semantics
 //
 // Every consumer (subscription) of a queue sees every event sent after it
@@ -75,13 +82,28 @@
 // or dead-letter it after the queue's max_retries).  One consumer name is one
 // reader: Receive without Ack returns the same messages again.
 //
+// Several processes share one consumer's messages as cooperative workers
+// ([WithWorker]): each holds a batch of its own under a lease that it renews
+// while it works, and a worker that stops loses its batch to another one
+// when the lease runs out.  [Client.PauseQueue] stops deliveries of a queue
+// (sends go on) until [Client.ResumeQueue].
+//
+// # Namespaces
+//
+// A queue named "acme.orders" belongs to the namespace "acme".
+// [Client.WithNamespace] scopes a client to a namespace: queue names are local
+// to it and the lists show its queues only.  What a database role may do to
+// the queues of a namespace is granted with [Client.GrantAccess]; calls
+// beyond it fail with [ErrPermissionDenied].
+//
 // # Ticker
 //
 // Nothing is delivered until a tick.  A [Ticker] ([NewTicker], [Client.RunTicker],
 // or the [WithTicker] consumer option) calls pgque.ticker() every few
 // milliseconds, which ticks every queue with new events, and pgque.maint()
 // every second, which rotates tables, moves due retries back into their
-// queues and removes old ticks.  Run at least one per database; any number
+// queues, fires due schedules, expires dedup keys and recycles old ticks;
+// ticker() also publishes delayed events as they come due.  Run at least one per database; any number
 // may run, in one process or many: they elect a leader with an advisory
 // lock, only the leader works, and another takes over within an election
 // interval when the leader stops or its connection dies.
@@ -102,17 +124,21 @@
 // returned as [*Error], which matches the sentinel of its code with errors.Is
 // (never compare messages):
 //
-//	PQ001 ErrQueueNotFound          PQ006 ErrInvalidArgument
-//	PQ002 ErrQueueExists            PQ007 ErrQueueHasConsumers
-//	PQ003 ErrConsumerNotFound       PQ008 ErrDeadLetterNotFound
-//	PQ004 ErrBatchNotFound          PQ009 ErrWrongTransactionMode
-//	PQ005 ErrMessageNotFound
+//	PQ001 ErrQueueNotFound          PQ008 ErrDeadLetterNotFound
+//	PQ002 ErrQueueExists            PQ009 ErrWrongTransactionMode
+//	PQ003 ErrConsumerNotFound       PQ010 ErrNotScheduled
+//	PQ004 ErrBatchNotFound          PQ015 ErrScheduleExists
+//	PQ005 ErrMessageNotFound        PQ016 ErrScheduleNotFound
+//	PQ006 ErrInvalidArgument        PQ025 ErrConsumerBusy
+//	PQ007 ErrQueueHasConsumers      PQ026 ErrWorkerBusy
+//
+// PostgreSQL's insufficient_privilege (42501) matches ErrPermissionDenied.
 //
 //	if errors.Is(err, pgque.ErrQueueNotFound) { ... }
 //
 // Arguments the SDK rejects before reaching the server (an invalid payload, a
 // negative delay, a non-positive interval) also match ErrInvalidArgument.
-// Other errors (connection, permission) are returned wrapped, with the
+// Other errors (connections, for example) are returned wrapped, with the
 // operation's name.
 //
 // # Testing
