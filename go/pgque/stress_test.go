@@ -26,7 +26,9 @@ import (
 // and two more sessions tick, force ticks and run maintenance beside them;
 // tables rotate every 50 ms; three consumers receive with random sizes, and
 // "crash" now and then with a batch received but not acknowledged, then
-// restart under the same name.  A duplicate is reported as soon as it is
+// restart under the same name; a fourth consumer is read by three
+// cooperative workers with a 100 ms lease, which crash the same way and stay
+// down past their lease, so that the others take their batches over.  A duplicate is reported as soon as it is
 // received; the test stops at the first failure.
 //
 // Every event carries a unique id in its payload.  Producers record an id as
@@ -36,8 +38,9 @@ import (
 //     (loss), none came again after it was acknowledged (duplicate);
 //   - no event outside the committed set was ever received (rolled back, or
 //     never sent);
-//   - the only other receptions are of batches the consumer abandoned, which
-//     at-least-once delivery hands out again;
+//   - the only other receptions are of batches the consumer abandoned (or a
+//     worker lost to another when its lease ran out), which at-least-once
+//     delivery hands out again;
 //   - nothing is left to receive after a final maintenance and tick.
 //
 // A loss shows as a consumer that never catches up: the drain times out and
@@ -55,7 +58,9 @@ func TestStress(t *testing.T) {
 		rotation     = "50 milliseconds"
 		rogues       = 2 // sessions ticking and running maint() beside the Tickers
 	)
-	consumerNames := []string{"c0", "c1", "c2"}
+	consumerNames := []string{"c0", "c1", "c2", "cw"}
+	workerNames := map[string][]string{"cw": {"w0", "w1", "w2"}} // the others read plainly
+	const lease = 100 * time.Millisecond
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 
@@ -243,31 +248,38 @@ func TestStress(t *testing.T) {
 	consumersCtx, stopConsumers := context.WithCancel(ctx)
 	var consumersWG sync.WaitGroup
 	defer func() { stopConsumers(); consumersWG.Wait() }()
-	consumers := make([]*stressConsumer, len(consumerNames))
+	consumers := make([]*stressGroup, len(consumerNames))
 	for i, name := range consumerNames {
-		sc := &stressConsumer{
-			name: name, queue: queue, client: client,
-			rng:   rand.New(rand.NewPCG(seed, uint64(100+i))),
-			acked: map[int64]int{}, abandoned: map[int64]int{},
-			fail: fail,
-			caughtUp: func(distinctAcked int) bool {
-				return producersDone.Load() && int64(distinctAcked) >= committedCount.Load()
-			},
+		g := &stressGroup{name: name, acked: map[int64]int{}, abandoned: map[int64]int{},
+			abandonedBy: map[int64]string{}, workers: workerNames[name]}
+		consumers[i] = g
+		readers := g.workers
+		if len(readers) == 0 {
+			readers = []string{""}
 		}
-		consumers[i] = sc
-		lconn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
-		if err != nil {
-			t.Fatal(err)
+		for j, worker := range readers {
+			sc := &stressConsumer{
+				name: name, worker: worker, lease: lease, queue: queue, client: client, g: g,
+				rng:  rand.New(rand.NewPCG(seed, uint64(100+10*i+j))),
+				fail: fail,
+				caughtUp: func(distinctAcked int) bool {
+					return producersDone.Load() && int64(distinctAcked) >= committedCount.Load()
+				},
+			}
+			lconn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lconn.Exec(ctx, `LISTEN pgque_`+queue); err != nil {
+				t.Fatal(err)
+			}
+			consumersWG.Add(1)
+			go func() {
+				defer consumersWG.Done()
+				defer lconn.Close(context.Background())
+				sc.run(consumersCtx, lconn)
+			}()
 		}
-		if _, err := lconn.Exec(ctx, `LISTEN pgque_`+queue); err != nil {
-			t.Fatal(err)
-		}
-		consumersWG.Add(1)
-		go func() {
-			defer consumersWG.Done()
-			defer lconn.Close(context.Background())
-			sc.run(consumersCtx, lconn)
-		}()
 	}
 
 	// Producers.
@@ -400,7 +412,12 @@ func TestStress(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sc := range consumers {
-		msgs, err := client.Receive(ctx, queue, sc.name, 1000)
+		var msgs []pgque.Message
+		if len(sc.workers) > 0 {
+			msgs, err = client.ReceiveAsWorker(ctx, queue, sc.name, "final", 1000, time.Minute)
+		} else {
+			msgs, err = client.Receive(ctx, queue, sc.name, 1000)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,8 +432,8 @@ func TestStress(t *testing.T) {
 
 	// The verdict.
 	for _, sc := range consumers {
-		t.Logf("%s: %d receives, %d batches abandoned (%d messages), %d restarts",
-			sc.name, sc.receives, sc.abandons, sumCounts(sc.abandoned), sc.restarts)
+		t.Logf("%s: %d receives, %d batches abandoned (%d messages), %d restarts, %d lost acks, %d messages taken over",
+			sc.name, sc.receives, sc.abandons, sumCounts(sc.abandoned), sc.restarts, sc.lostAcks, sc.takeovers)
 		var missing, dup, foreign []int64
 		for id := range ledger.committed {
 			switch n := sc.acked[id]; {
@@ -455,6 +472,9 @@ func TestStress(t *testing.T) {
 		})
 		if sc.abandons == 0 && !failed.Load() {
 			t.Errorf("%s never abandoned a batch: the test did not exercise redelivery", sc.name)
+		}
+		if len(sc.workers) > 0 && sc.takeovers == 0 && !failed.Load() {
+			t.Errorf("%s: no worker got messages another one had abandoned: the test did not exercise takeover", sc.name)
 		}
 	}
 
@@ -557,27 +577,44 @@ func waitForSwitch(ctx context.Context, client *pgque.Client, queue string, d ti
 	return false
 }
 
-// stressConsumer receives and acknowledges with random batch sizes, and
-// crashes now and then: it abandons a batch it received without acking it
-// and starts over under the same name, as a restarted process would.  Only
-// its own goroutine touches it until run returns.
+// stressGroup is what the readers of one consumer name received: one plain
+// reader, or cooperative workers, which share it under mu.
+type stressGroup struct {
+	name    string
+	workers []string // worker names; none: read plainly
+
+	mu          sync.Mutex
+	acked       map[int64]int    // event id -> deliveries acknowledged
+	abandoned   map[int64]int    // event id -> deliveries abandoned (or lost with a lease)
+	abandonedBy map[int64]string // event id -> the worker that last abandoned it
+
+	receives, abandons, restarts, lostAcks, takeovers int // counts for the log
+}
+
+// stressConsumer is one reader of a consumer name (or one worker of it).  It
+// receives and acknowledges with random batch sizes, and crashes now and
+// then: it abandons a batch it received without acking it and starts over
+// under the same name, as a restarted process would.  A crashed worker stays
+// down for two leases, so that another worker takes its batch over.
 type stressConsumer struct {
-	name, queue string
-	client      *pgque.Client
-	rng         *rand.Rand
-	fail        func(format string, args ...any)
-	caughtUp    func(distinctAcked int) bool
-
-	acked     map[int64]int // event id -> deliveries acknowledged
-	abandoned map[int64]int // event id -> deliveries abandoned
-
-	receives, abandons, restarts int // counts for the log
+	name, worker, queue string
+	lease               time.Duration
+	client              *pgque.Client
+	g                   *stressGroup
+	rng                 *rand.Rand
+	fail                func(format string, args ...any)
+	caughtUp            func(distinctAcked int) bool
 }
 
 // run consumes until the consumer caught up with everything committed, or
 // ctx ends.  Between empty receives it waits for the queue's NOTIFY on
 // lconn, or 20 ms.
 func (sc *stressConsumer) run(ctx context.Context, lconn *pgx.Conn) {
+	who := sc.name
+	if sc.worker != "" {
+		who += "/" + sc.worker
+	}
+	g := sc.g
 	for {
 		// One life of the consumer process: a random number of batch
 		// pieces acknowledged, then a crash with one received and not acked.
@@ -587,67 +624,110 @@ func (sc *stressConsumer) run(ctx context.Context, lconn *pgx.Conn) {
 				return
 			}
 			maxMsgs := 1 + sc.rng.IntN(50)
-			msgs, err := sc.client.Receive(ctx, sc.queue, sc.name, maxMsgs)
+			var msgs []pgque.Message
+			var err error
+			if sc.worker != "" {
+				msgs, err = sc.client.ReceiveAsWorker(ctx, sc.queue, sc.name, sc.worker, maxMsgs, sc.lease)
+			} else {
+				msgs, err = sc.client.Receive(ctx, sc.queue, sc.name, maxMsgs)
+			}
 			if err != nil {
 				if ctx.Err() == nil {
-					sc.fail("%s: receive: %v", sc.name, err)
+					sc.fail("%s: receive: %v", who, err)
 				}
 				return
 			}
 			if len(msgs) == 0 {
-				if sc.caughtUp(len(sc.acked)) {
+				g.mu.Lock()
+				done := sc.caughtUp(len(g.acked))
+				g.mu.Unlock()
+				if done {
 					return
 				}
 				wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 				_, err := lconn.WaitForNotification(wctx)
 				cancel()
 				if err != nil && wctx.Err() == nil {
-					sc.fail("%s: wait for notification: %v", sc.name, err)
+					sc.fail("%s: wait for notification: %v", who, err)
 					return
 				}
 				continue
 			}
-			sc.receives++
 			ids := make([]int64, len(msgs))
 			for i, m := range msgs {
 				var p stressPayload
 				if err := json.Unmarshal(m.Payload, &p); err != nil || p.ID == 0 {
-					sc.fail("%s: message %d has payload %s", sc.name, m.MsgID, m.Payload)
+					sc.fail("%s: message %d has payload %s", who, m.MsgID, m.Payload)
 					return
 				}
 				if m.BatchID != msgs[0].BatchID || m.RetryCount != nil {
-					sc.fail("%s: message %+v in a piece of batch %d", sc.name, m, msgs[0].BatchID)
-					return
-				}
-				if sc.acked[p.ID] > 0 {
-					sc.fail("%s: event %d (message %d) delivered again after it was acknowledged", sc.name, p.ID, m.MsgID)
+					sc.fail("%s: message %+v in a piece of batch %d", who, m, msgs[0].BatchID)
 					return
 				}
 				ids[i] = p.ID
 			}
 			if len(msgs) > maxMsgs {
-				sc.fail("%s: receive(max %d) returned %d messages", sc.name, maxMsgs, len(msgs))
+				sc.fail("%s: receive(max %d) returned %d messages", who, maxMsgs, len(msgs))
 				return
 			}
-			if handled == life { // crash
-				for _, id := range ids {
-					sc.abandoned[id]++
+			g.mu.Lock()
+			g.receives++
+			for _, id := range ids {
+				if g.acked[id] > 0 {
+					g.mu.Unlock()
+					sc.fail("%s: event %d delivered again after it was acknowledged", who, id)
+					return
 				}
-				sc.abandons++
+				if by := g.abandonedBy[id]; by != "" && by != sc.worker {
+					g.takeovers++
+					delete(g.abandonedBy, id)
+				}
+			}
+			g.mu.Unlock()
+			if handled == life { // crash
+				g.mu.Lock()
+				for _, id := range ids {
+					g.abandoned[id]++
+					g.abandonedBy[id] = sc.worker
+				}
+				g.abandons++
+				g.mu.Unlock()
 				break
 			}
 			ok, err := sc.client.Ack(ctx, msgs[0].BatchID)
-			if err != nil || !ok {
+			if err != nil || (!ok && sc.worker == "") {
 				if ctx.Err() == nil {
-					sc.fail("%s: ack(%d) = %v, %v; want true", sc.name, msgs[0].BatchID, ok, err)
+					sc.fail("%s: ack(%d) = %v, %v; want true", who, msgs[0].BatchID, ok, err)
 				}
 				return
 			}
-			for _, id := range ids {
-				sc.acked[id]++
+			g.mu.Lock()
+			if ok {
+				for _, id := range ids {
+					g.acked[id]++
+				}
+			} else {
+				// The lease ran out meanwhile and another worker has the
+				// batch now: these messages are delivered again there.
+				for _, id := range ids {
+					g.abandoned[id]++
+					g.abandonedBy[id] = sc.worker
+				}
+				g.lostAcks++
 			}
+			g.mu.Unlock()
 			handled++
 		}
-		sc.restarts++
+		g.mu.Lock()
+		g.restarts++
+		g.mu.Unlock()
+		if sc.worker != "" {
+			// Down for longer than the lease: the others may take over.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(2 * sc.lease):
+			}
+		}
 	}
 }
