@@ -446,6 +446,32 @@ EXCEPTION WHEN lock_not_available THEN
 END
 $$;
 
+-- Partitioned logs and stores recycled by TRUNCATE (ticks and consumer
+-- states: 'log'; the delayed and dedup stores) keep their state in two
+-- sequences, pgque.<store>_gen (the current partition is gen % 3) and
+-- pgque.<store>_switched_at (epoch milliseconds of the last switch).
+
+-- _rotation_due(store, period): has store's current partition been current
+-- for period?  Raises PQ006 for a NULL or non-positive period.
+CREATE FUNCTION pgque._rotation_due(store text, period interval) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF period IS NULL OR period <= interval '0' THEN
+        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
+    END IF;
+    RETURN now() >= to_timestamp(pgque._seq_value(format('pgque.%s_switched_at', store)) / 1000.0) + period;
+END
+$$;
+
+-- _rotation_end(store, gen): make store's generation gen + 1 current, now.
+CREATE FUNCTION pgque._rotation_end(store text, gen bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM setval(format('pgque.%s_gen', store), gen + 1, true);
+    PERFORM setval(format('pgque.%s_switched_at', store), floor(extract(epoch FROM now()) * 1000)::bigint, true);
+END
+$$;
+
 -- _log_part(): the partition that tick and consumer-state rows go to now.
 CREATE FUNCTION pgque._log_part() RETURNS int
 LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.log_gen') % 3)::int $$;
@@ -1807,10 +1833,7 @@ DECLARE
     ticks  pgque.tick[];
     states pgque.sub_state[];
 BEGIN
-    IF period IS NULL OR period <= interval '0' THEN
-        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
-    END IF;
-    IF now() < to_timestamp(pgque._seq_value('pgque.log_switched_at') / 1000.0) + period THEN
+    IF NOT pgque._rotation_due('log', period) THEN
         RETURN 0;
     END IF;
     IF NOT pgque._lock_nowait(format('pgque.tick_%s, pgque.sub_state_%s', nxt, nxt)) THEN
@@ -1833,8 +1856,7 @@ BEGIN
            x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active,
            x.sub_lease_until
       FROM unnest(states) x;
-    PERFORM setval('pgque.log_gen', gen + 1, true);
-    PERFORM setval('pgque.log_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
+    PERFORM pgque._rotation_end('log', gen);
     RETURN 1;
 END
 $$;
@@ -2413,28 +2435,15 @@ END
 $$;
 
 -- _store_rotation_begin(store, period, tables): the start of a rotation of
--- the delayed or dedup store (sequences pgque.<store>_gen and
--- pgque.<store>_switched_at): true when the current partition is period old,
--- no other session is rotating either store, and tables (the partitions to
--- recycle) could be locked within 100 ms.  Raises PQ006 for a bad period.
+-- the delayed or dedup store: true when it is due (_rotation_due), no other
+-- session is rotating either store, and tables (the partitions to recycle)
+-- could be locked within 100 ms.  Raises PQ006 for a bad period.
 CREATE FUNCTION pgque._store_rotation_begin(store text, period interval, tables text) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF period IS NULL OR period <= interval '0' THEN
-        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
-    END IF;
-    RETURN now() >= to_timestamp(pgque._seq_value(format('pgque.%s_switched_at', store)) / 1000.0) + period
+    RETURN pgque._rotation_due(store, period)
        AND pg_try_advisory_xact_lock(pgque._lock_ns() + 21, 0)
        AND pgque._lock_wait(tables, '100ms');
-END
-$$;
-
--- _store_rotation_end(store, gen): make generation gen + 1 current, now.
-CREATE FUNCTION pgque._store_rotation_end(store text, gen bigint) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM setval(format('pgque.%s_gen', store), gen + 1, true);
-    PERFORM setval(format('pgque.%s_switched_at', store), floor(extract(epoch FROM now()) * 1000)::bigint, true);
 END
 $$;
 
@@ -2478,7 +2487,7 @@ BEGIN
         pos.dp_part := nxt;
         INSERT INTO pgque.delayed_pos SELECT pos.*;
     END IF;
-    PERFORM pgque._store_rotation_end('delayed', gen);
+    PERFORM pgque._rotation_end('delayed', gen);
     RETURN 1;
 END
 $$;
@@ -2675,7 +2684,7 @@ BEGIN
                      AND pgque._dedup_live(k));
     EXECUTE format('TRUNCATE pgque.dedup_%s', nxt);
     INSERT INTO pgque.dedup SELECT * FROM unnest(keep);
-    PERFORM pgque._store_rotation_end('dedup', gen);
+    PERFORM pgque._rotation_end('dedup', gen);
     RETURN 1;
 END
 $$;

@@ -165,6 +165,32 @@ EXCEPTION WHEN lock_not_available THEN
 END
 $$;
 
+-- Partitioned logs and stores recycled by TRUNCATE (ticks and consumer
+-- states: 'log'; the delayed and dedup stores) keep their state in two
+-- sequences, pgque.<store>_gen (the current partition is gen % 3) and
+-- pgque.<store>_switched_at (epoch milliseconds of the last switch).
+
+-- _rotation_due(store, period): has store's current partition been current
+-- for period?  Raises PQ006 for a NULL or non-positive period.
+CREATE FUNCTION pgque._rotation_due(store text, period interval) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF period IS NULL OR period <= interval '0' THEN
+        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
+    END IF;
+    RETURN now() >= to_timestamp(pgque._seq_value(format('pgque.%s_switched_at', store)) / 1000.0) + period;
+END
+$$;
+
+-- _rotation_end(store, gen): make store's generation gen + 1 current, now.
+CREATE FUNCTION pgque._rotation_end(store text, gen bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM setval(format('pgque.%s_gen', store), gen + 1, true);
+    PERFORM setval(format('pgque.%s_switched_at', store), floor(extract(epoch FROM now()) * 1000)::bigint, true);
+END
+$$;
+
 -- _log_part(): the partition that tick and consumer-state rows go to now.
 CREATE FUNCTION pgque._log_part() RETURNS int
 LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.log_gen') % 3)::int $$;

@@ -121,10 +121,7 @@ DECLARE
     ticks  pgque.tick[];
     states pgque.sub_state[];
 BEGIN
-    IF period IS NULL OR period <= interval '0' THEN
-        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
-    END IF;
-    IF now() < to_timestamp(pgque._seq_value('pgque.log_switched_at') / 1000.0) + period THEN
+    IF NOT pgque._rotation_due('log', period) THEN
         RETURN 0;
     END IF;
     IF NOT pgque._lock_nowait(format('pgque.tick_%s, pgque.sub_state_%s', nxt, nxt)) THEN
@@ -147,8 +144,7 @@ BEGIN
            x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active,
            x.sub_lease_until
       FROM unnest(states) x;
-    PERFORM setval('pgque.log_gen', gen + 1, true);
-    PERFORM setval('pgque.log_switched_at', floor(extract(epoch FROM now()) * 1000)::bigint, true);
+    PERFORM pgque._rotation_end('log', gen);
     RETURN 1;
 END
 $$;

@@ -353,28 +353,15 @@ END
 $$;
 
 -- _store_rotation_begin(store, period, tables): the start of a rotation of
--- the delayed or dedup store (sequences pgque.<store>_gen and
--- pgque.<store>_switched_at): true when the current partition is period old,
--- no other session is rotating either store, and tables (the partitions to
--- recycle) could be locked within 100 ms.  Raises PQ006 for a bad period.
+-- the delayed or dedup store: true when it is due (_rotation_due), no other
+-- session is rotating either store, and tables (the partitions to recycle)
+-- could be locked within 100 ms.  Raises PQ006 for a bad period.
 CREATE FUNCTION pgque._store_rotation_begin(store text, period interval, tables text) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF period IS NULL OR period <= interval '0' THEN
-        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
-    END IF;
-    RETURN now() >= to_timestamp(pgque._seq_value(format('pgque.%s_switched_at', store)) / 1000.0) + period
+    RETURN pgque._rotation_due(store, period)
        AND pg_try_advisory_xact_lock(pgque._lock_ns() + 21, 0)
        AND pgque._lock_wait(tables, '100ms');
-END
-$$;
-
--- _store_rotation_end(store, gen): make generation gen + 1 current, now.
-CREATE FUNCTION pgque._store_rotation_end(store text, gen bigint) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM setval(format('pgque.%s_gen', store), gen + 1, true);
-    PERFORM setval(format('pgque.%s_switched_at', store), floor(extract(epoch FROM now()) * 1000)::bigint, true);
 END
 $$;
 
@@ -418,7 +405,7 @@ BEGIN
         pos.dp_part := nxt;
         INSERT INTO pgque.delayed_pos SELECT pos.*;
     END IF;
-    PERFORM pgque._store_rotation_end('delayed', gen);
+    PERFORM pgque._rotation_end('delayed', gen);
     RETURN 1;
 END
 $$;

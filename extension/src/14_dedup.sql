@@ -161,7 +161,7 @@ BEGIN
                      AND pgque._dedup_live(k));
     EXECUTE format('TRUNCATE pgque.dedup_%s', nxt);
     INSERT INTO pgque.dedup SELECT * FROM unnest(keep);
-    PERFORM pgque._store_rotation_end('dedup', gen);
+    PERFORM pgque._rotation_end('dedup', gen);
     RETURN 1;
 END
 $$;
