@@ -1173,6 +1173,13 @@ BEGIN
 END
 $$;
 
+-- _paused(queue_id): is the queue paused (pause_queue)?  Consumers are
+-- handed nothing then.
+CREATE FUNCTION pgque._paused(queue_id int) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pgque.queue q WHERE q.queue_id = _paused.queue_id AND q.queue_paused_at IS NOT NULL)
+$$;
+
 -- _batch_window(s): s with a batch opened up to the newest tick, when there
 -- is one past s's position and none is open; in memory only (see _save).
 -- NULL while the queue is paused (pause_queue): no batch to hand out, open
@@ -1182,7 +1189,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     t pgque.tick;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pgque.queue WHERE queue_id = s.sub_queue AND queue_paused_at IS NOT NULL) THEN
+    IF pgque._paused(s.sub_queue) THEN
         RETURN NULL;
     END IF;
     IF s.sub_batch IS NOT NULL THEN
@@ -3355,7 +3362,7 @@ DECLARE
     c pgque.subscription;
     t pgque.tick;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pgque.queue WHERE queue_id = w.sub_queue AND queue_paused_at IS NOT NULL) THEN
+    IF pgque._paused(w.sub_queue) THEN
         RETURN NULL;
     ELSIF w.sub_batch IS NOT NULL THEN
         RETURN w;

@@ -110,7 +110,7 @@ DECLARE
     c pgque.subscription;
     t pgque.tick;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pgque.queue WHERE queue_id = w.sub_queue AND queue_paused_at IS NOT NULL) THEN
+    IF pgque._paused(w.sub_queue) THEN
         RETURN NULL;
     ELSIF w.sub_batch IS NOT NULL THEN
         RETURN w;
