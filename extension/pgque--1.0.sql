@@ -422,7 +422,7 @@ $$;
 
 -- _event_table(queue_id, n): name of event table (partition) n of a queue.
 CREATE FUNCTION pgque._event_table(queue_id int, n bigint) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$  -- as format(): so that callers inline it
     SELECT format('pgque.event_%s_%s', queue_id, n)
 $$;
 
@@ -549,6 +549,9 @@ BEGIN
             -- The only index: batches are txid ranges, read in (ev_txid, ev_id)
             -- order so that receive() can resume after any row by seeking.
             EXECUTE format('CREATE INDEX ON %s (ev_txid, ev_id)', tbl);
+            -- Readers may read every queue's events anyway; reading them
+            -- straight is receive_query()'s fast path.
+            EXECUTE format('GRANT SELECT ON %s TO pgque_reader', tbl);
             EXECUTE format('ALTER TABLE pgque.event ATTACH PARTITION %s FOR VALUES IN (%s)', tbl, base + n);
         END LOOP;
         INSERT INTO pgque.event_slot (slot_base, slot_queue) VALUES (base, qid);
@@ -1110,10 +1113,11 @@ BEGIN
 END
 $$;
 
--- _batch_sql(ctx, cond, tail [, cols]): the query over the rows of a batch
--- after its position, in delivery order (ev_txid, ev_id), selecting cols.
--- Parameters: $1 the _batch_ctx, $2 limit, $3 and $4 free for cond and
--- cols; tail orders and limits.
+-- _batch_sql(ctx, cond, tail [, cols [, ref]]): the query over the rows of
+-- a batch after its position, in delivery order (ev_txid, ev_id), selecting
+-- cols.  Parameters: $1 the _batch_ctx (ref says how the query refers to
+-- it: '($1::pgque._batch_ctx)' for a client that sends it as text), $2
+-- limit, $3 and $4 free for cond and cols; tail orders and limits.
 --
 -- The range part starts at its own position because a btree scan starts at
 -- the row comparison: (0, 0) would walk every older row of the table.  tail
@@ -1123,20 +1127,32 @@ $$;
 -- are never analyzed (autovacuum is off for them), so the planner cannot
 -- know a batch's size: callers plan these queries with seqscan, bitmapscan,
 -- sort and parallelism off, which leaves it that ordered walk.
-CREATE FUNCTION pgque._batch_sql(ctx pgque._batch_ctx, cond text, tail text, cols text DEFAULT '*')
+--
+-- PL/pgSQL rather than SQL, here and in _paused: a SQL function that cannot
+-- be inlined is parsed and planned again in every transaction that calls it
+-- (measured: 55 µs of each receive), a PL/pgSQL one keeps its plans.
+CREATE FUNCTION pgque._batch_sql(ctx pgque._batch_ctx, cond text, tail text, cols text DEFAULT '*',
+                                 ref text DEFAULT '($1)')
 RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT 'SELECT ' || cols || ' FROM ('
-        || string_agg(format(
-               '(SELECT * FROM %1$s WHERE (ev_txid, ev_id) > (($1).range_txid, ($1).range_id)'
-            || ' AND ev_txid < ($1).hi AND pg_visible_in_snapshot(ev_txid, ($1).snap)'
-            || ' AND (ev_owner IS NULL OR ev_owner = ($1).sub_id) %2$s %3$s)'
-            || ' UNION ALL (SELECT * FROM %1$s WHERE ev_txid = ANY (($1).stragglers)'
-            || ' AND (ev_txid, ev_id) > (($1).after_txid, ($1).after_id)'
-            || ' AND (ev_owner IS NULL OR ev_owner = ($1).sub_id) %2$s %3$s)',
-               t, cond, tail), ' UNION ALL ')
-        || ') e ' || tail
-      FROM unnest(ctx.tables) t
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    t     text;
+    parts text[];
+BEGIN
+    FOREACH t IN ARRAY ctx.tables LOOP
+        parts := parts || format(
+               '(SELECT * FROM %1$s WHERE (ev_txid, ev_id) > (%4$s.range_txid, %4$s.range_id)'
+            || ' AND ev_txid < %4$s.hi AND pg_visible_in_snapshot(ev_txid, %4$s.snap)'
+            || ' AND (ev_owner IS NULL OR ev_owner = %4$s.sub_id) %2$s %3$s)', t, cond, tail, ref);
+        IF cardinality(ctx.stragglers) > 0 THEN  -- often none: a smaller plan then
+            parts := parts || format(
+                   '(SELECT * FROM %1$s WHERE ev_txid = ANY (%4$s.stragglers)'
+                || ' AND (ev_txid, ev_id) > (%4$s.after_txid, %4$s.after_id)'
+                || ' AND (ev_owner IS NULL OR ev_owner = %4$s.sub_id) %2$s %3$s)', t, cond, tail, ref);
+        END IF;
+    END LOOP;
+    RETURN 'SELECT ' || cols || ' FROM (' || array_to_string(parts, ' UNION ALL ') || ') e ' || tail;
+END
 $$;
 
 -- _batch_rows(s, from_start, cond, tail, lim, arg3, arg4): rows of s's
@@ -1176,8 +1192,10 @@ $$;
 -- _paused(queue_id): is the queue paused (pause_queue)?  Consumers are
 -- handed nothing then.
 CREATE FUNCTION pgque._paused(queue_id int) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM pgque.queue q WHERE q.queue_id = _paused.queue_id AND q.queue_paused_at IS NOT NULL)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM pgque.queue q WHERE q.queue_id = _paused.queue_id AND q.queue_paused_at IS NOT NULL);
+END
 $$;
 
 -- _batch_window(s): s with a batch opened up to the newest tick, when there
@@ -1378,6 +1396,35 @@ BEGIN
 END
 $$;
 
+-- _receiver(queue_name, consumer_name, max_return, worker_name, lease): the
+-- consumer a receive call reads for, locked: the consumer itself, or its
+-- cooperative worker worker_name (16_workers.sql).  Errors: as receive().
+CREATE FUNCTION pgque._receiver(queue_name text, consumer_name text, max_return int,
+                                worker_name text, lease interval) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgque._authorize(queue_name, 'receive');
+    PERFORM pgque._check_positive('max_return', max_return);
+    IF worker_name IS NULL THEN
+        RETURN pgque._subscription(queue_name, consumer_name, true);
+    END IF;
+    RETURN pgque._worker(queue_name, consumer_name, worker_name, lease);
+END
+$$;
+
+-- _window(s, max_return): s with the batch to hand out from: its open one,
+-- or the next (a worker's is sized to about max_return events); a NULL
+-- sub_batch when there is none.
+CREATE FUNCTION pgque._window(s pgque.subscription, max_return int) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF s.sub_parent IS NULL THEN
+        RETURN pgque._batch_window(s);
+    END IF;
+    RETURN pgque._worker_window(s, max_return);
+END
+$$;
+
 -- receive(queue_name, consumer_name, max_return [, worker_name [, lease]]):
 -- up to max_return messages of the consumer's open (or next) batch, in
 -- delivery order; none when nothing new was ticked.  Empty batches are
@@ -1396,23 +1443,12 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
                  SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
                  SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
-    s pgque.subscription;
+    s pgque.subscription := pgque._receiver(queue_name, consumer_name, max_return, worker_name, lease);
     ctx pgque._batch_ctx;
     n bigint;
 BEGIN
-    PERFORM pgque._authorize(queue_name, 'receive');
-    PERFORM pgque._check_positive('max_return', max_return);
-    IF worker_name IS NULL THEN
-        s := pgque._subscription(queue_name, consumer_name, true);
-    ELSE
-        s := pgque._worker(queue_name, consumer_name, worker_name, lease);
-    END IF;
     LOOP
-        IF s.sub_parent IS NULL THEN
-            s := pgque._batch_window(s);
-        ELSE
-            s := pgque._worker_window(s, max_return);
-        END IF;
+        s := pgque._window(s, max_return);
         IF s.sub_batch IS NULL THEN
             RETURN;
         END IF;
@@ -1421,13 +1457,19 @@ BEGIN
         -- went, so each row is read once and none passes through PL/pgSQL
         -- on its own (measured: a third less time per row than a loop, and
         -- less than reading the positions first).  r holds one row more
-        -- than asked, which tells whether the batch ends here; the rows come
-        -- out of the CTE in r's order, so they need no sort.
+        -- than asked, which tells whether the batch ends here; x is the
+        -- last row handed out and the one after it, read in one pass of r.
+        -- When the batch ends here, what was handed out is all of it: the
+        -- saved position is then past any row of the batch (every row's
+        -- ev_txid is below hi).  The rows come out of the CTE in r's
+        -- order, so they need no sort.
         RETURN QUERY EXECUTE
                'WITH r AS (' || pgque._batch_sql(ctx, '', 'ORDER BY ev_txid, ev_id LIMIT $2') || '),'
-            || ' n AS (SELECT count(*) AS n FROM r),'
-            || ' saved AS (SELECT pgque._save_sent($3, l.ev_txid, l.ev_id, n.n < $2) AS s'
-            || '   FROM n, LATERAL (SELECT ev_txid, ev_id FROM r OFFSET greatest(least(n.n, $5) - 1, 0) LIMIT 1) l)'
+            || ' x AS (SELECT ev_txid, ev_id FROM r OFFSET $5 - 1 LIMIT 2),'
+            || ' saved AS (SELECT CASE WHEN x.n = 2 THEN pgque._save_sent($3, x.t[1], x.i[1], false)'
+            || '                       ELSE pgque._save_sent($3, ($1).hi, 9223372036854775807, true) END'
+            || '   FROM (SELECT count(*) AS n, array_agg(ev_txid) AS t, array_agg(ev_id) AS i FROM x) x'
+            || '  WHERE EXISTS (SELECT FROM r))'
             || ' SELECT r.ev_id, $4, r.ev_type, r.ev_data, r.ev_retry, r.ev_time,'
             || '        r.ev_extra1, r.ev_extra2, r.ev_extra3, r.ev_extra4'
             || '   FROM saved, r LIMIT $5'
@@ -1439,6 +1481,80 @@ BEGIN
         -- Nothing left after the acked position: the batch is complete.
         s := pgque._finish_batch(s);
     END LOOP;
+END
+$$;
+
+-- receive_query(queue_name, consumer_name, max_return [, worker_name [,
+-- lease]]): receive() for a client that reads the rows itself, straight
+-- from the event tables: the same piece is handed out, and query reads it.
+-- A client runs query with $1 = ctx (text), $2 = batch_id and $3 =
+-- max_return, in a transaction that has seqscan, bitmapscan, sort and
+-- parallel workers off (set_config(..., true)), as receive() has; its rows
+-- are pgque.message rows in delivery order.  Ack them as receive()'s.
+-- Why: a set-returning PL/pgSQL function holds its rows before sending
+-- them, which costs more than reading them (docs/benchmarks.md); a plain
+-- SELECT streams them.  It needs SELECT on the event tables, which
+-- pgque_reader has: direct is false (and nothing is handed out) when the
+-- session's login role lacks it; call receive() then.  batch_id is NULL
+-- when there is nothing to hand out.
+-- Errors: as receive().
+CREATE FUNCTION pgque.receive_query(queue_name text, consumer_name text, max_return int DEFAULT 100,
+                                    worker_name text DEFAULT NULL, lease interval DEFAULT '30 seconds',
+                                    OUT direct boolean, OUT batch_id bigint, OUT query text, OUT ctx text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
+                 SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+                 SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
+DECLARE
+    s pgque.subscription := pgque._receiver(queue_name, consumer_name, max_return, worker_name, lease);
+    c pgque._batch_ctx;
+    n bigint;
+    last_txid xid8;
+    last_id bigint;
+BEGIN
+    direct := has_table_privilege(session_user, pgque._event_table(s.sub_queue, 0), 'SELECT');
+    IF NOT direct THEN
+        RETURN;
+    END IF;
+    LOOP
+        s := pgque._window(s, max_return);
+        IF s.sub_batch IS NULL THEN
+            RETURN;
+        END IF;
+        c := pgque._batch_ctx(s);
+        -- The piece's last row and the one after it, as in receive().
+        EXECUTE 'SELECT count(*), (array_agg(ev_txid))[1], (array_agg(ev_id))[1] FROM (SELECT * FROM ('
+             || pgque._batch_sql(c, '', 'ORDER BY ev_txid, ev_id LIMIT $2 + 1', 'ev_txid, ev_id')
+             || ') p OFFSET $2 - 1) p'
+           INTO n, last_txid, last_id USING c, max_return::bigint;
+        IF n = 2 THEN
+            PERFORM pgque._save_sent(s, last_txid, last_id, false);
+            EXIT;
+        END IF;
+        IF n = 1 OR pgque._batch_rows_exist(c) THEN
+            PERFORM pgque._save_sent(s, c.hi, 9223372036854775807, true);
+            EXIT;
+        END IF;
+        s := pgque._finish_batch(s);
+    END LOOP;
+    batch_id := s.sub_batch;
+    ctx := c::text;
+    query := 'SELECT r.ev_id AS msg_id, $2::bigint AS batch_id, r.ev_type AS type, r.ev_data AS payload,'
+          || '       r.ev_retry AS retry_count, r.ev_time AS created_at, r.ev_extra1 AS extra1,'
+          || '       r.ev_extra2 AS extra2, r.ev_extra3 AS extra3, r.ev_extra4 AS extra4'
+          || '  FROM (' || pgque._batch_sql(c, '', 'ORDER BY ev_txid, ev_id LIMIT $3', '*', '($1::pgque._batch_ctx)')
+          || ') r';
+END
+$$;
+
+-- _batch_rows_exist(ctx): has the batch of ctx a row after its position?
+CREATE FUNCTION pgque._batch_rows_exist(ctx pgque._batch_ctx) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    found_one boolean;
+BEGIN
+    EXECUTE 'SELECT EXISTS (' || pgque._batch_sql(ctx, '', 'ORDER BY ev_txid, ev_id LIMIT 1', 'ev_id') || ')'
+       INTO found_one USING ctx;
+    RETURN found_one;
 END
 $$;
 
@@ -3666,7 +3782,9 @@ $$;
 -- Roles and privileges.  PUBLIC gets nothing; everything goes through the
 -- SECURITY DEFINER API functions, each with a pinned search_path.
 --   pgque_writer  produce
---   pgque_reader  consume (subscribe, receive, ack, nack, PgQ batch calls)
+--   pgque_reader  consume (subscribe, receive, ack, nack, PgQ batch calls); it
+--                 may also read the event tables (SELECT, granted by
+--                 create_queue), which receive_query() hands pieces out for
 --   pgque_admin   both, plus queue management, ticker, maintenance, dead letters,
 --                 schedules
 --   pgque_tenant  may call every function that works on named queues; what
@@ -3728,6 +3846,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.register_consumer(text, text),
     pgque.unregister_consumer(text, text),
     pgque.receive(text, text, int, text, interval),
+    pgque.receive_query(text, text, int, text, interval),
     pgque.heartbeat(bigint, interval),
     pgque.unregister_worker(text, text, text),
     pgque.ack(bigint),

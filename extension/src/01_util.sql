@@ -141,7 +141,7 @@ $$;
 
 -- _event_table(queue_id, n): name of event table (partition) n of a queue.
 CREATE FUNCTION pgque._event_table(queue_id int, n bigint) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$  -- as format(): so that callers inline it
     SELECT format('pgque.event_%s_%s', queue_id, n)
 $$;
 

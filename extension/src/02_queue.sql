@@ -55,6 +55,9 @@ BEGIN
             -- The only index: batches are txid ranges, read in (ev_txid, ev_id)
             -- order so that receive() can resume after any row by seeking.
             EXECUTE format('CREATE INDEX ON %s (ev_txid, ev_id)', tbl);
+            -- Readers may read every queue's events anyway; reading them
+            -- straight is receive_query()'s fast path.
+            EXECUTE format('GRANT SELECT ON %s TO pgque_reader', tbl);
             EXECUTE format('ALTER TABLE pgque.event ATTACH PARTITION %s FOR VALUES IN (%s)', tbl, base + n);
         END LOOP;
         INSERT INTO pgque.event_slot (slot_base, slot_queue) VALUES (base, qid);

@@ -1,7 +1,9 @@
 -- Roles and privileges.  PUBLIC gets nothing; everything goes through the
 -- SECURITY DEFINER API functions, each with a pinned search_path.
 --   pgque_writer  produce
---   pgque_reader  consume (subscribe, receive, ack, nack, PgQ batch calls)
+--   pgque_reader  consume (subscribe, receive, ack, nack, PgQ batch calls); it
+--                 may also read the event tables (SELECT, granted by
+--                 create_queue), which receive_query() hands pieces out for
 --   pgque_admin   both, plus queue management, ticker, maintenance, dead letters,
 --                 schedules
 --   pgque_tenant  may call every function that works on named queues; what
@@ -63,6 +65,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.register_consumer(text, text),
     pgque.unregister_consumer(text, text),
     pgque.receive(text, text, int, text, interval),
+    pgque.receive_query(text, text, int, text, interval),
     pgque.heartbeat(bigint, interval),
     pgque.unregister_worker(text, text, text),
     pgque.ack(bigint),

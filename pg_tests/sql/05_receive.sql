@@ -247,6 +247,76 @@ RESET stats_fetch_consistency;
 SELECT pgque.drop_queue('q05_scan', true);
 
 ---------------------------------------------------------------------------
+-- receive_query(): the same pieces as receive(), read by the client with
+-- the query it returns.  test.piece() does what a client does.
+---------------------------------------------------------------------------
+CREATE FUNCTION test.piece(q text, c text, n int) RETURNS text[]
+LANGUAGE plpgsql SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off AS $$
+DECLARE
+    r record;
+    payloads text[];
+BEGIN
+    SELECT * INTO r FROM pgque.receive_query(q, c, n);
+    IF NOT r.direct THEN
+        RAISE EXCEPTION 'receive_query: not direct';
+    ELSIF r.batch_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT array_agg(payload) FROM (' || r.query || ') m' INTO payloads
+      USING r.ctx::pgque._batch_ctx, r.batch_id, n;
+    RETURN payloads;
+END
+$$;
+SELECT pgque.create_queue('q05_d');
+SELECT pgque.subscribe('q05_d', 'c'), pgque.subscribe('q05_d', 'srf');
+SELECT test.piece('q05_d', 'c', 3) AS nothing_ticked;
+BEGIN;
+SELECT cardinality(pgque.send_batch('q05_d', 't', ARRAY['1', '2', '3', '4', '5'])) AS sent;
+COMMIT;
+SELECT cardinality(pgque.send_batch('q05_d', 't', ARRAY['6', '7'])) AS sent;
+SELECT pgque.force_tick('q05_d') IS NOT NULL AS ticked;
+SELECT test.piece('q05_d', 'c', 3) AS piece;
+-- not acked: the same piece again, through either function
+SELECT test.piece('q05_d', 'c', 3) AS again;
+SELECT array_agg(payload) AS again_receive FROM pgque.receive('q05_d', 'c', 3);
+SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+SELECT test.piece('q05_d', 'c', 3) AS piece;
+SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+-- exactly the rest: the batch ends with this piece, the ack finishes it
+SELECT test.piece('q05_d', 'c', 1) AS last;
+SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+SELECT current_batch IS NULL AS finished, pending_events FROM pgque.get_consumer_info('q05_d', 'c');
+SELECT test.piece('q05_d', 'c', 3) AS nothing_left;
+-- receive() cut the same batch the same way
+SELECT (SELECT array_agg(payload) FROM pgque.receive('q05_d', 'srf', 3)) AS srf_piece,
+       pgque.ack(test.batch('q05_d', 'srf')) AS ack;
+SELECT (SELECT array_agg(payload) FROM pgque.receive('q05_d', 'srf', 3)) AS srf_piece,
+       pgque.ack(test.batch('q05_d', 'srf')) AS ack;
+SELECT (SELECT array_agg(payload) FROM pgque.receive('q05_d', 'srf', 3)) AS srf_piece,
+       pgque.ack(test.batch('q05_d', 'srf')) AS ack;
+-- a straggler: a transaction running at one tick and committed by the next
+-- belongs to the next batch, read through the stragglers' part of the query
+SELECT dblink_connect('w05', 'dbname=' || current_database());
+SELECT dblink_exec('w05', 'BEGIN');
+SELECT count(*) AS sent FROM dblink('w05', $$SELECT pgque.send('q05_d', 't', 'straggler')$$) AS t(id bigint);
+SELECT pgque.send('q05_d', 't', 'early') IS NOT NULL AS sent;
+SELECT pgque.force_tick('q05_d') IS NOT NULL AS ticked;
+SELECT test.piece('q05_d', 'c', 10) AS early;
+SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+SELECT dblink_exec('w05', 'COMMIT');
+SELECT dblink_disconnect('w05');
+SELECT pgque.send('q05_d', 't', 'late') IS NOT NULL AS sent;
+SELECT pgque.force_tick('q05_d') IS NOT NULL AS ticked;
+SELECT test.piece('q05_d', 'c', 1) AS with_straggler_1;
+SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+SELECT test.piece('q05_d', 'c', 1) AS with_straggler_2;
+SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+SELECT test.piece('q05_d', 'c', 1) AS with_straggler_3;
+SELECT test.err($$SELECT * FROM pgque.receive_query('q05_d', 'c', 0)$$);
+SELECT test.err($$SELECT * FROM pgque.receive_query('q05_d', 'nobody', 10)$$);
+SELECT pgque.drop_queue('q05_d', true);
+
+---------------------------------------------------------------------------
 -- Unknown consumer and queue.
 ---------------------------------------------------------------------------
 SELECT test.err($$SELECT * FROM pgque.receive('q05_a', 'nobody', 10)$$);

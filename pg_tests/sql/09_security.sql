@@ -143,13 +143,19 @@ SELECT test.err(format('SELECT * FROM %s', :'evt')) AS event_table;
 RESET ROLE;
 
 -- no role, not even admin, touches the tables directly: reads, inserts
--- into event tables and sequence calls are refused (42501)
+-- into event tables and sequence calls are refused (42501).  The one
+-- exception: readers may read event tables, for receive_query().
 SET ROLE t_reader;
 SELECT test.err($$SELECT * FROM pgque.queue$$);
 SELECT test.err($$SELECT * FROM pgque.subscription$$);
 SELECT test.err($$UPDATE pgque.consumer SET sub_consumer = 'x'$$);
 SELECT test.err($$INSERT INTO pgque.sub_state (ss_part, ss_sub, ss_seq) VALUES (0, 0, 0)$$);
 SELECT left(test.err(format('SELECT * FROM %s', :'evt')), 5) AS event_table_select;
+SELECT left(test.err(format('INSERT INTO %s (ev_slot, ev_id) VALUES (0, 0)', :'evt')), 5) AS event_table_insert;
+SELECT left(test.err($$SELECT * FROM pgque.event$$), 5) AS event_parent_select;
+RESET ROLE;
+SET ROLE t_writer;
+SELECT left(test.err(format('SELECT * FROM %s', :'evt')), 5) AS event_table_select_writer;
 RESET ROLE;
 SET ROLE t_writer;
 SELECT test.err($$SELECT * FROM pgque.tick$$);
@@ -164,7 +170,11 @@ RESET ROLE;
 -- the same, from the catalog, for every table and sequence of the schema
 SELECT r.role,
        count(*) FILTER (WHERE c.relkind = 'r' AND has_table_privilege(r.role, c.oid,
-                        'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')) AS tables,
+                        'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')) AS tables,
+       count(*) FILTER (WHERE c.relkind = 'r' AND has_table_privilege(r.role, c.oid, 'SELECT')
+                          AND c.relname !~ '^event_([0-9]+_[0-9]+|free_[0-9]+)$') AS read_tables,
+       count(*) FILTER (WHERE c.relkind = 'r' AND has_table_privilege(r.role, c.oid, 'SELECT')
+                          AND c.relname ~ '^event_([0-9]+_[0-9]+|free_[0-9]+)$') > 0 AS reads_events,
        count(*) FILTER (WHERE c.relkind = 'S' AND has_sequence_privilege(r.role, c.oid,
                         'USAGE, SELECT, UPDATE')) AS sequences
   FROM unnest(ARRAY['public', 'pgque_reader', 'pgque_writer', 'pgque_admin']) r(role)

@@ -33,6 +33,9 @@ SELECT pgque.set_queue_config('acme.jobs', 'max_retries', '1');
 SELECT pgque.subscribe('acme.orders', 'billing');
 SELECT pgque.send('acme.orders', 't', 'a1') IS NOT NULL AS sent;
 SELECT pgque.force_tick('acme.orders') IS NOT NULL AS ticked;
+-- a tenant cannot read event tables: receive_query() says so and hands out
+-- nothing, receive() does it all
+SELECT direct, batch_id FROM pgque.receive_query('acme.orders', 'billing', 10);
 SELECT payload FROM pgque.receive('acme.orders', 'billing', 10);
 SELECT pgque.ack(test.batch('acme.orders', 'billing')) AS ack;
 SELECT pgque.pause_queue('acme.jobs'), pgque.resume_queue('acme.jobs');
