@@ -3,11 +3,14 @@ package pgque
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -354,31 +357,152 @@ func rawJSON(p *string) json.RawMessage {
 // Receive returns up to max messages of the consumer's open (or next)
 // batch; none when nothing new was ticked.  Ack the batch when they are
 // handled; messages received and not acked come again.
+//
+// Pieces of 1000 messages or more are read straight from the event tables
+// when the session's role may (pgque_reader may; see pgque.receive_query):
+// that streams them, where the receive() function holds them first.
 func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) ([]Message, error) {
-	queue = c.qn(queue)
-	return c.receive(ctx, "pgque: receive", `SELECT msg_id, batch_id, type, payload, retry_count, created_at,
-	                                                extra1, extra2, extra3, extra4
-	                                           FROM pgque.receive($1, $2, $3)`, queue, consumer, max)
+	return c.receivePiece(ctx, "pgque: receive", c.qn(queue), consumer, max, nil, nil)
 }
 
-// receive runs a query returning pgque.message rows.
-func (c *Client) receive(ctx context.Context, op, sql string, args ...any) ([]Message, error) {
-	rows, err := c.pool.Query(ctx, sql, args...)
+// directMin is the smallest piece read straight from the event tables: it
+// takes two round trips where receive() takes one, which only a big piece
+// pays back (docs/benchmarks.md).
+const directMin = 1000
+
+// receivePiece hands out a piece for Receive and ReceiveAsWorker (worker
+// and lease nil for the consumer itself).
+func (c *Client) receivePiece(ctx context.Context, op, queue, consumer string, max int, worker *string,
+	lease *time.Duration) ([]Message, error) {
+	if max >= directMin {
+		msgs, done, err := c.receiveDirect(ctx, queue, consumer, max, worker, lease)
+		if done || err != nil {
+			return msgs, wrap(op, err)
+		}
+	}
+	rows, err := c.pool.Query(ctx, `SELECT msg_id, batch_id, type, payload, retry_count, created_at,
+	                                       extra1, extra2, extra3, extra4
+	                                  FROM pgque.receive($1, $2, $3, $4, $5)`,
+		queue, consumer, max, worker, lease)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	msgs, err := pgx.CollectRows(rows, scanMessage)
+	msgs, err := collectMessages(rows, max)
 	return msgs, wrap(op, err)
 }
 
-func scanMessage(row pgx.CollectableRow) (Message, error) {
-	var m Message
-	var payload []byte // a copy of the column, nil for NULL: no second copy needed
-	err := row.Scan(&m.MsgID, &m.BatchID, &m.Type, &payload, &m.RetryCount, &m.CreatedAt,
-		&m.Extra1, &m.Extra2, &m.Extra3, &m.Extra4)
-	m.Payload = payload
-	return m, err
+// receiveDirect hands out a piece with receive_query and reads it.  done
+// is false when receive() is to hand it out instead: the role may not read
+// the event tables.
+func (c *Client) receiveDirect(ctx context.Context, queue, consumer string, max int, worker *string,
+	lease *time.Duration) (msgs []Message, done bool, err error) {
+	var (
+		direct       bool
+		batch        *int64
+		query, bound *string
+	)
+	err = c.pool.QueryRow(ctx, `SELECT direct, batch_id, query, ctx
+	                              FROM pgque.receive_query($1, $2, $3, $4, $5)`,
+		queue, consumer, max, worker, lease).Scan(&direct, &batch, &query, &bound)
+	switch {
+	case err != nil:
+		return nil, true, err
+	case !direct:
+		return nil, false, nil
+	case batch == nil:
+		return nil, true, nil
+	}
+	// One round trip, one implicit transaction: the planner settings that
+	// receive() has, then the piece, planned for its own ctx (a generic
+	// plan would take the ctx's fields apart again for every row).
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+	                set_config('enable_sort', 'off', true), set_config('max_parallel_workers_per_gather', '0', true),
+	                set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)`)
+	b.Queue(*query, *bound, *batch, max)
+	br := c.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, true, err
+	}
+	rows, err := br.Query()
+	if err == nil {
+		msgs, err = collectMessages(rows, max)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		// The grant went away since receive_query looked: receive() hands
+		// out the same piece.
+		return nil, false, nil
+	}
+	return msgs, true, err
 }
+
+// collectMessages reads pgque.message rows (msg_id, batch_id, type, payload,
+// retry_count, created_at, extra1..4), at most limit of them.  Receiving is
+// the SDK's hot path and its CPU is taken from the server's on a small
+// machine, so it avoids an allocation per column: payloads are copied into
+// shared chunks (each message's slice capped at its own bytes), the few
+// distinct types of a piece share their strings, nullable columns go
+// through pgtype values rather than reflection, and the slice grows in few
+// steps.
+func collectMessages(rows pgx.Rows, limit int) ([]Message, error) {
+	defer rows.Close()
+	var (
+		msgs   []Message
+		chunk  []byte
+		types  = map[string]string{}
+		retry  pgtype.Int4
+		extras [4]pgtype.Text
+	)
+	for rows.Next() {
+		var m Message
+		// type and payload are read from the raw values: text is the same
+		// in both wire formats.
+		if err := rows.Scan(&m.MsgID, &m.BatchID, nil, nil, &retry, &m.CreatedAt,
+			&extras[0], &extras[1], &extras[2], &extras[3]); err != nil {
+			return nil, err
+		}
+		raw := rows.RawValues()
+		typ, ok := types[string(raw[2])]
+		if !ok {
+			typ = string(raw[2])
+			types[typ] = typ
+		}
+		m.Type = typ
+		if p := raw[3]; p != nil {
+			if cap(chunk)-len(chunk) < len(p) {
+				chunk = make([]byte, 0, max(payloadChunk, len(p)))
+			}
+			n := len(chunk)
+			chunk = append(chunk, p...)
+			m.Payload = chunk[n:len(chunk):len(chunk)]
+		}
+		if retry.Valid {
+			r := int(retry.Int32)
+			m.RetryCount = &r
+		}
+		for i, dst := range [...]**string{&m.Extra1, &m.Extra2, &m.Extra3, &m.Extra4} {
+			if extras[i].Valid {
+				v := extras[i].String
+				*dst = &v
+			}
+		}
+		if len(msgs) == cap(msgs) {
+			// ×4 rather than append's ×2: a 10,000-row piece is copied
+			// three times, not seven.
+			grown := make([]Message, len(msgs), min(max(4*cap(msgs), 256), max(limit, 1)))
+			copy(grown, msgs)
+			msgs = grown
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, rows.Err()
+}
+
+// payloadChunk is the size of the chunks collectMessages copies payloads
+// into: a chunk lives as long as any of its messages.
+const payloadChunk = 64 << 10
 
 // Ack acknowledges what Receive handed out of the batch.  It reports false
 // when the batch is unknown or already finished, or nothing new was received

@@ -36,9 +36,7 @@ func (c *Client) ReceiveAsWorker(ctx context.Context, queue, consumer, worker st
 	if lease <= 0 {
 		return nil, invalid(op, "lease %v is not positive", lease)
 	}
-	return c.receive(ctx, op, `SELECT msg_id, batch_id, type, payload, retry_count, created_at,
-	                                  extra1, extra2, extra3, extra4
-	                             FROM pgque.receive($1, $2, $3, $4, $5)`, queue, consumer, max, worker, lease)
+	return c.receivePiece(ctx, op, queue, consumer, max, &worker, &lease)
 }
 
 // Heartbeat keeps a worker's batch its own for lease from now.  It reports
