@@ -151,3 +151,37 @@ func ids(msgs []pgque.Message) []int64 {
 	}
 	return out
 }
+
+// A Consumer far behind grows its pieces (reading them straight from the
+// event tables) and still handles every message once, in order.
+func TestConsumerCatchUp(t *testing.T) {
+	const n = 30_000
+	client := newClient(t, "q", "c")
+	sendNumbered(t, client, "q", n, 5000)
+	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	c := client.NewConsumer("q", "c")
+	next := 0
+	c.Handle("n", func(_ context.Context, m pgque.Message) error {
+		if got := string(m.Payload); got != strconv.Itoa(next) {
+			t.Errorf("message %d: payload %s", next, got)
+		}
+		if next++; next == n {
+			stop()
+		}
+		return nil
+	})
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if next != n {
+		t.Fatalf("handled %d messages, want %d", next, n)
+	}
+	infos, err := client.Consumers(context.Background(), "q")
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("consumers: %v %v", infos, err)
+	}
+	if infos[0].PendingEvents != 0 {
+		t.Fatalf("%d events left unacknowledged", infos[0].PendingEvents)
+	}
+}

@@ -7,13 +7,18 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgque/pgque/go/pgque"
 )
 
 // The consume scenario (DESIGN.md §7, row 3): a backlog of Backlog events,
 // sent with send_batch in committed chunks and ticked once, is read
 //   - by the baseline: one plain SELECT of the same rows from the queue's
 //     event tables through pgx, each row scanned into a struct;
-//   - by pgque: the Go SDK's Receive(1000) + Ack until the batch is empty.
+//   - by pgque: the Go SDK's Consumer with a handler that does nothing but
+//     the baseline's per-event work, with its default options (pieces grow
+//     while it is behind, see pgque.WithMaxCatchUp); that is the measure;
+//   - for comparison, by Receive(1000) + Ack in a loop, a second consumer.
 // Both do the same per-event work: count it and add up its payload's size.
 // The baseline runs before and after pgque (its rate is over both runs),
 // after an unmeasured read that brings the rows into the caches.
@@ -21,6 +26,7 @@ import (
 const (
 	consumeQueue    = "bench_consume"
 	consumeConsumer = "bench"
+	consumeLoop     = "bench_receive"
 	consumeChunk    = 10_000
 	consumeReceive  = 1000
 )
@@ -42,8 +48,10 @@ func runConsume(ctx context.Context, env *Env) (Result, error) {
 	if _, err := client.CreateQueue(ctx, consumeQueue); err != nil {
 		return res, err
 	}
-	if _, err := client.Subscribe(ctx, consumeQueue, consumeConsumer); err != nil {
-		return res, err
+	for _, c := range []string{consumeConsumer, consumeLoop} {
+		if _, err := client.Subscribe(ctx, consumeQueue, c); err != nil {
+			return res, err
+		}
 	}
 
 	// Load.
@@ -114,39 +122,51 @@ func runConsume(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	env.Logf("SDK Consumer, no-op handler")
+	start = time.Now()
+	cst, err := consumeConsumerRun(ctx, env, backlog)
+	consumerTime := time.Since(start)
+	if err != nil {
+		return res, err
+	}
+	env.Logf("Consumer: %d events (%d MB of payload) in %v: %.0f events/s",
+		cst.n, cst.bytes>>20, consumerTime.Round(time.Millisecond), float64(cst.n)/consumerTime.Seconds())
+	b2, err := baseline(2)
+	if err != nil {
+		return res, err
+	}
 	env.Logf("SDK Receive(%d) + Ack", consumeReceive)
 	start = time.Now()
-	st, err := consumeSDK(ctx, env)
-	sdkTime := time.Since(start)
+	st, err := consumeLoopRun(ctx, env)
+	loopTime := time.Since(start)
 	if err != nil {
 		return res, err
 	}
 	if st.n != backlog {
 		return res, fmt.Errorf("Receive returned %d events, want %d", st.n, backlog)
 	}
-	env.Logf("SDK: %d events (%d MB of payload) in %v, %d receive calls: %.0f events/s",
-		st.n, st.bytes>>20, sdkTime.Round(time.Millisecond), st.calls, float64(st.n)/sdkTime.Seconds())
-	b2, err := baseline(2)
-	if err != nil {
-		return res, err
-	}
+	env.Logf("Receive+Ack: %d events in %v, %d receive calls: %.0f events/s",
+		st.n, loopTime.Round(time.Millisecond), st.calls, float64(st.n)/loopTime.Seconds())
 
 	base := float64(2*backlog) / (b1 + b2).Seconds()
-	sdk := float64(backlog) / sdkTime.Seconds()
-	ratio := sdk / base
+	consumer := float64(backlog) / consumerTime.Seconds()
+	loop := float64(backlog) / loopTime.Seconds()
+	ratio := consumer / base
 	res.Add("backlog", float64(backlog), "events")
 	res.Add("baseline SELECT", base, "events/s")
-	res.Add("Receive+Ack", sdk, "events/s")
+	res.Add("Consumer", consumer, "events/s")
 	res.Add("ratio", ratio, "x")
 	res.Add("baseline time", ((b1 + b2) / 2).Seconds(), "s")
-	res.Add("Receive+Ack time", sdkTime.Seconds(), "s")
+	res.Add("Consumer time", consumerTime.Seconds(), "s")
+	res.Add(fmt.Sprintf("Receive(%d)+Ack", consumeReceive), loop, "events/s")
+	res.Add(fmt.Sprintf("Receive(%d)+Ack ratio", consumeReceive), loop/base, "x")
 	res.Add(fmt.Sprintf("Receive(%d) call", consumeReceive), st.receive.Seconds()*1000/float64(st.calls), "ms")
 	res.Add("Ack call", st.ack.Seconds()*1000/float64(max(st.calls-1, 1)), "ms")
 	res.Add("load (send_batch 10k)", float64(backlog)/loadTime.Seconds(), "events/s")
-	res.Check("Receive+Ack >= 0.7 x SELECT", ratio >= 0.7)
+	res.Check("Consumer >= 0.7 x SELECT", ratio >= 0.7)
 	res.Notes = append(res.Notes,
-		fmt.Sprintf("%d-byte payloads, %d MB of event tables; Receive(%d) + Ack; baseline: one SELECT ... ORDER BY ev_id, "+
-			"runs of %v and %v around the SDK's", env.PayloadSize, size>>20, consumeReceive,
+		fmt.Sprintf("%d-byte payloads, %d MB of event tables; Consumer with a no-op handler and default options; "+
+			"baseline: one SELECT ... ORDER BY ev_id, runs of %v and %v around the Consumer's", env.PayloadSize, size>>20,
 			b1.Round(time.Millisecond), b2.Round(time.Millisecond)))
 	return res, nil
 }
@@ -189,19 +209,56 @@ func consumeSelect(ctx context.Context, env *Env, sql string) (n int, bytes int6
 	return n, bytes, rows.Err()
 }
 
-// sdkStats is what consumeSDK measured.
+// sdkStats is what consumeLoopRun and consumeConsumerRun measured.
 type sdkStats struct {
-	n, calls     int           // events, Receive calls (the last one empty)
+	n, calls     int           // events, receive calls (loop only; the last one empty)
 	bytes        int64         // payload bytes
-	receive, ack time.Duration // time spent in Receive and in Ack
+	receive, ack time.Duration // time spent in Receive and in Ack (loop only)
 }
 
-// consumeSDK drains the consumer's backlog with Receive + Ack.
-func consumeSDK(ctx context.Context, env *Env) (st sdkStats, err error) {
+// consumeConsumerRun drains the backlog with a Consumer, stopping it once
+// every event was handled (it acknowledges the last piece as it stops).
+func consumeConsumerRun(ctx context.Context, env *Env, backlog int) (st sdkStats, err error) {
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	c := env.Client.NewConsumer(consumeQueue, consumeConsumer)
+	nextLog := time.Now().Add(5 * time.Second)
+	// One handler at a time (the default): no locking needed.
+	c.Handle(produceEventType, func(_ context.Context, m pgque.Message) error {
+		st.n++
+		st.bytes += int64(len(m.Payload))
+		if st.n == backlog {
+			stop()
+		}
+		if time.Now().After(nextLog) {
+			env.Logf("handled %d", st.n)
+			nextLog = time.Now().Add(5 * time.Second)
+		}
+		return nil
+	})
+	if err := c.Start(cctx); err != nil {
+		return st, err
+	}
+	if st.n != backlog {
+		return st, fmt.Errorf("the Consumer handled %d events, want %d", st.n, backlog)
+	}
+	var pending int64
+	if err := env.Pool.QueryRow(ctx, `SELECT pending_events FROM pgque.get_consumer_info($1, $2)`,
+		consumeQueue, consumeConsumer).Scan(&pending); err != nil {
+		return st, err
+	}
+	if pending != 0 {
+		return st, fmt.Errorf("the Consumer left %d events unacknowledged", pending)
+	}
+	return st, nil
+}
+
+// consumeLoopRun drains the second consumer's backlog with Receive + Ack.
+func consumeLoopRun(ctx context.Context, env *Env) (st sdkStats, err error) {
 	nextLog := time.Now().Add(5 * time.Second)
 	for {
 		t0 := time.Now()
-		msgs, err := env.Client.Receive(ctx, consumeQueue, consumeConsumer, consumeReceive)
+		msgs, err := env.Client.Receive(ctx, consumeQueue, consumeLoop, consumeReceive)
 		t1 := time.Now()
 		st.calls++
 		st.receive += t1.Sub(t0)
