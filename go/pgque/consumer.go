@@ -77,16 +77,17 @@ func WithMaxMessages(n int) ConsumerOption {
 }
 
 // WithMaxCatchUp bounds how big the consumer's pieces grow while it is
-// behind (default 20,000 messages).  Whenever a receive returns as many
-// messages as asked and they were handled in under a quarter of a second,
-// the next receive asks for four times as many, up to n; pieces that take
-// over a second shrink again, and once a receive returns fewer than asked
-// (the consumer has caught up) it asks for WithMaxMessages again.  Big
-// pieces cost less per message (pieces of 1,000 and more are read straight
-// from the event tables, see Client.Receive): a backlog drains several
-// times faster.  Their messages are acknowledged together, so a crash
-// delivers up to about a second's work again.  n at most WithMaxMessages
-// turns growing off.
+// behind (default 100,000 messages; pieces also stay under about 16 MiB).
+// Whenever a receive returns as many messages as asked and they were
+// handled in under a quarter of a second, the next receive asks for four
+// times as many, up to the bounds; pieces that take over a second shrink
+// again, and once a receive returns fewer than asked (the consumer has
+// caught up) it asks for WithMaxMessages again.  Big pieces cost less per
+// message (pieces of 1,000 and more are read straight from the event
+// tables, see Client.Receive): a backlog drains several times faster.
+// Their messages are acknowledged together, so a crash delivers up to
+// about a second's work again.  n at most WithMaxMessages turns growing
+// off.
 func WithMaxCatchUp(n int) ConsumerOption {
 	return func(c *consumerConfig) { c.maxCatchUp = n }
 }
@@ -201,7 +202,7 @@ func (c *Client) NewConsumer(queue, name string, opts ...ConsumerOption) *Consum
 	cfg := consumerConfig{
 		pollInterval: time.Second,
 		maxMessages:  100,
-		maxCatchUp:   20_000,
+		maxCatchUp:   100_000,
 		concurrency:  1,
 		lease:        DefaultLease,
 		log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -388,7 +389,7 @@ func (c *Consumer) loop(ctx context.Context, wake <-chan struct{}) error {
 		if len(msgs) > 0 {
 			start := time.Now()
 			c.process(ctx, msgs)
-			size = c.nextSize(size, len(msgs), time.Since(start))
+			size = c.nextSize(size, len(msgs), pieceSize(msgs), time.Since(start))
 			continue
 		}
 		size = c.cfg.maxMessages
@@ -415,18 +416,34 @@ func (c *Consumer) receive(ctx context.Context, size int) ([]Message, error) {
 	return c.client.Receive(ctx, c.queue, c.name, size)
 }
 
-// pieceBudget is about how long handling a grown piece may take (see
-// WithMaxCatchUp).
-const pieceBudget = time.Second
+// pieceBudget and pieceMemory bound a grown piece (see WithMaxCatchUp):
+// about how long handling it may take, and about how much memory it holds.
+const (
+	pieceBudget = time.Second
+	pieceMemory = 16 << 20
+)
+
+// messageOverhead estimates a message's memory besides its payload.
+const messageOverhead = 200
+
+// pieceSize estimates the memory msgs hold.
+func pieceSize(msgs []Message) int {
+	n := len(msgs) * messageOverhead
+	for i := range msgs {
+		n += len(msgs[i].Payload)
+	}
+	return n
+}
 
 // nextSize is the size of the piece to ask for after one of size that
-// brought got messages, handled in took.
-func (c *Consumer) nextSize(size, got int, took time.Duration) int {
+// brought got messages holding bytes, handled in took.
+func (c *Consumer) nextSize(size, got, bytes int, took time.Duration) int {
 	switch {
 	case got < size: // caught up
 		return c.cfg.maxMessages
 	case took < pieceBudget/4:
-		return max(min(4*size, c.cfg.maxCatchUp), c.cfg.maxMessages)
+		grown := min(4*size, c.cfg.maxCatchUp, size*pieceMemory/max(bytes, 1))
+		return max(grown, c.cfg.maxMessages)
 	case took > pieceBudget:
 		return max(size/2, c.cfg.maxMessages)
 	}
