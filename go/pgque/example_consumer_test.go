@@ -105,3 +105,45 @@ func ExampleWithWorker() {
 	// Output:
 	// resizing to {"w":640}
 }
+
+// A consumer that finds a backlog drains it in growing pieces; here
+// they may grow to 5,000 messages.  The handler sees every message once,
+// in order, whatever the piece size.
+func ExampleWithMaxCatchUp() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, consumerExampleDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.CreateQueue(ctx, "clicks"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Subscribe(ctx, "clicks", "counter"); err != nil {
+		log.Fatal(err)
+	}
+	backlog := make([]pgque.Event, 20_000)
+	for i := range backlog {
+		backlog[i] = pgque.Event{Type: "click", Payload: i}
+	}
+	if _, err := client.SendBatch(ctx, "clicks", backlog); err != nil {
+		log.Fatal(err)
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	c := client.NewConsumer("clicks", "counter", pgque.WithTicker(),
+		pgque.WithMaxMessages(100), pgque.WithMaxCatchUp(5000))
+	n := 0
+	c.Handle("click", func(ctx context.Context, msg pgque.Message) error {
+		if n++; n == len(backlog) {
+			stop()
+		}
+		return nil
+	})
+	if err := c.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("handled", n)
+	// Output:
+	// handled 20000
+}
