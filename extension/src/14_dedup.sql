@@ -111,16 +111,24 @@ CREATE FUNCTION pgque._dedup_claim(queue_id int, key text, ttl interval, id bigi
 LANGUAGE plpgsql AS $$
 DECLARE
     k pgque.dedup;
+    checked int;
     n int;
     c int;
 BEGIN
     LOOP
+        checked := 0;
         FOR k IN SELECT * FROM pgque.dedup x WHERE x.dk_queue = queue_id AND x.dk_key = key ORDER BY x.dk_n DESC LOOP
             IF pgque._dedup_live(k) THEN
                 RETURN k.ev_id;
             END IF;
+            checked := greatest(checked, k.dk_n);
         END LOOP;
         SELECT coalesce(max(x.dk_n), 0) + 1 INTO n FROM pgque.dedup x WHERE x.dk_queue = queue_id AND x.dk_key = key;
+        -- Each statement has a snapshot of its own: a sender that committed
+        -- between the two shows here first.  Its row must be checked too.
+        IF n <> checked + 1 THEN
+            CONTINUE;
+        END IF;
         -- Waits for a racing sender of the same key and n: DO NOTHING when
         -- it committed (the loop then finds its event), inserts when it
         -- rolled back.
