@@ -88,6 +88,21 @@ func TestReceiveDirect(t *testing.T) {
 		Scan(&batches); err != nil || batches < 3 {
 		t.Fatalf("consumer at tick %d (%v), want both batches finished", batches, err)
 	}
+	// A message of a piece read straight can be nacked; one after the piece
+	// cannot (it was not handed out).
+	sendNumbered(t, admin, "q", 1500, 1500)
+	msgs, err := reader.Receive(ctx, "q", "direct", 1000)
+	if err != nil || len(msgs) != 1000 {
+		t.Fatalf("piece: %d messages, %v", len(msgs), err)
+	}
+	if out, err := reader.Nack(ctx, msgs[0].BatchID, msgs[999], 0, "x"); err != nil || out != pgque.OutcomeRetry {
+		t.Fatalf("nack of the piece's last message: %q %v", out, err)
+	}
+	after := msgs[999]
+	after.MsgID++
+	if _, err := reader.Nack(ctx, msgs[0].BatchID, after, 0, "x"); !errors.Is(err, pgque.ErrMessageNotFound) {
+		t.Fatalf("nack of a message after the piece: %v, want ErrMessageNotFound", err)
+	}
 	// Small pieces go through receive(), which this role may not call.
 	if _, err := reader.Receive(ctx, "q", "small", 10); !errors.Is(err, pgque.ErrPermissionDenied) {
 		t.Fatalf("Receive(10) without EXECUTE on receive(): %v, want ErrPermissionDenied", err)
