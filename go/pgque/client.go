@@ -20,6 +20,8 @@ type Client struct {
 	pool     *pgxpool.Pool
 	ownsPool bool
 	ns       string // WithNamespace: prefix of every queue name, "" for none
+	// directMin overrides defaultDirectMin when not 0 (tests: export_test.go).
+	directMin int
 }
 
 // ClientOption configures Connect.
@@ -365,15 +367,19 @@ func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) (
 	return c.receivePiece(ctx, "pgque: receive", c.qn(queue), consumer, max, nil, nil)
 }
 
-// directMin is the smallest piece read straight from the event tables: it
+// defaultDirectMin is the smallest piece read straight from the event tables: it
 // takes two round trips where receive() takes one, which only a big piece
 // pays back (docs/benchmarks.md).
-const directMin = 1000
+const defaultDirectMin = 1000
 
 // receivePiece hands out a piece for Receive and ReceiveAsWorker (worker
 // and lease nil for the consumer itself).
 func (c *Client) receivePiece(ctx context.Context, op, queue, consumer string, max int, worker *string,
 	lease *time.Duration) ([]Message, error) {
+	directMin := defaultDirectMin
+	if c.directMin != 0 {
+		directMin = c.directMin
+	}
 	if max >= directMin {
 		msgs, done, err := c.receiveDirect(ctx, queue, consumer, max, worker, lease)
 		if done || err != nil {

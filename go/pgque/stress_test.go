@@ -24,7 +24,9 @@ import (
 // across a table switch, plus send_batch calls; two Tickers race for the
 // leadership while their sessions are killed and their leaders restarted,
 // and two more sessions tick, force ticks and run maintenance beside them;
-// tables rotate every 50 ms; three consumers receive with random sizes, and
+// tables rotate every 50 ms; three consumers receive with random sizes
+// (c0, c2 and two of the workers read straight from the event tables, see
+// Client.Receive), and
 // "crash" now and then with a batch received but not acknowledged, then
 // restart under the same name; a fourth consumer is read by three
 // cooperative workers with a 100 ms lease, which crash the same way and stay
@@ -258,8 +260,15 @@ func TestStress(t *testing.T) {
 			readers = []string{""}
 		}
 		for j, worker := range readers {
+			// Every other reader takes its pieces straight from the event
+			// tables (receive_query), whatever their size.
+			rc := client
+			if (i+j)%2 == 0 {
+				rc = pgque.New(pool)
+				pgque.SetDirectMin(rc, 1)
+			}
 			sc := &stressConsumer{
-				name: name, worker: worker, lease: lease, queue: queue, client: client, g: g,
+				name: name, worker: worker, lease: lease, queue: queue, client: rc, g: g,
 				rng:  rand.New(rand.NewPCG(seed, uint64(100+10*i+j))),
 				fail: fail,
 				caughtUp: func(distinctAcked int) bool {
