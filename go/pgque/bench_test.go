@@ -11,6 +11,7 @@ package pgque_test
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -94,9 +95,16 @@ func BenchmarkSendBatch100(b *testing.B) {
 	reportRate(b, b.N*len(evs))
 }
 
-// BenchmarkReceiveAck: an op is one event received (in Receive calls of up to
-// 1000) and acked, from a backlog of b.N events sent and ticked beforehand.
+// BenchmarkReceiveAck: an op is one event received (in Receive calls of up
+// to 1000, or 20,000: read straight from the event tables) and acked, from
+// a backlog of b.N events sent and ticked beforehand.
 func BenchmarkReceiveAck(b *testing.B) {
+	for _, piece := range []int{1000, 20_000} {
+		b.Run(fmt.Sprintf("piece=%d", piece), func(b *testing.B) { benchReceiveAck(b, piece) })
+	}
+}
+
+func benchReceiveAck(b *testing.B, piece int) {
 	ctx := context.Background()
 	client := benchClient(b, "q")
 	chunk := make([]pgque.Event, 10_000)
@@ -115,7 +123,7 @@ func BenchmarkReceiveAck(b *testing.B) {
 	b.ResetTimer()
 	n := 0
 	for {
-		msgs, err := client.Receive(ctx, "q", "c", 1000)
+		msgs, err := client.Receive(ctx, "q", "c", piece)
 		if err != nil {
 			b.Fatal(err)
 		}
