@@ -1128,6 +1128,9 @@ $$;
 -- know a batch's size: callers plan these queries with seqscan, bitmapscan,
 -- sort and parallelism off, which leaves it that ordered walk.
 --
+-- The query may run in a client's session (receive_query), under its
+-- search_path: the function it calls is schema-qualified.
+--
 -- PL/pgSQL rather than SQL, here and in _paused: a SQL function that cannot
 -- be inlined is parsed and planned again in every transaction that calls it
 -- (measured: 55 µs of each receive), a PL/pgSQL one keeps its plans.
@@ -1142,7 +1145,7 @@ BEGIN
     FOREACH t IN ARRAY ctx.tables LOOP
         parts := parts || format(
                '(SELECT * FROM %1$s WHERE (ev_txid, ev_id) > (%4$s.range_txid, %4$s.range_id)'
-            || ' AND ev_txid < %4$s.hi AND pg_visible_in_snapshot(ev_txid, %4$s.snap)'
+            || ' AND ev_txid < %4$s.hi AND pg_catalog.pg_visible_in_snapshot(ev_txid, %4$s.snap)'
             || ' AND (ev_owner IS NULL OR ev_owner = %4$s.sub_id) %2$s %3$s)', t, cond, tail, ref);
         IF cardinality(ctx.stragglers) > 0 THEN  -- often none: a smaller plan then
             parts := parts || format(
