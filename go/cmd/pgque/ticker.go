@@ -28,7 +28,7 @@ retried.  Its role needs pgque_admin.  It logs to stderr.`,
 		Args: noArgs,
 	}
 	f := cmd.Flags()
-	f.DurationVar(&tick, "tick-interval", 5*time.Millisecond, "how often to call pgque.ticker(); bounds delivery latency")
+	f.DurationVar(&tick, "tick-interval", pgque.DefaultTickInterval, "how often to call pgque.ticker(); bounds delivery latency")
 	f.DurationVar(&maint, "maint-interval", time.Second, "how often to call pgque.maint()")
 	f.DurationVar(&election, "election-interval", time.Second, "how often a standby tries to become the leader")
 	f.BoolVarP(&quiet, "quiet", "q", false, "log errors only, not leadership changes")

@@ -28,7 +28,7 @@ import (
 // benchTickInterval is the Ticker's tick interval in the load scenarios:
 // pgque's default (pgque.WithTickInterval), passed explicitly so that the
 // reported value is the one used.  Not tuned for the benchmark.
-const benchTickInterval = 5 * time.Millisecond
+const benchTickInterval = pgque.DefaultTickInterval
 
 // benchPollInterval is the consumers' poll fallback: pgque's default
 // (pgque.WithPollInterval).  Wake-ups come from LISTEN/NOTIFY; a missed

@@ -15,8 +15,9 @@ import (
 // The produce-options scenario: do delayed delivery and dedup cost the
 // plain event path anything, and what do their own sends cost?
 //
-// A Go ticker runner works throughout, as in production: every 5 ms it calls
-// ticker(), which also runs the delayed mover (its idle check included).
+// A Go ticker runner works throughout, as in production: every tick interval
+// (pgque's default) it calls ticker(), which also runs the delayed mover
+// (its idle check included).
 // Conns connections, one statement per transaction (as in the produce
 // scenario):
 //  1. send with empty delayed and dedup stores, Duration/2;
@@ -63,7 +64,7 @@ func runProduceOptions(ctx context.Context, env *Env) (Result, error) {
 
 	tctx, stopTicker := context.WithCancel(ctx)
 	tickerDone := make(chan error, 1)
-	go func() { tickerDone <- env.Client.RunTicker(tctx, pgque.WithTickInterval(5*time.Millisecond)) }()
+	go func() { tickerDone <- env.Client.RunTicker(tctx, pgque.WithTickInterval(pgque.DefaultTickInterval)) }()
 	defer func() {
 		stopTicker()
 		<-tickerDone
@@ -206,8 +207,9 @@ func runProduceOptions(ctx context.Context, env *Env) (Result, error) {
 		optionsPending, optionsPending, optionsTarget), ratio >= optionsTarget)
 	res.Notes = append(res.Notes,
 		fmt.Sprintf("%d connections, one statement per transaction, %d-byte payload; empty-store send phases of %v "+
-			"before and after, then %d rounds of %v per option with pending stores; a Go ticker runner (5 ms) "+
-			"works throughout", conns, env.PayloadSize, env.Duration/2, optionsRounds, env.Duration/4),
+			"before and after, then %d rounds of %v per option with pending stores; a Go ticker runner (%v) "+
+			"works throughout", conns, env.PayloadSize, env.Duration/2, optionsRounds, env.Duration/4,
+			pgque.DefaultTickInterval),
 		"mover idle check, ticker(queue) and send() in the server: mean of 2000 calls in one statement "+
 			"(send's rolled back); "+
 			"the runner keeps working meanwhile",
