@@ -1386,15 +1386,17 @@ LANGUAGE sql AS $$ SELECT pgque.unsubscribe(queue_name, consumer_name) $$;
 -- out but not acked come again on the next receive (a crashed consumer loses
 -- nothing), and nothing is ever skipped, whatever max is.
 
--- _save_sent(s, txid, id, done): save s with its open batch handed out up
--- to the row (txid, id); done says that row is the batch's last.
-CREATE FUNCTION pgque._save_sent(s pgque.subscription, txid xid8, id bigint, done boolean)
+-- _save_sent(s, txid, id): save s with its open batch handed out up to the
+-- row (txid, id), or, with NULLs, to its end: the saved position is then past
+-- every row of the batch (each row's ev_txid is below the end tick's xmax),
+-- and the batch done.
+CREATE FUNCTION pgque._save_sent(s pgque.subscription, txid xid8, id bigint)
 RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
-    s.sub_sent_txid := txid;
-    s.sub_sent_id := id;
-    s.sub_done := done;
+    s.sub_done := txid IS NULL;
+    s.sub_sent_txid := coalesce(txid, pg_snapshot_xmax(s.sub_next_snapshot));
+    s.sub_sent_id := coalesce(id, 9223372036854775807);
     RETURN pgque._save(s);  -- opens the batch too, when it is new
 END
 $$;
@@ -1462,15 +1464,12 @@ BEGIN
         -- less than reading the positions first).  r holds one row more
         -- than asked, which tells whether the batch ends here; x is the
         -- last row handed out and the one after it, read in one pass of r.
-        -- When the batch ends here, what was handed out is all of it: the
-        -- saved position is then past any row of the batch (every row's
-        -- ev_txid is below hi).  The rows come out of the CTE in r's
-        -- order, so they need no sort.
+        -- The rows come out of the CTE in r's order, so they need no sort.
         RETURN QUERY EXECUTE
                'WITH r AS (' || pgque._batch_sql(ctx, '', 'ORDER BY ev_txid, ev_id LIMIT $2') || '),'
             || ' x AS (SELECT ev_txid, ev_id FROM r OFFSET $5 - 1 LIMIT 2),'
-            || ' saved AS (SELECT CASE WHEN x.n = 2 THEN pgque._save_sent($3, x.t[1], x.i[1], false)'
-            || '                       ELSE pgque._save_sent($3, ($1).hi, 9223372036854775807, true) END'
+            || ' saved AS (SELECT CASE WHEN x.n = 2 THEN pgque._save_sent($3, x.t[1], x.i[1])'
+            || '                       ELSE pgque._save_sent($3, NULL, NULL) END'
             || '   FROM (SELECT count(*) AS n, array_agg(ev_txid) AS t, array_agg(ev_id) AS i FROM x) x'
             || '  WHERE EXISTS (SELECT FROM r))'
             || ' SELECT r.ev_id, $4, r.ev_type, r.ev_data, r.ev_retry, r.ev_time,'
@@ -1530,11 +1529,11 @@ BEGIN
              || ') p OFFSET $2 - 1) p'
            INTO n, last_txid, last_id USING c, max_return::bigint;
         IF n = 2 THEN
-            PERFORM pgque._save_sent(s, last_txid, last_id, false);
+            PERFORM pgque._save_sent(s, last_txid, last_id);
             EXIT;
         END IF;
-        IF n = 1 OR pgque._batch_rows_exist(c) THEN
-            PERFORM pgque._save_sent(s, c.hi, 9223372036854775807, true);
+        IF n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
+            PERFORM pgque._save_sent(s, NULL, NULL);
             EXIT;
         END IF;
         s := pgque._finish_batch(s);
@@ -1546,18 +1545,6 @@ BEGIN
           || '       r.ev_extra2 AS extra2, r.ev_extra3 AS extra3, r.ev_extra4 AS extra4'
           || '  FROM (' || pgque._batch_sql(c, '', 'ORDER BY ev_txid, ev_id LIMIT $3', '*', '($1::pgque._batch_ctx)')
           || ') r';
-END
-$$;
-
--- _batch_rows_exist(ctx): has the batch of ctx a row after its position?
-CREATE FUNCTION pgque._batch_rows_exist(ctx pgque._batch_ctx) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    found_one boolean;
-BEGIN
-    EXECUTE 'SELECT EXISTS (' || pgque._batch_sql(ctx, '', 'ORDER BY ev_txid, ev_id LIMIT 1', 'ev_id') || ')'
-       INTO found_one USING ctx;
-    RETURN found_one;
 END
 $$;
 
