@@ -206,6 +206,22 @@ func (o *output) print(v any, table func(w io.Writer)) error {
 	return tw.Flush()
 }
 
+// printList prints items as a JSON array of toJSON(item), or as a table:
+// header, then row for each item.
+func printList[T, J any](o *output, cmd *cobra.Command, items []T, toJSON func(T) J,
+	header string, row func(w io.Writer, item T)) error {
+	js := make([]J, 0, len(items))
+	for _, it := range items {
+		js = append(js, toJSON(it))
+	}
+	return o.bind(cmd).print(js, func(w io.Writer) {
+		fmt.Fprintln(w, header)
+		for _, it := range items {
+			row(w, it)
+		}
+	})
+}
+
 // Formatting for tables.
 
 // cell makes text safe for one tabwriter cell.

@@ -136,23 +136,19 @@ until it catches up or is unsubscribed (see docs/operations.md).`,
 		if err != nil {
 			return err
 		}
-		js := make([]consumerJSON, 0, len(cs))
-		for _, c := range cs {
-			js = append(js, consumerJSON{
+		return printList(out, cmd, cs, func(c pgque.ConsumerInfo) consumerJSON {
+			return consumerJSON{
 				Queue: c.Queue, Consumer: c.Name, LagSeconds: c.Lag.Seconds(), LastSeenSeconds: c.LastSeen.Seconds(),
 				LastTick: c.LastTick, CurrentBatch: c.CurrentBatch, NextTick: c.NextTick,
 				PendingEvents: c.PendingEvents, RetryPending: c.RetryPending, DeadLetters: c.DeadLetters,
 				BlockingRotation: c.BlockingRotation, BatchAgeSeconds: secondsOrNil(c.BatchAge),
-			})
-		}
-		return out.bind(cmd).print(js, func(w io.Writer) {
-			fmt.Fprintln(w, "QUEUE\tCONSUMER\tLAG\tLAST_SEEN\tPENDING\tBATCH\tBATCH_AGE\tRETRY_PENDING\tDEAD_LETTERS\tBLOCKING")
-			for _, c := range cs {
+			}
+		}, "QUEUE\tCONSUMER\tLAG\tLAST_SEEN\tPENDING\tBATCH\tBATCH_AGE\tRETRY_PENDING\tDEAD_LETTERS\tBLOCKING",
+			func(w io.Writer, c pgque.ConsumerInfo) {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", c.Queue, c.Name, fmtDuration(c.Lag),
 					fmtDuration(c.LastSeen), c.PendingEvents, intOr(c.CurrentBatch, "-"), durationOr(c.BatchAge, "-"),
 					c.RetryPending, c.DeadLetters, yesNo(c.BlockingRotation))
-			}
-		})
+			})
 	}
 	return cmd
 }
@@ -229,17 +225,11 @@ sent as other text through SQL, and null when NULL.`,
 		if err != nil {
 			return err
 		}
-		js := make([]messageJSON, 0, len(msgs))
-		for _, m := range msgs {
-			js = append(js, toMessageJSON(m))
-		}
-		err = out.bind(cmd).print(js, func(w io.Writer) {
-			fmt.Fprintln(w, "MSG_ID\tBATCH_ID\tTYPE\tRETRY\tCREATED_AT\tPAYLOAD")
-			for _, m := range msgs {
+		err = printList(out, cmd, msgs, toMessageJSON, "MSG_ID\tBATCH_ID\tTYPE\tRETRY\tCREATED_AT\tPAYLOAD",
+			func(w io.Writer, m pgque.Message) {
 				fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s\n", m.MsgID, m.BatchID, cell(m.Type), intOr(m.RetryCount, "-"),
 					m.CreatedAt.Format(time.RFC3339Nano), payloadCell(m.Payload))
-			}
-		})
+			})
 		if err != nil || !ack || len(msgs) == 0 {
 			return err
 		}

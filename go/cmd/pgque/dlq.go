@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pgque/pgque/go/pgque"
 )
 
 func newDLQCmd(g *globals) *cobra.Command {
@@ -46,19 +48,15 @@ func newDLQListCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		js := make([]deadLetterJSON, 0, len(ds))
-		for _, d := range ds {
-			js = append(js, deadLetterJSON{ID: d.ID, Consumer: d.Consumer, DeadAt: d.DeadAt, Reason: d.Reason,
-				messageJSON: toMessageJSON(d.Message)})
-		}
-		return out.bind(cmd).print(js, func(w io.Writer) {
-			fmt.Fprintln(w, "DL_ID\tCONSUMER\tDEAD_AT\tREASON\tMSG_ID\tTYPE\tRETRY\tPAYLOAD")
-			for _, d := range ds {
+		return printList(out, cmd, ds, func(d pgque.DeadLetter) deadLetterJSON {
+			return deadLetterJSON{ID: d.ID, Consumer: d.Consumer, DeadAt: d.DeadAt, Reason: d.Reason,
+				messageJSON: toMessageJSON(d.Message)}
+		}, "DL_ID\tCONSUMER\tDEAD_AT\tREASON\tMSG_ID\tTYPE\tRETRY\tPAYLOAD",
+			func(w io.Writer, d pgque.DeadLetter) {
 				m := d.Message
 				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.Consumer, d.DeadAt.Format(time.RFC3339),
 					strOr(d.Reason, "-"), m.MsgID, cell(m.Type), intOr(m.RetryCount, "-"), payloadCell(m.Payload))
-			}
-		})
+			})
 	}
 	return cmd
 }

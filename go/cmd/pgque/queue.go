@@ -120,18 +120,13 @@ event tables.`,
 		if err != nil {
 			return err
 		}
-		js := make([]queueJSON, 0, len(qs))
-		for _, q := range qs {
-			js = append(js, toQueueJSON(q))
-		}
-		return out.bind(cmd).print(js, func(w io.Writer) {
-			fmt.Fprintln(w, "QUEUE\tCONSUMERS\tNEW\tEV/S\tTICK_LAG\tLAST_TICK\tRETRY_PENDING\tDEAD_LETTERS\tPAUSED")
-			for _, q := range qs {
+		return printList(out, cmd, qs, toQueueJSON,
+			"QUEUE\tCONSUMERS\tNEW\tEV/S\tTICK_LAG\tLAST_TICK\tRETRY_PENDING\tDEAD_LETTERS\tPAUSED",
+			func(w io.Writer, q pgque.QueueInfo) {
 				fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d\t%s\n", q.Name, q.Consumers, q.NewEvents,
 					q.EventsPerSecond, fmtDuration(q.TickerLag), q.LastTickID, q.RetryPending, q.DeadLetters,
 					yesNo(q.Paused))
-			}
-		})
+			})
 	}
 	return cmd
 }

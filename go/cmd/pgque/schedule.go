@@ -78,17 +78,12 @@ server's log).`,
 		if err != nil {
 			return err
 		}
-		js := make([]scheduleJSON, 0, len(ss))
-		for _, s := range ss {
-			js = append(js, toScheduleJSON(s))
-		}
-		return out.bind(cmd).print(js, func(w io.Writer) {
-			fmt.Fprintln(w, "SCHEDULE\tQUEUE\tTYPE\tNEXT_RUN\tLAST_RUN\tRUNS\tTIME_ZONE\tWHEN")
-			for _, s := range ss {
+		return printList(out, cmd, ss, toScheduleJSON,
+			"SCHEDULE\tQUEUE\tTYPE\tNEXT_RUN\tLAST_RUN\tRUNS\tTIME_ZONE\tWHEN",
+			func(w io.Writer, s pgque.ScheduleInfo) {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Queue, cell(s.Type),
 					timeOr(&s.NextRun, "-"), timeOr(s.LastRun, "-"), s.Runs, s.TimeZone, scheduleSpec(s))
-			}
-		})
+			})
 	}
 	return cmd
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pgque/pgque/go/pgque"
 )
 
 // workerJSON is a cooperative worker in JSON output.
@@ -40,18 +42,14 @@ again.`,
 		if err != nil {
 			return err
 		}
-		js := make([]workerJSON, 0, len(ws))
-		for _, w := range ws {
-			js = append(js, workerJSON{Queue: args[0], Consumer: args[1], Worker: w.Name, BatchID: w.BatchID,
-				LeaseLeftSeconds: secondsOrNil(w.LeaseLeft), LastSeenSeconds: w.LastSeen.Seconds()})
-		}
-		return out.bind(cmd).print(js, func(w io.Writer) {
-			fmt.Fprintln(w, "WORKER\tBATCH\tLEASE_LEFT\tLAST_SEEN")
-			for _, wi := range ws {
+		return printList(out, cmd, ws, func(w pgque.WorkerInfo) workerJSON {
+			return workerJSON{Queue: args[0], Consumer: args[1], Worker: w.Name, BatchID: w.BatchID,
+				LeaseLeftSeconds: secondsOrNil(w.LeaseLeft), LastSeenSeconds: w.LastSeen.Seconds()}
+		}, "WORKER\tBATCH\tLEASE_LEFT\tLAST_SEEN",
+			func(w io.Writer, wi pgque.WorkerInfo) {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", wi.Name, intOr(wi.BatchID, "-"),
 					durationOr(wi.LeaseLeft, "-"), fmtDuration(wi.LastSeen))
-			}
-		})
+			})
 	}
 	return cmd
 }
