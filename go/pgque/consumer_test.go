@@ -688,6 +688,7 @@ func TestConsumerErrors(t *testing.T) {
 		{"no handlers", "q", false, nil, pgque.ErrInvalidArgument},
 		{"zero concurrency", "q", true, []pgque.ConsumerOption{pgque.WithConcurrency(0)}, pgque.ErrInvalidArgument},
 		{"zero max messages", "q", true, []pgque.ConsumerOption{pgque.WithMaxMessages(0)}, pgque.ErrInvalidArgument},
+		{"negative max catch-up", "q", true, []pgque.ConsumerOption{pgque.WithMaxCatchUp(-1)}, pgque.ErrInvalidArgument},
 		{"zero poll interval", "q", true, []pgque.ConsumerOption{pgque.WithPollInterval(0)}, pgque.ErrInvalidArgument},
 		{"negative retry delay", "q", true, []pgque.ConsumerOption{pgque.WithRetryAfter(-time.Second)}, pgque.ErrInvalidArgument},
 		{"bad ticker", "q", true, []pgque.ConsumerOption{pgque.WithTicker(pgque.WithTickInterval(0))}, pgque.ErrInvalidArgument},
