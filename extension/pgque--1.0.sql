@@ -76,7 +76,16 @@ CREATE TABLE pgque.queue (
     -- Fraction (0..1) of the computed backoff taken off at random, so that
     -- events failed together are not retried together.
     queue_retry_jitter       float8   NOT NULL DEFAULT 0 CHECK (queue_retry_jitter BETWEEN 0 AND 1),
-    queue_created_at         timestamptz NOT NULL DEFAULT now()
+    queue_created_at         timestamptz NOT NULL DEFAULT now(),
+    -- Unclaimed events: while the queue has no consumer, the position (a
+    -- tick, copied) from which its events are kept for the first consumer
+    -- that subscribes; NULL while it has consumers, or when
+    -- keep_unclaimed is off.  It holds back rotation like a consumer's.
+    queue_keep_unclaimed     boolean  NOT NULL DEFAULT true,
+    queue_unclaimed_tick     bigint,
+    queue_unclaimed_time     timestamptz,
+    queue_unclaimed_snapshot pg_snapshot,
+    queue_unclaimed_seq      bigint
 );
 
 -- A tick is a snapshot taken in its own transaction; a batch is the set of
@@ -158,13 +167,26 @@ CREATE TABLE pgque.sub_state (
     sub_sent_id       bigint,
     sub_done          boolean NOT NULL DEFAULT false,
     sub_active        timestamptz NOT NULL DEFAULT now(),
-    sub_lease_until   timestamptz          -- workers: the open batch is theirs until then
+    sub_lease_until   timestamptz,       -- workers: the open batch is theirs until then
+    -- The newest piece handed out of the open batch: its id (the batch_id of
+    -- its messages, drawn from batch_id_seq) and, in the state saved when it
+    -- was handed out, its end in sub_sent_* / sub_done.  ack(piece) finds
+    -- that state by this id, so an ack only ever covers what its caller
+    -- received (07_consume.sql).
+    sub_piece         bigint,
+    -- A worker's window cut from inside a tick range (16_workers.sql): it
+    -- holds the batch's rows after sub_start_* up to sub_end_* only.
+    sub_start_txid    xid8,
+    sub_start_id      bigint,
+    sub_end_txid      xid8,
+    sub_end_id        bigint
 ) PARTITION BY LIST (ss_part);
 CREATE TABLE pgque.sub_state_0 PARTITION OF pgque.sub_state FOR VALUES IN (0) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.sub_state_1 PARTITION OF pgque.sub_state FOR VALUES IN (1) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.sub_state_2 PARTITION OF pgque.sub_state FOR VALUES IN (2) WITH (autovacuum_enabled = false);
 CREATE INDEX ON pgque.sub_state (ss_sub, ss_seq);
 CREATE INDEX ON pgque.sub_state (sub_batch);
+CREATE INDEX ON pgque.sub_state (sub_piece) WHERE sub_piece IS NOT NULL;
 CREATE SEQUENCE pgque.sub_state_seq;
 
 -- A consumer as the code works with it: identity and newest state.
@@ -173,7 +195,8 @@ SELECT c.sub_id, c.sub_queue, c.sub_consumer,
        st.sub_last_tick, st.sub_last_time, st.sub_last_snapshot, st.sub_last_seq,
        st.sub_batch, st.sub_next_tick, st.sub_next_time, st.sub_next_snapshot, st.sub_next_seq,
        st.sub_ack_txid, st.sub_ack_id, st.sub_sent_txid, st.sub_sent_id, st.sub_done, st.sub_active,
-       c.sub_created_at, c.sub_parent, st.sub_lease_until
+       c.sub_created_at, c.sub_parent, st.sub_lease_until, st.sub_piece,
+       st.sub_start_txid, st.sub_start_id, st.sub_end_txid, st.sub_end_id
   FROM pgque.consumer c
  CROSS JOIN LATERAL (SELECT * FROM pgque.sub_state x WHERE x.ss_sub = c.sub_id
                       ORDER BY x.ss_seq DESC LIMIT 1) st;
@@ -245,7 +268,9 @@ CREATE TYPE pgque._batch_ctx AS (
     after_txid xid8,          -- read after this (ev_txid, ev_id) position:
     after_id   bigint,        --   the acknowledged one, (0, 0) at first
     range_txid xid8,          -- the same position, raised to (lo, 0) for the range
-    range_id   bigint         --   scan (see _batch_sql)
+    range_id   bigint,        --   scan (see _batch_sql)
+    end_txid   xid8,          -- a window cut from a tick range ends with this row;
+    end_id     bigint         --   NULL: the batch ends with the end tick
 );
 
 -- Keep the catalog in pg_dump output when installed as an extension.
@@ -288,9 +313,12 @@ $$;
 --   PQ005 message not in batch       PQ006 invalid argument
 --   PQ007 queue has consumers        PQ008 dead letter not found
 --   PQ009 wrong transaction state (e.g. ticker() under REPEATABLE READ)
---   PQ025 consumer busy: its workers cannot start while it has a batch
---         of its own open (16_workers.sql)
+--   PQ010 not a scheduled event      PQ015 schedule already exists
+--   PQ016 schedule not found
+--   PQ025 consumer busy: its workers cannot start while a plain reader
+--         has a batch of its own open (16_workers.sql)
 --   PQ026 worker has an open batch (unregister_worker)
+--   PQ027 a batch id where a piece id is wanted (ack, nack, heartbeat)
 
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
@@ -389,8 +417,7 @@ BEGIN
     PERFORM pgque._require_read_committed('this consumer call');
     SELECT ss_sub INTO id FROM pgque.sub_state WHERE sub_batch = batch_id LIMIT 1;
     -- Another tenant's batch is as unknown as a batch that does not exist.
-    IF NOT pgque._may((SELECT q.queue_name FROM pgque.consumer c JOIN pgque.queue q ON q.queue_id = c.sub_queue
-                        WHERE c.sub_id = id), 'receive') THEN
+    IF NOT pgque._may(pgque._consumer_queue(id), 'receive') THEN
         RETURN s;
     END IF;
     PERFORM 1 FROM pgque.consumer WHERE sub_id = id FOR UPDATE;
@@ -496,7 +523,8 @@ $$;
 -- resume_queue.
 
 -- create_queue(queue_name, if_not_exists): create a queue with its event
--- tables, sequences and first tick.  Event tables are partitions of
+-- tables, sequences and first tick.  Its events are kept for its first
+-- consumer (unclaimed events, 06_subscription.sql).  Event tables are partitions of
 -- pgque.event: a group freed by drop_queue is reused, else new partitions are
 -- attached (which, unlike creating them as partitions, does not block
 -- producers of other queues).
@@ -508,6 +536,7 @@ DECLARE
     qid     int;
     base    int;
     nxt     xid8;
+    tick    bigint;
     tbl     text;
     n       int;
     ntables int := 3;
@@ -558,14 +587,18 @@ BEGIN
     END IF;
 
     -- Everything this transaction and later ones write is after the first
-    -- tick: its snapshot sees no transaction from our own xid on.
+    -- tick: its snapshot sees no transaction from our own xid on.  Until a
+    -- consumer subscribes, the events are unclaimed (06_subscription.sql).
     nxt := pg_current_xact_id();
+    tick := nextval('pgque.tick_id_seq');
     INSERT INTO pgque.queue (queue_id, queue_name, queue_ntables, queue_slot, queue_gen_seq, queue_event_seq,
-                             queue_switch_pre, queue_switch_post)
+                             queue_switch_pre, queue_switch_post, queue_unclaimed_tick, queue_unclaimed_time,
+                             queue_unclaimed_snapshot, queue_unclaimed_seq)
     VALUES (qid, queue_name, ntables, base, format('pgque.event_%s_gen', qid)::regclass,
-            format('pgque.event_%s_seq', qid)::regclass, nxt, nxt);
+            format('pgque.event_%s_seq', qid)::regclass, nxt, nxt,
+            tick, now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
     INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
-    VALUES (pgque._log_part(), qid, nextval('pgque.tick_id_seq'), now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
+    VALUES (pgque._log_part(), qid, tick, now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
     RETURN 1;
 END
 $$;
@@ -618,6 +651,9 @@ $$;
 --   retry_backoff_base  interval >= 0  first retry delay, doubled per retry
 --   retry_backoff_cap   interval >= 0  longest retry delay
 --   retry_jitter        0 <= float <= 1  share of a computed backoff taken off at random
+--   keep_unclaimed      boolean      keep events sent while the queue has no
+--                                    consumer for the first one (default true);
+--                                    off lets them go with rotation
 -- Returns 1.  Errors: PQ001 unknown queue, PQ006 unknown parameter or bad value.
 CREATE FUNCTION pgque.set_queue_config(queue_name text, param text, value text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -627,6 +663,7 @@ DECLARE
     i    bigint;
     iv   interval;
     f    float8;
+    b    boolean;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
     IF value IS NULL THEN
@@ -640,15 +677,19 @@ BEGIN
             iv := value::interval;
         ELSIF name = 'retry_jitter' THEN
             f := value::float8;
+        ELSIF name = 'keep_unclaimed' THEN
+            b := value::boolean;
         ELSE
             PERFORM pgque._invalid('parameter', format('%L (known: ticker_max_count, ticker_max_lag, '
-                'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter)', param));
+                'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter, '
+                'keep_unclaimed)', param));
         END IF;
     EXCEPTION WHEN invalid_text_representation OR datetime_field_overflow OR invalid_datetime_format
                    OR numeric_value_out_of_range OR interval_field_overflow THEN
         PERFORM pgque._invalid('value for ' || name, format('%L is not a valid %s', value,
             CASE WHEN name IN ('ticker_max_count', 'max_retries') THEN 'integer'
-                 WHEN name = 'retry_jitter' THEN 'number' ELSE 'interval' END));
+                 WHEN name = 'retry_jitter' THEN 'number'
+                 WHEN name = 'keep_unclaimed' THEN 'boolean' ELSE 'interval' END));
     END;
     IF (name = 'ticker_max_count' AND (i < 1 OR i > 2147483647))
        OR (name = 'max_retries' AND (i < 0 OR i > 2147483647))
@@ -666,8 +707,16 @@ BEGIN
         queue_rotation_period    = CASE WHEN name = 'rotation_period'    THEN iv ELSE queue_rotation_period END,
         queue_retry_backoff_base = CASE WHEN name = 'retry_backoff_base' THEN iv ELSE queue_retry_backoff_base END,
         queue_retry_backoff_cap  = CASE WHEN name = 'retry_backoff_cap'  THEN iv ELSE queue_retry_backoff_cap END,
-        queue_retry_jitter       = CASE WHEN name = 'retry_jitter'       THEN f ELSE queue_retry_jitter END
+        queue_retry_jitter       = CASE WHEN name = 'retry_jitter'       THEN f ELSE queue_retry_jitter END,
+        queue_keep_unclaimed     = CASE WHEN name = 'keep_unclaimed'     THEN b ELSE queue_keep_unclaimed END,
+        queue_unclaimed_tick     = CASE WHEN name = 'keep_unclaimed' AND NOT b THEN NULL ELSE queue_unclaimed_tick END,
+        queue_unclaimed_time     = CASE WHEN name = 'keep_unclaimed' AND NOT b THEN NULL ELSE queue_unclaimed_time END,
+        queue_unclaimed_snapshot = CASE WHEN name = 'keep_unclaimed' AND NOT b THEN NULL ELSE queue_unclaimed_snapshot END,
+        queue_unclaimed_seq      = CASE WHEN name = 'keep_unclaimed' AND NOT b THEN NULL ELSE queue_unclaimed_seq END
      WHERE queue_id = q.queue_id;
+    IF b THEN
+        PERFORM pgque._keep_unclaimed(q.queue_id);  -- from now on, when it has no consumer
+    END IF;
     RETURN 1;
 END
 $$;
@@ -1059,7 +1108,8 @@ $$;
 
 -- _batch_ctx(s [, from_start]): where the open batch of subscription s
 -- lives, and where reading it resumes: after the acknowledged position, or
--- at the start of the batch.
+-- at the start of the batch (for a worker's window cut from inside a tick
+-- range, after sub_start_*; such a window also ends at sub_end_*).
 --
 -- Rows are found by two index scans per table on ev_txid:
 --   * the range [xmax(last), xmax(next)) filtered by visibility in next;
@@ -1102,8 +1152,15 @@ BEGIN
     END IF;
     ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
     ctx.sub_id := coalesce(s.sub_parent, s.sub_id);  -- a worker sees its consumer's retries
-    ctx.after_txid := CASE WHEN from_start THEN '0' ELSE coalesce(s.sub_ack_txid, '0') END;
-    ctx.after_id := CASE WHEN from_start THEN 0 ELSE coalesce(s.sub_ack_id, 0) END;
+    IF from_start OR s.sub_ack_txid IS NULL THEN
+        ctx.after_txid := coalesce(s.sub_start_txid, '0');  ctx.after_id := coalesce(s.sub_start_id, 0);
+    ELSE
+        ctx.after_txid := s.sub_ack_txid;                   ctx.after_id := s.sub_ack_id;
+    END IF;
+    IF s.sub_end_txid IS NOT NULL THEN
+        ctx.end_txid := s.sub_end_txid;  ctx.end_id := s.sub_end_id;
+        ctx.hi := least(ctx.hi, (s.sub_end_txid::text::numeric + 1)::text::xid8);
+    END IF;
     IF ctx.after_txid >= ctx.lo THEN
         ctx.range_txid := ctx.after_txid;  ctx.range_id := ctx.after_id;
     ELSE
@@ -1142,6 +1199,9 @@ DECLARE
     t     text;
     parts text[];
 BEGIN
+    IF ctx.end_txid IS NOT NULL THEN  -- a window that ends inside its tick range
+        cond := format(' AND (ev_txid, ev_id) <= (%1$s.end_txid, %1$s.end_id)', ref) || cond;
+    END IF;
     FOREACH t IN ARRAY ctx.tables LOOP
         parts := parts || format(
                '(SELECT * FROM %1$s WHERE (ev_txid, ev_id) > (%4$s.range_txid, %4$s.range_id)'
@@ -1174,20 +1234,28 @@ $$;
 
 -- _save(s): record s's position, open batch and progress as the consumer's
 -- newest state (an INSERT: see pgque.sub_state).  The consumer must be
--- locked (_subscription, _batch_sub).  Each call saves at most once.
+-- locked (_subscription, _batch_sub).  Each call saves at most once.  A
+-- worker that has no row yet (sub_id NULL, see _worker) gets it here, so a
+-- worker that is never handed anything leaves nothing behind.
 CREATE FUNCTION pgque._save(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF s.sub_id IS NULL THEN
+        INSERT INTO pgque.consumer (sub_queue, sub_consumer, sub_parent)
+        VALUES (s.sub_queue, s.sub_consumer, s.sub_parent)
+        RETURNING sub_id INTO s.sub_id;
+    END IF;
     s.sub_active := now();
     INSERT INTO pgque.sub_state (ss_part, ss_sub, ss_seq,
         sub_last_tick, sub_last_time, sub_last_snapshot, sub_last_seq,
         sub_batch, sub_next_tick, sub_next_time, sub_next_snapshot, sub_next_seq,
-        sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active, sub_lease_until)
+        sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active, sub_lease_until,
+        sub_piece, sub_start_txid, sub_start_id, sub_end_txid, sub_end_id)
     VALUES (pgque._log_part(), s.sub_id, nextval('pgque.sub_state_seq'),
         s.sub_last_tick, s.sub_last_time, s.sub_last_snapshot, s.sub_last_seq,
         s.sub_batch, s.sub_next_tick, s.sub_next_time, s.sub_next_snapshot, s.sub_next_seq,
         s.sub_ack_txid, s.sub_ack_id, s.sub_sent_txid, s.sub_sent_id, s.sub_done, s.sub_active,
-        s.sub_lease_until);
+        s.sub_lease_until, s.sub_piece, s.sub_start_txid, s.sub_start_id, s.sub_end_txid, s.sub_end_id);
     RETURN s;
 END
 $$;
@@ -1218,13 +1286,28 @@ BEGIN
     END IF;
     t := pgque._last_tick(s.sub_queue);
     IF t.tick_id > s.sub_last_tick THEN
+        s := pgque._clear_batch(s);
         s.sub_batch := nextval('pgque.batch_id_seq');
         s.sub_next_tick := t.tick_id;            s.sub_next_time := t.tick_time;
         s.sub_next_snapshot := t.tick_snapshot;  s.sub_next_seq := t.tick_event_seq;
-        s.sub_ack_txid := NULL;  s.sub_ack_id := NULL;
-        s.sub_sent_txid := NULL; s.sub_sent_id := NULL;
-        s.sub_done := false;
     END IF;
+    RETURN s;
+END
+$$;
+
+-- _clear_batch(s): s without an open batch or progress in one (its
+-- position is kept); in memory only.
+CREATE FUNCTION pgque._clear_batch(s pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    s.sub_batch := NULL;         s.sub_next_tick := NULL;  s.sub_next_time := NULL;
+    s.sub_next_snapshot := NULL; s.sub_next_seq := NULL;
+    s.sub_ack_txid := NULL;  s.sub_ack_id := NULL;
+    s.sub_sent_txid := NULL; s.sub_sent_id := NULL;
+    s.sub_done := false;
+    s.sub_lease_until := NULL;   s.sub_piece := NULL;
+    s.sub_start_txid := NULL;    s.sub_start_id := NULL;
+    s.sub_end_txid := NULL;      s.sub_end_id := NULL;
     RETURN s;
 END
 $$;
@@ -1235,19 +1318,14 @@ LANGUAGE plpgsql AS $$
 BEGIN
     s.sub_last_tick := s.sub_next_tick;            s.sub_last_time := s.sub_next_time;
     s.sub_last_snapshot := s.sub_next_snapshot;    s.sub_last_seq := s.sub_next_seq;
-    s.sub_batch := NULL;         s.sub_next_tick := NULL;  s.sub_next_time := NULL;
-    s.sub_next_snapshot := NULL; s.sub_next_seq := NULL;
-    s.sub_ack_txid := NULL;  s.sub_ack_id := NULL;
-    s.sub_sent_txid := NULL; s.sub_sent_id := NULL;
-    s.sub_done := false;
-    s.sub_lease_until := NULL;
-    RETURN pgque._save(s);
+    RETURN pgque._save(pgque._clear_batch(s));
 END
 $$;
 
 -- next_batch_info(queue_name, consumer_name): open the consumer's next batch
 -- (or return the open one again).  All columns are NULL when no batch is
--- ready, and while the queue is paused.  Errors: PQ001, PQ003.
+-- ready, and while the queue is paused.  Errors: PQ001, PQ003, PQ025
+-- (cooperative workers hold batches of the consumer).
 CREATE FUNCTION pgque.next_batch_info(queue_name text, consumer_name text,
     OUT batch_id bigint, OUT cur_tick_id bigint, OUT prev_tick_id bigint,
     OUT cur_tick_time timestamptz, OUT prev_tick_time timestamptz,
@@ -1259,6 +1337,11 @@ DECLARE
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
     s0 := pgque._subscription(queue_name, consumer_name, true);
+    IF pgque._read_by_workers(s0) THEN
+        RAISE EXCEPTION 'pgque: consumer % is being read by its cooperative workers', quote_literal(consumer_name)
+            USING ERRCODE = 'PQ025',
+                  HINT = 'Use receive(); next_batch() works again once no worker holds a batch.';
+    END IF;
     s := pgque._batch_window(s0);
     IF s0.sub_batch IS NULL AND s.sub_batch IS NOT NULL THEN
         s := pgque._save(s);
@@ -1320,7 +1403,37 @@ $$;
 -- Subscriptions.  Every consumer of a queue sees every event sent after it
 -- subscribed (fan-out); each has its own position and open batch.
 
--- subscribe(queue_name, consumer_name): start consuming the queue from now on.
+-- Unclaimed events.  While a queue has no consumer, its events are kept
+-- for the first consumer that subscribes (jobs sent before the first
+-- worker ever started are not lost): the queue row holds the position they
+-- start from (queue_unclaimed_*, a copied tick), set by create_queue() and
+-- by the unsubscribe of its last consumer, and taken by the next
+-- subscribe.  Like a stopped consumer's, that position holds back rotation,
+-- so the queue's tables grow until someone subscribes, or keep_unclaimed
+-- is turned off (set_queue_config), which lets them go.  Subscribing and
+-- unsubscribing lock the queue row, so that exactly one of them sees the
+-- last consumer leave or the first come.
+
+-- _keep_unclaimed(queue_id): keep the queue's events from its newest tick
+-- on for the next consumer, when keep_unclaimed is on and it has none.
+CREATE FUNCTION pgque._keep_unclaimed(queue_id int) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    t pgque.tick := pgque._last_tick(queue_id);
+BEGIN
+    UPDATE pgque.queue q
+       SET queue_unclaimed_tick = t.tick_id, queue_unclaimed_time = t.tick_time,
+           queue_unclaimed_snapshot = t.tick_snapshot, queue_unclaimed_seq = t.tick_event_seq
+     WHERE q.queue_id = _keep_unclaimed.queue_id AND q.queue_keep_unclaimed AND q.queue_unclaimed_tick IS NULL
+       AND NOT EXISTS (SELECT 1 FROM pgque.consumer c WHERE c.sub_queue = q.queue_id AND c.sub_parent IS NULL);
+END
+$$;
+
+-- subscribe(queue_name, consumer_name): start consuming the queue.  The
+-- first consumer of a queue starts at its unclaimed events: everything
+-- sent since the queue was created, or since its last consumer
+-- unsubscribed (unless keep_unclaimed is off); any other starts from now
+-- on (the queue's newest tick).
 -- Returns 1 when subscribed, 0 when it already was.  Errors: PQ001, PQ006.
 CREATE FUNCTION pgque.subscribe(queue_name text, consumer_name text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -1332,19 +1445,29 @@ DECLARE
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_name('consumer', consumer_name, 63);
-    -- Key-share lock: drop_queue (FOR UPDATE) waits for us, or we for it.
-    PERFORM 1 FROM pgque.queue WHERE queue_id = q.queue_id FOR KEY SHARE;
+    -- drop_queue (FOR UPDATE) waits for us, or we for it; so do other
+    -- subscribes and unsubscribes (see above).
+    SELECT * INTO q FROM pgque.queue WHERE queue_id = q.queue_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         q := pgque._queue(queue_name);  -- dropped meanwhile: raises PQ001
     END IF;
-    t := pgque._last_tick(q.queue_id);
     INSERT INTO pgque.consumer (sub_queue, sub_consumer) VALUES (q.queue_id, consumer_name)
     ON CONFLICT (sub_queue, sub_consumer) DO NOTHING
     RETURNING sub_id INTO s.sub_id;
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n = 1 THEN
-        s.sub_last_tick := t.tick_id;             s.sub_last_time := t.tick_time;
-        s.sub_last_snapshot := t.tick_snapshot;   s.sub_last_seq := t.tick_event_seq;
+        IF q.queue_unclaimed_tick IS NOT NULL THEN
+            s.sub_last_tick := q.queue_unclaimed_tick;          s.sub_last_time := q.queue_unclaimed_time;
+            s.sub_last_snapshot := q.queue_unclaimed_snapshot;  s.sub_last_seq := q.queue_unclaimed_seq;
+            UPDATE pgque.queue
+               SET queue_unclaimed_tick = NULL, queue_unclaimed_time = NULL,
+                   queue_unclaimed_snapshot = NULL, queue_unclaimed_seq = NULL
+             WHERE queue_id = q.queue_id;
+        ELSE
+            t := pgque._last_tick(q.queue_id);
+            s.sub_last_tick := t.tick_id;             s.sub_last_time := t.tick_time;
+            s.sub_last_snapshot := t.tick_snapshot;   s.sub_last_seq := t.tick_event_seq;
+        END IF;
         s.sub_done := false;
         PERFORM pgque._save(s);
     END IF;
@@ -1353,8 +1476,10 @@ END
 $$;
 
 -- unsubscribe(queue_name, consumer_name): stop consuming; the consumer's
--- position, open batch and pending retries are dropped (its dead letters are
--- kept until purged).  Returns 1 when unsubscribed, 0 when it was not
+-- position, open batch, workers and pending retries are dropped (its dead
+-- letters are kept until purged).  When it was the queue's last consumer,
+-- events from the newest tick on are kept for the next one (unclaimed
+-- events, see above).  Returns 1 when unsubscribed, 0 when it was not
 -- subscribed.  Errors: PQ001, PQ006.
 CREATE FUNCTION pgque.unsubscribe(queue_name text, consumer_name text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -1364,8 +1489,12 @@ DECLARE
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_name('consumer', consumer_name, 63);
+    PERFORM 1 FROM pgque.queue WHERE queue_id = q.queue_id FOR NO KEY UPDATE;
     DELETE FROM pgque.consumer WHERE sub_queue = q.queue_id AND sub_consumer = consumer_name;
     GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 1 THEN
+        PERFORM pgque._keep_unclaimed(q.queue_id);
+    END IF;
     RETURN n;
 END
 $$;
@@ -1382,38 +1511,125 @@ LANGUAGE sql AS $$ SELECT pgque.unsubscribe(queue_name, consumer_name) $$;
 --
 -- receive() hands out a batch in pieces: each call returns up to max rows
 -- after the acknowledged position; ack() moves that position to the end of
--- what was handed out, and finishes the batch once everything was.  Rows handed
--- out but not acked come again on the next receive (a crashed consumer loses
--- nothing), and nothing is ever skipped, whatever max is.
+-- the piece acknowledged, and finishes the batch once that was its end.
+-- Rows handed out but not acked come again on the next receive (a crashed
+-- consumer loses nothing), and nothing is ever skipped, whatever max is.
+
+-- Pieces.  Every receive call that hands out rows hands them out as a new
+-- piece: its id (drawn from batch_id_seq, like batch ids) is the batch_id
+-- of the rows, and the state saved with it records where the piece ends.
+-- ack(piece) moves the acknowledged position to that end, never further,
+-- so an ack only ever finishes what its caller received, however many
+-- sessions read the same consumer: a second reader that was handed the
+-- same rows again (pieces start at the acknowledged position) makes
+-- duplicates of unacknowledged work, never losses.
 
 -- _save_sent(s, txid, id): save s with its open batch handed out up to the
--- row (txid, id), or, with NULLs, to its end: the saved position is then past
--- every row of the batch (each row's ev_txid is below the end tick's xmax),
--- and the batch done.
+-- row (txid, id) as the piece s.sub_piece, or, with NULLs, to its end: the
+-- saved position is then past every row of the batch (each row's ev_txid
+-- is below the end tick's xmax; a window cut from a tick range ends at its
+-- own last row), and the batch done.
 CREATE FUNCTION pgque._save_sent(s pgque.subscription, txid xid8, id bigint)
 RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
     s.sub_done := txid IS NULL;
-    s.sub_sent_txid := coalesce(txid, pg_snapshot_xmax(s.sub_next_snapshot));
-    s.sub_sent_id := coalesce(id, 9223372036854775807);
+    IF txid IS NOT NULL THEN
+        s.sub_sent_txid := txid;                   s.sub_sent_id := id;
+    ELSIF s.sub_end_txid IS NOT NULL THEN
+        s.sub_sent_txid := s.sub_end_txid;         s.sub_sent_id := s.sub_end_id;
+    ELSE
+        s.sub_sent_txid := pg_snapshot_xmax(s.sub_next_snapshot);  s.sub_sent_id := 9223372036854775807;
+    END IF;
     RETURN pgque._save(s);  -- opens the batch too, when it is new
 END
 $$;
 
+-- _piece_end(ctx, max_return): where a piece of max_return rows read
+-- after ctx's position ends.  n = 2: at (end_txid, end_id), and more rows
+-- follow; n = 1: there, with the batch's last row; n = 0: fewer rows are
+-- left (perhaps none).  Reads positions only.
+CREATE FUNCTION pgque._piece_end(ctx pgque._batch_ctx, max_return int,
+                                 OUT n bigint, OUT end_txid xid8, OUT end_id bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE 'SELECT count(*), (array_agg(ev_txid))[1], (array_agg(ev_id))[1] FROM (SELECT * FROM ('
+         || pgque._batch_sql(ctx, '', 'ORDER BY ev_txid, ev_id LIMIT $2 + 1', 'ev_txid, ev_id')
+         || ') p OFFSET $2 - 1) p'
+       INTO n, end_txid, end_id USING ctx, max_return::bigint;
+END
+$$;
+
+-- _piece(piece_id): the consumer (or worker) a piece was handed out to,
+-- locked like _subscription(), with its newest state, when the batch the
+-- piece came from is still its open batch; and where the piece ends.  s
+-- is a NULL row when the piece is unknown (or another tenant's), or its
+-- batch was finished or taken over since.  Raises PQ006 (NULL id), PQ009,
+-- PQ027 (the id of a batch, not of a piece).
+CREATE FUNCTION pgque._piece(piece_id bigint, OUT s pgque.subscription,
+                             OUT end_txid xid8, OUT end_id bigint, OUT done boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    id    int;
+    batch bigint;
+BEGIN
+    IF piece_id IS NULL THEN
+        PERFORM pgque._invalid('batch id', 'must not be NULL');
+    END IF;
+    PERFORM pgque._require_read_committed('this consumer call');
+    -- Every state carrying this piece id holds the same batch and end: only
+    -- handing out a piece changes them.
+    SELECT x.ss_sub, x.sub_batch, x.sub_sent_txid, x.sub_sent_id, x.sub_done
+      INTO id, batch, end_txid, end_id, done
+      FROM pgque.sub_state x WHERE x.sub_piece = piece_id LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT x.ss_sub INTO id FROM pgque.sub_state x WHERE x.sub_batch = piece_id LIMIT 1;
+        IF FOUND AND pgque._may(pgque._consumer_queue(id), 'receive') THEN
+            RAISE EXCEPTION 'pgque: % is the id of a batch, not of a piece handed out by receive()', piece_id
+                USING ERRCODE = 'PQ027',
+                      HINT = 'Pass the batch_id of the messages receive() returned; finish_batch() finishes a whole batch.';
+        END IF;
+        RETURN;
+    END IF;
+    -- Another tenant's piece is as unknown as a piece that does not exist.
+    IF NOT pgque._may(pgque._consumer_queue(id), 'receive') THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM pgque.consumer WHERE sub_id = id FOR UPDATE;
+    SELECT * INTO s FROM pgque.subscription x WHERE x.sub_id = id AND x.sub_batch = batch;
+END
+$$;
+
+-- _consumer_queue(sub_id): the name of a consumer's (or worker's) queue.
+CREATE FUNCTION pgque._consumer_queue(sub_id int) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT q.queue_name FROM pgque.consumer c JOIN pgque.queue q ON q.queue_id = c.sub_queue WHERE c.sub_id = $1
+$$;
+
 -- _receiver(queue_name, consumer_name, max_return, worker_name, lease): the
 -- consumer a receive call reads for, locked: the consumer itself, or its
--- cooperative worker worker_name (16_workers.sql).  Errors: as receive().
+-- cooperative worker worker_name (16_workers.sql).  A call without a worker
+-- name on a consumer that its workers read is served as the worker
+-- '_plain' (a name no caller can pick), so that it takes its share, takes
+-- over what stopped workers left, and never reads past their windows.
+-- Errors: as receive().
 CREATE FUNCTION pgque._receiver(queue_name text, consumer_name text, max_return int,
                                 worker_name text, lease interval) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
+DECLARE
+    c pgque.subscription;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_positive('max_return', max_return);
-    IF worker_name IS NULL THEN
-        RETURN pgque._subscription(queue_name, consumer_name, true);
+    c := pgque._subscription(queue_name, consumer_name, true);
+    IF worker_name IS NOT NULL THEN
+        PERFORM pgque._check_name('worker', worker_name, 63);
+    ELSIF pgque._read_by_workers(c) THEN
+        worker_name := '_plain';
+    ELSE
+        RETURN c;
     END IF;
-    RETURN pgque._worker(queue_name, consumer_name, worker_name, lease);
+    RETURN pgque._worker(c, worker_name, lease);
 END
 $$;
 
@@ -1432,15 +1648,20 @@ $$;
 
 -- receive(queue_name, consumer_name, max_return [, worker_name [, lease]]):
 -- up to max_return messages of the consumer's open (or next) batch, in
--- delivery order; none when nothing new was ticked.  Empty batches are
--- finished on the way.  Nothing is handed out while the queue is paused (an
--- open batch then stays open, and after resume_queue() continues after the
--- acked position).  With worker_name, the caller is that cooperative
--- worker of the consumer (16_workers.sql): it gets a batch of its own, which
--- is its for lease (default 30 seconds) from now, renewed by each receive and
--- by heartbeat().
+-- delivery order, after its acknowledged position; none when nothing new
+-- was ticked.  They are handed out as one piece: their batch_id is the
+-- piece's id, which ack() and nack() take.  Called again before an ack,
+-- it hands out the same messages again (a new piece).  Empty batches are
+-- finished on the way.  Nothing is handed out while the queue is paused
+-- (an open batch then stays open, and after resume_queue() continues after
+-- the acked position).  With worker_name, the caller is that cooperative
+-- worker of the consumer (16_workers.sql): it gets a batch of its own,
+-- which is its for lease (default 30 seconds) from now, renewed by each
+-- receive and by heartbeat(); without one, on a consumer that workers
+-- read, the call is served as the worker '_plain' with that lease.
 -- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name or
--- lease), PQ025 (the consumer's batches are being read the other way).
+-- lease), PQ025 (the consumer's batch is being read plainly, and a worker
+-- asked).
 CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100,
                               worker_name text DEFAULT NULL, lease interval DEFAULT '30 seconds')
 RETURNS SETOF pgque.message
@@ -1458,6 +1679,7 @@ BEGIN
             RETURN;
         END IF;
         ctx := pgque._batch_ctx(s);
+        s.sub_piece := nextval('pgque.batch_id_seq');
         -- One statement reads the piece, hands it out and saves how far it
         -- went, so each row is read once and none passes through PL/pgSQL
         -- on its own (measured: a third less time per row than a loop, and
@@ -1475,7 +1697,7 @@ BEGIN
             || ' SELECT r.ev_id, $4, r.ev_type, r.ev_data, r.ev_retry, r.ev_time,'
             || '        r.ev_extra1, r.ev_extra2, r.ev_extra3, r.ev_extra4'
             || '   FROM saved, r LIMIT $5'
-            USING ctx, max_return::bigint + 1, s, s.sub_batch, max_return;
+            USING ctx, max_return::bigint + 1, s, s.sub_piece, max_return;
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
             RETURN;
@@ -1488,7 +1710,8 @@ $$;
 
 -- receive_query(queue_name, consumer_name, max_return [, worker_name [,
 -- lease]]): receive() for a client that reads the rows itself, straight
--- from the event tables: the same piece is handed out, and query reads it.
+-- from the event tables: the same piece is handed out (batch_id is its
+-- id), and query reads it.
 -- A client runs query with $1 = ctx (text), $2 = batch_id and $3 =
 -- max_return, in a transaction that has seqscan, bitmapscan, sort and
 -- parallel workers off (set_config(..., true)), as receive() has; its rows
@@ -1509,9 +1732,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
 DECLARE
     s pgque.subscription := pgque._receiver(queue_name, consumer_name, max_return, worker_name, lease);
     c pgque._batch_ctx;
-    n bigint;
-    last_txid xid8;
-    last_id bigint;
+    e record;
 BEGIN
     direct := has_table_privilege(session_user, pgque._event_table(s.sub_queue, 0), 'SELECT');
     IF NOT direct THEN
@@ -1523,22 +1744,19 @@ BEGIN
             RETURN;
         END IF;
         c := pgque._batch_ctx(s);
-        -- The piece's last row and the one after it, as in receive().
-        EXECUTE 'SELECT count(*), (array_agg(ev_txid))[1], (array_agg(ev_id))[1] FROM (SELECT * FROM ('
-             || pgque._batch_sql(c, '', 'ORDER BY ev_txid, ev_id LIMIT $2 + 1', 'ev_txid, ev_id')
-             || ') p OFFSET $2 - 1) p'
-           INTO n, last_txid, last_id USING c, max_return::bigint;
-        IF n = 2 THEN
-            PERFORM pgque._save_sent(s, last_txid, last_id);
+        s.sub_piece := nextval('pgque.batch_id_seq');
+        SELECT * INTO e FROM pgque._piece_end(c, max_return);
+        IF e.n = 2 THEN
+            PERFORM pgque._save_sent(s, e.end_txid, e.end_id);
             EXIT;
         END IF;
-        IF n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
+        IF e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
             PERFORM pgque._save_sent(s, NULL, NULL);
             EXIT;
         END IF;
         s := pgque._finish_batch(s);
     END LOOP;
-    batch_id := s.sub_batch;
+    batch_id := s.sub_piece;
     ctx := c::text;
     query := 'SELECT r.ev_id AS msg_id, $2::bigint AS batch_id, r.ev_type AS type, r.ev_data AS payload,'
           || '       r.ev_retry AS retry_count, r.ev_time AS created_at, r.ev_extra1 AS extra1,'
@@ -1548,59 +1766,70 @@ BEGIN
 END
 $$;
 
--- ack(batch_id): acknowledge what receive() handed out of the batch.  When
--- that was the rest of the batch, the batch is finished; otherwise it stays
--- open and the next receive() continues after it.
--- Returns 1 when something was acknowledged, 0 when the batch is unknown,
--- already finished, or nothing new was handed out since the last ack.
--- Errors: PQ006 (NULL batch id).
+-- ack(batch_id): acknowledge the piece receive() handed out as batch_id:
+-- the consumer's acknowledged position moves to the piece's end (never
+-- past what this piece held, whatever other callers were handed since).
+-- When the piece reached the end of its batch, the batch is finished;
+-- otherwise it stays open and the next receive() continues after it.
+-- Returns 1 when something was acknowledged; 0 when the piece is unknown,
+-- everything in it was acknowledged already (by an earlier ack of it, or
+-- of a later piece that held the same messages), or its batch was
+-- finished or, for a worker, taken over by another worker since.
+-- Errors: PQ006 (NULL id), PQ027 (a batch id: ack takes piece ids).
 CREATE FUNCTION pgque.ack(batch_id bigint) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    s pgque.subscription := pgque._batch_sub(batch_id);
+    p record;
+    s pgque.subscription;
 BEGIN
-    IF s.sub_id IS NULL OR s.sub_sent_id IS NULL
-       OR (s.sub_sent_txid, s.sub_sent_id) IS NOT DISTINCT FROM (s.sub_ack_txid, s.sub_ack_id) THEN
+    SELECT * INTO p FROM pgque._piece(batch_id);
+    s := p.s;
+    IF s.sub_id IS NULL OR (p.end_txid, p.end_id) <= (coalesce(s.sub_ack_txid, s.sub_start_txid, '0'),
+                                                        coalesce(s.sub_ack_id, s.sub_start_id, 0)) THEN
         RETURN 0;
     END IF;
-    IF s.sub_done THEN
+    IF p.done THEN
         PERFORM pgque._finish_batch(s);
     ELSE
-        s.sub_ack_txid := s.sub_sent_txid;
-        s.sub_ack_id := s.sub_sent_id;
+        s.sub_ack_txid := p.end_txid;
+        s.sub_ack_id := p.end_id;
         PERFORM pgque._save(s);
     END IF;
     RETURN 1;
 END
 $$;
 
--- nack(batch_id, msg_id, retry_after, reason): this message failed.  It is
--- retried for this consumer only, after retry_after (default: the queue's
--- exponential backoff), or dead-lettered with reason once it was already
--- retried max_retries times.  The batch must still be acked.  Repeating a
--- nack changes nothing and returns the same answer.
+-- nack(batch_id, msg_id, retry_after, reason): this message of the piece
+-- batch_id failed.  It is retried for this consumer only, after
+-- retry_after (default: the queue's exponential backoff), or
+-- dead-lettered with reason once it was already retried max_retries times.
+-- The piece must still be acked.  Repeating a nack changes nothing and
+-- returns the same answer.
 -- Returns 'retry' or 'dead'.
--- Errors: PQ004 batch not open, PQ005 msg_id was not handed out in this batch
--- (or was already acked), PQ006 NULL msg_id or negative retry_after.
+-- Errors: PQ004 the piece's batch is not open (finished, or taken over),
+-- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
+-- msg_id or negative retry_after, PQ027 a batch id.
 CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
                            reason text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    s pgque.subscription := pgque._batch_sub(batch_id);
+    p record;
+    s pgque.subscription;
     e pgque.event;
 BEGIN
     IF msg_id IS NULL THEN
         PERFORM pgque._invalid('msg_id', 'must not be NULL');
     ELSIF retry_after < interval '0' THEN
         PERFORM pgque._invalid('retry_after', format('%s is negative', retry_after));
-    ELSIF s.sub_id IS NULL THEN
+    END IF;
+    SELECT * INTO p FROM pgque._piece(batch_id);
+    s := p.s;
+    IF s.sub_id IS NULL THEN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
-    IF s.sub_sent_id IS NOT NULL THEN
-        SELECT * INTO e FROM pgque._batch_rows(s, false, 'AND ev_id = $3 AND ev_txid <= $4', '',
-                                               NULL, msg_id, s.sub_sent_txid) r
-         WHERE (r.ev_txid, r.ev_id) <= (s.sub_sent_txid, s.sub_sent_id);
-    END IF;
+    SELECT * INTO e FROM pgque._batch_rows(s, false, 'AND ev_id = $3 AND ev_txid <= $4', '',
+                                           NULL, msg_id, p.end_txid) r
+     WHERE (r.ev_txid, r.ev_id) <= (p.end_txid, p.end_id);
     IF e.ev_id IS NULL THEN
         RAISE EXCEPTION 'pgque: message % is not an unacknowledged message of batch %', msg_id, batch_id
             USING ERRCODE = 'PQ005';
@@ -1850,7 +2079,8 @@ $$;
 -- (_batch_ctx).
 --
 -- Guard: step 1 runs only when post is known and every consumer's position
--- has xmin(L) >= post, i.e. every writer of the older generation has finished
+-- (and the queue's unclaimed position, while it has no consumer) has
+-- xmin(L) >= post, i.e. every writer of the older generation has finished
 -- and its events were consumed.  A consumer that stops pins rotation: see
 -- get_consumer_info().blocking_rotation.
 
@@ -1885,6 +2115,8 @@ BEGIN
     END IF;
     IF q.queue_switch_post IS NULL
        OR now() < q.queue_switch_time + q.queue_rotation_period
+       -- events kept for the queue's first consumer (06_subscription.sql)
+       OR pg_snapshot_xmin(q.queue_unclaimed_snapshot) < q.queue_switch_post
        OR EXISTS (SELECT 1 FROM pgque.subscription
                    WHERE sub_queue = q.queue_id
                      AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post
@@ -1967,7 +2199,7 @@ BEGIN
     SELECT nxt, x.ss_sub, x.ss_seq, x.sub_last_tick, x.sub_last_time, x.sub_last_snapshot, x.sub_last_seq,
            x.sub_batch, x.sub_next_tick, x.sub_next_time, x.sub_next_snapshot, x.sub_next_seq,
            x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active,
-           x.sub_lease_until
+           x.sub_lease_until, x.sub_piece, x.sub_start_txid, x.sub_start_id, x.sub_end_txid, x.sub_end_id
       FROM unnest(states) x;
     PERFORM pgque._rotation_end('log', gen);
     RETURN 1;
@@ -1976,12 +2208,12 @@ $$;
 
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
 -- then step 1 for each queue, the tick and consumer-state logs, the retry
--- mover, the delayed and dedup stores (rotation, which expires keys) and
--- the delayed mover.  Safe to call often and from several
+-- mover, the delayed and dedup stores (rotation, which expires keys), the
+-- delayed mover, and forgetting workers idle for an hour.  Safe to call often and from several
 -- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
 -- (not the ticker's, and not one that already wrote something).
 -- Returns the number of things done (switches of event tables and logs,
--- retries and delayed events moved).
+-- retries and delayed events moved, workers forgotten).
 -- Errors: PQ009.
 CREATE FUNCTION pgque.maint() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -1996,7 +2228,8 @@ BEGIN
     END LOOP;
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events()
-             + pgque.maint_rotate_delayed() + pgque.maint_rotate_dedup() + pgque.maint_delayed_events();
+             + pgque.maint_rotate_delayed() + pgque.maint_rotate_dedup() + pgque.maint_delayed_events()
+             + pgque._forget_idle_workers(interval '1 hour');
 END
 $$;
 
@@ -2024,6 +2257,13 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 --   event_dead_tuples dead rows in its event tables, from the statistics
 --                     collector (only rolled-back sends leave any; rotation's
 --                     TRUNCATE clears them)
+--   keep_unclaimed    its keep_unclaimed setting
+--   unclaimed_events  events kept for the first consumer because the queue
+--                     has none (approximate, like ev_new); 0 while it has
+--                     consumers.  While above 0, the queue's tables cannot
+--                     rotate: subscribe a consumer, or turn keep_unclaimed off
+--   unclaimed_since   the tick the unclaimed events start after (NULL while
+--                     the queue has consumers)
 -- Errors: PQ001 for an unknown queue_name.
 CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_rotation_period interval,
@@ -2032,7 +2272,8 @@ RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_ro
                queue_retry_backoff_base interval, queue_retry_backoff_cap interval,
                ticker_lag interval, ev_per_sec double precision, ev_new bigint, last_tick_id bigint,
                consumers int, retry_pending bigint, dead_letters bigint,
-               paused boolean, paused_at timestamptz, event_bytes bigint, event_dead_tuples bigint)
+               paused boolean, paused_at timestamptz, event_bytes bigint, event_dead_tuples bigint,
+               keep_unclaimed boolean, unclaimed_events bigint, unclaimed_since timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
     -- Parameters are positional: their names would clash with the output columns.
@@ -2054,7 +2295,9 @@ BEGIN
            (SELECT count(*) FROM pgque.retry_queue rq WHERE rq.rq_queue = q.queue_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id),
            q.queue_paused_at IS NOT NULL, q.queue_paused_at,
-           ev.bytes, ev.dead
+           ev.bytes, ev.dead,
+           q.queue_keep_unclaimed, greatest(seq.seq_now - coalesce(q.queue_unclaimed_seq, seq.seq_now), 0),
+           q.queue_unclaimed_time
       FROM pgque.queue q
      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
      CROSS JOIN LATERAL (SELECT pgque._seq_value(q.queue_event_seq) AS seq_now) seq
@@ -2126,7 +2369,7 @@ BEGIN
            coalesce(pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post
                     AND pg_snapshot_xmin(t.tick_snapshot) >= q.queue_switch_post, false)
              AND now() >= q.queue_switch_time + q.queue_rotation_period,
-           now() - s.sub_next_time
+           CASE WHEN s.sub_batch IS NOT NULL THEN now() - s.sub_next_time END
       FROM pgque.subscription s
       JOIN pgque.queue q ON q.queue_id = s.sub_queue
      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
@@ -2188,6 +2431,76 @@ BEGIN
      WHERE s.sub_batch = get_batch_info.batch_id;
     IF NOT FOUND THEN
         PERFORM pgque._batch_not_found(batch_id);
+    END IF;
+END
+$$;
+
+-- ---- extension/src/12_peek.sql ----
+-- Looking at what a consumer has not acknowledged, without taking it.
+
+-- peek(queue_name, consumer_name [, max_return]): up to max_return
+-- messages the consumer has not acknowledged yet, in the order they are
+-- handed out: first those in batches that are open (a worker's window, the
+-- consumer's own batch, or the part of a tick range still being cut into
+-- windows), oldest first, then those it would get next, up to the newest
+-- tick.  Messages handed out and not acknowledged are included (they come
+-- again unless acknowledged); events not ticked yet, retries not yet due
+-- and delayed events are not.  Moves nothing, locks nothing, saves
+-- nothing: an operator may call it at any time.
+--   batch_id     the open batch holding the message (a window's or the
+--                consumer's batch id, as get_worker_info() and
+--                get_consumer_info() show them, not a piece id); NULL when it
+--                is in no open batch yet
+--   worker_name  the worker whose window holds it; NULL for the consumer's
+--                own batch and for what is not handed out yet
+-- It reads up to max_return rows of each open batch and of the next one:
+-- as cheap as receiving them.  Errors: PQ001, PQ003, PQ006 (max_return not
+-- positive).
+CREATE FUNCTION pgque.peek(queue_name text, consumer_name text, max_return int DEFAULT 100)
+RETURNS TABLE (msg_id bigint, batch_id bigint, worker_name text, type text, payload text, retry_count int,
+               created_at timestamptz, extra1 text, extra2 text, extra3 text, extra4 text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
+                 SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+                 SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
+DECLARE
+    c    pgque.subscription;
+    w    pgque.subscription;
+    t    pgque.tick;
+    room bigint := max_return;
+    n    bigint;
+BEGIN
+    PERFORM pgque._authorize($1, 'receive');
+    PERFORM pgque._check_positive('max_return', max_return);
+    c := pgque._subscription($1, $2, false);
+    FOR w IN SELECT * FROM pgque.subscription x WHERE x.sub_parent = c.sub_id AND x.sub_batch IS NOT NULL
+              ORDER BY x.sub_last_tick, x.sub_start_txid NULLS FIRST, x.sub_start_id NULLS FIRST
+    LOOP
+        EXIT WHEN room <= 0;
+        RETURN QUERY SELECT e.ev_id, w.sub_batch, substr(w.sub_consumer, length(c.sub_consumer) + 2), e.ev_type,
+                            e.ev_data, e.ev_retry, e.ev_time, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
+                       FROM pgque._batch_rows(w, false, '', 'ORDER BY ev_txid, ev_id LIMIT $2', room, NULL, NULL) e;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        room := room - n;
+    END LOOP;
+    IF room > 0 AND c.sub_next_tick IS NOT NULL THEN
+        -- Its own open batch, or the rest of the tick range being cut.
+        RETURN QUERY SELECT e.ev_id, c.sub_batch, NULL::text, e.ev_type, e.ev_data, e.ev_retry, e.ev_time,
+                            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
+                       FROM pgque._batch_rows(c, false, '', 'ORDER BY ev_txid, ev_id LIMIT $2', room, NULL, NULL) e;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        room := room - n;
+        c.sub_last_tick := c.sub_next_tick;          c.sub_last_time := c.sub_next_time;
+        c.sub_last_snapshot := c.sub_next_snapshot;  c.sub_last_seq := c.sub_next_seq;
+    END IF;
+    t := pgque._last_tick(c.sub_queue);
+    IF room > 0 AND t.tick_id > c.sub_last_tick THEN
+        -- The batch a receive would open next, up to the newest tick.
+        c := pgque._clear_batch(c);
+        c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
+        c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
+        RETURN QUERY SELECT e.ev_id, NULL::bigint, NULL::text, e.ev_type, e.ev_data, e.ev_retry, e.ev_time,
+                            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
+                       FROM pgque._batch_rows(c, false, '', 'ORDER BY ev_txid, ev_id LIMIT $2', room, NULL, NULL) e;
     END IF;
 END
 $$;
@@ -2646,9 +2959,12 @@ $$;
 --   * less than its ttl has passed since the send that created it.
 -- "Finished" is per consumer position: a batch that was received but not
 -- acked still counts as pending.  Consumers that subscribe later never get
--- the event and do not count.  A queue without consumers holds nothing
--- pending, so there a key is live only within its ttl (or while parked).
--- A retried copy counts as pending only until the retry mover publishes it.
+-- the event and do not count, except the first consumer of a queue that had
+-- none: its events are kept for that one (unclaimed, 06_subscription.sql)
+-- and count as pending meanwhile.  A queue with keep_unclaimed off and no
+-- consumer holds nothing pending, so there a key is live only within its
+-- ttl (or while parked).  A retried copy counts as pending only until the
+-- retry mover publishes it.
 --
 -- The store is insert-only, in three partitions recycled by
 -- maint_rotate_dedup() like the other logs; live keys are copied back, so it
@@ -2734,6 +3050,9 @@ BEGIN
     RETURN EXISTS (SELECT 1 FROM pgque.subscription s
                     WHERE s.sub_queue = k.dk_queue AND NOT pg_visible_in_snapshot(t.txid, s.sub_last_snapshot)
                       AND (s.sub_parent IS NULL OR s.sub_batch IS NOT NULL))
+        -- kept for the queue's first consumer
+        OR EXISTS (SELECT 1 FROM pgque.queue q
+                    WHERE q.queue_id = k.dk_queue AND NOT pg_visible_in_snapshot(t.txid, q.queue_unclaimed_snapshot))
         OR EXISTS (SELECT 1 FROM pgque.retry_queue r
                     WHERE r.rq_sub IN (SELECT c.sub_id FROM pgque.consumer c WHERE c.sub_queue = k.dk_queue)
                       AND r.ev_id = k.ev_id);
@@ -3365,21 +3684,34 @@ $$;
 
 -- ---- extension/src/16_workers.sql ----
 -- Cooperative workers: several processes share one consumer's stream, each
--- holding a different batch.
+-- holding a different batch (a window of the stream).
 --
--- A worker is named on receive(queue, consumer, max, worker_name, lease) and
--- created on first use (a pgque.consumer row whose sub_parent is the
--- consumer).  A worker without a batch takes, in this order:
---   1. the batch of a sibling whose lease ran out (it stopped calling
+-- A worker is named on receive(queue, consumer, max, worker_name, lease);
+-- its row (a pgque.consumer row whose sub_parent is the consumer) is made
+-- the first time it is handed something.  A worker without a batch takes,
+-- in this order:
+--   1. the consumer's own batch, when a plain reader left it open and did
+--      not touch it for a lease (receive, ack or heartbeat);
+--   2. the batch of a sibling whose lease ran out (it stopped calling
 --      receive/heartbeat): it resumes after what that sibling acknowledged,
---      under a new batch id, so the sibling's late ack or heartbeat reports 0;
---   2. the consumer's next window: from the consumer's position to the first
---      tick that covers max_return events (or the newest tick), after which
---      the consumer's position moves to the window's end.  Windows sized to
---      the worker's appetite leave work for the others when there is a
---      backlog, instead of one worker taking everything.
+--      under a new batch id, so the sibling's late ack or heartbeat reports
+--      0 (a sibling that gave its batch up with unregister_worker(...,
+--      release) counts as one whose lease ran out);
+--   3. the consumer's next window: from the consumer's position to the
+--      first tick that covers max_return events (or the newest tick), after
+--      which the consumer's position moves to the window's end.  Windows
+--      sized to the worker's appetite leave work for the others when there
+--      is a backlog, instead of one worker taking everything.  When the
+--      events up to that tick are more than twice max_return (a big
+--      transaction, or a backlog ticked at once), the tick range is cut
+--      into windows of max_return rows instead: the consumer then keeps the
+--      range open (sub_next_*, sub_batch NULL) with the rows cut so far in
+--      sub_ack_*, and each window holds rows after sub_start_* up to
+--      sub_end_*.
 -- Handing out locks the consumer row, so two workers never take the same
--- window; ack, nack and heartbeat lock only the worker.
+-- window; ack, nack and heartbeat lock only the worker.  Leases count in
+-- clock time (clock_timestamp()), from the moment a batch is handed out or
+-- renewed.
 --
 -- Retried copies belong to the consumer, so whichever worker's window holds
 -- the retry gets it; dead letters are the consumer's.  A worker without a
@@ -3387,10 +3719,11 @@ $$;
 -- hold a batch.  Delivery stays at least once: a worker that was only slow
 -- may still be handling the batch it lost.
 --
--- A consumer is meant to be read either by its workers or by plain receive()
--- and the PgQ calls.  Mixing them loses and repeats nothing: a plain batch
--- starts at the consumer's position, past every window handed to a worker,
--- and workers get PQ025 while a plain batch is open.
+-- Plain receive() calls on a consumer that workers read are served as the
+-- worker '_plain' (07_consume.sql), so the two ways of reading mix without
+-- losing or repeating anything; next_batch() refuses (PQ025) until the
+-- workers' batches are finished.  Workers idle for an hour are forgotten by
+-- maint() (_forget_idle_workers).
 
 -- _owner(s): the consumer that owns s's retries and dead letters: s itself,
 -- or a worker's consumer.
@@ -3407,74 +3740,126 @@ BEGIN
 END
 $$;
 
--- _worker(queue_name, consumer_name, worker_name, lease): the worker, locked
--- after its consumer, created on first use, with a batch taken over from a
--- sibling whose lease ran out when it has none, and its lease set to
--- now() + lease (saved with its next state).  Errors: PQ001, PQ003, PQ006, PQ025.
-CREATE FUNCTION pgque._worker(queue_name text, consumer_name text, worker_name text, lease interval)
+-- _read_by_workers(c): does a worker of consumer c hold a batch, or is c's
+-- stream being cut into windows?
+CREATE FUNCTION pgque._read_by_workers(c pgque.subscription) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN c.sub_batch IS NULL
+       AND (c.sub_next_tick IS NOT NULL
+            OR EXISTS (SELECT 1 FROM pgque.subscription w WHERE w.sub_parent = c.sub_id AND w.sub_batch IS NOT NULL));
+END
+$$;
+
+-- _take_over(w, v): w with v's batch (its window and acknowledged
+-- position), under a new batch id; in memory only.
+CREATE FUNCTION pgque._take_over(w pgque.subscription, v pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+BEGIN
+    w.sub_last_tick := v.sub_last_tick;          w.sub_last_time := v.sub_last_time;
+    w.sub_last_snapshot := v.sub_last_snapshot;  w.sub_last_seq := v.sub_last_seq;
+    w.sub_next_tick := v.sub_next_tick;          w.sub_next_time := v.sub_next_time;
+    w.sub_next_snapshot := v.sub_next_snapshot;  w.sub_next_seq := v.sub_next_seq;
+    w.sub_ack_txid := v.sub_ack_txid;            w.sub_ack_id := v.sub_ack_id;
+    w.sub_start_txid := v.sub_start_txid;        w.sub_start_id := v.sub_start_id;
+    w.sub_end_txid := v.sub_end_txid;            w.sub_end_id := v.sub_end_id;
+    w.sub_sent_txid := NULL;  w.sub_sent_id := NULL;  w.sub_done := false;  w.sub_piece := NULL;
+    w.sub_batch := nextval('pgque.batch_id_seq');
+    RETURN w;
+END
+$$;
+
+-- _worker(c, worker_name, lease): worker worker_name of consumer c (locked
+-- by the caller), locked, with a batch taken over when it has none (see the
+-- top of this file), and its lease set to lease from now (saved with its
+-- next state).  A worker that has no row yet comes back with a NULL
+-- sub_id; _save() makes its row.  Errors: PQ006 (lease), PQ025.
+CREATE FUNCTION pgque._worker(c pgque.subscription, worker_name text, lease interval)
 RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
-    c  pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
-    id int;
-    w  pgque.subscription;
-    v  pgque.subscription;
+    name text := c.sub_consumer || '/' || worker_name;
+    id   int;
+    w    pgque.subscription;
+    v    pgque.subscription;
 BEGIN
-    PERFORM pgque._check_name('worker', worker_name, 63);
     IF lease IS NULL OR lease <= interval '0' THEN
         PERFORM pgque._invalid('lease', format('%s (must be a positive interval)', coalesce(lease::text, 'NULL')));
-    ELSIF c.sub_batch IS NOT NULL THEN
+    ELSIF c.sub_batch IS NOT NULL AND c.sub_active >= clock_timestamp() - lease THEN
         RAISE EXCEPTION 'pgque: consumer % has batch % open; its workers cannot start before it is finished',
-            quote_literal(consumer_name), c.sub_batch USING ERRCODE = 'PQ025';
-    END IF;
-    INSERT INTO pgque.consumer (sub_queue, sub_consumer, sub_parent)
-    VALUES (c.sub_queue, c.sub_consumer || '/' || worker_name, c.sub_id)
-    ON CONFLICT (sub_queue, sub_consumer) DO NOTHING
-    RETURNING sub_id INTO id;
-    IF id IS NOT NULL THEN
-        w := c;  -- a state row to start from; a worker's own position is never read
-        w.sub_id := id;
-        PERFORM pgque._save(w);
+            quote_literal(c.sub_consumer), c.sub_batch USING ERRCODE = 'PQ025',
+            HINT = 'A plain reader (receive() without a worker name, or next_batch()) holds it; a worker takes it over once nobody touched it for a lease.';
     END IF;
     SELECT x.sub_id INTO id FROM pgque.consumer x
-     WHERE x.sub_queue = c.sub_queue AND x.sub_consumer = c.sub_consumer || '/' || worker_name FOR UPDATE;
-    SELECT * INTO w FROM pgque.subscription WHERE sub_id = id;
-    IF w.sub_batch IS NULL THEN
+     WHERE x.sub_queue = c.sub_queue AND x.sub_consumer = name FOR UPDATE;
+    IF FOUND THEN
+        SELECT * INTO w FROM pgque.subscription WHERE sub_id = id;
+    ELSE
+        -- A state to start from (NOT NULL columns); a worker's own position is never read.
+        w := pgque._clear_batch(c);
+        w.sub_id := NULL;  w.sub_consumer := name;  w.sub_parent := c.sub_id;
+    END IF;
+    IF w.sub_batch IS NULL AND c.sub_batch IS NOT NULL THEN
+        -- The plain reader's batch, untouched for a lease: it goes on here.
+        w := pgque._take_over(w, c);
+        PERFORM pgque._finish_batch(c);
+        w.sub_lease_until := clock_timestamp() + lease;
+        RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
+    ELSIF w.sub_batch IS NULL THEN
         FOR v IN SELECT * FROM pgque.subscription
-                  WHERE sub_parent = c.sub_id AND sub_batch IS NOT NULL AND sub_lease_until < now()
-                  ORDER BY sub_next_tick
+                  WHERE sub_parent = c.sub_id AND sub_batch IS NOT NULL AND sub_lease_until < clock_timestamp()
+                  ORDER BY sub_last_tick, sub_start_txid NULLS FIRST, sub_start_id NULLS FIRST
         LOOP
             -- Its ack or heartbeat may be under way: decide after it commits.
             PERFORM 1 FROM pgque.consumer WHERE sub_id = v.sub_id FOR UPDATE;
             SELECT * INTO v FROM pgque.subscription WHERE sub_id = v.sub_id;
-            CONTINUE WHEN v.sub_batch IS NULL OR v.sub_lease_until >= now();
-            w.sub_last_tick := v.sub_last_tick;          w.sub_last_time := v.sub_last_time;
-            w.sub_last_snapshot := v.sub_last_snapshot;  w.sub_last_seq := v.sub_last_seq;
-            w.sub_next_tick := v.sub_next_tick;          w.sub_next_time := v.sub_next_time;
-            w.sub_next_snapshot := v.sub_next_snapshot;  w.sub_next_seq := v.sub_next_seq;
-            w.sub_ack_txid := v.sub_ack_txid;            w.sub_ack_id := v.sub_ack_id;
-            w.sub_sent_txid := NULL;  w.sub_sent_id := NULL;  w.sub_done := false;
-            w.sub_batch := nextval('pgque.batch_id_seq');
+            CONTINUE WHEN v.sub_batch IS NULL OR v.sub_lease_until >= clock_timestamp();
+            w := pgque._take_over(w, v);
             PERFORM pgque._finish_batch(v);  -- v loses it; a worker's position is never read
-            w.sub_lease_until := now() + lease;
-            RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
+            w.sub_lease_until := clock_timestamp() + lease;
+            RETURN pgque._save(w);
         END LOOP;
     END IF;
-    w.sub_lease_until := now() + lease;
+    w.sub_lease_until := clock_timestamp() + lease;
+    RETURN w;
+END
+$$;
+
+-- _window_of(w, c, start_txid, start_id, end_txid, end_id): w holding, as a
+-- new batch, c's tick range (sub_last_* to sub_next_*), from after the row
+-- (start_txid, start_id) up to the row (end_txid, end_id) (NULLs: from the
+-- range's start, to its end); in memory only, w's lease kept.
+CREATE FUNCTION pgque._window_of(w pgque.subscription, c pgque.subscription, start_txid xid8, start_id bigint,
+                                 end_txid xid8, end_id bigint) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+DECLARE
+    lease timestamptz := w.sub_lease_until;
+BEGIN
+    w := pgque._clear_batch(w);
+    w.sub_last_tick := c.sub_last_tick;          w.sub_last_time := c.sub_last_time;
+    w.sub_last_snapshot := c.sub_last_snapshot;  w.sub_last_seq := c.sub_last_seq;
+    w.sub_next_tick := c.sub_next_tick;          w.sub_next_time := c.sub_next_time;
+    w.sub_next_snapshot := c.sub_next_snapshot;  w.sub_next_seq := c.sub_next_seq;
+    w.sub_start_txid := start_txid;              w.sub_start_id := start_id;
+    w.sub_end_txid := end_txid;                  w.sub_end_id := end_id;
+    w.sub_batch := nextval('pgque.batch_id_seq');
+    w.sub_lease_until := lease;
     RETURN w;
 END
 $$;
 
 -- _worker_window(w, max_return): w with the consumer's next window opened as
--- its batch when it has none and the consumer has ticked past its position;
--- the consumer's position moves to the window's end.  The consumer is
--- locked (_worker).  w itself is saved by the caller.  NULL while the queue
--- is paused, as _batch_window.
+-- its batch when it has none and the consumer has ticked past its position
+-- (see the top of this file); the consumer's position, or how far its open
+-- tick range was cut, moves to the window's end.  The consumer is locked
+-- (_receiver).  w itself is saved by the caller.  NULL while the queue is
+-- paused, as _batch_window.
 CREATE FUNCTION pgque._worker_window(w pgque.subscription, max_return int) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
     c pgque.subscription;
     t pgque.tick;
+    e record;
 BEGIN
     IF pgque._paused(w.sub_queue) THEN
         RETURN NULL;
@@ -3482,63 +3867,88 @@ BEGIN
         RETURN w;
     END IF;
     SELECT * INTO c FROM pgque.subscription WHERE sub_id = w.sub_parent;
-    -- Tick event sequences count ids handed out, rolled back ones included:
-    -- a window may hold fewer events than max_return, never a gap.
-    SELECT * INTO t FROM pgque.tick
-     WHERE tick_queue = c.sub_queue AND tick_id > c.sub_last_tick
-       AND tick_event_seq >= c.sub_last_seq + max_return
-     ORDER BY tick_id LIMIT 1;
-    IF NOT FOUND THEN
-        t := pgque._last_tick(c.sub_queue);
-    END IF;
-    IF t.tick_id > c.sub_last_tick THEN
-        w.sub_last_tick := c.sub_last_tick;          w.sub_last_time := c.sub_last_time;
-        w.sub_last_snapshot := c.sub_last_snapshot;  w.sub_last_seq := c.sub_last_seq;
-        w.sub_next_tick := t.tick_id;                w.sub_next_time := t.tick_time;
-        w.sub_next_snapshot := t.tick_snapshot;      w.sub_next_seq := t.tick_event_seq;
-        w.sub_ack_txid := NULL;  w.sub_ack_id := NULL;
-        w.sub_sent_txid := NULL; w.sub_sent_id := NULL;
-        w.sub_done := false;
-        w.sub_batch := nextval('pgque.batch_id_seq');
-        c.sub_last_tick := t.tick_id;             c.sub_last_time := t.tick_time;
-        c.sub_last_snapshot := t.tick_snapshot;   c.sub_last_seq := t.tick_event_seq;
-        PERFORM pgque._save(c);
-    END IF;
-    RETURN w;
+    LOOP
+        IF c.sub_next_tick IS NULL THEN
+            -- Tick event sequences count ids handed out, rolled back ones
+            -- included: a window may hold fewer events than max_return.
+            SELECT * INTO t FROM pgque.tick
+             WHERE tick_queue = c.sub_queue AND tick_id > c.sub_last_tick
+               AND tick_event_seq >= c.sub_last_seq + max_return
+             ORDER BY tick_id LIMIT 1;
+            IF NOT FOUND THEN
+                t := pgque._last_tick(c.sub_queue);
+            END IF;
+            IF t.tick_id <= c.sub_last_tick THEN
+                RETURN w;  -- nothing ticked past the consumer's position
+            END IF;
+            c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
+            c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
+            IF t.tick_event_seq - c.sub_last_seq <= 2 * max_return::bigint THEN
+                w := pgque._window_of(w, c, NULL, NULL, NULL, NULL);
+                PERFORM pgque._finish_batch(c);
+                RETURN w;
+            END IF;
+            -- Too many events to hand out at once, and no tick between to
+            -- cut at: cut the range by rows.
+        END IF;
+        SELECT * INTO e FROM pgque._piece_end(pgque._batch_ctx(c), max_return);
+        IF e.n = 2 THEN
+            w := pgque._window_of(w, c, c.sub_ack_txid, c.sub_ack_id, e.end_txid, e.end_id);
+            c.sub_ack_txid := e.end_txid;
+            c.sub_ack_id := e.end_id;
+            PERFORM pgque._save(c);
+            RETURN w;
+        ELSIF e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(c, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
+            w := pgque._window_of(w, c, c.sub_ack_txid, c.sub_ack_id, NULL, NULL);
+            PERFORM pgque._finish_batch(c);
+            RETURN w;
+        END IF;
+        c := pgque._finish_batch(c);  -- nothing left in the range: look past it
+    END LOOP;
 END
 $$;
 
--- heartbeat(batch_id [, lease]): keep a worker's batch for another lease
--- (default 30 seconds) from now.  Workers call it while handling a piece
--- that takes longer than their lease; receive() renews the lease as well.
--- Returns 1 when the batch is still the caller's (a plain consumer's batch
--- has no lease: 1, nothing changes), 0 when it is unknown, finished, or was
--- taken over by another worker.  Errors: PQ006 (NULL batch id, lease not positive).
+-- heartbeat(batch_id [, lease]): keep the batch that the piece batch_id
+-- came from for another lease (default 30 seconds) from now.  Workers call
+-- it while handling a piece that takes longer than their lease; receive()
+-- renews the lease as well.  For a plain reader's batch it records that
+-- the reader is alive, so that no worker takes the batch over.
+-- Returns 1 when the batch is still the caller's, 0 when the piece is
+-- unknown, or its batch was finished or taken over by another worker.
+-- Errors: PQ006 (NULL batch id, lease not positive), PQ027 (a batch id).
 CREATE FUNCTION pgque.heartbeat(batch_id bigint, lease interval DEFAULT '30 seconds') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
+    p record;
     s pgque.subscription;
 BEGIN
     IF lease IS NULL OR lease <= interval '0' THEN
         PERFORM pgque._invalid('lease', format('%s (must be a positive interval)', coalesce(lease::text, 'NULL')));
     END IF;
-    s := pgque._batch_sub(batch_id);
+    SELECT * INTO p FROM pgque._piece(batch_id);
+    s := p.s;
     IF s.sub_id IS NULL THEN
         RETURN 0;
     ELSIF s.sub_parent IS NOT NULL THEN
-        s.sub_lease_until := now() + lease;
-        PERFORM pgque._save(s);
+        s.sub_lease_until := clock_timestamp() + lease;
     END IF;
+    PERFORM pgque._save(s);
     RETURN 1;
 END
 $$;
 
--- unregister_worker(queue_name, consumer_name, worker_name): forget a worker.
--- Returns 1, or 0 when there is no such worker.  Workers without a batch cost
--- nothing but their row; unregister the names that will not come back.
--- Errors: PQ001, PQ003, PQ006, PQ026 (it holds a batch: finish it, or let
--- its lease run out and another worker take it over).
-CREATE FUNCTION pgque.unregister_worker(queue_name text, consumer_name text, worker_name text) RETURNS int
+-- unregister_worker(queue_name, consumer_name, worker_name [, release]):
+-- forget a worker.  A worker that holds a batch is refused (PQ026), unless
+-- release is true: then its lease ends now, so its batch goes to the next
+-- worker that receives (after what it acknowledged), and maint() forgets
+-- the worker later.  Workers call it with release when they stop.
+-- Returns 1, or 0 when there is no such worker.  Workers without a batch
+-- cost nothing but their row; maint() forgets them after an hour idle.
+-- Errors: PQ001, PQ003, PQ006, PQ026 (it holds a batch and release is
+-- false: finish it, or let its lease run out and another worker take it
+-- over).
+CREATE FUNCTION pgque.unregister_worker(queue_name text, consumer_name text, worker_name text,
+                                        release boolean DEFAULT false) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     c pgque.subscription;
@@ -3547,16 +3957,49 @@ BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
     c := pgque._subscription(queue_name, consumer_name, true);
     PERFORM pgque._check_name('worker', worker_name, 63);
+    PERFORM 1 FROM pgque.consumer
+     WHERE sub_queue = c.sub_queue AND sub_consumer = c.sub_consumer || '/' || worker_name FOR UPDATE;
     SELECT * INTO w FROM pgque.subscription
      WHERE sub_queue = c.sub_queue AND sub_consumer = c.sub_consumer || '/' || worker_name;
     IF NOT FOUND THEN
         RETURN 0;
-    ELSIF w.sub_batch IS NOT NULL THEN
+    ELSIF w.sub_batch IS NULL THEN
+        DELETE FROM pgque.consumer WHERE sub_id = w.sub_id;
+    ELSIF coalesce(release, false) THEN
+        w.sub_lease_until := clock_timestamp();
+        PERFORM pgque._save(w);
+    ELSE
         RAISE EXCEPTION 'pgque: worker % of consumer % holds batch %', quote_literal(worker_name),
-            quote_literal(consumer_name), w.sub_batch USING ERRCODE = 'PQ026';
+            quote_literal(consumer_name), w.sub_batch USING ERRCODE = 'PQ026',
+            HINT = 'Pass release => true to hand the batch to the other workers now.';
     END IF;
-    DELETE FROM pgque.consumer WHERE sub_id = w.sub_id;
     RETURN 1;
+END
+$$;
+
+-- _forget_idle_workers(idle): remove the workers that hold no batch and
+-- were not seen for idle (maint(): an hour), such as those of processes
+-- that died; skips consumers that are busy handing out.  A worker that comes
+-- back is made again.  Returns how many were removed.
+CREATE FUNCTION pgque._forget_idle_workers(idle interval) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    w pgque.subscription;
+    n int := 0;
+BEGIN
+    FOR w IN SELECT * FROM pgque.subscription
+              WHERE sub_parent IS NOT NULL AND sub_batch IS NULL AND sub_active < now() - idle
+    LOOP
+        -- Handing out locks the consumer first: with it, nothing is taking
+        -- or giving this worker a batch.
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pgque.consumer WHERE sub_id = w.sub_parent FOR UPDATE SKIP LOCKED);
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pgque.consumer WHERE sub_id = w.sub_id FOR UPDATE SKIP LOCKED);
+        SELECT * INTO w FROM pgque.subscription WHERE sub_id = w.sub_id;
+        CONTINUE WHEN w.sub_batch IS NOT NULL OR w.sub_active >= now() - idle;
+        DELETE FROM pgque.consumer WHERE sub_id = w.sub_id;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
 END
 $$;
 
@@ -3565,7 +4008,8 @@ $$;
 --   lease_left     time until another worker may take that batch over
 --                  (negative: it may already); NULL without a batch
 --   last_seen      time since it last received, acked or heartbeated
--- Errors: PQ001, PQ003.
+-- '_plain' is the worker that serves plain receive() calls while workers
+-- read the consumer.  Errors: PQ001, PQ003.
 CREATE FUNCTION pgque.get_worker_info(queue_name text, consumer_name text)
 RETURNS TABLE (worker_name text, current_batch bigint, lease_left interval, last_seen interval)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -3574,7 +4018,7 @@ DECLARE
 BEGIN
     RETURN QUERY
     SELECT substr(w.sub_consumer, length(c.sub_consumer) + 2), w.sub_batch,
-           CASE WHEN w.sub_batch IS NOT NULL THEN w.sub_lease_until - now() END,
+           CASE WHEN w.sub_batch IS NOT NULL THEN w.sub_lease_until - clock_timestamp() END,
            now() - w.sub_active
       FROM pgque.subscription w
      WHERE w.sub_parent = c.sub_id
@@ -3780,7 +4224,7 @@ $$;
 -- Roles and privileges.  PUBLIC gets nothing; everything goes through the
 -- SECURITY DEFINER API functions, each with a pinned search_path.
 --   pgque_writer  produce
---   pgque_reader  consume (subscribe, receive, ack, nack, PgQ batch calls); it
+--   pgque_reader  consume (subscribe, receive, ack, nack, peek, PgQ batch calls); it
 --                 may also read the event tables (SELECT, granted by
 --                 create_queue), which receive_query() hands pieces out for
 --   pgque_admin   both, plus queue management, ticker, maintenance, dead letters,
@@ -3846,7 +4290,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.receive(text, text, int, text, interval),
     pgque.receive_query(text, text, int, text, interval),
     pgque.heartbeat(bigint, interval),
-    pgque.unregister_worker(text, text, text),
+    pgque.unregister_worker(text, text, text, boolean),
+    pgque.peek(text, text, int),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
     pgque.next_batch_info(text, text),

@@ -69,7 +69,16 @@ CREATE TABLE pgque.queue (
     -- Fraction (0..1) of the computed backoff taken off at random, so that
     -- events failed together are not retried together.
     queue_retry_jitter       float8   NOT NULL DEFAULT 0 CHECK (queue_retry_jitter BETWEEN 0 AND 1),
-    queue_created_at         timestamptz NOT NULL DEFAULT now()
+    queue_created_at         timestamptz NOT NULL DEFAULT now(),
+    -- Unclaimed events: while the queue has no consumer, the position (a
+    -- tick, copied) from which its events are kept for the first consumer
+    -- that subscribes; NULL while it has consumers, or when
+    -- keep_unclaimed is off.  It holds back rotation like a consumer's.
+    queue_keep_unclaimed     boolean  NOT NULL DEFAULT true,
+    queue_unclaimed_tick     bigint,
+    queue_unclaimed_time     timestamptz,
+    queue_unclaimed_snapshot pg_snapshot,
+    queue_unclaimed_seq      bigint
 );
 
 -- A tick is a snapshot taken in its own transaction; a batch is the set of
@@ -151,13 +160,26 @@ CREATE TABLE pgque.sub_state (
     sub_sent_id       bigint,
     sub_done          boolean NOT NULL DEFAULT false,
     sub_active        timestamptz NOT NULL DEFAULT now(),
-    sub_lease_until   timestamptz          -- workers: the open batch is theirs until then
+    sub_lease_until   timestamptz,       -- workers: the open batch is theirs until then
+    -- The newest piece handed out of the open batch: its id (the batch_id of
+    -- its messages, drawn from batch_id_seq) and, in the state saved when it
+    -- was handed out, its end in sub_sent_* / sub_done.  ack(piece) finds
+    -- that state by this id, so an ack only ever covers what its caller
+    -- received (07_consume.sql).
+    sub_piece         bigint,
+    -- A worker's window cut from inside a tick range (16_workers.sql): it
+    -- holds the batch's rows after sub_start_* up to sub_end_* only.
+    sub_start_txid    xid8,
+    sub_start_id      bigint,
+    sub_end_txid      xid8,
+    sub_end_id        bigint
 ) PARTITION BY LIST (ss_part);
 CREATE TABLE pgque.sub_state_0 PARTITION OF pgque.sub_state FOR VALUES IN (0) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.sub_state_1 PARTITION OF pgque.sub_state FOR VALUES IN (1) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.sub_state_2 PARTITION OF pgque.sub_state FOR VALUES IN (2) WITH (autovacuum_enabled = false);
 CREATE INDEX ON pgque.sub_state (ss_sub, ss_seq);
 CREATE INDEX ON pgque.sub_state (sub_batch);
+CREATE INDEX ON pgque.sub_state (sub_piece) WHERE sub_piece IS NOT NULL;
 CREATE SEQUENCE pgque.sub_state_seq;
 
 -- A consumer as the code works with it: identity and newest state.
@@ -166,7 +188,8 @@ SELECT c.sub_id, c.sub_queue, c.sub_consumer,
        st.sub_last_tick, st.sub_last_time, st.sub_last_snapshot, st.sub_last_seq,
        st.sub_batch, st.sub_next_tick, st.sub_next_time, st.sub_next_snapshot, st.sub_next_seq,
        st.sub_ack_txid, st.sub_ack_id, st.sub_sent_txid, st.sub_sent_id, st.sub_done, st.sub_active,
-       c.sub_created_at, c.sub_parent, st.sub_lease_until
+       c.sub_created_at, c.sub_parent, st.sub_lease_until, st.sub_piece,
+       st.sub_start_txid, st.sub_start_id, st.sub_end_txid, st.sub_end_id
   FROM pgque.consumer c
  CROSS JOIN LATERAL (SELECT * FROM pgque.sub_state x WHERE x.ss_sub = c.sub_id
                       ORDER BY x.ss_seq DESC LIMIT 1) st;
@@ -238,7 +261,9 @@ CREATE TYPE pgque._batch_ctx AS (
     after_txid xid8,          -- read after this (ev_txid, ev_id) position:
     after_id   bigint,        --   the acknowledged one, (0, 0) at first
     range_txid xid8,          -- the same position, raised to (lo, 0) for the range
-    range_id   bigint         --   scan (see _batch_sql)
+    range_id   bigint,        --   scan (see _batch_sql)
+    end_txid   xid8,          -- a window cut from a tick range ends with this row;
+    end_id     bigint         --   NULL: the batch ends with the end tick
 );
 
 -- Keep the catalog in pg_dump output when installed as an extension.

@@ -7,9 +7,12 @@
 --   PQ005 message not in batch       PQ006 invalid argument
 --   PQ007 queue has consumers        PQ008 dead letter not found
 --   PQ009 wrong transaction state (e.g. ticker() under REPEATABLE READ)
---   PQ025 consumer busy: its workers cannot start while it has a batch
---         of its own open (16_workers.sql)
+--   PQ010 not a scheduled event      PQ015 schedule already exists
+--   PQ016 schedule not found
+--   PQ025 consumer busy: its workers cannot start while a plain reader
+--         has a batch of its own open (16_workers.sql)
 --   PQ026 worker has an open batch (unregister_worker)
+--   PQ027 a batch id where a piece id is wanted (ack, nack, heartbeat)
 
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
@@ -108,8 +111,7 @@ BEGIN
     PERFORM pgque._require_read_committed('this consumer call');
     SELECT ss_sub INTO id FROM pgque.sub_state WHERE sub_batch = batch_id LIMIT 1;
     -- Another tenant's batch is as unknown as a batch that does not exist.
-    IF NOT pgque._may((SELECT q.queue_name FROM pgque.consumer c JOIN pgque.queue q ON q.queue_id = c.sub_queue
-                        WHERE c.sub_id = id), 'receive') THEN
+    IF NOT pgque._may(pgque._consumer_queue(id), 'receive') THEN
         RETURN s;
     END IF;
     PERFORM 1 FROM pgque.consumer WHERE sub_id = id FOR UPDATE;

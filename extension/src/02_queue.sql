@@ -2,7 +2,8 @@
 -- resume_queue.
 
 -- create_queue(queue_name, if_not_exists): create a queue with its event
--- tables, sequences and first tick.  Event tables are partitions of
+-- tables, sequences and first tick.  Its events are kept for its first
+-- consumer (unclaimed events, 06_subscription.sql).  Event tables are partitions of
 -- pgque.event: a group freed by drop_queue is reused, else new partitions are
 -- attached (which, unlike creating them as partitions, does not block
 -- producers of other queues).
@@ -14,6 +15,7 @@ DECLARE
     qid     int;
     base    int;
     nxt     xid8;
+    tick    bigint;
     tbl     text;
     n       int;
     ntables int := 3;
@@ -64,14 +66,18 @@ BEGIN
     END IF;
 
     -- Everything this transaction and later ones write is after the first
-    -- tick: its snapshot sees no transaction from our own xid on.
+    -- tick: its snapshot sees no transaction from our own xid on.  Until a
+    -- consumer subscribes, the events are unclaimed (06_subscription.sql).
     nxt := pg_current_xact_id();
+    tick := nextval('pgque.tick_id_seq');
     INSERT INTO pgque.queue (queue_id, queue_name, queue_ntables, queue_slot, queue_gen_seq, queue_event_seq,
-                             queue_switch_pre, queue_switch_post)
+                             queue_switch_pre, queue_switch_post, queue_unclaimed_tick, queue_unclaimed_time,
+                             queue_unclaimed_snapshot, queue_unclaimed_seq)
     VALUES (qid, queue_name, ntables, base, format('pgque.event_%s_gen', qid)::regclass,
-            format('pgque.event_%s_seq', qid)::regclass, nxt, nxt);
+            format('pgque.event_%s_seq', qid)::regclass, nxt, nxt,
+            tick, now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
     INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
-    VALUES (pgque._log_part(), qid, nextval('pgque.tick_id_seq'), now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
+    VALUES (pgque._log_part(), qid, tick, now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
     RETURN 1;
 END
 $$;
@@ -124,6 +130,9 @@ $$;
 --   retry_backoff_base  interval >= 0  first retry delay, doubled per retry
 --   retry_backoff_cap   interval >= 0  longest retry delay
 --   retry_jitter        0 <= float <= 1  share of a computed backoff taken off at random
+--   keep_unclaimed      boolean      keep events sent while the queue has no
+--                                    consumer for the first one (default true);
+--                                    off lets them go with rotation
 -- Returns 1.  Errors: PQ001 unknown queue, PQ006 unknown parameter or bad value.
 CREATE FUNCTION pgque.set_queue_config(queue_name text, param text, value text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -133,6 +142,7 @@ DECLARE
     i    bigint;
     iv   interval;
     f    float8;
+    b    boolean;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
     IF value IS NULL THEN
@@ -146,15 +156,19 @@ BEGIN
             iv := value::interval;
         ELSIF name = 'retry_jitter' THEN
             f := value::float8;
+        ELSIF name = 'keep_unclaimed' THEN
+            b := value::boolean;
         ELSE
             PERFORM pgque._invalid('parameter', format('%L (known: ticker_max_count, ticker_max_lag, '
-                'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter)', param));
+                'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter, '
+                'keep_unclaimed)', param));
         END IF;
     EXCEPTION WHEN invalid_text_representation OR datetime_field_overflow OR invalid_datetime_format
                    OR numeric_value_out_of_range OR interval_field_overflow THEN
         PERFORM pgque._invalid('value for ' || name, format('%L is not a valid %s', value,
             CASE WHEN name IN ('ticker_max_count', 'max_retries') THEN 'integer'
-                 WHEN name = 'retry_jitter' THEN 'number' ELSE 'interval' END));
+                 WHEN name = 'retry_jitter' THEN 'number'
+                 WHEN name = 'keep_unclaimed' THEN 'boolean' ELSE 'interval' END));
     END;
     IF (name = 'ticker_max_count' AND (i < 1 OR i > 2147483647))
        OR (name = 'max_retries' AND (i < 0 OR i > 2147483647))
@@ -172,8 +186,16 @@ BEGIN
         queue_rotation_period    = CASE WHEN name = 'rotation_period'    THEN iv ELSE queue_rotation_period END,
         queue_retry_backoff_base = CASE WHEN name = 'retry_backoff_base' THEN iv ELSE queue_retry_backoff_base END,
         queue_retry_backoff_cap  = CASE WHEN name = 'retry_backoff_cap'  THEN iv ELSE queue_retry_backoff_cap END,
-        queue_retry_jitter       = CASE WHEN name = 'retry_jitter'       THEN f ELSE queue_retry_jitter END
+        queue_retry_jitter       = CASE WHEN name = 'retry_jitter'       THEN f ELSE queue_retry_jitter END,
+        queue_keep_unclaimed     = CASE WHEN name = 'keep_unclaimed'     THEN b ELSE queue_keep_unclaimed END,
+        queue_unclaimed_tick     = CASE WHEN name = 'keep_unclaimed' AND NOT b THEN NULL ELSE queue_unclaimed_tick END,
+        queue_unclaimed_time     = CASE WHEN name = 'keep_unclaimed' AND NOT b THEN NULL ELSE queue_unclaimed_time END,
+        queue_unclaimed_snapshot = CASE WHEN name = 'keep_unclaimed' AND NOT b THEN NULL ELSE queue_unclaimed_snapshot END,
+        queue_unclaimed_seq      = CASE WHEN name = 'keep_unclaimed' AND NOT b THEN NULL ELSE queue_unclaimed_seq END
      WHERE queue_id = q.queue_id;
+    IF b THEN
+        PERFORM pgque._keep_unclaimed(q.queue_id);  -- from now on, when it has no consumer
+    END IF;
     RETURN 1;
 END
 $$;

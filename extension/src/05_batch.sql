@@ -7,7 +7,8 @@
 
 -- _batch_ctx(s [, from_start]): where the open batch of subscription s
 -- lives, and where reading it resumes: after the acknowledged position, or
--- at the start of the batch.
+-- at the start of the batch (for a worker's window cut from inside a tick
+-- range, after sub_start_*; such a window also ends at sub_end_*).
 --
 -- Rows are found by two index scans per table on ev_txid:
 --   * the range [xmax(last), xmax(next)) filtered by visibility in next;
@@ -50,8 +51,15 @@ BEGIN
     END IF;
     ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
     ctx.sub_id := coalesce(s.sub_parent, s.sub_id);  -- a worker sees its consumer's retries
-    ctx.after_txid := CASE WHEN from_start THEN '0' ELSE coalesce(s.sub_ack_txid, '0') END;
-    ctx.after_id := CASE WHEN from_start THEN 0 ELSE coalesce(s.sub_ack_id, 0) END;
+    IF from_start OR s.sub_ack_txid IS NULL THEN
+        ctx.after_txid := coalesce(s.sub_start_txid, '0');  ctx.after_id := coalesce(s.sub_start_id, 0);
+    ELSE
+        ctx.after_txid := s.sub_ack_txid;                   ctx.after_id := s.sub_ack_id;
+    END IF;
+    IF s.sub_end_txid IS NOT NULL THEN
+        ctx.end_txid := s.sub_end_txid;  ctx.end_id := s.sub_end_id;
+        ctx.hi := least(ctx.hi, (s.sub_end_txid::text::numeric + 1)::text::xid8);
+    END IF;
     IF ctx.after_txid >= ctx.lo THEN
         ctx.range_txid := ctx.after_txid;  ctx.range_id := ctx.after_id;
     ELSE
@@ -90,6 +98,9 @@ DECLARE
     t     text;
     parts text[];
 BEGIN
+    IF ctx.end_txid IS NOT NULL THEN  -- a window that ends inside its tick range
+        cond := format(' AND (ev_txid, ev_id) <= (%1$s.end_txid, %1$s.end_id)', ref) || cond;
+    END IF;
     FOREACH t IN ARRAY ctx.tables LOOP
         parts := parts || format(
                '(SELECT * FROM %1$s WHERE (ev_txid, ev_id) > (%4$s.range_txid, %4$s.range_id)'
@@ -122,20 +133,28 @@ $$;
 
 -- _save(s): record s's position, open batch and progress as the consumer's
 -- newest state (an INSERT: see pgque.sub_state).  The consumer must be
--- locked (_subscription, _batch_sub).  Each call saves at most once.
+-- locked (_subscription, _batch_sub).  Each call saves at most once.  A
+-- worker that has no row yet (sub_id NULL, see _worker) gets it here, so a
+-- worker that is never handed anything leaves nothing behind.
 CREATE FUNCTION pgque._save(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF s.sub_id IS NULL THEN
+        INSERT INTO pgque.consumer (sub_queue, sub_consumer, sub_parent)
+        VALUES (s.sub_queue, s.sub_consumer, s.sub_parent)
+        RETURNING sub_id INTO s.sub_id;
+    END IF;
     s.sub_active := now();
     INSERT INTO pgque.sub_state (ss_part, ss_sub, ss_seq,
         sub_last_tick, sub_last_time, sub_last_snapshot, sub_last_seq,
         sub_batch, sub_next_tick, sub_next_time, sub_next_snapshot, sub_next_seq,
-        sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active, sub_lease_until)
+        sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active, sub_lease_until,
+        sub_piece, sub_start_txid, sub_start_id, sub_end_txid, sub_end_id)
     VALUES (pgque._log_part(), s.sub_id, nextval('pgque.sub_state_seq'),
         s.sub_last_tick, s.sub_last_time, s.sub_last_snapshot, s.sub_last_seq,
         s.sub_batch, s.sub_next_tick, s.sub_next_time, s.sub_next_snapshot, s.sub_next_seq,
         s.sub_ack_txid, s.sub_ack_id, s.sub_sent_txid, s.sub_sent_id, s.sub_done, s.sub_active,
-        s.sub_lease_until);
+        s.sub_lease_until, s.sub_piece, s.sub_start_txid, s.sub_start_id, s.sub_end_txid, s.sub_end_id);
     RETURN s;
 END
 $$;
@@ -166,13 +185,28 @@ BEGIN
     END IF;
     t := pgque._last_tick(s.sub_queue);
     IF t.tick_id > s.sub_last_tick THEN
+        s := pgque._clear_batch(s);
         s.sub_batch := nextval('pgque.batch_id_seq');
         s.sub_next_tick := t.tick_id;            s.sub_next_time := t.tick_time;
         s.sub_next_snapshot := t.tick_snapshot;  s.sub_next_seq := t.tick_event_seq;
-        s.sub_ack_txid := NULL;  s.sub_ack_id := NULL;
-        s.sub_sent_txid := NULL; s.sub_sent_id := NULL;
-        s.sub_done := false;
     END IF;
+    RETURN s;
+END
+$$;
+
+-- _clear_batch(s): s without an open batch or progress in one (its
+-- position is kept); in memory only.
+CREATE FUNCTION pgque._clear_batch(s pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    s.sub_batch := NULL;         s.sub_next_tick := NULL;  s.sub_next_time := NULL;
+    s.sub_next_snapshot := NULL; s.sub_next_seq := NULL;
+    s.sub_ack_txid := NULL;  s.sub_ack_id := NULL;
+    s.sub_sent_txid := NULL; s.sub_sent_id := NULL;
+    s.sub_done := false;
+    s.sub_lease_until := NULL;   s.sub_piece := NULL;
+    s.sub_start_txid := NULL;    s.sub_start_id := NULL;
+    s.sub_end_txid := NULL;      s.sub_end_id := NULL;
     RETURN s;
 END
 $$;
@@ -183,19 +217,14 @@ LANGUAGE plpgsql AS $$
 BEGIN
     s.sub_last_tick := s.sub_next_tick;            s.sub_last_time := s.sub_next_time;
     s.sub_last_snapshot := s.sub_next_snapshot;    s.sub_last_seq := s.sub_next_seq;
-    s.sub_batch := NULL;         s.sub_next_tick := NULL;  s.sub_next_time := NULL;
-    s.sub_next_snapshot := NULL; s.sub_next_seq := NULL;
-    s.sub_ack_txid := NULL;  s.sub_ack_id := NULL;
-    s.sub_sent_txid := NULL; s.sub_sent_id := NULL;
-    s.sub_done := false;
-    s.sub_lease_until := NULL;
-    RETURN pgque._save(s);
+    RETURN pgque._save(pgque._clear_batch(s));
 END
 $$;
 
 -- next_batch_info(queue_name, consumer_name): open the consumer's next batch
 -- (or return the open one again).  All columns are NULL when no batch is
--- ready, and while the queue is paused.  Errors: PQ001, PQ003.
+-- ready, and while the queue is paused.  Errors: PQ001, PQ003, PQ025
+-- (cooperative workers hold batches of the consumer).
 CREATE FUNCTION pgque.next_batch_info(queue_name text, consumer_name text,
     OUT batch_id bigint, OUT cur_tick_id bigint, OUT prev_tick_id bigint,
     OUT cur_tick_time timestamptz, OUT prev_tick_time timestamptz,
@@ -207,6 +236,11 @@ DECLARE
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
     s0 := pgque._subscription(queue_name, consumer_name, true);
+    IF pgque._read_by_workers(s0) THEN
+        RAISE EXCEPTION 'pgque: consumer % is being read by its cooperative workers', quote_literal(consumer_name)
+            USING ERRCODE = 'PQ025',
+                  HINT = 'Use receive(); next_batch() works again once no worker holds a batch.';
+    END IF;
     s := pgque._batch_window(s0);
     IF s0.sub_batch IS NULL AND s.sub_batch IS NOT NULL THEN
         s := pgque._save(s);

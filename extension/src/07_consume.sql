@@ -2,38 +2,125 @@
 --
 -- receive() hands out a batch in pieces: each call returns up to max rows
 -- after the acknowledged position; ack() moves that position to the end of
--- what was handed out, and finishes the batch once everything was.  Rows handed
--- out but not acked come again on the next receive (a crashed consumer loses
--- nothing), and nothing is ever skipped, whatever max is.
+-- the piece acknowledged, and finishes the batch once that was its end.
+-- Rows handed out but not acked come again on the next receive (a crashed
+-- consumer loses nothing), and nothing is ever skipped, whatever max is.
+
+-- Pieces.  Every receive call that hands out rows hands them out as a new
+-- piece: its id (drawn from batch_id_seq, like batch ids) is the batch_id
+-- of the rows, and the state saved with it records where the piece ends.
+-- ack(piece) moves the acknowledged position to that end, never further,
+-- so an ack only ever finishes what its caller received, however many
+-- sessions read the same consumer: a second reader that was handed the
+-- same rows again (pieces start at the acknowledged position) makes
+-- duplicates of unacknowledged work, never losses.
 
 -- _save_sent(s, txid, id): save s with its open batch handed out up to the
--- row (txid, id), or, with NULLs, to its end: the saved position is then past
--- every row of the batch (each row's ev_txid is below the end tick's xmax),
--- and the batch done.
+-- row (txid, id) as the piece s.sub_piece, or, with NULLs, to its end: the
+-- saved position is then past every row of the batch (each row's ev_txid
+-- is below the end tick's xmax; a window cut from a tick range ends at its
+-- own last row), and the batch done.
 CREATE FUNCTION pgque._save_sent(s pgque.subscription, txid xid8, id bigint)
 RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
     s.sub_done := txid IS NULL;
-    s.sub_sent_txid := coalesce(txid, pg_snapshot_xmax(s.sub_next_snapshot));
-    s.sub_sent_id := coalesce(id, 9223372036854775807);
+    IF txid IS NOT NULL THEN
+        s.sub_sent_txid := txid;                   s.sub_sent_id := id;
+    ELSIF s.sub_end_txid IS NOT NULL THEN
+        s.sub_sent_txid := s.sub_end_txid;         s.sub_sent_id := s.sub_end_id;
+    ELSE
+        s.sub_sent_txid := pg_snapshot_xmax(s.sub_next_snapshot);  s.sub_sent_id := 9223372036854775807;
+    END IF;
     RETURN pgque._save(s);  -- opens the batch too, when it is new
 END
 $$;
 
+-- _piece_end(ctx, max_return): where a piece of max_return rows read
+-- after ctx's position ends.  n = 2: at (end_txid, end_id), and more rows
+-- follow; n = 1: there, with the batch's last row; n = 0: fewer rows are
+-- left (perhaps none).  Reads positions only.
+CREATE FUNCTION pgque._piece_end(ctx pgque._batch_ctx, max_return int,
+                                 OUT n bigint, OUT end_txid xid8, OUT end_id bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE 'SELECT count(*), (array_agg(ev_txid))[1], (array_agg(ev_id))[1] FROM (SELECT * FROM ('
+         || pgque._batch_sql(ctx, '', 'ORDER BY ev_txid, ev_id LIMIT $2 + 1', 'ev_txid, ev_id')
+         || ') p OFFSET $2 - 1) p'
+       INTO n, end_txid, end_id USING ctx, max_return::bigint;
+END
+$$;
+
+-- _piece(piece_id): the consumer (or worker) a piece was handed out to,
+-- locked like _subscription(), with its newest state, when the batch the
+-- piece came from is still its open batch; and where the piece ends.  s
+-- is a NULL row when the piece is unknown (or another tenant's), or its
+-- batch was finished or taken over since.  Raises PQ006 (NULL id), PQ009,
+-- PQ027 (the id of a batch, not of a piece).
+CREATE FUNCTION pgque._piece(piece_id bigint, OUT s pgque.subscription,
+                             OUT end_txid xid8, OUT end_id bigint, OUT done boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    id    int;
+    batch bigint;
+BEGIN
+    IF piece_id IS NULL THEN
+        PERFORM pgque._invalid('batch id', 'must not be NULL');
+    END IF;
+    PERFORM pgque._require_read_committed('this consumer call');
+    -- Every state carrying this piece id holds the same batch and end: only
+    -- handing out a piece changes them.
+    SELECT x.ss_sub, x.sub_batch, x.sub_sent_txid, x.sub_sent_id, x.sub_done
+      INTO id, batch, end_txid, end_id, done
+      FROM pgque.sub_state x WHERE x.sub_piece = piece_id LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT x.ss_sub INTO id FROM pgque.sub_state x WHERE x.sub_batch = piece_id LIMIT 1;
+        IF FOUND AND pgque._may(pgque._consumer_queue(id), 'receive') THEN
+            RAISE EXCEPTION 'pgque: % is the id of a batch, not of a piece handed out by receive()', piece_id
+                USING ERRCODE = 'PQ027',
+                      HINT = 'Pass the batch_id of the messages receive() returned; finish_batch() finishes a whole batch.';
+        END IF;
+        RETURN;
+    END IF;
+    -- Another tenant's piece is as unknown as a piece that does not exist.
+    IF NOT pgque._may(pgque._consumer_queue(id), 'receive') THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM pgque.consumer WHERE sub_id = id FOR UPDATE;
+    SELECT * INTO s FROM pgque.subscription x WHERE x.sub_id = id AND x.sub_batch = batch;
+END
+$$;
+
+-- _consumer_queue(sub_id): the name of a consumer's (or worker's) queue.
+CREATE FUNCTION pgque._consumer_queue(sub_id int) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT q.queue_name FROM pgque.consumer c JOIN pgque.queue q ON q.queue_id = c.sub_queue WHERE c.sub_id = $1
+$$;
+
 -- _receiver(queue_name, consumer_name, max_return, worker_name, lease): the
 -- consumer a receive call reads for, locked: the consumer itself, or its
--- cooperative worker worker_name (16_workers.sql).  Errors: as receive().
+-- cooperative worker worker_name (16_workers.sql).  A call without a worker
+-- name on a consumer that its workers read is served as the worker
+-- '_plain' (a name no caller can pick), so that it takes its share, takes
+-- over what stopped workers left, and never reads past their windows.
+-- Errors: as receive().
 CREATE FUNCTION pgque._receiver(queue_name text, consumer_name text, max_return int,
                                 worker_name text, lease interval) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
+DECLARE
+    c pgque.subscription;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_positive('max_return', max_return);
-    IF worker_name IS NULL THEN
-        RETURN pgque._subscription(queue_name, consumer_name, true);
+    c := pgque._subscription(queue_name, consumer_name, true);
+    IF worker_name IS NOT NULL THEN
+        PERFORM pgque._check_name('worker', worker_name, 63);
+    ELSIF pgque._read_by_workers(c) THEN
+        worker_name := '_plain';
+    ELSE
+        RETURN c;
     END IF;
-    RETURN pgque._worker(queue_name, consumer_name, worker_name, lease);
+    RETURN pgque._worker(c, worker_name, lease);
 END
 $$;
 
@@ -52,15 +139,20 @@ $$;
 
 -- receive(queue_name, consumer_name, max_return [, worker_name [, lease]]):
 -- up to max_return messages of the consumer's open (or next) batch, in
--- delivery order; none when nothing new was ticked.  Empty batches are
--- finished on the way.  Nothing is handed out while the queue is paused (an
--- open batch then stays open, and after resume_queue() continues after the
--- acked position).  With worker_name, the caller is that cooperative
--- worker of the consumer (16_workers.sql): it gets a batch of its own, which
--- is its for lease (default 30 seconds) from now, renewed by each receive and
--- by heartbeat().
+-- delivery order, after its acknowledged position; none when nothing new
+-- was ticked.  They are handed out as one piece: their batch_id is the
+-- piece's id, which ack() and nack() take.  Called again before an ack,
+-- it hands out the same messages again (a new piece).  Empty batches are
+-- finished on the way.  Nothing is handed out while the queue is paused
+-- (an open batch then stays open, and after resume_queue() continues after
+-- the acked position).  With worker_name, the caller is that cooperative
+-- worker of the consumer (16_workers.sql): it gets a batch of its own,
+-- which is its for lease (default 30 seconds) from now, renewed by each
+-- receive and by heartbeat(); without one, on a consumer that workers
+-- read, the call is served as the worker '_plain' with that lease.
 -- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name or
--- lease), PQ025 (the consumer's batches are being read the other way).
+-- lease), PQ025 (the consumer's batch is being read plainly, and a worker
+-- asked).
 CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100,
                               worker_name text DEFAULT NULL, lease interval DEFAULT '30 seconds')
 RETURNS SETOF pgque.message
@@ -78,6 +170,7 @@ BEGIN
             RETURN;
         END IF;
         ctx := pgque._batch_ctx(s);
+        s.sub_piece := nextval('pgque.batch_id_seq');
         -- One statement reads the piece, hands it out and saves how far it
         -- went, so each row is read once and none passes through PL/pgSQL
         -- on its own (measured: a third less time per row than a loop, and
@@ -95,7 +188,7 @@ BEGIN
             || ' SELECT r.ev_id, $4, r.ev_type, r.ev_data, r.ev_retry, r.ev_time,'
             || '        r.ev_extra1, r.ev_extra2, r.ev_extra3, r.ev_extra4'
             || '   FROM saved, r LIMIT $5'
-            USING ctx, max_return::bigint + 1, s, s.sub_batch, max_return;
+            USING ctx, max_return::bigint + 1, s, s.sub_piece, max_return;
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
             RETURN;
@@ -108,7 +201,8 @@ $$;
 
 -- receive_query(queue_name, consumer_name, max_return [, worker_name [,
 -- lease]]): receive() for a client that reads the rows itself, straight
--- from the event tables: the same piece is handed out, and query reads it.
+-- from the event tables: the same piece is handed out (batch_id is its
+-- id), and query reads it.
 -- A client runs query with $1 = ctx (text), $2 = batch_id and $3 =
 -- max_return, in a transaction that has seqscan, bitmapscan, sort and
 -- parallel workers off (set_config(..., true)), as receive() has; its rows
@@ -129,9 +223,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
 DECLARE
     s pgque.subscription := pgque._receiver(queue_name, consumer_name, max_return, worker_name, lease);
     c pgque._batch_ctx;
-    n bigint;
-    last_txid xid8;
-    last_id bigint;
+    e record;
 BEGIN
     direct := has_table_privilege(session_user, pgque._event_table(s.sub_queue, 0), 'SELECT');
     IF NOT direct THEN
@@ -143,22 +235,19 @@ BEGIN
             RETURN;
         END IF;
         c := pgque._batch_ctx(s);
-        -- The piece's last row and the one after it, as in receive().
-        EXECUTE 'SELECT count(*), (array_agg(ev_txid))[1], (array_agg(ev_id))[1] FROM (SELECT * FROM ('
-             || pgque._batch_sql(c, '', 'ORDER BY ev_txid, ev_id LIMIT $2 + 1', 'ev_txid, ev_id')
-             || ') p OFFSET $2 - 1) p'
-           INTO n, last_txid, last_id USING c, max_return::bigint;
-        IF n = 2 THEN
-            PERFORM pgque._save_sent(s, last_txid, last_id);
+        s.sub_piece := nextval('pgque.batch_id_seq');
+        SELECT * INTO e FROM pgque._piece_end(c, max_return);
+        IF e.n = 2 THEN
+            PERFORM pgque._save_sent(s, e.end_txid, e.end_id);
             EXIT;
         END IF;
-        IF n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
+        IF e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
             PERFORM pgque._save_sent(s, NULL, NULL);
             EXIT;
         END IF;
         s := pgque._finish_batch(s);
     END LOOP;
-    batch_id := s.sub_batch;
+    batch_id := s.sub_piece;
     ctx := c::text;
     query := 'SELECT r.ev_id AS msg_id, $2::bigint AS batch_id, r.ev_type AS type, r.ev_data AS payload,'
           || '       r.ev_retry AS retry_count, r.ev_time AS created_at, r.ev_extra1 AS extra1,'
@@ -168,59 +257,70 @@ BEGIN
 END
 $$;
 
--- ack(batch_id): acknowledge what receive() handed out of the batch.  When
--- that was the rest of the batch, the batch is finished; otherwise it stays
--- open and the next receive() continues after it.
--- Returns 1 when something was acknowledged, 0 when the batch is unknown,
--- already finished, or nothing new was handed out since the last ack.
--- Errors: PQ006 (NULL batch id).
+-- ack(batch_id): acknowledge the piece receive() handed out as batch_id:
+-- the consumer's acknowledged position moves to the piece's end (never
+-- past what this piece held, whatever other callers were handed since).
+-- When the piece reached the end of its batch, the batch is finished;
+-- otherwise it stays open and the next receive() continues after it.
+-- Returns 1 when something was acknowledged; 0 when the piece is unknown,
+-- everything in it was acknowledged already (by an earlier ack of it, or
+-- of a later piece that held the same messages), or its batch was
+-- finished or, for a worker, taken over by another worker since.
+-- Errors: PQ006 (NULL id), PQ027 (a batch id: ack takes piece ids).
 CREATE FUNCTION pgque.ack(batch_id bigint) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    s pgque.subscription := pgque._batch_sub(batch_id);
+    p record;
+    s pgque.subscription;
 BEGIN
-    IF s.sub_id IS NULL OR s.sub_sent_id IS NULL
-       OR (s.sub_sent_txid, s.sub_sent_id) IS NOT DISTINCT FROM (s.sub_ack_txid, s.sub_ack_id) THEN
+    SELECT * INTO p FROM pgque._piece(batch_id);
+    s := p.s;
+    IF s.sub_id IS NULL OR (p.end_txid, p.end_id) <= (coalesce(s.sub_ack_txid, s.sub_start_txid, '0'),
+                                                        coalesce(s.sub_ack_id, s.sub_start_id, 0)) THEN
         RETURN 0;
     END IF;
-    IF s.sub_done THEN
+    IF p.done THEN
         PERFORM pgque._finish_batch(s);
     ELSE
-        s.sub_ack_txid := s.sub_sent_txid;
-        s.sub_ack_id := s.sub_sent_id;
+        s.sub_ack_txid := p.end_txid;
+        s.sub_ack_id := p.end_id;
         PERFORM pgque._save(s);
     END IF;
     RETURN 1;
 END
 $$;
 
--- nack(batch_id, msg_id, retry_after, reason): this message failed.  It is
--- retried for this consumer only, after retry_after (default: the queue's
--- exponential backoff), or dead-lettered with reason once it was already
--- retried max_retries times.  The batch must still be acked.  Repeating a
--- nack changes nothing and returns the same answer.
+-- nack(batch_id, msg_id, retry_after, reason): this message of the piece
+-- batch_id failed.  It is retried for this consumer only, after
+-- retry_after (default: the queue's exponential backoff), or
+-- dead-lettered with reason once it was already retried max_retries times.
+-- The piece must still be acked.  Repeating a nack changes nothing and
+-- returns the same answer.
 -- Returns 'retry' or 'dead'.
--- Errors: PQ004 batch not open, PQ005 msg_id was not handed out in this batch
--- (or was already acked), PQ006 NULL msg_id or negative retry_after.
+-- Errors: PQ004 the piece's batch is not open (finished, or taken over),
+-- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
+-- msg_id or negative retry_after, PQ027 a batch id.
 CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
                            reason text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    s pgque.subscription := pgque._batch_sub(batch_id);
+    p record;
+    s pgque.subscription;
     e pgque.event;
 BEGIN
     IF msg_id IS NULL THEN
         PERFORM pgque._invalid('msg_id', 'must not be NULL');
     ELSIF retry_after < interval '0' THEN
         PERFORM pgque._invalid('retry_after', format('%s is negative', retry_after));
-    ELSIF s.sub_id IS NULL THEN
+    END IF;
+    SELECT * INTO p FROM pgque._piece(batch_id);
+    s := p.s;
+    IF s.sub_id IS NULL THEN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
-    IF s.sub_sent_id IS NOT NULL THEN
-        SELECT * INTO e FROM pgque._batch_rows(s, false, 'AND ev_id = $3 AND ev_txid <= $4', '',
-                                               NULL, msg_id, s.sub_sent_txid) r
-         WHERE (r.ev_txid, r.ev_id) <= (s.sub_sent_txid, s.sub_sent_id);
-    END IF;
+    SELECT * INTO e FROM pgque._batch_rows(s, false, 'AND ev_id = $3 AND ev_txid <= $4', '',
+                                           NULL, msg_id, p.end_txid) r
+     WHERE (r.ev_txid, r.ev_id) <= (p.end_txid, p.end_id);
     IF e.ev_id IS NULL THEN
         RAISE EXCEPTION 'pgque: message % is not an unacknowledged message of batch %', msg_id, batch_id
             USING ERRCODE = 'PQ005';

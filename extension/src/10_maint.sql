@@ -25,7 +25,8 @@
 -- (_batch_ctx).
 --
 -- Guard: step 1 runs only when post is known and every consumer's position
--- has xmin(L) >= post, i.e. every writer of the older generation has finished
+-- (and the queue's unclaimed position, while it has no consumer) has
+-- xmin(L) >= post, i.e. every writer of the older generation has finished
 -- and its events were consumed.  A consumer that stops pins rotation: see
 -- get_consumer_info().blocking_rotation.
 
@@ -60,6 +61,8 @@ BEGIN
     END IF;
     IF q.queue_switch_post IS NULL
        OR now() < q.queue_switch_time + q.queue_rotation_period
+       -- events kept for the queue's first consumer (06_subscription.sql)
+       OR pg_snapshot_xmin(q.queue_unclaimed_snapshot) < q.queue_switch_post
        OR EXISTS (SELECT 1 FROM pgque.subscription
                    WHERE sub_queue = q.queue_id
                      AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post
@@ -142,7 +145,7 @@ BEGIN
     SELECT nxt, x.ss_sub, x.ss_seq, x.sub_last_tick, x.sub_last_time, x.sub_last_snapshot, x.sub_last_seq,
            x.sub_batch, x.sub_next_tick, x.sub_next_time, x.sub_next_snapshot, x.sub_next_seq,
            x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active,
-           x.sub_lease_until
+           x.sub_lease_until, x.sub_piece, x.sub_start_txid, x.sub_start_id, x.sub_end_txid, x.sub_end_id
       FROM unnest(states) x;
     PERFORM pgque._rotation_end('log', gen);
     RETURN 1;
@@ -151,12 +154,12 @@ $$;
 
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
 -- then step 1 for each queue, the tick and consumer-state logs, the retry
--- mover, the delayed and dedup stores (rotation, which expires keys) and
--- the delayed mover.  Safe to call often and from several
+-- mover, the delayed and dedup stores (rotation, which expires keys), the
+-- delayed mover, and forgetting workers idle for an hour.  Safe to call often and from several
 -- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
 -- (not the ticker's, and not one that already wrote something).
 -- Returns the number of things done (switches of event tables and logs,
--- retries and delayed events moved).
+-- retries and delayed events moved, workers forgotten).
 -- Errors: PQ009.
 CREATE FUNCTION pgque.maint() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -171,6 +174,7 @@ BEGIN
     END LOOP;
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events()
-             + pgque.maint_rotate_delayed() + pgque.maint_rotate_dedup() + pgque.maint_delayed_events();
+             + pgque.maint_rotate_delayed() + pgque.maint_rotate_dedup() + pgque.maint_delayed_events()
+             + pgque._forget_idle_workers(interval '1 hour');
 END
 $$;

@@ -21,6 +21,13 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 --   event_dead_tuples dead rows in its event tables, from the statistics
 --                     collector (only rolled-back sends leave any; rotation's
 --                     TRUNCATE clears them)
+--   keep_unclaimed    its keep_unclaimed setting
+--   unclaimed_events  events kept for the first consumer because the queue
+--                     has none (approximate, like ev_new); 0 while it has
+--                     consumers.  While above 0, the queue's tables cannot
+--                     rotate: subscribe a consumer, or turn keep_unclaimed off
+--   unclaimed_since   the tick the unclaimed events start after (NULL while
+--                     the queue has consumers)
 -- Errors: PQ001 for an unknown queue_name.
 CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_rotation_period interval,
@@ -29,7 +36,8 @@ RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_ro
                queue_retry_backoff_base interval, queue_retry_backoff_cap interval,
                ticker_lag interval, ev_per_sec double precision, ev_new bigint, last_tick_id bigint,
                consumers int, retry_pending bigint, dead_letters bigint,
-               paused boolean, paused_at timestamptz, event_bytes bigint, event_dead_tuples bigint)
+               paused boolean, paused_at timestamptz, event_bytes bigint, event_dead_tuples bigint,
+               keep_unclaimed boolean, unclaimed_events bigint, unclaimed_since timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
     -- Parameters are positional: their names would clash with the output columns.
@@ -51,7 +59,9 @@ BEGIN
            (SELECT count(*) FROM pgque.retry_queue rq WHERE rq.rq_queue = q.queue_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id),
            q.queue_paused_at IS NOT NULL, q.queue_paused_at,
-           ev.bytes, ev.dead
+           ev.bytes, ev.dead,
+           q.queue_keep_unclaimed, greatest(seq.seq_now - coalesce(q.queue_unclaimed_seq, seq.seq_now), 0),
+           q.queue_unclaimed_time
       FROM pgque.queue q
      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
      CROSS JOIN LATERAL (SELECT pgque._seq_value(q.queue_event_seq) AS seq_now) seq
@@ -123,7 +133,7 @@ BEGIN
            coalesce(pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post
                     AND pg_snapshot_xmin(t.tick_snapshot) >= q.queue_switch_post, false)
              AND now() >= q.queue_switch_time + q.queue_rotation_period,
-           now() - s.sub_next_time
+           CASE WHEN s.sub_batch IS NOT NULL THEN now() - s.sub_next_time END
       FROM pgque.subscription s
       JOIN pgque.queue q ON q.queue_id = s.sub_queue
      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t

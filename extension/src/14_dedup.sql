@@ -10,9 +10,12 @@
 --   * less than its ttl has passed since the send that created it.
 -- "Finished" is per consumer position: a batch that was received but not
 -- acked still counts as pending.  Consumers that subscribe later never get
--- the event and do not count.  A queue without consumers holds nothing
--- pending, so there a key is live only within its ttl (or while parked).
--- A retried copy counts as pending only until the retry mover publishes it.
+-- the event and do not count, except the first consumer of a queue that had
+-- none: its events are kept for that one (unclaimed, 06_subscription.sql)
+-- and count as pending meanwhile.  A queue with keep_unclaimed off and no
+-- consumer holds nothing pending, so there a key is live only within its
+-- ttl (or while parked).  A retried copy counts as pending only until the
+-- retry mover publishes it.
 --
 -- The store is insert-only, in three partitions recycled by
 -- maint_rotate_dedup() like the other logs; live keys are copied back, so it
@@ -98,6 +101,9 @@ BEGIN
     RETURN EXISTS (SELECT 1 FROM pgque.subscription s
                     WHERE s.sub_queue = k.dk_queue AND NOT pg_visible_in_snapshot(t.txid, s.sub_last_snapshot)
                       AND (s.sub_parent IS NULL OR s.sub_batch IS NOT NULL))
+        -- kept for the queue's first consumer
+        OR EXISTS (SELECT 1 FROM pgque.queue q
+                    WHERE q.queue_id = k.dk_queue AND NOT pg_visible_in_snapshot(t.txid, q.queue_unclaimed_snapshot))
         OR EXISTS (SELECT 1 FROM pgque.retry_queue r
                     WHERE r.rq_sub IN (SELECT c.sub_id FROM pgque.consumer c WHERE c.sub_queue = k.dk_queue)
                       AND r.ev_id = k.ev_id);

@@ -1,19 +1,32 @@
 -- Cooperative workers: several processes share one consumer's stream, each
--- holding a different batch.
+-- holding a different batch (a window of the stream).
 --
--- A worker is named on receive(queue, consumer, max, worker_name, lease) and
--- created on first use (a pgque.consumer row whose sub_parent is the
--- consumer).  A worker without a batch takes, in this order:
---   1. the batch of a sibling whose lease ran out (it stopped calling
+-- A worker is named on receive(queue, consumer, max, worker_name, lease);
+-- its row (a pgque.consumer row whose sub_parent is the consumer) is made
+-- the first time it is handed something.  A worker without a batch takes,
+-- in this order:
+--   1. the consumer's own batch, when a plain reader left it open and did
+--      not touch it for a lease (receive, ack or heartbeat);
+--   2. the batch of a sibling whose lease ran out (it stopped calling
 --      receive/heartbeat): it resumes after what that sibling acknowledged,
---      under a new batch id, so the sibling's late ack or heartbeat reports 0;
---   2. the consumer's next window: from the consumer's position to the first
---      tick that covers max_return events (or the newest tick), after which
---      the consumer's position moves to the window's end.  Windows sized to
---      the worker's appetite leave work for the others when there is a
---      backlog, instead of one worker taking everything.
+--      under a new batch id, so the sibling's late ack or heartbeat reports
+--      0 (a sibling that gave its batch up with unregister_worker(...,
+--      release) counts as one whose lease ran out);
+--   3. the consumer's next window: from the consumer's position to the
+--      first tick that covers max_return events (or the newest tick), after
+--      which the consumer's position moves to the window's end.  Windows
+--      sized to the worker's appetite leave work for the others when there
+--      is a backlog, instead of one worker taking everything.  When the
+--      events up to that tick are more than twice max_return (a big
+--      transaction, or a backlog ticked at once), the tick range is cut
+--      into windows of max_return rows instead: the consumer then keeps the
+--      range open (sub_next_*, sub_batch NULL) with the rows cut so far in
+--      sub_ack_*, and each window holds rows after sub_start_* up to
+--      sub_end_*.
 -- Handing out locks the consumer row, so two workers never take the same
--- window; ack, nack and heartbeat lock only the worker.
+-- window; ack, nack and heartbeat lock only the worker.  Leases count in
+-- clock time (clock_timestamp()), from the moment a batch is handed out or
+-- renewed.
 --
 -- Retried copies belong to the consumer, so whichever worker's window holds
 -- the retry gets it; dead letters are the consumer's.  A worker without a
@@ -21,10 +34,11 @@
 -- hold a batch.  Delivery stays at least once: a worker that was only slow
 -- may still be handling the batch it lost.
 --
--- A consumer is meant to be read either by its workers or by plain receive()
--- and the PgQ calls.  Mixing them loses and repeats nothing: a plain batch
--- starts at the consumer's position, past every window handed to a worker,
--- and workers get PQ025 while a plain batch is open.
+-- Plain receive() calls on a consumer that workers read are served as the
+-- worker '_plain' (07_consume.sql), so the two ways of reading mix without
+-- losing or repeating anything; next_batch() refuses (PQ025) until the
+-- workers' batches are finished.  Workers idle for an hour are forgotten by
+-- maint() (_forget_idle_workers).
 
 -- _owner(s): the consumer that owns s's retries and dead letters: s itself,
 -- or a worker's consumer.
@@ -41,74 +55,126 @@ BEGIN
 END
 $$;
 
--- _worker(queue_name, consumer_name, worker_name, lease): the worker, locked
--- after its consumer, created on first use, with a batch taken over from a
--- sibling whose lease ran out when it has none, and its lease set to
--- now() + lease (saved with its next state).  Errors: PQ001, PQ003, PQ006, PQ025.
-CREATE FUNCTION pgque._worker(queue_name text, consumer_name text, worker_name text, lease interval)
+-- _read_by_workers(c): does a worker of consumer c hold a batch, or is c's
+-- stream being cut into windows?
+CREATE FUNCTION pgque._read_by_workers(c pgque.subscription) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN c.sub_batch IS NULL
+       AND (c.sub_next_tick IS NOT NULL
+            OR EXISTS (SELECT 1 FROM pgque.subscription w WHERE w.sub_parent = c.sub_id AND w.sub_batch IS NOT NULL));
+END
+$$;
+
+-- _take_over(w, v): w with v's batch (its window and acknowledged
+-- position), under a new batch id; in memory only.
+CREATE FUNCTION pgque._take_over(w pgque.subscription, v pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+BEGIN
+    w.sub_last_tick := v.sub_last_tick;          w.sub_last_time := v.sub_last_time;
+    w.sub_last_snapshot := v.sub_last_snapshot;  w.sub_last_seq := v.sub_last_seq;
+    w.sub_next_tick := v.sub_next_tick;          w.sub_next_time := v.sub_next_time;
+    w.sub_next_snapshot := v.sub_next_snapshot;  w.sub_next_seq := v.sub_next_seq;
+    w.sub_ack_txid := v.sub_ack_txid;            w.sub_ack_id := v.sub_ack_id;
+    w.sub_start_txid := v.sub_start_txid;        w.sub_start_id := v.sub_start_id;
+    w.sub_end_txid := v.sub_end_txid;            w.sub_end_id := v.sub_end_id;
+    w.sub_sent_txid := NULL;  w.sub_sent_id := NULL;  w.sub_done := false;  w.sub_piece := NULL;
+    w.sub_batch := nextval('pgque.batch_id_seq');
+    RETURN w;
+END
+$$;
+
+-- _worker(c, worker_name, lease): worker worker_name of consumer c (locked
+-- by the caller), locked, with a batch taken over when it has none (see the
+-- top of this file), and its lease set to lease from now (saved with its
+-- next state).  A worker that has no row yet comes back with a NULL
+-- sub_id; _save() makes its row.  Errors: PQ006 (lease), PQ025.
+CREATE FUNCTION pgque._worker(c pgque.subscription, worker_name text, lease interval)
 RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
-    c  pgque.subscription := pgque._subscription(queue_name, consumer_name, true);
-    id int;
-    w  pgque.subscription;
-    v  pgque.subscription;
+    name text := c.sub_consumer || '/' || worker_name;
+    id   int;
+    w    pgque.subscription;
+    v    pgque.subscription;
 BEGIN
-    PERFORM pgque._check_name('worker', worker_name, 63);
     IF lease IS NULL OR lease <= interval '0' THEN
         PERFORM pgque._invalid('lease', format('%s (must be a positive interval)', coalesce(lease::text, 'NULL')));
-    ELSIF c.sub_batch IS NOT NULL THEN
+    ELSIF c.sub_batch IS NOT NULL AND c.sub_active >= clock_timestamp() - lease THEN
         RAISE EXCEPTION 'pgque: consumer % has batch % open; its workers cannot start before it is finished',
-            quote_literal(consumer_name), c.sub_batch USING ERRCODE = 'PQ025';
-    END IF;
-    INSERT INTO pgque.consumer (sub_queue, sub_consumer, sub_parent)
-    VALUES (c.sub_queue, c.sub_consumer || '/' || worker_name, c.sub_id)
-    ON CONFLICT (sub_queue, sub_consumer) DO NOTHING
-    RETURNING sub_id INTO id;
-    IF id IS NOT NULL THEN
-        w := c;  -- a state row to start from; a worker's own position is never read
-        w.sub_id := id;
-        PERFORM pgque._save(w);
+            quote_literal(c.sub_consumer), c.sub_batch USING ERRCODE = 'PQ025',
+            HINT = 'A plain reader (receive() without a worker name, or next_batch()) holds it; a worker takes it over once nobody touched it for a lease.';
     END IF;
     SELECT x.sub_id INTO id FROM pgque.consumer x
-     WHERE x.sub_queue = c.sub_queue AND x.sub_consumer = c.sub_consumer || '/' || worker_name FOR UPDATE;
-    SELECT * INTO w FROM pgque.subscription WHERE sub_id = id;
-    IF w.sub_batch IS NULL THEN
+     WHERE x.sub_queue = c.sub_queue AND x.sub_consumer = name FOR UPDATE;
+    IF FOUND THEN
+        SELECT * INTO w FROM pgque.subscription WHERE sub_id = id;
+    ELSE
+        -- A state to start from (NOT NULL columns); a worker's own position is never read.
+        w := pgque._clear_batch(c);
+        w.sub_id := NULL;  w.sub_consumer := name;  w.sub_parent := c.sub_id;
+    END IF;
+    IF w.sub_batch IS NULL AND c.sub_batch IS NOT NULL THEN
+        -- The plain reader's batch, untouched for a lease: it goes on here.
+        w := pgque._take_over(w, c);
+        PERFORM pgque._finish_batch(c);
+        w.sub_lease_until := clock_timestamp() + lease;
+        RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
+    ELSIF w.sub_batch IS NULL THEN
         FOR v IN SELECT * FROM pgque.subscription
-                  WHERE sub_parent = c.sub_id AND sub_batch IS NOT NULL AND sub_lease_until < now()
-                  ORDER BY sub_next_tick
+                  WHERE sub_parent = c.sub_id AND sub_batch IS NOT NULL AND sub_lease_until < clock_timestamp()
+                  ORDER BY sub_last_tick, sub_start_txid NULLS FIRST, sub_start_id NULLS FIRST
         LOOP
             -- Its ack or heartbeat may be under way: decide after it commits.
             PERFORM 1 FROM pgque.consumer WHERE sub_id = v.sub_id FOR UPDATE;
             SELECT * INTO v FROM pgque.subscription WHERE sub_id = v.sub_id;
-            CONTINUE WHEN v.sub_batch IS NULL OR v.sub_lease_until >= now();
-            w.sub_last_tick := v.sub_last_tick;          w.sub_last_time := v.sub_last_time;
-            w.sub_last_snapshot := v.sub_last_snapshot;  w.sub_last_seq := v.sub_last_seq;
-            w.sub_next_tick := v.sub_next_tick;          w.sub_next_time := v.sub_next_time;
-            w.sub_next_snapshot := v.sub_next_snapshot;  w.sub_next_seq := v.sub_next_seq;
-            w.sub_ack_txid := v.sub_ack_txid;            w.sub_ack_id := v.sub_ack_id;
-            w.sub_sent_txid := NULL;  w.sub_sent_id := NULL;  w.sub_done := false;
-            w.sub_batch := nextval('pgque.batch_id_seq');
+            CONTINUE WHEN v.sub_batch IS NULL OR v.sub_lease_until >= clock_timestamp();
+            w := pgque._take_over(w, v);
             PERFORM pgque._finish_batch(v);  -- v loses it; a worker's position is never read
-            w.sub_lease_until := now() + lease;
-            RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
+            w.sub_lease_until := clock_timestamp() + lease;
+            RETURN pgque._save(w);
         END LOOP;
     END IF;
-    w.sub_lease_until := now() + lease;
+    w.sub_lease_until := clock_timestamp() + lease;
+    RETURN w;
+END
+$$;
+
+-- _window_of(w, c, start_txid, start_id, end_txid, end_id): w holding, as a
+-- new batch, c's tick range (sub_last_* to sub_next_*), from after the row
+-- (start_txid, start_id) up to the row (end_txid, end_id) (NULLs: from the
+-- range's start, to its end); in memory only, w's lease kept.
+CREATE FUNCTION pgque._window_of(w pgque.subscription, c pgque.subscription, start_txid xid8, start_id bigint,
+                                 end_txid xid8, end_id bigint) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+DECLARE
+    lease timestamptz := w.sub_lease_until;
+BEGIN
+    w := pgque._clear_batch(w);
+    w.sub_last_tick := c.sub_last_tick;          w.sub_last_time := c.sub_last_time;
+    w.sub_last_snapshot := c.sub_last_snapshot;  w.sub_last_seq := c.sub_last_seq;
+    w.sub_next_tick := c.sub_next_tick;          w.sub_next_time := c.sub_next_time;
+    w.sub_next_snapshot := c.sub_next_snapshot;  w.sub_next_seq := c.sub_next_seq;
+    w.sub_start_txid := start_txid;              w.sub_start_id := start_id;
+    w.sub_end_txid := end_txid;                  w.sub_end_id := end_id;
+    w.sub_batch := nextval('pgque.batch_id_seq');
+    w.sub_lease_until := lease;
     RETURN w;
 END
 $$;
 
 -- _worker_window(w, max_return): w with the consumer's next window opened as
--- its batch when it has none and the consumer has ticked past its position;
--- the consumer's position moves to the window's end.  The consumer is
--- locked (_worker).  w itself is saved by the caller.  NULL while the queue
--- is paused, as _batch_window.
+-- its batch when it has none and the consumer has ticked past its position
+-- (see the top of this file); the consumer's position, or how far its open
+-- tick range was cut, moves to the window's end.  The consumer is locked
+-- (_receiver).  w itself is saved by the caller.  NULL while the queue is
+-- paused, as _batch_window.
 CREATE FUNCTION pgque._worker_window(w pgque.subscription, max_return int) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
     c pgque.subscription;
     t pgque.tick;
+    e record;
 BEGIN
     IF pgque._paused(w.sub_queue) THEN
         RETURN NULL;
@@ -116,63 +182,88 @@ BEGIN
         RETURN w;
     END IF;
     SELECT * INTO c FROM pgque.subscription WHERE sub_id = w.sub_parent;
-    -- Tick event sequences count ids handed out, rolled back ones included:
-    -- a window may hold fewer events than max_return, never a gap.
-    SELECT * INTO t FROM pgque.tick
-     WHERE tick_queue = c.sub_queue AND tick_id > c.sub_last_tick
-       AND tick_event_seq >= c.sub_last_seq + max_return
-     ORDER BY tick_id LIMIT 1;
-    IF NOT FOUND THEN
-        t := pgque._last_tick(c.sub_queue);
-    END IF;
-    IF t.tick_id > c.sub_last_tick THEN
-        w.sub_last_tick := c.sub_last_tick;          w.sub_last_time := c.sub_last_time;
-        w.sub_last_snapshot := c.sub_last_snapshot;  w.sub_last_seq := c.sub_last_seq;
-        w.sub_next_tick := t.tick_id;                w.sub_next_time := t.tick_time;
-        w.sub_next_snapshot := t.tick_snapshot;      w.sub_next_seq := t.tick_event_seq;
-        w.sub_ack_txid := NULL;  w.sub_ack_id := NULL;
-        w.sub_sent_txid := NULL; w.sub_sent_id := NULL;
-        w.sub_done := false;
-        w.sub_batch := nextval('pgque.batch_id_seq');
-        c.sub_last_tick := t.tick_id;             c.sub_last_time := t.tick_time;
-        c.sub_last_snapshot := t.tick_snapshot;   c.sub_last_seq := t.tick_event_seq;
-        PERFORM pgque._save(c);
-    END IF;
-    RETURN w;
+    LOOP
+        IF c.sub_next_tick IS NULL THEN
+            -- Tick event sequences count ids handed out, rolled back ones
+            -- included: a window may hold fewer events than max_return.
+            SELECT * INTO t FROM pgque.tick
+             WHERE tick_queue = c.sub_queue AND tick_id > c.sub_last_tick
+               AND tick_event_seq >= c.sub_last_seq + max_return
+             ORDER BY tick_id LIMIT 1;
+            IF NOT FOUND THEN
+                t := pgque._last_tick(c.sub_queue);
+            END IF;
+            IF t.tick_id <= c.sub_last_tick THEN
+                RETURN w;  -- nothing ticked past the consumer's position
+            END IF;
+            c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
+            c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
+            IF t.tick_event_seq - c.sub_last_seq <= 2 * max_return::bigint THEN
+                w := pgque._window_of(w, c, NULL, NULL, NULL, NULL);
+                PERFORM pgque._finish_batch(c);
+                RETURN w;
+            END IF;
+            -- Too many events to hand out at once, and no tick between to
+            -- cut at: cut the range by rows.
+        END IF;
+        SELECT * INTO e FROM pgque._piece_end(pgque._batch_ctx(c), max_return);
+        IF e.n = 2 THEN
+            w := pgque._window_of(w, c, c.sub_ack_txid, c.sub_ack_id, e.end_txid, e.end_id);
+            c.sub_ack_txid := e.end_txid;
+            c.sub_ack_id := e.end_id;
+            PERFORM pgque._save(c);
+            RETURN w;
+        ELSIF e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(c, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
+            w := pgque._window_of(w, c, c.sub_ack_txid, c.sub_ack_id, NULL, NULL);
+            PERFORM pgque._finish_batch(c);
+            RETURN w;
+        END IF;
+        c := pgque._finish_batch(c);  -- nothing left in the range: look past it
+    END LOOP;
 END
 $$;
 
--- heartbeat(batch_id [, lease]): keep a worker's batch for another lease
--- (default 30 seconds) from now.  Workers call it while handling a piece
--- that takes longer than their lease; receive() renews the lease as well.
--- Returns 1 when the batch is still the caller's (a plain consumer's batch
--- has no lease: 1, nothing changes), 0 when it is unknown, finished, or was
--- taken over by another worker.  Errors: PQ006 (NULL batch id, lease not positive).
+-- heartbeat(batch_id [, lease]): keep the batch that the piece batch_id
+-- came from for another lease (default 30 seconds) from now.  Workers call
+-- it while handling a piece that takes longer than their lease; receive()
+-- renews the lease as well.  For a plain reader's batch it records that
+-- the reader is alive, so that no worker takes the batch over.
+-- Returns 1 when the batch is still the caller's, 0 when the piece is
+-- unknown, or its batch was finished or taken over by another worker.
+-- Errors: PQ006 (NULL batch id, lease not positive), PQ027 (a batch id).
 CREATE FUNCTION pgque.heartbeat(batch_id bigint, lease interval DEFAULT '30 seconds') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
+    p record;
     s pgque.subscription;
 BEGIN
     IF lease IS NULL OR lease <= interval '0' THEN
         PERFORM pgque._invalid('lease', format('%s (must be a positive interval)', coalesce(lease::text, 'NULL')));
     END IF;
-    s := pgque._batch_sub(batch_id);
+    SELECT * INTO p FROM pgque._piece(batch_id);
+    s := p.s;
     IF s.sub_id IS NULL THEN
         RETURN 0;
     ELSIF s.sub_parent IS NOT NULL THEN
-        s.sub_lease_until := now() + lease;
-        PERFORM pgque._save(s);
+        s.sub_lease_until := clock_timestamp() + lease;
     END IF;
+    PERFORM pgque._save(s);
     RETURN 1;
 END
 $$;
 
--- unregister_worker(queue_name, consumer_name, worker_name): forget a worker.
--- Returns 1, or 0 when there is no such worker.  Workers without a batch cost
--- nothing but their row; unregister the names that will not come back.
--- Errors: PQ001, PQ003, PQ006, PQ026 (it holds a batch: finish it, or let
--- its lease run out and another worker take it over).
-CREATE FUNCTION pgque.unregister_worker(queue_name text, consumer_name text, worker_name text) RETURNS int
+-- unregister_worker(queue_name, consumer_name, worker_name [, release]):
+-- forget a worker.  A worker that holds a batch is refused (PQ026), unless
+-- release is true: then its lease ends now, so its batch goes to the next
+-- worker that receives (after what it acknowledged), and maint() forgets
+-- the worker later.  Workers call it with release when they stop.
+-- Returns 1, or 0 when there is no such worker.  Workers without a batch
+-- cost nothing but their row; maint() forgets them after an hour idle.
+-- Errors: PQ001, PQ003, PQ006, PQ026 (it holds a batch and release is
+-- false: finish it, or let its lease run out and another worker take it
+-- over).
+CREATE FUNCTION pgque.unregister_worker(queue_name text, consumer_name text, worker_name text,
+                                        release boolean DEFAULT false) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     c pgque.subscription;
@@ -181,16 +272,49 @@ BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
     c := pgque._subscription(queue_name, consumer_name, true);
     PERFORM pgque._check_name('worker', worker_name, 63);
+    PERFORM 1 FROM pgque.consumer
+     WHERE sub_queue = c.sub_queue AND sub_consumer = c.sub_consumer || '/' || worker_name FOR UPDATE;
     SELECT * INTO w FROM pgque.subscription
      WHERE sub_queue = c.sub_queue AND sub_consumer = c.sub_consumer || '/' || worker_name;
     IF NOT FOUND THEN
         RETURN 0;
-    ELSIF w.sub_batch IS NOT NULL THEN
+    ELSIF w.sub_batch IS NULL THEN
+        DELETE FROM pgque.consumer WHERE sub_id = w.sub_id;
+    ELSIF coalesce(release, false) THEN
+        w.sub_lease_until := clock_timestamp();
+        PERFORM pgque._save(w);
+    ELSE
         RAISE EXCEPTION 'pgque: worker % of consumer % holds batch %', quote_literal(worker_name),
-            quote_literal(consumer_name), w.sub_batch USING ERRCODE = 'PQ026';
+            quote_literal(consumer_name), w.sub_batch USING ERRCODE = 'PQ026',
+            HINT = 'Pass release => true to hand the batch to the other workers now.';
     END IF;
-    DELETE FROM pgque.consumer WHERE sub_id = w.sub_id;
     RETURN 1;
+END
+$$;
+
+-- _forget_idle_workers(idle): remove the workers that hold no batch and
+-- were not seen for idle (maint(): an hour), such as those of processes
+-- that died; skips consumers that are busy handing out.  A worker that comes
+-- back is made again.  Returns how many were removed.
+CREATE FUNCTION pgque._forget_idle_workers(idle interval) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    w pgque.subscription;
+    n int := 0;
+BEGIN
+    FOR w IN SELECT * FROM pgque.subscription
+              WHERE sub_parent IS NOT NULL AND sub_batch IS NULL AND sub_active < now() - idle
+    LOOP
+        -- Handing out locks the consumer first: with it, nothing is taking
+        -- or giving this worker a batch.
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pgque.consumer WHERE sub_id = w.sub_parent FOR UPDATE SKIP LOCKED);
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pgque.consumer WHERE sub_id = w.sub_id FOR UPDATE SKIP LOCKED);
+        SELECT * INTO w FROM pgque.subscription WHERE sub_id = w.sub_id;
+        CONTINUE WHEN w.sub_batch IS NOT NULL OR w.sub_active >= now() - idle;
+        DELETE FROM pgque.consumer WHERE sub_id = w.sub_id;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
 END
 $$;
 
@@ -199,7 +323,8 @@ $$;
 --   lease_left     time until another worker may take that batch over
 --                  (negative: it may already); NULL without a batch
 --   last_seen      time since it last received, acked or heartbeated
--- Errors: PQ001, PQ003.
+-- '_plain' is the worker that serves plain receive() calls while workers
+-- read the consumer.  Errors: PQ001, PQ003.
 CREATE FUNCTION pgque.get_worker_info(queue_name text, consumer_name text)
 RETURNS TABLE (worker_name text, current_batch bigint, lease_left interval, last_seen interval)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -208,7 +333,7 @@ DECLARE
 BEGIN
     RETURN QUERY
     SELECT substr(w.sub_consumer, length(c.sub_consumer) + 2), w.sub_batch,
-           CASE WHEN w.sub_batch IS NOT NULL THEN w.sub_lease_until - now() END,
+           CASE WHEN w.sub_batch IS NOT NULL THEN w.sub_lease_until - clock_timestamp() END,
            now() - w.sub_active
       FROM pgque.subscription w
      WHERE w.sub_parent = c.sub_id

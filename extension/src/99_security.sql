@@ -1,7 +1,7 @@
 -- Roles and privileges.  PUBLIC gets nothing; everything goes through the
 -- SECURITY DEFINER API functions, each with a pinned search_path.
 --   pgque_writer  produce
---   pgque_reader  consume (subscribe, receive, ack, nack, PgQ batch calls); it
+--   pgque_reader  consume (subscribe, receive, ack, nack, peek, PgQ batch calls); it
 --                 may also read the event tables (SELECT, granted by
 --                 create_queue), which receive_query() hands pieces out for
 --   pgque_admin   both, plus queue management, ticker, maintenance, dead letters,
@@ -67,7 +67,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.receive(text, text, int, text, interval),
     pgque.receive_query(text, text, int, text, interval),
     pgque.heartbeat(bigint, interval),
-    pgque.unregister_worker(text, text, text),
+    pgque.unregister_worker(text, text, text, boolean),
+    pgque.peek(text, text, int),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
     pgque.next_batch_info(text, text),

@@ -23,6 +23,15 @@ $$;
 CREATE FUNCTION test.batch(q text, c text) RETURNS bigint LANGUAGE sql AS $$
     SELECT current_batch FROM pgque.get_consumer_info(q, c)
 $$;
+-- test.piece(queue, consumer [, worker]): the id of the piece last handed
+-- out of the open batch of a consumer (or of one of its workers), as the
+-- batch_id of receive()'s rows says it: what ack() and nack() take.  NULL
+-- without an open batch.  SECURITY DEFINER: tests call it under other roles.
+CREATE FUNCTION test.piece(q text, c text, w text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER AS $$
+    SELECT s.sub_piece FROM pgque.subscription s JOIN pgque.queue x ON x.queue_id = s.sub_queue
+     WHERE x.queue_name = q AND s.sub_consumer = c || coalesce('/' || w, '') AND s.sub_batch IS NOT NULL
+$$;
 -- test.drain(queue, consumer): receive and ack until nothing is left; the
 -- msg ids received, in delivery order.  Each receive/ack is its own statement
 -- in the caller's transaction, so call it in autocommit after a tick.

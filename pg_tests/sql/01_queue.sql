@@ -45,7 +45,7 @@ SELECT dblink_exec('l01', format('LISTEN %I', 'pgque_' || :'long57'));
 SELECT pgque.send(:'long57', 't', 'long name payload');
 SELECT pgque.force_tick(:'long57') IS NOT NULL AS ticked;
 SELECT msg_id, type, payload FROM pgque.receive(:'long57', 'c1', 10);
-SELECT pgque.ack(test.batch(:'long57', 'c1'));
+SELECT pgque.ack(test.piece(:'long57', 'c1'));
 SELECT * FROM dblink('l01', 'SELECT 1') AS t(x int);
 SELECT notify_name = 'pgque_' || :'long57' AS channel_matches, octet_length(notify_name) AS channel_len
   FROM dblink_get_notify('l01');

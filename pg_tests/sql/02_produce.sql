@@ -20,7 +20,7 @@ SELECT pgque.force_tick('q02') IS NOT NULL AS ticked;
 SELECT msg_id, type, payload, payload IS NULL AS null_payload, retry_count,
        extra1, extra2, extra3, extra4
   FROM pgque.receive('q02', 'c', 100);
-SELECT pgque.ack(test.batch('q02', 'c'));
+SELECT pgque.ack(test.piece('q02', 'c'));
 
 -- send errors: unknown queue PQ001, NULL or impossible queue name PQ006,
 -- NULL type PQ006 (both payload types)
@@ -46,7 +46,7 @@ SELECT pgque.send_batch('q02', 'bl', '[5:6]={five,six}'::text[]) AS ids_l \gset
 SELECT :'ids_l' AS ids_l;
 SELECT pgque.force_tick('q02') IS NOT NULL AS ticked;
 CREATE TEMP TABLE q02_got AS SELECT * FROM pgque.receive('q02', 'c', 100);
-SELECT pgque.ack(test.batch('q02', 'c'));
+SELECT pgque.ack(test.piece('q02', 'c'));
 SELECT msg_id, type, payload FROM q02_got ORDER BY msg_id;
 -- every id returned by send_batch came back with the payload at its position
 WITH sent AS (
@@ -86,7 +86,7 @@ SELECT pgque.insert_event('q02', 'ie', 'all extras', 'x1', 'x2', 'x3', 'x4');
 SELECT pgque.insert_event('q02', 'ie', 'some extras', 'y1', ev_extra3 => 'y3');
 SELECT pgque.force_tick('q02') IS NOT NULL AS ticked;
 SELECT msg_id, type, payload, extra1, extra2, extra3, extra4 FROM pgque.receive('q02', 'c', 100);
-SELECT pgque.ack(test.batch('q02', 'c'));
+SELECT pgque.ack(test.piece('q02', 'c'));
 
 -- transactional enqueue: a rolled-back send (or send_batch) is never
 -- delivered, a committed one is
@@ -101,7 +101,7 @@ COMMIT;
 SELECT pgque.send('q02', 'tx', 'committed alone');
 SELECT pgque.force_tick('q02') IS NOT NULL AS ticked;
 SELECT msg_id, payload FROM pgque.receive('q02', 'c', 100);
-SELECT pgque.ack(test.batch('q02', 'c'));
+SELECT pgque.ack(test.piece('q02', 'c'));
 -- the rolled-back events do not come later either
 SELECT pgque.force_tick('q02') IS NOT NULL AS ticked;
 SELECT test.ids('q02', 'c');
@@ -117,14 +117,14 @@ SELECT pgque.send('q02', 'early', 'committed before the tick');
 SELECT pgque.force_tick('q02') IS NOT NULL AS ticked;
 SELECT msg_id, payload FROM pgque.receive('q02', 'c', 100);
 SELECT test.batch('q02', 'c') AS b_early \gset
-SELECT pgque.ack(:b_early);
+SELECT pgque.ack(test.piece('q02', 'c'));
 SELECT dblink_exec('p02', 'COMMIT');
 SELECT dblink_disconnect('p02');
 SELECT pgque.force_tick('q02') IS NOT NULL AS ticked;
 SELECT msg_id, payload FROM pgque.receive('q02', 'c', 100);
 SELECT test.batch('q02', 'c') AS b_late \gset
 SELECT :b_late <> :b_early AS later_batch;
-SELECT pgque.ack(:b_late);
+SELECT pgque.ack(test.piece('q02', 'c'));
 -- ... and exactly once
 SELECT pgque.force_tick('q02') IS NOT NULL AS ticked;
 SELECT test.ids('q02', 'c');
@@ -138,7 +138,7 @@ SELECT ev_new FROM pgque.get_queue_info('q02');
 SELECT pgque.send('q02', 'good', '{"a": 1}'::jsonb);
 SELECT pgque.force_tick('q02') IS NOT NULL AS ticked;
 SELECT msg_id, type, payload FROM pgque.receive('q02', 'c', 100);
-SELECT pgque.ack(test.batch('q02', 'c'));
+SELECT pgque.ack(test.piece('q02', 'c'));
 
 -- clean up
 SELECT pgque.drop_queue('q02', true);

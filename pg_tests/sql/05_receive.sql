@@ -1,8 +1,9 @@
 -- 05_receive: the modern consumer API, receive() and ack().  A batch is
--- handed out in pieces of at most max rows after the acknowledged position;
--- ack() moves that position to the end of what was handed out and finishes the
--- batch only after its last piece.  Nothing is skipped or repeated, whatever
--- max is; unacked pieces come again.
+-- handed out in pieces of at most max rows after the acknowledged position,
+-- each with an id of its own (the rows' batch_id); ack(piece) moves that
+-- position to the end of that piece and finishes the batch only after its
+-- last piece.  Nothing is skipped or repeated, whatever max is; unacked
+-- pieces come again, and an ack never covers rows its piece did not hold.
 --
 -- Batch ids are never printed, only compared (captured with \gset).
 
@@ -18,12 +19,12 @@ SELECT test.batch('q05_a', 'c') IS NULL AS no_batch;
 
 ---------------------------------------------------------------------------
 -- 1000 events in one batch, received 7 at a time: every event exactly once,
--- in order, and all pieces belong to one batch.
+-- in order, and all pieces, each with an id of its own, belong to one batch.
 ---------------------------------------------------------------------------
 SELECT cardinality(pgque.send_batch('q05_a', 't', ARRAY(SELECT 'p' || i FROM generate_series(1, 1000) i))) AS sent;
 SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
 -- receive+ack in a loop, recording each piece (its number, batch id, ids)
-CREATE TEMP TABLE pieces (n int, batch bigint, ids bigint[], payloads text[]);
+CREATE TEMP TABLE pieces (n int, batch bigint, ids bigint[], payloads text[], open_batch bigint);
 DO $$
 DECLARE
     k   int := 0;
@@ -38,7 +39,7 @@ BEGIN
                                                                  created_at, extra1, extra2, extra3, extra4, ord);
         EXIT WHEN b IS NULL;
         k := k + 1;
-        INSERT INTO pieces VALUES (k, b, ids, pls);
+        INSERT INTO pieces VALUES (k, b, ids, pls, test.batch('q05_a', 'c'));
         IF pgque.ack(b) <> 1 THEN
             RAISE EXCEPTION 'ack of piece % returned 0', k;
         END IF;
@@ -47,7 +48,8 @@ BEGIN
 END
 $$;
 SELECT count(*) AS pieces,
-       count(DISTINCT batch) AS batches,
+       count(DISTINCT batch) AS piece_ids,
+       count(DISTINCT open_batch) AS batches,
        max(cardinality(ids)) AS biggest,
        min(cardinality(ids)) FILTER (WHERE n < (SELECT max(n) FROM pieces)) AS smallest_but_last,
        (SELECT cardinality(ids) FROM pieces ORDER BY n DESC LIMIT 1) AS last_piece
@@ -101,37 +103,46 @@ SELECT dblink_disconnect('p1');
 SELECT dblink_disconnect('p2');
 
 ---------------------------------------------------------------------------
--- ack semantics: after a partial receive ack returns 1 and the batch stays
--- open (same id) until the last piece is acked; then ack returns 0.  Acking
--- again without a new receive returns 0 and changes nothing.
+-- ack semantics: after a partial receive ack(piece) returns 1 and the batch
+-- stays open (same batch id) until its last piece is acked.  Acking a piece
+-- again, or a piece of a finished batch, returns 0 and changes nothing.
 ---------------------------------------------------------------------------
 SELECT cardinality(pgque.send_batch('q05_a', 't', ARRAY(SELECT 'a' || i FROM generate_series(1, 15) i))) AS sent;
 SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
 -- big is not interested in this part
 SELECT cardinality(test.drain('q05_a', 'big')) AS big_drained;
-SELECT array_agg(msg_id ORDER BY msg_id) AS piece1, min(batch_id) AS b FROM pgque.receive('q05_a', 'c', 6) \gset
-SELECT :'piece1' AS piece1;
-SELECT pgque.ack(:b) AS ack_partial;
-SELECT pgque.ack(:b) AS ack_again_nothing_new;
+SELECT array_agg(msg_id ORDER BY msg_id) AS piece1, min(batch_id) AS p1 FROM pgque.receive('q05_a', 'c', 6) \gset
+SELECT test.batch('q05_a', 'c') AS b \gset
+SELECT :'piece1' AS piece1, :p1 <> :b AS piece_id_is_not_batch_id;
+SELECT pgque.ack(:p1) AS ack_partial;
+SELECT pgque.ack(:p1) AS ack_again_nothing_new;
 SELECT test.batch('q05_a', 'c') = :b AS still_open_same_id;
-SELECT array_agg(msg_id ORDER BY msg_id) AS piece2, bool_and(batch_id = :b) AS same_batch
-  FROM pgque.receive('q05_a', 'c', 6);
-SELECT pgque.ack(:b) AS ack_partial;
+SELECT array_agg(msg_id ORDER BY msg_id) AS piece2, min(batch_id) AS p2, count(DISTINCT batch_id) AS ids
+  FROM pgque.receive('q05_a', 'c', 6) \gset
+SELECT :'piece2' AS piece2, :ids AS one_id, :p2 <> :p1 AS new_piece;
+SELECT pgque.ack(:p2) AS ack_partial;
 SELECT test.batch('q05_a', 'c') = :b AS still_open_same_id;
 -- the last piece: fewer rows than max
-SELECT array_agg(msg_id ORDER BY msg_id) AS piece3, bool_and(batch_id = :b) AS same_batch
-  FROM pgque.receive('q05_a', 'c', 6);
+SELECT array_agg(msg_id ORDER BY msg_id) AS piece3, min(batch_id) AS p3 FROM pgque.receive('q05_a', 'c', 6) \gset
+SELECT :'piece3' AS piece3;
 SELECT test.batch('q05_a', 'c') = :b AS open_until_acked;
-SELECT pgque.ack(:b) AS ack_last;
+SELECT pgque.ack(:p3) AS ack_last;
 SELECT test.batch('q05_a', 'c') IS NULL AS finished;
-SELECT pgque.ack(:b) AS ack_finished_batch;
+SELECT pgque.ack(:p3) AS ack_finished_batch, pgque.ack(:p1) AS ack_old_piece;
+-- ack takes piece ids: the id of a batch is refused with PQ027
+SELECT pgque.send('q05_a', 't', 'z1') IS NOT NULL AS sent;
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+SELECT count(*) AS got FROM pgque.receive('q05_a', 'c', 6);
+SELECT regexp_replace(test.err(format('SELECT pgque.ack(%s)', test.batch('q05_a', 'c'))), ' \d+', ' N') AS ack_batch_id;
+SELECT regexp_replace(test.err(format('SELECT pgque.nack(%s, 1)', test.batch('q05_a', 'c'))), ' \d+', ' N') AS nack_batch_id;
+SELECT pgque.ack(test.piece('q05_a', 'c')) AS ack;
 -- a batch whose last piece is exactly max rows is finished by its ack too
 SELECT cardinality(pgque.send_batch('q05_a', 't', ARRAY['x1', 'x2', 'x3', 'x4'])) AS sent;
 SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
-SELECT array_agg(msg_id ORDER BY msg_id) AS ids, min(batch_id) AS b FROM pgque.receive('q05_a', 'c', 2) \gset
-SELECT :'ids' AS first_two, pgque.ack(:b) AS ack;
-SELECT array_agg(msg_id ORDER BY msg_id) AS last_two FROM pgque.receive('q05_a', 'c', 2);
-SELECT pgque.ack(:b) AS ack;
+SELECT array_agg(msg_id ORDER BY msg_id) AS ids, min(batch_id) AS p FROM pgque.receive('q05_a', 'c', 2) \gset
+SELECT :'ids' AS first_two, pgque.ack(:p) AS ack;
+SELECT array_agg(msg_id ORDER BY msg_id) AS last_two, min(batch_id) AS p FROM pgque.receive('q05_a', 'c', 2) \gset
+SELECT :'last_two' AS last_two, pgque.ack(:p) AS ack;
 SELECT test.batch('q05_a', 'c') IS NULL AS finished;
 SELECT count(*) AS nothing_left FROM pgque.receive('q05_a', 'c', 2);
 SELECT cardinality(test.drain('q05_a', 'big')) AS big_drained;
@@ -139,16 +150,17 @@ SELECT cardinality(test.drain('q05_a', 'big')) AS big_drained;
 -- the next batch, not appended to the open one
 SELECT cardinality(pgque.send_batch('q05_a', 't', ARRAY['y1', 'y2', 'y3'])) AS sent;
 SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
-SELECT array_agg(msg_id ORDER BY msg_id) AS ids, min(batch_id) AS b FROM pgque.receive('q05_a', 'c', 2) \gset
-SELECT :'ids' AS first_two, pgque.ack(:b) AS ack;
+SELECT array_agg(msg_id ORDER BY msg_id) AS ids, min(batch_id) AS p FROM pgque.receive('q05_a', 'c', 2) \gset
+SELECT test.batch('q05_a', 'c') AS b \gset
+SELECT :'ids' AS first_two, pgque.ack(:p) AS ack;
 SELECT pgque.send('q05_a', 't', 'y4');
 SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
-SELECT array_agg(msg_id ORDER BY msg_id) AS rest_of_batch, bool_and(batch_id = :b) AS same_batch
+SELECT array_agg(msg_id ORDER BY msg_id) AS rest_of_batch, test.batch('q05_a', 'c') = :b AS same_batch
   FROM pgque.receive('q05_a', 'c', 10);
-SELECT pgque.ack(:b) AS ack;
-SELECT array_agg(msg_id ORDER BY msg_id) AS next_batch, bool_and(batch_id <> :b) AS new_batch
+SELECT pgque.ack(test.piece('q05_a', 'c')) AS ack;
+SELECT array_agg(msg_id ORDER BY msg_id) AS next_batch, test.batch('q05_a', 'c') <> :b AS new_batch
   FROM pgque.receive('q05_a', 'c', 10);
-SELECT pgque.ack(test.batch('q05_a', 'c')) AS ack;
+SELECT pgque.ack(test.piece('q05_a', 'c')) AS ack;
 SELECT test.drain('q05_a', 'big') AS big_drained;
 -- unknown batch: 0; NULL: PQ006
 SELECT pgque.ack(-1) AS ack_unknown;
@@ -156,18 +168,42 @@ SELECT test.err('SELECT pgque.ack(NULL)');
 
 ---------------------------------------------------------------------------
 -- Redelivery inside a batch: receive without ack, receive again -> the same
--- piece again, not the next one.  After an ack the next piece follows.
+-- rows again (a new piece), not the next ones.  After an ack the next piece
+-- follows.
 ---------------------------------------------------------------------------
 SELECT cardinality(pgque.send_batch('q05_a', 't', ARRAY(SELECT 'r' || i FROM generate_series(1, 5) i))) AS sent;
 SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
 SELECT test.ids('q05_a', 'c', 2) AS first;
 SELECT test.ids('q05_a', 'c', 2) AS again_same;
 SELECT test.ids('q05_a', 'c', 3) AS again_larger;   -- a larger max re-reads from the acked position
-SELECT pgque.ack(test.batch('q05_a', 'c')) AS ack;  -- acks all three handed out
+SELECT pgque.ack(test.piece('q05_a', 'c')) AS ack;  -- acks all three handed out
 SELECT test.ids('q05_a', 'c', 3) AS next_piece;
 SELECT test.ids('q05_a', 'c', 3) AS same_again;
-SELECT pgque.ack(test.batch('q05_a', 'c')) AS ack;
+SELECT pgque.ack(test.piece('q05_a', 'c')) AS ack;
 SELECT test.batch('q05_a', 'c') IS NULL AS finished;
+SELECT cardinality(test.drain('q05_a', 'big')) AS big_drained;
+
+---------------------------------------------------------------------------
+-- Two readers of one consumer (say two processes, or an operator's receive
+-- beside the service): an ack finishes only what its own piece held.  A
+-- gets 5 of 9, B the same 5 and 3 more (none was acked); A's ack leaves B's
+-- extra three unacknowledged: they come again, nothing is lost.  B's ack
+-- of the longer piece covers A's; A's late ack then finds nothing new.
+---------------------------------------------------------------------------
+SELECT cardinality(pgque.send_batch('q05_a', 't', ARRAY(SELECT 'm' || i FROM generate_series(1, 9) i))) AS sent;
+SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
+SELECT array_agg(payload ORDER BY msg_id) AS a_got, min(batch_id) AS pa FROM pgque.receive('q05_a', 'c', 5) \gset
+SELECT array_agg(payload ORDER BY msg_id) AS b_got, min(batch_id) AS pb FROM pgque.receive('q05_a', 'c', 8) \gset
+SELECT :'a_got' AS a_got, :'b_got' AS b_got;
+SELECT pgque.ack(:pa) AS a_ack;                       -- B crashes here, before its ack
+SELECT array_agg(payload ORDER BY msg_id) AS after_a_ack, min(batch_id) AS pc FROM pgque.receive('q05_a', 'c', 8) \gset
+SELECT :'after_a_ack' AS after_a_ack;                 -- m6..m9: B's unacked share, and the rest
+SELECT regexp_replace(test.err(format('SELECT pgque.nack(%s, %s)', :pa, (SELECT min(msg_id) + 5 FROM pgque.peek('q05_a', 'c')))),
+                      ' \d+', ' N', 'g') AS a_cannot_nack_what_it_did_not_get;
+SELECT pgque.ack(:pb) AS b_late_ack, pgque.ack(:pa) AS a_again;  -- B's piece ends at m8: acked up to there
+SELECT array_agg(payload ORDER BY msg_id) AS left_over FROM pgque.peek('q05_a', 'c');
+SELECT pgque.ack(:pc) AS c_ack, test.batch('q05_a', 'c') IS NULL AS finished;
+SELECT pgque.ack(:pb) AS b_after_finish;
 SELECT cardinality(test.drain('q05_a', 'big')) AS big_drained;
 
 ---------------------------------------------------------------------------
@@ -197,7 +233,7 @@ SELECT current_batch IS NULL AS no_open_batch, last_tick = :empty_tick AS moved_
 SELECT pgque.send('q05_a', 't', 'real');
 SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
 SELECT msg_id, payload FROM pgque.receive('q05_a', 'c', 10);
-SELECT pgque.ack(test.batch('q05_a', 'c'));
+SELECT pgque.ack(test.piece('q05_a', 'c'));
 -- two empty ticks in a row, then a real one (the consumer read after each)
 SELECT pgque.force_tick('q05_a') IS NOT NULL AS ticked;
 SELECT count(*) AS got FROM pgque.receive('q05_a', 'c', 10);
@@ -216,7 +252,7 @@ SELECT pgque.subscribe('q05_ge', 'c');
 SELECT cardinality(pgque.send_batch('q05_ge', 't', ARRAY['a', 'b', 'c'])) AS sent;
 SELECT pgque.force_tick('q05_ge') IS NOT NULL AS ticked;
 SELECT array_agg(payload) AS received FROM pgque.receive('q05_ge', 'c', 2);
-SELECT pgque.ack(test.batch('q05_ge', 'c')) AS ack;
+SELECT pgque.ack(test.piece('q05_ge', 'c')) AS ack;
 SELECT array_agg(ev_data ORDER BY ev_id) AS whole_batch FROM pgque.get_batch_events(test.batch('q05_ge', 'c'));
 SELECT pgque.drop_queue('q05_ge', true);
 
@@ -279,21 +315,21 @@ SELECT test.piece('q05_d', 'c', 3) AS piece;
 -- not acked: the same piece again, through either function
 SELECT test.piece('q05_d', 'c', 3) AS again;
 SELECT array_agg(payload) AS again_receive FROM pgque.receive('q05_d', 'c', 3);
-SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+SELECT pgque.ack(test.piece('q05_d', 'c')) AS ack;
 SELECT test.piece('q05_d', 'c', 3) AS piece;
-SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+SELECT pgque.ack(test.piece('q05_d', 'c')) AS ack;
 -- exactly the rest: the batch ends with this piece, the ack finishes it
 SELECT test.piece('q05_d', 'c', 1) AS last;
-SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+SELECT pgque.ack(test.piece('q05_d', 'c')) AS ack;
 SELECT current_batch IS NULL AS finished, pending_events FROM pgque.get_consumer_info('q05_d', 'c');
 SELECT test.piece('q05_d', 'c', 3) AS nothing_left;
 -- receive() cut the same batch the same way
 SELECT (SELECT array_agg(payload) FROM pgque.receive('q05_d', 'srf', 3)) AS srf_piece,
-       pgque.ack(test.batch('q05_d', 'srf')) AS ack;
+       pgque.ack(test.piece('q05_d', 'srf')) AS ack;
 SELECT (SELECT array_agg(payload) FROM pgque.receive('q05_d', 'srf', 3)) AS srf_piece,
-       pgque.ack(test.batch('q05_d', 'srf')) AS ack;
+       pgque.ack(test.piece('q05_d', 'srf')) AS ack;
 SELECT (SELECT array_agg(payload) FROM pgque.receive('q05_d', 'srf', 3)) AS srf_piece,
-       pgque.ack(test.batch('q05_d', 'srf')) AS ack;
+       pgque.ack(test.piece('q05_d', 'srf')) AS ack;
 -- a straggler: a transaction running at one tick and committed by the next
 -- belongs to the next batch, read through the stragglers' part of the query
 SELECT dblink_connect('w05', 'dbname=' || current_database());
@@ -302,15 +338,15 @@ SELECT count(*) AS sent FROM dblink('w05', $$SELECT pgque.send('q05_d', 't', 'st
 SELECT pgque.send('q05_d', 't', 'early') IS NOT NULL AS sent;
 SELECT pgque.force_tick('q05_d') IS NOT NULL AS ticked;
 SELECT test.piece('q05_d', 'c', 10) AS early;
-SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+SELECT pgque.ack(test.piece('q05_d', 'c')) AS ack;
 SELECT dblink_exec('w05', 'COMMIT');
 SELECT dblink_disconnect('w05');
 SELECT pgque.send('q05_d', 't', 'late') IS NOT NULL AS sent;
 SELECT pgque.force_tick('q05_d') IS NOT NULL AS ticked;
 SELECT test.piece('q05_d', 'c', 1) AS with_straggler_1;
-SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+SELECT pgque.ack(test.piece('q05_d', 'c')) AS ack;
 SELECT test.piece('q05_d', 'c', 1) AS with_straggler_2;
-SELECT pgque.ack(test.batch('q05_d', 'c')) AS ack;
+SELECT pgque.ack(test.piece('q05_d', 'c')) AS ack;
 SELECT test.piece('q05_d', 'c', 1) AS with_straggler_3;
 SELECT test.err($$SELECT * FROM pgque.receive_query('q05_d', 'c', 0)$$);
 SELECT test.err($$SELECT * FROM pgque.receive_query('q05_d', 'nobody', 10)$$);

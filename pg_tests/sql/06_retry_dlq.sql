@@ -175,18 +175,19 @@ SELECT pg_temp.e(format('SELECT pgque.nack(%s, 1)', :b)) AS other_batch;
 SELECT pg_temp.e(format('SELECT pgque.nack(%s, %s)', :b, :m1 + 1)) AS not_handed_out;
 SELECT pg_temp.e(format('SELECT pgque.nack(%s, 424242)', :b)) AS unknown_msg;
 SELECT pgque.ack(:b) AS ack;   -- the first piece
-SELECT msg_id AS m2 FROM pgque.receive('q06_a', 'a', 1) \gset
+SELECT msg_id AS m2, batch_id AS b2 FROM pgque.receive('q06_a', 'a', 1) \gset
 SELECT :m2 AS second_handed_out;
-SELECT pg_temp.e(format('SELECT pgque.nack(%s, %s)', :b, :m1)) AS already_acked;
-SELECT pg_temp.e(format('SELECT pgque.nack(%s, NULL)', :b)) AS null_msg;
-SELECT pg_temp.e(format($$SELECT pgque.nack(%s, %s, '-1 second')$$, :b, :m2)) AS negative_delay;
+SELECT pg_temp.e(format('SELECT pgque.nack(%s, %s)', :b2, :m1)) AS already_acked;
+SELECT pg_temp.e(format('SELECT pgque.nack(%s, %s)', :b, :m2)) AS not_in_that_piece;
+SELECT pg_temp.e(format('SELECT pgque.nack(%s, NULL)', :b2)) AS null_msg;
+SELECT pg_temp.e(format($$SELECT pgque.nack(%s, %s, '-1 second')$$, :b2, :m2)) AS negative_delay;
 SELECT test.err('SELECT pgque.nack(-3, 1)') AS unknown_batch;
 SELECT test.err('SELECT pgque.nack(NULL, 1)') AS null_batch;
 -- the message handed out and not acked can be nacked; the batch goes on
-SELECT pgque.nack(:b, :m2, '1 hour') AS nack;
-SELECT pgque.ack(:b) AS ack;
-SELECT array_agg(msg_id) AS last_piece FROM pgque.receive('q06_a', 'a', 10);
-SELECT pgque.ack(:b) AS ack;
+SELECT pgque.nack(:b2, :m2, '1 hour') AS nack;
+SELECT pgque.ack(:b2) AS ack;
+SELECT array_agg(msg_id) AS last_piece, min(batch_id) AS b3 FROM pgque.receive('q06_a', 'a', 10) \gset
+SELECT :'last_piece' AS last_piece, pgque.ack(:b3) AS ack;
 SELECT test.batch('q06_a', 'a') IS NULL AS finished;
 -- after the batch is finished its messages cannot be nacked
 SELECT pg_temp.e(format('SELECT pgque.nack(%s, %s)', :b, :m1)) AS finished_batch;
@@ -312,7 +313,7 @@ SELECT test.err($$SELECT pgque.set_queue_config('q06_t', 'retry_jitter', NULL)$$
 SELECT queue_retry_jitter FROM pgque.queue WHERE queue_name = 'q06_t';
 SELECT pgque.set_queue_config('q06_t', 'retry_backoff_base', '10 seconds');
 SELECT pgque.set_queue_config('q06_t', 'max_retries', '5');
-SELECT pgque.ack(test.batch('q06_t', 'c')) AS ack_earlier;
+SELECT pgque.ack(test.piece('q06_t', 'c')) AS ack_earlier;
 SELECT count(pgque.send('q06_t', 'j', 'jitter ' || i)) AS sent FROM generate_series(1, 20) i;
 SELECT pgque.force_tick('q06_t') IS NOT NULL AS ticked;
 SELECT min(batch_id) AS b, array_agg(msg_id) AS jids FROM pgque.receive('q06_t', 'c', 100) \gset

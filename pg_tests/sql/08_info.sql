@@ -78,7 +78,8 @@ SELECT queue_name, consumer_name, pending_events, current_batch IS NULL AS no_ba
 SELECT consumer_name FROM pgque.get_consumer_info('q08_a') ORDER BY 1;
 SELECT consumer_name, pending_events FROM pgque.get_consumer_info('q08_a', 'c1');
 -- opening a batch: current_batch and next_tick are set; pending stays until finished
-SELECT min(batch_id) AS b, count(*) AS n FROM pgque.receive('q08_a', 'c1', 2) \gset
+SELECT min(batch_id) AS p, count(*) AS n FROM pgque.receive('q08_a', 'c1', 2) \gset
+SELECT test.batch('q08_a', 'c1') AS b \gset
 SELECT :n AS received;
 SELECT current_batch = :b AS current_is_open_batch, next_tick = :tick_a AS next_is_newest_tick,
        last_tick < next_tick AS ordered, pending_events,
@@ -89,7 +90,7 @@ SELECT current_batch = :b AS current_is_open_batch, next_tick = :tick_a AS next_
 -- the consumer's last call
 SELECT now() - (SELECT min(sub_active) FROM pgque.sub_state WHERE sub_batch = :b) AS opened_ago \gset
 -- a partial ack keeps the batch open
-SELECT pgque.ack(:b);
+SELECT pgque.ack(:p);
 SELECT current_batch = :b AS still_open, batch_age > :'opened_ago' AS batch_age_from_before_opening,
        batch_age = now() - (SELECT min(tick_time) FROM pgque.tick WHERE tick_id = :tick_a) AS batch_age_from_end_tick,
        batch_age > last_seen AS older_than_last_call

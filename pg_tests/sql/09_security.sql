@@ -106,7 +106,7 @@ RESET ROLE;
 -- reader can receive, nack and ack (max_retries is 0: the nack dead-letters)
 SET ROLE t_reader;
 SELECT msg_id, payload FROM pgque.receive('q09', 'r', 10);
-SELECT test.batch('q09', 'r') AS b \gset
+SELECT test.piece('q09', 'r') AS b \gset
 SELECT pgque.nack(:b, 1, '0 seconds', 'failed for t_reader');
 SELECT pgque.ack(:b);
 RESET ROLE;

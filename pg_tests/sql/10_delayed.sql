@@ -86,7 +86,7 @@ SELECT pg_temp.parked('q10') AS parked_after_move;
 SELECT pgque.ticker() >= 1 AS next_ticker_ticks;
 SELECT msg_id, type, payload, extra1, extra2, extra3, retry_count, created_at < :'due1' AS created_at_send
   FROM pgque.receive('q10', 'a', 10);
-SELECT pgque.ack(test.batch('q10', 'a')) AS ack;
+SELECT pgque.ack(test.piece('q10', 'a')) AS ack;
 SELECT pg_temp.got('q10', 'b') AS b_got;
 -- exactly once: more ticks and movers bring nothing
 SELECT pgque.maint() >= 0 AS maint_ran, pgque.maint_delayed_events() AS moved_again;

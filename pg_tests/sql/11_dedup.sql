@@ -55,7 +55,7 @@ SELECT :k1 AS k1,
 SELECT pgque.force_tick('q11') IS NOT NULL AS ticked;
 SELECT msg_id, payload FROM pgque.receive('q11', 'a', 10);
 SELECT pgque.send_unique('q11', 't', 'while a holds it', 'k1') = :k1 AS same_while_unacked;
-SELECT pgque.ack(test.batch('q11', 'a')) AS ack;
+SELECT pgque.ack(test.piece('q11', 'a')) AS ack;
 SELECT pgque.send_unique('q11', 't', 'b still pending', 'k1') = :k1 AS same_while_b_pending;
 SELECT test.drain('q11', 'b') AS b_got;
 SELECT pgque.send_unique('q11', 't', 'after both', 'k1') AS k1_new \gset
@@ -76,7 +76,7 @@ ROLLBACK;
 SELECT pgque.send_unique('q11', 't', 'after rollback', 'k4') > :k4_rb AS new_id_after_rollback;
 SELECT pgque.force_tick('q11') IS NOT NULL AS ticked;
 SELECT m.payload FROM pgque.receive('q11', 'a', 10) m ORDER BY msg_id;
-SELECT pgque.ack(test.batch('q11', 'a'));
+SELECT pgque.ack(test.piece('q11', 'a'));
 SELECT test.drain('q11', 'b') IS NOT NULL AS b_drained;
 
 ---------------------------------------------------------------------------
@@ -109,10 +109,20 @@ SELECT pgque.force_tick('q11') IS NOT NULL AS ticked;
 SELECT test.drain('q11', 'a') IS NOT NULL AS a_drained, test.drain('q11', 'b') IS NOT NULL AS b_drained;
 
 ---------------------------------------------------------------------------
--- A queue without consumers holds nothing pending: only the ttl keeps a
--- key live there.
+-- A queue without consumers keeps its events for the first one (unclaimed):
+-- a key is live while its event waits there.  With keep_unclaimed off the
+-- queue holds nothing pending: only the ttl keeps a key live there.
 ---------------------------------------------------------------------------
+SELECT pgque.create_queue('q11_unclaimed');
+SELECT pgque.send_unique('q11_unclaimed', 't', 'x', 'k') AS u1 \gset
+SELECT pgque.send_unique('q11_unclaimed', 't', 'x', 'k') = :u1 AS same_while_unclaimed;
+SELECT pgque.subscribe('q11_unclaimed', 'first');
+SELECT pgque.force_tick('q11_unclaimed') IS NOT NULL AS ticked;
+SELECT test.drain('q11_unclaimed', 'first') = ARRAY[:u1]::bigint[] AS first_consumer_got_it;
+SELECT pgque.send_unique('q11_unclaimed', 't', 'x', 'k') > :u1 AS new_once_consumed;
+SELECT pgque.drop_queue('q11_unclaimed', true);
 SELECT pgque.create_queue('q11_none');
+SELECT pgque.set_queue_config('q11_none', 'keep_unclaimed', 'off');
 SELECT pgque.send_unique('q11_none', 't', 'x', 'k') AS n1 \gset
 SELECT pgque.send_unique('q11_none', 't', 'x', 'k') > :n1 AS new_without_consumers;
 SELECT pgque.send_unique('q11_none', 't', 'x', 'kt', '1 hour') AS n2 \gset
@@ -156,7 +166,7 @@ SELECT id = :c1 AS s2_got_s1_id FROM dblink_get_result('s2') AS t(id bigint);
 SELECT * FROM dblink_get_result('s2') AS t(id bigint);
 SELECT pgque.force_tick('q11') IS NOT NULL AS ticked;
 SELECT m.msg_id = :c1 AS is_s1, m.payload FROM pgque.receive('q11', 'a', 10) m;
-SELECT pgque.ack(test.batch('q11', 'a'));
+SELECT pgque.ack(test.piece('q11', 'a'));
 
 SELECT dblink_exec('s1', 'BEGIN');
 SELECT id AS c2 FROM dblink('s1', $$SELECT pgque.send_unique('q11', 't', 'from s1, rolled back', 'kr')$$) AS t(id bigint) \gset
@@ -170,7 +180,7 @@ SELECT :c3 <> :c2 AS s2_has_own_id;
 SELECT pgque.send_unique('q11', 't', 'later', 'kr') = :c3 AS later_sender_gets_s2_id;
 SELECT pgque.force_tick('q11') IS NOT NULL AS ticked;
 SELECT m.msg_id = :c3 AS is_s2, m.payload FROM pgque.receive('q11', 'a', 10) m;
-SELECT pgque.ack(test.batch('q11', 'a'));
+SELECT pgque.ack(test.piece('q11', 'a'));
 SELECT dblink_disconnect('s1');
 SELECT dblink_disconnect('s2');
 

@@ -64,8 +64,9 @@ SELECT consumer_name, current_batch IS NULL AS no_batch, pending_events
 ---------------------------------------------------------------------------
 SELECT pgque.send('q13', 't', 'o' || i) FROM generate_series(1, 6) i;
 SELECT pgque.force_tick('q13') IS NOT NULL AS ticked;
-SELECT array_agg(msg_id ORDER BY msg_id) AS a_first_piece, min(batch_id) AS a_batch
+SELECT array_agg(msg_id ORDER BY msg_id) AS a_first_piece, min(batch_id) AS a_piece
   FROM pgque.receive('q13', 'a', 2) \gset
+SELECT test.batch('q13', 'a') AS a_batch \gset
 SELECT :'a_first_piece' AS a_first_piece;
 SELECT pgque.next_batch('q13', 'b') AS b_batch \gset
 SELECT pgque.pause_queue('q13');
@@ -78,9 +79,9 @@ SELECT test.batch('q13', 'a') = :a_batch AS a_still_open, test.batch('q13', 'b')
 SELECT consumer_name, batch_age >= '0' AS batch_age_set FROM pgque.get_consumer_info('q13') ORDER BY 1;
 -- what was handed out can be nacked and acked; the batch stays open with
 -- the rest for after the pause
-SELECT pgque.nack(:a_batch, (:'a_first_piece'::bigint[])[2], '0', 'failed while paused') AS nacked;
-SELECT pgque.ack(:a_batch) AS acked;
-SELECT pgque.ack(:a_batch) AS acked_again;
+SELECT pgque.nack(:a_piece, (:'a_first_piece'::bigint[])[2], '0', 'failed while paused') AS nacked;
+SELECT pgque.ack(:a_piece) AS acked;
+SELECT pgque.ack(:a_piece) AS acked_again;
 SELECT test.batch('q13', 'a') = :a_batch AS a_still_open;
 SELECT test.ids('q13', 'a') AS a_paused;
 -- the batch-id calls of the PgQ API work too
@@ -98,11 +99,11 @@ SELECT test.ids('q13', 'a') AS a_paused, pgque.next_batch('q13', 'b') IS NULL AS
 SELECT pgque.resume_queue('q13');
 -- a: the rest of its open batch first (after the acked piece), then the
 -- retried message in a later batch; b: its retried event
-SELECT array_agg(msg_id ORDER BY msg_id) AS a_rest, min(batch_id) = :a_batch AS same_batch
+SELECT array_agg(msg_id ORDER BY msg_id) AS a_rest, test.batch('q13', 'a') = :a_batch AS same_batch
   FROM pgque.receive('q13', 'a', 100);
-SELECT pgque.ack(:a_batch);
+SELECT pgque.ack(test.piece('q13', 'a'));
 SELECT msg_id, retry_count FROM pgque.receive('q13', 'a', 100);
-SELECT pgque.ack(test.batch('q13', 'a'));
+SELECT pgque.ack(test.piece('q13', 'a'));
 SELECT cardinality(test.drain('q13', 'a')) AS a_left;
 SELECT pgque.next_batch('q13', 'b') AS b_batch \gset
 SELECT ev_id, ev_retry FROM pgque.get_batch_events(:b_batch);
@@ -111,9 +112,9 @@ SELECT pgque.finish_batch(:b_batch);
 -- a piece that was the rest of the batch, acked while paused, finishes it
 SELECT pgque.send('q13', 't', 'f' || i) FROM generate_series(1, 2) i;
 SELECT pgque.force_tick('q13') IS NOT NULL AS ticked;
-SELECT min(batch_id) AS a_batch FROM pgque.receive('q13', 'a', 100) \gset
+SELECT min(batch_id) AS a_piece FROM pgque.receive('q13', 'a', 100) \gset
 SELECT pgque.pause_queue('q13');
-SELECT pgque.ack(:a_batch) AS acked;
+SELECT pgque.ack(:a_piece) AS acked;
 SELECT test.batch('q13', 'a') IS NULL AS a_finished;
 SELECT pending_events FROM pgque.get_consumer_info('q13', 'a');
 SELECT pgque.resume_queue('q13');

@@ -42,13 +42,13 @@ SELECT array_agg(payload ORDER BY msg_id) AS w2 FROM pgque.receive('q14', 'c', 2
 -- w1 has not acked: it gets its own piece again, not the next window
 SELECT array_agg(payload ORDER BY msg_id) AS w1_again FROM pgque.receive('q14', 'c', 2, 'w1');
 SELECT test.wbatch('w1') <> test.wbatch('w2') AS different_batches;
-SELECT pgque.ack(test.wbatch('w1')) AS w1_ack;
+SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack;
 SELECT test.wbatch('w1') IS NULL AS w1_finished;
 SELECT array_agg(payload ORDER BY msg_id) AS w1_next FROM pgque.receive('q14', 'c', 2, 'w1');
-SELECT pgque.ack(test.wbatch('w1')) AS w1_ack, pgque.ack(test.wbatch('w2')) AS w2_ack;
+SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack, pgque.ack(test.piece('q14', 'c', 'w2')) AS w2_ack;
 SELECT count(*) AS nothing_left FROM pgque.receive('q14', 'c', 2, 'w3');
 SELECT array_agg(payload ORDER BY msg_id) AS plain FROM pgque.receive('q14', 'plain', 100);
-SELECT pgque.ack(test.batch('q14', 'plain')) AS plain_ack;
+SELECT pgque.ack(test.piece('q14', 'plain')) AS plain_ack;
 
 SELECT worker_name, current_batch IS NULL AS idle, lease_left IS NULL AS no_lease,
        last_seen >= interval '0' AS seen
@@ -64,16 +64,17 @@ SELECT consumers FROM pgque.get_queue_info('q14');
 ---------------------------------------------------------------------------
 SELECT cardinality(pgque.send_batch('q14', 't', ARRAY['d1', 'd2', 'd3', 'd4', 'd5'])) AS sent;
 SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
-SELECT array_agg(payload ORDER BY msg_id) AS w1_first FROM pgque.receive('q14', 'c', 2, 'w1');
+SELECT array_agg(payload ORDER BY msg_id) AS w1_first FROM pgque.receive('q14', 'c', 3, 'w1');
 SELECT test.wbatch('w1') AS w1_batch \gset
-SELECT pgque.ack(:w1_batch) AS w1_ack;
-SELECT array_agg(payload ORDER BY msg_id) AS w1_second FROM pgque.receive('q14', 'c', 2, 'w1', '1 microsecond');
+SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack;
+SELECT array_agg(payload ORDER BY msg_id) AS w1_second FROM pgque.receive('q14', 'c', 1, 'w1', '1 microsecond');
+SELECT test.piece('q14', 'c', 'w1') AS w1_piece \gset
 SELECT lease_left < interval '0' AS expired FROM pgque.get_worker_info('q14', 'c') WHERE worker_name = 'w1';
 SELECT array_agg(payload ORDER BY msg_id) AS w2_took_over FROM pgque.receive('q14', 'c', 10, 'w2');
 SELECT test.wbatch('w2') <> :w1_batch AS new_batch_id, test.wbatch('w1') IS NULL AS w1_lost_it;
-SELECT pgque.ack(:w1_batch) AS late_ack, pgque.heartbeat(:w1_batch) AS late_heartbeat;
-SELECT regexp_replace(test.err(format('SELECT pgque.nack(%s, 1)', :w1_batch)), 'batch \d+', 'batch N') AS late_nack;
-SELECT pgque.ack(test.wbatch('w2')) AS w2_ack;
+SELECT pgque.ack(:w1_piece) AS late_ack, pgque.heartbeat(:w1_piece) AS late_heartbeat;
+SELECT regexp_replace(test.err(format('SELECT pgque.nack(%s, 1)', :w1_piece)), 'batch \d+', 'batch N') AS late_nack;
+SELECT pgque.ack(test.piece('q14', 'c', 'w2')) AS w2_ack;
 SELECT count(*) AS nothing_left FROM pgque.receive('q14', 'c', 10, 'w1');
 
 -- a heartbeat keeps the batch: w1's lease is renewed, so w2 takes the next
@@ -81,17 +82,17 @@ SELECT count(*) AS nothing_left FROM pgque.receive('q14', 'c', 10, 'w1');
 SELECT cardinality(pgque.send_batch('q14', 't', ARRAY['e1', 'e2'])) AS sent;
 SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
 SELECT array_agg(payload ORDER BY msg_id) AS w1_e FROM pgque.receive('q14', 'c', 2, 'w1', '1 microsecond');
-SELECT pgque.heartbeat(test.wbatch('w1'), '1 minute') AS heartbeat;
+SELECT pgque.heartbeat(test.piece('q14', 'c', 'w1'), '1 minute') AS heartbeat;
 SELECT count(*) AS w2_nothing FROM pgque.receive('q14', 'c', 2, 'w2');
-SELECT pgque.ack(test.wbatch('w1')) AS w1_ack;
+SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack;
 -- a plain consumer's batch has no lease: heartbeat changes nothing, says 1
 SELECT pgque.send('q14', 't', 'f1') IS NOT NULL AS sent;
 SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
 SELECT count(*) AS plain_got FROM pgque.receive('q14', 'plain', 100);
-SELECT pgque.heartbeat(test.batch('q14', 'plain')) AS plain_heartbeat;
+SELECT pgque.heartbeat(test.piece('q14', 'plain')) AS plain_heartbeat;
 SELECT cardinality(test.drain('q14', 'plain')) AS plain_rest;
 SELECT cardinality(test.wids('w1', 10)) AS w1_f;
-SELECT pgque.ack(test.wbatch('w1')) AS w1_ack;
+SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack;
 
 ---------------------------------------------------------------------------
 -- Retries belong to the consumer: a message nacked by w1 comes back to
@@ -101,13 +102,13 @@ SELECT pgque.set_queue_config('q14', 'max_retries', '1');
 SELECT pgque.send('q14', 't', 'flaky') AS flaky \gset
 SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
 SELECT test.wids('w1', 10) = ARRAY[:flaky]::bigint[] AS w1_got_it;
-SELECT pgque.nack(test.wbatch('w1'), :flaky, '0 seconds', 'boom') AS outcome;
-SELECT pgque.ack(test.wbatch('w1')) AS w1_ack;
+SELECT pgque.nack(test.piece('q14', 'c', 'w1'), :flaky, '0 seconds', 'boom') AS outcome;
+SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack;
 SELECT pgque.maint_retry_events() AS moved;
 SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
 SELECT msg_id = :flaky AS same_msg, retry_count FROM pgque.receive('q14', 'c', 10, 'w2');
-SELECT pgque.nack(test.wbatch('w2'), :flaky, NULL, 'boom again') AS outcome;
-SELECT pgque.ack(test.wbatch('w2')) AS w2_ack;
+SELECT pgque.nack(test.piece('q14', 'c', 'w2'), :flaky, NULL, 'boom again') AS outcome;
+SELECT pgque.ack(test.piece('q14', 'c', 'w2')) AS w2_ack;
 SELECT consumer_name, reason FROM pgque.dlq_list('q14') WHERE msg_id = :flaky;
 -- the plain consumer got the original once and no retry
 SELECT cardinality(test.drain('q14', 'plain')) AS plain_got;
@@ -121,7 +122,7 @@ SELECT pgque.send('q14', 't', 'g1') IS NOT NULL AS sent;
 SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
 SELECT array_agg(payload) AS w1_g FROM pgque.receive('q14', 'c', 10, 'w1');
 SELECT count(*) AS plain_nothing FROM pgque.receive('q14', 'c', 10);
-SELECT pgque.ack(test.wbatch('w1')) AS w1_ack;
+SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack;
 SELECT pgque.send('q14', 't', 'g2') IS NOT NULL AS sent;
 SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
 SELECT array_agg(payload) AS plain_g FROM pgque.receive('q14', 'c', 10);
@@ -155,7 +156,7 @@ BEGIN
         -- unacked pieces come again: record a message once per worker batch
         INSERT INTO w_got SELECT w, m.msg_id FROM pgque.receive('q14', 'c', 4, w) m
          WHERE NOT EXISTS (SELECT 1 FROM w_got g WHERE g.wk = w AND g.id = m.msg_id);
-        b := test.wbatch(w);
+        b := test.piece('q14', 'c', w);
         IF b IS NULL THEN
             idle := idle + 1;
         ELSE
@@ -167,7 +168,7 @@ BEGIN
     END LOOP;
     -- finish what is still held
     FOR w IN SELECT worker_name FROM pgque.get_worker_info('q14', 'c') WHERE current_batch IS NOT NULL LOOP
-        PERFORM pgque.ack(test.wbatch(w));
+        PERFORM pgque.ack(test.piece('q14', 'c', w));
     END LOOP;
 END
 $$;
@@ -200,7 +201,7 @@ SELECT cardinality(test.wids('w2', 10)) AS w2_h;
 SELECT cardinality(test.drain('q14', 'plain')) AS plain_h;
 SELECT pg_sleep(0.01);
 SELECT test.rotate14() = :gen0 + 1 AS held_by_w2;
-SELECT pgque.ack(test.wbatch('w2')) AS w2_ack;
+SELECT pgque.ack(test.piece('q14', 'c', 'w2')) AS w2_ack;
 -- the consumer is past post now (w2's window moved it); w1 and w3 are idle
 -- with old positions and do not count
 SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
@@ -223,7 +224,7 @@ SELECT pgque.pause_queue('q14');
 SELECT count(*) AS paused_nothing FROM pgque.receive('q14', 'c', 10, 'w2');
 SELECT pgque.resume_queue('q14');
 SELECT array_agg(payload) AS w2_p FROM pgque.receive('q14', 'c', 10, 'w2');
-SELECT pgque.ack(test.wbatch('w2')) AS w2_ack;
+SELECT pgque.ack(test.piece('q14', 'c', 'w2')) AS w2_ack;
 SELECT cardinality(test.drain('q14', 'plain')) AS plain_p;
 
 ---------------------------------------------------------------------------
@@ -235,11 +236,11 @@ SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
 SELECT array_agg(payload) AS w1_u FROM pgque.receive('q14', 'c', 10, 'w1');
 SELECT cardinality(test.drain('q14', 'plain')) AS plain_u;
 SELECT pgque.send_unique('q14', 't', 'u1 again', 'k1') = :u1 AS same_while_w1_holds;
-SELECT pgque.ack(test.wbatch('w1')) AS w1_ack;
+SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack;
 SELECT pgque.send_unique('q14', 't', 'u2', 'k1') <> :u1 AS new_once_finished;
 SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
 SELECT array_agg(payload) AS w1_u2 FROM pgque.receive('q14', 'c', 10, 'w1');
-SELECT pgque.ack(test.wbatch('w1')) AS w1_ack;
+SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack;
 SELECT cardinality(test.drain('q14', 'plain')) AS plain_u2;
 
 ---------------------------------------------------------------------------
@@ -264,7 +265,7 @@ SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
 SELECT test.wids('w3', 10) AS w3_i \gset
 SELECT cardinality(:'w3_i'::bigint[]) AS w3_got;
 SELECT regexp_replace(test.err($$SELECT pgque.unregister_worker('q14', 'c', 'w3')$$), 'batch \d+', 'batch N') AS holds_batch;
-SELECT pgque.ack(test.wbatch('w3')) AS w3_ack;
+SELECT pgque.ack(test.piece('q14', 'c', 'w3')) AS w3_ack;
 SELECT test.wbatch('w3') IS NULL AS w3_finished;
 SELECT pgque.unregister_worker('q14', 'c', 'w3') AS unregistered,
        pgque.unregister_worker('q14', 'c', 'w3') AS again,

@@ -1,0 +1,68 @@
+-- Looking at what a consumer has not acknowledged, without taking it.
+
+-- peek(queue_name, consumer_name [, max_return]): up to max_return
+-- messages the consumer has not acknowledged yet, in the order they are
+-- handed out: first those in batches that are open (a worker's window, the
+-- consumer's own batch, or the part of a tick range still being cut into
+-- windows), oldest first, then those it would get next, up to the newest
+-- tick.  Messages handed out and not acknowledged are included (they come
+-- again unless acknowledged); events not ticked yet, retries not yet due
+-- and delayed events are not.  Moves nothing, locks nothing, saves
+-- nothing: an operator may call it at any time.
+--   batch_id     the open batch holding the message (a window's or the
+--                consumer's batch id, as get_worker_info() and
+--                get_consumer_info() show them, not a piece id); NULL when it
+--                is in no open batch yet
+--   worker_name  the worker whose window holds it; NULL for the consumer's
+--                own batch and for what is not handed out yet
+-- It reads up to max_return rows of each open batch and of the next one:
+-- as cheap as receiving them.  Errors: PQ001, PQ003, PQ006 (max_return not
+-- positive).
+CREATE FUNCTION pgque.peek(queue_name text, consumer_name text, max_return int DEFAULT 100)
+RETURNS TABLE (msg_id bigint, batch_id bigint, worker_name text, type text, payload text, retry_count int,
+               created_at timestamptz, extra1 text, extra2 text, extra3 text, extra4 text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
+                 SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+                 SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
+DECLARE
+    c    pgque.subscription;
+    w    pgque.subscription;
+    t    pgque.tick;
+    room bigint := max_return;
+    n    bigint;
+BEGIN
+    PERFORM pgque._authorize($1, 'receive');
+    PERFORM pgque._check_positive('max_return', max_return);
+    c := pgque._subscription($1, $2, false);
+    FOR w IN SELECT * FROM pgque.subscription x WHERE x.sub_parent = c.sub_id AND x.sub_batch IS NOT NULL
+              ORDER BY x.sub_last_tick, x.sub_start_txid NULLS FIRST, x.sub_start_id NULLS FIRST
+    LOOP
+        EXIT WHEN room <= 0;
+        RETURN QUERY SELECT e.ev_id, w.sub_batch, substr(w.sub_consumer, length(c.sub_consumer) + 2), e.ev_type,
+                            e.ev_data, e.ev_retry, e.ev_time, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
+                       FROM pgque._batch_rows(w, false, '', 'ORDER BY ev_txid, ev_id LIMIT $2', room, NULL, NULL) e;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        room := room - n;
+    END LOOP;
+    IF room > 0 AND c.sub_next_tick IS NOT NULL THEN
+        -- Its own open batch, or the rest of the tick range being cut.
+        RETURN QUERY SELECT e.ev_id, c.sub_batch, NULL::text, e.ev_type, e.ev_data, e.ev_retry, e.ev_time,
+                            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
+                       FROM pgque._batch_rows(c, false, '', 'ORDER BY ev_txid, ev_id LIMIT $2', room, NULL, NULL) e;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        room := room - n;
+        c.sub_last_tick := c.sub_next_tick;          c.sub_last_time := c.sub_next_time;
+        c.sub_last_snapshot := c.sub_next_snapshot;  c.sub_last_seq := c.sub_next_seq;
+    END IF;
+    t := pgque._last_tick(c.sub_queue);
+    IF room > 0 AND t.tick_id > c.sub_last_tick THEN
+        -- The batch a receive would open next, up to the newest tick.
+        c := pgque._clear_batch(c);
+        c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
+        c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
+        RETURN QUERY SELECT e.ev_id, NULL::bigint, NULL::text, e.ev_type, e.ev_data, e.ev_retry, e.ev_time,
+                            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
+                       FROM pgque._batch_rows(c, false, '', 'ORDER BY ev_txid, ev_id LIMIT $2', room, NULL, NULL) e;
+    END IF;
+END
+$$;
