@@ -1659,9 +1659,9 @@ $$;
 -- which is its for lease (default 30 seconds) from now, renewed by each
 -- receive and by heartbeat(); without one, on a consumer that workers
 -- read, the call is served as the worker '_plain' with that lease.
--- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name or
--- lease), PQ025 (the consumer's batch is being read plainly, and a worker
--- asked).
+-- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name,
+-- lease not in (0, 1 day]; NULL means 30 seconds), PQ025 (a worker asked
+-- while a plain reader is reading the consumer's own batch).
 CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100,
                               worker_name text DEFAULT NULL, lease interval DEFAULT '30 seconds')
 RETURNS SETOF pgque.message
@@ -3740,6 +3740,19 @@ BEGIN
 END
 $$;
 
+-- _lease(lease): lease, or the default 30 seconds for NULL.  PQ006 unless
+-- it is more than 0 and at most a day (longer work keeps its batch with
+-- heartbeat()).
+CREATE FUNCTION pgque._lease(lease interval) RETURNS interval
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF lease <= interval '0' OR lease > interval '1 day' THEN
+        PERFORM pgque._invalid('lease', format('%s (must be more than 0 and at most 1 day)', lease));
+    END IF;
+    RETURN coalesce(lease, interval '30 seconds');
+END
+$$;
+
 -- _read_by_workers(c): does a worker of consumer c hold a batch, or is c's
 -- stream being cut into windows?
 CREATE FUNCTION pgque._read_by_workers(c pgque.subscription) RETURNS boolean
@@ -3783,9 +3796,8 @@ DECLARE
     w    pgque.subscription;
     v    pgque.subscription;
 BEGIN
-    IF lease IS NULL OR lease <= interval '0' THEN
-        PERFORM pgque._invalid('lease', format('%s (must be a positive interval)', coalesce(lease::text, 'NULL')));
-    ELSIF c.sub_batch IS NOT NULL AND c.sub_active >= clock_timestamp() - lease THEN
+    lease := pgque._lease(lease);
+    IF c.sub_batch IS NOT NULL AND c.sub_active >= clock_timestamp() - lease THEN
         RAISE EXCEPTION 'pgque: consumer % has batch % open; its workers cannot start before it is finished',
             quote_literal(c.sub_consumer), c.sub_batch USING ERRCODE = 'PQ025',
             HINT = 'A plain reader (receive() without a worker name, or next_batch()) holds it; a worker takes it over once nobody touched it for a lease.';
@@ -3915,16 +3927,15 @@ $$;
 -- the reader is alive, so that no worker takes the batch over.
 -- Returns 1 when the batch is still the caller's, 0 when the piece is
 -- unknown, or its batch was finished or taken over by another worker.
--- Errors: PQ006 (NULL batch id, lease not positive), PQ027 (a batch id).
+-- Errors: PQ006 (NULL batch id, lease not in (0, 1 day]; NULL means 30
+-- seconds), PQ027 (a batch id).
 CREATE FUNCTION pgque.heartbeat(batch_id bigint, lease interval DEFAULT '30 seconds') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     p record;
     s pgque.subscription;
 BEGIN
-    IF lease IS NULL OR lease <= interval '0' THEN
-        PERFORM pgque._invalid('lease', format('%s (must be a positive interval)', coalesce(lease::text, 'NULL')));
-    END IF;
+    lease := pgque._lease(lease);
     SELECT * INTO p FROM pgque._piece(batch_id);
     s := p.s;
     IF s.sub_id IS NULL THEN

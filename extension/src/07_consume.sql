@@ -150,9 +150,9 @@ $$;
 -- which is its for lease (default 30 seconds) from now, renewed by each
 -- receive and by heartbeat(); without one, on a consumer that workers
 -- read, the call is served as the worker '_plain' with that lease.
--- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name or
--- lease), PQ025 (the consumer's batch is being read plainly, and a worker
--- asked).
+-- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name,
+-- lease not in (0, 1 day]; NULL means 30 seconds), PQ025 (a worker asked
+-- while a plain reader is reading the consumer's own batch).
 CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100,
                               worker_name text DEFAULT NULL, lease interval DEFAULT '30 seconds')
 RETURNS SETOF pgque.message

@@ -249,7 +249,7 @@ SELECT cardinality(test.drain('q14', 'plain')) AS plain_u2;
 SELECT test.err($$SELECT * FROM pgque.receive('q14', 'c', 10, '')$$) AS empty_worker;
 SELECT test.err($$SELECT * FROM pgque.receive('q14', 'c', 10, 'a/b')$$) AS bad_worker;
 SELECT test.err($$SELECT * FROM pgque.receive('q14', 'c', 10, repeat('w', 64))$$) AS long_worker;
-SELECT test.err($$SELECT * FROM pgque.receive('q14', 'c', 10, 'w1', NULL)$$) AS null_lease;
+SELECT test.err($$SELECT * FROM pgque.receive('q14', 'c', 10, 'w1', NULL)$$) AS null_lease_means_30s;
 SELECT test.err($$SELECT * FROM pgque.receive('q14', 'c', 10, 'w1', '-1 second')$$) AS negative_lease;
 SELECT test.err($$SELECT * FROM pgque.receive('q14', 'nobody', 10, 'w1')$$) AS unknown_consumer;
 SELECT test.err($$SELECT * FROM pgque.receive('q14_nope', 'c', 10, 'w1')$$) AS unknown_queue;
