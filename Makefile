@@ -4,6 +4,7 @@
 #   make check-generated  fail if the committed pgque--1.0.sql is stale
 #   make install          copy control + script into $(PG_CONFIG) --sharedir/extension
 #   make pgtest           install, then run pg_tests/ with pg_regress on a temp instance
+#   make isotest          install, then run the isolation specs in pg_tests/isolation
 #   make gotest           install, then run the Go tests (as an unprivileged user)
 #   make test             everything CI runs (.ci/run calls exactly this)
 #   make bench            install, then run `pgque bench` (flags in BENCH_FLAGS)
@@ -16,14 +17,16 @@ PG_BINDIR   = $(shell $(PG_CONFIG) --bindir)
 PG_EXTDIR   = $(shell $(PG_CONFIG) --sharedir)/extension
 # pg_regress is not on PATH; it ships beside the PGXS makefiles.
 PG_REGRESS  = $(patsubst %/src/makefiles/pgxs.mk,%/src/test/regress/pg_regress,$(shell $(PG_CONFIG) --pgxs))
+PG_ISOLATION_REGRESS = $(patsubst %/src/makefiles/pgxs.mk,%/src/test/isolation/pg_isolation_regress,$(shell $(PG_CONFIG) --pgxs))
 
 EXT_SCRIPT  = extension/pgque--1.0.sql
 EXT_CONTROL = extension/pgque.control
 # GNU make's $(sort) compares bytes, i.e. LC_ALL=C filename order.
 EXT_SRC     = $(sort $(wildcard extension/src/*.sql))
 PG_TESTS    = $(sort $(basename $(notdir $(wildcard pg_tests/sql/*.sql))))
+ISO_TESTS   = $(sort $(basename $(notdir $(wildcard pg_tests/isolation/specs/*.spec))))
 
-.PHONY: all check-generated install uninstall pgtest gotest test bench demo clean
+.PHONY: all check-generated install uninstall pgtest isotest gotest test bench demo clean
 .DEFAULT_GOAL := all
 
 all: $(EXT_SCRIPT)
@@ -74,31 +77,42 @@ uninstall:
 # Settings for the temp instance can go in pg_tests/regress.conf.
 PGTEST_OPTS = --no-locale --encoding=UTF8
 
+# run_regress(driver, dir, extra options, tests): run a pg_regress-style
+# driver on a temp instance, in a scratch copy of pg_tests/ (outputs in
+# $$scratch/pg_tests/<dir>), printing the diffs on failure.
+define run_regress
+@test -x "$(1)" || { echo "$@: $(notdir $(1)) not found at '$(1)'" \
+  "(Debian: apt-get install postgresql-server-dev-15)" >&2; exit 1; }
+@test -n "$(4)" || { echo "$@: no tests in pg_tests/$(2)" >&2; exit 1; }
+@set -e; scratch=$$(mktemp -d /tmp/pgque-$@.XXXXXX); \
+cp -R pg_tests "$$scratch/pg_tests"; d="$$scratch/pg_tests/$(2)"; \
+rm -rf "$$d/results" "$$d/log" "$$d/tmp_check" "$$d"/regression.*; \
+conf=; if [ -f "$$scratch/pg_tests/regress.conf" ]; then conf="--temp-config=$$scratch/pg_tests/regress.conf"; fi; \
+if (cd "$$scratch" && "$(CURDIR)/scripts/run-unprivileged.sh" --chown "$$scratch" -- \
+      "$(1)" --temp-instance="$$scratch/tmp_check" --bindir="$(PG_BINDIR)" \
+      --inputdir="$$d" --outputdir="$$d" $(PGTEST_OPTS) $(3) $$conf $(4)); then \
+  rm -rf "$$scratch"; \
+else \
+  if [ -s "$$d/regression.diffs" ]; then \
+    n=$$(wc -l < "$$d/regression.diffs"); \
+    echo "======== regression.diffs ($$n lines) ========"; \
+    head -n 300 "$$d/regression.diffs"; \
+    [ "$$n" -le 300 ] || echo "======== truncated; full file: $$d/regression.diffs ========"; \
+  else \
+    for f in "$$d"/log/*.log "$$scratch"/tmp_check/log/*.log; do \
+      if [ -f "$$f" ]; then echo "======== $$f (last 50 lines) ========"; tail -n 50 "$$f"; fi; \
+    done; \
+  fi; \
+  echo "$@: FAILED; outputs kept in $$scratch" >&2; exit 1; \
+fi
+endef
+
 pgtest: install
-	@test -x "$(PG_REGRESS)" || { echo "pgtest: pg_regress not found at '$(PG_REGRESS)'" \
-	  "(Debian: apt-get install postgresql-server-dev-15)" >&2; exit 1; }
-	@test -n "$(PG_TESTS)" || { echo "pgtest: no tests in pg_tests/sql" >&2; exit 1; }
-	@set -e; scratch=$$(mktemp -d /tmp/pgque-pgtest.XXXXXX); \
-	cp -R pg_tests "$$scratch/pg_tests"; d="$$scratch/pg_tests"; \
-	rm -rf "$$d/results" "$$d/log" "$$d/tmp_check" "$$d"/regression.*; \
-	conf=; if [ -f "$$d/regress.conf" ]; then conf="--temp-config=$$d/regress.conf"; fi; \
-	if (cd "$$scratch" && "$(CURDIR)/scripts/run-unprivileged.sh" --chown "$$scratch" -- \
-	      "$(PG_REGRESS)" --temp-instance="$$scratch/tmp_check" --bindir="$(PG_BINDIR)" \
-	      --inputdir="$$d" --outputdir="$$d" $(PGTEST_OPTS) $$conf $(PG_TESTS)); then \
-	  rm -rf "$$scratch"; \
-	else \
-	  if [ -s "$$d/regression.diffs" ]; then \
-	    n=$$(wc -l < "$$d/regression.diffs"); \
-	    echo "======== regression.diffs ($$n lines) ========"; \
-	    head -n 300 "$$d/regression.diffs"; \
-	    [ "$$n" -le 300 ] || echo "======== truncated; full file: $$d/regression.diffs ========"; \
-	  else \
-	    for f in "$$d"/log/*.log; do \
-	      if [ -f "$$f" ]; then echo "======== $$f (last 50 lines) ========"; tail -n 50 "$$f"; fi; \
-	    done; \
-	  fi; \
-	  echo "pgtest: FAILED; outputs kept in $$scratch" >&2; exit 1; \
-	fi
+	$(call run_regress,$(PG_REGRESS),.,,$(PG_TESTS))
+
+# The isolation specs: races between sessions (pg_isolation_regress).
+isotest: install
+	$(call run_regress,$(PG_ISOLATION_REGRESS),isolation,--load-extension=pgque,$(ISO_TESTS))
 
 # Go tests start their own servers (go/pgque/pgquetest), so they too run as
 # the unprivileged user, on a copy of the tree it can read.  Installing first
@@ -119,6 +133,7 @@ gotest: install
 # check-generated must run before anything can regenerate the script.
 test: check-generated
 	@$(MAKE) --no-print-directory pgtest
+	@$(MAKE) --no-print-directory isotest
 	@$(MAKE) --no-print-directory gotest
 
 clean:
