@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +58,7 @@ type consumerConfig struct {
 	ticker          []TickerOption
 	runTicker       bool
 	worker          string
+	singleReader    bool
 	lease           time.Duration
 	log             *slog.Logger
 }
@@ -138,20 +142,35 @@ func WithTicker(opts ...TickerOption) ConsumerOption {
 	}
 }
 
-// WithWorker makes the consumer a cooperative worker named name of its
-// consumer name (see Client.ReceiveAsWorker): several processes, each with
-// its own worker name and the same consumer name, then share the consumer's
-// messages, each handling different batches.  While it handles a piece the
-// consumer renews its batch's lease (WithLease) every third of the lease; if
-// it stops, another worker takes the batch over once the lease runs out.
+// WithWorker names the consumer's worker (see Client.ReceiveAsWorker).  By
+// default each Start picks a name of its own from the host name, the
+// process id and a random suffix.  A fixed name (a pod's name, say) lets a
+// process that crashed and restarts resume its own batch at once, instead
+// of another worker taking it over when its lease runs out.  Two running
+// Consumers must not share a worker name: they would be handed the same
+// messages (nothing is lost, but the messages are handled twice).
 func WithWorker(name string) ConsumerOption {
 	return func(c *consumerConfig) { c.worker = name }
 }
 
+// WithSingleReader makes the consumer read its consumer name the PgQ way,
+// as its one reader: whole batches, one at a time, in delivery order, with
+// no lease.  Of several Consumers with this option and the same queue and
+// name, one reads and the others stand by (a session lock on the listening
+// connection elects it), taking over when its process or connection dies.
+// Use it when the handler needs the order of the stream and one process
+// keeps up with it; without it, Consumers share the messages (see
+// Consumer).  It cannot be combined with WithWorker.
+func WithSingleReader() ConsumerOption {
+	return func(c *consumerConfig) { c.singleReader = true }
+}
+
 // WithLease sets how long a worker's batch stays its own without a receive
-// or heartbeat (default DefaultLease).  Shorter leases hand a stopped
-// worker's batch over sooner, at the cost of more heartbeats; handlers
-// slower than the lease are fine, since the consumer heartbeats meanwhile.
+// or heartbeat (default DefaultLease, at most MaxLease).  Shorter leases hand
+// a stopped worker's batch over sooner, at the cost of more heartbeats;
+// handlers slower than the lease are fine, since the consumer heartbeats
+// meanwhile.  A plain reader's batch (WithSingleReader) is heartbeated too,
+// so that no worker takes it over.
 func WithLease(d time.Duration) ConsumerOption {
 	return func(c *consumerConfig) { c.lease = d }
 }
@@ -166,24 +185,34 @@ func WithLogger(l *slog.Logger) ConsumerOption {
 // message to the handler registered for its type.  Create it with
 // Client.NewConsumer, register handlers with Handle, and run it with Start.
 //
-// Delivery is at least once.  The messages of a receive call are
+// Consumers share work: any number of Consumers with the same queue and
+// name, in one process or in many (replicas, a rolling deploy), share the
+// consumer's messages as cooperative workers.  Each handles different
+// batches; each message is handled by one of them, and again by another
+// only if the first stopped (crashed, hung, lost its connection) before
+// acknowledging it and its lease ran out, or shut down and released it.
+// Every Start picks a worker name of its own (WithWorker sets one) and
+// forgets it when it stops.  WithSingleReader reads the consumer as one
+// reader instead, the PgQ way: whole batches in delivery order, with the
+// other Consumers of the name standing by.  Every consumer name sees every
+// event of the queue (fan-out); give services that each need all events
+// different names.
+//
+// Delivery is at least once.  The messages of a receive call (a piece) are
 // acknowledged together, after every one of them was handled or nacked; a
 // message whose handler failed is nacked (retried later, for this consumer
 // only, with a RetryCount one higher) and the others are unaffected.  When
 // the process crashes, loses its connection or is shut down before a piece
-// is acknowledged, the whole piece is delivered again to the next run, so
-// handlers should be idempotent (Message.MsgID is unique within a queue and
-// kept on retries).
+// is acknowledged, the piece is delivered again, so handlers should be
+// idempotent (Message.MsgID is unique within a queue and kept on retries).
+// A worker that learns its batch was taken over (its heartbeat says so)
+// cancels the handlers of that piece and starts none of its other messages.
 //
-// With concurrency 1 (the default) messages are handled in delivery order
-// (see docs/concepts.md; retries come after messages sent later).  With
-// WithConcurrency(n) handlers run in parallel and order within a piece is
-// not kept.
-//
-// One consumer name is one reader: run one Consumer per (queue, name) at a
-// time, unless they are cooperative workers (WithWorker), each with a
-// worker name of its own.  Every consumer name sees every event of the
-// queue (fan-out); give services that each need all events different names.
+// With concurrency 1 (the default) a Consumer handles its messages in
+// delivery order (see docs/concepts.md; retries come after messages sent
+// later); several Consumers sharing a name each keep the order of their own
+// batches only.  With WithConcurrency(n) handlers run in parallel and order
+// within a piece is not kept.
 type Consumer struct {
 	client *Client
 	queue  string
@@ -194,6 +223,11 @@ type Consumer struct {
 	mu       sync.RWMutex
 	handlers map[string]HandlerFunc
 	running  atomic.Bool
+	// worker is the worker name of the current run ("" with
+	// WithSingleReader); set by Start before anything reads it.
+	worker string
+	// leading is whether this single reader holds the reader lock.
+	leading atomic.Bool
 }
 
 // NewConsumer returns a consumer named name on queue.  Nothing happens until
@@ -210,16 +244,12 @@ func (c *Client) NewConsumer(queue, name string, opts ...ConsumerOption) *Consum
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	log := cfg.log.With("queue", queue, "consumer", name)
-	if cfg.worker != "" {
-		log = log.With("worker", cfg.worker)
-	}
 	return &Consumer{
 		client:   c,
 		queue:    queue,
 		name:     name,
 		cfg:      cfg,
-		log:      log,
+		log:      cfg.log.With("queue", queue, "consumer", name),
 		handlers: map[string]HandlerFunc{},
 	}
 }
@@ -248,23 +278,24 @@ func (c *Consumer) handler(typ string) HandlerFunc {
 
 // Start subscribes the consumer to its queue (if it is not yet) and
 // handles messages until ctx ends; then it finishes the messages it holds
-// (see WithShutdownTimeout), acknowledges them and returns nil.
+// (see WithShutdownTimeout), acknowledges them, hands what is left of its
+// batch to the other workers (Client.ReleaseWorker) and returns nil.
 //
-// A new subscription starts at the queue's newest tick: events ticked
-// before it are not delivered to this consumer.  Subscribe ahead of time
-// (Client.Subscribe) when a consumer must not miss events sent before its
-// first start.
+// A new subscription starts at the queue's newest tick, except the first
+// one of a queue, which gets the events sent while the queue had no
+// consumer (see Client.Subscribe).  Subscribe ahead of time when a second
+// consumer must not miss events sent before its first start.
 //
 // The consumer listens for the queue's notifications on a connection of its
 // own (the pool's connection settings, with application_name
 // "pgque-listener" unless one is set) and receives as soon as a tick is
-// notified, and polls every poll interval in case one is missed.  Lost connections and other transient
-// database errors are logged and retried with backoff.  Start returns an
-// error when consuming is impossible: the queue does not exist
-// (ErrQueueNotFound), the consumer was unsubscribed while running
-// (ErrConsumerNotFound), a name or option is invalid (ErrInvalidArgument),
-// pgque is not installed or the role lacks the rights, or the consumer is
-// already running.
+// notified, and polls every poll interval in case one is missed.  Lost
+// connections and other transient database errors are logged and retried
+// with backoff.  Start returns an error when consuming is impossible: the
+// queue does not exist (ErrQueueNotFound), the consumer was unsubscribed
+// while running (ErrConsumerNotFound), a name or option is invalid
+// (ErrInvalidArgument), pgque is not installed or the role lacks the
+// rights, or the consumer is already running.
 func (c *Consumer) Start(ctx context.Context) error {
 	const op = "pgque: consumer"
 	switch {
@@ -282,8 +313,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return invalid(op, "shutdown timeout %v is negative", c.cfg.shutdownTimeout)
 	case c.cfg.unknown != NackUnknownTypes && c.cfg.unknown != SkipUnknownTypes:
 		return invalid(op, "unknown type policy %d", c.cfg.unknown)
-	case c.cfg.lease <= 0:
-		return invalid(op, "lease %v is not positive", c.cfg.lease)
+	case c.cfg.singleReader && c.cfg.worker != "":
+		return invalid(op, "WithSingleReader and WithWorker(%q) exclude each other", c.cfg.worker)
+	}
+	if err := checkLease(op, c.cfg.lease); err != nil {
+		return err
 	}
 	c.mu.RLock()
 	n := len(c.handlers)
@@ -295,6 +329,15 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return fmt.Errorf("%s: %s/%s is already running", op, c.queue, c.name)
 	}
 	defer c.running.Store(false)
+	log := c.log
+	c.worker = ""
+	if !c.cfg.singleReader {
+		c.worker = c.cfg.worker
+		if c.worker == "" {
+			c.worker = autoWorkerName()
+		}
+		log = log.With("worker", c.worker)
+	}
 
 	// Everything stops when ctx ends or the ticker fails; the ticker and the
 	// listener also stop when Start returns.
@@ -303,7 +346,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	defer wg.Wait()
 	defer stop()
 
-	if err := c.subscribe(bg); err != nil || bg.Err() != nil {
+	if err := c.subscribe(bg, log); err != nil || bg.Err() != nil {
 		return err
 	}
 	tickerErr := make(chan error, 1)
@@ -318,24 +361,59 @@ func (c *Consumer) Start(ctx context.Context) error {
 		})
 	}
 	wake := make(chan struct{}, 1)
-	wg.Go(func() { c.listen(bg, wake) })
-	c.log.Info("pgque consumer: started")
-	err := c.loop(bg, wake)
+	wg.Go(func() { c.listen(bg, log, wake) })
+	log.Info("pgque consumer: started")
+	err := c.loop(bg, log, wake)
 	stop()
 	wg.Wait()
+	if c.worker != "" {
+		c.release(ctx, log)
+	}
 	select {
 	case terr := <-tickerErr:
 		return terr
 	default:
 	}
 	if err == nil {
-		c.log.Info("pgque consumer: stopped")
+		log.Info("pgque consumer: stopped")
 	}
 	return err
 }
 
+// autoWorkerName is a worker name for one run of a Consumer: the host name
+// (reduced to the characters names allow), the process id and a random
+// suffix, within the 63 bytes a worker name may have.
+func autoWorkerName() string {
+	host, _ := os.Hostname()
+	clean := []byte(host)
+	n := 0
+	for _, b := range clean {
+		if b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '.' || b == '_' {
+			clean[n] = b
+			n++
+		}
+	}
+	host = strings.TrimLeft(string(clean[:n]), "-._")
+	if host == "" {
+		host = "worker"
+	}
+	suffix := fmt.Sprintf("-%d-%08x", os.Getpid(), rand.Uint32())
+	return host[:min(len(host), 63-len(suffix))] + suffix
+}
+
+// release gives up the worker's batch, if it still holds one, so that
+// another worker takes it at once, and forgets the worker.
+func (c *Consumer) release(ctx context.Context, log *slog.Logger) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	if _, err := c.client.ReleaseWorker(rctx, c.queue, c.name, c.worker); err != nil {
+		log.Warn("pgque consumer: releasing the worker failed; another worker takes its batch over when its lease runs out",
+			"err", err)
+	}
+}
+
 // subscribe subscribes the consumer, retrying transient errors until ctx ends.
-func (c *Consumer) subscribe(ctx context.Context) error {
+func (c *Consumer) subscribe(ctx context.Context, log *slog.Logger) error {
 	b := newBackoff(100*time.Millisecond, 10*time.Second)
 	for {
 		_, err := c.client.Subscribe(ctx, c.queue, c.name)
@@ -348,7 +426,7 @@ func (c *Consumer) subscribe(ctx context.Context) error {
 			return err
 		}
 		wait := b.next()
-		c.log.Warn("pgque consumer: subscribe failed; retrying", "err", err, "in", wait)
+		log.Warn("pgque consumer: subscribe failed; retrying", "err", err, "in", wait)
 		if !sleep(ctx, wait) {
 			return nil
 		}
@@ -360,7 +438,7 @@ func (c *Consumer) subscribe(ctx context.Context) error {
 const idleMsg = "pgque consumer: idle"
 
 // loop receives and handles messages until ctx ends or a permanent error.
-func (c *Consumer) loop(ctx context.Context, wake <-chan struct{}) error {
+func (c *Consumer) loop(ctx context.Context, log *slog.Logger, wake <-chan struct{}) error {
 	b := newBackoff(100*time.Millisecond, 5*time.Second)
 	size := c.cfg.maxMessages
 	for {
@@ -369,7 +447,12 @@ func (c *Consumer) loop(ctx context.Context, wake <-chan struct{}) error {
 		case <-wake:
 		default:
 		}
-		msgs, err := c.receive(ctx, size)
+		var msgs []Message
+		var err error
+		asked := time.Now()
+		if !c.cfg.singleReader || c.leading.Load() {
+			msgs, err = c.receive(ctx, size)
+		}
 		if ctx.Err() != nil {
 			// Anything received but not handled comes again next run.
 			return nil
@@ -379,7 +462,12 @@ func (c *Consumer) loop(ctx context.Context, wake <-chan struct{}) error {
 				return err
 			}
 			wait := b.next()
-			c.log.Warn("pgque consumer: receive failed; retrying", "err", err, "in", wait)
+			if errors.Is(err, ErrConsumerBusy) {
+				log.Info("pgque consumer: a plain reader holds the consumer's batch; waiting (a worker takes it over once nobody touched it for a lease)",
+					"in", wait)
+			} else {
+				log.Warn("pgque consumer: receive failed; retrying", "err", err, "in", wait)
+			}
 			if !sleep(ctx, wait) {
 				return nil
 			}
@@ -388,12 +476,12 @@ func (c *Consumer) loop(ctx context.Context, wake <-chan struct{}) error {
 		b.reset()
 		if len(msgs) > 0 {
 			start := time.Now()
-			c.process(ctx, msgs)
+			c.process(ctx, log, msgs, asked)
 			size = c.nextSize(size, len(msgs), pieceSize(msgs), time.Since(start))
 			continue
 		}
 		size = c.cfg.maxMessages
-		c.log.Debug(idleMsg, "poll_in", c.cfg.pollInterval)
+		log.Debug(idleMsg, "poll_in", c.cfg.pollInterval)
 		timer := time.NewTimer(c.cfg.pollInterval)
 		select {
 		case <-ctx.Done():
@@ -407,11 +495,11 @@ func (c *Consumer) loop(ctx context.Context, wake <-chan struct{}) error {
 	}
 }
 
-// receive asks for the next piece of up to size messages, as a worker when
-// the consumer is one.
+// receive asks for the next piece of up to size messages, as the
+// consumer's worker or as its plain reader.
 func (c *Consumer) receive(ctx context.Context, size int) ([]Message, error) {
-	if c.cfg.worker != "" {
-		return c.client.ReceiveAsWorker(ctx, c.queue, c.name, c.cfg.worker, size, c.cfg.lease)
+	if c.worker != "" {
+		return c.client.ReceiveAsWorker(ctx, c.queue, c.name, c.worker, size, c.cfg.lease)
 	}
 	return c.client.Receive(ctx, c.queue, c.name, size)
 }
@@ -450,11 +538,67 @@ func (c *Consumer) nextSize(size, got, bytes int, took time.Duration) int {
 	return size
 }
 
-// heartbeat renews a worker's lease on batch every third of the lease
-// until ctx ends.  A failed heartbeat is retried at the next beat; a lost
-// batch is reported once (its messages go to another worker too).
-func (c *Consumer) heartbeat(ctx context.Context, batch int64) {
-	t := time.NewTicker(c.cfg.lease / 3)
+// errPieceLost cancels the handlers of a piece whose batch another worker
+// took over.
+var errPieceLost = errors.New("pgque: the batch was taken over by another worker")
+
+// pieceLease is what the consumer knows of the lease on the batch of the
+// piece it handles: until when the batch is surely its own (by the local
+// clock, counted from before the receive or heartbeat that renewed it), and
+// whether it was found taken over.
+type pieceLease struct {
+	c     *Consumer
+	log   *slog.Logger
+	piece int64
+	lost  func() // cancels the piece's handlers
+
+	mu    sync.Mutex
+	until time.Time
+	gone  bool
+}
+
+// beat renews the lease, reporting false once the batch was taken over.
+// Errors are logged and count as renewed: the next beat tries again.
+func (l *pieceLease) beat(ctx context.Context) bool {
+	asked := time.Now()
+	ok, err := l.c.client.Heartbeat(ctx, l.piece, l.c.cfg.lease)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			l.log.Warn("pgque consumer: heartbeat failed", "batch_id", l.piece, "err", err)
+		}
+		return !l.gone
+	case !ok:
+		if !l.gone {
+			l.gone = true
+			l.lost()
+		}
+		return false
+	}
+	l.until = asked.Add(l.c.cfg.lease)
+	return !l.gone
+}
+
+// ours reports whether the next message may be started: the lease has not
+// run out, or a heartbeat now says the batch is still ours.  A consumer that
+// was frozen (or starved) past its lease thus starts nothing more of a batch
+// another worker took over.
+func (l *pieceLease) ours(ctx context.Context) bool {
+	l.mu.Lock()
+	fresh, gone := time.Now().Before(l.until), l.gone
+	l.mu.Unlock()
+	if gone {
+		return false
+	}
+	return fresh || l.beat(ctx)
+}
+
+// run renews the lease every third of it until ctx ends or the batch is
+// lost.
+func (l *pieceLease) run(ctx context.Context) {
+	t := time.NewTicker(l.c.cfg.lease / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -462,15 +606,7 @@ func (c *Consumer) heartbeat(ctx context.Context, batch int64) {
 			return
 		case <-t.C:
 		}
-		ok, err := c.client.Heartbeat(ctx, batch, c.cfg.lease)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			c.log.Warn("pgque consumer: heartbeat failed", "batch_id", batch, "err", err)
-		case !ok:
-			c.log.Warn("pgque consumer: batch was taken over by another worker; its messages are delivered there too",
-				"batch_id", batch)
+		if !l.beat(ctx) {
 			return
 		}
 	}
@@ -480,7 +616,7 @@ func (c *Consumer) heartbeat(ctx context.Context, batch int64) {
 type state int
 
 const (
-	unhandled   state = iota // not started, or interrupted by the shutdown timeout
+	unhandled   state = iota // not started, or interrupted by the shutdown timeout or a takeover
 	handled                  // to be acknowledged
 	failed                   // to be nacked, then acknowledged
 	nackedState              // nacked already
@@ -491,36 +627,39 @@ type result struct {
 	reason string
 }
 
-// process handles one piece of a batch and settles it.
-func (c *Consumer) process(ctx context.Context, msgs []Message) {
-	// Handlers outlive ctx; only the shutdown timeout cancels them.
-	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer hcancel()
+// process handles one piece of a batch, received at asked, and settles it.
+func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message, asked time.Time) {
+	// Handlers outlive ctx; only the shutdown timeout, or the loss of the
+	// batch to another worker, cancels them.
+	hctx, hcancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer hcancel(nil)
 	stopWatch := context.AfterFunc(ctx, func() {
-		c.log.Info("pgque consumer: stopping; finishing received messages", "messages", len(msgs))
+		log.Info("pgque consumer: stopping; finishing received messages", "messages", len(msgs))
 		if c.cfg.shutdownTimeout > 0 {
-			time.AfterFunc(c.cfg.shutdownTimeout, hcancel)
+			time.AfterFunc(c.cfg.shutdownTimeout, func() { hcancel(context.DeadlineExceeded) })
 		}
 	})
 	defer stopWatch()
 
-	if c.cfg.worker != "" {
-		// Beats until the piece is settled, shutdown included.
-		bctx, bcancel := context.WithCancel(context.WithoutCancel(ctx))
-		var beats sync.WaitGroup
-		beats.Go(func() { c.heartbeat(bctx, msgs[0].BatchID) })
-		defer beats.Wait()
-		defer bcancel()
-	}
+	// Beats until the piece is settled, shutdown included.
+	lease := &pieceLease{c: c, log: log, piece: msgs[0].BatchID, until: asked.Add(c.cfg.lease),
+		lost: func() { hcancel(errPieceLost) }}
+	bctx, bcancel := context.WithCancel(context.WithoutCancel(ctx))
+	var beats sync.WaitGroup
+	beats.Go(func() { lease.run(bctx) })
+	defer beats.Wait()
+	defer bcancel()
+	// may reports whether the next message may be started.
+	may := func() bool { return hctx.Err() == nil && (c.worker == "" || lease.ours(bctx)) }
 
 	res := make([]result, len(msgs))
 	workers := min(c.cfg.concurrency, len(msgs))
 	if workers == 1 {
 		for i := range msgs {
-			if hctx.Err() != nil {
+			if !may() {
 				break
 			}
-			res[i] = c.handle(hctx, msgs[i])
+			res[i] = c.handle(hctx, log, msgs[i])
 		}
 	} else {
 		var next atomic.Int64
@@ -529,39 +668,40 @@ func (c *Consumer) process(ctx context.Context, msgs []Message) {
 			wg.Go(func() {
 				for {
 					i := int(next.Add(1) - 1)
-					if i >= len(msgs) || hctx.Err() != nil {
+					if i >= len(msgs) || !may() {
 						return
 					}
-					res[i] = c.handle(hctx, msgs[i])
+					res[i] = c.handle(hctx, log, msgs[i])
 				}
 			})
 		}
 		wg.Wait()
 	}
-	c.settle(ctx, msgs, res)
+	c.settle(ctx, log, msgs, res, context.Cause(hctx))
 }
 
 // handle runs the message's handler, turning an error or a panic into a
 // failure.
-func (c *Consumer) handle(ctx context.Context, msg Message) (res result) {
+func (c *Consumer) handle(ctx context.Context, log *slog.Logger, msg Message) (res result) {
 	h := c.handler(msg.Type)
 	if h == nil {
 		if c.cfg.unknown == SkipUnknownTypes {
-			c.log.Debug("pgque consumer: skipping message of unknown type", "msg_id", msg.MsgID, "type", msg.Type)
+			log.Debug("pgque consumer: skipping message of unknown type", "msg_id", msg.MsgID, "type", msg.Type)
 			return result{state: handled}
 		}
 		return result{state: failed, reason: "no handler for type " + msg.Type}
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			c.log.Error("pgque consumer: handler panicked", "msg_id", msg.MsgID, "type", msg.Type,
+			log.Error("pgque consumer: handler panicked", "msg_id", msg.MsgID, "type", msg.Type,
 				"panic", p, "stack", string(debug.Stack()))
 			res = result{state: failed, reason: fmt.Sprintf("handler panicked: %v", p)}
 		}
 	}()
 	if err := h(ctx, msg); err != nil {
 		if ctx.Err() != nil {
-			// Cut short by the shutdown timeout: not the message's fault.
+			// Cut short by the shutdown timeout or a takeover: not the
+			// message's fault.
 			return result{state: unhandled}
 		}
 		return result{state: failed, reason: err.Error()}
@@ -574,39 +714,51 @@ const settleTimeout = 10 * time.Second
 
 // settle nacks the failed messages of a fully handled piece and acks it,
 // retrying transient errors while the consumer runs.  A piece that was not
-// fully handled is left unacknowledged, so it is delivered again.
-func (c *Consumer) settle(ctx context.Context, msgs []Message, res []result) {
-	batch := msgs[0].BatchID
+// fully handled (cut by the shutdown timeout, or lost to another worker,
+// as cause says) is left unacknowledged, so it is delivered again.
+func (c *Consumer) settle(ctx context.Context, log *slog.Logger, msgs []Message, res []result, cause error) {
+	piece := msgs[0].BatchID
+	if errors.Is(cause, errPieceLost) {
+		left := 0
+		for _, r := range res {
+			if r.state == unhandled {
+				left++
+			}
+		}
+		log.Warn("pgque consumer: the batch was taken over by another worker (its lease ran out); stopped handling it, and its messages are handled there too",
+			"batch_id", piece, "messages", len(msgs), "not_handled_here", left)
+		return
+	}
 	for _, r := range res {
 		if r.state == unhandled {
-			c.log.Info("pgque consumer: shutdown interrupted a batch; its messages will be delivered again",
-				"batch_id", batch, "messages", len(msgs))
+			log.Info("pgque consumer: shutdown interrupted a batch; its messages will be delivered again",
+				"batch_id", piece, "messages", len(msgs))
 			return
 		}
 	}
 	b := newBackoff(100*time.Millisecond, 5*time.Second)
-	for {
-		err := c.trySettle(ctx, msgs, res)
+	for attempt := 1; ; attempt++ {
+		err := c.trySettle(ctx, log, msgs, res, attempt)
 		if err == nil {
 			return
 		}
 		if ctx.Err() != nil || !retryable(err) {
-			c.log.Error("pgque consumer: cannot acknowledge batch; its messages will be delivered again",
-				"batch_id", batch, "err", err)
+			log.Error("pgque consumer: cannot acknowledge batch; its messages will be delivered again",
+				"batch_id", piece, "err", err)
 			return
 		}
 		wait := b.next()
-		c.log.Warn("pgque consumer: acknowledging batch failed; retrying", "batch_id", batch, "err", err, "in", wait)
+		log.Warn("pgque consumer: acknowledging batch failed; retrying", "batch_id", piece, "err", err, "in", wait)
 		if !sleep(ctx, wait) {
-			c.log.Error("pgque consumer: batch not acknowledged at shutdown; its messages will be delivered again",
-				"batch_id", batch, "err", err)
+			log.Error("pgque consumer: batch not acknowledged at shutdown; its messages will be delivered again",
+				"batch_id", piece, "err", err)
 			return
 		}
 	}
 }
 
 // trySettle makes one attempt, with a context that survives shutdown.
-func (c *Consumer) trySettle(ctx context.Context, msgs []Message, res []result) error {
+func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Message, res []result, attempt int) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	retrySecs := int((c.cfg.retryAfter + time.Second - 1) / time.Second)
@@ -620,15 +772,31 @@ func (c *Consumer) trySettle(ctx context.Context, msgs []Message, res []result) 
 			return err
 		}
 		res[i].state = nackedState
-		c.log.Warn("pgque consumer: message failed", "msg_id", msgs[i].MsgID, "type", msgs[i].Type,
-			"retry_count", msgs[i].RetryCount, "reason", res[i].reason, "outcome", out)
+		log.Warn("pgque consumer: message failed", "msg_id", msgs[i].MsgID, "type", msgs[i].Type,
+			"retry_count", retryCount(msgs[i]), "reason", res[i].reason, "outcome", out)
 	}
 	ok, err := c.client.Ack(sctx, msgs[0].BatchID)
-	if err == nil && !ok {
-		c.log.Warn("pgque consumer: batch was already acknowledged (is another process using this consumer name?)",
+	switch {
+	case err != nil || ok:
+	case attempt > 1:
+		log.Debug("pgque consumer: batch was acknowledged by an earlier attempt whose reply was lost",
+			"batch_id", msgs[0].BatchID)
+	case c.worker != "":
+		log.Warn("pgque consumer: batch was taken over by another worker before it was acknowledged (its lease ran out); its messages may be handled twice",
+			"batch_id", msgs[0].BatchID)
+	default:
+		log.Warn("pgque consumer: batch was acknowledged or finished by another reader of this consumer name",
 			"batch_id", msgs[0].BatchID)
 	}
 	return err
+}
+
+// retryCount is a message's retry count for logs: 0 on first delivery.
+func retryCount(m Message) int {
+	if m.RetryCount == nil {
+		return 0
+	}
+	return *m.RetryCount
 }
 
 // listenerAppName is the application_name of the listening connection when
@@ -639,12 +807,17 @@ const listenerAppName = "pgque-listener"
 // before it is pinged.
 const listenHealthInterval = time.Minute
 
+// readerLockNS is the first key of the session advisory lock that elects
+// the one reader among single-reader Consumers of a consumer name; the
+// second is hashtext('<queue>/<consumer>').
+const readerLockNS = 1886482284
+
 // listen keeps a connection LISTENing on the queue's channel, signalling
 // wake for every notification, and reconnects with backoff when it is lost.
-func (c *Consumer) listen(ctx context.Context, wake chan<- struct{}) {
+func (c *Consumer) listen(ctx context.Context, log *slog.Logger, wake chan<- struct{}) {
 	b := newBackoff(100*time.Millisecond, 10*time.Second)
 	for ctx.Err() == nil {
-		listening, err := c.listenSession(ctx, wake)
+		listening, err := c.listenSession(ctx, log, wake)
 		if ctx.Err() != nil {
 			return
 		}
@@ -652,7 +825,7 @@ func (c *Consumer) listen(ctx context.Context, wake chan<- struct{}) {
 			b.reset()
 		}
 		wait := b.next()
-		c.log.Warn("pgque consumer: listening connection lost; polling until it is back", "err", err, "in", wait)
+		log.Warn("pgque consumer: listening connection lost; polling until it is back", "err", err, "in", wait)
 		if !sleep(ctx, wait) {
 			return
 		}
@@ -660,8 +833,9 @@ func (c *Consumer) listen(ctx context.Context, wake chan<- struct{}) {
 }
 
 // listenSession runs one listening connection until it fails or ctx ends.
-// It reports whether LISTEN succeeded.
-func (c *Consumer) listenSession(ctx context.Context, wake chan<- struct{}) (bool, error) {
+// It reports whether LISTEN succeeded.  A single reader also holds the
+// reader lock on this connection: it reads while the connection lives.
+func (c *Consumer) listenSession(ctx context.Context, log *slog.Logger, wake chan<- struct{}) (bool, error) {
 	cfg := c.client.Pool().Config().ConnConfig.Copy()
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
@@ -682,7 +856,13 @@ func (c *Consumer) listenSession(ctx context.Context, wake chan<- struct{}) (boo
 	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		return false, err
 	}
-	c.log.Debug("pgque consumer: listening", "channel", channel)
+	log.Debug("pgque consumer: listening", "channel", channel)
+	if c.cfg.singleReader {
+		if err := c.lead(ctx, log, conn); err != nil {
+			return true, err
+		}
+		defer c.leading.Store(false)
+	}
 	// Ticks may have been missed while not listening: receive now.
 	signal(wake)
 	for {
@@ -704,6 +884,31 @@ func (c *Consumer) listenSession(ctx context.Context, wake chan<- struct{}) (boo
 			}
 		default:
 			return true, err
+		}
+	}
+}
+
+// lead waits until this single reader holds the reader lock on conn,
+// trying every poll interval, and marks it leading.
+func (c *Consumer) lead(ctx context.Context, log *slog.Logger, conn *pgx.Conn) error {
+	key := c.client.qn(c.queue) + "/" + c.name
+	for waited := false; ; waited = true {
+		var won bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, readerLockNS, key).Scan(&won); err != nil {
+			return err
+		}
+		if won {
+			c.leading.Store(true)
+			if waited {
+				log.Info("pgque consumer: now the single reader of the consumer")
+			}
+			return nil
+		}
+		if !waited {
+			log.Info("pgque consumer: another single reader reads the consumer; standing by")
+		}
+		if !sleep(ctx, c.cfg.pollInterval) {
+			return ctx.Err()
 		}
 	}
 }

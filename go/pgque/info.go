@@ -42,6 +42,16 @@ type QueueInfo struct {
 	// Events are only inserted, so only rolled-back sends leave any, and
 	// rotation's TRUNCATE clears them.
 	EventDeadTuples int64
+	// KeepUnclaimed is the queue's keep_unclaimed setting: while it has no
+	// consumer, its events are kept for the first one that subscribes.
+	KeepUnclaimed bool
+	// UnclaimedEvents estimates the events kept that way (0 while the
+	// queue has consumers).  While it is above 0 the queue's tables cannot
+	// rotate: subscribe a consumer, or turn keep_unclaimed off.
+	UnclaimedEvents int64
+	// UnclaimedSince is the time of the tick the unclaimed events were
+	// sent after; nil while the queue has consumers.
+	UnclaimedSince *time.Time
 }
 
 // Queues describes every queue.
@@ -60,7 +70,13 @@ func (c *Client) Queue(ctx context.Context, queue string) (QueueInfo, error) {
 }
 
 func (c *Client) queueInfo(ctx context.Context, queue *string) ([]QueueInfo, error) {
-	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.get_queue_info($1, $2)`, queue, c.namespaceArg())
+	rows, err := c.pool.Query(ctx, `
+		SELECT queue_name, queue_ntables, queue_cur_table, queue_rotation_period, queue_switch_time,
+		       queue_ticker_max_count, queue_ticker_max_lag, queue_ticker_idle_period, queue_max_retries,
+		       queue_retry_backoff_base, queue_retry_backoff_cap, ticker_lag, ev_per_sec, ev_new,
+		       last_tick_id, consumers, retry_pending, dead_letters, paused, paused_at, event_bytes,
+		       event_dead_tuples, keep_unclaimed, unclaimed_events, unclaimed_since
+		  FROM pgque.get_queue_info($1, $2)`, queue, c.namespaceArg())
 	if err != nil {
 		return nil, wrap("pgque: queue info", err)
 	}
@@ -72,7 +88,7 @@ func (c *Client) queueInfo(ctx context.Context, queue *string) ([]QueueInfo, err
 			&q.TickerMaxCount, &q.TickerMaxLag, &q.TickerIdlePeriod, &q.MaxRetries,
 			&q.RetryBackoffBase, &q.RetryBackoffCap, &lag, &q.EventsPerSecond, &q.NewEvents,
 			&q.LastTickID, &q.Consumers, &q.RetryPending, &q.DeadLetters,
-			&q.Paused, &q.PausedAt, &bytes, &dead)
+			&q.Paused, &q.PausedAt, &bytes, &dead, &q.KeepUnclaimed, &q.UnclaimedEvents, &q.UnclaimedSince)
 		// NULL only for a queue dropped while the row was read.
 		if bytes != nil {
 			q.EventBytes = *bytes
@@ -100,7 +116,10 @@ type ConsumerInfo struct {
 	Lag      time.Duration
 	LastSeen time.Duration // since it last opened, acked or finished a batch
 	LastTick int64
-	// CurrentBatch is the open batch, nil when none; NextTick is its end tick.
+	// CurrentBatch is the consumer's own open batch (a plain reader's, see
+	// WithSingleReader), nil when none; NextTick is its end tick, or the end
+	// of the tick range its workers' windows are being cut from (Workers
+	// shows the batches they hold).
 	CurrentBatch *int64
 	NextTick     *int64
 	// PendingEvents estimates the events the consumer has not consumed yet:
@@ -128,7 +147,10 @@ func (c *Client) Consumers(ctx context.Context, queue string) ([]ConsumerInfo, e
 	if queue != "" {
 		q = &queue
 	}
-	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.get_consumer_info($1, NULL, $2)`, q, c.namespaceArg())
+	rows, err := c.pool.Query(ctx, `
+		SELECT queue_name, consumer_name, lag, last_seen, last_tick, current_batch, next_tick,
+		       pending_events, retry_pending, dead_letters, blocking_rotation, batch_age
+		  FROM pgque.get_consumer_info($1, NULL, $2)`, q, c.namespaceArg())
 	if err != nil {
 		return nil, wrap("pgque: consumer info", err)
 	}

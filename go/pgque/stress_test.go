@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -31,7 +32,10 @@ import (
 // restart under the same name; a fourth consumer is read by three
 // cooperative workers with a 100 ms lease, which crash the same way and stay
 // down past their lease, so that the others take their batches over.  A duplicate is reported as soon as it is
-// received; the test stops at the first failure.
+// received; the test stops at the first failure.  A fifth consumer is
+// shared by three Consumers with default options (replicas), each stopped
+// and started again every few hundred milliseconds, some stops cutting a
+// piece short.
 //
 // Every event carries a unique id in its payload.  Producers record an id as
 // committed only once the commit (or send_batch) returned, and as rolled
@@ -88,7 +92,7 @@ func TestStress(t *testing.T) {
 	if err := client.SetQueueConfig(ctx, queue, "rotation_period", rotation); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range consumerNames {
+	for _, name := range append(consumerNames, replicaName) {
 		if _, err := client.Subscribe(ctx, queue, name); err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +256,7 @@ func TestStress(t *testing.T) {
 	defer func() { stopConsumers(); consumersWG.Wait() }()
 	consumers := make([]*stressGroup, len(consumerNames))
 	for i, name := range consumerNames {
-		g := &stressGroup{name: name, acked: map[int64]int{}, abandoned: map[int64]int{},
+		g := &stressGroup{name: name, acked: map[int64]int{}, ackedAt: map[int64]int{}, abandoned: map[int64]int{},
 			abandonedBy: map[int64]string{}, workers: workerNames[name]}
 		consumers[i] = g
 		readers := g.workers
@@ -289,6 +293,20 @@ func TestStress(t *testing.T) {
 				sc.run(consumersCtx, lconn)
 			}()
 		}
+	}
+
+	// Replicas: Consumers with default options sharing one consumer name,
+	// stopped and started again all along.
+	replicas := &stressReplicas{handled: map[int64][]stressHandling{}, cut: map[int64]bool{}, lost: map[int64]bool{},
+		last: map[int64]bool{}}
+	for r := range stressReplicaCount {
+		consumersWG.Add(1)
+		go func() {
+			defer consumersWG.Done()
+			replicas.run(consumersCtx, t, client, queue, rand.New(rand.NewPCG(seed, uint64(200+r))), func() bool {
+				return producersDone.Load() && int64(replicas.distinct()) >= committedCount.Load()
+			})
+		}()
 	}
 
 	// Producers.
@@ -493,6 +511,11 @@ func TestStress(t *testing.T) {
 		}
 	}
 
+	replicas.verdict(t, fail, ledger)
+	if msgs, err := client.Peek(ctx, queue, replicaName, 10); err != nil || len(msgs) > 0 {
+		fail("%s: %d messages left after catching up (%v), e.g. %+v", replicaName, len(msgs), err, msgs)
+	}
+
 	// The adversity really happened.
 	if failed.Load() {
 		return
@@ -600,6 +623,8 @@ type stressGroup struct {
 
 	mu          sync.Mutex
 	acked       map[int64]int    // event id -> deliveries acknowledged
+	ackedAt     map[int64]int    // event id -> ackSeq just after its first ack returned
+	ackSeq      int              // counts acks that returned, in the order they did
 	abandoned   map[int64]int    // event id -> deliveries abandoned (or lost with a lease)
 	abandonedBy map[int64]string // event id -> the worker that last abandoned it
 
@@ -641,6 +666,9 @@ func (sc *stressConsumer) run(ctx context.Context, lconn *pgx.Conn) {
 			maxMsgs := 1 + sc.rng.IntN(50)
 			var msgs []pgque.Message
 			var err error
+			g.mu.Lock()
+			acksBefore := g.ackSeq
+			g.mu.Unlock()
 			if sc.worker != "" {
 				msgs, err = sc.client.ReceiveAsWorker(ctx, sc.queue, sc.name, sc.worker, maxMsgs, sc.lease)
 			} else {
@@ -688,7 +716,11 @@ func (sc *stressConsumer) run(ctx context.Context, lconn *pgx.Conn) {
 			g.mu.Lock()
 			g.receives++
 			for _, id := range ids {
-				if g.acked[id] > 0 {
+				// Handed out after its ack returned: a duplicate.  A worker's
+				// receive may overlap another worker's takeover and ack of
+				// the same rows (its lease ran out while its receive was under
+				// way); its own ack then fails, or the verdict sees two acks.
+				if g.acked[id] > 0 && (sc.worker == "" || g.ackedAt[id] <= acksBefore) {
 					g.mu.Unlock()
 					sc.fail("%s: event %d delivered again after it was acknowledged", who, id)
 					return
@@ -718,8 +750,11 @@ func (sc *stressConsumer) run(ctx context.Context, lconn *pgx.Conn) {
 			}
 			g.mu.Lock()
 			if ok {
+				g.ackSeq++
 				for _, id := range ids {
-					g.acked[id]++
+					if g.acked[id]++; g.acked[id] == 1 {
+						g.ackedAt[id] = g.ackSeq
+					}
 				}
 			} else {
 				// The lease ran out meanwhile and another worker has the
@@ -746,3 +781,168 @@ func (sc *stressConsumer) run(ctx context.Context, lconn *pgx.Conn) {
 		}
 	}
 }
+
+// The replicas: Consumers with default options (each run a cooperative
+// worker of its own) sharing consumer replicaName.
+const (
+	replicaName        = "cr"
+	stressReplicaCount = 3
+)
+
+// stressHandling is one handling of an event by a replica.
+type stressHandling struct {
+	run   int   // which run of a replica
+	piece int64 // Message.BatchID
+}
+
+// stressReplicas is what the replicas handled.  A piece counts as not
+// acknowledged (its events may come again) when a handler of it saw its
+// context cancelled (a stop cut it short, or the batch was taken over),
+// when its Consumer logged that it could not acknowledge it or lost it, or
+// when it was the last piece of a run.
+type stressReplicas struct {
+	mu      sync.Mutex
+	runs    int
+	handled map[int64][]stressHandling // event id -> handlings, in order
+	cut     map[int64]bool             // pieces a handler of which was cancelled
+	lost    map[int64]bool             // pieces logged as not acknowledged
+	last    map[int64]bool             // the last piece of each run
+	stops   int
+}
+
+func (r *stressReplicas) distinct() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.handled)
+}
+
+// run starts one replica again and again, for random lives, some ending
+// with a shutdown timeout that cuts the piece in hand short, until done.
+func (r *stressReplicas) run(ctx context.Context, t *testing.T, client *pgque.Client, queue string, rng *rand.Rand,
+	done func() bool) {
+	for ctx.Err() == nil && !done() {
+		r.mu.Lock()
+		r.runs++
+		run := r.runs
+		r.mu.Unlock()
+		lastPiece := int64(0)
+		opts := []pgque.ConsumerOption{pgque.WithLogger(slog.New(stressLogTap{r}))}
+		if rng.IntN(2) == 0 {
+			opts = append(opts, pgque.WithShutdownTimeout(time.Millisecond))
+		}
+		lifetime := time.Duration(100+rng.IntN(700)) * time.Millisecond
+		// The handler's own generator: it runs while this goroutine waits.
+		hrng := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+		c := client.NewConsumer(queue, replicaName, opts...)
+		c.Handle("*", func(hctx context.Context, m pgque.Message) error {
+			var p stressPayload
+			if err := json.Unmarshal(m.Payload, &p); err != nil {
+				return err
+			}
+			r.mu.Lock()
+			r.handled[p.ID] = append(r.handled[p.ID], stressHandling{run: run, piece: m.BatchID})
+			lastPiece = m.BatchID
+			r.mu.Unlock()
+			if hrng.IntN(20) == 0 {
+				time.Sleep(time.Duration(hrng.IntN(5)) * time.Millisecond)
+			}
+			if hctx.Err() != nil {
+				r.mu.Lock()
+				r.cut[m.BatchID] = true
+				r.mu.Unlock()
+				return hctx.Err()
+			}
+			return nil
+		})
+		life, stop := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() { errc <- c.Start(life) }()
+		timer := time.NewTimer(lifetime)
+		for stopped := false; !stopped; {
+			select {
+			case <-timer.C:
+				stopped = true
+			case <-ctx.Done():
+				stopped = true
+			case <-time.After(20 * time.Millisecond):
+				stopped = done()
+			}
+		}
+		timer.Stop()
+		stop()
+		if err := <-errc; err != nil {
+			t.Errorf("replica run %d: %v", run, err)
+			return
+		}
+		r.mu.Lock()
+		r.last[lastPiece] = true
+		r.stops++
+		r.mu.Unlock()
+	}
+}
+
+// verdict checks what the replicas handled: every committed event at least
+// once, nothing else, and again only for events whose earlier handling was
+// in a piece that was not acknowledged.
+func (r *stressReplicas) verdict(t *testing.T, fail func(string, ...any), l *stressLedger) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var missing, foreign, unexplained []int64
+	dups := 0
+	for id := range l.committed {
+		if len(r.handled[id]) == 0 {
+			missing = append(missing, id)
+		}
+	}
+	for id, hs := range r.handled {
+		if !l.committed[id] {
+			foreign = append(foreign, id)
+		}
+		for _, h := range hs[:len(hs)-1] {
+			dups++
+			if !r.cut[h.piece] && !r.lost[h.piece] && !r.last[h.piece] {
+				unexplained = append(unexplained, id)
+			}
+		}
+	}
+	t.Logf("%s: %d runs of %d replicas, %d handlings again of %d events, %d pieces cut short, %d logged lost",
+		replicaName, r.runs, stressReplicaCount, dups, len(r.handled), len(r.cut), len(r.lost))
+	for what, ids := range map[string][]int64{
+		"committed events never handled (lost)":                         missing,
+		"events handled that were not committed":                        foreign,
+		"events handled again after a piece that had been acknowledged": unexplained,
+	} {
+		if len(ids) > 0 {
+			slices.Sort(ids)
+			fail("%s: %d %s, e.g. %v", replicaName, len(ids), what, ids[:min(len(ids), 10)])
+		}
+	}
+	if r.stops < stressReplicaCount {
+		t.Errorf("%s: %d replica stops; the test did not exercise them", replicaName, r.stops)
+	}
+}
+
+// stressLogTap records the pieces a replica's Consumer logged as not
+// acknowledged (lost to another worker, or an ack that failed).
+type stressLogTap struct{ r *stressReplicas }
+
+func (stressLogTap) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h stressLogTap) Handle(_ context.Context, rec slog.Record) error {
+	if !strings.Contains(rec.Message, "taken over") && !strings.Contains(rec.Message, "acknowledge") &&
+		!strings.Contains(rec.Message, "delivered again") {
+		return nil
+	}
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key == "batch_id" {
+			h.r.mu.Lock()
+			h.r.lost[a.Value.Int64()] = true
+			h.r.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (h stressLogTap) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h stressLogTap) WithGroup(string) slog.Handler      { return h }

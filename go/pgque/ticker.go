@@ -150,7 +150,8 @@ func (t *Ticker) session(ctx context.Context) (bool, error) {
 func (t *Ticker) lead(ctx context.Context, conn *pgx.Conn) error {
 	tick := time.NewTicker(t.cfg.tick)
 	defer tick.Stop()
-	lastMaint := time.Time{}
+	lastMaint, lastCheck := time.Time{}, time.Time{}
+	warned := map[string]time.Time{}
 	for {
 		if _, err := conn.Exec(ctx, `SELECT pgque.ticker()`); err != nil {
 			return fmt.Errorf("pgque ticker: ticker(): %w", err)
@@ -161,12 +162,49 @@ func (t *Ticker) lead(ctx context.Context, conn *pgx.Conn) error {
 			}
 			lastMaint = time.Now()
 		}
+		if time.Since(lastCheck) >= unclaimedCheckInterval {
+			if err := t.warnUnclaimed(ctx, conn, warned); err != nil {
+				return fmt.Errorf("pgque ticker: queue info: %w", err)
+			}
+			lastCheck = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// unclaimedCheckInterval is how often the leader looks for queues that keep
+// events for a consumer nobody has subscribed; unclaimedWarnInterval how
+// often it warns about one of them.
+const (
+	unclaimedCheckInterval = time.Minute
+	unclaimedWarnInterval  = 10 * time.Minute
+)
+
+// warnUnclaimed logs a warning for each queue that holds events while it has
+// no consumer (they are kept for the first one, and the queue's tables cannot
+// rotate meanwhile), at most once per unclaimedWarnInterval per queue.
+func (t *Ticker) warnUnclaimed(ctx context.Context, conn *pgx.Conn, warned map[string]time.Time) error {
+	rows, err := conn.Query(ctx, `SELECT queue_name, unclaimed_events, unclaimed_since
+	                                FROM pgque.get_queue_info() WHERE unclaimed_events > 0`)
+	if err != nil {
+		return err
+	}
+	var name string
+	var n int64
+	var since time.Time
+	_, err = pgx.ForEachRow(rows, []any{&name, &n, &since}, func() error {
+		if time.Since(warned[name]) >= unclaimedWarnInterval {
+			warned[name] = time.Now()
+			t.cfg.log.Warn("pgque ticker: queue has events and no consumer: they are kept for the first consumer that subscribes, and its tables cannot rotate until then (subscribe one, or set keep_unclaimed off)",
+				"queue", name, "unclaimed_events", n, "since", since)
+		}
+		return nil
+	})
+	return err
 }
 
 // backoff doubles a delay from min up to max.

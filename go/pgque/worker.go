@@ -12,16 +12,29 @@ import (
 // that stops (crash, lost connection, hang) loses its batch once the lease
 // runs out; the next idle worker takes it over from what was acknowledged,
 // so nothing is lost, and the unacknowledged messages are delivered again.
-// A worker's batch covers about max messages of the consumer's backlog, so
-// the others find work too.  Retries and dead letters belong to the
-// consumer.  See pgque.receive in docs/sql-reference.md.
+// A worker's batch covers about max messages of the consumer's backlog
+// (cut from inside one big transaction if need be), so the others find work
+// too.  Retries and dead letters belong to the consumer.  See pgque.receive
+// in docs/sql-reference.md.
 //
-// Most programs run workers with the Consumer option WithWorker; these
-// calls are the building blocks.
+// Every Consumer is a worker unless told otherwise (WithSingleReader), with
+// a name of its own; these calls are the building blocks.
 
 // DefaultLease is how long a worker's batch stays its own without a receive
 // or heartbeat, unless WithLease says otherwise.
 const DefaultLease = 30 * time.Second
+
+// MaxLease is the longest lease the engine accepts: work that takes longer
+// keeps its batch with Heartbeat.
+const MaxLease = 24 * time.Hour
+
+// checkLease reports a lease the engine would refuse.
+func checkLease(op string, lease time.Duration) error {
+	if lease <= 0 || lease > MaxLease {
+		return invalid(op, "lease %v is not in (0, %v]", lease, MaxLease)
+	}
+	return nil
+}
 
 // ReceiveAsWorker is Receive for worker of consumer: up to max messages of
 // the worker's batch, or of a new one (see the package's cooperative
@@ -33,21 +46,23 @@ func (c *Client) ReceiveAsWorker(ctx context.Context, queue, consumer, worker st
 	lease time.Duration) ([]Message, error) {
 	queue = c.qn(queue)
 	const op = "pgque: receive as worker"
-	if lease <= 0 {
-		return nil, invalid(op, "lease %v is not positive", lease)
+	if err := checkLease(op, lease); err != nil {
+		return nil, err
 	}
 	return c.receivePiece(ctx, op, queue, consumer, max, &worker, &lease)
 }
 
-// Heartbeat keeps a worker's batch its own for lease from now.  It reports
-// false when the batch is no longer open: finished, or taken over by another
-// worker after the lease ran out (whatever the worker still handles of it
-// will be delivered to the other one as well).  For a batch of a plain
-// consumer it changes nothing and reports true.
+// Heartbeat keeps the batch that the messages of batchID (a piece, as
+// Message.BatchID) came from the worker's own for lease from now.  It
+// reports false when that batch is no longer open: finished, or taken over
+// by another worker after the lease ran out (whatever the worker still
+// handles of it will be delivered to the other one as well).  For a plain
+// reader's batch it records that the reader is alive, so that no worker
+// takes the batch over.
 func (c *Client) Heartbeat(ctx context.Context, batchID int64, lease time.Duration) (bool, error) {
 	const op = "pgque: heartbeat"
-	if lease <= 0 {
-		return false, invalid(op, "lease %v is not positive", lease)
+	if err := checkLease(op, lease); err != nil {
+		return false, err
 	}
 	n, err := c.exec1(ctx, op, `SELECT pgque.heartbeat($1, $2)`, batchID, lease)
 	return n == 1, err
@@ -89,6 +104,18 @@ func (c *Client) Workers(ctx context.Context, queue, consumer string) ([]WorkerI
 func (c *Client) UnregisterWorker(ctx context.Context, queue, consumer, worker string) (bool, error) {
 	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: unregister worker", `SELECT pgque.unregister_worker($1, $2, $3)`,
+		queue, consumer, worker)
+	return n == 1, err
+}
+
+// ReleaseWorker is UnregisterWorker for a worker that stops: a batch it
+// still holds goes to the next worker that receives, at once (from what it
+// acknowledged), instead of after its lease, and the worker is forgotten
+// once that happened.  It reports false when there was no worker of that
+// name.  A Consumer calls it when it stops.
+func (c *Client) ReleaseWorker(ctx context.Context, queue, consumer, worker string) (bool, error) {
+	queue = c.qn(queue)
+	n, err := c.exec1(ctx, "pgque: release worker", `SELECT pgque.unregister_worker($1, $2, $3, true)`,
 		queue, consumer, worker)
 	return n == 1, err
 }

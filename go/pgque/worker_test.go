@@ -210,14 +210,14 @@ func TestWorkerCalls(t *testing.T) {
 	if err != nil || len(msgs) != 3 {
 		t.Fatalf("ReceiveAsWorker = %d messages, %v; want 3", len(msgs), err)
 	}
-	batch := msgs[0].BatchID
+	batch := msgs[0].BatchID // the piece
 	if ok, err := client.Heartbeat(ctx, batch, time.Minute); !ok || err != nil {
 		t.Errorf("Heartbeat = %v, %v; want true", ok, err)
 	}
 	ws, err := client.Workers(ctx, "wq", "c")
-	if err != nil || len(ws) != 1 || ws[0].Name != "w1" || ws[0].BatchID == nil || *ws[0].BatchID != batch ||
+	if err != nil || len(ws) != 1 || ws[0].Name != "w1" || ws[0].BatchID == nil || *ws[0].BatchID == batch ||
 		ws[0].LeaseLeft == nil || *ws[0].LeaseLeft <= 0 {
-		t.Errorf("Workers = %+v, %v", ws, err)
+		t.Errorf("Workers = %+v, %v; want w1 holding a batch (not the piece's id %d)", ws, err, batch)
 	}
 	if _, err := client.UnregisterWorker(ctx, "wq", "c", "w1"); !errors.Is(err, pgque.ErrWorkerBusy) {
 		t.Errorf("UnregisterWorker while it holds a batch: %v, want ErrWorkerBusy", err)
@@ -254,5 +254,99 @@ func TestWorkerCalls(t *testing.T) {
 	}
 	if _, err := client.Workers(ctx, "wq", "nobody"); !errors.Is(err, pgque.ErrConsumerNotFound) {
 		t.Errorf("Workers of an unknown consumer: %v", err)
+	}
+}
+
+// Consumers with the same queue and name and no options share the messages:
+// 200 events are handled 200 times, once each, and both get some.
+func TestConsumersShareByDefault(t *testing.T) {
+	client := newClient(t, "wq", "c")
+	h := newHandled(200)
+	for _, name := range []string{"one", "two"} {
+		c := client.NewConsumer("wq", "c", pgque.WithPollInterval(20*time.Millisecond), consumerLogger(t))
+		c.Handle("job", func(ctx context.Context, m pgque.Message) error {
+			h.add(name, m.MsgID)
+			time.Sleep(time.Millisecond) // leave windows to the other meanwhile
+			return nil
+		})
+		consumerRun(t, c)
+	}
+	ids := sendTicked(t, client, "wq", 200, 5)
+	h.wait(t)
+	per := map[string]int{}
+	h.mu.Lock()
+	for _, id := range ids {
+		if len(h.by[id]) != 1 {
+			t.Errorf("message %d handled by %v", id, h.by[id])
+		}
+		for _, w := range h.by[id] {
+			per[w]++
+		}
+	}
+	h.mu.Unlock()
+	if per["one"] == 0 || per["two"] == 0 {
+		t.Errorf("handled per consumer: %v; want both to share the work", per)
+	}
+	consumerNoMore(t, client, "wq", "c")
+}
+
+// Of two single readers of one consumer name, one reads; when it stops,
+// the other takes over and goes on where it stopped, in order.
+func TestConsumerSingleReaderStandby(t *testing.T) {
+	client := newClient(t, "wq", "c")
+	var mu sync.Mutex
+	var order []int64
+	by := map[string]int{}
+	got := make(chan string, 100)
+	start := func(name string) *runningConsumer {
+		c := client.NewConsumer("wq", "c", pgque.WithSingleReader(), pgque.WithPollInterval(20*time.Millisecond),
+			consumerLogger(t))
+		c.Handle("job", func(ctx context.Context, m pgque.Message) error {
+			mu.Lock()
+			order = append(order, m.MsgID)
+			by[name]++
+			mu.Unlock()
+			got <- name
+			return nil
+		})
+		return consumerRun(t, c)
+	}
+	first := start("first")
+	second := start("second")
+	ids := sendTicked(t, client, "wq", 10, 5)
+	reader := ""
+	for range ids {
+		who := consumerAwait(t, got, consumerTimeout, "a message")
+		if reader == "" {
+			reader = who
+		} else if who != reader {
+			t.Fatalf("message handled by %s while %s reads", who, reader)
+		}
+	}
+	// Stop the reader; the one standing by takes over.
+	if reader == "first" {
+		first.stop() //nolint:errcheck
+	} else {
+		second.stop() //nolint:errcheck
+	}
+	more := sendTicked(t, client, "wq", 10, 5)
+	for range more {
+		if who := consumerAwait(t, got, consumerTimeout, "a message after the takeover"); who == reader {
+			t.Fatalf("the stopped reader %s handled a message", reader)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := append(append([]int64{}, ids...), more...)
+	if len(order) != len(want) {
+		t.Fatalf("handled %v; want %v", order, want)
+	}
+	for i := range want {
+		if order[i] != want[i] {
+			t.Fatalf("handled %v; want %v, in order", order, want)
+		}
+	}
+	if ws, err := client.Workers(context.Background(), "wq", "c"); err != nil || len(ws) != 0 {
+		t.Errorf("single readers made workers: %+v, %v", ws, err)
 	}
 }
