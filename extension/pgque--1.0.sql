@@ -1527,8 +1527,8 @@ LANGUAGE sql AS $$ SELECT pgque.unsubscribe(queue_name, consumer_name) $$;
 -- _save_sent(s, txid, id): save s with its open batch handed out up to the
 -- row (txid, id) as the piece s.sub_piece, or, with NULLs, to its end: the
 -- saved position is then past every row of the batch (each row's ev_txid
--- is below the end tick's xmax; a window cut from a tick range ends at its
--- own last row), and the batch done.
+-- is below the end tick's xmax; a window with an end ends at that row), and
+-- the batch done.
 CREATE FUNCTION pgque._save_sent(s pgque.subscription, txid xid8, id bigint)
 RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
@@ -1542,6 +1542,29 @@ BEGIN
         s.sub_sent_txid := pg_snapshot_xmax(s.sub_next_snapshot);  s.sub_sent_id := 9223372036854775807;
     END IF;
     RETURN pgque._save(s);  -- opens the batch too, when it is new
+END
+$$;
+
+-- _save_piece(s, c, more, txid, id): save s with the piece s.sub_piece
+-- handed out: it ends at the row (txid, id) and more rows follow when more
+-- is true, or it reaches the end of s's batch.  When c is a consumer (not
+-- a NULL row), s is a worker's new window cut from c's tick range
+-- (_window_of): the window is this piece, and c's range is cut up to its
+-- end (or finished, when the piece reached the range's end).
+CREATE FUNCTION pgque._save_piece(s pgque.subscription, c pgque.subscription, more boolean, txid xid8, id bigint)
+RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF c.sub_id IS NULL THEN
+        RETURN pgque._save_sent(s, CASE WHEN more THEN txid END, CASE WHEN more THEN id END);
+    ELSIF more THEN
+        s.sub_end_txid := txid;  s.sub_end_id := id;
+        c.sub_ack_txid := txid;  c.sub_ack_id := id;
+        PERFORM pgque._save(c);
+    ELSE
+        PERFORM pgque._finish_batch(c);
+    END IF;
+    RETURN pgque._save_sent(s, NULL, NULL);
 END
 $$;
 
@@ -1633,16 +1656,40 @@ BEGIN
 END
 $$;
 
--- _window(s, max_return): s with the batch to hand out from: its open one,
--- or the next (a worker's is sized to about max_return events); a NULL
--- sub_batch when there is none.
-CREATE FUNCTION pgque._window(s pgque.subscription, max_return int) RETURNS pgque.subscription
+-- _window(s, c): s with the batch to hand out from, and in c the consumer
+-- a new worker window is cut from (a NULL row otherwise): s's open batch;
+-- for a consumer, its next batch (_batch_window); for a worker, a new
+-- window over the rest of its consumer's tick range (_worker_range).  A
+-- NULL sub_batch when there is nothing to hand out.
+CREATE FUNCTION pgque._window(INOUT s pgque.subscription, OUT c pgque.subscription)
 LANGUAGE plpgsql AS $$
 BEGIN
     IF s.sub_parent IS NULL THEN
-        RETURN pgque._batch_window(s);
+        s := pgque._batch_window(s);
+    ELSIF s.sub_batch IS NULL AND NOT pgque._paused(s.sub_queue) THEN
+        c := pgque._worker_range(s);
+        IF c.sub_next_tick IS NULL THEN
+            c := NULL;
+        ELSE
+            s := pgque._window_of(s, c);
+        END IF;
+    ELSIF pgque._paused(s.sub_queue) THEN
+        s := NULL;
     END IF;
-    RETURN pgque._worker_window(s, max_return);
+END
+$$;
+
+-- _no_rows_left(s, c): s's batch has no rows left to hand out: finish it,
+-- or, for a new window, the consumer's range it was cut from; return s
+-- without it.
+CREATE FUNCTION pgque._no_rows_left(s pgque.subscription, c pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF c.sub_id IS NULL THEN
+        RETURN pgque._finish_batch(s);
+    END IF;
+    PERFORM pgque._finish_batch(c);
+    RETURN pgque._clear_batch(s);
 END
 $$;
 
@@ -1670,11 +1717,15 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
                  SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
     s pgque.subscription := pgque._receiver(queue_name, consumer_name, max_return, worker_name, lease);
+    c pgque.subscription;
+    h record;
     ctx pgque._batch_ctx;
     n bigint;
 BEGIN
     LOOP
-        s := pgque._window(s, max_return);
+        SELECT * INTO h FROM pgque._window(s);
+        s := h.s;
+        c := h.c;
         IF s.sub_batch IS NULL THEN
             RETURN;
         END IF;
@@ -1690,20 +1741,19 @@ BEGIN
         RETURN QUERY EXECUTE
                'WITH r AS (' || pgque._batch_sql(ctx, '', 'ORDER BY ev_txid, ev_id LIMIT $2') || '),'
             || ' x AS (SELECT ev_txid, ev_id FROM r OFFSET $5 - 1 LIMIT 2),'
-            || ' saved AS (SELECT CASE WHEN x.n = 2 THEN pgque._save_sent($3, x.t[1], x.i[1])'
-            || '                       ELSE pgque._save_sent($3, NULL, NULL) END'
+            || ' saved AS (SELECT pgque._save_piece($3, $6, x.n = 2, x.t[1], x.i[1])'
             || '   FROM (SELECT count(*) AS n, array_agg(ev_txid) AS t, array_agg(ev_id) AS i FROM x) x'
             || '  WHERE EXISTS (SELECT FROM r))'
             || ' SELECT r.ev_id, $4, r.ev_type, r.ev_data, r.ev_retry, r.ev_time,'
             || '        r.ev_extra1, r.ev_extra2, r.ev_extra3, r.ev_extra4'
             || '   FROM saved, r LIMIT $5'
-            USING ctx, max_return::bigint + 1, s, s.sub_piece, max_return;
+            USING ctx, max_return::bigint + 1, s, s.sub_piece, max_return, c;
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
             RETURN;
         END IF;
         -- Nothing left after the acked position: the batch is complete.
-        s := pgque._finish_batch(s);
+        s := pgque._no_rows_left(s, c);
     END LOOP;
 END
 $$;
@@ -1731,6 +1781,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
                  SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
     s pgque.subscription := pgque._receiver(queue_name, consumer_name, max_return, worker_name, lease);
+    w pgque.subscription;
+    h record;
     c pgque._batch_ctx;
     e record;
 BEGIN
@@ -1739,22 +1791,20 @@ BEGIN
         RETURN;
     END IF;
     LOOP
-        s := pgque._window(s, max_return);
+        SELECT * INTO h FROM pgque._window(s);
+        s := h.s;
+        w := h.c;
         IF s.sub_batch IS NULL THEN
             RETURN;
         END IF;
         c := pgque._batch_ctx(s);
         s.sub_piece := nextval('pgque.batch_id_seq');
         SELECT * INTO e FROM pgque._piece_end(c, max_return);
-        IF e.n = 2 THEN
-            PERFORM pgque._save_sent(s, e.end_txid, e.end_id);
+        IF e.n = 2 OR e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
+            PERFORM pgque._save_piece(s, w, e.n = 2, e.end_txid, e.end_id);
             EXIT;
         END IF;
-        IF e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
-            PERFORM pgque._save_sent(s, NULL, NULL);
-            EXIT;
-        END IF;
-        s := pgque._finish_batch(s);
+        s := pgque._no_rows_left(s, w);
     END LOOP;
     batch_id := s.sub_piece;
     ctx := c::text;
@@ -3693,31 +3743,28 @@ $$;
 --   1. the consumer's own batch, when a plain reader left it open and did
 --      not touch it for a lease (receive, ack or heartbeat);
 --   2. the batch of a sibling whose lease ran out (it stopped calling
---      receive/heartbeat): it resumes after what that sibling acknowledged,
---      under a new batch id, so the sibling's late ack or heartbeat reports
---      0 (a sibling that gave its batch up with unregister_worker(...,
---      release) counts as one whose lease ran out);
---   3. the consumer's next window: from the consumer's position to the
---      first tick that covers max_return events (or the newest tick), after
---      which the consumer's position moves to the window's end.  Windows
---      sized to the worker's appetite leave work for the others when there
---      is a backlog, instead of one worker taking everything.  When the
---      events up to that tick are more than twice max_return (a big
---      transaction, or a backlog ticked at once), the tick range is cut
---      into windows of max_return rows instead: the consumer then keeps the
---      range open (sub_next_*, sub_batch NULL) with the rows cut so far in
---      sub_ack_*, and each window holds rows after sub_start_* up to
---      sub_end_*.
+--      receive/heartbeat, or gave the batch up with unregister_worker(...,
+--      release)): it resumes after what that sibling acknowledged, under a
+--      new batch id, so the sibling's late ack or heartbeat reports 0;
+--   3. a new window: the next max_return rows of the consumer's stream,
+--      exactly the piece it is handed.  The consumer keeps a tick range
+--      open for this (sub_next_*, from its position to the newest tick at
+--      the time, with sub_batch NULL) and records in sub_ack_* how far it
+--      was cut; once it is cut to its end, its position moves to the
+--      range's end tick and the next range opens.  A window holds the
+--      rows after sub_start_* up to sub_end_*.  So a backlog, even one big
+--      transaction, is shared in pieces of each worker's appetite.
 -- Handing out locks the consumer row, so two workers never take the same
--- window; ack, nack and heartbeat lock only the worker.  Leases count in
+-- rows; ack, nack and heartbeat lock only the worker.  Leases count in
 -- clock time (clock_timestamp()), from the moment a batch is handed out or
 -- renewed.
 --
 -- Retried copies belong to the consumer, so whichever worker's window holds
 -- the retry gets it; dead letters are the consumer's.  A worker without a
 -- batch pins nothing: rotation looks at workers' positions only while they
--- hold a batch.  Delivery stays at least once: a worker that was only slow
--- may still be handling the batch it lost.
+-- hold a batch (and at the consumer's, the start of its open range).
+-- Delivery stays at least once: a worker that was only slow may still be
+-- handling the batch it lost.
 --
 -- Plain receive() calls on a consumer that workers read are served as the
 -- worker '_plain' (07_consume.sql), so the two ways of reading mix without
@@ -3837,12 +3884,37 @@ BEGIN
 END
 $$;
 
--- _window_of(w, c, start_txid, start_id, end_txid, end_id): w holding, as a
--- new batch, c's tick range (sub_last_* to sub_next_*), from after the row
--- (start_txid, start_id) up to the row (end_txid, end_id) (NULLs: from the
--- range's start, to its end); in memory only, w's lease kept.
-CREATE FUNCTION pgque._window_of(w pgque.subscription, c pgque.subscription, start_txid xid8, start_id bigint,
-                                 end_txid xid8, end_id bigint) RETURNS pgque.subscription
+-- _worker_range(w): the consumer of worker w (locked by _receiver), with
+-- the tick range its workers' windows are cut from open: the one it has
+-- (sub_next_*, cut up to sub_ack_*), or a new one from its position to the
+-- newest tick; in memory only.  sub_next_tick is NULL when nothing was
+-- ticked past its position, and while the queue is paused.
+CREATE FUNCTION pgque._worker_range(w pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+DECLARE
+    c pgque.subscription;
+    t pgque.tick;
+BEGIN
+    SELECT * INTO c FROM pgque.subscription WHERE sub_id = w.sub_parent;
+    IF pgque._paused(c.sub_queue) THEN
+        RETURN pgque._clear_batch(c);
+    ELSIF c.sub_next_tick IS NULL THEN
+        t := pgque._last_tick(c.sub_queue);
+        IF t.tick_id > c.sub_last_tick THEN
+            c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
+            c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
+            c.sub_ack_txid := NULL;                  c.sub_ack_id := NULL;
+        END IF;
+    END IF;
+    RETURN c;
+END
+$$;
+
+-- _window_of(w, c): w holding, as a new batch, the rest of consumer c's
+-- open tick range (after the rows cut from it so far); in memory only, w's
+-- lease kept.  Its end is set once its first piece is read (_save_piece):
+-- a new window is exactly the piece it was opened for.
+CREATE FUNCTION pgque._window_of(w pgque.subscription, c pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
     lease timestamptz := w.sub_lease_until;
@@ -3852,71 +3924,10 @@ BEGIN
     w.sub_last_snapshot := c.sub_last_snapshot;  w.sub_last_seq := c.sub_last_seq;
     w.sub_next_tick := c.sub_next_tick;          w.sub_next_time := c.sub_next_time;
     w.sub_next_snapshot := c.sub_next_snapshot;  w.sub_next_seq := c.sub_next_seq;
-    w.sub_start_txid := start_txid;              w.sub_start_id := start_id;
-    w.sub_end_txid := end_txid;                  w.sub_end_id := end_id;
+    w.sub_start_txid := c.sub_ack_txid;          w.sub_start_id := c.sub_ack_id;
     w.sub_batch := nextval('pgque.batch_id_seq');
     w.sub_lease_until := lease;
     RETURN w;
-END
-$$;
-
--- _worker_window(w, max_return): w with the consumer's next window opened as
--- its batch when it has none and the consumer has ticked past its position
--- (see the top of this file); the consumer's position, or how far its open
--- tick range was cut, moves to the window's end.  The consumer is locked
--- (_receiver).  w itself is saved by the caller.  NULL while the queue is
--- paused, as _batch_window.
-CREATE FUNCTION pgque._worker_window(w pgque.subscription, max_return int) RETURNS pgque.subscription
-LANGUAGE plpgsql AS $$
-DECLARE
-    c pgque.subscription;
-    t pgque.tick;
-    e record;
-BEGIN
-    IF pgque._paused(w.sub_queue) THEN
-        RETURN NULL;
-    ELSIF w.sub_batch IS NOT NULL THEN
-        RETURN w;
-    END IF;
-    SELECT * INTO c FROM pgque.subscription WHERE sub_id = w.sub_parent;
-    LOOP
-        IF c.sub_next_tick IS NULL THEN
-            -- Tick event sequences count ids handed out, rolled back ones
-            -- included: a window may hold fewer events than max_return.
-            SELECT * INTO t FROM pgque.tick
-             WHERE tick_queue = c.sub_queue AND tick_id > c.sub_last_tick
-               AND tick_event_seq >= c.sub_last_seq + max_return
-             ORDER BY tick_id LIMIT 1;
-            IF NOT FOUND THEN
-                t := pgque._last_tick(c.sub_queue);
-            END IF;
-            IF t.tick_id <= c.sub_last_tick THEN
-                RETURN w;  -- nothing ticked past the consumer's position
-            END IF;
-            c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
-            c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
-            IF t.tick_event_seq - c.sub_last_seq <= 2 * max_return::bigint THEN
-                w := pgque._window_of(w, c, NULL, NULL, NULL, NULL);
-                PERFORM pgque._finish_batch(c);
-                RETURN w;
-            END IF;
-            -- Too many events to hand out at once, and no tick between to
-            -- cut at: cut the range by rows.
-        END IF;
-        SELECT * INTO e FROM pgque._piece_end(pgque._batch_ctx(c), max_return);
-        IF e.n = 2 THEN
-            w := pgque._window_of(w, c, c.sub_ack_txid, c.sub_ack_id, e.end_txid, e.end_id);
-            c.sub_ack_txid := e.end_txid;
-            c.sub_ack_id := e.end_id;
-            PERFORM pgque._save(c);
-            RETURN w;
-        ELSIF e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(c, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
-            w := pgque._window_of(w, c, c.sub_ack_txid, c.sub_ack_id, NULL, NULL);
-            PERFORM pgque._finish_batch(c);
-            RETURN w;
-        END IF;
-        c := pgque._finish_batch(c);  -- nothing left in the range: look past it
-    END LOOP;
 END
 $$;
 

@@ -18,8 +18,8 @@
 -- _save_sent(s, txid, id): save s with its open batch handed out up to the
 -- row (txid, id) as the piece s.sub_piece, or, with NULLs, to its end: the
 -- saved position is then past every row of the batch (each row's ev_txid
--- is below the end tick's xmax; a window cut from a tick range ends at its
--- own last row), and the batch done.
+-- is below the end tick's xmax; a window with an end ends at that row), and
+-- the batch done.
 CREATE FUNCTION pgque._save_sent(s pgque.subscription, txid xid8, id bigint)
 RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
@@ -33,6 +33,29 @@ BEGIN
         s.sub_sent_txid := pg_snapshot_xmax(s.sub_next_snapshot);  s.sub_sent_id := 9223372036854775807;
     END IF;
     RETURN pgque._save(s);  -- opens the batch too, when it is new
+END
+$$;
+
+-- _save_piece(s, c, more, txid, id): save s with the piece s.sub_piece
+-- handed out: it ends at the row (txid, id) and more rows follow when more
+-- is true, or it reaches the end of s's batch.  When c is a consumer (not
+-- a NULL row), s is a worker's new window cut from c's tick range
+-- (_window_of): the window is this piece, and c's range is cut up to its
+-- end (or finished, when the piece reached the range's end).
+CREATE FUNCTION pgque._save_piece(s pgque.subscription, c pgque.subscription, more boolean, txid xid8, id bigint)
+RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF c.sub_id IS NULL THEN
+        RETURN pgque._save_sent(s, CASE WHEN more THEN txid END, CASE WHEN more THEN id END);
+    ELSIF more THEN
+        s.sub_end_txid := txid;  s.sub_end_id := id;
+        c.sub_ack_txid := txid;  c.sub_ack_id := id;
+        PERFORM pgque._save(c);
+    ELSE
+        PERFORM pgque._finish_batch(c);
+    END IF;
+    RETURN pgque._save_sent(s, NULL, NULL);
 END
 $$;
 
@@ -124,16 +147,40 @@ BEGIN
 END
 $$;
 
--- _window(s, max_return): s with the batch to hand out from: its open one,
--- or the next (a worker's is sized to about max_return events); a NULL
--- sub_batch when there is none.
-CREATE FUNCTION pgque._window(s pgque.subscription, max_return int) RETURNS pgque.subscription
+-- _window(s, c): s with the batch to hand out from, and in c the consumer
+-- a new worker window is cut from (a NULL row otherwise): s's open batch;
+-- for a consumer, its next batch (_batch_window); for a worker, a new
+-- window over the rest of its consumer's tick range (_worker_range).  A
+-- NULL sub_batch when there is nothing to hand out.
+CREATE FUNCTION pgque._window(INOUT s pgque.subscription, OUT c pgque.subscription)
 LANGUAGE plpgsql AS $$
 BEGIN
     IF s.sub_parent IS NULL THEN
-        RETURN pgque._batch_window(s);
+        s := pgque._batch_window(s);
+    ELSIF s.sub_batch IS NULL AND NOT pgque._paused(s.sub_queue) THEN
+        c := pgque._worker_range(s);
+        IF c.sub_next_tick IS NULL THEN
+            c := NULL;
+        ELSE
+            s := pgque._window_of(s, c);
+        END IF;
+    ELSIF pgque._paused(s.sub_queue) THEN
+        s := NULL;
     END IF;
-    RETURN pgque._worker_window(s, max_return);
+END
+$$;
+
+-- _no_rows_left(s, c): s's batch has no rows left to hand out: finish it,
+-- or, for a new window, the consumer's range it was cut from; return s
+-- without it.
+CREATE FUNCTION pgque._no_rows_left(s pgque.subscription, c pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF c.sub_id IS NULL THEN
+        RETURN pgque._finish_batch(s);
+    END IF;
+    PERFORM pgque._finish_batch(c);
+    RETURN pgque._clear_batch(s);
 END
 $$;
 
@@ -161,11 +208,15 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
                  SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
     s pgque.subscription := pgque._receiver(queue_name, consumer_name, max_return, worker_name, lease);
+    c pgque.subscription;
+    h record;
     ctx pgque._batch_ctx;
     n bigint;
 BEGIN
     LOOP
-        s := pgque._window(s, max_return);
+        SELECT * INTO h FROM pgque._window(s);
+        s := h.s;
+        c := h.c;
         IF s.sub_batch IS NULL THEN
             RETURN;
         END IF;
@@ -181,20 +232,19 @@ BEGIN
         RETURN QUERY EXECUTE
                'WITH r AS (' || pgque._batch_sql(ctx, '', 'ORDER BY ev_txid, ev_id LIMIT $2') || '),'
             || ' x AS (SELECT ev_txid, ev_id FROM r OFFSET $5 - 1 LIMIT 2),'
-            || ' saved AS (SELECT CASE WHEN x.n = 2 THEN pgque._save_sent($3, x.t[1], x.i[1])'
-            || '                       ELSE pgque._save_sent($3, NULL, NULL) END'
+            || ' saved AS (SELECT pgque._save_piece($3, $6, x.n = 2, x.t[1], x.i[1])'
             || '   FROM (SELECT count(*) AS n, array_agg(ev_txid) AS t, array_agg(ev_id) AS i FROM x) x'
             || '  WHERE EXISTS (SELECT FROM r))'
             || ' SELECT r.ev_id, $4, r.ev_type, r.ev_data, r.ev_retry, r.ev_time,'
             || '        r.ev_extra1, r.ev_extra2, r.ev_extra3, r.ev_extra4'
             || '   FROM saved, r LIMIT $5'
-            USING ctx, max_return::bigint + 1, s, s.sub_piece, max_return;
+            USING ctx, max_return::bigint + 1, s, s.sub_piece, max_return, c;
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
             RETURN;
         END IF;
         -- Nothing left after the acked position: the batch is complete.
-        s := pgque._finish_batch(s);
+        s := pgque._no_rows_left(s, c);
     END LOOP;
 END
 $$;
@@ -222,6 +272,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp
                  SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
     s pgque.subscription := pgque._receiver(queue_name, consumer_name, max_return, worker_name, lease);
+    w pgque.subscription;
+    h record;
     c pgque._batch_ctx;
     e record;
 BEGIN
@@ -230,22 +282,20 @@ BEGIN
         RETURN;
     END IF;
     LOOP
-        s := pgque._window(s, max_return);
+        SELECT * INTO h FROM pgque._window(s);
+        s := h.s;
+        w := h.c;
         IF s.sub_batch IS NULL THEN
             RETURN;
         END IF;
         c := pgque._batch_ctx(s);
         s.sub_piece := nextval('pgque.batch_id_seq');
         SELECT * INTO e FROM pgque._piece_end(c, max_return);
-        IF e.n = 2 THEN
-            PERFORM pgque._save_sent(s, e.end_txid, e.end_id);
+        IF e.n = 2 OR e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
+            PERFORM pgque._save_piece(s, w, e.n = 2, e.end_txid, e.end_id);
             EXIT;
         END IF;
-        IF e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
-            PERFORM pgque._save_sent(s, NULL, NULL);
-            EXIT;
-        END IF;
-        s := pgque._finish_batch(s);
+        s := pgque._no_rows_left(s, w);
     END LOOP;
     batch_id := s.sub_piece;
     ctx := c::text;

@@ -8,31 +8,28 @@
 --   1. the consumer's own batch, when a plain reader left it open and did
 --      not touch it for a lease (receive, ack or heartbeat);
 --   2. the batch of a sibling whose lease ran out (it stopped calling
---      receive/heartbeat): it resumes after what that sibling acknowledged,
---      under a new batch id, so the sibling's late ack or heartbeat reports
---      0 (a sibling that gave its batch up with unregister_worker(...,
---      release) counts as one whose lease ran out);
---   3. the consumer's next window: from the consumer's position to the
---      first tick that covers max_return events (or the newest tick), after
---      which the consumer's position moves to the window's end.  Windows
---      sized to the worker's appetite leave work for the others when there
---      is a backlog, instead of one worker taking everything.  When the
---      events up to that tick are more than twice max_return (a big
---      transaction, or a backlog ticked at once), the tick range is cut
---      into windows of max_return rows instead: the consumer then keeps the
---      range open (sub_next_*, sub_batch NULL) with the rows cut so far in
---      sub_ack_*, and each window holds rows after sub_start_* up to
---      sub_end_*.
+--      receive/heartbeat, or gave the batch up with unregister_worker(...,
+--      release)): it resumes after what that sibling acknowledged, under a
+--      new batch id, so the sibling's late ack or heartbeat reports 0;
+--   3. a new window: the next max_return rows of the consumer's stream,
+--      exactly the piece it is handed.  The consumer keeps a tick range
+--      open for this (sub_next_*, from its position to the newest tick at
+--      the time, with sub_batch NULL) and records in sub_ack_* how far it
+--      was cut; once it is cut to its end, its position moves to the
+--      range's end tick and the next range opens.  A window holds the
+--      rows after sub_start_* up to sub_end_*.  So a backlog, even one big
+--      transaction, is shared in pieces of each worker's appetite.
 -- Handing out locks the consumer row, so two workers never take the same
--- window; ack, nack and heartbeat lock only the worker.  Leases count in
+-- rows; ack, nack and heartbeat lock only the worker.  Leases count in
 -- clock time (clock_timestamp()), from the moment a batch is handed out or
 -- renewed.
 --
 -- Retried copies belong to the consumer, so whichever worker's window holds
 -- the retry gets it; dead letters are the consumer's.  A worker without a
 -- batch pins nothing: rotation looks at workers' positions only while they
--- hold a batch.  Delivery stays at least once: a worker that was only slow
--- may still be handling the batch it lost.
+-- hold a batch (and at the consumer's, the start of its open range).
+-- Delivery stays at least once: a worker that was only slow may still be
+-- handling the batch it lost.
 --
 -- Plain receive() calls on a consumer that workers read are served as the
 -- worker '_plain' (07_consume.sql), so the two ways of reading mix without
@@ -152,12 +149,37 @@ BEGIN
 END
 $$;
 
--- _window_of(w, c, start_txid, start_id, end_txid, end_id): w holding, as a
--- new batch, c's tick range (sub_last_* to sub_next_*), from after the row
--- (start_txid, start_id) up to the row (end_txid, end_id) (NULLs: from the
--- range's start, to its end); in memory only, w's lease kept.
-CREATE FUNCTION pgque._window_of(w pgque.subscription, c pgque.subscription, start_txid xid8, start_id bigint,
-                                 end_txid xid8, end_id bigint) RETURNS pgque.subscription
+-- _worker_range(w): the consumer of worker w (locked by _receiver), with
+-- the tick range its workers' windows are cut from open: the one it has
+-- (sub_next_*, cut up to sub_ack_*), or a new one from its position to the
+-- newest tick; in memory only.  sub_next_tick is NULL when nothing was
+-- ticked past its position, and while the queue is paused.
+CREATE FUNCTION pgque._worker_range(w pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql AS $$
+DECLARE
+    c pgque.subscription;
+    t pgque.tick;
+BEGIN
+    SELECT * INTO c FROM pgque.subscription WHERE sub_id = w.sub_parent;
+    IF pgque._paused(c.sub_queue) THEN
+        RETURN pgque._clear_batch(c);
+    ELSIF c.sub_next_tick IS NULL THEN
+        t := pgque._last_tick(c.sub_queue);
+        IF t.tick_id > c.sub_last_tick THEN
+            c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
+            c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
+            c.sub_ack_txid := NULL;                  c.sub_ack_id := NULL;
+        END IF;
+    END IF;
+    RETURN c;
+END
+$$;
+
+-- _window_of(w, c): w holding, as a new batch, the rest of consumer c's
+-- open tick range (after the rows cut from it so far); in memory only, w's
+-- lease kept.  Its end is set once its first piece is read (_save_piece):
+-- a new window is exactly the piece it was opened for.
+CREATE FUNCTION pgque._window_of(w pgque.subscription, c pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
     lease timestamptz := w.sub_lease_until;
@@ -167,71 +189,10 @@ BEGIN
     w.sub_last_snapshot := c.sub_last_snapshot;  w.sub_last_seq := c.sub_last_seq;
     w.sub_next_tick := c.sub_next_tick;          w.sub_next_time := c.sub_next_time;
     w.sub_next_snapshot := c.sub_next_snapshot;  w.sub_next_seq := c.sub_next_seq;
-    w.sub_start_txid := start_txid;              w.sub_start_id := start_id;
-    w.sub_end_txid := end_txid;                  w.sub_end_id := end_id;
+    w.sub_start_txid := c.sub_ack_txid;          w.sub_start_id := c.sub_ack_id;
     w.sub_batch := nextval('pgque.batch_id_seq');
     w.sub_lease_until := lease;
     RETURN w;
-END
-$$;
-
--- _worker_window(w, max_return): w with the consumer's next window opened as
--- its batch when it has none and the consumer has ticked past its position
--- (see the top of this file); the consumer's position, or how far its open
--- tick range was cut, moves to the window's end.  The consumer is locked
--- (_receiver).  w itself is saved by the caller.  NULL while the queue is
--- paused, as _batch_window.
-CREATE FUNCTION pgque._worker_window(w pgque.subscription, max_return int) RETURNS pgque.subscription
-LANGUAGE plpgsql AS $$
-DECLARE
-    c pgque.subscription;
-    t pgque.tick;
-    e record;
-BEGIN
-    IF pgque._paused(w.sub_queue) THEN
-        RETURN NULL;
-    ELSIF w.sub_batch IS NOT NULL THEN
-        RETURN w;
-    END IF;
-    SELECT * INTO c FROM pgque.subscription WHERE sub_id = w.sub_parent;
-    LOOP
-        IF c.sub_next_tick IS NULL THEN
-            -- Tick event sequences count ids handed out, rolled back ones
-            -- included: a window may hold fewer events than max_return.
-            SELECT * INTO t FROM pgque.tick
-             WHERE tick_queue = c.sub_queue AND tick_id > c.sub_last_tick
-               AND tick_event_seq >= c.sub_last_seq + max_return
-             ORDER BY tick_id LIMIT 1;
-            IF NOT FOUND THEN
-                t := pgque._last_tick(c.sub_queue);
-            END IF;
-            IF t.tick_id <= c.sub_last_tick THEN
-                RETURN w;  -- nothing ticked past the consumer's position
-            END IF;
-            c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
-            c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
-            IF t.tick_event_seq - c.sub_last_seq <= 2 * max_return::bigint THEN
-                w := pgque._window_of(w, c, NULL, NULL, NULL, NULL);
-                PERFORM pgque._finish_batch(c);
-                RETURN w;
-            END IF;
-            -- Too many events to hand out at once, and no tick between to
-            -- cut at: cut the range by rows.
-        END IF;
-        SELECT * INTO e FROM pgque._piece_end(pgque._batch_ctx(c), max_return);
-        IF e.n = 2 THEN
-            w := pgque._window_of(w, c, c.sub_ack_txid, c.sub_ack_id, e.end_txid, e.end_id);
-            c.sub_ack_txid := e.end_txid;
-            c.sub_ack_id := e.end_id;
-            PERFORM pgque._save(c);
-            RETURN w;
-        ELSIF e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(c, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
-            w := pgque._window_of(w, c, c.sub_ack_txid, c.sub_ack_id, NULL, NULL);
-            PERFORM pgque._finish_batch(c);
-            RETURN w;
-        END IF;
-        c := pgque._finish_batch(c);  -- nothing left in the range: look past it
-    END LOOP;
 END
 $$;
 

@@ -58,14 +58,16 @@ SELECT consumer_name FROM pgque.get_consumer_info('q14') ORDER BY 1;
 SELECT consumers FROM pgque.get_queue_info('q14');
 
 ---------------------------------------------------------------------------
--- Lease takeover.  w1 acks a first piece of a batch, receives a second and
--- stops; once its lease has run out, w2 gets the batch from the acked
+-- Lease takeover.  w1 is handed a window of three (a window is the piece
+-- it was opened for), receives it again in a smaller piece, acks that and
+-- stops; once its lease has run out, w2 gets the window from the acked
 -- position, under a new batch id; w1's ack and heartbeat then report 0.
 ---------------------------------------------------------------------------
 SELECT cardinality(pgque.send_batch('q14', 't', ARRAY['d1', 'd2', 'd3', 'd4', 'd5'])) AS sent;
 SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
 SELECT array_agg(payload ORDER BY msg_id) AS w1_first FROM pgque.receive('q14', 'c', 3, 'w1');
 SELECT test.wbatch('w1') AS w1_batch \gset
+SELECT array_agg(payload ORDER BY msg_id) AS w1_smaller FROM pgque.receive('q14', 'c', 1, 'w1', '1 microsecond');
 SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack;
 SELECT array_agg(payload ORDER BY msg_id) AS w1_second FROM pgque.receive('q14', 'c', 1, 'w1', '1 microsecond');
 SELECT test.piece('q14', 'c', 'w1') AS w1_piece \gset
@@ -75,6 +77,8 @@ SELECT test.wbatch('w2') <> :w1_batch AS new_batch_id, test.wbatch('w1') IS NULL
 SELECT pgque.ack(:w1_piece) AS late_ack, pgque.heartbeat(:w1_piece) AS late_heartbeat;
 SELECT regexp_replace(test.err(format('SELECT pgque.nack(%s, 1)', :w1_piece)), 'batch \d+', 'batch N') AS late_nack;
 SELECT pgque.ack(test.piece('q14', 'c', 'w2')) AS w2_ack;
+SELECT array_agg(payload ORDER BY msg_id) AS w1_rest FROM pgque.receive('q14', 'c', 10, 'w1');
+SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack;
 SELECT count(*) AS nothing_left FROM pgque.receive('q14', 'c', 10, 'w1');
 
 -- a heartbeat keeps the batch: w1's lease is renewed, so w2 takes the next

@@ -1,7 +1,7 @@
 -- 16_sharing: several readers of one consumer (16_workers.sql, 07_consume.sql).
 --
--- Windows are cut inside a tick that holds more than twice max_return
--- events, so workers share one big transaction; plain receive() on a
+-- A worker's window is the piece it was opened for, cut from the
+-- consumer's stream by rows, so workers share one big transaction; plain receive() on a
 -- consumer that workers read is served as the worker '_plain'; a plain
 -- batch nobody touched for a lease is taken over by a worker;
 -- unregister_worker(release) hands a batch on at once; idle workers are
@@ -128,11 +128,14 @@ SELECT count(*) AS nothing_left FROM pgque.peek('q16', 'c');
 SELECT cardinality(pgque.send_batch('q16', 't', ARRAY['u1', 'u2', 'u3'])) AS sent;
 SELECT pgque.force_tick('q16') IS NOT NULL AS ticked;
 SELECT array_agg(payload ORDER BY msg_id) AS w1_got FROM pgque.receive('q16', 'c', 2, 'w1');
+SELECT array_agg(payload ORDER BY msg_id) AS w1_again_smaller FROM pgque.receive('q16', 'c', 1, 'w1');
 SELECT test.ack16('w1') AS w1_ack;
 SELECT regexp_replace(test.err($$SELECT pgque.unregister_worker('q16', 'c', 'w1')$$), ' \d+', ' N', 'g') AS holds;
 SELECT pgque.unregister_worker('q16', 'c', 'w1', release => true) AS released;
 SELECT lease_left <= '0' AS lease_over FROM pgque.get_worker_info('q16', 'c') WHERE worker_name = 'w1';
 SELECT array_agg(payload ORDER BY msg_id) AS w2_took_over FROM pgque.receive('q16', 'c', 10, 'w2');
+SELECT test.ack16('w2') AS w2_ack;
+SELECT array_agg(payload ORDER BY msg_id) AS w2_rest FROM pgque.receive('q16', 'c', 10, 'w2');
 SELECT test.ack16('w2') AS w2_ack;
 SELECT pgque.unregister_worker('q16', 'c', 'w2') AS idle_unregistered;
 SELECT pgque.unregister_worker('q16', 'c', 'w2') AS already_gone;
@@ -145,10 +148,12 @@ SELECT count(*) AS no_row FROM pgque.get_worker_info('q16', 'c') WHERE worker_na
 
 ---------------------------------------------------------------------------
 -- Two sessions using one worker name (a misconfigured deployment): each
--- ack covers only its own piece, as for plain readers.
+-- ack covers only its own piece, as for plain readers.  The window is the
+-- four rows of the first receive; a then gets three of them, b all four.
 ---------------------------------------------------------------------------
 SELECT cardinality(pgque.send_batch('q16', 't', ARRAY['t1', 't2', 't3', 't4'])) AS sent;
 SELECT pgque.force_tick('q16') IS NOT NULL AS ticked;
+SELECT count(*) AS window FROM pgque.receive('q16', 'c', 4, 'twin');
 SELECT min(batch_id) AS pa FROM pgque.receive('q16', 'c', 3, 'twin') \gset
 SELECT min(batch_id) AS pb FROM pgque.receive('q16', 'c', 4, 'twin') \gset
 SELECT pgque.ack(:pa) AS a_ack;
