@@ -334,7 +334,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if !c.cfg.singleReader {
 		c.worker = c.cfg.worker
 		if c.worker == "" {
-			c.worker = autoWorkerName()
+			c.worker = WorkerName("")
 		}
 		log = log.With("worker", c.worker)
 	}
@@ -380,10 +380,12 @@ func (c *Consumer) Start(ctx context.Context) error {
 	return err
 }
 
-// autoWorkerName is a worker name for one run of a Consumer: the host name
-// (reduced to the characters names allow), the process id and a random
-// suffix, within the 63 bytes a worker name may have.
-func autoWorkerName() string {
+// WorkerName returns a worker name unique to this call: prefix, the host
+// name (reduced to the characters names allow), the process id and a random
+// suffix, within the 63 bytes a worker name may have.  It is what a
+// Consumer picks for each run (with no prefix), and what tools that receive
+// as workers use (the CLI's prefix is "cli-").
+func WorkerName(prefix string) string {
 	host, _ := os.Hostname()
 	clean := []byte(host)
 	n := 0
@@ -397,6 +399,7 @@ func autoWorkerName() string {
 	if host == "" {
 		host = "worker"
 	}
+	host = prefix + host
 	suffix := fmt.Sprintf("-%d-%08x", os.Getpid(), rand.Uint32())
 	return host[:min(len(host), 63-len(suffix))] + suffix
 }

@@ -24,6 +24,10 @@ var (
 	ErrScheduleNotFound     = errors.New("pgque: schedule not found")                   // PQ016
 	ErrConsumerBusy         = errors.New("pgque: consumer has a batch of its own open") // PQ025
 	ErrWorkerBusy           = errors.New("pgque: worker holds a batch")                 // PQ026
+	// ErrNotAPiece: a batch's id was passed where the id of a piece is
+	// wanted (Ack, Nack, Heartbeat take Message.BatchID, the piece the
+	// messages were handed out in).
+	ErrNotAPiece = errors.New("pgque: a batch id, not a piece id") // PQ027
 	// ErrPermissionDenied: the session's role may not do this to the queue
 	// (namespace grants, pgque.grant_access) or may not call the function.
 	ErrPermissionDenied = errors.New("pgque: permission denied") // 42501
@@ -44,6 +48,7 @@ var sentinels = map[string]error{
 	"PQ016": ErrScheduleNotFound,
 	"PQ025": ErrConsumerBusy,
 	"PQ026": ErrWorkerBusy,
+	"PQ027": ErrNotAPiece,
 	"42501": ErrPermissionDenied, // insufficient_privilege, PostgreSQL's own code
 }
 

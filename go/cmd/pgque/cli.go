@@ -33,10 +33,11 @@ const (
 const exitCodeHelp = `Exit status:
   0    success
   1    error (connection, server, I/O)
-  2    usage error, or an argument the engine rejected (invalid name or value)
+  2    usage error, or an argument the engine rejected (invalid name or
+       value, the id of a whole batch where a piece's is wanted)
   3    not found: queue, consumer, batch, message, dead letter or schedule
   4    conflict: queue, subscription or schedule exists already, queue has
-       consumers, consumer busy with a batch of its own (receive --worker)
+       consumers, consumer busy with a plain reader's batch (receive)
   5    permission denied: the role may not do this to the queue
   130  interrupted before the command was done`
 
@@ -72,7 +73,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitOK
 	case errors.As(err, &se):
 		return se.code
-	case errors.As(err, new(usageError)), errors.Is(err, pgque.ErrInvalidArgument):
+	case errors.As(err, new(usageError)), errors.Is(err, pgque.ErrInvalidArgument), errors.Is(err, pgque.ErrNotAPiece):
 		return exitUsage
 	case errors.Is(err, pgque.ErrQueueNotFound), errors.Is(err, pgque.ErrConsumerNotFound),
 		errors.Is(err, pgque.ErrBatchNotFound), errors.Is(err, pgque.ErrMessageNotFound),

@@ -280,7 +280,7 @@ func TestSubscriptions(t *testing.T) {
 	}
 	c.sql(`SELECT pgque.send('orders', 'x', '1'::jsonb)`)
 	c.sql(`SELECT pgque.force_tick('orders')`)
-	c.ok("receive", "orders", "billing")
+	c.ok("receive", "orders", "billing", "--single-reader")
 	var cs []consumerJSON
 	c.okJSON(&cs, "consumers")
 	if len(cs) != 2 || cs[1].Consumer != "billing" || cs[1].Queue != "orders" || cs[1].CurrentBatch == nil ||
@@ -352,17 +352,20 @@ func TestSendReceiveAck(t *testing.T) {
 	}
 	c.sql(`SELECT pgque.force_tick('orders')`)
 
-	rows := tableRows(c.ok("receive", "orders", "billing", "--max", "2"))
+	// Read as the consumer's one plain reader: the same messages come again
+	// until they are acknowledged.
+	rows := tableRows(c.ok("receive", "orders", "billing", "--single-reader", "--max", "2"))
 	if len(rows) != 3 || rows[0][0] != "MSG_ID" || strings.Join(rows[1], " ") != strings.Join([]string{
-		"1", "1", "order.created", "-", rows[1][4], `{"id":`, "1}"}, " ") || rows[2][2] != "note" || rows[2][5] != `"hello"` {
+		"1", rows[1][1], "order.created", "-", rows[1][4], `{"id":`, "1}"}, " ") || rows[2][2] != "note" ||
+		rows[2][5] != `"hello"` || rows[1][1] != rows[2][1] {
 		t.Errorf("receive table: %q", rows)
 	}
-	c.okJSON(&msgs, "receive", "orders", "billing", "--max", "1000")
+	c.okJSON(&msgs, "receive", "orders", "billing", "--single-reader", "--max", "1000")
 	if len(msgs) != 255 {
 		t.Fatalf("receive --json: %d messages, want 255", len(msgs))
 	}
 	first, bulk, last := msgs[0], msgs[102], msgs[254]
-	if first.MsgID != 1 || first.BatchID != 1 || first.Type != "order.created" || compact(first.Payload) != `{"id":1}` ||
+	if first.MsgID != 1 || first.BatchID == 0 || first.Type != "order.created" || compact(first.Payload) != `{"id":1}` ||
 		first.RetryCount != nil || first.Extra1 == nil || *first.Extra1 != "eu" || first.Extra2 != nil ||
 		first.Extra4 == nil || *first.Extra4 != "" || first.CreatedAt.IsZero() {
 		t.Errorf("first message: %+v", first)
@@ -377,23 +380,59 @@ func TestSendReceiveAck(t *testing.T) {
 		t.Errorf("text payload: %+v", last)
 	}
 
-	// Not acknowledged: the same messages again.
-	c.okJSON(&msgs, "receive", "orders", "billing", "--max", "1000")
-	if len(msgs) != 255 || msgs[0].MsgID != 1 {
+	// Not acknowledged: the same messages again, as a new piece.
+	piece := msgs[0].BatchID
+	c.okJSON(&msgs, "receive", "orders", "billing", "--single-reader", "--max", "1000")
+	if len(msgs) != 255 || msgs[0].MsgID != 1 || msgs[0].BatchID == piece {
 		t.Errorf("receive again: %d messages, first %+v", len(msgs), msgs[0])
 	}
+	// The id of the whole batch is not what ack takes.
+	var cs []consumerJSON
+	c.okJSON(&cs, "consumers", "orders")
+	if len(cs) != 1 || cs[0].CurrentBatch == nil {
+		t.Fatalf("consumers: %+v", cs)
+	}
+	c.fails(exitUsage, "is the id of a batch, not of a piece", "ack", fmt.Sprint(*cs[0].CurrentBatch))
 	var acked struct {
 		BatchID int64 `json:"batch_id"`
 		Acked   bool  `json:"acked"`
 	}
-	c.okJSON(&acked, "ack", "1")
-	if acked.BatchID != 1 || !acked.Acked {
+	c.okJSON(&acked, "ack", fmt.Sprint(piece))
+	if acked.BatchID != piece || !acked.Acked {
 		t.Errorf("ack --json: %+v", acked)
 	}
-	c.fails(exitNotFound, "batch 1 is not open", "ack", "1")
+	c.fails(exitNotFound, "nothing to acknowledge", "ack", fmt.Sprint(piece))
 	c.fails(exitUsage, `batch id "x" is not a positive integer`, "ack", "x")
 
-	// --ack: the batch is finished, the next receive has nothing.
+	// Readers compete by default: a second receive gets the next messages,
+	// not the same ones, while peek shows both, held by their workers.
+	for i := range 4 {
+		c.ok("send", "orders", "-t", "y", fmt.Sprint(i))
+	}
+	c.sql(`SELECT pgque.force_tick('orders')`)
+	var got1, got2 []messageJSON
+	c.okJSON(&got1, "receive", "orders", "billing", "--max", "2")
+	c.okJSON(&got2, "receive", "orders", "billing", "--max", "2")
+	if len(got1) != 2 || len(got2) != 2 || got1[0].MsgID == got2[0].MsgID || got1[0].BatchID == got2[0].BatchID {
+		t.Fatalf("two receives: %+v and %+v; want different messages", got1, got2)
+	}
+	var peeked []peekedJSON
+	c.okJSON(&peeked, "peek", "orders", "billing")
+	if len(peeked) != 4 || !strings.HasPrefix(peeked[0].Worker, "cli-") || peeked[0].Worker == peeked[3].Worker {
+		t.Errorf("peek: %+v", peeked)
+	}
+	if rows := tableRows(c.ok("peek", "orders", "billing", "--max", "1")); len(rows) != 2 || rows[0][2] != "WORKER" {
+		t.Errorf("peek table: %q", rows)
+	}
+	c.ok("ack", fmt.Sprint(got2[0].BatchID))
+	c.ok("ack", fmt.Sprint(got1[0].BatchID))
+	if out := c.ok("peek", "orders", "billing"); out != "MSG_ID  BATCH  WORKER  TYPE  RETRY  CREATED_AT  PAYLOAD\n" {
+		t.Errorf("peek after the acks: %q", out)
+	}
+
+	// --ack: acknowledged, and its worker forgotten; the next receive has nothing.
+	var ws []workerJSON
+	c.okJSON(&ws, "workers", "orders", "billing")
 	c.ok("send", "orders", "-t", "x", "1")
 	c.sql(`SELECT pgque.force_tick('orders')`)
 	c.okJSON(&msgs, "receive", "orders", "billing", "--ack")
@@ -403,6 +442,11 @@ func TestSendReceiveAck(t *testing.T) {
 	c.okJSON(&msgs, "receive", "orders", "billing")
 	if len(msgs) != 0 {
 		t.Errorf("receive after --ack: %+v", msgs)
+	}
+	var after []workerJSON
+	c.okJSON(&after, "workers", "orders", "billing")
+	if len(after) != len(ws) {
+		t.Errorf("workers before %+v, after receive --ack %+v; want the same", ws, after)
 	}
 
 	c.fails(exitNotFound, "queue 'nope' does not exist", "receive", "nope", "billing")
@@ -549,21 +593,19 @@ func TestWorkerCommands(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].Type != "a" {
 		t.Fatalf("receive --worker: %+v", msgs)
 	}
-	// Nothing left for w2, which is registered all the same.
+	// Nothing left for w2, which is not even made a worker row.
 	c.okJSON(&msgs, "receive", "orders", "billing", "--worker", "w2")
 	if len(msgs) != 0 {
 		t.Errorf("receive --worker w2: %+v", msgs)
 	}
 	rows := tableRows(c.ok("workers", "orders", "billing"))
-	if len(rows) != 3 || rows[1][0] != "w1" || rows[1][1] == "-" || rows[1][2] != "2m0s" && !strings.HasPrefix(rows[1][2], "1m59") ||
-		rows[2][0] != "w2" || rows[2][1] != "-" || rows[2][2] != "-" {
+	if len(rows) != 2 || rows[1][0] != "w1" || rows[1][1] == "-" || rows[1][2] != "2m0s" && !strings.HasPrefix(rows[1][2], "1m59") {
 		t.Errorf("workers table: %q", rows)
 	}
 	var ws []workerJSON
 	c.okJSON(&ws, "workers", "orders", "billing")
-	if len(ws) != 2 || ws[0].Worker != "w1" || ws[0].Queue != "orders" || ws[0].Consumer != "billing" ||
-		ws[0].BatchID == nil || ws[0].LeaseLeftSeconds == nil || *ws[0].LeaseLeftSeconds <= 60 ||
-		ws[1].BatchID != nil || ws[1].LeaseLeftSeconds != nil {
+	if len(ws) != 1 || ws[0].Worker != "w1" || ws[0].Queue != "orders" || ws[0].Consumer != "billing" ||
+		ws[0].BatchID == nil || ws[0].LeaseLeftSeconds == nil || *ws[0].LeaseLeftSeconds <= 60 {
 		t.Errorf("workers --json: %+v", ws)
 	}
 	// --ack finishes the worker's batch.
@@ -575,14 +617,15 @@ func TestWorkerCommands(t *testing.T) {
 	if ws[0].BatchID != nil {
 		t.Errorf("w1 after --ack: %+v", ws[0])
 	}
-	// A plain batch open: workers must wait.
+	// A plain reader's batch open: workers must wait.
 	c.ok("send", "orders", "-t", "b", "2")
 	c.sql(`SELECT pgque.force_tick('orders')`)
-	c.ok("receive", "orders", "billing")
+	c.ok("receive", "orders", "billing", "--single-reader")
 	c.fails(exitConflict, "its workers cannot start", "receive", "orders", "billing", "--worker", "w1")
 
-	c.fails(exitUsage, "--lease goes with --worker", "receive", "orders", "billing", "--lease", "1m")
-	c.fails(exitUsage, "--lease 0s is not positive", "receive", "orders", "billing", "--worker", "w1", "--lease", "0")
+	c.fails(exitUsage, "--single-reader goes without --worker and --lease", "receive", "orders", "billing",
+		"--single-reader", "--lease", "1m")
+	c.fails(exitUsage, "--lease 0s is not in (0, 24h0m0s]", "receive", "orders", "billing", "--worker", "w1", "--lease", "0")
 	c.fails(exitNotFound, "consumer 'nobody' is not subscribed", "workers", "orders", "nobody")
 	c.fails(exitNotFound, "queue 'nope' does not exist", "workers", "nope", "billing")
 	c.fails(exitUsage, "needs 2 argument(s)", "workers", "orders")
@@ -617,15 +660,20 @@ func TestNackAndDeadLetters(t *testing.T) {
 	c.ok("send", "orders", "-t", "a", `{"n": 1}`)
 	c.ok("send", "orders", "-t", "b", `{"n": 2}`)
 	c.sql(`SELECT pgque.force_tick('orders')`)
-	c.ok("receive", "orders", "billing")
+	var got []messageJSON
+	c.okJSON(&got, "receive", "orders", "billing")
+	if len(got) != 2 {
+		t.Fatalf("receive: %+v", got)
+	}
+	piece := fmt.Sprint(got[0].BatchID)
 
-	if out := c.ok("nack", "1", "1", "--retry-after", "1500ms"); out != "retry\n" {
+	if out := c.ok("nack", piece, "1", "--retry-after", "1500ms"); out != "retry\n" {
 		t.Errorf("nack: %q", out)
 	}
-	c.fails(exitNotFound, "batch 9 is not open", "nack", "9", "1")
-	c.fails(exitNotFound, "message 7 is not an unacknowledged message of batch 1", "nack", "1", "7")
-	c.fails(exitUsage, "--retry-after -1s is negative", "nack", "1", "2", "--retry-after", "-1s")
-	c.ok("ack", "1")
+	c.fails(exitNotFound, "batch 999 is not open", "nack", "999", "1")
+	c.fails(exitNotFound, "message 7 is not an unacknowledged message of batch "+piece, "nack", piece, "7")
+	c.fails(exitUsage, "--retry-after -1s is negative", "nack", piece, "2", "--retry-after", "-1s")
+	c.ok("ack", piece)
 	// The retry of message 1 was due after 2 s (rounded up); make it due now.
 	c.sql(`UPDATE pgque.retry_queue SET rq_due = now() - interval '1 second'`)
 	c.sql(`SELECT pgque.maint()`)

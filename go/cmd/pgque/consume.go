@@ -175,21 +175,27 @@ func toMessageJSON(m pgque.Message) messageJSON {
 
 func newReceiveCmd(g *globals) *cobra.Command {
 	var maxMsgs int
-	var ack bool
+	var ack, single bool
 	var worker string
 	var lease time.Duration
 	cmd := &cobra.Command{
 		Use:   "receive QUEUE CONSUMER",
-		Short: "Receive messages of a consumer's current batch",
-		Long: `receive prints up to --max messages of the consumer's open (or next) batch;
-nothing when no tick delivered new events.  It does not acknowledge them:
-run 'pgque ack BATCH_ID' when they are handled, or pass --ack.  Until then
-another receive returns the same messages.
+		Short: "Receive the consumer's next messages",
+		Long: `receive prints up to --max messages of CONSUMER and hands them to this
+command as a cooperative worker of the consumer, as every reader of it is by
+default: the messages are held for it for --lease, and nobody else gets them
+meanwhile.  It does not acknowledge them: run 'pgque ack BATCH_ID' when they
+are handled (within the lease), or pass --ack.  When they are not
+acknowledged in time, the next reader of the consumer gets them.  To look at
+what a consumer has not handled without taking anything, use 'pgque peek'.
 
-With --worker, it receives as that cooperative worker of the consumer: a
-batch of the worker's own, which another worker takes over when it is not
-acknowledged within --lease (see 'pgque workers').  A worker fails with exit
-status 4 while the consumer has a batch of its own open.
+The worker is named cli-<host>-<pid>-<random> unless --worker names it; one
+receiving with --ack is forgotten afterwards.
+
+With --single-reader it reads the consumer's own batch instead, as its one
+plain reader (PgQ style, whole batches in order, no lease): another receive
+then gets the same messages again until they are acknowledged.  While
+workers read the consumer, such a read is served as the worker '_plain'.
 
 In JSON, payload is the payload as sent when it is JSON, a string when it was
 sent as other text through SQL, and null when NULL.`,
@@ -198,17 +204,17 @@ sent as other text through SQL, and null when NULL.`,
 	out := newOutput(cmd)
 	cmd.Flags().IntVar(&maxMsgs, "max", 100, "most messages to return")
 	cmd.Flags().BoolVar(&ack, "ack", false, "acknowledge the messages after printing them")
-	cmd.Flags().StringVar(&worker, "worker", "", "receive as this cooperative worker of the consumer")
-	cmd.Flags().DurationVar(&lease, "lease", pgque.DefaultLease, "with --worker: how long the batch stays the worker's")
+	cmd.Flags().StringVar(&worker, "worker", "", "receive as this worker of the consumer (default: a name of its own)")
+	cmd.Flags().DurationVar(&lease, "lease", pgque.DefaultLease, "how long the messages stay this receive's (at most 24h)")
+	cmd.Flags().BoolVar(&single, "single-reader", false, "read the consumer's own batch, as its one plain reader")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if maxMsgs < 1 {
+		switch {
+		case maxMsgs < 1:
 			return usageError{fmt.Errorf("--max must be at least 1, not %d", maxMsgs)}
-		}
-		if cmd.Flags().Changed("lease") && worker == "" {
-			return usageError{errors.New("--lease goes with --worker")}
-		}
-		if lease <= 0 {
-			return usageError{fmt.Errorf("--lease %v is not positive", lease)}
+		case single && (worker != "" || cmd.Flags().Changed("lease")):
+			return usageError{errors.New("--single-reader goes without --worker and --lease")}
+		case lease <= 0 || lease > pgque.MaxLease:
+			return usageError{fmt.Errorf("--lease %v is not in (0, %v]", lease, pgque.MaxLease)}
 		}
 		ctx := cmd.Context()
 		client, err := g.connect(ctx)
@@ -216,8 +222,12 @@ sent as other text through SQL, and null when NULL.`,
 			return err
 		}
 		defer client.Close()
+		named := worker != ""
+		if !single && !named {
+			worker = pgque.WorkerName("cli-")
+		}
 		var msgs []pgque.Message
-		if worker == "" {
+		if single {
 			msgs, err = client.Receive(ctx, args[0], args[1], maxMsgs)
 		} else {
 			msgs, err = client.ReceiveAsWorker(ctx, args[0], args[1], worker, maxMsgs, lease)
@@ -233,10 +243,16 @@ sent as other text through SQL, and null when NULL.`,
 		if err != nil || !ack || len(msgs) == 0 {
 			return err
 		}
-		if ok, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+		ok, err := client.Ack(ctx, msgs[0].BatchID)
+		if err != nil {
 			return err
 		} else if !ok {
-			return notFound("batch %d was finished by someone else before it could be acknowledged", msgs[0].BatchID)
+			return notFound("batch %d was taken over or finished by someone else before it could be acknowledged", msgs[0].BatchID)
+		}
+		if !single && !named {
+			if _, err := client.ReleaseWorker(ctx, args[0], args[1], worker); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
@@ -255,10 +271,13 @@ func parseID(what, s string) (int64, error) {
 func newAckCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ack BATCH_ID",
-		Short: "Acknowledge what was received of a batch",
-		Long: `ack acknowledges everything receive handed out of the batch so far.  It fails
-with exit status 3 when the batch is unknown or finished, or nothing was
-received from it since the last ack.`,
+		Short: "Acknowledge messages received together",
+		Long: `ack acknowledges the messages that one receive handed out: BATCH_ID is the
+batch_id they were printed with (the id of that piece of the batch), never
+more than that piece held.  It fails with exit status 3 when the piece is
+unknown, was acknowledged already, or its batch was taken over by another
+worker or finished since, and with status 2 for the id of a whole batch (as
+'pgque consumers' and 'pgque workers' show them).`,
 		Args: exactArgs(1),
 	}
 	out := newOutput(cmd)
@@ -277,7 +296,7 @@ received from it since the last ack.`,
 			return err
 		}
 		if !ok {
-			return notFound("batch %d is not open, or nothing was received from it since the last ack", batch)
+			return notFound("batch %d: nothing to acknowledge (unknown, acknowledged already, or taken over or finished since)", batch)
 		}
 		res := struct {
 			BatchID int64 `json:"batch_id"`
@@ -331,6 +350,58 @@ batch must still be acknowledged with 'pgque ack'.`,
 			Outcome pgque.Outcome `json:"outcome"`
 		}{batch, msg, outcome}
 		return out.bind(cmd).print(res, func(w io.Writer) { fmt.Fprintln(w, outcome) })
+	}
+	return cmd
+}
+
+// peekedJSON is a message of 'pgque peek' in JSON output.
+type peekedJSON struct {
+	messageJSON
+	Worker string `json:"worker,omitempty"`
+}
+
+func newPeekCmd(g *globals) *cobra.Command {
+	var maxMsgs int
+	cmd := &cobra.Command{
+		Use:   "peek QUEUE CONSUMER",
+		Short: "Show what a consumer has not acknowledged, taking nothing",
+		Long: `peek prints up to --max messages CONSUMER has not acknowledged, in the order
+they are handed out: first those in open batches (BATCH is the open batch,
+WORKER the worker holding it, if any; handed out or not), then those the
+next receive would get.  It moves, locks and takes nothing: use it to look
+at a stuck consumer; 'pgque receive' would take the messages from it.
+Events not ticked yet, retries not due yet and delayed events are not shown.`,
+		Args: exactArgs(2),
+	}
+	out := newOutput(cmd)
+	cmd.Flags().IntVar(&maxMsgs, "max", 100, "most messages to show")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if maxMsgs < 1 {
+			return usageError{fmt.Errorf("--max must be at least 1, not %d", maxMsgs)}
+		}
+		client, err := g.connect(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		msgs, err := client.Peek(cmd.Context(), args[0], args[1], maxMsgs)
+		if err != nil {
+			return err
+		}
+		return printList(out, cmd, msgs, func(m pgque.PeekedMessage) peekedJSON {
+			return peekedJSON{messageJSON: toMessageJSON(m.Message), Worker: m.Worker}
+		}, "MSG_ID\tBATCH\tWORKER\tTYPE\tRETRY\tCREATED_AT\tPAYLOAD",
+			func(w io.Writer, m pgque.PeekedMessage) {
+				batch, worker := "-", "-"
+				if m.BatchID != 0 {
+					batch = strconv.FormatInt(m.BatchID, 10)
+				}
+				if m.Worker != "" {
+					worker = m.Worker
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MsgID, batch, cell(worker), cell(m.Type),
+					intOr(m.RetryCount, "-"), m.CreatedAt.Format(time.RFC3339Nano), payloadCell(m.Payload))
+			})
 	}
 	return cmd
 }

@@ -82,6 +82,9 @@ type queueJSON struct {
 	PausedAt         *time.Time `json:"paused_at"`
 	EventBytes       int64      `json:"event_bytes"`
 	EventDeadTuples  int64      `json:"event_dead_tuples"`
+	KeepUnclaimed    bool       `json:"keep_unclaimed"`
+	UnclaimedEvents  int64      `json:"unclaimed_events"`
+	UnclaimedSince   *time.Time `json:"unclaimed_since"`
 }
 
 func toQueueJSON(q pgque.QueueInfo) queueJSON {
@@ -94,6 +97,7 @@ func toQueueJSON(q pgque.QueueInfo) queueJSON {
 		MaxRetries: q.MaxRetries, RetryBackoffBase: q.RetryBackoffBase.Seconds(),
 		RetryBackoffCap: q.RetryBackoffCap.Seconds(), Paused: q.Paused, PausedAt: q.PausedAt,
 		EventBytes: q.EventBytes, EventDeadTuples: q.EventDeadTuples,
+		KeepUnclaimed: q.KeepUnclaimed, UnclaimedEvents: q.UnclaimedEvents, UnclaimedSince: q.UnclaimedSince,
 	}
 }
 
@@ -103,10 +107,12 @@ func newQueuesCmd(g *globals) *cobra.Command {
 		Short: "List the queues",
 		Long: `queues lists every queue with its consumers, events sent since the last tick
 (NEW), its rate over about the last minute, the time since its last tick,
-pending retries and dead letters, and whether it is paused ('pgque queue
-pause').  A TICK_LAG that keeps growing while NEW is above zero means no
-ticker is running.  --json adds the settings and the size of the queue's
-event tables.`,
+pending retries and dead letters, whether it is paused ('pgque queue
+pause'), and UNCLAIMED: events kept for the first consumer of a queue that
+has none (its tables cannot rotate until one subscribes; 'pgque queue
+config QUEUE keep_unclaimed=off' lets them go).  A TICK_LAG that keeps
+growing while NEW is above zero means no ticker is running.  --json adds the
+settings and the size of the queue's event tables.`,
 		Args: noArgs,
 	}
 	out := newOutput(cmd)
@@ -121,11 +127,11 @@ event tables.`,
 			return err
 		}
 		return printList(out, cmd, qs, toQueueJSON,
-			"QUEUE\tCONSUMERS\tNEW\tEV/S\tTICK_LAG\tLAST_TICK\tRETRY_PENDING\tDEAD_LETTERS\tPAUSED",
+			"QUEUE\tCONSUMERS\tNEW\tEV/S\tTICK_LAG\tLAST_TICK\tRETRY_PENDING\tDEAD_LETTERS\tPAUSED\tUNCLAIMED",
 			func(w io.Writer, q pgque.QueueInfo) {
-				fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d\t%s\n", q.Name, q.Consumers, q.NewEvents,
+				fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d\t%s\t%d\n", q.Name, q.Consumers, q.NewEvents,
 					q.EventsPerSecond, fmtDuration(q.TickerLag), q.LastTickID, q.RetryPending, q.DeadLetters,
-					yesNo(q.Paused))
+					yesNo(q.Paused), q.UnclaimedEvents)
 			})
 	}
 	return cmd
@@ -272,9 +278,11 @@ arguments it changes them, in the order given; on an error the settings
 before it are changed and the ones after it are not.
 
 Keys: ticker_max_count, ticker_max_lag, ticker_idle_period, rotation_period,
-max_retries, retry_backoff_base, retry_backoff_cap.  Integers for
-ticker_max_count and max_retries, PostgreSQL intervals for the others
-('500ms', '10 seconds', '2h').  See docs/sql-reference.md, "Queue settings".
+max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter,
+keep_unclaimed.  Integers for ticker_max_count and max_retries, a number
+from 0 to 1 for retry_jitter, on or off for keep_unclaimed, PostgreSQL
+intervals for the others ('500ms', '10 seconds', '2h').  See
+docs/sql-reference.md, "Queue settings".
 
   pgque queue config orders max_retries=10 retry_backoff_base=30s`,
 		Args: minArgs(1),
@@ -315,6 +323,7 @@ ticker_max_count and max_retries, PostgreSQL intervals for the others
 			fmt.Fprintf(w, "max_retries\t%d\n", q.MaxRetries)
 			fmt.Fprintf(w, "retry_backoff_base\t%s\n", fmtDuration(q.RetryBackoffBase))
 			fmt.Fprintf(w, "retry_backoff_cap\t%s\n", fmtDuration(q.RetryBackoffCap))
+			fmt.Fprintf(w, "keep_unclaimed\t%s\n", yesNo(q.KeepUnclaimed))
 		})
 	}
 	return cmd
