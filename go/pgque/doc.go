@@ -56,10 +56,13 @@
 // # Delivery semantics
 //
 // Every consumer (subscription) of a queue sees every event sent after it
-// subscribed: consumers are independent readers, not competing workers.
+// subscribed (the first consumer of a queue also gets those sent while it
+// had none): different consumer names are independent readers.  Processes
+// that use the same consumer name share its events as competing workers.
 // Delivery is at least once.  A consumer's position moves only when it
-// acknowledges: messages handed out by Receive and not acknowledged (the
-// process crashed or lost its connection first) are delivered again.  Make handlers idempotent; Message.MsgID is
+// acknowledges: messages handed out and not acknowledged (the process
+// crashed or lost its connection first) are delivered again, and an
+// acknowledgement only ever finishes what its caller received.  Make handlers idempotent; Message.MsgID is
 // unique within a queue and kept on retries.  Events of one transaction
 // arrive in the order they were sent; across transactions the order is by
 // transaction id, not commit order (docs/concepts.md, "Delivery order").
@@ -76,17 +79,22 @@
 // once all its messages are handled.  It waits for the queue's NOTIFY and
 // polls as a fallback, and on shutdown finishes the messages it holds.
 //
-// The low-level calls are [Client.Receive] (up to max messages of the
-// consumer's open batch), [Client.Ack] (acknowledge what was received of the
-// batch) and [Client.Nack] (retry one message later, for this consumer only,
-// or dead-letter it after the queue's max_retries).  One consumer name is one
-// reader: Receive without Ack returns the same messages again.
+// Any number of Consumers with the same queue and name, in one process or
+// many, share the consumer's messages: each Start is a cooperative worker
+// with a name of its own ([WorkerName], or [WithWorker]), holding windows of
+// the stream under a lease that it renews while it works; a worker that
+// stops loses its window to another one when the lease runs out, or at once
+// when it shuts down.  A worker whose window was taken over stops handling
+// it.  [WithSingleReader] reads a consumer as its one reader instead, whole
+// batches in order, with other instances standing by.
 //
-// Several processes share one consumer's messages as cooperative workers
-// ([WithWorker]): each holds a batch of its own under a lease that it renews
-// while it works, and a worker that stops loses its batch to another one
-// when the lease runs out.  [Client.PauseQueue] stops deliveries of a queue
-// (sends go on) until [Client.ResumeQueue].
+// The low-level calls are [Client.ReceiveAsWorker] and [Client.Receive] (up
+// to max messages, handed out as one piece whose id is their BatchID),
+// [Client.Ack] (acknowledge that piece), [Client.Nack] (retry one message
+// later, for this consumer only, or dead-letter it after the queue's
+// max_retries) and [Client.Heartbeat].  [Client.Peek] shows what a consumer
+// has not acknowledged without taking it.  [Client.PauseQueue] stops
+// deliveries of a queue (sends go on) until [Client.ResumeQueue].
 //
 // # Namespaces
 //
@@ -131,6 +139,7 @@
 //	PQ005 ErrMessageNotFound        PQ016 ErrScheduleNotFound
 //	PQ006 ErrInvalidArgument        PQ025 ErrConsumerBusy
 //	PQ007 ErrQueueHasConsumers      PQ026 ErrWorkerBusy
+//	                                PQ027 ErrNotAPiece
 //
 // PostgreSQL's insufficient_privilege (42501) matches ErrPermissionDenied.
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"sync"
 	"time"
 
 	"github.com/pgque/pgque/go/pgque"
@@ -69,8 +70,61 @@ func ExampleClient_NewConsumer() {
 	// other event: order.shipped
 }
 
-// Several processes share one consumer's messages as cooperative workers:
-// each runs this with a worker name of its own (here "worker-1").
+// Consumers with the same queue and name share the messages: run this in
+// as many processes as you like (here two Consumers in one), and each job is
+// handled by one of them.  Jobs sent before any consumer subscribed are kept
+// for the first one.
+func ExampleClient_NewConsumer_replicas() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, consumerExampleDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.CreateQueue(ctx, "jobs"); err != nil {
+		log.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := client.Send(ctx, "jobs", pgque.Event{Type: "resize", Payload: i}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var mu sync.Mutex
+	handled := map[int64]int{}
+	var replicas sync.WaitGroup
+	for range 2 {
+		c := client.NewConsumer("jobs", "resizer", pgque.WithTicker())
+		c.Handle("resize", func(ctx context.Context, msg pgque.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if handled[msg.MsgID]++; len(handled) == 10 {
+				stop()
+			}
+			return nil
+		})
+		replicas.Go(func() {
+			if err := c.Start(ctx); err != nil {
+				log.Fatal(err)
+			}
+		})
+	}
+	replicas.Wait()
+	twice := 0
+	for _, n := range handled {
+		if n > 1 {
+			twice++
+		}
+	}
+	fmt.Printf("%d jobs handled, %d twice\n", len(handled), twice)
+	// Output:
+	// 10 jobs handled, 0 twice
+}
+
+// A worker name of your own (a pod's name, say) lets a process that crashed
+// resume its own window at once when it restarts.
 func ExampleWithWorker() {
 	ctx := context.Background()
 	client, err := pgque.Connect(ctx, consumerExampleDSN())
@@ -81,17 +135,13 @@ func ExampleWithWorker() {
 	if _, err := client.CreateQueue(ctx, "jobs"); err != nil {
 		log.Fatal(err)
 	}
-	// Subscribe before sending, so the consumer gets this job.
-	if _, err := client.Subscribe(ctx, "jobs", "resizer"); err != nil {
-		log.Fatal(err)
-	}
 	if _, err := client.Send(ctx, "jobs", pgque.Event{Type: "resize", Payload: map[string]int{"w": 640}}); err != nil {
 		log.Fatal(err)
 	}
 
 	ctx, stop := context.WithCancel(ctx)
 	c := client.NewConsumer("jobs", "resizer",
-		pgque.WithWorker("worker-1"),
+		pgque.WithWorker("resizer-0"),
 		pgque.WithLease(time.Minute),
 		pgque.WithTicker())
 	c.Handle("resize", func(ctx context.Context, msg pgque.Message) error {
@@ -104,6 +154,85 @@ func ExampleWithWorker() {
 	}
 	// Output:
 	// resizing to {"w":640}
+}
+
+// A single reader handles every message of the consumer in delivery order;
+// other instances with the option stand by until it stops.
+func ExampleWithSingleReader() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, consumerExampleDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.CreateQueue(ctx, "ledger"); err != nil {
+		log.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		if _, err := client.Send(ctx, "ledger", pgque.Event{Type: "entry", Payload: i}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	c := client.NewConsumer("ledger", "books", pgque.WithSingleReader(), pgque.WithTicker())
+	c.Handle("entry", func(ctx context.Context, msg pgque.Message) error {
+		fmt.Printf("entry %s\n", msg.Payload)
+		if string(msg.Payload) == "3" {
+			stop()
+		}
+		return nil
+	})
+	if err := c.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// entry 1
+	// entry 2
+	// entry 3
+}
+
+// Peek shows what a consumer has not acknowledged, and which worker holds
+// it, without taking anything.
+func ExampleClient_Peek() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, consumerExampleDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.CreateQueue(ctx, "jobs"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Subscribe(ctx, "jobs", "resizer"); err != nil {
+		log.Fatal(err)
+	}
+	for _, w := range []int{640, 1280} {
+		if _, err := client.Send(ctx, "jobs", pgque.Event{Type: "resize", Payload: w}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if _, err := client.ForceTick(ctx, "jobs"); err != nil {
+		log.Fatal(err)
+	}
+	// A worker takes the first job and has not acknowledged it yet.
+	if _, err := client.ReceiveAsWorker(ctx, "jobs", "resizer", "worker-1", 1, time.Minute); err != nil {
+		log.Fatal(err)
+	}
+	msgs, err := client.Peek(ctx, "jobs", "resizer", 10)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range msgs {
+		holder := m.Worker
+		if holder == "" {
+			holder = "nobody yet"
+		}
+		fmt.Printf("%s held by %s\n", m.Payload, holder)
+	}
+	// Output:
+	// 640 held by worker-1
+	// 1280 held by nobody yet
 }
 
 // A consumer that finds a backlog drains it in growing pieces; here
