@@ -179,7 +179,10 @@ CREATE TABLE pgque.sub_state (
     sub_start_txid    xid8,
     sub_start_id      bigint,
     sub_end_txid      xid8,
-    sub_end_id        bigint
+    sub_end_id        bigint,
+    -- The last batch another worker took over from this one (its lease ran
+    -- out): a late ack or nack of a piece of it fails with PQ028.
+    sub_lost_batch    bigint
 ) PARTITION BY LIST (ss_part);
 CREATE TABLE pgque.sub_state_0 PARTITION OF pgque.sub_state FOR VALUES IN (0) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.sub_state_1 PARTITION OF pgque.sub_state FOR VALUES IN (1) WITH (autovacuum_enabled = false);
@@ -196,7 +199,7 @@ SELECT c.sub_id, c.sub_queue, c.sub_consumer,
        st.sub_batch, st.sub_next_tick, st.sub_next_time, st.sub_next_snapshot, st.sub_next_seq,
        st.sub_ack_txid, st.sub_ack_id, st.sub_sent_txid, st.sub_sent_id, st.sub_done, st.sub_active,
        c.sub_created_at, c.sub_parent, st.sub_lease_until, st.sub_piece,
-       st.sub_start_txid, st.sub_start_id, st.sub_end_txid, st.sub_end_id
+       st.sub_start_txid, st.sub_start_id, st.sub_end_txid, st.sub_end_id, st.sub_lost_batch
   FROM pgque.consumer c
  CROSS JOIN LATERAL (SELECT * FROM pgque.sub_state x WHERE x.ss_sub = c.sub_id
                       ORDER BY x.ss_seq DESC LIMIT 1) st;
@@ -319,6 +322,7 @@ $$;
 --         has a batch of its own open (16_workers.sql)
 --   PQ026 worker has an open batch (unregister_worker)
 --   PQ027 a batch id where a piece id is wanted (ack, nack, heartbeat)
+--   PQ028 the piece's batch was taken over by another worker (ack, nack)
 
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
@@ -1250,12 +1254,13 @@ BEGIN
         sub_last_tick, sub_last_time, sub_last_snapshot, sub_last_seq,
         sub_batch, sub_next_tick, sub_next_time, sub_next_snapshot, sub_next_seq,
         sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active, sub_lease_until,
-        sub_piece, sub_start_txid, sub_start_id, sub_end_txid, sub_end_id)
+        sub_piece, sub_start_txid, sub_start_id, sub_end_txid, sub_end_id, sub_lost_batch)
     VALUES (pgque._log_part(), s.sub_id, nextval('pgque.sub_state_seq'),
         s.sub_last_tick, s.sub_last_time, s.sub_last_snapshot, s.sub_last_seq,
         s.sub_batch, s.sub_next_tick, s.sub_next_time, s.sub_next_snapshot, s.sub_next_seq,
         s.sub_ack_txid, s.sub_ack_id, s.sub_sent_txid, s.sub_sent_id, s.sub_done, s.sub_active,
-        s.sub_lease_until, s.sub_piece, s.sub_start_txid, s.sub_start_id, s.sub_end_txid, s.sub_end_id);
+        s.sub_lease_until, s.sub_piece, s.sub_start_txid, s.sub_start_id, s.sub_end_txid, s.sub_end_id,
+        s.sub_lost_batch);
     RETURN s;
 END
 $$;
@@ -1296,7 +1301,7 @@ END
 $$;
 
 -- _clear_batch(s): s without an open batch or progress in one (its
--- position is kept); in memory only.
+-- position, and the batch it last lost, are kept); in memory only.
 CREATE FUNCTION pgque._clear_batch(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -1587,10 +1592,11 @@ $$;
 -- locked like _subscription(), with its newest state, when the batch the
 -- piece came from is still its open batch; and where the piece ends.  s
 -- is a NULL row when the piece is unknown (or another tenant's), or its
--- batch was finished or taken over since.  Raises PQ006 (NULL id), PQ009,
--- PQ027 (the id of a batch, not of a piece).
+-- batch was finished or taken over since; taken says the latter (another
+-- worker took the batch over after the lease ran out).  Raises PQ006 (NULL
+-- id), PQ009, PQ027 (the id of a batch, not of a piece).
 CREATE FUNCTION pgque._piece(piece_id bigint, OUT s pgque.subscription,
-                             OUT end_txid xid8, OUT end_id bigint, OUT done boolean)
+                             OUT end_txid xid8, OUT end_id bigint, OUT done boolean, OUT taken boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     id    int;
@@ -1619,7 +1625,22 @@ BEGIN
         RETURN;
     END IF;
     PERFORM 1 FROM pgque.consumer WHERE sub_id = id FOR UPDATE;
-    SELECT * INTO s FROM pgque.subscription x WHERE x.sub_id = id AND x.sub_batch = batch;
+    SELECT * INTO s FROM pgque.subscription x WHERE x.sub_id = id;
+    taken := s.sub_batch IS DISTINCT FROM batch AND s.sub_lost_batch = batch;
+    IF s.sub_batch IS DISTINCT FROM batch THEN
+        s := NULL;
+    END IF;
+END
+$$;
+
+-- _taken_over(piece_id): raise PQ028 for a piece whose batch another worker
+-- took over.
+CREATE FUNCTION pgque._taken_over(piece_id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'pgque: the batch of piece % was taken over by another worker (its lease ran out)', piece_id
+        USING ERRCODE = 'PQ028',
+              HINT = 'Its messages are that worker''s now; stop handling them.';
 END
 $$;
 
@@ -1644,6 +1665,7 @@ DECLARE
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_positive('max_return', max_return);
+    lease := pgque._lease(lease);  -- checked even where unused, so that a bad value never slips through
     c := pgque._subscription(queue_name, consumer_name, true);
     IF worker_name IS NOT NULL THEN
         PERFORM pgque._check_name('worker', worker_name, 63);
@@ -1822,10 +1844,10 @@ $$;
 -- When the piece reached the end of its batch, the batch is finished;
 -- otherwise it stays open and the next receive() continues after it.
 -- Returns 1 when something was acknowledged; 0 when the piece is unknown,
--- everything in it was acknowledged already (by an earlier ack of it, or
--- of a later piece that held the same messages), or its batch was
--- finished or, for a worker, taken over by another worker since.
--- Errors: PQ006 (NULL id), PQ027 (a batch id: ack takes piece ids).
+-- or everything in it was acknowledged already (by an earlier ack of it, or
+-- of a later piece that held the same messages), or its batch was finished.
+-- Errors: PQ006 (NULL id), PQ027 (a batch id: ack takes piece ids), PQ028
+-- (its batch was taken over by another worker: nothing is acknowledged).
 CREATE FUNCTION pgque.ack(batch_id bigint) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
@@ -1834,7 +1856,9 @@ DECLARE
 BEGIN
     SELECT * INTO p FROM pgque._piece(batch_id);
     s := p.s;
-    IF s.sub_id IS NULL OR (p.end_txid, p.end_id) <= (coalesce(s.sub_ack_txid, s.sub_start_txid, '0'),
+    IF p.taken THEN
+        PERFORM pgque._taken_over(batch_id);
+    ELSIF s.sub_id IS NULL OR (p.end_txid, p.end_id) <= (coalesce(s.sub_ack_txid, s.sub_start_txid, '0'),
                                                         coalesce(s.sub_ack_id, s.sub_start_id, 0)) THEN
         RETURN 0;
     END IF;
@@ -1856,9 +1880,10 @@ $$;
 -- The piece must still be acked.  Repeating a nack changes nothing and
 -- returns the same answer.
 -- Returns 'retry' or 'dead'.
--- Errors: PQ004 the piece's batch is not open (finished, or taken over),
+-- Errors: PQ004 the piece's batch is not open (unknown, or finished),
 -- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
--- msg_id or negative retry_after, PQ027 a batch id.
+-- msg_id or negative retry_after, PQ027 a batch id, PQ028 its batch was
+-- taken over by another worker.
 CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
                            reason text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -1874,7 +1899,9 @@ BEGIN
     END IF;
     SELECT * INTO p FROM pgque._piece(batch_id);
     s := p.s;
-    IF s.sub_id IS NULL THEN
+    IF p.taken THEN
+        PERFORM pgque._taken_over(batch_id);
+    ELSIF s.sub_id IS NULL THEN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
     SELECT * INTO e FROM pgque._batch_rows(s, false, 'AND ev_id = $3 AND ev_txid <= $4', '',
@@ -2249,7 +2276,8 @@ BEGIN
     SELECT nxt, x.ss_sub, x.ss_seq, x.sub_last_tick, x.sub_last_time, x.sub_last_snapshot, x.sub_last_seq,
            x.sub_batch, x.sub_next_tick, x.sub_next_time, x.sub_next_snapshot, x.sub_next_seq,
            x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active,
-           x.sub_lease_until, x.sub_piece, x.sub_start_txid, x.sub_start_id, x.sub_end_txid, x.sub_end_id
+           x.sub_lease_until, x.sub_piece, x.sub_start_txid, x.sub_start_id, x.sub_end_txid, x.sub_end_id,
+           x.sub_lost_batch
       FROM unnest(states) x;
     PERFORM pgque._rotation_end('log', gen);
     RETURN 1;
@@ -3745,7 +3773,8 @@ $$;
 --   2. the batch of a sibling whose lease ran out (it stopped calling
 --      receive/heartbeat, or gave the batch up with unregister_worker(...,
 --      release)): it resumes after what that sibling acknowledged, under a
---      new batch id, so the sibling's late ack or heartbeat reports 0;
+--      new batch id; the sibling's late ack or nack then fails with PQ028
+--      (its last lost batch is remembered), and its heartbeat reports 0;
 --   3. a new window: the next max_return rows of the consumer's stream,
 --      exactly the piece it is handed.  The consumer keeps a tick range
 --      open for this (sub_next_*, from its position to the newest tick at
@@ -3861,6 +3890,7 @@ BEGIN
     IF w.sub_batch IS NULL AND c.sub_batch IS NOT NULL THEN
         -- The plain reader's batch, untouched for a lease: it goes on here.
         w := pgque._take_over(w, c);
+        c.sub_lost_batch := c.sub_batch;
         PERFORM pgque._finish_batch(c);
         w.sub_lease_until := clock_timestamp() + lease;
         RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
@@ -3874,6 +3904,7 @@ BEGIN
             SELECT * INTO v FROM pgque.subscription WHERE sub_id = v.sub_id;
             CONTINUE WHEN v.sub_batch IS NULL OR v.sub_lease_until >= clock_timestamp();
             w := pgque._take_over(w, v);
+            v.sub_lost_batch := v.sub_batch;
             PERFORM pgque._finish_batch(v);  -- v loses it; a worker's position is never read
             w.sub_lease_until := clock_timestamp() + lease;
             RETURN pgque._save(w);

@@ -172,7 +172,10 @@ CREATE TABLE pgque.sub_state (
     sub_start_txid    xid8,
     sub_start_id      bigint,
     sub_end_txid      xid8,
-    sub_end_id        bigint
+    sub_end_id        bigint,
+    -- The last batch another worker took over from this one (its lease ran
+    -- out): a late ack or nack of a piece of it fails with PQ028.
+    sub_lost_batch    bigint
 ) PARTITION BY LIST (ss_part);
 CREATE TABLE pgque.sub_state_0 PARTITION OF pgque.sub_state FOR VALUES IN (0) WITH (autovacuum_enabled = false);
 CREATE TABLE pgque.sub_state_1 PARTITION OF pgque.sub_state FOR VALUES IN (1) WITH (autovacuum_enabled = false);
@@ -189,7 +192,7 @@ SELECT c.sub_id, c.sub_queue, c.sub_consumer,
        st.sub_batch, st.sub_next_tick, st.sub_next_time, st.sub_next_snapshot, st.sub_next_seq,
        st.sub_ack_txid, st.sub_ack_id, st.sub_sent_txid, st.sub_sent_id, st.sub_done, st.sub_active,
        c.sub_created_at, c.sub_parent, st.sub_lease_until, st.sub_piece,
-       st.sub_start_txid, st.sub_start_id, st.sub_end_txid, st.sub_end_id
+       st.sub_start_txid, st.sub_start_id, st.sub_end_txid, st.sub_end_id, st.sub_lost_batch
   FROM pgque.consumer c
  CROSS JOIN LATERAL (SELECT * FROM pgque.sub_state x WHERE x.ss_sub = c.sub_id
                       ORDER BY x.ss_seq DESC LIMIT 1) st;

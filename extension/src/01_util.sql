@@ -13,6 +13,7 @@
 --         has a batch of its own open (16_workers.sql)
 --   PQ026 worker has an open batch (unregister_worker)
 --   PQ027 a batch id where a piece id is wanted (ack, nack, heartbeat)
+--   PQ028 the piece's batch was taken over by another worker (ack, nack)
 
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)

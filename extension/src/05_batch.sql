@@ -149,12 +149,13 @@ BEGIN
         sub_last_tick, sub_last_time, sub_last_snapshot, sub_last_seq,
         sub_batch, sub_next_tick, sub_next_time, sub_next_snapshot, sub_next_seq,
         sub_ack_txid, sub_ack_id, sub_sent_txid, sub_sent_id, sub_done, sub_active, sub_lease_until,
-        sub_piece, sub_start_txid, sub_start_id, sub_end_txid, sub_end_id)
+        sub_piece, sub_start_txid, sub_start_id, sub_end_txid, sub_end_id, sub_lost_batch)
     VALUES (pgque._log_part(), s.sub_id, nextval('pgque.sub_state_seq'),
         s.sub_last_tick, s.sub_last_time, s.sub_last_snapshot, s.sub_last_seq,
         s.sub_batch, s.sub_next_tick, s.sub_next_time, s.sub_next_snapshot, s.sub_next_seq,
         s.sub_ack_txid, s.sub_ack_id, s.sub_sent_txid, s.sub_sent_id, s.sub_done, s.sub_active,
-        s.sub_lease_until, s.sub_piece, s.sub_start_txid, s.sub_start_id, s.sub_end_txid, s.sub_end_id);
+        s.sub_lease_until, s.sub_piece, s.sub_start_txid, s.sub_start_id, s.sub_end_txid, s.sub_end_id,
+        s.sub_lost_batch);
     RETURN s;
 END
 $$;
@@ -195,7 +196,7 @@ END
 $$;
 
 -- _clear_batch(s): s without an open batch or progress in one (its
--- position is kept); in memory only.
+-- position, and the batch it last lost, are kept); in memory only.
 CREATE FUNCTION pgque._clear_batch(s pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN

@@ -78,10 +78,11 @@ $$;
 -- locked like _subscription(), with its newest state, when the batch the
 -- piece came from is still its open batch; and where the piece ends.  s
 -- is a NULL row when the piece is unknown (or another tenant's), or its
--- batch was finished or taken over since.  Raises PQ006 (NULL id), PQ009,
--- PQ027 (the id of a batch, not of a piece).
+-- batch was finished or taken over since; taken says the latter (another
+-- worker took the batch over after the lease ran out).  Raises PQ006 (NULL
+-- id), PQ009, PQ027 (the id of a batch, not of a piece).
 CREATE FUNCTION pgque._piece(piece_id bigint, OUT s pgque.subscription,
-                             OUT end_txid xid8, OUT end_id bigint, OUT done boolean)
+                             OUT end_txid xid8, OUT end_id bigint, OUT done boolean, OUT taken boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     id    int;
@@ -110,7 +111,22 @@ BEGIN
         RETURN;
     END IF;
     PERFORM 1 FROM pgque.consumer WHERE sub_id = id FOR UPDATE;
-    SELECT * INTO s FROM pgque.subscription x WHERE x.sub_id = id AND x.sub_batch = batch;
+    SELECT * INTO s FROM pgque.subscription x WHERE x.sub_id = id;
+    taken := s.sub_batch IS DISTINCT FROM batch AND s.sub_lost_batch = batch;
+    IF s.sub_batch IS DISTINCT FROM batch THEN
+        s := NULL;
+    END IF;
+END
+$$;
+
+-- _taken_over(piece_id): raise PQ028 for a piece whose batch another worker
+-- took over.
+CREATE FUNCTION pgque._taken_over(piece_id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'pgque: the batch of piece % was taken over by another worker (its lease ran out)', piece_id
+        USING ERRCODE = 'PQ028',
+              HINT = 'Its messages are that worker''s now; stop handling them.';
 END
 $$;
 
@@ -135,6 +151,7 @@ DECLARE
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
     PERFORM pgque._check_positive('max_return', max_return);
+    lease := pgque._lease(lease);  -- checked even where unused, so that a bad value never slips through
     c := pgque._subscription(queue_name, consumer_name, true);
     IF worker_name IS NOT NULL THEN
         PERFORM pgque._check_name('worker', worker_name, 63);
@@ -313,10 +330,10 @@ $$;
 -- When the piece reached the end of its batch, the batch is finished;
 -- otherwise it stays open and the next receive() continues after it.
 -- Returns 1 when something was acknowledged; 0 when the piece is unknown,
--- everything in it was acknowledged already (by an earlier ack of it, or
--- of a later piece that held the same messages), or its batch was
--- finished or, for a worker, taken over by another worker since.
--- Errors: PQ006 (NULL id), PQ027 (a batch id: ack takes piece ids).
+-- or everything in it was acknowledged already (by an earlier ack of it, or
+-- of a later piece that held the same messages), or its batch was finished.
+-- Errors: PQ006 (NULL id), PQ027 (a batch id: ack takes piece ids), PQ028
+-- (its batch was taken over by another worker: nothing is acknowledged).
 CREATE FUNCTION pgque.ack(batch_id bigint) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
@@ -325,7 +342,9 @@ DECLARE
 BEGIN
     SELECT * INTO p FROM pgque._piece(batch_id);
     s := p.s;
-    IF s.sub_id IS NULL OR (p.end_txid, p.end_id) <= (coalesce(s.sub_ack_txid, s.sub_start_txid, '0'),
+    IF p.taken THEN
+        PERFORM pgque._taken_over(batch_id);
+    ELSIF s.sub_id IS NULL OR (p.end_txid, p.end_id) <= (coalesce(s.sub_ack_txid, s.sub_start_txid, '0'),
                                                         coalesce(s.sub_ack_id, s.sub_start_id, 0)) THEN
         RETURN 0;
     END IF;
@@ -347,9 +366,10 @@ $$;
 -- The piece must still be acked.  Repeating a nack changes nothing and
 -- returns the same answer.
 -- Returns 'retry' or 'dead'.
--- Errors: PQ004 the piece's batch is not open (finished, or taken over),
+-- Errors: PQ004 the piece's batch is not open (unknown, or finished),
 -- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
--- msg_id or negative retry_after, PQ027 a batch id.
+-- msg_id or negative retry_after, PQ027 a batch id, PQ028 its batch was
+-- taken over by another worker.
 CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
                            reason text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -365,7 +385,9 @@ BEGIN
     END IF;
     SELECT * INTO p FROM pgque._piece(batch_id);
     s := p.s;
-    IF s.sub_id IS NULL THEN
+    IF p.taken THEN
+        PERFORM pgque._taken_over(batch_id);
+    ELSIF s.sub_id IS NULL THEN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
     SELECT * INTO e FROM pgque._batch_rows(s, false, 'AND ev_id = $3 AND ev_txid <= $4', '',

@@ -145,7 +145,8 @@ BEGIN
     SELECT nxt, x.ss_sub, x.ss_seq, x.sub_last_tick, x.sub_last_time, x.sub_last_snapshot, x.sub_last_seq,
            x.sub_batch, x.sub_next_tick, x.sub_next_time, x.sub_next_snapshot, x.sub_next_seq,
            x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active,
-           x.sub_lease_until, x.sub_piece, x.sub_start_txid, x.sub_start_id, x.sub_end_txid, x.sub_end_id
+           x.sub_lease_until, x.sub_piece, x.sub_start_txid, x.sub_start_id, x.sub_end_txid, x.sub_end_id,
+           x.sub_lost_batch
       FROM unnest(states) x;
     PERFORM pgque._rotation_end('log', gen);
     RETURN 1;

@@ -10,7 +10,8 @@
 --   2. the batch of a sibling whose lease ran out (it stopped calling
 --      receive/heartbeat, or gave the batch up with unregister_worker(...,
 --      release)): it resumes after what that sibling acknowledged, under a
---      new batch id, so the sibling's late ack or heartbeat reports 0;
+--      new batch id; the sibling's late ack or nack then fails with PQ028
+--      (its last lost batch is remembered), and its heartbeat reports 0;
 --   3. a new window: the next max_return rows of the consumer's stream,
 --      exactly the piece it is handed.  The consumer keeps a tick range
 --      open for this (sub_next_*, from its position to the newest tick at
@@ -126,6 +127,7 @@ BEGIN
     IF w.sub_batch IS NULL AND c.sub_batch IS NOT NULL THEN
         -- The plain reader's batch, untouched for a lease: it goes on here.
         w := pgque._take_over(w, c);
+        c.sub_lost_batch := c.sub_batch;
         PERFORM pgque._finish_batch(c);
         w.sub_lease_until := clock_timestamp() + lease;
         RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
@@ -139,6 +141,7 @@ BEGIN
             SELECT * INTO v FROM pgque.subscription WHERE sub_id = v.sub_id;
             CONTINUE WHEN v.sub_batch IS NULL OR v.sub_lease_until >= clock_timestamp();
             w := pgque._take_over(w, v);
+            v.sub_lost_batch := v.sub_batch;
             PERFORM pgque._finish_batch(v);  -- v loses it; a worker's position is never read
             w.sub_lease_until := clock_timestamp() + lease;
             RETURN pgque._save(w);

@@ -357,8 +357,11 @@ func rawJSON(p *string) json.RawMessage {
 }
 
 // Receive returns up to max messages of the consumer's open (or next)
-// batch; none when nothing new was ticked.  Ack the batch when they are
-// handled; messages received and not acked come again.
+// batch, as its plain reader; none when nothing new was ticked.  They are
+// handed out as one piece, whose id is their BatchID: Ack it when they are
+// handled; messages received and not acked come again (as a new piece).  To
+// share a consumer with other processes without being handed the same
+// messages, receive as a worker (ReceiveAsWorker), as a Consumer does.
 //
 // Pieces of 1000 messages or more are read straight from the event tables
 // when the session's role may (pgque_reader may; see pgque.receive_query):
@@ -510,9 +513,15 @@ func collectMessages(rows pgx.Rows, limit int) ([]Message, error) {
 // into: a chunk lives as long as any of its messages.
 const payloadChunk = 64 << 10
 
-// Ack acknowledges what Receive handed out of the batch.  It reports false
-// when the batch is unknown or already finished, or nothing new was received
-// since the last ack.
+// Ack acknowledges the messages one receive handed out: batchID is their
+// Message.BatchID, the id of that piece of the batch.  It never covers more
+// than the piece held, whatever other readers of the consumer were handed
+// since.  It reports false when there was nothing to acknowledge: the piece
+// is unknown or was acknowledged already (also by a later piece that held
+// the same messages), or its batch was finished.  It fails with
+// ErrTakenOver when another worker took the batch over (this worker's lease
+// ran out; nothing is acknowledged), and with ErrNotAPiece for the id of a
+// whole batch.
 func (c *Client) Ack(ctx context.Context, batchID int64) (bool, error) {
 	var n int
 	err := c.pool.QueryRow(ctx, `SELECT pgque.ack($1)`, batchID).Scan(&n)
@@ -527,10 +536,11 @@ const (
 	OutcomeDead  Outcome = "dead"  // it exhausted its retries and went to the dead-letter store
 )
 
-// Nack reports that msg of the batch failed.  It is retried for this consumer
-// after retryAfterSecs seconds (0: the queue's exponential backoff), or
-// dead-lettered with reason once it was retried the queue's max_retries
-// times.  The batch must still be acked.
+// Nack reports that msg of the piece batchID (msg.BatchID) failed.  It is
+// retried for this consumer after retryAfterSecs seconds (0: the queue's
+// exponential backoff), or dead-lettered with reason once it was retried
+// the queue's max_retries times.  The piece must still be acked.  It fails
+// with ErrTakenOver when another worker took the batch over.
 func (c *Client) Nack(ctx context.Context, batchID int64, msg Message, retryAfterSecs int, reason string) (Outcome, error) {
 	const op = "pgque: nack"
 	if retryAfterSecs < 0 {

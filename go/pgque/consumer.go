@@ -771,7 +771,10 @@ func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Messa
 		}
 		// Nack is idempotent, so a retried attempt may repeat it safely.
 		out, err := c.client.Nack(sctx, msgs[i].BatchID, msgs[i], retrySecs, res[i].reason)
-		if err != nil {
+		if errors.Is(err, ErrTakenOver) {
+			c.lostAtSettle(log, msgs[0].BatchID)
+			return nil
+		} else if err != nil {
 			return err
 		}
 		res[i].state = nackedState
@@ -780,18 +783,24 @@ func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Messa
 	}
 	ok, err := c.client.Ack(sctx, msgs[0].BatchID)
 	switch {
+	case errors.Is(err, ErrTakenOver):
+		c.lostAtSettle(log, msgs[0].BatchID)
+		return nil
 	case err != nil || ok:
 	case attempt > 1:
 		log.Debug("pgque consumer: batch was acknowledged by an earlier attempt whose reply was lost",
 			"batch_id", msgs[0].BatchID)
-	case c.worker != "":
-		log.Warn("pgque consumer: batch was taken over by another worker before it was acknowledged (its lease ran out); its messages may be handled twice",
-			"batch_id", msgs[0].BatchID)
 	default:
-		log.Warn("pgque consumer: batch was acknowledged or finished by another reader of this consumer name",
+		log.Warn("pgque consumer: nothing to acknowledge: the batch was acknowledged or finished by another reader of this consumer name (or worker name)",
 			"batch_id", msgs[0].BatchID)
 	}
 	return err
+}
+
+// lostAtSettle logs a piece found taken over when it was being settled.
+func (c *Consumer) lostAtSettle(log *slog.Logger, piece int64) {
+	log.Warn("pgque consumer: batch was taken over by another worker before it was acknowledged (its lease ran out); its messages are handled there too",
+		"batch_id", piece)
 }
 
 // retryCount is a message's retry count for logs: 0 on first delivery.

@@ -140,6 +140,7 @@
 //	PQ006 ErrInvalidArgument        PQ025 ErrConsumerBusy
 //	PQ007 ErrQueueHasConsumers      PQ026 ErrWorkerBusy
 //	                                PQ027 ErrNotAPiece
+//	                                PQ028 ErrTakenOver
 //
 // PostgreSQL's insufficient_privilege (42501) matches ErrPermissionDenied.
 //

@@ -28,6 +28,10 @@ var (
 	// wanted (Ack, Nack, Heartbeat take Message.BatchID, the piece the
 	// messages were handed out in).
 	ErrNotAPiece = errors.New("pgque: a batch id, not a piece id") // PQ027
+	// ErrTakenOver: the batch the piece came from was taken over by another
+	// worker (this worker's lease ran out): its messages are the other's
+	// now, and nothing was acknowledged or nacked.
+	ErrTakenOver = errors.New("pgque: batch taken over by another worker") // PQ028
 	// ErrPermissionDenied: the session's role may not do this to the queue
 	// (namespace grants, pgque.grant_access) or may not call the function.
 	ErrPermissionDenied = errors.New("pgque: permission denied") // 42501
@@ -49,6 +53,7 @@ var sentinels = map[string]error{
 	"PQ025": ErrConsumerBusy,
 	"PQ026": ErrWorkerBusy,
 	"PQ027": ErrNotAPiece,
+	"PQ028": ErrTakenOver,
 	"42501": ErrPermissionDenied, // insufficient_privilege, PostgreSQL's own code
 }
 

@@ -3,6 +3,7 @@ package pgque_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -742,9 +743,10 @@ func (sc *stressConsumer) run(ctx context.Context, lconn *pgx.Conn) {
 				break
 			}
 			ok, err := sc.client.Ack(ctx, msgs[0].BatchID)
-			if err != nil || (!ok && sc.worker == "") {
+			lost := sc.worker != "" && errors.Is(err, pgque.ErrTakenOver)
+			if (err != nil && !lost) || (!ok && !lost) {
 				if ctx.Err() == nil {
-					sc.fail("%s: ack(%d) = %v, %v; want true", who, msgs[0].BatchID, ok, err)
+					sc.fail("%s: ack(%d) = %v, %v; want true, or ErrTakenOver for a worker", who, msgs[0].BatchID, ok, err)
 				}
 				return
 			}

@@ -232,6 +232,42 @@ func TestWorkerCalls(t *testing.T) {
 		t.Errorf("UnregisterWorker = %v, %v; want true", ok, err)
 	}
 
+	// A late ack after a takeover fails with ErrTakenOver; a batch's id is
+	// not a piece's.
+	sendTicked(t, client, "wq", 2, 2)
+	lost, err := client.ReceiveAsWorker(ctx, "wq", "c", "w1", 10, time.Microsecond) // its lease has run out at once
+	if err != nil || len(lost) != 2 {
+		t.Fatalf("ReceiveAsWorker = %d, %v", len(lost), err)
+	}
+	taken, err := client.ReceiveAsWorker(ctx, "wq", "c", "w2", 10, time.Minute)
+	if err != nil || len(taken) != 2 || taken[0].MsgID != lost[0].MsgID {
+		t.Fatalf("takeover by w2 = %+v, %v; want w1's two", taken, err)
+	}
+	if _, err := client.Ack(ctx, lost[0].BatchID); !errors.Is(err, pgque.ErrTakenOver) {
+		t.Errorf("late Ack: %v, want ErrTakenOver", err)
+	}
+	if _, err := client.Nack(ctx, lost[0].BatchID, lost[0], 0, "late"); !errors.Is(err, pgque.ErrTakenOver) {
+		t.Errorf("late Nack: %v, want ErrTakenOver", err)
+	}
+	if ok, err := client.Heartbeat(ctx, lost[0].BatchID, time.Minute); ok || err != nil {
+		t.Errorf("late Heartbeat = %v, %v; want false", ok, err)
+	}
+	ws, err = client.Workers(ctx, "wq", "c")
+	if err != nil || len(ws) != 2 || ws[1].Name != "w2" || ws[1].BatchID == nil {
+		t.Fatalf("Workers = %+v, %v", ws, err)
+	}
+	if _, err := client.Ack(ctx, *ws[1].BatchID); !errors.Is(err, pgque.ErrNotAPiece) {
+		t.Errorf("Ack of a batch id: %v, want ErrNotAPiece", err)
+	}
+	if ok, err := client.Ack(ctx, taken[0].BatchID); !ok || err != nil {
+		t.Fatalf("Ack by w2 = %v, %v", ok, err)
+	}
+	for _, w := range []string{"w1", "w2"} {
+		if _, err := client.UnregisterWorker(ctx, "wq", "c", w); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// A plain batch of the consumer keeps its workers out until finished.
 	sendTicked(t, client, "wq", 1, 1)
 	plain, err := client.Receive(ctx, "wq", "c", 10)

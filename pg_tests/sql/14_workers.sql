@@ -61,7 +61,8 @@ SELECT consumers FROM pgque.get_queue_info('q14');
 -- Lease takeover.  w1 is handed a window of three (a window is the piece
 -- it was opened for), receives it again in a smaller piece, acks that and
 -- stops; once its lease has run out, w2 gets the window from the acked
--- position, under a new batch id; w1's ack and heartbeat then report 0.
+-- position, under a new batch id; w1's ack and nack then fail with PQ028
+-- (nothing of what w2 holds is acknowledged), its heartbeat reports 0.
 ---------------------------------------------------------------------------
 SELECT cardinality(pgque.send_batch('q14', 't', ARRAY['d1', 'd2', 'd3', 'd4', 'd5'])) AS sent;
 SELECT pgque.force_tick('q14') IS NOT NULL AS ticked;
@@ -74,8 +75,9 @@ SELECT test.piece('q14', 'c', 'w1') AS w1_piece \gset
 SELECT lease_left < interval '0' AS expired FROM pgque.get_worker_info('q14', 'c') WHERE worker_name = 'w1';
 SELECT array_agg(payload ORDER BY msg_id) AS w2_took_over FROM pgque.receive('q14', 'c', 10, 'w2');
 SELECT test.wbatch('w2') <> :w1_batch AS new_batch_id, test.wbatch('w1') IS NULL AS w1_lost_it;
-SELECT pgque.ack(:w1_piece) AS late_ack, pgque.heartbeat(:w1_piece) AS late_heartbeat;
-SELECT regexp_replace(test.err(format('SELECT pgque.nack(%s, 1)', :w1_piece)), 'batch \d+', 'batch N') AS late_nack;
+SELECT regexp_replace(test.err(format('SELECT pgque.ack(%s)', :w1_piece)), 'piece \d+', 'piece N') AS late_ack;
+SELECT pgque.heartbeat(:w1_piece) AS late_heartbeat;
+SELECT regexp_replace(test.err(format('SELECT pgque.nack(%s, 1)', :w1_piece)), 'piece \d+', 'piece N') AS late_nack;
 SELECT pgque.ack(test.piece('q14', 'c', 'w2')) AS w2_ack;
 SELECT array_agg(payload ORDER BY msg_id) AS w1_rest FROM pgque.receive('q14', 'c', 10, 'w1');
 SELECT pgque.ack(test.piece('q14', 'c', 'w1')) AS w1_ack;

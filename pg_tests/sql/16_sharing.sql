@@ -104,7 +104,7 @@ SELECT test.ack16(NULL) AS ack;
 ---------------------------------------------------------------------------
 -- A plain batch left open: workers get PQ025 while its reader is active,
 -- and take it over (from its acknowledged position) once nobody touched it
--- for their lease; the plain reader's late ack then reports 0.
+-- for their lease; the plain reader's late ack then fails with PQ028.
 ---------------------------------------------------------------------------
 SELECT cardinality(pgque.send_batch('q16', 't', ARRAY['s1', 's2', 's3', 's4'])) AS sent;
 SELECT pgque.force_tick('q16') IS NOT NULL AS ticked;
@@ -116,7 +116,8 @@ SELECT array_agg(payload ORDER BY msg_id) AS plain_second, min(batch_id) AS plai
 SELECT regexp_replace(test.err($$SELECT pgque.receive('q16', 'c', 10, 'w1')$$), ' \d+', ' N', 'g') AS reader_active;
 SELECT array_agg(payload ORDER BY msg_id) AS w1_took_over FROM pgque.receive('q16', 'c', 10, 'w1', '1 microsecond');
 SELECT test.batch('q16', 'c') IS NULL AS consumer_batch_gone;
-SELECT pgque.ack(:plain_piece) AS plain_late_ack;
+SELECT regexp_replace(test.err(format('SELECT pgque.ack(%s)', :plain_piece)), 'piece \d+', 'piece N') AS plain_late_ack;
+SELECT pgque.heartbeat(:plain_piece) AS plain_late_heartbeat;
 SELECT test.ack16('w1') AS w1_ack;
 SELECT count(*) AS nothing_left FROM pgque.peek('q16', 'c');
 
