@@ -86,6 +86,8 @@ var sentinels = map[string]error{
 	CodeScheduleNotFound:   pgque.ErrScheduleNotFound,
 	CodeConsumerBusy:       pgque.ErrConsumerBusy,
 	CodeWorkerBusy:         pgque.ErrWorkerBusy,
+	CodeNotAPiece:          pgque.ErrNotAPiece,
+	CodeTakenOver:          pgque.ErrTakenOver,
 	CodePermissionDenied:   pgque.ErrPermissionDenied,
 }
 
@@ -268,32 +270,66 @@ func (c *Client) Unsubscribe(ctx context.Context, queue, consumer string) error 
 }
 
 // Receive hands out up to max messages (0: the server's default, 100) of
-// the consumer's open or next batch; none when nothing new was ticked.  Ack
-// the batch once they are handled.
+// the consumer that nobody else was handed; none when nothing new was
+// ticked.  The server receives as a cooperative worker whose name it picks
+// (Batch.Worker), so concurrent callers get different messages; the piece
+// is the caller's for the default lease (30 s; Heartbeat renews it).  Ack
+// it (Batch.BatchID) once the messages are handled: until then, or until
+// the lease ran out, nobody else gets them.
 func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) (Batch, error) {
+	return c.ReceiveWith(ctx, queue, consumer, ReceiveRequest{Max: max})
+}
+
+// ReceiveWith is Receive with every option of the request: a lease
+// (LeaseSeconds), a worker name of the caller's (Worker), or the single
+// reader (SingleReader).
+func (c *Client) ReceiveWith(ctx context.Context, queue, consumer string, req ReceiveRequest) (Batch, error) {
 	var out Batch
-	err := c.do(ctx, http.MethodPost, consumerPath(queue, consumer)+"/receive", nil, ReceiveRequest{Max: max}, &out)
+	err := c.do(ctx, http.MethodPost, consumerPath(queue, consumer)+"/receive", nil, req, &out)
 	return out, err
 }
 
-// ReceiveAsWorker is Receive for a cooperative worker of the consumer: up to
-// max messages of the worker's batch, or of a new one, held for lease from
-// now (0: the server's default, 30 s; rounded to microseconds).  It fails
-// with pgque.ErrConsumerBusy while the consumer has a batch of its own open.
+// ReceiveSingleReader receives as the consumer's one reader, the PgQ way:
+// up to max messages of its open or next batch, in order, with no lease.
+// A second caller is handed the same messages again until they are
+// acknowledged; use it when one process reads the consumer.
+func (c *Client) ReceiveSingleReader(ctx context.Context, queue, consumer string, max int) (Batch, error) {
+	return c.ReceiveWith(ctx, queue, consumer, ReceiveRequest{Max: max, SingleReader: true})
+}
+
+// ReceiveAsWorker is Receive as the cooperative worker named worker, a name
+// the caller keeps (a process that restarts under the same name resumes its
+// own batch at once): up to max messages of the worker's batch, or of a new
+// one, held for lease from now (0: the server's default, 30 s; rounded to
+// microseconds).  It fails with pgque.ErrConsumerBusy while a single reader
+// has the consumer's own batch open.
 func (c *Client) ReceiveAsWorker(ctx context.Context, queue, consumer, worker string, max int,
 	lease time.Duration) (Batch, error) {
 	if worker == "" {
 		return Batch{}, fmt.Errorf("pgquehttp: receive as worker: no worker name: %w", pgque.ErrInvalidArgument)
 	}
-	var out Batch
-	req := ReceiveRequest{Max: max, Worker: worker, LeaseSeconds: lease.Seconds()}
-	err := c.do(ctx, http.MethodPost, consumerPath(queue, consumer)+"/receive", nil, req, &out)
-	return out, err
+	return c.ReceiveWith(ctx, queue, consumer, ReceiveRequest{Max: max, Worker: worker, LeaseSeconds: lease.Seconds()})
 }
 
-// Heartbeat keeps a worker's batch its own for lease from now (0: 30 s).
-// It reports false when the batch is no longer open: finished, or taken over
-// by another worker after its lease ran out.
+// Peek returns up to max (0: 100) messages the consumer has not
+// acknowledged, in the order they are handed out, moving nothing: those in
+// open batches first (with their batch and worker), then those a receive
+// would get next.
+func (c *Client) Peek(ctx context.Context, queue, consumer string, max int) ([]PeekedMessage, error) {
+	q := url.Values{}
+	if max != 0 {
+		q.Set("max", strconv.Itoa(max))
+	}
+	var out PeekResponse
+	err := c.do(ctx, http.MethodGet, consumerPath(queue, consumer)+"/peek", q, nil, &out)
+	return out.Messages, err
+}
+
+// Heartbeat keeps the batch that the piece batchID came from the caller's
+// for lease from now (0: 30 s), while handling it takes long.  It reports
+// false when that batch is no longer open: finished, or taken over by
+// another worker after its lease ran out (stop handling it).  A batch id
+// (of Workers or Consumer) is not a piece: pgque.ErrNotAPiece.
 func (c *Client) Heartbeat(ctx context.Context, batchID int64, lease time.Duration) (bool, error) {
 	var out HeartbeatResponse
 	err := c.do(ctx, http.MethodPost, "/v1/batches/"+strconv.FormatInt(batchID, 10)+"/heartbeat", nil,
@@ -317,18 +353,33 @@ func (c *Client) UnregisterWorker(ctx context.Context, queue, consumer, worker s
 	return c.do(ctx, http.MethodDelete, consumerPath(queue, consumer)+"/workers/"+esc(worker), nil, nil, nil)
 }
 
-// Ack acknowledges what was handed out of the batch.  It reports false when
-// the batch is unknown or finished, or nothing new was handed out since the
-// last ack.
+// ReleaseWorker is UnregisterWorker for a worker that stops, or gives up
+// what it was handed: the batch it holds goes to the next worker that
+// receives at once (after what it acknowledged), rather than once its lease
+// ran out.  An *Error of code CodeWorkerNotFound when there is no such
+// worker.
+func (c *Client) ReleaseWorker(ctx context.Context, queue, consumer, worker string) error {
+	q := url.Values{"release": {"true"}}
+	return c.do(ctx, http.MethodDelete, consumerPath(queue, consumer)+"/workers/"+esc(worker), q, nil, nil)
+}
+
+// Ack acknowledges the messages of the piece batchID (Batch.BatchID); never
+// messages handed out to others.  It reports false when the piece is
+// unknown, its batch finished, or everything in it was acknowledged
+// already.  It fails with pgque.ErrTakenOver when another worker took the
+// piece's batch over (the lease ran out: nothing is acknowledged, and the
+// messages are the other worker's), and with pgque.ErrNotAPiece for the id
+// of a whole batch (of Workers or Consumer).
 func (c *Client) Ack(ctx context.Context, batchID int64) (bool, error) {
 	var out AckResponse
 	err := c.do(ctx, http.MethodPost, "/v1/batches/"+strconv.FormatInt(batchID, 10)+"/ack", nil, nil, &out)
 	return out.Acked, err
 }
 
-// Nack reports that a message of the batch failed: it is retried after
-// retryAfter (rounded up to seconds; 0: the queue's backoff), or
-// dead-lettered once out of retries.  The batch must still be acked.
+// Nack reports that a message of the piece batchID failed: it is retried
+// after retryAfter (rounded up to seconds; 0: the queue's backoff), or
+// dead-lettered once out of retries.  The piece must still be acked.  It
+// fails with pgque.ErrTakenOver when another worker took its batch over.
 func (c *Client) Nack(ctx context.Context, batchID, msgID int64, retryAfter time.Duration, reason string) (Outcome, error) {
 	if retryAfter < 0 {
 		return "", fmt.Errorf("pgquehttp: nack: retry delay %v is negative: %w", retryAfter, pgque.ErrInvalidArgument)

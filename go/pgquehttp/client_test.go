@@ -76,9 +76,11 @@ func TestClientQueuesAndConsumers(t *testing.T) {
 	c, _ := newAPI(t)
 
 	q := must(c.CreateQueue(ctx, "orders", pgquehttp.Config{"max_retries": 2, "ticker_max_lag": "2 seconds"})).ok(t)
-	if q.Name != "orders" || q.MaxRetries != 2 || q.TickerMaxLagSeconds != 2 || q.Tables != 3 {
+	if q.Name != "orders" || q.MaxRetries != 2 || q.TickerMaxLagSeconds != 2 || q.Tables != 3 ||
+		!q.KeepUnclaimed || q.UnclaimedEvents != 0 || q.UnclaimedSince == nil {
 		t.Errorf("created %+v", q)
 	}
+
 	if _, err := c.CreateQueue(ctx, "orders", nil); !errors.Is(err, pgque.ErrQueueExists) {
 		t.Errorf("create again: %v", err)
 	}
@@ -98,6 +100,15 @@ func TestClientQueuesAndConsumers(t *testing.T) {
 		t.Errorf("unknown queue: %v", err)
 	}
 	must(c.CreateQueue(ctx, "other", nil)).ok(t)
+	// Sent while nobody subscribed: kept for the first consumer.
+	must(c.Send(ctx, "other", pgquehttp.Event{Type: "early"})).ok(t)
+	if q = must(c.Queue(ctx, "other")).ok(t); q.UnclaimedEvents != 1 || q.UnclaimedSince == nil {
+		t.Errorf("unclaimed events %+v, want 1", q)
+	}
+	if q = must(c.UpdateQueue(ctx, "other", pgquehttp.Config{"keep_unclaimed": false})).ok(t); q.KeepUnclaimed ||
+		q.UnclaimedEvents != 0 {
+		t.Errorf("keep_unclaimed off: %+v", q)
+	}
 	qs := must(c.Queues(ctx)).ok(t)
 	if len(qs) != 2 || qs[0].Name != "orders" || qs[1].Name != "other" {
 		t.Errorf("queues %+v", qs)
@@ -105,6 +116,9 @@ func TestClientQueuesAndConsumers(t *testing.T) {
 
 	if created := must(c.Subscribe(ctx, "orders", "billing")).ok(t); !created {
 		t.Error("subscribe: not created")
+	}
+	if q = must(c.Queue(ctx, "orders")).ok(t); q.UnclaimedEvents != 0 || q.UnclaimedSince != nil {
+		t.Errorf("unclaimed after the first subscribe: %+v", q)
 	}
 	if created := must(c.Subscribe(ctx, "orders", "billing")).ok(t); created {
 		t.Error("subscribe again: created")
@@ -165,8 +179,12 @@ func TestClientEvents(t *testing.T) {
 	}
 	must(sdk.ForceTick(ctx, "q")).ok(t)
 	b := must(c.Receive(ctx, "q", "c", 10)).ok(t)
-	if len(b.Messages) != 4 || b.BatchID == 0 {
+	if len(b.Messages) != 4 || b.BatchID == 0 || b.Worker == "" {
 		t.Fatalf("received %+v", b)
+	}
+	// Nobody else gets them while they are held.
+	if other := must(c.Receive(ctx, "q", "c", 10)).ok(t); len(other.Messages) != 0 || other.Worker == b.Worker {
+		t.Fatalf("a second caller got %+v", other)
 	}
 	m := b.Messages
 	if m[0].MsgID != id || m[0].Type != "one" || string(m[0].Payload) != `{"n":1}` || *m[0].Extra1 != "x" ||
@@ -261,7 +279,23 @@ func TestClientStream(t *testing.T) {
 		t.Fatalf("first %+v", b)
 	}
 	last := s.LastEventID()
+	if b.Worker == "" || last != fmt.Sprintf("%d-%d", ids[0], ids[0]) {
+		t.Errorf("worker %q, event id %q", b.Worker, last)
+	}
 	s.Close()
+	// Once the server noticed, it released the stream's worker: its lease is
+	// over.  (A stream opened before would get the next message first.)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ws := must(c.Workers(ctx, "q", "c")).ok(t)
+		if len(ws) == 1 && ws[0].LeaseLeftSeconds != nil && *ws[0].LeaseLeftSeconds <= 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the closed stream's worker was not released: %+v", ws)
+		}
+		time.Sleep(10 * time.Millisecond) // the disconnect has no event to wait for
+	}
 
 	// Reconnecting without acking: the same piece again, flagged.
 	s = must(c.Stream(ctx, "q", "c", pgquehttp.StreamOptions{Max: 1, LastEventID: last})).ok(t)
@@ -357,9 +391,23 @@ func TestClientPauseWorkersSchedules(t *testing.T) {
 		t.Fatalf("worker received %+v", b)
 	}
 	ws := must(c.Workers(ctx, "q", "c")).ok(t)
-	if len(ws) != 1 || ws[0].Name != "w1" || ws[0].BatchID == nil || *ws[0].BatchID != b.BatchID ||
+	if len(ws) != 1 || ws[0].Name != "w1" || ws[0].BatchID == nil || *ws[0].BatchID == b.BatchID ||
 		ws[0].LeaseLeftSeconds == nil || *ws[0].LeaseLeftSeconds <= 30 {
-		t.Errorf("workers %+v", ws)
+		t.Fatalf("workers %+v", ws)
+	}
+	// The worker's batch id is not a piece.
+	var he *pgquehttp.Error
+	if _, err := c.Ack(ctx, *ws[0].BatchID); !errors.Is(err, pgque.ErrNotAPiece) || !errors.As(err, &he) ||
+		he.Status != 400 || he.Code != pgquehttp.CodeNotAPiece || he.SQLState != "PQ027" {
+		t.Errorf("ack of a batch id: %v", err)
+	}
+	if _, err := c.Heartbeat(ctx, *ws[0].BatchID, 0); !errors.Is(err, pgque.ErrNotAPiece) {
+		t.Errorf("heartbeat of a batch id: %v", err)
+	}
+	// Peek shows where the message is, and takes nothing.
+	pk := must(c.Peek(ctx, "q", "c", 0)).ok(t)
+	if len(pk) != 1 || pk[0].MsgID != id || pk[0].Worker != "w1" || pk[0].BatchID != *ws[0].BatchID {
+		t.Errorf("peek %+v", pk)
 	}
 	if !must(c.Heartbeat(ctx, b.BatchID, 0)).ok(t) {
 		t.Error("heartbeat: not held")
@@ -370,8 +418,11 @@ func TestClientPauseWorkersSchedules(t *testing.T) {
 	if err := c.UnregisterWorker(ctx, "q", "c", "w1"); !errors.Is(err, pgque.ErrWorkerBusy) {
 		t.Errorf("unregister a busy worker: %v", err)
 	}
-	if _, err := c.Receive(ctx, "q", "c", 10); err != nil {
-		t.Fatal(err) // a plain receive after workers: the consumer's own batch
+	if b := must(c.Receive(ctx, "q", "c", 10)).ok(t); len(b.Messages) != 0 {
+		t.Errorf("another caller got w1's messages: %+v", b)
+	}
+	if b := must(c.ReceiveSingleReader(ctx, "q", "c", 10)).ok(t); len(b.Messages) != 0 || b.Worker != "" {
+		t.Errorf("a single reader got w1's messages: %+v", b)
 	}
 	must(c.Ack(ctx, b.BatchID)).ok(t)
 	if must(c.Heartbeat(ctx, b.BatchID, time.Second)).ok(t) {
@@ -380,9 +431,24 @@ func TestClientPauseWorkersSchedules(t *testing.T) {
 	if err := c.UnregisterWorker(ctx, "q", "c", "w1"); err != nil {
 		t.Fatal(err)
 	}
-	var he *pgquehttp.Error
 	if err := c.UnregisterWorker(ctx, "q", "c", "w1"); !errors.As(err, &he) || he.Code != pgquehttp.CodeWorkerNotFound || he.Status != 404 {
 		t.Errorf("unregister again: %v", err)
+	}
+	// Released, a worker's batch goes to the next caller at once.
+	id = must(c.Send(ctx, "q", pgquehttp.Event{Type: "t"})).ok(t)
+	must(sdk.ForceTick(ctx, "q")).ok(t)
+	if b = must(c.ReceiveAsWorker(ctx, "q", "c", "w2", 10, time.Hour)).ok(t); len(b.Messages) != 1 {
+		t.Fatalf("w2 received %+v", b)
+	}
+	if err := c.ReleaseWorker(ctx, "q", "c", "w2"); err != nil {
+		t.Fatal(err)
+	}
+	if b = must(c.Receive(ctx, "q", "c", 10)).ok(t); len(b.Messages) != 1 || b.Messages[0].MsgID != id {
+		t.Fatalf("after the release: %+v", b)
+	}
+	must(c.Ack(ctx, b.BatchID)).ok(t)
+	if err := c.ReleaseWorker(ctx, "q", "nobody", "w2"); !errors.Is(err, pgque.ErrConsumerNotFound) {
+		t.Errorf("release a worker of an unknown consumer: %v", err)
 	}
 	if _, err := c.ReceiveAsWorker(ctx, "q", "c", "", 10, 0); !errors.Is(err, pgque.ErrInvalidArgument) {
 		t.Errorf("receive as a worker without a name: %v", err)

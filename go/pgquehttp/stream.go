@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // StreamOptions configures Client.Stream.
@@ -20,12 +21,25 @@ type StreamOptions struct {
 	// (Stream.LastEventID); the server marks that piece Redelivered if it
 	// comes again.
 	LastEventID string
+	// Worker makes the stream the cooperative worker of that name (by
+	// default the server picks one of its own).
+	Worker string
+	// Lease is how long a piece stays the stream's without a renewal (0:
+	// 30 s); the server renews it every third of it while the stream is
+	// open.
+	Lease time.Duration
+	// SingleReader makes the stream the consumer's one reader, the PgQ
+	// way: whole batches in order, and a second stream of the consumer
+	// gets the same messages.  Not with Worker or Lease.
+	SingleReader bool
 }
 
 // Stream reads a consumer's messages pushed by the server (Server-Sent
-// Events).  After Next returns a batch, the server sends the next one only
-// once the batch was acknowledged (Client.Ack); a batch not acknowledged
-// when the stream ends comes again on the next stream of the consumer.
+// Events).  A stream is a cooperative worker of the consumer, so streams
+// (and receives) of one consumer get different messages.  After Next
+// returns a batch, the server sends the next one only once the batch was
+// acknowledged (Client.Ack); a batch not acknowledged when the stream ends
+// goes to another stream or worker of the consumer at once.
 type Stream struct {
 	resp   *http.Response
 	r      *bufio.Reader
@@ -38,6 +52,15 @@ func (c *Client) Stream(ctx context.Context, queue, consumer string, opts Stream
 	q := url.Values{}
 	if opts.Max != 0 {
 		q.Set("max", strconv.Itoa(opts.Max))
+	}
+	if opts.Worker != "" {
+		q.Set("worker", opts.Worker)
+	}
+	if opts.Lease != 0 {
+		q.Set("lease_seconds", strconv.FormatFloat(opts.Lease.Seconds(), 'f', -1, 64))
+	}
+	if opts.SingleReader {
+		q.Set("single_reader", "true")
 	}
 	h := http.Header{"Accept": {"text/event-stream"}}
 	if opts.LastEventID != "" {
@@ -54,10 +77,14 @@ func (c *Client) Stream(ctx context.Context, queue, consumer string, opts Stream
 	return &Stream{resp: resp, r: bufio.NewReader(resp.Body), lastID: opts.LastEventID}, nil
 }
 
-// Next waits for the next batch.  It returns io.EOF when the server ended
-// the stream (it shuts down), an *Error when the server reported one (the
-// queue or subscription is gone), and the transport's error when the
-// connection broke or the stream's context ended.
+// Next waits for the next batch.  A batch with Lost set (and no messages)
+// reports that the stream no longer holds the piece BatchID it sent before:
+// it was acknowledged elsewhere, or taken over by another worker after its
+// lease ran out; stop handling it if you still are, and call Next again.
+// Next returns io.EOF when the server ended the stream (it shuts down), an
+// *Error when the server reported one (the queue or subscription is gone),
+// and the transport's error when the connection broke or the stream's
+// context ended.
 func (s *Stream) Next() (Batch, error) {
 	var event, id string
 	var data strings.Builder
@@ -94,6 +121,13 @@ func (s *Stream) Next() (Batch, error) {
 				return Batch{}, fmt.Errorf("pgquehttp: stream: decoding a batch: %w", err)
 			}
 			s.lastID = id
+			return b, nil
+		case "lost":
+			var b Batch
+			if err := json.Unmarshal([]byte(data.String()), &b); err != nil {
+				return Batch{}, fmt.Errorf("pgquehttp: stream: decoding a lost batch: %w", err)
+			}
+			b.Lost = true
 			return b, nil
 		case "error":
 			var eb ErrorBody

@@ -38,6 +38,16 @@ type Queue struct {
 	// TOAST included; EventDeadTuples their dead rows (statistics estimate).
 	EventBytes      int64 `json:"event_bytes"`
 	EventDeadTuples int64 `json:"event_dead_tuples"`
+	// KeepUnclaimed is the queue's keep_unclaimed setting: while it has no
+	// consumer, its events are kept for the first one that subscribes.
+	KeepUnclaimed bool `json:"keep_unclaimed"`
+	// UnclaimedEvents estimates the events kept that way (0 while the
+	// queue has consumers).  While it is above 0 the queue's tables cannot
+	// rotate: subscribe a consumer, or turn keep_unclaimed off.
+	UnclaimedEvents int64 `json:"unclaimed_events"`
+	// UnclaimedSince is the time of the tick the unclaimed events were sent
+	// after; null while the queue has consumers.
+	UnclaimedSince *time.Time `json:"unclaimed_since"`
 }
 
 // PauseResponse answers POST /v1/queues/{queue}/pause and .../resume.
@@ -48,8 +58,9 @@ type PauseResponse struct {
 
 // Config holds queue settings by their pgque.set_queue_config names
 // (ticker_max_count, ticker_max_lag, ticker_idle_period, rotation_period,
-// max_retries, retry_backoff_base, retry_backoff_cap).  Values are JSON
-// strings or numbers; an interval given as a number is in seconds.
+// max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter,
+// keep_unclaimed).  Values are JSON strings, numbers or booleans; an
+// interval given as a number is in seconds.
 type Config map[string]any
 
 // CreateQueueRequest is the body of POST /v1/queues.
@@ -82,7 +93,8 @@ type Consumer struct {
 // Worker describes a cooperative worker of a consumer.
 type Worker struct {
 	Name string `json:"name"`
-	// BatchID is the batch the worker holds; null when none.
+	// BatchID is the batch the worker holds (its window, not a piece id:
+	// the pieces handed out of it have ids of their own); null when none.
 	BatchID *int64 `json:"batch_id"`
 	// LeaseLeftSeconds is the time until another worker may take the batch
 	// over (negative: it may already); null without a batch.
@@ -125,7 +137,9 @@ type SendBatchResponse struct {
 
 // Message is an event as a consumer receives it.
 type Message struct {
-	MsgID   int64  `json:"msg_id"`
+	MsgID int64 `json:"msg_id"`
+	// BatchID is the id of the piece the message was handed out in: what
+	// ack, nack and heartbeat take.
 	BatchID int64  `json:"batch_id"`
 	Type    string `json:"type"`
 	// Payload is the event's payload; null for a NULL payload.  A payload
@@ -140,20 +154,29 @@ type Message struct {
 	Extra4     *string   `json:"extra4,omitempty"`
 }
 
-// ReceiveRequest is the (optional) body of POST .../receive.
+// ReceiveRequest is the (optional) body of POST .../receive.  Without
+// Worker or SingleReader the server receives as a cooperative worker whose
+// name it picks (competing consumers: concurrent callers get different
+// messages).
 type ReceiveRequest struct {
 	// Max is how many messages to hand out at most (default 100).
 	Max int `json:"max,omitempty"`
 	// Worker, when set, receives as that cooperative worker of the
-	// consumer: a batch of its own, held for LeaseSeconds (default 30).
-	Worker       string  `json:"worker,omitempty"`
+	// consumer, a name the caller keeps.
+	Worker string `json:"worker,omitempty"`
+	// LeaseSeconds is how long the worker's batch stays its own without a
+	// receive or heartbeat (default 30, at most 86400).
 	LeaseSeconds float64 `json:"lease_seconds,omitempty"`
+	// SingleReader receives as the consumer's one reader, the PgQ way:
+	// whole batches in order, no lease, and a second caller is handed the
+	// same unacknowledged messages again.  Not with Worker or LeaseSeconds.
+	SingleReader bool `json:"single_reader,omitempty"`
 }
 
 // HeartbeatRequest is the (optional) body of POST /v1/batches/{batch}/heartbeat.
 type HeartbeatRequest struct {
 	// LeaseSeconds is how long the batch stays the worker's from now
-	// (default 30).
+	// (default 30, at most 86400).
 	LeaseSeconds float64 `json:"lease_seconds,omitempty"`
 }
 
@@ -168,19 +191,47 @@ type HeartbeatResponse struct {
 // Acknowledge it with POST /v1/batches/{batch_id}/ack once its messages are
 // handled; until then the same messages come again.
 type Batch struct {
-	// BatchID is 0 (and Messages empty) when nothing new was ticked.
+	// BatchID is the piece's id, to ack, nack and heartbeat; 0 (and
+	// Messages empty) when nothing new was ticked.
 	BatchID  int64     `json:"batch_id"`
 	Messages []Message `json:"messages"`
+	// Worker is the cooperative worker the piece was handed out to: the
+	// name the server picked, or the one the request gave; absent for a
+	// single reader.
+	Worker string `json:"worker,omitempty"`
 	// Redelivered is set on a stream's batch whose event id is the
-	// Last-Event-ID the client reconnected with: it saw this piece already
-	// and did not acknowledge it.
+	// Last-Event-ID the client reconnected with: it saw these messages
+	// already and did not acknowledge them.
 	Redelivered bool `json:"redelivered,omitempty"`
+	// Lost is set on a stream's "lost" event (Messages empty): the stream
+	// no longer holds the piece BatchID, because it was acknowledged
+	// elsewhere or, its lease run out, taken over by another worker.  Stop
+	// handling it if you still are.
+	Lost bool `json:"lost,omitempty"`
+}
+
+// PeekedMessage is a message GET .../peek shows.
+type PeekedMessage struct {
+	// Message is the message; its BatchID is the open batch holding it (a
+	// worker's window or the consumer's own batch, as the workers and
+	// consumer listings show them), not a piece to acknowledge, and 0 for a
+	// message in no open batch yet.
+	Message
+	// Worker is the worker whose window holds the message; absent for the
+	// consumer's own batch and for messages not handed out yet.
+	Worker string `json:"worker,omitempty"`
+}
+
+// PeekResponse answers GET .../peek.
+type PeekResponse struct {
+	Messages []PeekedMessage `json:"messages"`
 }
 
 // AckResponse answers POST /v1/batches/{batch}/ack.
 type AckResponse struct {
-	// Acked is false when the batch is unknown or finished already, or
-	// nothing new was handed out since the last ack.
+	// Acked is false when the piece is unknown, its batch finished, or
+	// everything in it was acknowledged already.  (A piece whose batch
+	// another worker took over is answered 409 taken_over.)
 	Acked bool `json:"acked"`
 }
 
@@ -298,6 +349,8 @@ const (
 	CodeScheduleNotFound   = "schedule_not_found"    // 404, PQ016
 	CodeConsumerBusy       = "consumer_busy"         // 409, PQ025
 	CodeWorkerBusy         = "worker_busy"           // 409, PQ026
+	CodeNotAPiece          = "not_a_piece"           // 400, PQ027
+	CodeTakenOver          = "taken_over"            // 409, PQ028
 	CodeWorkerNotFound     = "worker_not_found"      // 404
 	CodePermissionDenied   = "permission_denied"     // 403, 42501
 	CodeMalformedJSON      = "malformed_json"        // 400

@@ -47,6 +47,8 @@ var engineErrors = []struct {
 	{pgque.ErrScheduleNotFound, http.StatusNotFound, pgquehttp.CodeScheduleNotFound},
 	{pgque.ErrConsumerBusy, http.StatusConflict, pgquehttp.CodeConsumerBusy},
 	{pgque.ErrWorkerBusy, http.StatusConflict, pgquehttp.CodeWorkerBusy},
+	{pgque.ErrNotAPiece, http.StatusBadRequest, pgquehttp.CodeNotAPiece},
+	{pgque.ErrTakenOver, http.StatusConflict, pgquehttp.CodeTakenOver},
 	{pgque.ErrPermissionDenied, http.StatusForbidden, pgquehttp.CodePermissionDenied},
 }
 

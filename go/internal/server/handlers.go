@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -43,6 +44,7 @@ func (s *Server) routes() {
 	api("PUT /v1/queues/{queue}/consumers/{consumer}", s.subscribe)
 	api("DELETE /v1/queues/{queue}/consumers/{consumer}", s.unsubscribe)
 	api("POST /v1/queues/{queue}/consumers/{consumer}/receive", s.receive)
+	api("GET /v1/queues/{queue}/consumers/{consumer}/peek", s.peek)
 	api("GET /v1/queues/{queue}/consumers/{consumer}/workers", s.listWorkers)
 	api("DELETE /v1/queues/{queue}/consumers/{consumer}/workers/{worker}", s.unregisterWorker)
 	// Streams are not bounded by the request timeout.
@@ -145,20 +147,20 @@ func secondsOrNil(d *time.Duration) *float64 {
 	return &v
 }
 
-// maxLeaseSeconds keeps a lease within what a time.Duration holds (and
-// PostgreSQL's interval comfortably so).
-const maxLeaseSeconds = 1e6
+// maxLeaseSeconds is the longest lease the engine accepts (pgque.MaxLease).
+const maxLeaseSeconds = float64(pgque.MaxLease / time.Second)
 
 // lease turns a request's lease_seconds into a duration; 0 (absent) is the
 // SDK's default.
 func lease(secs float64) (time.Duration, error) {
-	switch {
-	case secs == 0:
+	if secs == 0 {
 		return pgque.DefaultLease, nil
-	case secs < 0 || secs > maxLeaseSeconds:
-		return 0, badRequest("lease_seconds %v is not a positive number of seconds up to %g", secs, maxLeaseSeconds)
 	}
-	return time.Duration(secs * float64(time.Second)), nil
+	d := time.Duration(secs * float64(time.Second))
+	if secs < 0 || secs > maxLeaseSeconds || d <= 0 {
+		return 0, badRequest("lease_seconds %v is not more than 0 and at most %g", secs, maxLeaseSeconds)
+	}
+	return d, nil
 }
 
 func queueJSON(q pgque.QueueInfo) pgquehttp.Queue {
@@ -171,6 +173,7 @@ func queueJSON(q pgque.QueueInfo) pgquehttp.Queue {
 		TickerLagSeconds: seconds(q.TickerLag), EventsPerSecond: q.EventsPerSecond, NewEvents: q.NewEvents,
 		LastTickID: q.LastTickID, Consumers: q.Consumers, RetryPending: q.RetryPending, DeadLetters: q.DeadLetters,
 		Paused: q.Paused, PausedAt: q.PausedAt, EventBytes: q.EventBytes, EventDeadTuples: q.EventDeadTuples,
+		KeepUnclaimed: q.KeepUnclaimed, UnclaimedEvents: q.UnclaimedEvents, UnclaimedSince: q.UnclaimedSince,
 	}
 }
 
@@ -208,8 +211,9 @@ func messageJSON(m pgque.Message) pgquehttp.Message {
 	}
 }
 
-func batchJSON(msgs []pgque.Message) pgquehttp.Batch {
-	b := pgquehttp.Batch{Messages: make([]pgquehttp.Message, len(msgs))}
+// batchJSON is a piece handed out to worker ("" for a single reader).
+func batchJSON(msgs []pgque.Message, worker string) pgquehttp.Batch {
+	b := pgquehttp.Batch{Messages: make([]pgquehttp.Message, len(msgs)), Worker: worker}
 	for i, m := range msgs {
 		b.Messages[i] = messageJSON(m)
 	}
@@ -257,16 +261,16 @@ func configValue(key string, v any) (string, error) {
 		return v, nil
 	case json.Number:
 		return v.String(), nil
+	case bool:
+		return strconv.FormatBool(v), nil // keep_unclaimed
 	}
-	return "", badRequest("config value of %q must be a string or a number, not %s", key, jsonKind(v))
+	return "", badRequest("config value of %q must be a string, a number or a boolean, not %s", key, jsonKind(v))
 }
 
 func jsonKind(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"
-	case bool:
-		return "a boolean"
 	case []any:
 		return "an array"
 	}
@@ -494,6 +498,9 @@ func (s *Server) checkMax(n int) error {
 	return nil
 }
 
+// receive hands out a piece.  Without worker or single_reader it receives
+// as a worker named by s.workers (see workerPool): concurrent callers
+// compete, each getting different messages.
 func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 	req := pgquehttp.ReceiveRequest{Max: s.defaultMax()}
 	if err := decode(r, &req, true); err != nil {
@@ -503,24 +510,75 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	queue, consumer := r.PathValue("queue"), r.PathValue("consumer")
-	var msgs []pgque.Message
-	var err error
-	if req.Worker == "" {
-		if req.LeaseSeconds != 0 {
-			return badRequest("lease_seconds goes with worker")
+	if req.SingleReader {
+		if req.Worker != "" || req.LeaseSeconds != 0 {
+			return badRequest("single_reader goes without worker and lease_seconds: a single reader holds no lease")
 		}
-		msgs, err = s.client.Receive(r.Context(), queue, consumer, req.Max)
-	} else {
-		l, lerr := lease(req.LeaseSeconds)
-		if lerr != nil {
-			return lerr
+		msgs, err := s.client.Receive(r.Context(), queue, consumer, req.Max)
+		if err != nil {
+			return err
 		}
-		msgs, err = s.client.ReceiveAsWorker(r.Context(), queue, consumer, req.Worker, req.Max, l)
+		writeJSON(w, http.StatusOK, batchJSON(msgs, ""))
+		return nil
 	}
+	l, err := lease(req.LeaseSeconds)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, batchJSON(msgs))
+	if req.Worker != "" {
+		if err := s.checkWorkerName(req.Worker); err != nil {
+			return err
+		}
+		msgs, err := s.client.ReceiveAsWorker(r.Context(), queue, consumer, req.Worker, req.Max, l)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, batchJSON(msgs, req.Worker))
+		return nil
+	}
+	key := consumerKey{queue, consumer}
+	name := s.workers.take(key)
+	msgs, err := s.client.ReceiveAsWorker(r.Context(), queue, consumer, name, req.Max, l)
+	if err != nil || len(msgs) == 0 {
+		s.workers.giveBack(key, name, err)
+		if err != nil {
+			return err
+		}
+	} else {
+		// Timed from now, after the database started the lease: the name
+		// is not freed before the database lets the batch go.
+		s.workers.hold(key, name, msgs[0].BatchID, time.Now().Add(l))
+	}
+	writeJSON(w, http.StatusOK, batchJSON(msgs, name))
+	return nil
+}
+
+// checkWorkerName refuses a worker name of the form this server gives its
+// own workers: sharing one with the server's callers would hand the same
+// messages to both.
+func (s *Server) checkWorkerName(name string) error {
+	if s.workers.ours(name) {
+		return badRequest("worker %q: names starting with %q are this server's own; pick another, or none",
+			name, s.workers.prefix)
+	}
+	return nil
+}
+
+// peek lists what the consumer has not acknowledged, moving nothing.
+func (s *Server) peek(w http.ResponseWriter, r *http.Request) error {
+	max, err := queryInt(r, "max", s.defaultMax(), s.opts.MaxBatch)
+	if err != nil {
+		return err
+	}
+	ms, err := s.client.Peek(r.Context(), r.PathValue("queue"), r.PathValue("consumer"), max)
+	if err != nil {
+		return err
+	}
+	out := pgquehttp.PeekResponse{Messages: make([]pgquehttp.PeekedMessage, len(ms))}
+	for i, m := range ms {
+		out.Messages[i] = pgquehttp.PeekedMessage{Message: messageJSON(m.Message), Worker: m.Worker}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -541,6 +599,11 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if held {
+		s.workers.renew(batch, time.Now().Add(l))
+	} else {
+		s.workers.done(batch) // finished or taken over: its caller holds nothing
+	}
 	writeJSON(w, http.StatusOK, pgquehttp.HeartbeatResponse{Held: held})
 	return nil
 }
@@ -559,9 +622,20 @@ func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// unregisterWorker forgets a worker, or with ?release=true gives up the
+// batch it holds to the other workers at once.
 func (s *Server) unregisterWorker(w http.ResponseWriter, r *http.Request) error {
 	queue, consumer, worker := r.PathValue("queue"), r.PathValue("consumer"), r.PathValue("worker")
-	removed, err := s.client.UnregisterWorker(r.Context(), queue, consumer, worker)
+	release, err := queryBool(r, "release")
+	if err != nil {
+		return err
+	}
+	var removed bool
+	if release {
+		removed, err = s.client.ReleaseWorker(r.Context(), queue, consumer, worker)
+	} else {
+		removed, err = s.client.UnregisterWorker(r.Context(), queue, consumer, worker)
+	}
 	if err != nil {
 		return err
 	}
@@ -569,21 +643,30 @@ func (s *Server) unregisterWorker(w http.ResponseWriter, r *http.Request) error 
 		return &apiError{status: http.StatusNotFound, code: pgquehttp.CodeWorkerNotFound,
 			msg: fmt.Sprintf("consumer %q of queue %q has no worker %q", consumer, queue, worker)}
 	}
+	if release {
+		s.workers.doneName(consumerKey{queue, consumer}, worker)
+		s.listener.wake(queue) // this server's streams of the queue may take the batch over
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
+// ack acknowledges a piece.  A piece handed out under one of the server's
+// worker names frees that name, and a stream waiting for the piece's ack
+// goes on.
 func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	batch, err := pathInt(r, "batch")
 	if err != nil {
 		return err
 	}
 	acked, err := s.client.Ack(r.Context(), batch)
+	if err == nil || errors.Is(err, pgque.ErrTakenOver) {
+		// Also when it acknowledged nothing (new): its caller is done with it.
+		s.workers.done(batch)
+		s.acks.fire(batch)
+	}
 	if err != nil {
 		return err
-	}
-	if acked {
-		s.acks.fire(batch)
 	}
 	writeJSON(w, http.StatusOK, pgquehttp.AckResponse{Acked: acked})
 	return nil
@@ -603,6 +686,9 @@ func (s *Server) nack(w http.ResponseWriter, r *http.Request) error {
 	}
 	out, err := s.client.Nack(r.Context(), batch, pgque.Message{MsgID: req.MsgID, BatchID: batch},
 		req.RetryAfterSeconds, req.Reason)
+	if errors.Is(err, pgque.ErrTakenOver) {
+		s.workers.done(batch) // nothing of it is its caller's any more
+	}
 	if err != nil {
 		return err
 	}

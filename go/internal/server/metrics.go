@@ -101,7 +101,7 @@ type collector struct {
 
 	queueEvents, queueNewEvents, queueRate, queueTickAge, queueConsumers *prometheus.Desc
 	queueRetry, queueDead, queueCurrentTable, queuePaused                *prometheus.Desc
-	queueEventBytes, queueEventDead                                      *prometheus.Desc
+	queueEventBytes, queueEventDead, queueUnclaimed                      *prometheus.Desc
 	tableBytes, tableLive, tableDead                                     *prometheus.Desc
 
 	consPending, consLag, consLastSeen, consRetry, consDead, consBlocking *prometheus.Desc
@@ -131,6 +131,7 @@ func newCollector(s *Server) *collector {
 		queuePaused:       d("pgque_queue_paused", "1 while the queue is paused: its consumers receive nothing.", q...),
 		queueEventBytes:   d("pgque_queue_event_bytes", "Size of the queue's event tables, indexes and TOAST included.", q...),
 		queueEventDead:    d("pgque_queue_event_dead_tuples", "Dead rows of the queue's event tables (statistics collector estimate); only rolled-back sends leave any.", q...),
+		queueUnclaimed:    d("pgque_queue_unclaimed_events", "Events kept for the first consumer of a queue that has none (approximate); while above 0 the queue's tables cannot rotate.", q...),
 		tableBytes:        d("pgque_table_bytes", "Size of one of pgque's tables, its partitions, indexes and TOAST included.", t...),
 		tableLive:         d("pgque_table_live_tuples", "Live rows of one of pgque's tables (statistics collector estimate).", t...),
 		tableDead:         d("pgque_table_dead_tuples", "Dead rows of one of pgque's tables (statistics collector estimate); the logs and event tables leave none.", t...),
@@ -142,7 +143,7 @@ func newCollector(s *Server) *collector {
 		consDead:          d("pgque_consumer_dead_letters", "The consumer's dead letters.", qc...),
 		consBlocking:      d("pgque_consumer_blocking_rotation", "1 when the consumer keeps the queue's event tables from rotating.", qc...),
 		consBatchAge:      d("pgque_consumer_batch_age_seconds", "Age of the consumer's open batch (absent when none).", qc...),
-		consWorkers:       d("pgque_consumer_workers", "Cooperative workers of the consumer.", qc...),
+		consWorkers:       d("pgque_consumer_workers", "Cooperative workers of the consumer (made when first handed something; forgotten after an hour idle).", qc...),
 		consWorkerBatches: d("pgque_consumer_worker_batches", "The consumer's workers that hold a batch.", qc...),
 		consWorkerExpired: d("pgque_consumer_worker_leases_expired", "The consumer's workers whose batch lease ran out: stopped or too slow; another worker takes the batch over.", qc...),
 
@@ -154,8 +155,8 @@ func newCollector(s *Server) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.scrapeOK, c.scrapeDuration, c.queueEvents, c.queueNewEvents,
 		c.queueRate, c.queueTickAge, c.queueConsumers, c.queueRetry, c.queueDead, c.queueCurrentTable,
-		c.queuePaused, c.queueEventBytes, c.queueEventDead, c.tableBytes, c.tableLive, c.tableDead,
-		c.consPending, c.consLag, c.consLastSeen, c.consRetry, c.consDead, c.consBlocking, c.consBatchAge,
+		c.queuePaused, c.queueEventBytes, c.queueEventDead, c.queueUnclaimed, c.tableBytes, c.tableLive,
+		c.tableDead, c.consPending, c.consLag, c.consLastSeen, c.consRetry, c.consDead, c.consBlocking, c.consBatchAge,
 		c.consWorkers, c.consWorkerBatches, c.consWorkerExpired, c.tickerRunning, c.tickerLeader} {
 		ch <- d
 	}
@@ -240,6 +241,7 @@ func (c *collector) collectDB(ch chan<- prometheus.Metric, g func(*prometheus.De
 		g(c.queuePaused, b2f(q.Paused), q.Name)
 		g(c.queueEventBytes, float64(q.EventBytes), q.Name)
 		g(c.queueEventDead, float64(q.EventDeadTuples), q.Name)
+		g(c.queueUnclaimed, float64(q.UnclaimedEvents), q.Name)
 	}
 	for _, t := range tables {
 		g(c.tableBytes, float64(t.TotalBytes), t.Name)

@@ -78,6 +78,7 @@ type Server struct {
 
 	listener *listener
 	acks     *ackSignals
+	workers  *workerPool
 	registry *prometheus.Registry
 	metrics  *httpMetrics
 
@@ -100,6 +101,7 @@ func New(client *pgque.Client, opts Options) *Server {
 		log:      opts.Logger,
 		mux:      http.NewServeMux(),
 		acks:     newAckSignals(),
+		workers:  newWorkerPool(),
 		registry: prometheus.NewRegistry(),
 	}
 	s.closing, s.close = context.WithCancel(context.Background())

@@ -2,16 +2,19 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,14 +66,45 @@ func newEnv(t *testing.T, opts server.Options) *env {
 	if opts.PollInterval == 0 {
 		opts.PollInterval = noPoll
 	}
+	var logs *logBuffer
+	if opts.Logger == nil {
+		// The server's log, shown when the test fails.
+		logs = &logBuffer{}
+		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	srv := server.New(sdk, opts)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() {
 		srv.Close() // ends streams, which httptest's Close waits for
 		hs.Close()
+		if logs != nil && t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
 	})
 	return &env{sdk: sdk, srv: srv, http: hs}
 }
+
+// logBuffer collects a server's log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// streamClient reads streams; its timeout turns a stream that never
+// delivers into a failure rather than a hung test.
+var streamClient = &http.Client{Timeout: 2 * time.Minute}
 
 // call sends a request with a raw body and returns status and body.
 func (e *env) call(t *testing.T, method, path, body string) (int, string, http.Header) {
@@ -136,7 +170,9 @@ func TestErrorStatuses(t *testing.T) {
 		{"DELETE", "/v1/queues/q", "", 409, "queue_has_consumers", "PQ007"},
 		{"POST", "/v1/queues", `{"name": "bad name!"}`, 400, "invalid_argument", "PQ006"},
 		{"POST", "/v1/queues", `{"name": "x", "config": {"max_retries": -1}}`, 400, "invalid_argument", "PQ006"},
-		{"POST", "/v1/queues", `{"name": "x", "config": {"max_retries": true}}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues", `{"name": "x", "config": {"max_retries": [1]}}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues", `{"name": "x", "config": {"max_retries": true}}`, 400, "invalid_argument", "PQ006"},
+		{"POST", "/v1/queues", `{"name": "x", "config": {"keep_unclaimed": "maybe"}}`, 400, "invalid_argument", "PQ006"},
 		{"PATCH", "/v1/queues/q", `{}`, 400, "invalid_argument", ""},
 		{"PATCH", "/v1/queues/q", `{"no_such_setting": "1"}`, 400, "invalid_argument", "PQ006"},
 		{"POST", "/v1/queues", `{"name": "x"`, 400, "malformed_json", ""},
@@ -151,7 +187,21 @@ func TestErrorStatuses(t *testing.T) {
 		{"POST", "/v1/queues/q/events/batch", `{"events": [{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"},{"type":"t"}]}`, 400, "invalid_argument", ""},
 		{"POST", "/v1/queues/q/consumers/c/receive", `{"max": 6}`, 400, "invalid_argument", ""},
 		{"POST", "/v1/queues/q/consumers/c/receive", `{"max": 0}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/consumers/c/receive", `{"single_reader": true, "worker": "w"}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/consumers/c/receive", `{"single_reader": true, "lease_seconds": 10}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/consumers/c/receive", `{"lease_seconds": 86401}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/nope/consumers/c/receive", "", 404, "queue_not_found", "PQ001"},
 		{"GET", "/v1/queues/q/consumers/c/stream?max=x", "", 400, "invalid_argument", ""},
+		{"GET", "/v1/queues/q/consumers/c/stream?single_reader=maybe", "", 400, "invalid_argument", ""},
+		{"GET", "/v1/queues/q/consumers/c/stream?single_reader=true&worker=w", "", 400, "invalid_argument", ""},
+		{"GET", "/v1/queues/q/consumers/c/stream?lease_seconds=x", "", 400, "invalid_argument", ""},
+		{"GET", "/v1/queues/q/consumers/c/stream?lease_seconds=86401", "", 400, "invalid_argument", ""},
+		{"GET", "/v1/queues/q/consumers/c/stream?worker=bad%20name", "", 400, "invalid_argument", "PQ006"},
+		{"GET", "/v1/queues/q/consumers/c/peek?max=0", "", 400, "invalid_argument", ""},
+		{"GET", "/v1/queues/q/consumers/c/peek?max=6", "", 400, "invalid_argument", ""},
+		{"GET", "/v1/queues/q/consumers/nobody/peek", "", 404, "consumer_not_found", "PQ003"},
+		{"GET", "/v1/queues/nope/consumers/c/peek", "", 404, "queue_not_found", "PQ001"},
+		{"DELETE", "/v1/queues/q/consumers/c/workers/w?release=maybe", "", 400, "invalid_argument", ""},
 		{"GET", "/v1/queues/q/dead-letters?limit=0", "", 400, "invalid_argument", ""},
 		{"DELETE", "/v1/queues/q/dead-letters?older_than=yesterday", "", 400, "invalid_argument", ""},
 		{"DELETE", "/v1/queues/empty?force=maybe", "", 400, "invalid_argument", ""},
@@ -193,7 +243,7 @@ func (e *env) openStream(t *testing.T, path, lastID string) *sse {
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := streamClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +332,8 @@ func (e *env) ack(t *testing.T, batch int64) {
 }
 
 // The stream pushes messages as ticks notify them, one piece per ack, and
-// hands an unacknowledged piece out again on reconnection.
+// a piece not acknowledged goes to the next stream of the consumer, with
+// the same event id.
 func TestStreamDelivery(t *testing.T) {
 	e := newEnv(t, server.Options{})
 	s := e.openStream(t, "/v1/queues/q/consumers/c/stream?max=2", "")
@@ -293,43 +344,50 @@ func TestStreamDelivery(t *testing.T) {
 	if got := msgIDs(b1); len(got) != 2 || got[0] != ids[0] || got[1] != ids[1] || b1.Redelivered {
 		t.Fatalf("first piece %v (redelivered %v), sent %v", got, b1.Redelivered, ids)
 	}
-	if id1 != fmt.Sprintf("%d-%d", b1.BatchID, ids[0]) {
-		t.Errorf("event id %q", id1)
+	if id1 != fmt.Sprintf("%d-%d", ids[0], ids[1]) || b1.Worker == "" || b1.BatchID != b1.Messages[0].BatchID {
+		t.Errorf("event id %q, worker %q, batch %d", id1, b1.Worker, b1.BatchID)
 	}
 	// A tick while the piece waits for its ack sends nothing again; only
 	// the ack brings the next piece.
 	extra := e.sendTick(t, 1)
 	e.ack(t, b1.BatchID)
-	id2, b2 := s.batch(t)
-	if got := msgIDs(b2); len(got) != 1 || got[0] != ids[2] || b2.BatchID != b1.BatchID {
-		t.Fatalf("second piece %v of batch %d", got, b2.BatchID)
+	_, b2 := s.batch(t)
+	if got := msgIDs(b2); len(got) != 1 || got[0] != ids[2] || b2.BatchID == b1.BatchID || b2.Worker != b1.Worker {
+		t.Fatalf("second piece %v (piece %d, worker %q)", got, b2.BatchID, b2.Worker)
+	}
+	e.ack(t, b2.BatchID)
+	id3, b3 := s.batch(t)
+	if got := msgIDs(b3); len(got) != 1 || got[0] != extra[0] || id3 != fmt.Sprintf("%d-%d", extra[0], extra[0]) {
+		t.Fatalf("third piece %s %v, want %v", id3, got, extra)
 	}
 	s.resp.Body.Close()
 
-	// Not acknowledged: the next stream gets the same piece, marked as
-	// redelivered since the client says it saw it.
-	s2 := e.openStream(t, "/v1/queues/q/consumers/c/stream?max=2", id2)
-	id3, b3 := s2.batch(t)
-	if id3 != id2 || !b3.Redelivered || len(b3.Messages) != 1 || b3.Messages[0].MsgID != ids[2] {
-		t.Fatalf("after reconnecting: %s %+v, want %s again", id3, b3, id2)
+	// Not acknowledged: the next stream gets the same messages under the
+	// same event id, marked as redelivered since the client says it saw
+	// them.
+	s2 := e.openStream(t, "/v1/queues/q/consumers/c/stream?max=2", id3)
+	id4, b4 := s2.batch(t)
+	if id4 != id3 || !b4.Redelivered || len(b4.Messages) != 1 || b4.Messages[0].MsgID != extra[0] {
+		t.Fatalf("after reconnecting: %s %+v, want %s again", id4, b4, id3)
 	}
 	s2.resp.Body.Close()
 	// Without a Last-Event-ID it is not marked.
 	s3 := e.openStream(t, "/v1/queues/q/consumers/c/stream?max=2", "")
-	id4, b4 := s3.batch(t)
-	if id4 != id2 || b4.Redelivered {
-		t.Fatalf("third stream: %s %+v", id4, b4)
-	}
-	e.ack(t, b4.BatchID)
-	_, b5 := s3.batch(t)
-	if got := msgIDs(b5); len(got) != 1 || got[0] != extra[0] || b5.BatchID == b4.BatchID {
-		t.Fatalf("next batch: %v, want %v", got, extra)
+	id5, b5 := s3.batch(t)
+	if id5 != id3 || b5.Redelivered {
+		t.Fatalf("third stream: %s %+v", id5, b5)
 	}
 	e.ack(t, b5.BatchID)
 	ids2 := e.sendTick(t, 1)
 	_, b6 := s3.batch(t)
 	if got := msgIDs(b6); len(got) != 1 || got[0] != ids2[0] {
 		t.Fatalf("after ack and a new tick: %v, want %v", got, ids2)
+	}
+	// The streams' worker names were reused: a handful of workers at most.
+	var workers struct{ Workers []pgquehttp.Worker }
+	e.decodeBody(t, "GET", "/v1/queues/q/consumers/c/workers", "", 200, &workers)
+	if len(workers.Workers) > 3 {
+		t.Errorf("workers after three streams: %+v", workers.Workers)
 	}
 }
 
@@ -498,7 +556,7 @@ func TestMetrics(t *testing.T) {
 	if status, body, _ := e.call(t, "PATCH", "/v1/queues/q", `{"max_retries": 0}`); status != 200 || !strings.Contains(body, `"max_retries":0`) {
 		t.Fatalf("patch: %d %s", status, body)
 	}
-	status, body, _ := e.call(t, "POST", "/v1/queues/q/consumers/c/receive", `{"max": 10}`)
+	status, body, _ := e.call(t, "POST", "/v1/queues/q/consumers/c/receive", `{"max": 10, "single_reader": true}`)
 	var b pgquehttp.Batch
 	if status != 200 || json.Unmarshal([]byte(body), &b) != nil || len(b.Messages) != 3 {
 		t.Fatalf("receive: %d %s", status, body)
@@ -523,6 +581,29 @@ func TestMetrics(t *testing.T) {
 	if _, ok := value(mfs, "pgque_consumer_batch_age_seconds", qc); ok {
 		t.Error("batch age without an open batch")
 	}
+	wantMetric(t, mfs, "pgque_queue_unclaimed_events", q, 0)
+
+	// A queue without consumers keeps its events for the first one.
+	if _, err := e.sdk.CreateQueue(ctx, "lonely"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := e.sdk.Send(ctx, "lonely", pgque.Event{Type: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lonely := map[string]string{"queue": "lonely"}
+	wantMetric(t, e.scrape(t), "pgque_queue_unclaimed_events", lonely, 2)
+	var lq pgquehttp.Queue
+	e.decodeBody(t, "GET", "/v1/queues/lonely", "", 200, &lq)
+	if !lq.KeepUnclaimed || lq.UnclaimedEvents != 2 || lq.UnclaimedSince == nil {
+		t.Errorf("queue with unclaimed events %+v", lq)
+	}
+	e.decodeBody(t, "PATCH", "/v1/queues/lonely", `{"keep_unclaimed": false}`, 200, &lq)
+	if lq.KeepUnclaimed || lq.UnclaimedEvents != 0 || lq.UnclaimedSince != nil {
+		t.Errorf("queue with keep_unclaimed off %+v", lq)
+	}
+	wantMetric(t, e.scrape(t), "pgque_queue_unclaimed_events", lonely, 0)
 }
 
 // Paused queues and cooperative workers show; a role with pgque_reader
@@ -547,7 +628,7 @@ func TestMetricsPauseWorkersRoles(t *testing.T) {
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("receive as worker: %v %v", msgs, err)
 	}
-	// Nothing left for b, which is registered all the same.
+	// Nothing left for b, which is not made a worker for nothing.
 	if msgs, err := e.sdk.ReceiveAsWorker(ctx, "q", "c", "b", 10, time.Minute); err != nil || len(msgs) != 0 {
 		t.Fatalf("receive as worker b: %v %v", msgs, err)
 	}
@@ -569,7 +650,7 @@ func TestMetricsPauseWorkersRoles(t *testing.T) {
 		}
 	}
 	mfs = e.scrape(t)
-	wantMetric(t, mfs, "pgque_consumer_workers", qc, 2)
+	wantMetric(t, mfs, "pgque_consumer_workers", qc, 1)
 	wantMetric(t, mfs, "pgque_consumer_worker_batches", qc, 1)
 	wantMetric(t, mfs, "pgque_consumer_worker_leases_expired", qc, 1)
 
@@ -595,7 +676,9 @@ func TestMetricsPauseWorkersRoles(t *testing.T) {
 	reader := &env{sdk: pgque.New(pool), srv: srv, http: hs}
 	mfs = reader.scrape(t)
 	wantMetric(t, mfs, "pgque_scrape_success", nil, 1)
-	wantMetric(t, mfs, "pgque_consumer_workers", qc, 2)
+	wantMetric(t, mfs, "pgque_consumer_workers", qc, 1)
+	wantMetric(t, mfs, "pgque_consumer_worker_leases_expired", qc, 1)
+	wantMetric(t, mfs, "pgque_queue_unclaimed_events", map[string]string{"queue": "q"}, 0)
 	if v, ok := value(mfs, "pgque_queue_event_bytes", map[string]string{"queue": "q"}); !ok || v <= 0 {
 		t.Errorf("queue event bytes as a reader: %v %v", v, ok)
 	}
@@ -902,8 +985,9 @@ func TestPause(t *testing.T) {
 	if q.Paused || q.PausedAt != nil {
 		t.Errorf("resumed queue %+v", q)
 	}
-	e.decodeBody(t, "POST", "/v1/queues/q/consumers/c/receive", "", 200, &b)
-	if len(b.Messages) != 2 {
+	b = pgquehttp.Batch{}
+	e.decodeBody(t, "POST", "/v1/queues/q/consumers/c/receive", `{"single_reader": true}`, 200, &b)
+	if len(b.Messages) != 2 || b.Worker != "" {
 		t.Fatalf("received after resuming: %+v", b)
 	}
 	var c pgquehttp.Consumer
@@ -929,22 +1013,24 @@ func TestWorkers(t *testing.T) {
 	if len(workers.Workers) != 0 {
 		t.Errorf("workers before any: %+v", workers)
 	}
-	// Each worker gets a window of its own: w1 the first tick, w2 the next.
+	// Each worker gets a window of its own: w1 the first two messages, w2
+	// the rest of the tick.
 	var b1, b2 pgquehttp.Batch
 	e.decodeBody(t, "POST", "/v1/queues/q/consumers/c/receive", `{"max": 2, "worker": "w1", "lease_seconds": 60}`, 200, &b1)
-	if len(b1.Messages) != 2 || b1.Messages[0].MsgID != ids[0] {
+	if len(b1.Messages) != 2 || b1.Messages[0].MsgID != ids[0] || b1.Worker != "w1" {
 		t.Fatalf("w1 received %+v", b1)
 	}
 	e.sendTick(t, 1)
 	e.decodeBody(t, "POST", "/v1/queues/q/consumers/c/receive", `{"worker": "w2"}`, 200, &b2)
-	if len(b2.Messages) != 1 || b2.BatchID == b1.BatchID {
-		t.Fatalf("w2 received %+v (w1 has batch %d)", b2, b1.BatchID)
+	if got := msgIDs(b2); len(got) != 2 || got[0] != ids[2] || got[1] != ids[3] || b2.BatchID == b1.BatchID {
+		t.Fatalf("w2 received %+v (w1 has piece %d)", b2, b1.BatchID)
 	}
 	e.decodeBody(t, "GET", "/v1/queues/q/consumers/c/workers", "", 200, &workers)
 	ws := workers.Workers
-	if len(ws) != 2 || ws[0].Name != "w1" || ws[0].BatchID == nil || *ws[0].BatchID != b1.BatchID ||
+	// A worker's batch id is its window's, not the id of the piece handed out.
+	if len(ws) != 2 || ws[0].Name != "w1" || ws[0].BatchID == nil || *ws[0].BatchID == b1.BatchID ||
 		ws[0].LeaseLeftSeconds == nil || *ws[0].LeaseLeftSeconds < 50 || *ws[0].LeaseLeftSeconds > 60 ||
-		ws[1].Name != "w2" || *ws[1].LeaseLeftSeconds > 30 || ws[1].LastSeenSeconds < 0 {
+		ws[1].Name != "w2" || ws[1].BatchID == nil || *ws[1].LeaseLeftSeconds > 30 || ws[1].LastSeenSeconds < 0 {
 		t.Errorf("workers %+v", ws)
 	}
 
@@ -970,26 +1056,30 @@ func TestWorkers(t *testing.T) {
 
 	e.sendTick(t, 1)
 	var plain pgquehttp.Batch
-	e.decodeBody(t, "POST", "/v1/queues/q/consumers/c/receive", "", 200, &plain)
-	if len(plain.Messages) != 1 {
-		t.Fatalf("plain receive %+v", plain)
+	e.decodeBody(t, "POST", "/v1/queues/q/consumers/c/receive", `{"single_reader": true}`, 200, &plain)
+	if len(plain.Messages) != 2 || plain.Worker != "" {
+		t.Fatalf("single reader's receive %+v", plain)
 	}
 	e.wantError(t, "POST", "/v1/queues/q/consumers/c/receive", `{"worker": "w1"}`, 409, "consumer_busy", "PQ025")
+	e.wantError(t, "POST", "/v1/queues/q/consumers/c/receive", "", 409, "consumer_busy", "PQ025")
 
 	for _, c := range []struct {
 		method, path, body string
 		status             int
 		code, sqlstate     string
 	}{
-		{"POST", "/v1/queues/q/consumers/c/receive", `{"lease_seconds": 10}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/consumers/c/receive", `{"single_reader": true, "lease_seconds": 10}`, 400, "invalid_argument", ""},
 		{"POST", "/v1/queues/q/consumers/c/receive", `{"worker": "w", "lease_seconds": -1}`, 400, "invalid_argument", ""},
 		{"POST", "/v1/queues/q/consumers/c/receive", `{"worker": "w", "lease_seconds": 1e300}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/queues/q/consumers/c/receive", `{"worker": "w", "lease_seconds": 86400.5}`, 400, "invalid_argument", ""},
 		{"POST", "/v1/queues/q/consumers/c/receive", `{"worker": "bad name!"}`, 400, "invalid_argument", "PQ006"},
 		{"POST", "/v1/batches/1/heartbeat", `{"lease_seconds": 0.0000000001}`, 400, "invalid_argument", ""},
+		{"POST", "/v1/batches/1/heartbeat", `{"lease_seconds": 86401}`, 400, "invalid_argument", ""},
 		{"POST", "/v1/batches/x/heartbeat", "", 400, "invalid_argument", ""},
 		{"GET", "/v1/queues/q/consumers/nobody/workers", "", 404, "consumer_not_found", "PQ003"},
 		{"GET", "/v1/queues/nope/consumers/c/workers", "", 404, "queue_not_found", "PQ001"},
 		{"DELETE", "/v1/queues/q/consumers/nobody/workers/w", "", 404, "consumer_not_found", "PQ003"},
+		{"DELETE", "/v1/queues/q/consumers/c/workers/nobody?release=true", "", 404, "worker_not_found", ""},
 	} {
 		e.wantError(t, c.method, c.path, c.body, c.status, c.code, c.sqlstate)
 	}
