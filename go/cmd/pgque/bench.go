@@ -47,7 +47,9 @@ Without --dsn (or $PGQUE_DSN) it starts a throwaway PostgreSQL server from the
 installed server programs and stops it at the end; with one, it uses that
 server, which needs a role that may create databases (and, the first time,
 roles).  Every scenario runs in a database of its own, created with pgque
-installed and dropped afterwards.
+installed and dropped afterwards.  The jobs scenario runs its worker
+processes as this same binary (the hidden command "bench worker"), and stops
+them when it ends, fails or is interrupted.
 
 The results table goes to stdout (to stderr with --json -), progress to
 stderr.  The exit status is 0 when every scenario ran, whether or not it met
@@ -65,10 +67,43 @@ Scenarios: ` + strings.Join(names, ", ") + `.`,
 	f.IntVar(&cfg.Conns, "conns", cfg.Conns, "producer connections")
 	f.IntVar(&cfg.PayloadSize, "payload-size", cfg.PayloadSize, "bytes of JSON payload per event (at least 10)")
 	f.IntVar(&cfg.Backlog, "backlog", cfg.Backlog, "events in the consume scenario's backlog")
+	f.IntVar(&cfg.Jobs, "jobs", cfg.Jobs, "jobs in the jobs scenario's burn-down")
+	f.IntVar(&cfg.JobWorkers, "job-workers", cfg.JobWorkers, "worker processes in the jobs scenario")
 	f.StringVar(&scenarios, "scenarios", "all", "comma-separated scenarios to run, or all: "+strings.Join(names, ","))
 	f.StringVar(&jsonFile, "json", "", "also write the results as JSON to `FILE` (- for stdout)")
 	f.BoolVar(&sqlInstall, "sql-install", false, "install the engine embedded in this binary as plain SQL, "+
 		"even where the server has pgque's extension files (which may be of another version)")
+	cmd.AddCommand(newBenchWorkerCmd(g))
+	return cmd
+}
+
+// newBenchWorkerCmd is `pgque bench worker`, hidden: one worker process of
+// the jobs scenario, which runs this binary again for each.  It connects to
+// --dsn or $PGQUE_DSN, says on stdout that it is ready, runs a Consumer
+// with default options and a no-op handler once stdin says "go", and stops
+// it when stdin is closed or on SIGTERM; it reports the jobs it handled on
+// stdout as JSON lines (see bench.JobWorker).
+func newBenchWorkerCmd(g *globals) *cobra.Command {
+	var w bench.JobWorker
+	cmd := &cobra.Command{
+		Use:    "worker",
+		Short:  "Run one worker process of the jobs scenario (used by bench itself)",
+		Hidden: true,
+		Args:   noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.dsn == "" {
+				return usageError{errors.New("bench worker needs --dsn or $PGQUE_DSN")}
+			}
+			w.DSN = g.dsn
+			return w.Run(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&w.Queue, "queue", "", "queue to consume")
+	f.StringVar(&w.Consumer, "consumer", "", "consumer name")
+	f.Int64Var(&w.ClockBase, "clock-base", 0, "the scenario's clock base, Unix nanoseconds")
+	f.BoolVar(&w.Times, "times", false, "report each job's handler time")
+	f.DurationVar(&w.FlushEvery, "flush", 0, "how often to report handled jobs")
 	return cmd
 }
 
@@ -93,6 +128,8 @@ type benchConfig struct {
 	Conns       int      `json:"conns"`
 	PayloadSize int      `json:"payload_size"`
 	Backlog     int      `json:"backlog"`
+	Jobs        int      `json:"jobs"`
+	JobWorkers  int      `json:"job_workers"`
 	Scenarios   []string `json:"scenarios"`
 	Server      string   `json:"server"` // "throwaway" or "dsn"
 	Engine      string   `json:"engine"` // pgque's engine version
@@ -107,8 +144,8 @@ func runBench(ctx context.Context, cmd *cobra.Command, dsn string, cfg bench.Con
 	switch {
 	case cfg.Duration <= 0:
 		return errors.New("--duration must be positive")
-	case cfg.Rate < 1, cfg.Conns < 1, cfg.Backlog < 1:
-		return errors.New("--rate, --conns and --backlog must be at least 1")
+	case cfg.Rate < 1, cfg.Conns < 1, cfg.Backlog < 1, cfg.Jobs < 1, cfg.JobWorkers < 1:
+		return errors.New("--rate, --conns, --backlog, --jobs and --job-workers must be at least 1")
 	case cfg.PayloadSize < 10:
 		return errors.New("--payload-size must be at least 10")
 	}
@@ -119,7 +156,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, dsn string, cfg bench.Con
 	report := benchReport{
 		StartedAt: time.Now().UTC().Truncate(time.Second),
 		Config: benchConfig{Duration: cfg.Duration.String(), Rate: cfg.Rate, Conns: cfg.Conns,
-			PayloadSize: cfg.PayloadSize, Backlog: cfg.Backlog, Server: "dsn", Engine: extension.Version, SQLInstall: sqlInstall},
+			PayloadSize: cfg.PayloadSize, Backlog: cfg.Backlog, Jobs: cfg.Jobs, JobWorkers: cfg.JobWorkers, Server: "dsn", Engine: extension.Version, SQLInstall: sqlInstall},
 		Machine: benchMachine{CPUs: runtime.NumCPU(), Go: runtime.Version(), OS: osName()},
 	}
 	for _, s := range selected {
@@ -231,6 +268,9 @@ func runScenario(ctx context.Context, admin *pgx.Conn, dsn string, cfg bench.Con
 	}
 	fmt.Fprintf(progress, "  database %s, pgque installed as %s\n", db, method)
 	env := &bench.Env{Config: cfg, DSN: dbDSN, Pool: pool, Client: pgque.New(pool), Progress: progress}
+	if exe, err := os.Executable(); err == nil {
+		env.WorkerCommand = []string{exe, "bench", "worker"}
+	}
 	return sc.Run(ctx, env)
 }
 
@@ -285,8 +325,8 @@ func withDatabase(dsn, db string) (string, error) {
 }
 
 func describeConfig(cfg bench.Config) string {
-	return fmt.Sprintf("duration %v, rate %d/s, %d connections, %d-byte payloads, backlog %d",
-		cfg.Duration, cfg.Rate, cfg.Conns, cfg.PayloadSize, cfg.Backlog)
+	return fmt.Sprintf("duration %v, rate %d/s, %d connections, %d-byte payloads, backlog %d, %d jobs for %d worker processes",
+		cfg.Duration, cfg.Rate, cfg.Conns, cfg.PayloadSize, cfg.Backlog, cfg.Jobs, cfg.JobWorkers)
 }
 
 // printTable writes the human-readable results and a summary.

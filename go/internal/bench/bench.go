@@ -23,11 +23,14 @@ type Config struct {
 	Conns       int           // producer connections
 	PayloadSize int           // bytes of JSON payload per event
 	Backlog     int           // events in the consume scenario's backlog
+	Jobs        int           // jobs in the jobs scenario's burn-down
+	JobWorkers  int           // worker processes in the jobs scenario
 }
 
 // DefaultConfig is what `pgque bench` uses without flags.
 func DefaultConfig() Config {
-	return Config{Duration: 10 * time.Second, Rate: 1000, Conns: 4, PayloadSize: 100, Backlog: 1_000_000}
+	return Config{Duration: 10 * time.Second, Rate: 1000, Conns: 4, PayloadSize: 100, Backlog: 1_000_000,
+		Jobs: 200_000, JobWorkers: 4}
 }
 
 // Payload returns a JSON object of exactly PayloadSize bytes (at least
@@ -50,6 +53,11 @@ type Env struct {
 	Client *pgque.Client
 	// Progress receives human-readable progress lines while the scenario runs.
 	Progress io.Writer
+	// WorkerCommand runs one worker process of the jobs scenario: this
+	// binary and the arguments of `pgque bench worker` (the scenario adds
+	// its flags; the DSN goes in $PGQUE_DSN).  The jobs scenario fails
+	// without it.
+	WorkerCommand []string
 }
 
 // Logf writes a progress line.
@@ -105,6 +113,7 @@ func Scenarios() []Scenario {
 		{Name: "produce-options", Description: "send with 100k delayed events and unique keys pending, and send_at/send_unique vs send", Run: runProduceOptions},
 		{Name: "consume", Description: "consume a backlog through the Go SDK vs a plain SELECT of the same rows", Run: runConsume},
 		{Name: "latency", Description: "commit-to-handler latency at a fixed rate, Go ticker and LISTEN", Run: runLatency},
+		{Name: "jobs", Description: "worker processes sharing one consumer (default options), no-op handler: burn-down of a backlog of jobs, and commit-to-handler latency at a fixed rate", Run: runJobs},
 		{Name: "xmin", Description: "sustained load with a transaction holding the xmin horizon: throughput, latency, dead tuples", Run: runXmin},
 		{Name: "memory", Description: "Go consumer heap over a long run at a high rate", Run: runMemory},
 	}
