@@ -37,9 +37,17 @@ END
 $$;
 
 -- _last_tick(queue_id): the newest tick of a queue.
+-- PL/pgSQL so that its plan is kept: as a SQL function over the partitioned
+-- log it was planned again in every transaction (measured: about 0.1 ms of
+-- each receive, per call).
 CREATE FUNCTION pgque._last_tick(queue_id int) RETURNS pgque.tick
-LANGUAGE sql STABLE AS $$
-    SELECT * FROM pgque.tick WHERE tick_queue = queue_id ORDER BY tick_id DESC LIMIT 1
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    t pgque.tick;
+BEGIN
+    SELECT * INTO t FROM pgque.tick x WHERE x.tick_queue = _last_tick.queue_id ORDER BY x.tick_id DESC LIMIT 1;
+    RETURN t;
+END
 $$;
 
 -- ticker(queue_name): tick the queue if it is due:

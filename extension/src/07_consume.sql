@@ -131,9 +131,13 @@ END
 $$;
 
 -- _consumer_queue(sub_id): the name of a consumer's (or worker's) queue.
+-- PL/pgSQL so that its plan is kept (see _last_tick).
 CREATE FUNCTION pgque._consumer_queue(sub_id int) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT q.queue_name FROM pgque.consumer c JOIN pgque.queue q ON q.queue_id = c.sub_queue WHERE c.sub_id = $1
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT q.queue_name FROM pgque.consumer c JOIN pgque.queue q ON q.queue_id = c.sub_queue
+             WHERE c.sub_id = _consumer_queue.sub_id);
+END
 $$;
 
 -- _receiver(queue_name, consumer_name, max_return, worker_name, lease): the
@@ -174,15 +178,15 @@ LANGUAGE plpgsql AS $$
 BEGIN
     IF s.sub_parent IS NULL THEN
         s := pgque._batch_window(s);
-    ELSIF s.sub_batch IS NULL AND NOT pgque._paused(s.sub_queue) THEN
+    ELSIF pgque._paused(s.sub_queue) THEN
+        s := NULL;
+    ELSIF s.sub_batch IS NULL THEN
         c := pgque._worker_range(s);
         IF c.sub_next_tick IS NULL THEN
             c := NULL;
         ELSE
             s := pgque._window_of(s, c);
         END IF;
-    ELSIF pgque._paused(s.sub_queue) THEN
-        s := NULL;
     END IF;
 END
 $$;

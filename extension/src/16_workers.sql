@@ -98,18 +98,18 @@ $$;
 -- _worker(c, worker_name, lease): worker worker_name of consumer c (locked
 -- by the caller), locked, with a batch taken over when it has none (see the
 -- top of this file), and its lease set to lease from now (saved with its
--- next state).  A worker that has no row yet comes back with a NULL
--- sub_id; _save() makes its row.  Errors: PQ006 (lease), PQ025.
+-- next state; lease is checked by the caller).  A worker that has no row
+-- yet comes back with a NULL sub_id; _save() makes its row.  Errors: PQ025.
 CREATE FUNCTION pgque._worker(c pgque.subscription, worker_name text, lease interval)
 RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
-    name text := c.sub_consumer || '/' || worker_name;
-    id   int;
-    w    pgque.subscription;
-    v    pgque.subscription;
+    name  text := c.sub_consumer || '/' || worker_name;
+    id    int;
+    w     pgque.subscription;
+    v     pgque.subscription;
+    tried int[] := '{}';
 BEGIN
-    lease := pgque._lease(lease);
     IF c.sub_batch IS NOT NULL AND c.sub_active >= clock_timestamp() - lease THEN
         RAISE EXCEPTION 'pgque: consumer % has batch % open; its workers cannot start before it is finished',
             quote_literal(c.sub_consumer), c.sub_batch USING ERRCODE = 'PQ025',
@@ -132,10 +132,13 @@ BEGIN
         w.sub_lease_until := clock_timestamp() + lease;
         RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
     ELSIF w.sub_batch IS NULL THEN
-        FOR v IN SELECT * FROM pgque.subscription
-                  WHERE sub_parent = c.sub_id AND sub_batch IS NOT NULL AND sub_lease_until < clock_timestamp()
-                  ORDER BY sub_last_tick, sub_start_txid NULLS FIRST, sub_start_id NULLS FIRST
-        LOOP
+        LOOP  -- the oldest window whose lease ran out (a single SELECT: usually there is none)
+            SELECT * INTO v FROM pgque.subscription
+             WHERE sub_parent = c.sub_id AND sub_batch IS NOT NULL AND sub_lease_until < clock_timestamp()
+               AND sub_id <> ALL (tried)
+             ORDER BY sub_last_tick, sub_start_txid NULLS FIRST, sub_start_id NULLS FIRST LIMIT 1;
+            EXIT WHEN NOT FOUND;
+            tried := tried || v.sub_id;
             -- Its ack or heartbeat may be under way: decide after it commits.
             PERFORM 1 FROM pgque.consumer WHERE sub_id = v.sub_id FOR UPDATE;
             SELECT * INTO v FROM pgque.subscription WHERE sub_id = v.sub_id;
@@ -156,7 +159,7 @@ $$;
 -- the tick range its workers' windows are cut from open: the one it has
 -- (sub_next_*, cut up to sub_ack_*), or a new one from its position to the
 -- newest tick; in memory only.  sub_next_tick is NULL when nothing was
--- ticked past its position, and while the queue is paused.
+-- ticked past its position.
 CREATE FUNCTION pgque._worker_range(w pgque.subscription) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -164,9 +167,7 @@ DECLARE
     t pgque.tick;
 BEGIN
     SELECT * INTO c FROM pgque.subscription WHERE sub_id = w.sub_parent;
-    IF pgque._paused(c.sub_queue) THEN
-        RETURN pgque._clear_batch(c);
-    ELSIF c.sub_next_tick IS NULL THEN
+    IF c.sub_next_tick IS NULL THEN
         t := pgque._last_tick(c.sub_queue);
         IF t.tick_id > c.sub_last_tick THEN
             c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
