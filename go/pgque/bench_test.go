@@ -6,7 +6,7 @@ package pgque_test
 //	go test ./go/pgque -run '^$' -bench . -benchtime 5s
 //
 // and report events/s beside ns/op; they assert nothing about time.  The
-// comparisons against plain SQL that DESIGN.md §7 sets targets for are in
+// comparisons against plain SQL that pgque's targets are about are in
 // `pgque bench`.
 
 import (

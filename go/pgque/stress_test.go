@@ -21,7 +21,7 @@ import (
 )
 
 // TestStress is the concurrency test that proves no loss and no duplicate
-// under adversity (DESIGN §6).  Producers send in transactions of random
+// under adversity.  Producers send in transactions of random
 // size, a fifth of them rolled back, some at REPEATABLE READ, some held open
 // across a table switch, plus send_batch calls; two Tickers race for the
 // leadership while their sessions are killed and their leaders restarted,

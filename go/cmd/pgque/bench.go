@@ -38,7 +38,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure pgque against plain-SQL baselines",
-		Long: `bench runs pgque's benchmark scenarios (DESIGN.md §7).  Each scenario that
+		Long: `bench runs pgque's benchmark scenarios (docs/benchmarks.md).  Each scenario that
 has a baseline measures pgque and plain SQL doing the same work in the same
 run, and reports the ratio against its target: on a shared machine absolute
 numbers are noise, ratios much less so.

@@ -1,6 +1,6 @@
 // Package bench holds the scenarios of `pgque bench`.  Each scenario measures
 // pgque and a plain-SQL baseline in the same run, against the same server,
-// and reports the ratio against the target of DESIGN.md §7: absolute numbers
+// and reports the ratio against its target (docs/benchmarks.md): absolute numbers
 // on a shared 2-core machine are noise, ratios are not.
 package bench
 
@@ -105,7 +105,7 @@ type Scenario struct {
 }
 
 // Scenarios lists every scenario in the order `pgque bench` runs them (the
-// order of DESIGN.md §7).
+// order of the results table of docs/benchmarks.md).
 func Scenarios() []Scenario {
 	return []Scenario{
 		{Name: "produce", Description: "send, one event per transaction, vs a single-row INSERT", Run: runProduce},

@@ -11,7 +11,7 @@ import (
 	"github.com/pgque/pgque/go/pgque"
 )
 
-// The consume scenario (DESIGN.md §7, row 3): a backlog of Backlog events,
+// The consume scenario (docs/benchmarks.md, row 3): a backlog of Backlog events,
 // sent with send_batch in committed chunks and ticked once, is read
 //   - by the baseline: one plain SELECT of the same rows from the queue's
 //     event tables through pgx, each row scanned into a struct;

@@ -1,6 +1,6 @@
 package bench
 
-// The jobs scenario (DESIGN.md §4, "jobs"): pgque used as a job queue by
+// The jobs scenario: pgque used as a job queue by
 // several worker processes that share one consumer, each running one
 // pgque.Consumer with default options (so a cooperative worker with a name
 // of its own, see pgque.WithWorker) and a handler that does nothing but
@@ -66,11 +66,10 @@ const (
 	jobsKillDelay   = 5 * time.Second
 
 	// riverJobsPerSec is River's burn-down rate (no-op jobs) measured on
-	// this machine in an earlier round: "River's burn-down: 19k here",
-	// DESIGN.md §4, row "jobs".  River is not installed here, so it is
-	// not re-measured; docs/benchmarks.md cites the same figure.
+	// this machine in an earlier round.  River is not installed here, so it
+	// is not re-measured; docs/benchmarks.md cites the same figure.
 	riverJobsPerSec = 19_000
-	// jobsTargetFactor is the target of DESIGN.md §4: ≥ 25× River.
+	// jobsTargetFactor is the jobs target: ≥ 25× River.
 	jobsTargetFactor = 25
 )
 
@@ -610,7 +609,7 @@ func runJobs(ctx context.Context, env *Env) (Result, error) {
 			durMs(a.startup)),
 		fmt.Sprintf("Shares of the burn-down: %s; %d lost, %d handled more than once.", a.shares, a.lost, a.dups),
 		fmt.Sprintf("River's figure (%d jobs/s, its burn-down benchmark with no-op jobs) is a past measurement on "+
-			"this machine (DESIGN.md §4); River is not run here.", riverJobsPerSec),
+			"this machine in an earlier round; River is not run here.", riverJobsPerSec),
 		fmt.Sprintf("Latency: %d new worker processes on %s, jobs offered at %d/s (one pgque.send per transaction "+
 			"over %d connections, absolute schedule); commit → handler for jobs committed in the %v window after "+
 			"a %v warm-up: %s. Handler times are taken in the worker processes, commit times in the bench "+

@@ -192,7 +192,7 @@ func runMemory(ctx context.Context, env *Env) (Result, error) {
 		fmt.Sprintf("Load: %d producers loop pgque.send_batch of %d events (%d-byte payloads), pausing while more "+
 			"than %d events are unconsumed (paused %d times: %s); the Consumer (concurrency 1, max messages %d, "+
 			"tick %v, LISTEN) consumed %.0f events/s; the backlog at the end was %d events. Queue rotation_period %v. "+
-			"DESIGN.md asks for 100k events/s; the rate here is what this machine reaches with producer, consumer "+
+			"The target asks for 100k events/s; the rate here is what this machine reaches with producer, consumer "+
 			"and PostgreSQL sharing its cores.",
 			workers, memoryBatch, env.PayloadSize, memoryBacklogCap, throttledN,
 			map[bool]string{true: "the consumer is the bottleneck", false: "the producers are the bottleneck"}[throttledN > 0],

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// The produce scenarios (DESIGN.md §7, rows 1 and 2): Conns connections
+// The produce scenarios (docs/benchmarks.md, rows 1 and 2): Conns connections
 // insert as fast as they can, each statement its own transaction
 // (autocommit, so every one waits for its WAL flush, as a real producer's
 // would).  The baseline inserts the same rows into bench_plain, a table of
@@ -69,7 +69,7 @@ func runProduceBatch(ctx context.Context, env *Env) (Result, error) {
 }
 
 // setupPlainTable creates bench_plain: the columns, defaults and storage
-// options of an event table (DESIGN.md §3.1), with an id from a sequence,
+// options of an event table, with an id from a sequence,
 // and no index.
 func setupPlainTable(ctx context.Context, env *Env) error {
 	_, err := env.Pool.Exec(ctx, `
