@@ -25,7 +25,7 @@ const (
 	exitError       = 1   // anything else: connection, server, I/O
 	exitUsage       = 2   // bad command line, or an argument the engine rejected (PQ006)
 	exitNotFound    = 3   // queue, consumer, batch, message, dead letter or schedule not found
-	exitConflict    = 4   // already exists, already subscribed, queue has consumers, consumer busy
+	exitConflict    = 4   // already exists, already subscribed, queue has consumers, consumer or worker busy, taken over
 	exitDenied      = 5   // the role may not do this (namespace grants), 42501
 	exitInterrupted = 130 // stopped by Ctrl-C or SIGTERM before it was done
 )
@@ -37,7 +37,9 @@ const exitCodeHelp = `Exit status:
        value, the id of a whole batch where a piece's is wanted)
   3    not found: queue, consumer, batch, message, dead letter or schedule
   4    conflict: queue, subscription or schedule exists already, queue has
-       consumers, consumer busy with a plain reader's batch (receive)
+       consumers, consumer busy with a plain reader's batch (receive), worker
+       holds a batch, or the batch was taken over by another worker (ack,
+       nack: the receive's lease ran out)
   5    permission denied: the role may not do this to the queue
   130  interrupted before the command was done`
 
@@ -80,7 +82,8 @@ func exitCode(ctx context.Context, err error) int {
 		errors.Is(err, pgque.ErrDeadLetterNotFound), errors.Is(err, pgque.ErrScheduleNotFound):
 		return exitNotFound
 	case errors.Is(err, pgque.ErrQueueExists), errors.Is(err, pgque.ErrQueueHasConsumers),
-		errors.Is(err, pgque.ErrScheduleExists), errors.Is(err, pgque.ErrConsumerBusy):
+		errors.Is(err, pgque.ErrScheduleExists), errors.Is(err, pgque.ErrConsumerBusy),
+		errors.Is(err, pgque.ErrWorkerBusy), errors.Is(err, pgque.ErrTakenOver):
 		return exitConflict
 	case errors.Is(err, pgque.ErrPermissionDenied):
 		return exitDenied
