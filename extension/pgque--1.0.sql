@@ -1077,16 +1077,18 @@ $$;
 CREATE FUNCTION pgque.ticker() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    name text;
-    n    int := 0;
+    name  text;
+    n     int := 0;
+    mover record;
 BEGIN
     PERFORM pgque._require_read_committed('ticker()');
+    mover := pgque._mover_view(true);  -- before a tick gives this transaction its xid
     FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
         IF pgque.ticker(name) IS NOT NULL THEN
             n := n + 1;
         END IF;
     END LOOP;
-    PERFORM pgque._delayed_tick();
+    PERFORM pgque._delayed_tick(mover.cnt, mover.snap, mover.exact);
     RETURN n;
 END
 $$;
@@ -2747,17 +2749,36 @@ BEGIN
 END
 $$;
 
--- _move_delayed(): the mover (see the top of this file).  Publishes every
+-- _mover_view(use_hint): what a run of the mover starts from, read before
+-- the run's transaction writes anything where it can be: cnt, the value of
+-- pgque.delayed_count, and snap, a snapshot taken after it.  The mover's
+-- bookkeeping needs an xid of its own that was assigned after cnt was read
+-- (see _move_delayed); exact says that the transaction had none yet, so
+-- the one it gets later is.  ticker() calls this before its ticks give its
+-- transaction an xid.  Takes the mover lock (one mover at a time, a
+-- try-lock: a busy mover means the work is being done); all NULL when
+-- another session holds it, or when use_hint and the hint says idle.
+CREATE FUNCTION pgque._mover_view(use_hint boolean, OUT cnt bigint, OUT snap pg_snapshot, OUT exact boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF (use_hint AND pgque._delayed_idle()) OR NOT pg_try_advisory_xact_lock(pgque._lock_ns() + 20, 0) THEN
+        RETURN;
+    END IF;
+    exact := pg_current_xact_id_if_assigned() IS NULL;
+    cnt := pgque._seq_value('pgque.delayed_count');
+    snap := pg_current_snapshot();
+END
+$$;
+
+-- _move_delayed(cnt, snap, exact): the mover (see the top of this file),
+-- from a view of _mover_view(); nothing when cnt is NULL.  Publishes every
 -- parked event that is due and not cancelled into its queue's current event
 -- table, owned by nobody (every consumer gets it), with its original id.
--- One mover at a time (a try-lock: a busy mover means the work is being
--- done).  Returns how many events were published.
-CREATE FUNCTION pgque._move_delayed() RETURNS int
+-- Returns how many events were published.
+CREATE FUNCTION pgque._move_delayed(cnt bigint, snap pg_snapshot, exact boolean) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
     st      pgque.delayed_pos;
-    cnt     bigint;
-    snap    pg_snapshot;
     own     xid8;
     pending xid8[];
     upto    timestamptz := now();
@@ -2772,21 +2793,27 @@ DECLARE
     n       int;
     total   int := 0;
 BEGIN
-    IF NOT pg_try_advisory_xact_lock(pgque._lock_ns() + 20, 0) THEN
+    IF cnt IS NULL THEN
         RETURN 0;
     END IF;
     -- Keeps maint_rotate_delayed() (TRUNCATE) out until we commit, and makes
-    -- every snapshot taken from here on see the outcome of one that ran.
+    -- every snapshot taken from here on see the outcome of one that ran
+    -- (snap is used only to tell which transactions it saw, never to read).
     LOCK TABLE pgque.delayed, pgque.delayed_done, pgque.delayed_pos IN ROW EXCLUSIVE MODE;
     SELECT * INTO st FROM pgque.delayed_pos ORDER BY dp_seq DESC LIMIT 1;
-    cnt := pgque._seq_value('pgque.delayed_count');
-    snap := pg_current_snapshot();
     IF st.dp_seq IS NOT NULL AND cnt = st.dp_count AND upto < coalesce(st.dp_next_due, 'infinity')
        AND NOT EXISTS (SELECT 1 FROM unnest(st.dp_pending) x WHERE pg_visible_in_snapshot(x, snap)) THEN
         RETURN 0;  -- nothing committed or came due since the last run
     END IF;
     own := pg_current_xact_id();
-    IF st.dp_seq IS NULL OR cnt > st.dp_count THEN
+    IF st.dp_seq IS NULL OR cnt <> st.dp_count THEN
+        -- Every transaction that counted a parked event got its xid before
+        -- cnt was read; those snap does not see are in its xip, or (a snapshot
+        -- lists only xids below its xmax) between its xmax and own, when own
+        -- was assigned after cnt was read.  When it was not (not exact),
+        -- newer ones may be missing: the position records count -1, so the
+        -- next run starts over from a snapshot of its own, and the hint
+        -- does not claim idleness.
         pending := ARRAY(SELECT pg_snapshot_xip(snap)
                          UNION ALL
                          SELECT x::text::xid8
@@ -2850,30 +2877,33 @@ BEGIN
         upto := least(upto, skipped - interval '1 microsecond');
     END IF;
     INSERT INTO pgque.delayed_pos (dp_part, dp_seq, dp_due, dp_snapshot, dp_count, dp_pending, dp_next_due)
-    VALUES (pgque._delayed_part(), nextval('pgque.delayed_pos_seq'), upto, snap, cnt, nullif(pending, '{}'), nd);
+    VALUES (pgque._delayed_part(), nextval('pgque.delayed_pos_seq'), upto, snap,
+            CASE WHEN exact OR cnt = st.dp_count THEN cnt ELSE -1 END, nullif(pending, '{}'), nd);
     -- The hint.  Sequences are not transactional: should this transaction
     -- fail to commit, the hint may claim idleness wrongly until the count
     -- moves or maint() runs the mover without it.
-    PERFORM setval('pgque.delayed_idle', CASE WHEN cardinality(pending) = 0 THEN cnt ELSE -1 END, true);
+    PERFORM setval('pgque.delayed_idle',
+                   CASE WHEN cardinality(pending) = 0 AND (exact OR cnt = st.dp_count) THEN cnt ELSE -1 END, true);
     PERFORM setval('pgque.delayed_wake', CASE WHEN nd IS NULL THEN 9223372036854775807
                                               ELSE greatest(pgque._epoch_us(nd), 0) END, true);
     RETURN total;
 END
 $$;
 
--- _delayed_tick(): the mover as ticker() runs it after its ticks: nothing
--- but the hint when nothing is due; otherwise a run whose failure is
--- reported as a WARNING instead of rolling back the ticks of every queue
--- with it (maint() runs the mover unguarded, so a lasting failure surfaces
--- there as an error).  Returns how many events were published.
-CREATE FUNCTION pgque._delayed_tick() RETURNS int
+-- _delayed_tick(cnt, snap, exact): the mover as ticker() runs it after its
+-- ticks, from the view it took before them (_mover_view(true): nothing but
+-- the hint when nothing is due): a run whose failure is reported as a
+-- WARNING instead of rolling back the ticks of every queue with it (maint()
+-- runs the mover unguarded, so a lasting failure surfaces there as an
+-- error).  Returns how many events were published.
+CREATE FUNCTION pgque._delayed_tick(cnt bigint, snap pg_snapshot, exact boolean) RETURNS int
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF pgque._delayed_idle() THEN
+    IF cnt IS NULL THEN
         RETURN 0;
     END IF;
     BEGIN  -- a subtransaction, only when there is work
-        RETURN pgque._move_delayed();
+        RETURN pgque._move_delayed(cnt, snap, exact);
     EXCEPTION WHEN OTHERS THEN
         RAISE WARNING 'pgque: the delayed mover failed, ticks go on: % (SQLSTATE %)', SQLERRM, SQLSTATE;
         RETURN 0;
@@ -2887,9 +2917,12 @@ $$;
 -- own.  Returns how many events were published.  Errors: PQ009.
 CREATE FUNCTION pgque.maint_delayed_events() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    v record;
 BEGIN
     PERFORM pgque._require_read_committed('maint_delayed_events()');
-    RETURN pgque._move_delayed();
+    v := pgque._mover_view(false);
+    RETURN pgque._move_delayed(v.cnt, v.snap, v.exact);
 END
 $$;
 

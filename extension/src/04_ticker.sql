@@ -97,16 +97,18 @@ $$;
 CREATE FUNCTION pgque.ticker() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    name text;
-    n    int := 0;
+    name  text;
+    n     int := 0;
+    mover record;
 BEGIN
     PERFORM pgque._require_read_committed('ticker()');
+    mover := pgque._mover_view(true);  -- before a tick gives this transaction its xid
     FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
         IF pgque.ticker(name) IS NOT NULL THEN
             n := n + 1;
         END IF;
     END LOOP;
-    PERFORM pgque._delayed_tick();
+    PERFORM pgque._delayed_tick(mover.cnt, mover.snap, mover.exact);
     RETURN n;
 END
 $$;

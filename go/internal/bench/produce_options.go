@@ -234,7 +234,7 @@ func serverCosts(ctx context.Context, env *Env, queue string) (idle, tick, send 
 		}
 		return float64(time.Since(start).Microseconds()) / calls, nil
 	}
-	if idle, err = timed(env.Pool, `SELECT count(pgque._delayed_tick()) FROM generate_series(1, $1::int)`, calls); err != nil {
+	if idle, err = timed(env.Pool, `SELECT count(pgque._delayed_tick(v.cnt, v.snap, v.exact)) FROM generate_series(1, $1::int) g, LATERAL pgque._mover_view(g > 0) v`, calls); err != nil {
 		return 0, 0, 0, err
 	}
 	if tick, err = timed(env.Pool, `SELECT count(pgque.ticker($1::text)) FROM generate_series(1, $2::int)`, queue, calls); err != nil {
