@@ -1246,12 +1246,14 @@ BEGIN
 END
 $$;
 
--- _save(s): record s's position, open batch and progress as the consumer's
--- newest state (an INSERT: see pgque.sub_state).  The consumer must be
--- locked (_subscription, _batch_sub).  Each call saves at most once.  A
--- worker that has no row yet (sub_id NULL, see _worker) gets it here, so a
--- worker that is never handed anything leaves nothing behind.
-CREATE FUNCTION pgque._save(s pgque.subscription) RETURNS pgque.subscription
+-- _save(s [, seen]): record s's position, open batch and progress as the
+-- consumer's newest state (an INSERT: see pgque.sub_state), and, unless
+-- seen is false (a batch taken from it by someone else), that it was active
+-- now.  The consumer must be locked (_subscription, _batch_sub).  Each call
+-- saves at most once.  A worker that has no row yet (sub_id NULL, see
+-- _worker) gets it here, so a worker that is never handed anything leaves
+-- nothing behind.
+CREATE FUNCTION pgque._save(s pgque.subscription, seen boolean DEFAULT true) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
     IF s.sub_id IS NULL THEN
@@ -1259,7 +1261,9 @@ BEGIN
         VALUES (s.sub_queue, s.sub_consumer, s.sub_parent)
         RETURNING sub_id INTO s.sub_id;
     END IF;
-    s.sub_active := now();
+    IF seen THEN
+        s.sub_active := now();
+    END IF;
     INSERT INTO pgque.sub_state (ss_part, ss_sub, ss_seq,
         sub_last_tick, sub_last_time, sub_last_snapshot, sub_last_seq,
         sub_batch, sub_next_tick, sub_next_time, sub_next_snapshot, sub_next_seq,
@@ -1327,13 +1331,14 @@ BEGIN
 END
 $$;
 
--- _finish_batch(s): move s's position to the end of its open batch and save.
-CREATE FUNCTION pgque._finish_batch(s pgque.subscription) RETURNS pgque.subscription
+-- _finish_batch(s [, seen]): move s's position to the end of its open
+-- batch and save (seen: as _save).
+CREATE FUNCTION pgque._finish_batch(s pgque.subscription, seen boolean DEFAULT true) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
     s.sub_last_tick := s.sub_next_tick;            s.sub_last_time := s.sub_next_time;
     s.sub_last_snapshot := s.sub_next_snapshot;    s.sub_last_seq := s.sub_next_seq;
-    RETURN pgque._save(pgque._clear_batch(s));
+    RETURN pgque._save(pgque._clear_batch(s), seen);
 END
 $$;
 
@@ -2413,36 +2418,46 @@ $$;
 
 -- get_consumer_info([queue_name [, consumer_name [, namespace]]]): one row
 -- per consumer (of the queue, of a namespace) that the session may inspect.
+-- Its position, for lag, pending_events and blocking_rotation, is the
+-- oldest of its own and of the windows its cooperative workers hold.
 --   lag               age of the oldest event not delivered to it yet, as an
---                     upper bound: time since the tick it last finished (the
---                     events before that tick are consumed), or 0 when
---                     pending_events is 0
---   last_seen         time since the consumer last opened, acked or finished a batch
+--                     upper bound: time since the tick its position starts
+--                     after (the events before that tick are consumed), or 0
+--                     when pending_events is 0
+--   last_seen         time since the consumer last opened, acked or finished
+--                     a batch of its own, or handed a window to a worker
 --   pending_events    events not yet consumed by it, estimated from the
 --                     queue's event sequence: its value now minus its value
---                     at the consumer's position.  Counts the open batch
---                     until it is finished, events not ticked yet, and
---                     rolled-back sends and re-inserted retries (also other
---                     consumers'), so it is an upper bound
+--                     at the consumer's position.  Counts open batches and
+--                     workers' windows until they are finished, events not
+--                     ticked yet, and rolled-back sends and re-inserted
+--                     retries (also other consumers'), so it is mostly an
+--                     upper bound; it misses events of a transaction that
+--                     was still open when the tick its position starts
+--                     after was taken (their ids were counted then)
 --   retry_pending     its events waiting in the retry store
 --   dead_letters      its dead letters
 --   blocking_rotation true when this consumer is what keeps the queue's
 --                     tables from rotating: rotation is due, and the queue
---                     has ticked past the last switch but this consumer has
---                     not finished a batch up to there.  A stopped consumer
---                     makes the queue's storage grow until it resumes or is
+--                     has ticked past the last switch but this consumer
+--                     (or a window one of its workers holds) has not got up
+--                     to there.  A stopped consumer, or a worker whose
+--                     handler hangs while it keeps renewing its lease, makes
+--                     the queue's storage grow until it resumes or is
 --                     unsubscribed.  (While a long transaction holds every
 --                     tick before the switch, no consumer is blamed.)
---   batch_age         age of its open batch, NULL when none: the time since
---                     the batch's end tick.  The batch was opened after that
---                     tick and before the next one (it reaches to the newest
---                     tick), so this exceeds the time since the opening by
---                     less than one tick interval; never less
+--   batch_age         age of its oldest open batch, its own or a worker's
+--                     window, NULL when none: the time since the batch's
+--                     end tick.  A batch was opened after that tick and
+--                     before the next one, so this exceeds the time since
+--                     the opening by less than one tick interval; never less
+--   worker_batches    how many windows its cooperative workers hold
 -- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named).
 CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (queue_name text, consumer_name text, lag interval, last_seen interval,
                last_tick bigint, current_batch bigint, next_tick bigint, pending_events bigint,
-               retry_pending bigint, dead_letters bigint, blocking_rotation boolean, batch_age interval)
+               retry_pending bigint, dead_letters bigint, blocking_rotation boolean, batch_age interval,
+               worker_batches int)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
     -- Parameters are positional: their names would clash with the output columns.
@@ -2453,19 +2468,24 @@ BEGIN
     END IF;
     RETURN QUERY
     SELECT q.queue_name, s.sub_consumer,
-           CASE WHEN p.pending > 0 THEN now() - s.sub_last_time ELSE interval '0' END,
+           CASE WHEN p.pending > 0 THEN now() - pos.last_time ELSE interval '0' END,
            now() - s.sub_active,
            s.sub_last_tick, s.sub_batch, s.sub_next_tick, p.pending,
            (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_sub = s.sub_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id AND d.dl_consumer = s.sub_consumer),
-           coalesce(pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post
-                    AND pg_snapshot_xmin(t.tick_snapshot) >= q.queue_switch_post, false)
+           coalesce(pos.xmin < q.queue_switch_post AND pg_snapshot_xmin(t.tick_snapshot) >= q.queue_switch_post, false)
              AND now() >= q.queue_switch_time + q.queue_rotation_period,
-           CASE WHEN s.sub_batch IS NOT NULL THEN now() - s.sub_next_time END
+           now() - least(CASE WHEN s.sub_batch IS NOT NULL THEN s.sub_next_time END, w.next_time),
+           w.n
       FROM pgque.subscription s
       JOIN pgque.queue q ON q.queue_id = s.sub_queue
      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
-     CROSS JOIN LATERAL (SELECT greatest(pgque._seq_value(q.queue_event_seq) - s.sub_last_seq, 0) AS pending) p
+     CROSS JOIN LATERAL (SELECT count(*)::int AS n, min(x.sub_last_seq) AS seq, min(x.sub_last_time) AS last_time,
+                                min(pg_snapshot_xmin(x.sub_last_snapshot)) AS xmin, min(x.sub_next_time) AS next_time
+                           FROM pgque.subscription x WHERE x.sub_parent = s.sub_id AND x.sub_batch IS NOT NULL) w
+     CROSS JOIN LATERAL (SELECT least(s.sub_last_seq, w.seq) AS seq, least(s.sub_last_time, w.last_time) AS last_time,
+                                least(pg_snapshot_xmin(s.sub_last_snapshot), w.xmin) AS xmin) pos
+     CROSS JOIN LATERAL (SELECT greatest(pgque._seq_value(q.queue_event_seq) - pos.seq, 0) AS pending) p
      WHERE ($1 IS NULL OR q.queue_name = $1)
        AND ($2 IS NULL OR s.sub_consumer = $2)
        AND s.sub_parent IS NULL  -- workers: get_worker_info()
@@ -3919,9 +3939,9 @@ DECLARE
     tried int[] := '{}';
 BEGIN
     IF c.sub_batch IS NOT NULL AND c.sub_active >= clock_timestamp() - lease THEN
-        RAISE EXCEPTION 'pgque: consumer % has batch % open; its workers cannot start before it is finished',
-            quote_literal(c.sub_consumer), c.sub_batch USING ERRCODE = 'PQ025',
-            HINT = 'A plain reader (receive() without a worker name, or next_batch()) holds it; a worker takes it over once nobody touched it for a lease.';
+        RAISE EXCEPTION 'pgque: consumer % has batch % of a plain reader open; its workers wait until it is finished, or untouched for a lease (%)',
+            quote_literal(c.sub_consumer), c.sub_batch, lease USING ERRCODE = 'PQ025',
+            HINT = 'A plain reader (receive() without a worker name, or next_batch()) holds it; a worker takes it over once nobody touched it for the lease.';
     END IF;
     SELECT x.sub_id INTO id FROM pgque.consumer x
      WHERE x.sub_queue = c.sub_queue AND x.sub_consumer = name FOR UPDATE;
@@ -3936,7 +3956,7 @@ BEGIN
         -- The plain reader's batch, untouched for a lease: it goes on here.
         w := pgque._take_over(w, c);
         c.sub_lost_batch := c.sub_batch;
-        PERFORM pgque._finish_batch(c);
+        PERFORM pgque._finish_batch(c, false);  -- last_seen stays the reader's
         w.sub_lease_until := clock_timestamp() + lease;
         RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
     ELSIF w.sub_batch IS NULL THEN
@@ -3953,7 +3973,7 @@ BEGIN
             CONTINUE WHEN v.sub_batch IS NULL OR v.sub_lease_until >= clock_timestamp();
             w := pgque._take_over(w, v);
             v.sub_lost_batch := v.sub_batch;
-            PERFORM pgque._finish_batch(v);  -- v loses it; a worker's position is never read
+            PERFORM pgque._finish_batch(v, false);  -- v loses it (keeping its last_seen)
             w.sub_lease_until := clock_timestamp() + lease;
             RETURN pgque._save(w);
         END LOOP;

@@ -131,12 +131,14 @@ BEGIN
 END
 $$;
 
--- _save(s): record s's position, open batch and progress as the consumer's
--- newest state (an INSERT: see pgque.sub_state).  The consumer must be
--- locked (_subscription, _batch_sub).  Each call saves at most once.  A
--- worker that has no row yet (sub_id NULL, see _worker) gets it here, so a
--- worker that is never handed anything leaves nothing behind.
-CREATE FUNCTION pgque._save(s pgque.subscription) RETURNS pgque.subscription
+-- _save(s [, seen]): record s's position, open batch and progress as the
+-- consumer's newest state (an INSERT: see pgque.sub_state), and, unless
+-- seen is false (a batch taken from it by someone else), that it was active
+-- now.  The consumer must be locked (_subscription, _batch_sub).  Each call
+-- saves at most once.  A worker that has no row yet (sub_id NULL, see
+-- _worker) gets it here, so a worker that is never handed anything leaves
+-- nothing behind.
+CREATE FUNCTION pgque._save(s pgque.subscription, seen boolean DEFAULT true) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
     IF s.sub_id IS NULL THEN
@@ -144,7 +146,9 @@ BEGIN
         VALUES (s.sub_queue, s.sub_consumer, s.sub_parent)
         RETURNING sub_id INTO s.sub_id;
     END IF;
-    s.sub_active := now();
+    IF seen THEN
+        s.sub_active := now();
+    END IF;
     INSERT INTO pgque.sub_state (ss_part, ss_sub, ss_seq,
         sub_last_tick, sub_last_time, sub_last_snapshot, sub_last_seq,
         sub_batch, sub_next_tick, sub_next_time, sub_next_snapshot, sub_next_seq,
@@ -212,13 +216,14 @@ BEGIN
 END
 $$;
 
--- _finish_batch(s): move s's position to the end of its open batch and save.
-CREATE FUNCTION pgque._finish_batch(s pgque.subscription) RETURNS pgque.subscription
+-- _finish_batch(s [, seen]): move s's position to the end of its open
+-- batch and save (seen: as _save).
+CREATE FUNCTION pgque._finish_batch(s pgque.subscription, seen boolean DEFAULT true) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
     s.sub_last_tick := s.sub_next_tick;            s.sub_last_time := s.sub_next_time;
     s.sub_last_snapshot := s.sub_next_snapshot;    s.sub_last_seq := s.sub_next_seq;
-    RETURN pgque._save(pgque._clear_batch(s));
+    RETURN pgque._save(pgque._clear_batch(s), seen);
 END
 $$;
 

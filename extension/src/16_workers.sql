@@ -111,9 +111,9 @@ DECLARE
     tried int[] := '{}';
 BEGIN
     IF c.sub_batch IS NOT NULL AND c.sub_active >= clock_timestamp() - lease THEN
-        RAISE EXCEPTION 'pgque: consumer % has batch % open; its workers cannot start before it is finished',
-            quote_literal(c.sub_consumer), c.sub_batch USING ERRCODE = 'PQ025',
-            HINT = 'A plain reader (receive() without a worker name, or next_batch()) holds it; a worker takes it over once nobody touched it for a lease.';
+        RAISE EXCEPTION 'pgque: consumer % has batch % of a plain reader open; its workers wait until it is finished, or untouched for a lease (%)',
+            quote_literal(c.sub_consumer), c.sub_batch, lease USING ERRCODE = 'PQ025',
+            HINT = 'A plain reader (receive() without a worker name, or next_batch()) holds it; a worker takes it over once nobody touched it for the lease.';
     END IF;
     SELECT x.sub_id INTO id FROM pgque.consumer x
      WHERE x.sub_queue = c.sub_queue AND x.sub_consumer = name FOR UPDATE;
@@ -128,7 +128,7 @@ BEGIN
         -- The plain reader's batch, untouched for a lease: it goes on here.
         w := pgque._take_over(w, c);
         c.sub_lost_batch := c.sub_batch;
-        PERFORM pgque._finish_batch(c);
+        PERFORM pgque._finish_batch(c, false);  -- last_seen stays the reader's
         w.sub_lease_until := clock_timestamp() + lease;
         RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
     ELSIF w.sub_batch IS NULL THEN
@@ -145,7 +145,7 @@ BEGIN
             CONTINUE WHEN v.sub_batch IS NULL OR v.sub_lease_until >= clock_timestamp();
             w := pgque._take_over(w, v);
             v.sub_lost_batch := v.sub_batch;
-            PERFORM pgque._finish_batch(v);  -- v loses it; a worker's position is never read
+            PERFORM pgque._finish_batch(v, false);  -- v loses it (keeping its last_seen)
             w.sub_lease_until := clock_timestamp() + lease;
             RETURN pgque._save(w);
         END LOOP;

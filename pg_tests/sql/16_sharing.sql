@@ -148,6 +148,26 @@ SELECT count(*) AS nothing FROM pgque.receive('q16', 'c', 10, 'never');
 SELECT count(*) AS no_row FROM pgque.get_worker_info('q16', 'c') WHERE worker_name = 'never';
 
 ---------------------------------------------------------------------------
+-- get_consumer_info counts what workers hold: a window handed out and not
+-- acknowledged keeps the consumer pending, lagging and with a batch age,
+-- after the consumer's own position has moved past it; a worker whose
+-- window is taken over keeps its last_seen.
+---------------------------------------------------------------------------
+SELECT pgque.send('q16', 't', 'held') IS NOT NULL AS sent;
+SELECT pgque.force_tick('q16') IS NOT NULL AS ticked;
+SELECT array_agg(payload) AS w1_holds FROM pgque.receive('q16', 'c', 10, 'w1', '1 microsecond');
+SELECT next_tick IS NULL AS range_cut_to_its_end, pending_events, lag > '0' AS lagging,
+       batch_age IS NOT NULL AS batch_age_set, worker_batches, current_batch IS NULL AS no_batch_of_its_own
+  FROM pgque.get_consumer_info('q16', 'c');
+SELECT last_seen AS w1_seen FROM pgque.get_worker_info('q16', 'c') WHERE worker_name = 'w1' \gset
+SELECT pg_sleep(0.05);
+SELECT count(*) AS w2_took_over FROM pgque.receive('q16', 'c', 10, 'w2');
+SELECT last_seen >= :'w1_seen'::interval + interval '40 milliseconds' AS w1_last_seen_kept
+  FROM pgque.get_worker_info('q16', 'c') WHERE worker_name = 'w1';
+SELECT test.ack16('w2') AS w2_ack;
+SELECT pending_events, lag, batch_age, worker_batches FROM pgque.get_consumer_info('q16', 'c');
+
+---------------------------------------------------------------------------
 -- Two sessions using one worker name (a misconfigured deployment): each
 -- ack covers only its own piece, as for plain readers.  The window is the
 -- four rows of the first receive; a then gets three of them, b all four.
