@@ -360,11 +360,17 @@ func (c *Consumer) Start(ctx context.Context) error {
 			}
 		})
 	}
+	// The listener outlives the loop's shutdown: a single reader holds its
+	// reader lock on the listening connection until its last piece is
+	// settled, so that no standby takes over what it still handles.
+	lctx, stopListen := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopListen()
 	wake := make(chan struct{}, 1)
-	wg.Go(func() { c.listen(bg, log, wake) })
+	wg.Go(func() { c.listen(lctx, log, wake) })
 	log.Info("pgque consumer: started")
 	err := c.loop(bg, log, wake)
 	stop()
+	stopListen()
 	wg.Wait()
 	if c.worker != "" {
 		c.release(ctx, log)
@@ -499,13 +505,23 @@ func (c *Consumer) loop(ctx context.Context, log *slog.Logger, wake <-chan struc
 }
 
 // receive asks for the next piece of up to size messages, as the
-// consumer's worker or as its plain reader.
+// consumer's worker or as its plain reader.  Shutdown gives a receive in
+// progress receiveGrace to finish instead of cutting it short: a receive
+// cancelled on the client may still commit on the server, after the worker
+// was released, and would then hold its messages for a whole lease with
+// nobody to handle them.
 func (c *Consumer) receive(ctx context.Context, size int) ([]Message, error) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(receiveGrace, cancel) })()
 	if c.worker != "" {
-		return c.client.ReceiveAsWorker(ctx, c.queue, c.name, c.worker, size, c.cfg.lease)
+		return c.client.ReceiveAsWorker(rctx, c.queue, c.name, c.worker, size, c.cfg.lease)
 	}
-	return c.client.Receive(ctx, c.queue, c.name, size)
+	return c.client.Receive(rctx, c.queue, c.name, size)
 }
+
+// receiveGrace is how long a receive in progress at shutdown may go on.
+const receiveGrace = 5 * time.Second
 
 // pieceBudget and pieceMemory bound a grown piece (see WithMaxCatchUp):
 // about how long handling it may take, and about how much memory it holds.
@@ -542,8 +558,12 @@ func (c *Consumer) nextSize(size, got, bytes int, took time.Duration) int {
 }
 
 // errPieceLost cancels the handlers of a piece whose batch another worker
-// took over.
-var errPieceLost = errors.New("pgque: the batch was taken over by another worker")
+// took over; errNotReader those of a single reader that lost its reader
+// lock (its listening connection), since a standby reads the batch now.
+var (
+	errPieceLost = errors.New("pgque: the batch was taken over by another worker")
+	errNotReader = errors.New("pgque: no longer the consumer's single reader")
+)
 
 // pieceLease is what the consumer knows of the lease on the batch of the
 // piece it handles: until when the batch is surely its own (by the local
@@ -653,7 +673,18 @@ func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message
 	defer beats.Wait()
 	defer bcancel()
 	// may reports whether the next message may be started.
-	may := func() bool { return hctx.Err() == nil && (c.worker == "" || lease.ours(bctx)) }
+	may := func() bool {
+		switch {
+		case hctx.Err() != nil:
+			return false
+		case c.worker != "":
+			return lease.ours(bctx)
+		case c.cfg.singleReader && !c.leading.Load():
+			hcancel(errNotReader)
+			return false
+		}
+		return true
+	}
 
 	res := make([]result, len(msgs))
 	workers := min(c.cfg.concurrency, len(msgs))
@@ -721,6 +752,11 @@ const settleTimeout = 10 * time.Second
 // as cause says) is left unacknowledged, so it is delivered again.
 func (c *Consumer) settle(ctx context.Context, log *slog.Logger, msgs []Message, res []result, cause error) {
 	piece := msgs[0].BatchID
+	if errors.Is(cause, errNotReader) {
+		log.Warn("pgque consumer: lost the single reader's lock (its listening connection); stopped handling the batch, which the new reader gets again",
+			"batch_id", piece, "messages", len(msgs))
+		return
+	}
 	if errors.Is(cause, errPieceLost) {
 		left := 0
 		for _, r := range res {

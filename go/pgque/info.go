@@ -110,9 +110,10 @@ type ConsumerInfo struct {
 	Queue string
 	Name  string
 	// Lag is how long the oldest event not yet consumed has waited, as an
-	// upper bound: the time since the tick the consumer last finished (what
-	// came before is consumed), or 0 when PendingEvents is 0.  A consumer
-	// that is stuck, stopped or paused shows a growing Lag.
+	// upper bound: the time since the tick the consumer's position starts
+	// after (the oldest of its own and of its workers' windows; what came
+	// before is consumed), or 0 when PendingEvents is 0.  A consumer that is
+	// stuck, stopped or paused shows a growing Lag.
 	Lag      time.Duration
 	LastSeen time.Duration // since it last opened, acked or finished a batch
 	LastTick int64
@@ -133,10 +134,16 @@ type ConsumerInfo struct {
 	// BlockingRotation reports that it is what keeps the queue's tables from
 	// rotating.
 	BlockingRotation bool
-	// BatchAge is the age of the open batch, nil when none: the time since
-	// its end tick.  A batch reaches to the newest tick when it is opened, so
-	// this exceeds the time since the opening by less than one tick interval.
+	// BatchAge is the age of the oldest open batch, the consumer's own or a
+	// window one of its workers holds, nil when none: the time since its end
+	// tick.  A batch reaches to the newest tick when it is opened, so this
+	// exceeds the time since the opening by less than one tick interval.  A
+	// growing BatchAge with a recent LastSeen is a handler that hangs (or
+	// works through a big batch) while its worker keeps renewing its lease.
 	BatchAge *time.Duration
+	// WorkerBatches is how many windows the consumer's cooperative workers
+	// hold (Workers lists them).
+	WorkerBatches int
 }
 
 // Consumers describes the subscriptions of queue, or of every queue when
@@ -149,7 +156,7 @@ func (c *Client) Consumers(ctx context.Context, queue string) ([]ConsumerInfo, e
 	}
 	rows, err := c.pool.Query(ctx, `
 		SELECT queue_name, consumer_name, lag, last_seen, last_tick, current_batch, next_tick,
-		       pending_events, retry_pending, dead_letters, blocking_rotation, batch_age
+		       pending_events, retry_pending, dead_letters, blocking_rotation, batch_age, worker_batches
 		  FROM pgque.get_consumer_info($1, NULL, $2)`, q, c.namespaceArg())
 	if err != nil {
 		return nil, wrap("pgque: consumer info", err)
@@ -158,7 +165,7 @@ func (c *Client) Consumers(ctx context.Context, queue string) ([]ConsumerInfo, e
 		var ci ConsumerInfo
 		err := row.Scan(&ci.Queue, &ci.Name, &ci.Lag, &ci.LastSeen, &ci.LastTick, &ci.CurrentBatch,
 			&ci.NextTick, &ci.PendingEvents, &ci.RetryPending, &ci.DeadLetters, &ci.BlockingRotation,
-			&ci.BatchAge)
+			&ci.BatchAge, &ci.WorkerBatches)
 		ci.Queue = c.local(ci.Queue)
 		return ci, err
 	})

@@ -229,15 +229,8 @@ func waitHandled(t *testing.T, pool *pgxpool.Pool, want []int64, d time.Duration
 func newProcessDB(t *testing.T, q string) (*pgque.Client, *pgxpool.Pool, string) {
 	t.Helper()
 	ctx := context.Background()
-	dsn, err := srv.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := srv.NewPool(t)
+	dsn := pool.Config().ConnString()
 	client := pgque.New(pool)
 	if _, err := client.CreateQueue(ctx, q); err != nil {
 		t.Fatal(err)

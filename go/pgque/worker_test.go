@@ -54,6 +54,29 @@ func (h *handled) add(worker string, id int64) {
 	}
 }
 
+// shared checks that every id was handled once, and that each of names
+// handled some.
+func (h *handled) shared(t *testing.T, ids []int64, names ...string) {
+	t.Helper()
+	per := map[string]int{}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		if len(h.by[id]) != 1 {
+			t.Errorf("message %d handled by %v", id, h.by[id])
+		}
+		for _, w := range h.by[id] {
+			per[w]++
+		}
+	}
+	for _, n := range names {
+		if per[n] == 0 {
+			t.Errorf("handled per reader: %v; want %v to share the work", per, names)
+			return
+		}
+	}
+}
+
 func (h *handled) wait(t *testing.T) {
 	t.Helper()
 	select {
@@ -100,20 +123,7 @@ func TestWorkersShareConsumer(t *testing.T) {
 		defer stop()
 	}
 	h.wait(t)
-	per := map[string]int{}
-	h.mu.Lock()
-	for _, id := range ids {
-		if len(h.by[id]) != 1 {
-			t.Errorf("message %d handled by %v", id, h.by[id])
-		}
-		for _, w := range h.by[id] {
-			per[w]++
-		}
-	}
-	h.mu.Unlock()
-	if per["w1"] == 0 || per["w2"] == 0 {
-		t.Errorf("handled per worker: %v; want both to share the work", per)
-	}
+	h.shared(t, ids, "w1", "w2")
 }
 
 // A worker stopped in the middle of a batch (no ack, no more heartbeats, as
@@ -309,20 +319,7 @@ func TestConsumersShareByDefault(t *testing.T) {
 	}
 	ids := sendTicked(t, client, "wq", 200, 5)
 	h.wait(t)
-	per := map[string]int{}
-	h.mu.Lock()
-	for _, id := range ids {
-		if len(h.by[id]) != 1 {
-			t.Errorf("message %d handled by %v", id, h.by[id])
-		}
-		for _, w := range h.by[id] {
-			per[w]++
-		}
-	}
-	h.mu.Unlock()
-	if per["one"] == 0 || per["two"] == 0 {
-		t.Errorf("handled per consumer: %v; want both to share the work", per)
-	}
+	h.shared(t, ids, "one", "two")
 	consumerNoMore(t, client, "wq", "c")
 }
 
@@ -384,5 +381,56 @@ func TestConsumerSingleReaderStandby(t *testing.T) {
 	}
 	if ws, err := client.Workers(context.Background(), "wq", "c"); err != nil || len(ws) != 0 {
 		t.Errorf("single readers made workers: %+v, %v", ws, err)
+	}
+}
+
+// A single reader stopped in the middle of a piece finishes and
+// acknowledges it before the standby takes over: no message is handled
+// twice, and none by the standby while the first still works.
+func TestConsumerSingleReaderHandover(t *testing.T) {
+	client := newClient(t, "wq", "c")
+	var mu sync.Mutex
+	times := map[int64]int{}
+	got := make(chan string, 100)
+	busy := map[string]bool{}
+	start := func(name string) *runningConsumer {
+		c := client.NewConsumer("wq", "c", pgque.WithSingleReader(), pgque.WithPollInterval(20*time.Millisecond),
+			consumerLogger(t))
+		c.Handle("job", func(ctx context.Context, m pgque.Message) error {
+			mu.Lock()
+			times[m.MsgID]++
+			busy[name] = true
+			for other, b := range busy {
+				if other != name && b {
+					t.Errorf("%s handles message %d while %s is handling one", name, m.MsgID, other)
+				}
+			}
+			mu.Unlock()
+			got <- name
+			time.Sleep(10 * time.Millisecond)
+			mu.Lock()
+			busy[name] = false
+			mu.Unlock()
+			return nil
+		})
+		return consumerRun(t, c)
+	}
+	readers := map[string]*runningConsumer{"a": start("a"), "b": start("b")}
+	ids := sendTicked(t, client, "wq", 40, 40)
+	first := consumerAwait(t, got, consumerTimeout, "the first message")
+	stopped := make(chan error, 1)
+	go func() { stopped <- readers[first].stop() }() // mid-piece: it finishes the piece first
+	for range len(ids) - 1 {
+		consumerAwait(t, got, consumerTimeout, "a message")
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		if times[id] != 1 {
+			t.Errorf("message %d handled %d times", id, times[id])
+		}
 	}
 }
