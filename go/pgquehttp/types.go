@@ -85,9 +85,11 @@ type Consumer struct {
 	RetryPending     int64 `json:"retry_pending"`
 	DeadLetters      int64 `json:"dead_letters"`
 	BlockingRotation bool  `json:"blocking_rotation"`
-	// BatchAgeSeconds is the time since the open batch's end tick; null
-	// without an open batch.
+	// BatchAgeSeconds is the time since the end tick of the oldest open
+	// batch (its own, or a window of one of its workers); null without one.
 	BatchAgeSeconds *float64 `json:"batch_age_seconds"`
+	// WorkerBatches is how many windows its cooperative workers hold.
+	WorkerBatches int `json:"worker_batches"`
 }
 
 // Worker describes a cooperative worker of a consumer.

@@ -621,7 +621,7 @@ func TestWorkerCommands(t *testing.T) {
 	c.ok("send", "orders", "-t", "b", "2")
 	c.sql(`SELECT pgque.force_tick('orders')`)
 	c.ok("receive", "orders", "billing", "--single-reader")
-	c.fails(exitConflict, "its workers cannot start", "receive", "orders", "billing", "--worker", "w1")
+	c.fails(exitConflict, "its workers wait until it is finished", "receive", "orders", "billing", "--worker", "w1")
 
 	c.fails(exitUsage, "--single-reader goes without --worker and --lease", "receive", "orders", "billing",
 		"--single-reader", "--lease", "1m")

@@ -107,6 +107,7 @@ type consumerJSON struct {
 	DeadLetters      int64    `json:"dead_letters"`
 	BlockingRotation bool     `json:"blocking_rotation"`
 	BatchAgeSeconds  *float64 `json:"batch_age_seconds"`
+	WorkerBatches    int      `json:"worker_batches"`
 }
 
 func newConsumersCmd(g *globals) *cobra.Command {
@@ -115,10 +116,13 @@ func newConsumersCmd(g *globals) *cobra.Command {
 		Short: "List the consumers of a queue, or of every queue",
 		Long: `consumers lists subscriptions: LAG is the time since the tick the consumer last
 finished, LAST_SEEN the time since it last received or acked, PENDING the
-events sent after its position (approximate), BATCH its open batch and
-BATCH_AGE the time since that batch's end tick.  BLOCKING
-yes means it is what keeps the queue's tables from rotating: storage grows
-until it catches up or is unsubscribed (see docs/operations.md).`,
+events sent after its position (approximate), BATCH its own open batch (a
+plain reader's), BATCH_AGE the time since the end tick of its oldest open
+batch or worker window, WORKERS how many windows its workers hold ('pgque
+workers' lists them).  Its position is the oldest of its own and of its
+workers' windows.  BLOCKING yes means it is what keeps the queue's tables
+from rotating: storage grows until it catches up or is unsubscribed (see
+docs/operations.md).`,
 		Args: rangeArgs(0, 1),
 	}
 	out := newOutput(cmd)
@@ -142,12 +146,13 @@ until it catches up or is unsubscribed (see docs/operations.md).`,
 				LastTick: c.LastTick, CurrentBatch: c.CurrentBatch, NextTick: c.NextTick,
 				PendingEvents: c.PendingEvents, RetryPending: c.RetryPending, DeadLetters: c.DeadLetters,
 				BlockingRotation: c.BlockingRotation, BatchAgeSeconds: secondsOrNil(c.BatchAge),
+				WorkerBatches: c.WorkerBatches,
 			}
-		}, "QUEUE\tCONSUMER\tLAG\tLAST_SEEN\tPENDING\tBATCH\tBATCH_AGE\tRETRY_PENDING\tDEAD_LETTERS\tBLOCKING",
+		}, "QUEUE\tCONSUMER\tLAG\tLAST_SEEN\tPENDING\tBATCH\tBATCH_AGE\tRETRY_PENDING\tDEAD_LETTERS\tBLOCKING\tWORKERS",
 			func(w io.Writer, c pgque.ConsumerInfo) {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", c.Queue, c.Name, fmtDuration(c.Lag),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%d\n", c.Queue, c.Name, fmtDuration(c.Lag),
 					fmtDuration(c.LastSeen), c.PendingEvents, intOr(c.CurrentBatch, "-"), durationOr(c.BatchAge, "-"),
-					c.RetryPending, c.DeadLetters, yesNo(c.BlockingRotation))
+					c.RetryPending, c.DeadLetters, yesNo(c.BlockingRotation), c.WorkerBatches)
 			})
 	}
 	return cmd
@@ -247,7 +252,7 @@ sent as other text through SQL, and null when NULL.`,
 		if err != nil {
 			return err
 		} else if !ok {
-			return notFound("batch %d was taken over or finished by someone else before it could be acknowledged", msgs[0].BatchID)
+			return notFound("batch %d was finished by someone else before it could be acknowledged", msgs[0].BatchID)
 		}
 		if !single && !named {
 			if _, err := client.ReleaseWorker(ctx, args[0], args[1], worker); err != nil {
@@ -275,9 +280,10 @@ func newAckCmd(g *globals) *cobra.Command {
 		Long: `ack acknowledges the messages that one receive handed out: BATCH_ID is the
 batch_id they were printed with (the id of that piece of the batch), never
 more than that piece held.  It fails with exit status 3 when the piece is
-unknown, was acknowledged already, or its batch was taken over by another
-worker or finished since, and with status 2 for the id of a whole batch (as
-'pgque consumers' and 'pgque workers' show them).`,
+unknown, was acknowledged already, or its batch was finished since; with
+status 4 when its batch was taken over by another worker (the receive's
+lease ran out: nothing is acknowledged); and with status 2 for the id of a
+whole batch (as 'pgque consumers' and 'pgque workers' show them).`,
 		Args: exactArgs(1),
 	}
 	out := newOutput(cmd)
@@ -296,7 +302,7 @@ worker or finished since, and with status 2 for the id of a whole batch (as
 			return err
 		}
 		if !ok {
-			return notFound("batch %d: nothing to acknowledge (unknown, acknowledged already, or taken over or finished since)", batch)
+			return notFound("batch %d: nothing to acknowledge (unknown, acknowledged already, or finished since)", batch)
 		}
 		res := struct {
 			BatchID int64 `json:"batch_id"`

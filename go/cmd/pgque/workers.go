@@ -23,12 +23,15 @@ func newWorkersCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "workers QUEUE CONSUMER",
 		Short: "List the cooperative workers of a consumer",
-		Long: `workers lists the cooperative workers that share CONSUMER's stream ('pgque
-receive --worker', or the Go consumer option WithWorker): the batch each
-holds, the time left on its lease, and the time since it was last seen.  A
-negative LEASE_LEFT means the worker stopped or is too slow: the next idle
-worker takes its batch over, and what it had not acknowledged is delivered
-again.`,
+		Long: `workers lists the cooperative workers that share CONSUMER's stream: every Go
+Consumer (one per run, named after its host and process unless WithWorker
+names it), every 'pgque receive' without --single-reader, the HTTP API's
+receives and streams, and '_plain' for plain receives while workers read
+the consumer.  It shows the batch each holds, the time left on its lease,
+and the time since it was last seen.  A negative LEASE_LEFT means the worker
+stopped or is too slow: the next idle worker takes its batch over, and what
+it had not acknowledged is delivered again.  Workers that hold nothing are
+forgotten after an hour.`,
 		Args: exactArgs(2),
 	}
 	out := newOutput(cmd)

@@ -183,6 +183,7 @@ func consumerJSON(c pgque.ConsumerInfo) pgquehttp.Consumer {
 		LastTick: c.LastTick, CurrentBatch: c.CurrentBatch, NextTick: c.NextTick,
 		PendingEvents: c.PendingEvents, RetryPending: c.RetryPending, DeadLetters: c.DeadLetters,
 		BlockingRotation: c.BlockingRotation, BatchAgeSeconds: secondsOrNil(c.BatchAge),
+		WorkerBatches: c.WorkerBatches,
 	}
 }
 
