@@ -327,6 +327,11 @@ $$;
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
 --   (1886482283, hashtext(name))    creators of one queue name
+--   (1886482284, hashtext('<queue>/<consumer>'))  session lock of the Go
+--                                   SDK's single reader of a consumer
+--                                   (WithSingleReader, consumer.go)
+--   (_lock_ns() + 20 and + 21, 0)   the delayed mover, store rotations
+--                                   (13_delayed.sql)
 CREATE FUNCTION pgque._lock_ns() RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1886482281 $$;
 
@@ -1305,11 +1310,31 @@ BEGIN
     END IF;
     t := pgque._last_tick(s.sub_queue);
     IF t.tick_id > s.sub_last_tick THEN
-        s := pgque._clear_batch(s);
+        s := pgque._range_to(pgque._clear_batch(s), t);
         s.sub_batch := nextval('pgque.batch_id_seq');
-        s.sub_next_tick := t.tick_id;            s.sub_next_time := t.tick_time;
-        s.sub_next_snapshot := t.tick_snapshot;  s.sub_next_seq := t.tick_event_seq;
     END IF;
+    RETURN s;
+END
+$$;
+
+-- _range_to(s, t): s with its open range (sub_next_*) ending at tick t; in
+-- memory only.
+CREATE FUNCTION pgque._range_to(s pgque.subscription, t pgque.tick) RETURNS pgque.subscription
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    s.sub_next_tick := t.tick_id;            s.sub_next_time := t.tick_time;
+    s.sub_next_snapshot := t.tick_snapshot;  s.sub_next_seq := t.tick_event_seq;
+    RETURN s;
+END
+$$;
+
+-- _past_range(s): s with its position (sub_last_*) moved to the end of its
+-- open range; in memory only, the range kept.
+CREATE FUNCTION pgque._past_range(s pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    s.sub_last_tick := s.sub_next_tick;            s.sub_last_time := s.sub_next_time;
+    s.sub_last_snapshot := s.sub_next_snapshot;    s.sub_last_seq := s.sub_next_seq;
     RETURN s;
 END
 $$;
@@ -1336,9 +1361,7 @@ $$;
 CREATE FUNCTION pgque._finish_batch(s pgque.subscription, seen boolean DEFAULT true) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
-    s.sub_last_tick := s.sub_next_tick;            s.sub_last_time := s.sub_next_time;
-    s.sub_last_snapshot := s.sub_next_snapshot;    s.sub_last_seq := s.sub_next_seq;
-    RETURN pgque._save(pgque._clear_batch(s), seen);
+    RETURN pgque._save(pgque._clear_batch(pgque._past_range(s)), seen);
 END
 $$;
 
@@ -1841,7 +1864,7 @@ BEGIN
         c := pgque._batch_ctx(s);
         s.sub_piece := nextval('pgque.batch_id_seq');
         SELECT * INTO e FROM pgque._piece_end(c, max_return);
-        IF e.n = 2 OR e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
+        IF e.n > 0 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
             PERFORM pgque._save_piece(s, w, e.n = 2, e.end_txid, e.end_id);
             EXIT;
         END IF;
@@ -2601,15 +2624,12 @@ BEGIN
                        FROM pgque._batch_rows(c, false, '', 'ORDER BY ev_txid, ev_id LIMIT $2', room, NULL, NULL) e;
         GET DIAGNOSTICS n = ROW_COUNT;
         room := room - n;
-        c.sub_last_tick := c.sub_next_tick;          c.sub_last_time := c.sub_next_time;
-        c.sub_last_snapshot := c.sub_next_snapshot;  c.sub_last_seq := c.sub_next_seq;
+        c := pgque._past_range(c);
     END IF;
     t := pgque._last_tick(c.sub_queue);
     IF room > 0 AND t.tick_id > c.sub_last_tick THEN
         -- The batch a receive would open next, up to the newest tick.
-        c := pgque._clear_batch(c);
-        c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
-        c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
+        c := pgque._range_to(pgque._clear_batch(c), t);
         RETURN QUERY SELECT e.ev_id, NULL::bigint, NULL::text, e.ev_type, e.ev_data, e.ev_retry, e.ev_time,
                             e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
                        FROM pgque._batch_rows(c, false, '', 'ORDER BY ev_txid, ev_id LIMIT $2', room, NULL, NULL) e;
@@ -3905,9 +3925,12 @@ BEGIN
 END
 $$;
 
--- _take_over(w, v): w with v's batch (its window and acknowledged
--- position), under a new batch id; in memory only.
-CREATE FUNCTION pgque._take_over(w pgque.subscription, v pgque.subscription) RETURNS pgque.subscription
+-- _take_over(w, v, lease): w takes v's batch over (its window and
+-- acknowledged position), under a new batch id, for lease from now: v loses
+-- it (remembered for PQ028, its last_seen kept) and both are saved.
+-- Returns w.
+CREATE FUNCTION pgque._take_over(w pgque.subscription, v pgque.subscription, lease interval)
+RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
     w.sub_last_tick := v.sub_last_tick;          w.sub_last_time := v.sub_last_time;
@@ -3919,7 +3942,10 @@ BEGIN
     w.sub_end_txid := v.sub_end_txid;            w.sub_end_id := v.sub_end_id;
     w.sub_sent_txid := NULL;  w.sub_sent_id := NULL;  w.sub_done := false;  w.sub_piece := NULL;
     w.sub_batch := nextval('pgque.batch_id_seq');
-    RETURN w;
+    w.sub_lease_until := clock_timestamp() + lease;
+    v.sub_lost_batch := v.sub_batch;
+    PERFORM pgque._finish_batch(v, false);
+    RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
 END
 $$;
 
@@ -3954,11 +3980,7 @@ BEGIN
     END IF;
     IF w.sub_batch IS NULL AND c.sub_batch IS NOT NULL THEN
         -- The plain reader's batch, untouched for a lease: it goes on here.
-        w := pgque._take_over(w, c);
-        c.sub_lost_batch := c.sub_batch;
-        PERFORM pgque._finish_batch(c, false);  -- last_seen stays the reader's
-        w.sub_lease_until := clock_timestamp() + lease;
-        RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
+        RETURN pgque._take_over(w, c, lease);
     ELSIF w.sub_batch IS NULL THEN
         LOOP  -- the oldest window whose lease ran out (a single SELECT: usually there is none)
             SELECT * INTO v FROM pgque.subscription
@@ -3971,11 +3993,7 @@ BEGIN
             PERFORM 1 FROM pgque.consumer WHERE sub_id = v.sub_id FOR UPDATE;
             SELECT * INTO v FROM pgque.subscription WHERE sub_id = v.sub_id;
             CONTINUE WHEN v.sub_batch IS NULL OR v.sub_lease_until >= clock_timestamp();
-            w := pgque._take_over(w, v);
-            v.sub_lost_batch := v.sub_batch;
-            PERFORM pgque._finish_batch(v, false);  -- v loses it (keeping its last_seen)
-            w.sub_lease_until := clock_timestamp() + lease;
-            RETURN pgque._save(w);
+            RETURN pgque._take_over(w, v, lease);
         END LOOP;
     END IF;
     w.sub_lease_until := clock_timestamp() + lease;
@@ -3998,9 +4016,8 @@ BEGIN
     IF c.sub_next_tick IS NULL THEN
         t := pgque._last_tick(c.sub_queue);
         IF t.tick_id > c.sub_last_tick THEN
-            c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
-            c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
-            c.sub_ack_txid := NULL;                  c.sub_ack_id := NULL;
+            c := pgque._range_to(c, t);
+            c.sub_ack_txid := NULL;  c.sub_ack_id := NULL;
         END IF;
     END IF;
     RETURN c;

@@ -18,6 +18,11 @@
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
 --   (1886482283, hashtext(name))    creators of one queue name
+--   (1886482284, hashtext('<queue>/<consumer>'))  session lock of the Go
+--                                   SDK's single reader of a consumer
+--                                   (WithSingleReader, consumer.go)
+--   (_lock_ns() + 20 and + 21, 0)   the delayed mover, store rotations
+--                                   (13_delayed.sql)
 CREATE FUNCTION pgque._lock_ns() RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1886482281 $$;
 

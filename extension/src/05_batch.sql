@@ -190,11 +190,31 @@ BEGIN
     END IF;
     t := pgque._last_tick(s.sub_queue);
     IF t.tick_id > s.sub_last_tick THEN
-        s := pgque._clear_batch(s);
+        s := pgque._range_to(pgque._clear_batch(s), t);
         s.sub_batch := nextval('pgque.batch_id_seq');
-        s.sub_next_tick := t.tick_id;            s.sub_next_time := t.tick_time;
-        s.sub_next_snapshot := t.tick_snapshot;  s.sub_next_seq := t.tick_event_seq;
     END IF;
+    RETURN s;
+END
+$$;
+
+-- _range_to(s, t): s with its open range (sub_next_*) ending at tick t; in
+-- memory only.
+CREATE FUNCTION pgque._range_to(s pgque.subscription, t pgque.tick) RETURNS pgque.subscription
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    s.sub_next_tick := t.tick_id;            s.sub_next_time := t.tick_time;
+    s.sub_next_snapshot := t.tick_snapshot;  s.sub_next_seq := t.tick_event_seq;
+    RETURN s;
+END
+$$;
+
+-- _past_range(s): s with its position (sub_last_*) moved to the end of its
+-- open range; in memory only, the range kept.
+CREATE FUNCTION pgque._past_range(s pgque.subscription) RETURNS pgque.subscription
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    s.sub_last_tick := s.sub_next_tick;            s.sub_last_time := s.sub_next_time;
+    s.sub_last_snapshot := s.sub_next_snapshot;    s.sub_last_seq := s.sub_next_seq;
     RETURN s;
 END
 $$;
@@ -221,9 +241,7 @@ $$;
 CREATE FUNCTION pgque._finish_batch(s pgque.subscription, seen boolean DEFAULT true) RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
-    s.sub_last_tick := s.sub_next_tick;            s.sub_last_time := s.sub_next_time;
-    s.sub_last_snapshot := s.sub_next_snapshot;    s.sub_last_seq := s.sub_next_seq;
-    RETURN pgque._save(pgque._clear_batch(s), seen);
+    RETURN pgque._save(pgque._clear_batch(pgque._past_range(s)), seen);
 END
 $$;
 

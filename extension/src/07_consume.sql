@@ -312,7 +312,7 @@ BEGIN
         c := pgque._batch_ctx(s);
         s.sub_piece := nextval('pgque.batch_id_seq');
         SELECT * INTO e FROM pgque._piece_end(c, max_return);
-        IF e.n = 2 OR e.n = 1 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
+        IF e.n > 0 OR EXISTS (SELECT FROM pgque._batch_rows(s, false, '', 'LIMIT 1', NULL, NULL, NULL)) THEN
             PERFORM pgque._save_piece(s, w, e.n = 2, e.end_txid, e.end_id);
             EXIT;
         END IF;

@@ -51,15 +51,12 @@ BEGIN
                        FROM pgque._batch_rows(c, false, '', 'ORDER BY ev_txid, ev_id LIMIT $2', room, NULL, NULL) e;
         GET DIAGNOSTICS n = ROW_COUNT;
         room := room - n;
-        c.sub_last_tick := c.sub_next_tick;          c.sub_last_time := c.sub_next_time;
-        c.sub_last_snapshot := c.sub_next_snapshot;  c.sub_last_seq := c.sub_next_seq;
+        c := pgque._past_range(c);
     END IF;
     t := pgque._last_tick(c.sub_queue);
     IF room > 0 AND t.tick_id > c.sub_last_tick THEN
         -- The batch a receive would open next, up to the newest tick.
-        c := pgque._clear_batch(c);
-        c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
-        c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
+        c := pgque._range_to(pgque._clear_batch(c), t);
         RETURN QUERY SELECT e.ev_id, NULL::bigint, NULL::text, e.ev_type, e.ev_data, e.ev_retry, e.ev_time,
                             e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
                        FROM pgque._batch_rows(c, false, '', 'ORDER BY ev_txid, ev_id LIMIT $2', room, NULL, NULL) e;

@@ -77,9 +77,12 @@ BEGIN
 END
 $$;
 
--- _take_over(w, v): w with v's batch (its window and acknowledged
--- position), under a new batch id; in memory only.
-CREATE FUNCTION pgque._take_over(w pgque.subscription, v pgque.subscription) RETURNS pgque.subscription
+-- _take_over(w, v, lease): w takes v's batch over (its window and
+-- acknowledged position), under a new batch id, for lease from now: v loses
+-- it (remembered for PQ028, its last_seen kept) and both are saved.
+-- Returns w.
+CREATE FUNCTION pgque._take_over(w pgque.subscription, v pgque.subscription, lease interval)
+RETURNS pgque.subscription
 LANGUAGE plpgsql AS $$
 BEGIN
     w.sub_last_tick := v.sub_last_tick;          w.sub_last_time := v.sub_last_time;
@@ -91,7 +94,10 @@ BEGIN
     w.sub_end_txid := v.sub_end_txid;            w.sub_end_id := v.sub_end_id;
     w.sub_sent_txid := NULL;  w.sub_sent_id := NULL;  w.sub_done := false;  w.sub_piece := NULL;
     w.sub_batch := nextval('pgque.batch_id_seq');
-    RETURN w;
+    w.sub_lease_until := clock_timestamp() + lease;
+    v.sub_lost_batch := v.sub_batch;
+    PERFORM pgque._finish_batch(v, false);
+    RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
 END
 $$;
 
@@ -126,11 +132,7 @@ BEGIN
     END IF;
     IF w.sub_batch IS NULL AND c.sub_batch IS NOT NULL THEN
         -- The plain reader's batch, untouched for a lease: it goes on here.
-        w := pgque._take_over(w, c);
-        c.sub_lost_batch := c.sub_batch;
-        PERFORM pgque._finish_batch(c, false);  -- last_seen stays the reader's
-        w.sub_lease_until := clock_timestamp() + lease;
-        RETURN pgque._save(w);  -- saved at once: the caller may hand out nothing (paused queue)
+        RETURN pgque._take_over(w, c, lease);
     ELSIF w.sub_batch IS NULL THEN
         LOOP  -- the oldest window whose lease ran out (a single SELECT: usually there is none)
             SELECT * INTO v FROM pgque.subscription
@@ -143,11 +145,7 @@ BEGIN
             PERFORM 1 FROM pgque.consumer WHERE sub_id = v.sub_id FOR UPDATE;
             SELECT * INTO v FROM pgque.subscription WHERE sub_id = v.sub_id;
             CONTINUE WHEN v.sub_batch IS NULL OR v.sub_lease_until >= clock_timestamp();
-            w := pgque._take_over(w, v);
-            v.sub_lost_batch := v.sub_batch;
-            PERFORM pgque._finish_batch(v, false);  -- v loses it (keeping its last_seen)
-            w.sub_lease_until := clock_timestamp() + lease;
-            RETURN pgque._save(w);
+            RETURN pgque._take_over(w, v, lease);
         END LOOP;
     END IF;
     w.sub_lease_until := clock_timestamp() + lease;
@@ -170,9 +168,8 @@ BEGIN
     IF c.sub_next_tick IS NULL THEN
         t := pgque._last_tick(c.sub_queue);
         IF t.tick_id > c.sub_last_tick THEN
-            c.sub_next_tick := t.tick_id;            c.sub_next_time := t.tick_time;
-            c.sub_next_snapshot := t.tick_snapshot;  c.sub_next_seq := t.tick_event_seq;
-            c.sub_ack_txid := NULL;                  c.sub_ack_id := NULL;
+            c := pgque._range_to(c, t);
+            c.sub_ack_txid := NULL;  c.sub_ack_id := NULL;
         END IF;
     END IF;
     RETURN c;
