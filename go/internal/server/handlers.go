@@ -511,10 +511,11 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	queue, consumer := r.PathValue("queue"), r.PathValue("consumer")
+	l, err := s.readAs(req.SingleReader, req.Worker, req.LeaseSeconds)
+	if err != nil {
+		return err
+	}
 	if req.SingleReader {
-		if req.Worker != "" || req.LeaseSeconds != 0 {
-			return badRequest("single_reader goes without worker and lease_seconds: a single reader holds no lease")
-		}
 		msgs, err := s.client.Receive(r.Context(), queue, consumer, req.Max)
 		if err != nil {
 			return err
@@ -522,14 +523,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, batchJSON(msgs, ""))
 		return nil
 	}
-	l, err := lease(req.LeaseSeconds)
-	if err != nil {
-		return err
-	}
 	if req.Worker != "" {
-		if err := s.checkWorkerName(req.Worker); err != nil {
-			return err
-		}
 		msgs, err := s.client.ReceiveAsWorker(r.Context(), queue, consumer, req.Worker, req.Max, l)
 		if err != nil {
 			return err
@@ -552,6 +546,27 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, batchJSON(msgs, name))
 	return nil
+}
+
+// readAs checks how a receive or stream reads its consumer: as its single
+// reader (no worker, no lease), as the worker the caller names, or, with
+// neither, as a worker of s.workers.  It returns the lease (a single
+// reader's heartbeats use the default).
+func (s *Server) readAs(single bool, worker string, leaseSecs float64) (time.Duration, error) {
+	if single {
+		if worker != "" || leaseSecs != 0 {
+			return 0, badRequest("single_reader goes without worker and lease_seconds: a single reader holds no lease")
+		}
+		return pgque.DefaultLease, nil
+	}
+	l, err := lease(leaseSecs)
+	if err != nil {
+		return 0, err
+	}
+	if worker != "" {
+		return l, s.checkWorkerName(worker)
+	}
+	return l, nil
 }
 
 // checkWorkerName refuses a worker name of the form this server gives its

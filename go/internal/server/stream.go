@@ -259,20 +259,12 @@ func (s *Server) newStreamer(r *http.Request) (*streamer, error) {
 		}
 	}
 	st.worker = r.URL.Query().Get("worker")
-	if single {
-		if st.worker != "" || secs != 0 {
-			return nil, badRequest("single_reader goes without worker and lease_seconds: a single reader holds no lease")
-		}
-		st.lease = pgque.DefaultLease // its heartbeats' lease
-		return st, nil
-	}
-	if st.lease, err = lease(secs); err != nil {
+	if st.lease, err = s.readAs(single, st.worker, secs); err != nil {
 		return nil, err
 	}
-	if st.worker != "" {
-		return st, s.checkWorkerName(st.worker)
+	if !single && st.worker == "" {
+		st.worker, st.pooled = s.workers.take(consumerKey{st.queue, st.consumer}), true
 	}
-	st.worker, st.pooled = s.workers.take(consumerKey{st.queue, st.consumer}), true
 	return st, nil
 }
 
@@ -303,8 +295,7 @@ func (st *streamer) heartbeat(ctx context.Context, piece int64) (bool, error) {
 // is made again when handed something).  A name of the pool is free again.
 func (st *streamer) end(err error) {
 	s := st.s
-	gone := errors.Is(err, pgque.ErrConsumerNotFound) || errors.Is(err, pgque.ErrQueueNotFound)
-	if st.worker != "" && !gone {
+	if st.worker != "" && !consumerGone(err) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 		released, rerr := s.client.ReleaseWorker(ctx, st.queue, st.consumer, st.worker)
 		cancel()

@@ -94,10 +94,15 @@ func (p *workerPool) put(key consumerKey, name string) {
 // is free again, unless the consumer or its queue is gone, so that names
 // are kept for real consumers only.
 func (p *workerPool) giveBack(key consumerKey, name string, err error) {
-	if errors.Is(err, pgque.ErrConsumerNotFound) || errors.Is(err, pgque.ErrQueueNotFound) {
-		return
+	if !consumerGone(err) {
+		p.put(key, name)
 	}
-	p.put(key, name)
+}
+
+// consumerGone reports whether err says the consumer or its queue no
+// longer exists.
+func consumerGone(err error) bool {
+	return errors.Is(err, pgque.ErrConsumerNotFound) || errors.Is(err, pgque.ErrQueueNotFound)
 }
 
 // hold records that piece was handed out as name, with its lease running
@@ -117,8 +122,7 @@ func (p *workerPool) done(piece int64) bool {
 	if h == nil {
 		return false
 	}
-	delete(p.held, piece)
-	p.free[h.key] = append(p.free[h.key], h.name)
+	p.releaseLocked(piece, h)
 	return true
 }
 
@@ -129,8 +133,7 @@ func (p *workerPool) doneName(key consumerKey, name string) bool {
 	defer p.mu.Unlock()
 	for piece, h := range p.held {
 		if h.key == key && h.name == name {
-			delete(p.held, piece)
-			p.free[key] = append(p.free[key], name)
+			p.releaseLocked(piece, h)
 			return true
 		}
 	}
@@ -155,8 +158,13 @@ func (p *workerPool) sweepLocked(now time.Time) {
 	p.lastSweep = now
 	for piece, h := range p.held {
 		if now.After(h.until) {
-			delete(p.held, piece)
-			p.free[h.key] = append(p.free[h.key], h.name)
+			p.releaseLocked(piece, h)
 		}
 	}
+}
+
+// releaseLocked ends the hold h of piece: its name is free again.
+func (p *workerPool) releaseLocked(piece int64, h *heldPiece) {
+	delete(p.held, piece)
+	p.free[h.key] = append(p.free[h.key], h.name)
 }
