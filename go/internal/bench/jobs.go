@@ -583,10 +583,7 @@ func runJobs(ctx context.Context, env *Env) (Result, error) {
 	res.Add("latency: offered rate", float64(b.rate), "jobs/s")
 	res.Add("latency: achieved rate", round2(b.achieved), "jobs/s")
 	res.Add("latency: jobs measured", float64(s.n), "jobs")
-	res.Add("latency p50", durMs(s.p50), "ms")
-	res.Add("latency p95", durMs(s.p95), "ms")
-	res.Add("latency p99", durMs(s.p99), "ms")
-	res.Add("latency max", durMs(s.mx), "ms")
+	s.addTo(&res, "latency ")
 	for i, n := range b.handled {
 		res.Add(fmt.Sprintf("latency: process %d handled", i+1), float64(n), "jobs")
 	}

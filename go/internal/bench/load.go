@@ -428,6 +428,15 @@ func (s latSummary) String() string {
 		durMs(s.p50), durMs(s.p95), durMs(s.p99), durMs(s.mx), s.n)
 }
 
+// addTo adds the summary's p50, p95, p99 and max to res, in milliseconds,
+// each named prefix plus the statistic.
+func (s latSummary) addTo(res *Result, prefix string) {
+	res.Add(prefix+"p50", durMs(s.p50), "ms")
+	res.Add(prefix+"p95", durMs(s.p95), "ms")
+	res.Add(prefix+"p99", durMs(s.p99), "ms")
+	res.Add(prefix+"max", durMs(s.mx), "ms")
+}
+
 // durQuantile returns the nearest-rank q-quantile of sorted durations.
 func durQuantile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {
