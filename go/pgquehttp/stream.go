@@ -115,19 +115,16 @@ func (s *Stream) Next() (Batch, error) {
 			continue
 		}
 		switch event {
-		case "batch":
+		case "batch", "lost":
 			var b Batch
 			if err := json.Unmarshal([]byte(data.String()), &b); err != nil {
-				return Batch{}, fmt.Errorf("pgquehttp: stream: decoding a batch: %w", err)
+				return Batch{}, fmt.Errorf("pgquehttp: stream: decoding a %s event: %w", event, err)
 			}
-			s.lastID = id
-			return b, nil
-		case "lost":
-			var b Batch
-			if err := json.Unmarshal([]byte(data.String()), &b); err != nil {
-				return Batch{}, fmt.Errorf("pgquehttp: stream: decoding a lost batch: %w", err)
+			if event == "lost" {
+				b.Lost = true
+			} else {
+				s.lastID = id
 			}
-			b.Lost = true
 			return b, nil
 		case "error":
 			var eb ErrorBody
