@@ -854,11 +854,15 @@ BEGIN
 END
 $$;
 
+-- The jsonb forms (here and in the files of send_opts' other forms) are SQL
+-- functions, inlined into the caller's query and so parsed under the
+-- caller's search_path: every name in them is schema-qualified (see
+-- 99_security.sql).
 CREATE FUNCTION pgque.send(queue_name text, type text, payload jsonb,
                            extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
                            extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
 LANGUAGE sql AS $$
-    SELECT pgque.send(queue_name, type, payload::text, extra1, extra2, extra3, extra4)
+    SELECT pgque.send(queue_name, type, payload::pg_catalog.text, extra1, extra2, extra3, extra4)
 $$;
 
 -- send_batch(queue_name, type, payloads[]): enqueue many events of one type
@@ -892,7 +896,7 @@ $$;
 
 CREATE FUNCTION pgque.send_batch(queue_name text, type text, payloads jsonb[]) RETURNS bigint[]
 LANGUAGE sql AS $$
-    SELECT pgque.send_batch(queue_name, type, payloads::text[])
+    SELECT pgque.send_batch(queue_name, type, payloads::pg_catalog.text[])
 $$;
 
 -- insert_event(queue_name, ev_type, ev_data [, ev_extra1 .. ev_extra4]):
@@ -978,7 +982,7 @@ CREATE FUNCTION pgque.send_opts(queue_name text, type text, payload jsonb,
                                 extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
                                 extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
 LANGUAGE sql AS $$
-    SELECT pgque.send_opts(queue_name, type, payload::text, deliver_at, unique_key, unique_ttl, max_retries,
+    SELECT pgque.send_opts(queue_name, type, payload::pg_catalog.text, deliver_at, unique_key, unique_ttl, max_retries,
                            extra1, extra2, extra3, extra4)
 $$;
 
@@ -1205,7 +1209,7 @@ $$;
 -- sort and parallelism off, which leaves it that ordered walk.
 --
 -- The query may run in a client's session (receive_query), under its
--- search_path: the function it calls is schema-qualified.
+-- search_path: its function, types and operators are schema-qualified.
 --
 -- PL/pgSQL rather than SQL, here and in _paused: a SQL function that cannot
 -- be inlined is parsed and planned again in every transaction that calls it
@@ -1219,18 +1223,18 @@ DECLARE
     parts text[];
 BEGIN
     IF ctx.end_txid IS NOT NULL THEN  -- a window that ends inside its tick range
-        cond := format(' AND (ev_txid, ev_id) <= (%1$s.end_txid, %1$s.end_id)', ref) || cond;
+        cond := format(' AND (ev_txid, ev_id) OPERATOR(pg_catalog.<=) (%1$s.end_txid, %1$s.end_id)', ref) || cond;
     END IF;
     FOREACH t IN ARRAY ctx.tables LOOP
         parts := parts || format(
-               '(SELECT * FROM %1$s WHERE (ev_txid, ev_id) > (%4$s.range_txid, %4$s.range_id)'
-            || ' AND ev_txid < %4$s.hi AND pg_catalog.pg_visible_in_snapshot(ev_txid, %4$s.snap)'
-            || ' AND (ev_owner IS NULL OR ev_owner = %4$s.sub_id) %2$s %3$s)', t, cond, tail, ref);
+               '(SELECT * FROM %1$s WHERE (ev_txid, ev_id) OPERATOR(pg_catalog.>) (%4$s.range_txid, %4$s.range_id)'
+            || ' AND ev_txid OPERATOR(pg_catalog.<) %4$s.hi AND pg_catalog.pg_visible_in_snapshot(ev_txid, %4$s.snap)'
+            || ' AND (ev_owner IS NULL OR ev_owner OPERATOR(pg_catalog.=) %4$s.sub_id) %2$s %3$s)', t, cond, tail, ref);
         IF cardinality(ctx.stragglers) > 0 THEN  -- often none: a smaller plan then
             parts := parts || format(
-                   '(SELECT * FROM %1$s WHERE ev_txid = ANY (%4$s.stragglers)'
-                || ' AND (ev_txid, ev_id) > (%4$s.after_txid, %4$s.after_id)'
-                || ' AND (ev_owner IS NULL OR ev_owner = %4$s.sub_id) %2$s %3$s)', t, cond, tail, ref);
+                   '(SELECT * FROM %1$s WHERE ev_txid OPERATOR(pg_catalog.=) ANY (%4$s.stragglers)'
+                || ' AND (ev_txid, ev_id) OPERATOR(pg_catalog.>) (%4$s.after_txid, %4$s.after_id)'
+                || ' AND (ev_owner IS NULL OR ev_owner OPERATOR(pg_catalog.=) %4$s.sub_id) %2$s %3$s)', t, cond, tail, ref);
         END IF;
     END LOOP;
     RETURN 'SELECT ' || cols || ' FROM (' || array_to_string(parts, ' UNION ALL ') || ') e ' || tail;
@@ -1872,7 +1876,7 @@ BEGIN
     END LOOP;
     batch_id := s.sub_piece;
     ctx := c::text;
-    query := 'SELECT r.ev_id AS msg_id, $2::bigint AS batch_id, r.ev_type AS type, r.ev_data AS payload,'
+    query := 'SELECT r.ev_id AS msg_id, $2::pg_catalog.int8 AS batch_id, r.ev_type AS type, r.ev_data AS payload,'
           || '       r.ev_retry AS retry_count, r.ev_time AS created_at, r.ev_extra1 AS extra1,'
           || '       r.ev_extra2 AS extra2, r.ev_extra3 AS extra3, r.ev_extra4 AS extra4'
           || '  FROM (' || pgque._batch_sql(c, '', 'ORDER BY ev_txid, ev_id LIMIT $3', '*', '($1::pgque._batch_ctx)')
@@ -2329,11 +2333,12 @@ $$;
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
 -- then step 1 for each queue, the tick and consumer-state logs, the retry
 -- mover, the delayed and dedup stores (rotation, which expires keys), the
--- delayed mover, and forgetting workers idle for an hour.  Safe to call often and from several
+-- delayed mover, and forgetting workers idle for an hour.  Also deletes the
+-- access grants of dropped roles.  Safe to call often and from several
 -- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
 -- (not the ticker's, and not one that already wrote something).
 -- Returns the number of things done (switches of event tables and logs,
--- retries and delayed events moved, workers forgotten).
+-- retries and delayed events moved, workers and grants forgotten).
 -- Errors: PQ009.
 CREATE FUNCTION pgque.maint() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -2347,6 +2352,7 @@ BEGIN
         n := n + pgque.maint_rotate_tables_step1(name);
     END LOOP;
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
+    n := n + pgque._forget_dropped_roles();  -- grants of dropped roles, 17_namespace.sql
     RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events()
              + pgque.maint_rotate_delayed() + pgque.maint_rotate_dedup() + pgque.maint_delayed_events()
              + pgque._forget_idle_workers(interval '1 hour');
@@ -2384,7 +2390,8 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 --                     rotate: subscribe a consumer, or turn keep_unclaimed off
 --   unclaimed_since   the tick the unclaimed events start after (NULL while
 --                     the queue has consumers)
--- Errors: PQ001 for an unknown queue_name.
+-- Errors: PQ001 for an unknown queue_name; PQ006 for an invalid queue name
+-- or namespace.
 CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_rotation_period interval,
                queue_switch_time timestamptz, queue_ticker_max_count int, queue_ticker_max_lag interval,
@@ -2399,6 +2406,9 @@ BEGIN
     -- Parameters are positional: their names would clash with the output columns.
     IF $1 IS NOT NULL THEN
         PERFORM pgque._queue($1);
+    END IF;
+    IF $2 IS NOT NULL THEN
+        PERFORM pgque._check_namespace($2);
     END IF;
     RETURN QUERY
     SELECT q.queue_name, q.queue_ntables, (q.queue_gen % q.queue_ntables)::int, q.queue_rotation_period,
@@ -2475,7 +2485,8 @@ $$;
 --                     before the next one, so this exceeds the time since
 --                     the opening by less than one tick interval; never less
 --   worker_batches    how many windows its cooperative workers hold
--- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named).
+-- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named), PQ006
+-- invalid name or namespace.
 CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (queue_name text, consumer_name text, lag interval, last_seen interval,
                last_tick bigint, current_batch bigint, next_tick bigint, pending_events bigint,
@@ -2488,6 +2499,9 @@ BEGIN
         PERFORM pgque._subscription($1, $2, false);
     ELSIF $1 IS NOT NULL THEN
         PERFORM pgque._queue($1);
+    END IF;
+    IF $3 IS NOT NULL THEN
+        PERFORM pgque._check_namespace($3);
     END IF;
     RETURN QUERY
     SELECT q.queue_name, s.sub_consumer,
@@ -3106,7 +3120,7 @@ CREATE FUNCTION pgque.send_at(queue_name text, type text, payload jsonb, deliver
                               extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
                               extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
 LANGUAGE sql AS $$
-    SELECT pgque.send_at(queue_name, type, payload::text, deliver_at, extra1, extra2, extra3, extra4)
+    SELECT pgque.send_at(queue_name, type, payload::pg_catalog.text, deliver_at, extra1, extra2, extra3, extra4)
 $$;
 
 -- ---- extension/src/14_dedup.sql ----
@@ -3315,7 +3329,7 @@ $$;
 CREATE FUNCTION pgque.send_unique(queue_name text, type text, payload jsonb, key text,
                                   ttl interval DEFAULT NULL) RETURNS bigint
 LANGUAGE sql AS $$
-    SELECT pgque.send_unique(queue_name, type, payload::text, key, ttl)
+    SELECT pgque.send_unique(queue_name, type, payload::pg_catalog.text, key, ttl)
 $$;
 
 -- ---- extension/src/15_schedule.sql ----
@@ -3339,13 +3353,19 @@ $$;
 --
 -- Dropping a queue drops its schedules (foreign key ON DELETE CASCADE).
 --
+-- Schedule names are unique per namespace, the namespace of the queue a
+-- schedule sends to; queues without one share a scope of their own.  So a
+-- tenant's names never collide with another tenant's, and another
+-- tenant's schedules look unknown; without namespaces, names are unique.
+--
 -- SQLSTATEs of this file: PQ015 schedule already exists, PQ016 schedule not
 -- found.
 
 CREATE TABLE pgque.schedule (
     sched_id         serial PRIMARY KEY,
-    sched_name       text NOT NULL UNIQUE,
+    sched_name       text NOT NULL,
     sched_queue      int  NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
+    sched_namespace  text NOT NULL,          -- the queue's namespace, '' for none (queue names never change)
     sched_type       text NOT NULL,
     sched_payload    text,
     -- Exactly one of: a fixed period, anchored at the first due time, or a
@@ -3359,7 +3379,8 @@ CREATE TABLE pgque.schedule (
     sched_last_event bigint,                 -- its event id
     sched_runs       bigint NOT NULL DEFAULT 0,
     sched_created_at timestamptz NOT NULL DEFAULT now(),
-    CHECK ((sched_every IS NULL) <> (sched_cron IS NULL))
+    CHECK ((sched_every IS NULL) <> (sched_cron IS NULL)),
+    UNIQUE (sched_namespace, sched_name)
 );
 CREATE INDEX schedule_next_run_idx ON pgque.schedule (sched_next_run);
 
@@ -3632,19 +3653,21 @@ $$;
 
 -- _schedule_insert(name, queue_name, type, payload, every, cron, tz,
 -- first_run): insert a checked schedule.  Returns first_run.
--- Errors: PQ001, PQ015.
+-- Errors: PQ001, PQ015 (the name is taken in the queue's namespace).
 CREATE FUNCTION pgque._schedule_insert(schedule_name text, queue_name text, type text, payload text,
                                        every interval, cron text, tz text, first_run timestamptz) RETURNS timestamptz
 LANGUAGE plpgsql AS $$
 DECLARE
     qid int := (pgque._queue(queue_name)).queue_id;
+    ns  text := coalesce(pgque._namespace(queue_name), '');
 BEGIN
-    INSERT INTO pgque.schedule (sched_name, sched_queue, sched_type, sched_payload, sched_every, sched_cron,
-                                sched_time_zone, sched_next_run)
-    VALUES (schedule_name, qid, type, payload, every, cron, tz, first_run)
-    ON CONFLICT (sched_name) DO NOTHING;
+    INSERT INTO pgque.schedule (sched_name, sched_queue, sched_namespace, sched_type, sched_payload,
+                                sched_every, sched_cron, sched_time_zone, sched_next_run)
+    VALUES (schedule_name, qid, ns, type, payload, every, cron, tz, first_run)
+    ON CONFLICT (sched_namespace, sched_name) DO NOTHING;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'pgque: schedule % already exists', quote_literal(schedule_name) USING ERRCODE = 'PQ015';
+        RAISE EXCEPTION 'pgque: schedule % already exists%', quote_literal(schedule_name),
+            CASE WHEN ns = '' THEN '' ELSE format(' in namespace %L', ns) END USING ERRCODE = 'PQ015';
     END IF;
     RETURN first_run;
 END
@@ -3704,7 +3727,7 @@ CREATE FUNCTION pgque.create_schedule(schedule_name text, queue_name text, type 
                                       every interval, time_zone text DEFAULT 'UTC',
                                       start_at timestamptz DEFAULT NULL) RETURNS timestamptz
 LANGUAGE sql AS $$
-    SELECT pgque.create_schedule(schedule_name, queue_name, type, payload::text, every, time_zone, start_at)
+    SELECT pgque.create_schedule(schedule_name, queue_name, type, payload::pg_catalog.text, every, time_zone, start_at)
 $$;
 
 -- create_schedule(schedule_name, queue_name, type, payload, cron
@@ -3744,19 +3767,40 @@ $$;
 CREATE FUNCTION pgque.create_schedule(schedule_name text, queue_name text, type text, payload jsonb,
                                       cron text, time_zone text DEFAULT 'UTC') RETURNS timestamptz
 LANGUAGE sql AS $$
-    SELECT pgque.create_schedule(schedule_name, queue_name, type, payload::text, cron, time_zone)
+    SELECT pgque.create_schedule(schedule_name, queue_name, type, payload::pg_catalog.text, cron, time_zone)
 $$;
 
--- drop_schedule(schedule_name, if_exists): delete a schedule.  Events it
--- already sent stay in the queue.  Returns 1 when dropped, 0 when there was
--- none and if_exists is true.
--- Errors: PQ006 invalid name, PQ016 unknown schedule and if_exists is false.
-CREATE FUNCTION pgque.drop_schedule(schedule_name text, if_exists boolean DEFAULT false) RETURNS int
+-- drop_schedule(schedule_name [, if_exists [, queue_name]]): delete the
+-- schedule of that name that the session may administer.  Names are unique
+-- per namespace, so a session that administers several namespaces may find
+-- one name in more than one: queue_name then says which (the queue the
+-- schedule sends to).  Events it already sent stay in the queue.
+-- Returns 1 when dropped, 0 when there was none and if_exists is true.
+-- Errors: PQ006 invalid name, or several schedules of that name and no
+-- queue_name; PQ016 unknown schedule and if_exists is false; with
+-- queue_name, those of every function on a queue (42501, PQ001).
+CREATE FUNCTION pgque.drop_schedule(schedule_name text, if_exists boolean DEFAULT false,
+                                    queue_name text DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    qid    int;
+    ids    int[];
+    queues text[];
 BEGIN
+    IF drop_schedule.queue_name IS NOT NULL THEN
+        PERFORM pgque._authorize(drop_schedule.queue_name, 'admin');
+        qid := (pgque._queue(drop_schedule.queue_name)).queue_id;
+    END IF;
     -- Another tenant's schedule is as unknown as one that does not exist.
-    DELETE FROM pgque.schedule s USING pgque.queue q
-     WHERE s.sched_name = schedule_name AND q.queue_id = s.sched_queue AND pgque._may(q.queue_name, 'admin');
+    SELECT array_agg(s.sched_id), array_agg(q.queue_name ORDER BY q.queue_name) INTO ids, queues
+      FROM pgque.schedule s JOIN pgque.queue q ON q.queue_id = s.sched_queue
+     WHERE s.sched_name = schedule_name AND (qid IS NULL OR s.sched_queue = qid)
+       AND pgque._may(q.queue_name, 'admin');
+    IF cardinality(ids) > 1 THEN
+        PERFORM pgque._invalid('schedule name', format('%L names a schedule in each of several namespaces '
+            '(on queues %s); pass queue_name => the one to drop', schedule_name, array_to_string(queues, ', ')));
+    END IF;
+    DELETE FROM pgque.schedule WHERE sched_id = ids[1];
     IF FOUND THEN
         RETURN 1;
     END IF;
@@ -3769,12 +3813,13 @@ END
 $$;
 
 -- list_schedules([queue_name [, namespace]]): every schedule (of one queue,
--- of a namespace's queues) that the session may inspect, by name.
+-- of a namespace's queues) that the session may inspect, by name (and
+-- queue: one name may be used in several namespaces).
 --   every / cron   the period or the cron expression (the other is NULL)
 --   next_run       the next due time
 --   last_run       the due time of the last event sent, last_fired_at when
 --                  it was sent, last_event_id its id; runs counts events sent
--- Errors: PQ001 unknown queue_name.
+-- Errors: PQ001 unknown queue_name; PQ006 invalid queue name or namespace.
 CREATE FUNCTION pgque.list_schedules(queue_name text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (schedule_name text, queue text, type text, payload text, every interval, cron text,
                time_zone text, next_run timestamptz, last_run timestamptz, last_fired_at timestamptz,
@@ -3786,6 +3831,9 @@ BEGIN
     IF list_schedules.queue_name IS NOT NULL THEN
         qid := (pgque._queue(list_schedules.queue_name)).queue_id;
     END IF;
+    IF list_schedules.namespace IS NOT NULL THEN
+        PERFORM pgque._check_namespace(list_schedules.namespace);
+    END IF;
     RETURN QUERY
     SELECT s.sched_name, q.queue_name, s.sched_type, s.sched_payload, s.sched_every, s.sched_cron,
            s.sched_time_zone, s.sched_next_run, s.sched_last_run, s.sched_last_fired, s.sched_last_event,
@@ -3794,7 +3842,7 @@ BEGIN
      WHERE (qid IS NULL OR s.sched_queue = qid)
        AND (list_schedules.namespace IS NULL OR pgque._namespace(q.queue_name) = list_schedules.namespace)
        AND pgque._may(q.queue_name, 'inspect')
-     ORDER BY s.sched_name;
+     ORDER BY s.sched_name, q.queue_name;
 END
 $$;
 
@@ -4188,9 +4236,15 @@ $$;
 -- role it may become; give each tenant's application a login of its own.
 -- Access is decided from the queue's name, before looking the queue up, so
 -- a tenant cannot tell another tenant's queues from missing ones.
+--
+-- Grants name the role by OID (regrole), as PostgreSQL's own privileges do:
+-- they follow ALTER ROLE ... RENAME, a dropped role's grants match nobody
+-- from the moment it is dropped (a role created later under its name gets
+-- nothing), and maint() deletes them.  pg_dump writes a regrole as the
+-- role's name and a restore reads it back as the new cluster's OID.
 
 CREATE TABLE pgque.acl (
-    acl_role      name NOT NULL,
+    acl_role      regrole NOT NULL,
     acl_namespace text,            -- exactly one of namespace and queue
     acl_queue     text,
     acl_privilege text NOT NULL CHECK (acl_privilege IN ('send', 'receive', 'inspect', 'admin')),
@@ -4236,7 +4290,7 @@ LANGUAGE sql STABLE AS $$
                     WHERE (a.acl_queue = queue_name OR a.acl_namespace = pgque._namespace(queue_name))
                       AND (a.acl_privilege = privilege OR a.acl_privilege = 'admin'
                            OR (privilege = 'inspect' AND a.acl_privilege IN ('send', 'receive')))
-                      AND pg_has_role(session_user, a.acl_role, 'MEMBER'))
+                      AND pg_has_role(session_user, a.acl_role::oid, 'MEMBER'))
 $$;
 
 -- _may(queue_name, privilege): may this session do privilege to the queue?
@@ -4280,6 +4334,18 @@ BEGIN
 END
 $$;
 
+-- _check_namespace(namespace): PQ006 unless namespace is a valid namespace
+-- name: a queue name's part before its first '.' (so at most 56 bytes).
+CREATE FUNCTION pgque._check_namespace(namespace text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgque._check_name('namespace', namespace, 56);
+    IF strpos(namespace, '.') > 0 THEN
+        PERFORM pgque._invalid('namespace', format('%L may not contain "."', namespace));
+    END IF;
+END
+$$;
+
 -- _check_scope(namespace, queue_name): PQ006 unless exactly one is given and
 -- it is a valid name.
 CREATE FUNCTION pgque._check_scope(namespace text, queue_name text) RETURNS void
@@ -4288,38 +4354,70 @@ BEGIN
     IF (namespace IS NULL) = (queue_name IS NULL) THEN
         PERFORM pgque._invalid('scope', 'give exactly one of namespace and queue_name');
     ELSIF namespace IS NOT NULL THEN
-        PERFORM pgque._check_name('namespace', namespace, 56);
-        IF strpos(namespace, '.') > 0 THEN
-            PERFORM pgque._invalid('namespace', format('%L may not contain "."', namespace));
-        END IF;
+        PERFORM pgque._check_namespace(namespace);
     ELSE
         PERFORM pgque._check_name('queue', queue_name, 57);
     END IF;
 END
 $$;
 
+-- _grant_args(what, role_name, privilege, namespace, queue_name): the checks
+-- grant_access and revoke_access (what) share.  Forgets the grants of dropped
+-- roles on the way, so that no caller of these functions sees one.
+-- Returns the role.  Errors: PQ006 (unknown role, bad privilege, bad scope),
+-- 42501 unless the session is in pgque_admin.
+CREATE FUNCTION pgque._grant_args(what text, role_name name, privilege text,
+                                  namespace text, queue_name text) RETURNS regrole
+LANGUAGE plpgsql AS $$
+DECLARE
+    r regrole;
+BEGIN
+    PERFORM pgque._require_global_admin(what);
+    PERFORM pgque._check_scope(namespace, queue_name);
+    SELECT oid INTO r FROM pg_roles WHERE rolname = role_name;
+    IF r IS NULL THEN
+        PERFORM pgque._invalid('role', format('%s does not exist', coalesce(quote_ident(role_name), 'NULL')));
+    ELSIF privilege IS NULL OR privilege NOT IN ('send', 'receive', 'inspect', 'admin') THEN
+        PERFORM pgque._invalid('privilege',
+            format('%s (expected send, receive, inspect or admin)', coalesce(quote_literal(left(privilege, 80)), 'NULL')));
+    END IF;
+    PERFORM pgque._forget_dropped_roles();
+    RETURN r;
+END
+$$;
+
+-- _forget_dropped_roles(): delete the grants of roles that were dropped
+-- (maint() calls it).  They match nobody already; deleting them keeps an
+-- OID that PostgreSQL hands out again, after its OID counter wrapped
+-- around, from reviving one.  Returns the number deleted.
+CREATE FUNCTION pgque._forget_dropped_roles() RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    n int;
+BEGIN
+    DELETE FROM pgque.acl a WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = a.acl_role);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
 -- grant_access(role_name, privilege, namespace => .. | queue_name => ..):
 -- let members of role_name do privilege ('send', 'receive', 'inspect' or
 -- 'admin') to every queue of the namespace, or to one queue (by name: it
--- need not exist yet).  Returns 1, or 0 when it was granted already.
+-- need not exist yet).  The grant is the role's, not its name's: it follows
+-- a rename and ends when the role is dropped.
+-- Returns 1, or 0 when it was granted already.
 -- Errors: PQ006 (unknown role, bad privilege, not exactly one of namespace
 -- and queue_name, bad name); 42501 unless the caller is in pgque_admin.
 CREATE FUNCTION pgque.grant_access(role_name name, privilege text,
                                    namespace text DEFAULT NULL, queue_name text DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
+    r regrole := pgque._grant_args('grant_access()', role_name, privilege, namespace, queue_name);
     n int;
 BEGIN
-    PERFORM pgque._require_global_admin('grant_access()');
-    PERFORM pgque._check_scope(namespace, queue_name);
-    IF role_name IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role_name) THEN
-        PERFORM pgque._invalid('role', format('%s does not exist', coalesce(quote_ident(role_name), 'NULL')));
-    ELSIF privilege IS NULL OR privilege NOT IN ('send', 'receive', 'inspect', 'admin') THEN
-        PERFORM pgque._invalid('privilege',
-            format('%s (expected send, receive, inspect or admin)', coalesce(quote_literal(privilege), 'NULL')));
-    END IF;
     INSERT INTO pgque.acl (acl_role, acl_namespace, acl_queue, acl_privilege)
-    VALUES (role_name, namespace, queue_name, privilege)
+    VALUES (r, namespace, queue_name, privilege)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -4333,25 +4431,27 @@ CREATE FUNCTION pgque.revoke_access(role_name name, privilege text,
                                     namespace text DEFAULT NULL, queue_name text DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
+    r regrole := pgque._grant_args('revoke_access()', role_name, privilege, namespace, queue_name);
     n int;
 BEGIN
-    PERFORM pgque._require_global_admin('revoke_access()');
-    PERFORM pgque._check_scope(namespace, queue_name);
     DELETE FROM pgque.acl
-     WHERE acl_role = role_name AND acl_privilege = privilege
+     WHERE acl_role = r AND acl_privilege = privilege
        AND acl_namespace IS NOT DISTINCT FROM namespace AND acl_queue IS NOT DISTINCT FROM queue_name;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
 $$;
 
--- list_access(): every grant_access grant.  Errors: 42501 unless pgque_admin.
+-- list_access(): every grant_access grant, under the role's current name.
+-- Grants of dropped roles are not listed (they match nobody).
+-- Errors: 42501 unless pgque_admin.
 CREATE FUNCTION pgque.list_access()
 RETURNS TABLE (role_name name, privilege text, namespace text, queue_name text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
     PERFORM pgque._require_global_admin('list_access()');
-    RETURN QUERY SELECT a.acl_role, a.acl_privilege, a.acl_namespace, a.acl_queue FROM pgque.acl a
+    RETURN QUERY SELECT r.rolname, a.acl_privilege, a.acl_namespace, a.acl_queue
+                   FROM pgque.acl a JOIN pg_roles r ON r.oid = a.acl_role
                   ORDER BY 1, 3, 4, 2;
 END
 $$;
@@ -4359,6 +4459,21 @@ $$;
 -- ---- extension/src/99_security.sql ----
 -- Roles and privileges.  PUBLIC gets nothing; everything goes through the
 -- SECURITY DEFINER API functions, each with a pinned search_path.
+--
+-- The caller's search_path reaches nothing (a schema of the caller's before
+-- pg_catalog could otherwise shadow a type, function or operator with code
+-- that then runs with the caller's, maybe a superuser's, rights):
+--   * definer functions pin search_path = pg_catalog, pgque, pg_temp;
+--   * internal functions (pgque._*) may be called by no role, so they run
+--     only inside definer functions, under the pinned search_path;
+--   * the SQL wrappers (the jsonb forms, PgQ's names, version) pin nothing,
+--     so that they are inlined: they are parsed under the caller's
+--     search_path, so they name only pgque functions and pg_catalog types
+--     (payload::pg_catalog.text) and use no operator;
+--   * SQL handed to clients to run (receive_query) qualifies its functions,
+--     types and operators (OPERATOR(pg_catalog.=)).
+-- pg_tests/sql/20_roles.sql checks all of it, and calls every function
+-- under a search_path that shadows pg_catalog with traps.
 --   pgque_writer  produce
 --   pgque_reader  consume (subscribe, receive, ack, nack, peek, PgQ batch calls); it
 --                 may also read the event tables (SELECT, granted by
@@ -4462,7 +4577,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.create_schedule(text, text, text, jsonb, interval, text, timestamptz),
     pgque.create_schedule(text, text, text, text, text, text),
     pgque.create_schedule(text, text, text, jsonb, text, text),
-    pgque.drop_schedule(text, boolean),
+    pgque.drop_schedule(text, boolean, text),
     pgque.grant_access(name, text, text, text),
     pgque.revoke_access(name, text, text, text),
     pgque.list_access()

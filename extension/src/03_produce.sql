@@ -51,11 +51,15 @@ BEGIN
 END
 $$;
 
+-- The jsonb forms (here and in the files of send_opts' other forms) are SQL
+-- functions, inlined into the caller's query and so parsed under the
+-- caller's search_path: every name in them is schema-qualified (see
+-- 99_security.sql).
 CREATE FUNCTION pgque.send(queue_name text, type text, payload jsonb,
                            extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
                            extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
 LANGUAGE sql AS $$
-    SELECT pgque.send(queue_name, type, payload::text, extra1, extra2, extra3, extra4)
+    SELECT pgque.send(queue_name, type, payload::pg_catalog.text, extra1, extra2, extra3, extra4)
 $$;
 
 -- send_batch(queue_name, type, payloads[]): enqueue many events of one type
@@ -89,7 +93,7 @@ $$;
 
 CREATE FUNCTION pgque.send_batch(queue_name text, type text, payloads jsonb[]) RETURNS bigint[]
 LANGUAGE sql AS $$
-    SELECT pgque.send_batch(queue_name, type, payloads::text[])
+    SELECT pgque.send_batch(queue_name, type, payloads::pg_catalog.text[])
 $$;
 
 -- insert_event(queue_name, ev_type, ev_data [, ev_extra1 .. ev_extra4]):
@@ -175,6 +179,6 @@ CREATE FUNCTION pgque.send_opts(queue_name text, type text, payload jsonb,
                                 extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
                                 extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
 LANGUAGE sql AS $$
-    SELECT pgque.send_opts(queue_name, type, payload::text, deliver_at, unique_key, unique_ttl, max_retries,
+    SELECT pgque.send_opts(queue_name, type, payload::pg_catalog.text, deliver_at, unique_key, unique_ttl, max_retries,
                            extra1, extra2, extra3, extra4)
 $$;

@@ -85,7 +85,7 @@ $$;
 -- sort and parallelism off, which leaves it that ordered walk.
 --
 -- The query may run in a client's session (receive_query), under its
--- search_path: the function it calls is schema-qualified.
+-- search_path: its function, types and operators are schema-qualified.
 --
 -- PL/pgSQL rather than SQL, here and in _paused: a SQL function that cannot
 -- be inlined is parsed and planned again in every transaction that calls it
@@ -99,18 +99,18 @@ DECLARE
     parts text[];
 BEGIN
     IF ctx.end_txid IS NOT NULL THEN  -- a window that ends inside its tick range
-        cond := format(' AND (ev_txid, ev_id) <= (%1$s.end_txid, %1$s.end_id)', ref) || cond;
+        cond := format(' AND (ev_txid, ev_id) OPERATOR(pg_catalog.<=) (%1$s.end_txid, %1$s.end_id)', ref) || cond;
     END IF;
     FOREACH t IN ARRAY ctx.tables LOOP
         parts := parts || format(
-               '(SELECT * FROM %1$s WHERE (ev_txid, ev_id) > (%4$s.range_txid, %4$s.range_id)'
-            || ' AND ev_txid < %4$s.hi AND pg_catalog.pg_visible_in_snapshot(ev_txid, %4$s.snap)'
-            || ' AND (ev_owner IS NULL OR ev_owner = %4$s.sub_id) %2$s %3$s)', t, cond, tail, ref);
+               '(SELECT * FROM %1$s WHERE (ev_txid, ev_id) OPERATOR(pg_catalog.>) (%4$s.range_txid, %4$s.range_id)'
+            || ' AND ev_txid OPERATOR(pg_catalog.<) %4$s.hi AND pg_catalog.pg_visible_in_snapshot(ev_txid, %4$s.snap)'
+            || ' AND (ev_owner IS NULL OR ev_owner OPERATOR(pg_catalog.=) %4$s.sub_id) %2$s %3$s)', t, cond, tail, ref);
         IF cardinality(ctx.stragglers) > 0 THEN  -- often none: a smaller plan then
             parts := parts || format(
-                   '(SELECT * FROM %1$s WHERE ev_txid = ANY (%4$s.stragglers)'
-                || ' AND (ev_txid, ev_id) > (%4$s.after_txid, %4$s.after_id)'
-                || ' AND (ev_owner IS NULL OR ev_owner = %4$s.sub_id) %2$s %3$s)', t, cond, tail, ref);
+                   '(SELECT * FROM %1$s WHERE ev_txid OPERATOR(pg_catalog.=) ANY (%4$s.stragglers)'
+                || ' AND (ev_txid, ev_id) OPERATOR(pg_catalog.>) (%4$s.after_txid, %4$s.after_id)'
+                || ' AND (ev_owner IS NULL OR ev_owner OPERATOR(pg_catalog.=) %4$s.sub_id) %2$s %3$s)', t, cond, tail, ref);
         END IF;
     END LOOP;
     RETURN 'SELECT ' || cols || ' FROM (' || array_to_string(parts, ' UNION ALL ') || ') e ' || tail;

@@ -320,7 +320,7 @@ BEGIN
     END LOOP;
     batch_id := s.sub_piece;
     ctx := c::text;
-    query := 'SELECT r.ev_id AS msg_id, $2::bigint AS batch_id, r.ev_type AS type, r.ev_data AS payload,'
+    query := 'SELECT r.ev_id AS msg_id, $2::pg_catalog.int8 AS batch_id, r.ev_type AS type, r.ev_data AS payload,'
           || '       r.ev_retry AS retry_count, r.ev_time AS created_at, r.ev_extra1 AS extra1,'
           || '       r.ev_extra2 AS extra2, r.ev_extra3 AS extra3, r.ev_extra4 AS extra4'
           || '  FROM (' || pgque._batch_sql(c, '', 'ORDER BY ev_txid, ev_id LIMIT $3', '*', '($1::pgque._batch_ctx)')

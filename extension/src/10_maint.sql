@@ -156,11 +156,12 @@ $$;
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
 -- then step 1 for each queue, the tick and consumer-state logs, the retry
 -- mover, the delayed and dedup stores (rotation, which expires keys), the
--- delayed mover, and forgetting workers idle for an hour.  Safe to call often and from several
+-- delayed mover, and forgetting workers idle for an hour.  Also deletes the
+-- access grants of dropped roles.  Safe to call often and from several
 -- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
 -- (not the ticker's, and not one that already wrote something).
 -- Returns the number of things done (switches of event tables and logs,
--- retries and delayed events moved, workers forgotten).
+-- retries and delayed events moved, workers and grants forgotten).
 -- Errors: PQ009.
 CREATE FUNCTION pgque.maint() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -174,6 +175,7 @@ BEGIN
         n := n + pgque.maint_rotate_tables_step1(name);
     END LOOP;
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
+    n := n + pgque._forget_dropped_roles();  -- grants of dropped roles, 17_namespace.sql
     RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events()
              + pgque.maint_rotate_delayed() + pgque.maint_rotate_dedup() + pgque.maint_delayed_events()
              + pgque._forget_idle_workers(interval '1 hour');

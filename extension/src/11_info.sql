@@ -28,7 +28,8 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 --                     rotate: subscribe a consumer, or turn keep_unclaimed off
 --   unclaimed_since   the tick the unclaimed events start after (NULL while
 --                     the queue has consumers)
--- Errors: PQ001 for an unknown queue_name.
+-- Errors: PQ001 for an unknown queue_name; PQ006 for an invalid queue name
+-- or namespace.
 CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_rotation_period interval,
                queue_switch_time timestamptz, queue_ticker_max_count int, queue_ticker_max_lag interval,
@@ -43,6 +44,9 @@ BEGIN
     -- Parameters are positional: their names would clash with the output columns.
     IF $1 IS NOT NULL THEN
         PERFORM pgque._queue($1);
+    END IF;
+    IF $2 IS NOT NULL THEN
+        PERFORM pgque._check_namespace($2);
     END IF;
     RETURN QUERY
     SELECT q.queue_name, q.queue_ntables, (q.queue_gen % q.queue_ntables)::int, q.queue_rotation_period,
@@ -119,7 +123,8 @@ $$;
 --                     before the next one, so this exceeds the time since
 --                     the opening by less than one tick interval; never less
 --   worker_batches    how many windows its cooperative workers hold
--- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named).
+-- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named), PQ006
+-- invalid name or namespace.
 CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (queue_name text, consumer_name text, lag interval, last_seen interval,
                last_tick bigint, current_batch bigint, next_tick bigint, pending_events bigint,
@@ -132,6 +137,9 @@ BEGIN
         PERFORM pgque._subscription($1, $2, false);
     ELSIF $1 IS NOT NULL THEN
         PERFORM pgque._queue($1);
+    END IF;
+    IF $3 IS NOT NULL THEN
+        PERFORM pgque._check_namespace($3);
     END IF;
     RETURN QUERY
     SELECT q.queue_name, s.sub_consumer,

@@ -466,5 +466,5 @@ CREATE FUNCTION pgque.send_at(queue_name text, type text, payload jsonb, deliver
                               extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
                               extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
 LANGUAGE sql AS $$
-    SELECT pgque.send_at(queue_name, type, payload::text, deliver_at, extra1, extra2, extra3, extra4)
+    SELECT pgque.send_at(queue_name, type, payload::pg_catalog.text, deliver_at, extra1, extra2, extra3, extra4)
 $$;

@@ -203,5 +203,5 @@ $$;
 CREATE FUNCTION pgque.send_unique(queue_name text, type text, payload jsonb, key text,
                                   ttl interval DEFAULT NULL) RETURNS bigint
 LANGUAGE sql AS $$
-    SELECT pgque.send_unique(queue_name, type, payload::text, key, ttl)
+    SELECT pgque.send_unique(queue_name, type, payload::pg_catalog.text, key, ttl)
 $$;

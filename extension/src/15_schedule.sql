@@ -18,13 +18,19 @@
 --
 -- Dropping a queue drops its schedules (foreign key ON DELETE CASCADE).
 --
+-- Schedule names are unique per namespace, the namespace of the queue a
+-- schedule sends to; queues without one share a scope of their own.  So a
+-- tenant's names never collide with another tenant's, and another
+-- tenant's schedules look unknown; without namespaces, names are unique.
+--
 -- SQLSTATEs of this file: PQ015 schedule already exists, PQ016 schedule not
 -- found.
 
 CREATE TABLE pgque.schedule (
     sched_id         serial PRIMARY KEY,
-    sched_name       text NOT NULL UNIQUE,
+    sched_name       text NOT NULL,
     sched_queue      int  NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
+    sched_namespace  text NOT NULL,          -- the queue's namespace, '' for none (queue names never change)
     sched_type       text NOT NULL,
     sched_payload    text,
     -- Exactly one of: a fixed period, anchored at the first due time, or a
@@ -38,7 +44,8 @@ CREATE TABLE pgque.schedule (
     sched_last_event bigint,                 -- its event id
     sched_runs       bigint NOT NULL DEFAULT 0,
     sched_created_at timestamptz NOT NULL DEFAULT now(),
-    CHECK ((sched_every IS NULL) <> (sched_cron IS NULL))
+    CHECK ((sched_every IS NULL) <> (sched_cron IS NULL)),
+    UNIQUE (sched_namespace, sched_name)
 );
 CREATE INDEX schedule_next_run_idx ON pgque.schedule (sched_next_run);
 
@@ -311,19 +318,21 @@ $$;
 
 -- _schedule_insert(name, queue_name, type, payload, every, cron, tz,
 -- first_run): insert a checked schedule.  Returns first_run.
--- Errors: PQ001, PQ015.
+-- Errors: PQ001, PQ015 (the name is taken in the queue's namespace).
 CREATE FUNCTION pgque._schedule_insert(schedule_name text, queue_name text, type text, payload text,
                                        every interval, cron text, tz text, first_run timestamptz) RETURNS timestamptz
 LANGUAGE plpgsql AS $$
 DECLARE
     qid int := (pgque._queue(queue_name)).queue_id;
+    ns  text := coalesce(pgque._namespace(queue_name), '');
 BEGIN
-    INSERT INTO pgque.schedule (sched_name, sched_queue, sched_type, sched_payload, sched_every, sched_cron,
-                                sched_time_zone, sched_next_run)
-    VALUES (schedule_name, qid, type, payload, every, cron, tz, first_run)
-    ON CONFLICT (sched_name) DO NOTHING;
+    INSERT INTO pgque.schedule (sched_name, sched_queue, sched_namespace, sched_type, sched_payload,
+                                sched_every, sched_cron, sched_time_zone, sched_next_run)
+    VALUES (schedule_name, qid, ns, type, payload, every, cron, tz, first_run)
+    ON CONFLICT (sched_namespace, sched_name) DO NOTHING;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'pgque: schedule % already exists', quote_literal(schedule_name) USING ERRCODE = 'PQ015';
+        RAISE EXCEPTION 'pgque: schedule % already exists%', quote_literal(schedule_name),
+            CASE WHEN ns = '' THEN '' ELSE format(' in namespace %L', ns) END USING ERRCODE = 'PQ015';
     END IF;
     RETURN first_run;
 END
@@ -383,7 +392,7 @@ CREATE FUNCTION pgque.create_schedule(schedule_name text, queue_name text, type 
                                       every interval, time_zone text DEFAULT 'UTC',
                                       start_at timestamptz DEFAULT NULL) RETURNS timestamptz
 LANGUAGE sql AS $$
-    SELECT pgque.create_schedule(schedule_name, queue_name, type, payload::text, every, time_zone, start_at)
+    SELECT pgque.create_schedule(schedule_name, queue_name, type, payload::pg_catalog.text, every, time_zone, start_at)
 $$;
 
 -- create_schedule(schedule_name, queue_name, type, payload, cron
@@ -423,19 +432,40 @@ $$;
 CREATE FUNCTION pgque.create_schedule(schedule_name text, queue_name text, type text, payload jsonb,
                                       cron text, time_zone text DEFAULT 'UTC') RETURNS timestamptz
 LANGUAGE sql AS $$
-    SELECT pgque.create_schedule(schedule_name, queue_name, type, payload::text, cron, time_zone)
+    SELECT pgque.create_schedule(schedule_name, queue_name, type, payload::pg_catalog.text, cron, time_zone)
 $$;
 
--- drop_schedule(schedule_name, if_exists): delete a schedule.  Events it
--- already sent stay in the queue.  Returns 1 when dropped, 0 when there was
--- none and if_exists is true.
--- Errors: PQ006 invalid name, PQ016 unknown schedule and if_exists is false.
-CREATE FUNCTION pgque.drop_schedule(schedule_name text, if_exists boolean DEFAULT false) RETURNS int
+-- drop_schedule(schedule_name [, if_exists [, queue_name]]): delete the
+-- schedule of that name that the session may administer.  Names are unique
+-- per namespace, so a session that administers several namespaces may find
+-- one name in more than one: queue_name then says which (the queue the
+-- schedule sends to).  Events it already sent stay in the queue.
+-- Returns 1 when dropped, 0 when there was none and if_exists is true.
+-- Errors: PQ006 invalid name, or several schedules of that name and no
+-- queue_name; PQ016 unknown schedule and if_exists is false; with
+-- queue_name, those of every function on a queue (42501, PQ001).
+CREATE FUNCTION pgque.drop_schedule(schedule_name text, if_exists boolean DEFAULT false,
+                                    queue_name text DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    qid    int;
+    ids    int[];
+    queues text[];
 BEGIN
+    IF drop_schedule.queue_name IS NOT NULL THEN
+        PERFORM pgque._authorize(drop_schedule.queue_name, 'admin');
+        qid := (pgque._queue(drop_schedule.queue_name)).queue_id;
+    END IF;
     -- Another tenant's schedule is as unknown as one that does not exist.
-    DELETE FROM pgque.schedule s USING pgque.queue q
-     WHERE s.sched_name = schedule_name AND q.queue_id = s.sched_queue AND pgque._may(q.queue_name, 'admin');
+    SELECT array_agg(s.sched_id), array_agg(q.queue_name ORDER BY q.queue_name) INTO ids, queues
+      FROM pgque.schedule s JOIN pgque.queue q ON q.queue_id = s.sched_queue
+     WHERE s.sched_name = schedule_name AND (qid IS NULL OR s.sched_queue = qid)
+       AND pgque._may(q.queue_name, 'admin');
+    IF cardinality(ids) > 1 THEN
+        PERFORM pgque._invalid('schedule name', format('%L names a schedule in each of several namespaces '
+            '(on queues %s); pass queue_name => the one to drop', schedule_name, array_to_string(queues, ', ')));
+    END IF;
+    DELETE FROM pgque.schedule WHERE sched_id = ids[1];
     IF FOUND THEN
         RETURN 1;
     END IF;
@@ -448,12 +478,13 @@ END
 $$;
 
 -- list_schedules([queue_name [, namespace]]): every schedule (of one queue,
--- of a namespace's queues) that the session may inspect, by name.
+-- of a namespace's queues) that the session may inspect, by name (and
+-- queue: one name may be used in several namespaces).
 --   every / cron   the period or the cron expression (the other is NULL)
 --   next_run       the next due time
 --   last_run       the due time of the last event sent, last_fired_at when
 --                  it was sent, last_event_id its id; runs counts events sent
--- Errors: PQ001 unknown queue_name.
+-- Errors: PQ001 unknown queue_name; PQ006 invalid queue name or namespace.
 CREATE FUNCTION pgque.list_schedules(queue_name text DEFAULT NULL, namespace text DEFAULT NULL)
 RETURNS TABLE (schedule_name text, queue text, type text, payload text, every interval, cron text,
                time_zone text, next_run timestamptz, last_run timestamptz, last_fired_at timestamptz,
@@ -465,6 +496,9 @@ BEGIN
     IF list_schedules.queue_name IS NOT NULL THEN
         qid := (pgque._queue(list_schedules.queue_name)).queue_id;
     END IF;
+    IF list_schedules.namespace IS NOT NULL THEN
+        PERFORM pgque._check_namespace(list_schedules.namespace);
+    END IF;
     RETURN QUERY
     SELECT s.sched_name, q.queue_name, s.sched_type, s.sched_payload, s.sched_every, s.sched_cron,
            s.sched_time_zone, s.sched_next_run, s.sched_last_run, s.sched_last_fired, s.sched_last_event,
@@ -473,7 +507,7 @@ BEGIN
      WHERE (qid IS NULL OR s.sched_queue = qid)
        AND (list_schedules.namespace IS NULL OR pgque._namespace(q.queue_name) = list_schedules.namespace)
        AND pgque._may(q.queue_name, 'inspect')
-     ORDER BY s.sched_name;
+     ORDER BY s.sched_name, q.queue_name;
 END
 $$;
 

@@ -23,9 +23,15 @@
 -- role it may become; give each tenant's application a login of its own.
 -- Access is decided from the queue's name, before looking the queue up, so
 -- a tenant cannot tell another tenant's queues from missing ones.
+--
+-- Grants name the role by OID (regrole), as PostgreSQL's own privileges do:
+-- they follow ALTER ROLE ... RENAME, a dropped role's grants match nobody
+-- from the moment it is dropped (a role created later under its name gets
+-- nothing), and maint() deletes them.  pg_dump writes a regrole as the
+-- role's name and a restore reads it back as the new cluster's OID.
 
 CREATE TABLE pgque.acl (
-    acl_role      name NOT NULL,
+    acl_role      regrole NOT NULL,
     acl_namespace text,            -- exactly one of namespace and queue
     acl_queue     text,
     acl_privilege text NOT NULL CHECK (acl_privilege IN ('send', 'receive', 'inspect', 'admin')),
@@ -71,7 +77,7 @@ LANGUAGE sql STABLE AS $$
                     WHERE (a.acl_queue = queue_name OR a.acl_namespace = pgque._namespace(queue_name))
                       AND (a.acl_privilege = privilege OR a.acl_privilege = 'admin'
                            OR (privilege = 'inspect' AND a.acl_privilege IN ('send', 'receive')))
-                      AND pg_has_role(session_user, a.acl_role, 'MEMBER'))
+                      AND pg_has_role(session_user, a.acl_role::oid, 'MEMBER'))
 $$;
 
 -- _may(queue_name, privilege): may this session do privilege to the queue?
@@ -115,6 +121,18 @@ BEGIN
 END
 $$;
 
+-- _check_namespace(namespace): PQ006 unless namespace is a valid namespace
+-- name: a queue name's part before its first '.' (so at most 56 bytes).
+CREATE FUNCTION pgque._check_namespace(namespace text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgque._check_name('namespace', namespace, 56);
+    IF strpos(namespace, '.') > 0 THEN
+        PERFORM pgque._invalid('namespace', format('%L may not contain "."', namespace));
+    END IF;
+END
+$$;
+
 -- _check_scope(namespace, queue_name): PQ006 unless exactly one is given and
 -- it is a valid name.
 CREATE FUNCTION pgque._check_scope(namespace text, queue_name text) RETURNS void
@@ -123,38 +141,70 @@ BEGIN
     IF (namespace IS NULL) = (queue_name IS NULL) THEN
         PERFORM pgque._invalid('scope', 'give exactly one of namespace and queue_name');
     ELSIF namespace IS NOT NULL THEN
-        PERFORM pgque._check_name('namespace', namespace, 56);
-        IF strpos(namespace, '.') > 0 THEN
-            PERFORM pgque._invalid('namespace', format('%L may not contain "."', namespace));
-        END IF;
+        PERFORM pgque._check_namespace(namespace);
     ELSE
         PERFORM pgque._check_name('queue', queue_name, 57);
     END IF;
 END
 $$;
 
+-- _grant_args(what, role_name, privilege, namespace, queue_name): the checks
+-- grant_access and revoke_access (what) share.  Forgets the grants of dropped
+-- roles on the way, so that no caller of these functions sees one.
+-- Returns the role.  Errors: PQ006 (unknown role, bad privilege, bad scope),
+-- 42501 unless the session is in pgque_admin.
+CREATE FUNCTION pgque._grant_args(what text, role_name name, privilege text,
+                                  namespace text, queue_name text) RETURNS regrole
+LANGUAGE plpgsql AS $$
+DECLARE
+    r regrole;
+BEGIN
+    PERFORM pgque._require_global_admin(what);
+    PERFORM pgque._check_scope(namespace, queue_name);
+    SELECT oid INTO r FROM pg_roles WHERE rolname = role_name;
+    IF r IS NULL THEN
+        PERFORM pgque._invalid('role', format('%s does not exist', coalesce(quote_ident(role_name), 'NULL')));
+    ELSIF privilege IS NULL OR privilege NOT IN ('send', 'receive', 'inspect', 'admin') THEN
+        PERFORM pgque._invalid('privilege',
+            format('%s (expected send, receive, inspect or admin)', coalesce(quote_literal(left(privilege, 80)), 'NULL')));
+    END IF;
+    PERFORM pgque._forget_dropped_roles();
+    RETURN r;
+END
+$$;
+
+-- _forget_dropped_roles(): delete the grants of roles that were dropped
+-- (maint() calls it).  They match nobody already; deleting them keeps an
+-- OID that PostgreSQL hands out again, after its OID counter wrapped
+-- around, from reviving one.  Returns the number deleted.
+CREATE FUNCTION pgque._forget_dropped_roles() RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    n int;
+BEGIN
+    DELETE FROM pgque.acl a WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = a.acl_role);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
 -- grant_access(role_name, privilege, namespace => .. | queue_name => ..):
 -- let members of role_name do privilege ('send', 'receive', 'inspect' or
 -- 'admin') to every queue of the namespace, or to one queue (by name: it
--- need not exist yet).  Returns 1, or 0 when it was granted already.
+-- need not exist yet).  The grant is the role's, not its name's: it follows
+-- a rename and ends when the role is dropped.
+-- Returns 1, or 0 when it was granted already.
 -- Errors: PQ006 (unknown role, bad privilege, not exactly one of namespace
 -- and queue_name, bad name); 42501 unless the caller is in pgque_admin.
 CREATE FUNCTION pgque.grant_access(role_name name, privilege text,
                                    namespace text DEFAULT NULL, queue_name text DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
+    r regrole := pgque._grant_args('grant_access()', role_name, privilege, namespace, queue_name);
     n int;
 BEGIN
-    PERFORM pgque._require_global_admin('grant_access()');
-    PERFORM pgque._check_scope(namespace, queue_name);
-    IF role_name IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role_name) THEN
-        PERFORM pgque._invalid('role', format('%s does not exist', coalesce(quote_ident(role_name), 'NULL')));
-    ELSIF privilege IS NULL OR privilege NOT IN ('send', 'receive', 'inspect', 'admin') THEN
-        PERFORM pgque._invalid('privilege',
-            format('%s (expected send, receive, inspect or admin)', coalesce(quote_literal(privilege), 'NULL')));
-    END IF;
     INSERT INTO pgque.acl (acl_role, acl_namespace, acl_queue, acl_privilege)
-    VALUES (role_name, namespace, queue_name, privilege)
+    VALUES (r, namespace, queue_name, privilege)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -168,25 +218,27 @@ CREATE FUNCTION pgque.revoke_access(role_name name, privilege text,
                                     namespace text DEFAULT NULL, queue_name text DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
+    r regrole := pgque._grant_args('revoke_access()', role_name, privilege, namespace, queue_name);
     n int;
 BEGIN
-    PERFORM pgque._require_global_admin('revoke_access()');
-    PERFORM pgque._check_scope(namespace, queue_name);
     DELETE FROM pgque.acl
-     WHERE acl_role = role_name AND acl_privilege = privilege
+     WHERE acl_role = r AND acl_privilege = privilege
        AND acl_namespace IS NOT DISTINCT FROM namespace AND acl_queue IS NOT DISTINCT FROM queue_name;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
 $$;
 
--- list_access(): every grant_access grant.  Errors: 42501 unless pgque_admin.
+-- list_access(): every grant_access grant, under the role's current name.
+-- Grants of dropped roles are not listed (they match nobody).
+-- Errors: 42501 unless pgque_admin.
 CREATE FUNCTION pgque.list_access()
 RETURNS TABLE (role_name name, privilege text, namespace text, queue_name text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
     PERFORM pgque._require_global_admin('list_access()');
-    RETURN QUERY SELECT a.acl_role, a.acl_privilege, a.acl_namespace, a.acl_queue FROM pgque.acl a
+    RETURN QUERY SELECT r.rolname, a.acl_privilege, a.acl_namespace, a.acl_queue
+                   FROM pgque.acl a JOIN pg_roles r ON r.oid = a.acl_role
                   ORDER BY 1, 3, 4, 2;
 END
 $$;

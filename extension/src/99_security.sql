@@ -1,5 +1,20 @@
 -- Roles and privileges.  PUBLIC gets nothing; everything goes through the
 -- SECURITY DEFINER API functions, each with a pinned search_path.
+--
+-- The caller's search_path reaches nothing (a schema of the caller's before
+-- pg_catalog could otherwise shadow a type, function or operator with code
+-- that then runs with the caller's, maybe a superuser's, rights):
+--   * definer functions pin search_path = pg_catalog, pgque, pg_temp;
+--   * internal functions (pgque._*) may be called by no role, so they run
+--     only inside definer functions, under the pinned search_path;
+--   * the SQL wrappers (the jsonb forms, PgQ's names, version) pin nothing,
+--     so that they are inlined: they are parsed under the caller's
+--     search_path, so they name only pgque functions and pg_catalog types
+--     (payload::pg_catalog.text) and use no operator;
+--   * SQL handed to clients to run (receive_query) qualifies its functions,
+--     types and operators (OPERATOR(pg_catalog.=)).
+-- pg_tests/sql/20_roles.sql checks all of it, and calls every function
+-- under a search_path that shadows pg_catalog with traps.
 --   pgque_writer  produce
 --   pgque_reader  consume (subscribe, receive, ack, nack, peek, PgQ batch calls); it
 --                 may also read the event tables (SELECT, granted by
@@ -103,7 +118,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.create_schedule(text, text, text, jsonb, interval, text, timestamptz),
     pgque.create_schedule(text, text, text, text, text, text),
     pgque.create_schedule(text, text, text, jsonb, text, text),
-    pgque.drop_schedule(text, boolean),
+    pgque.drop_schedule(text, boolean, text),
     pgque.grant_access(name, text, text, text),
     pgque.revoke_access(name, text, text, text),
     pgque.list_access()
