@@ -3354,9 +3354,10 @@ $$;
 -- Dropping a queue drops its schedules (foreign key ON DELETE CASCADE).
 --
 -- Schedule names are unique per namespace, the namespace of the queue a
--- schedule sends to; queues without one share a scope of their own.  So a
--- tenant's names never collide with another tenant's, and another
--- tenant's schedules look unknown; without namespaces, names are unique.
+-- schedule sends to; queues without one share a scope of their own.  So
+-- tenants (a namespace each) choose names freely and another tenant's
+-- schedules look unknown; without namespaces, names are unique as before.
+-- A role granted admin on a single queue of a namespace shares its names.
 --
 -- SQLSTATEs of this file: PQ015 schedule already exists, PQ016 schedule not
 -- found.
@@ -4362,8 +4363,9 @@ END
 $$;
 
 -- _grant_args(what, role_name, privilege, namespace, queue_name): the checks
--- grant_access and revoke_access (what) share.  Forgets the grants of dropped
--- roles on the way, so that no caller of these functions sees one.
+-- grant_access and revoke_access (what) share.  Deletes the grants of
+-- dropped roles on the way, as maint() does, for databases where maint()
+-- does not run.
 -- Returns the role.  Errors: PQ006 (unknown role, bad privilege, bad scope),
 -- 42501 unless the session is in pgque_admin.
 CREATE FUNCTION pgque._grant_args(what text, role_name name, privilege text,

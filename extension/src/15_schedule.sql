@@ -19,9 +19,10 @@
 -- Dropping a queue drops its schedules (foreign key ON DELETE CASCADE).
 --
 -- Schedule names are unique per namespace, the namespace of the queue a
--- schedule sends to; queues without one share a scope of their own.  So a
--- tenant's names never collide with another tenant's, and another
--- tenant's schedules look unknown; without namespaces, names are unique.
+-- schedule sends to; queues without one share a scope of their own.  So
+-- tenants (a namespace each) choose names freely and another tenant's
+-- schedules look unknown; without namespaces, names are unique as before.
+-- A role granted admin on a single queue of a namespace shares its names.
 --
 -- SQLSTATEs of this file: PQ015 schedule already exists, PQ016 schedule not
 -- found.

@@ -149,8 +149,9 @@ END
 $$;
 
 -- _grant_args(what, role_name, privilege, namespace, queue_name): the checks
--- grant_access and revoke_access (what) share.  Forgets the grants of dropped
--- roles on the way, so that no caller of these functions sees one.
+-- grant_access and revoke_access (what) share.  Deletes the grants of
+-- dropped roles on the way, as maint() does, for databases where maint()
+-- does not run.
 -- Returns the role.  Errors: PQ006 (unknown role, bad privilege, bad scope),
 -- 42501 unless the session is in pgque_admin.
 CREATE FUNCTION pgque._grant_args(what text, role_name name, privilege text,
