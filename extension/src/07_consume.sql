@@ -154,7 +154,7 @@ DECLARE
     c pgque.subscription;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
-    PERFORM pgque._check_positive('max_return', max_return);
+    PERFORM pgque._check_int('max_return', max_return, 1);
     lease := pgque._lease(lease);  -- checked even where unused, so that a bad value never slips through
     c := pgque._subscription(queue_name, consumer_name, true);
     IF worker_name IS NOT NULL THEN
@@ -384,8 +384,8 @@ DECLARE
 BEGIN
     IF msg_id IS NULL THEN
         PERFORM pgque._invalid('msg_id', 'must not be NULL');
-    ELSIF retry_after < interval '0' THEN
-        PERFORM pgque._invalid('retry_after', format('%s is negative', retry_after));
+    ELSIF retry_after IS NOT NULL THEN
+        PERFORM pgque._check_interval('retry_after', retry_after, interval '0', pgque._max_span());
     END IF;
     SELECT * INTO p FROM pgque._piece(batch_id);
     s := p.s;

@@ -32,7 +32,7 @@ DECLARE
     n    bigint;
 BEGIN
     PERFORM pgque._authorize($1, 'receive');
-    PERFORM pgque._check_positive('max_return', max_return);
+    PERFORM pgque._check_int('max_return', max_return, 1);
     c := pgque._subscription($1, $2, false);
     FOR w IN SELECT * FROM pgque.subscription x WHERE x.sub_parent = c.sub_id AND x.sub_batch IS NOT NULL
               ORDER BY x.sub_last_tick, x.sub_start_txid NULLS FIRST, x.sub_start_id NULLS FIRST
