@@ -58,11 +58,17 @@ $$;
 CREATE FUNCTION pgque._max_span() RETURNS interval
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT interval '100 years' $$;
 
--- _span_text(v): a bound of a range as messages spell it, whatever the
--- session's IntervalStyle ('0', not '00:00:00').
+-- _span_text(v): a bound of a range as messages spell it, in words and
+-- whatever the session's IntervalStyle: '100 years', '1 second', '0'.
 CREATE FUNCTION pgque._span_text(v interval) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET IntervalStyle = 'postgres' AS $$
-    SELECT CASE WHEN v = interval '0' THEN '0' ELSE v::text END
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(nullif(array_to_string(ARRAY(
+               SELECT n || ' ' || unit || CASE WHEN n = 1 THEN '' ELSE 's' END
+                 FROM (VALUES (1, extract(year FROM v), 'year'), (2, extract(month FROM v), 'month'),
+                              (3, extract(day FROM v), 'day'), (4, extract(hour FROM v), 'hour'),
+                              (5, extract(minute FROM v), 'minute'),
+                              (6, trim_scale(extract(second FROM v)), 'second')) p(o, n, unit)
+                WHERE n <> 0 ORDER BY o), ' '), ''), '0')
 $$;
 
 -- _check_int(what, value, lo, hi): value, unless it is NULL or outside

@@ -88,7 +88,8 @@ BEGIN
         END IF;
     END IF;
     IF i < lo OR i > hi THEN
-        PERFORM pgque._cron_invalid(expr, format('%s value %s is out of range %s-%s', field, pgque._quote(v), lo, hi));
+        PERFORM pgque._cron_invalid(expr, format('%s value %s is out of range %s-%s', field,
+                                                 CASE WHEN length(v) <= 100 THEN v ELSE pgque._quote(v) END, lo, hi));
     END IF;
     RETURN i;
 END
