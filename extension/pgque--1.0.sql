@@ -1871,7 +1871,7 @@ $$;
 -- which is its for lease (default 30 seconds) from now, renewed by each
 -- receive and by heartbeat(); without one, on a consumer that workers
 -- read, the call is served as the worker '_plain' with that lease.
--- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name,
+-- Errors: PQ001, PQ003, PQ006 (max_return NULL or below 1, bad worker name,
 -- lease not in (0, 1 day]; NULL means 30 seconds), PQ025 (a worker asked
 -- while a plain reader is reading the consumer's own batch).
 CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100,
@@ -2025,8 +2025,8 @@ $$;
 -- Returns 'retry' or 'dead'.
 -- Errors: PQ004 the piece's batch is not open (unknown, or finished),
 -- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
--- msg_id or negative retry_after, PQ027 a batch id, PQ028 its batch was
--- taken over by another worker.
+-- msg_id, retry_after negative or more than 100 years, PQ027 a batch id,
+-- PQ028 its batch was taken over by another worker.
 CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
                            reason text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -2213,7 +2213,7 @@ $$;
 -- Dead letters: events a consumer failed max_retries + 1 times.
 
 -- dlq_list(queue_name, max_rows): the queue's dead letters, newest first.
--- Errors: PQ001, PQ006 (max_rows not positive).
+-- Errors: PQ001, PQ006 (max_rows NULL or below 1).
 CREATE FUNCTION pgque.dlq_list(queue_name text, max_rows int DEFAULT 100)
 RETURNS TABLE (dl_id bigint, consumer_name text, dead_at timestamptz, reason text,
                msg_id bigint, created_at timestamptz, retry_count int, type text, payload text,
@@ -2703,8 +2703,8 @@ $$;
 --   worker_name  the worker whose window holds it; NULL for the consumer's
 --                own batch and for what is not handed out yet
 -- It reads up to max_return rows of each open batch and of the next one:
--- as cheap as receiving them.  Errors: PQ001, PQ003, PQ006 (max_return not
--- positive).
+-- as cheap as receiving them.  Errors: PQ001, PQ003, PQ006 (max_return NULL
+-- or below 1).
 CREATE FUNCTION pgque.peek(queue_name text, consumer_name text, max_return int DEFAULT 100)
 RETURNS TABLE (msg_id bigint, batch_id bigint, worker_name text, type text, payload text, retry_count int,
                created_at timestamptz, extra1 text, extra2 text, extra3 text, extra4 text)

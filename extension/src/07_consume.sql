@@ -218,7 +218,7 @@ $$;
 -- which is its for lease (default 30 seconds) from now, renewed by each
 -- receive and by heartbeat(); without one, on a consumer that workers
 -- read, the call is served as the worker '_plain' with that lease.
--- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name,
+-- Errors: PQ001, PQ003, PQ006 (max_return NULL or below 1, bad worker name,
 -- lease not in (0, 1 day]; NULL means 30 seconds), PQ025 (a worker asked
 -- while a plain reader is reading the consumer's own batch).
 CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100,
@@ -372,8 +372,8 @@ $$;
 -- Returns 'retry' or 'dead'.
 -- Errors: PQ004 the piece's batch is not open (unknown, or finished),
 -- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
--- msg_id or negative retry_after, PQ027 a batch id, PQ028 its batch was
--- taken over by another worker.
+-- msg_id, retry_after negative or more than 100 years, PQ027 a batch id,
+-- PQ028 its batch was taken over by another worker.
 CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
                            reason text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$

@@ -1,7 +1,7 @@
 -- Dead letters: events a consumer failed max_retries + 1 times.
 
 -- dlq_list(queue_name, max_rows): the queue's dead letters, newest first.
--- Errors: PQ001, PQ006 (max_rows not positive).
+-- Errors: PQ001, PQ006 (max_rows NULL or below 1).
 CREATE FUNCTION pgque.dlq_list(queue_name text, max_rows int DEFAULT 100)
 RETURNS TABLE (dl_id bigint, consumer_name text, dead_at timestamptz, reason text,
                msg_id bigint, created_at timestamptz, retry_count int, type text, payload text,
