@@ -343,6 +343,105 @@ BEGIN
 END
 $$;
 
+-- _quote(value): a caller's text as error messages quote it: quoted, and
+-- when longer than 100 characters only its first 100, a marker and its
+-- length, so that a huge bad value never makes a huge message (or log
+-- line).  NULL as NULL.
+CREATE FUNCTION pgque._quote(value text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN value IS NULL THEN 'NULL'
+                WHEN length(value) <= 100 THEN quote_literal(value)
+                ELSE quote_literal(left(value, 100)) || format('... (%s bytes in all)', octet_length(value)) END
+$$;
+
+-- Ranges.  Every interval, time and number a caller can set is checked
+-- against a documented range (docs/sql-reference.md, "Ranges") by the
+-- helpers below, so that nothing the engine later adds, multiplies or
+-- converts can overflow, and no loop runs without end.  Durations and
+-- periods are at most _max_span(); times are finite and at most that far
+-- from now.  100 years keeps every sum with a time of this millennium far
+-- inside PostgreSQL's range, and fits Go's time.Duration (292 years).
+
+-- _max_span(): the longest duration or period anywhere, and how far from
+-- now a time may be.
+CREATE FUNCTION pgque._max_span() RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT interval '100 years' $$;
+
+-- _span_text(v): a bound of a range as messages spell it, in words and
+-- whatever the session's IntervalStyle: '100 years', '1 second', '0'.
+CREATE FUNCTION pgque._span_text(v interval) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(nullif(array_to_string(ARRAY(
+               SELECT n || ' ' || unit || CASE WHEN n = 1 THEN '' ELSE 's' END
+                 FROM (VALUES (1, extract(year FROM v), 'year'), (2, extract(month FROM v), 'month'),
+                              (3, extract(day FROM v), 'day'), (4, extract(hour FROM v), 'hour'),
+                              (5, extract(minute FROM v), 'minute'),
+                              (6, trim_scale(extract(second FROM v)), 'second')) p(o, n, unit)
+                WHERE n <> 0 ORDER BY o), ' '), ''), '0')
+$$;
+
+-- _check_int(what, value, lo, hi): value, unless it is NULL or outside
+-- lo..hi (hi NULL: no upper bound but the type's).  Raises PQ006.
+CREATE FUNCTION pgque._check_int(what text, value bigint, lo bigint, hi bigint DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF value IS NULL THEN
+        PERFORM pgque._invalid(what, 'must not be NULL');
+    ELSIF value < lo OR value > hi THEN
+        PERFORM pgque._invalid(what, format('%s is out of range: must be %s', value,
+            CASE WHEN hi IS NULL THEN format('at least %s', lo) ELSE format('from %s to %s', lo, hi) END));
+    END IF;
+    RETURN value;
+END
+$$;
+
+-- _check_interval(what, value, lo, hi, above): value, unless it is NULL or
+-- outside lo..hi (above: more than lo, not lo itself).  Intervals compare
+-- as PostgreSQL compares them, a month as 30 days and a day as 24 hours.
+-- Raises PQ006.
+CREATE FUNCTION pgque._check_interval(what text, value interval, lo interval, hi interval,
+                                      above boolean DEFAULT false) RETURNS interval
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF value IS NULL THEN
+        PERFORM pgque._invalid(what, 'must not be NULL');
+    ELSIF value < lo OR (above AND value = lo) OR value > hi THEN
+        PERFORM pgque._invalid(what, format('%L is out of range: must be %s %s and at most %s', value,
+            CASE WHEN above THEN 'more than' ELSE 'at least' END, pgque._span_text(lo), pgque._span_text(hi)));
+    END IF;
+    RETURN value;
+END
+$$;
+
+-- _check_time(what, value, ahead, back): value, unless it is NULL, infinite,
+-- more than ahead after now or (back not NULL) more than back before now.
+-- Raises PQ006.
+CREATE FUNCTION pgque._check_time(what text, value timestamptz, ahead interval,
+                                  back interval DEFAULT NULL) RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF value IS NULL THEN
+        PERFORM pgque._invalid(what, 'must not be NULL');
+    ELSIF NOT isfinite(value) OR value > now() + ahead OR value < now() - back THEN
+        PERFORM pgque._invalid(what, format('%L is out of range: must be a finite time %s', value,
+            CASE WHEN back IS NULL THEN format('at most %s from now', pgque._span_text(ahead))
+                 ELSE format('from %s ago to %s from now', pgque._span_text(back), pgque._span_text(ahead)) END));
+    END IF;
+    RETURN value;
+END
+$$;
+
+-- _check_length(what, value, max_bytes): PQ006 when value is longer than
+-- max_bytes bytes.
+CREATE FUNCTION pgque._check_length(what text, value text, max_bytes int) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF octet_length(value) > max_bytes THEN
+        PERFORM pgque._invalid(what, format('%s is longer than %s bytes', pgque._quote(value), max_bytes));
+    END IF;
+END
+$$;
+
 -- _check_name(kind, name, max_bytes): validate a queue or consumer name.
 -- Names are 1..max_bytes bytes of [A-Za-z0-9_.-], starting with a letter or
 -- digit, so they are safe in channel names, logs and URLs.  Raises PQ006.
@@ -353,12 +452,12 @@ BEGIN
         PERFORM pgque._invalid(kind || ' name', 'must not be NULL');
     ELSIF name = '' THEN
         PERFORM pgque._invalid(kind || ' name', 'must not be empty');
-    ELSIF octet_length(name) > max_bytes THEN
+    END IF;
+    PERFORM pgque._check_length(kind || ' name', name, max_bytes);
+    IF name !~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$' THEN
         PERFORM pgque._invalid(kind || ' name',
-            format('%L is %s bytes long, the limit is %s', left(name, 80), octet_length(name), max_bytes));
-    ELSIF name !~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$' THEN
-        PERFORM pgque._invalid(kind || ' name',
-            format('%L may only contain letters, digits, "_", "." and "-", and must start with a letter or digit', name));
+            format('%s may only contain letters, digits, "_", "." and "-", and must start with a letter or digit',
+                   pgque._quote(name)));
     END IF;
 END
 $$;
@@ -488,14 +587,13 @@ $$;
 -- pgque.<store>_switched_at (epoch milliseconds of the last switch).
 
 -- _rotation_due(store, period): has store's current partition been current
--- for period?  Raises PQ006 for a NULL or non-positive period.
+-- for period?  Raises PQ006 unless period is more than 0 and at most
+-- _max_span().
 CREATE FUNCTION pgque._rotation_due(store text, period interval) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF period IS NULL OR period <= interval '0' THEN
-        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
-    END IF;
-    RETURN now() >= to_timestamp(pgque._seq_value(format('pgque.%s_switched_at', store)) / 1000.0) + period;
+    PERFORM pgque._check_interval('period', period, interval '0', pgque._max_span(), true);
+    RETURN now() - to_timestamp(pgque._seq_value(format('pgque.%s_switched_at', store)) / 1000.0) >= period;
 END
 $$;
 
@@ -516,16 +614,6 @@ LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.log_gen') % 3)::int $$;
 -- (at most 63 bytes, which is why queue names are limited to 57).
 CREATE FUNCTION pgque._channel(queue_name text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'pgque_' || queue_name $$;
-
--- _check_positive(what, value): PQ006 unless value is a positive number.
-CREATE FUNCTION pgque._check_positive(what text, value bigint) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF value IS NULL OR value <= 0 THEN
-        PERFORM pgque._invalid(what, format('%s (must be a positive number)', coalesce(value::text, 'NULL')));
-    END IF;
-END
-$$;
 
 -- ---- extension/src/02_queue.sql ----
 -- Queue lifecycle: create_queue, drop_queue, set_queue_config, pause_queue,
@@ -651,62 +739,67 @@ END
 $$;
 
 -- set_queue_config(queue_name, param, value): change one setting of a queue.
--- Parameters (the PgQ spelling with a 'queue_' prefix is accepted too):
---   ticker_max_count    int >= 1     tick once this many events wait
---   ticker_max_lag      interval >= 0  ... or once the oldest waits this long
---   ticker_idle_period  interval > 0 tick an idle queue this often
---   rotation_period     interval > 0 switch event tables this often
---   max_retries         int >= 0     nacks before an event is dead-lettered
---   retry_backoff_base  interval >= 0  first retry delay, doubled per retry
---   retry_backoff_cap   interval >= 0  longest retry delay
---   retry_jitter        0 <= float <= 1  share of a computed backoff taken off at random
+-- Parameters (the PgQ spelling with a 'queue_' prefix is accepted too), with
+-- their ranges (S is _max_span(), 100 years):
+--   ticker_max_count    int 1 .. 2^31-1      tick once this many events wait
+--   ticker_max_lag      interval 0 .. S      ... or once the oldest waits this long
+--   ticker_idle_period  interval (0, S]      tick an idle queue this often
+--   rotation_period     interval (0, S]      switch event tables this often
+--   max_retries         int 0 .. 2^31-1      nacks before an event is dead-lettered
+--   retry_backoff_base  interval 0 .. S      first retry delay, doubled per retry
+--   retry_backoff_cap   interval 0 .. S      longest retry delay
+--   retry_jitter        float 0 .. 1         share of a computed backoff taken off at random
 --   keep_unclaimed      boolean      keep events sent while the queue has no
 --                                    consumer for the first one (default true);
 --                                    off lets them go with rotation
--- Returns 1.  Errors: PQ001 unknown queue, PQ006 unknown parameter or bad value.
+-- Returns 1.  Errors: PQ001 unknown queue, PQ006 unknown parameter, NULL,
+-- malformed or out-of-range value.
 CREATE FUNCTION pgque.set_queue_config(queue_name text, param text, value text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     q    pgque.queue := pgque._queue(queue_name);
     name text := regexp_replace(lower(coalesce(param, '')), '^queue_', '');
+    kind text := CASE WHEN name IN ('ticker_max_count', 'max_retries') THEN 'integer'
+                      WHEN name IN ('ticker_max_lag', 'ticker_idle_period', 'rotation_period',
+                                    'retry_backoff_base', 'retry_backoff_cap') THEN 'interval'
+                      WHEN name = 'retry_jitter' THEN 'number'
+                      WHEN name = 'keep_unclaimed' THEN 'boolean' END;
     i    bigint;
     iv   interval;
     f    float8;
     b    boolean;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
-    IF value IS NULL THEN
-        PERFORM pgque._invalid('value for ' || coalesce(param, 'NULL'), 'must not be NULL');
+    IF kind IS NULL THEN
+        PERFORM pgque._invalid('parameter', format('%s (known: ticker_max_count, ticker_max_lag, '
+            'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter, '
+            'keep_unclaimed)', pgque._quote(param)));
+    ELSIF value IS NULL THEN
+        PERFORM pgque._invalid(name, 'must not be NULL');
     END IF;
     BEGIN
-        IF name IN ('ticker_max_count', 'max_retries') THEN
-            i := value::bigint;
-        ELSIF name IN ('ticker_max_lag', 'ticker_idle_period', 'rotation_period',
-                       'retry_backoff_base', 'retry_backoff_cap') THEN
-            iv := value::interval;
-        ELSIF name = 'retry_jitter' THEN
-            f := value::float8;
-        ELSIF name = 'keep_unclaimed' THEN
-            b := value::boolean;
-        ELSE
-            PERFORM pgque._invalid('parameter', format('%L (known: ticker_max_count, ticker_max_lag, '
-                'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter, '
-                'keep_unclaimed)', param));
-        END IF;
+        CASE kind
+            WHEN 'integer' THEN i := value::bigint;
+            WHEN 'interval' THEN iv := value::interval;
+            WHEN 'number' THEN f := value::float8;
+            ELSE b := value::boolean;
+        END CASE;
     EXCEPTION WHEN invalid_text_representation OR datetime_field_overflow OR invalid_datetime_format
                    OR numeric_value_out_of_range OR interval_field_overflow THEN
-        PERFORM pgque._invalid('value for ' || name, format('%L is not a valid %s', value,
-            CASE WHEN name IN ('ticker_max_count', 'max_retries') THEN 'integer'
-                 WHEN name = 'retry_jitter' THEN 'number'
-                 WHEN name = 'keep_unclaimed' THEN 'boolean' ELSE 'interval' END));
+        PERFORM pgque._invalid(name, format('%s is not a valid %s', pgque._quote(value), kind));
     END;
-    IF (name = 'ticker_max_count' AND (i < 1 OR i > 2147483647))
-       OR (name = 'max_retries' AND (i < 0 OR i > 2147483647))
-       OR (name IN ('ticker_idle_period', 'rotation_period') AND iv <= interval '0')
-       OR (name IN ('ticker_max_lag', 'retry_backoff_base', 'retry_backoff_cap') AND iv < interval '0')
-       OR (name = 'retry_jitter' AND NOT (f BETWEEN 0 AND 1)) THEN
-        PERFORM pgque._invalid('value for ' || name, format('%L is out of range', value));
-    END IF;
+    CASE name
+        WHEN 'ticker_max_count' THEN PERFORM pgque._check_int(name, i, 1, 2147483647);
+        WHEN 'max_retries' THEN PERFORM pgque._check_int(name, i, 0, 2147483647);
+        WHEN 'ticker_idle_period', 'rotation_period' THEN
+            PERFORM pgque._check_interval(name, iv, interval '0', pgque._max_span(), true);
+        WHEN 'retry_jitter' THEN
+            IF NOT (f BETWEEN 0 AND 1) THEN  -- NaN too: it sorts above every number
+                PERFORM pgque._invalid(name, format('%s is out of range: must be from 0 to 1', pgque._quote(value)));
+            END IF;
+        WHEN 'keep_unclaimed' THEN NULL;
+        ELSE PERFORM pgque._check_interval(name, iv, interval '0', pgque._max_span());
+    END CASE;
 
     UPDATE pgque.queue SET
         queue_ticker_max_count   = CASE WHEN name = 'ticker_max_count'   THEN i::int ELSE queue_ticker_max_count END,
@@ -912,19 +1005,22 @@ $$;
 --           max_retries, extra1 .. extra4]): send one event with any of the
 -- send options; the entry point for drivers (call it with named arguments).
 --   deliver_at   deliver at this time, not before (13_delayed.sql); NULL or
---                not in the future: at once
+--                not in the future: at once.  Finite, at most _max_span()
+--                (100 years) from now
 --   unique_key   send only if no live event with this key exists on the
 --                queue, else return that event's id (14_dedup.sql); needs
---                READ COMMITTED
---   unique_ttl   keep the key live this long after the send (default 0);
---                only with unique_key
+--                READ COMMITTED.  1 to 2000 bytes
+--   unique_ttl   keep the key live this long after the send (default 0,
+--                at most 100 years); only with unique_key
 --   max_retries  this event's own limit of nacks before it is dead-lettered,
---                instead of the queue's; kept by retries and replays
+--                instead of the queue's (0 or more); kept by retries and
+--                replays
 -- send(), send_at() and send_unique() are this function with fewer options;
 -- plain send() stays the fastest path.
 -- Returns the event id.  Errors: PQ001 unknown queue; PQ006 NULL type, empty
--- unique_key, unique_ttl negative or without a key, negative max_retries,
--- infinite deliver_at; PQ009 unique_key outside READ COMMITTED.
+-- or too long unique_key, unique_ttl out of range or without a key,
+-- max_retries or deliver_at out of range; PQ009 unique_key outside READ
+-- COMMITTED.
 CREATE FUNCTION pgque.send_opts(queue_name text, type text, payload text,
                                 deliver_at timestamptz DEFAULT NULL,
                                 unique_key text DEFAULT NULL, unique_ttl interval DEFAULT NULL,
@@ -944,13 +1040,18 @@ BEGIN
     ELSIF unique_key = '' THEN
         PERFORM pgque._invalid('unique key', 'must not be empty');
     ELSIF unique_ttl IS NOT NULL AND unique_key IS NULL THEN
-        PERFORM pgque._invalid('unique ttl', 'is only allowed with a unique key');
-    ELSIF unique_ttl < interval '0' THEN
-        PERFORM pgque._invalid('unique ttl', format('%s is negative', unique_ttl));
-    ELSIF max_retries < 0 THEN
-        PERFORM pgque._invalid('max_retries', format('%s is negative', max_retries));
-    ELSIF deliver_at = 'infinity' THEN
-        PERFORM pgque._invalid('deliver_at', 'must be a finite time');
+        PERFORM pgque._invalid('unique_ttl', 'is only allowed with a unique key');
+    END IF;
+    -- A key is a btree index entry, which must fit a third of a page.
+    PERFORM pgque._check_length('unique key', unique_key, 2000);
+    IF unique_ttl IS NOT NULL THEN
+        PERFORM pgque._check_interval('unique_ttl', unique_ttl, interval '0', pgque._max_span());
+    END IF;
+    IF max_retries IS NOT NULL THEN
+        PERFORM pgque._check_int('max_retries', max_retries, 0);
+    END IF;
+    IF deliver_at IS NOT NULL THEN
+        PERFORM pgque._check_time('deliver_at', deliver_at, pgque._max_span());
     END IF;
     IF unique_key IS NOT NULL THEN
         PERFORM pgque._require_read_committed('a send with a unique key');
@@ -1710,7 +1811,7 @@ DECLARE
     c pgque.subscription;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
-    PERFORM pgque._check_positive('max_return', max_return);
+    PERFORM pgque._check_int('max_return', max_return, 1);
     lease := pgque._lease(lease);  -- checked even where unused, so that a bad value never slips through
     c := pgque._subscription(queue_name, consumer_name, true);
     IF worker_name IS NOT NULL THEN
@@ -1774,7 +1875,7 @@ $$;
 -- which is its for lease (default 30 seconds) from now, renewed by each
 -- receive and by heartbeat(); without one, on a consumer that workers
 -- read, the call is served as the worker '_plain' with that lease.
--- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name,
+-- Errors: PQ001, PQ003, PQ006 (max_return NULL or below 1, bad worker name,
 -- lease not in (0, 1 day]; NULL means 30 seconds), PQ025 (a worker asked
 -- while a plain reader is reading the consumer's own batch).
 CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100,
@@ -1928,8 +2029,8 @@ $$;
 -- Returns 'retry' or 'dead'.
 -- Errors: PQ004 the piece's batch is not open (unknown, or finished),
 -- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
--- msg_id or negative retry_after, PQ027 a batch id, PQ028 its batch was
--- taken over by another worker.
+-- msg_id, retry_after negative or more than 100 years, PQ027 a batch id,
+-- PQ028 its batch was taken over by another worker.
 CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
                            reason text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -1940,8 +2041,8 @@ DECLARE
 BEGIN
     IF msg_id IS NULL THEN
         PERFORM pgque._invalid('msg_id', 'must not be NULL');
-    ELSIF retry_after < interval '0' THEN
-        PERFORM pgque._invalid('retry_after', format('%s is negative', retry_after));
+    ELSIF retry_after IS NOT NULL THEN
+        PERFORM pgque._check_interval('retry_after', retry_after, interval '0', pgque._max_span());
     END IF;
     SELECT * INTO p FROM pgque._piece(batch_id);
     s := p.s;
@@ -1970,10 +2071,21 @@ $$;
 -- _backoff(q, retry_count): least(base * 2^retry_count, cap), less a random
 -- share of up to retry_jitter of it.  Jitter only shortens the delay, so the
 -- cap stays the longest wait and a retry never comes later than configured.
+-- Worked out in seconds (float8), with the cap applied before the result
+-- becomes an interval: base * 2^n as an interval overflows long before n is
+-- large (a month from n = 31 on).  n is taken at most 62: 2^62 times any
+-- base of a microsecond or more passes every cap in range, and the product
+-- stays finite.  Seconds count a month as 30 days and a year as 365.25,
+-- interval comparison a year as 360: the outer least() makes a delay that
+-- reaches the cap the cap itself.
 CREATE FUNCTION pgque._backoff(q pgque.queue, retry_count int) RETURNS interval
 LANGUAGE sql VOLATILE AS $$
-    SELECT least(q.queue_retry_backoff_base * power(2, least(greatest(retry_count, 0), 40)),
-                 q.queue_retry_backoff_cap) * (1 - q.queue_retry_jitter * random())
+    SELECT least(justify_hours(make_interval(secs =>
+                     least(extract(epoch FROM q.queue_retry_backoff_base)::float8
+                               * power(2::float8, least(greatest(retry_count, 0), 62)),
+                           extract(epoch FROM q.queue_retry_backoff_cap)::float8))),
+                 q.queue_retry_backoff_cap)
+           * (1 - q.queue_retry_jitter * random())
 $$;
 
 -- _retry_insert(s, e, due): queue event e for redelivery to s at due.
@@ -2019,18 +2131,22 @@ $$;
 
 -- event_retry(batch_id, ev_id, retry_time): PgQ's retry: redeliver an event
 -- of an open batch to this consumer at retry_time, whatever its retry count
--- (no dead-lettering; use nack() for that).
+-- (no dead-lettering; use nack() for that).  retry_time is finite and at
+-- most 100 years from now; an earlier one is due at once.
 -- Returns 1, or 0 when it was already queued for retry.
--- Errors: PQ004 batch not open, PQ005 event not in batch, PQ006 NULL argument.
+-- Errors: PQ004 batch not open, PQ005 event not in batch, PQ006 NULL
+-- argument, retry_time out of range.
 CREATE FUNCTION pgque.event_retry(batch_id bigint, ev_id bigint, retry_time timestamptz) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     s pgque.subscription := pgque._batch_sub(batch_id);
     e pgque.event;
 BEGIN
-    IF ev_id IS NULL OR retry_time IS NULL THEN
-        PERFORM pgque._invalid('argument', 'ev_id and retry_time must not be NULL');
-    ELSIF s.sub_id IS NULL THEN
+    IF ev_id IS NULL THEN
+        PERFORM pgque._invalid('ev_id', 'must not be NULL');
+    END IF;
+    PERFORM pgque._check_time('retry_time', retry_time, pgque._max_span());
+    IF s.sub_id IS NULL THEN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
     SELECT * INTO e FROM pgque._batch_rows(s, true, 'AND ev_id = $3', 'LIMIT 1', NULL, ev_id, NULL);
@@ -2041,14 +2157,13 @@ BEGIN
 END
 $$;
 
--- event_retry(batch_id, ev_id, retry_seconds): the same, retry_seconds from now.
--- Errors: as above, and PQ006 for negative seconds.
+-- event_retry(batch_id, ev_id, retry_seconds): the same, retry_seconds from
+-- now (0 or more: an int stays below 100 years).
+-- Errors: as above, and PQ006 for NULL or negative seconds.
 CREATE FUNCTION pgque.event_retry(batch_id bigint, ev_id bigint, retry_seconds int) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
-    IF retry_seconds < 0 THEN
-        PERFORM pgque._invalid('retry_seconds', format('%s is negative', retry_seconds));
-    END IF;
+    PERFORM pgque._check_int('retry_seconds', retry_seconds, 0);
     RETURN pgque.event_retry(batch_id, ev_id, now() + make_interval(secs => retry_seconds));
 END
 $$;
@@ -2102,7 +2217,7 @@ $$;
 -- Dead letters: events a consumer failed max_retries + 1 times.
 
 -- dlq_list(queue_name, max_rows): the queue's dead letters, newest first.
--- Errors: PQ001, PQ006 (max_rows not positive).
+-- Errors: PQ001, PQ006 (max_rows NULL or below 1).
 CREATE FUNCTION pgque.dlq_list(queue_name text, max_rows int DEFAULT 100)
 RETURNS TABLE (dl_id bigint, consumer_name text, dead_at timestamptz, reason text,
                msg_id bigint, created_at timestamptz, retry_count int, type text, payload text,
@@ -2112,7 +2227,7 @@ DECLARE
     q pgque.queue := pgque._queue(queue_name);
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
-    PERFORM pgque._check_positive('max_rows', max_rows);
+    PERFORM pgque._check_int('max_rows', max_rows, 1);
     RETURN QUERY
         SELECT d.dl_id, d.dl_consumer, d.dl_time, d.dl_reason, d.ev_id, d.ev_time, d.ev_retry,
                d.ev_type, d.ev_data, d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4
@@ -2156,8 +2271,8 @@ END
 $$;
 
 -- dlq_purge(queue_name, older_than): delete the queue's dead letters older
--- than older_than (all of them with '0').  Returns how many were deleted.
--- Errors: PQ001, PQ006 (NULL or negative older_than).
+-- than older_than (all of them with '0'; at most 100 years).  Returns how
+-- many were deleted.  Errors: PQ001, PQ006 (older_than NULL or out of range).
 CREATE FUNCTION pgque.dlq_purge(queue_name text, older_than interval DEFAULT '30 days') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
@@ -2165,9 +2280,7 @@ DECLARE
     n int;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
-    IF older_than IS NULL OR older_than < interval '0' THEN
-        PERFORM pgque._invalid('older_than', coalesce(older_than::text, 'NULL') || ' (must be zero or positive)');
-    END IF;
+    PERFORM pgque._check_interval('older_than', older_than, interval '0', pgque._max_span());
     DELETE FROM pgque.dead_letter WHERE dl_queue = q.queue_id AND dl_time <= now() - older_than;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -2237,7 +2350,7 @@ BEGIN
         RETURN 1;
     END IF;
     IF q.queue_switch_post IS NULL
-       OR now() < q.queue_switch_time + q.queue_rotation_period
+       OR now() - q.queue_switch_time < q.queue_rotation_period  -- a difference: no overflow
        -- events kept for the queue's first consumer (06_subscription.sql)
        OR pg_snapshot_xmin(q.queue_unclaimed_snapshot) < q.queue_switch_post
        OR EXISTS (SELECT 1 FROM pgque.subscription
@@ -2292,7 +2405,8 @@ $$;
 -- queue's newest tick and every consumer's newest state, TRUNCATE, put those
 -- rows back and make the partition current.  The newest rows are thereby
 -- always in the current or the previous partition, and neither log leaves
--- dead rows.  Returns 1 when it switched, else 0.  Errors: PQ006.
+-- dead rows.  Returns 1 when it switched, else 0.  Errors: PQ006 (period
+-- NULL, not more than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_logs(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
@@ -2511,7 +2625,7 @@ BEGIN
            (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_sub = s.sub_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id AND d.dl_consumer = s.sub_consumer),
            coalesce(pos.xmin < q.queue_switch_post AND pg_snapshot_xmin(t.tick_snapshot) >= q.queue_switch_post, false)
-             AND now() >= q.queue_switch_time + q.queue_rotation_period,
+             AND now() - q.queue_switch_time >= q.queue_rotation_period,  -- as maint_rotate_tables_step1
            now() - least(CASE WHEN s.sub_batch IS NOT NULL THEN s.sub_next_time END, w.next_time),
            w.n
       FROM pgque.subscription s
@@ -2603,8 +2717,8 @@ $$;
 --   worker_name  the worker whose window holds it; NULL for the consumer's
 --                own batch and for what is not handed out yet
 -- It reads up to max_return rows of each open batch and of the next one:
--- as cheap as receiving them.  Errors: PQ001, PQ003, PQ006 (max_return not
--- positive).
+-- as cheap as receiving them.  Errors: PQ001, PQ003, PQ006 (max_return NULL
+-- or below 1).
 CREATE FUNCTION pgque.peek(queue_name text, consumer_name text, max_return int DEFAULT 100)
 RETURNS TABLE (msg_id bigint, batch_id bigint, worker_name text, type text, payload text, retry_count int,
                created_at timestamptz, extra1 text, extra2 text, extra3 text, extra4 text)
@@ -2619,7 +2733,7 @@ DECLARE
     n    bigint;
 BEGIN
     PERFORM pgque._authorize($1, 'receive');
-    PERFORM pgque._check_positive('max_return', max_return);
+    PERFORM pgque._check_int('max_return', max_return, 1);
     c := pgque._subscription($1, $2, false);
     FOR w IN SELECT * FROM pgque.subscription x WHERE x.sub_parent = c.sub_id AND x.sub_batch IS NOT NULL
               ORDER BY x.sub_last_tick, x.sub_start_txid NULLS FIRST, x.sub_start_id NULLS FIRST
@@ -2777,9 +2891,13 @@ $$;
 CREATE FUNCTION pgque._delayed_part() RETURNS int
 LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.delayed_gen') % 3)::int $$;
 
--- _epoch_us(t): t in epoch microseconds (the wake hint's unit).
+-- _epoch_us(t): t in epoch microseconds (the wake hint's unit), clamped to
+-- bigint: the latest timestamps PostgreSQL has (and infinity) are beyond
+-- it, and a due time stored here must never make the mover fail.
 CREATE FUNCTION pgque._epoch_us(t timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$ SELECT floor(extract(epoch FROM t) * 1000000)::bigint $$;
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT floor(greatest(least(extract(epoch FROM t) * 1000000, 9223372036854775807), -9223372036854775808))::bigint
+$$;
 
 -- _delayed_idle(): true when the hint says no parked event can be due.
 CREATE FUNCTION pgque._delayed_idle() RETURNS boolean
@@ -3057,7 +3175,8 @@ $$;
 -- refers to them while parked (14_dedup.sql), and the mover's newest
 -- position.  Events of dropped queues are dropped.  Skips (0) when the
 -- partition stays busy for 100 ms or another session is rotating.
--- Returns 1 when it switched, else 0.  Errors: PQ006.
+-- Returns 1 when it switched, else 0.  Errors: PQ006 (period NULL, not more
+-- than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_delayed(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
@@ -3099,10 +3218,11 @@ $$;
 -- enqueue one event for delivery at deliver_at.  The id is drawn now, from
 -- the queue's event sequence, and is the msg_id consumers get.  Like send(),
 -- it exists only if the caller commits.  A deliver_at not in the future
--- (now() is the transaction's start) sends at once, as send() does.
--- Delivered to every consumer at the first tick after deliver_at, never
--- before.  Returns the event id.
--- Errors: PQ001, PQ006 (NULL type or deliver_at, infinite deliver_at).
+-- (now() is the transaction's start) sends at once, as send() does; one more
+-- than 100 years ahead, or infinite, is refused.  Delivered to every
+-- consumer at the first tick after deliver_at, never before.  Returns the
+-- event id.  Errors: PQ001, PQ006 (NULL type or deliver_at, deliver_at out
+-- of range).
 CREATE FUNCTION pgque.send_at(queue_name text, type text, payload text, deliver_at timestamptz,
                               extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
                               extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint
@@ -3282,7 +3402,8 @@ $$;
 -- publishing transaction recorded).  Keys of dropped queues are dropped.
 -- Skips (0) when the partition stays busy for 100 ms (every unique send
 -- holds it until it commits) or another session is rotating.
--- Returns 1 when it switched, else 0.  Errors: PQ006.
+-- Returns 1 when it switched, else 0.  Errors: PQ006 (period NULL, not more
+-- than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_dedup(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
@@ -3308,13 +3429,14 @@ $$;
 
 -- send_unique(queue_name, type, payload, key [, ttl]): send() unless the
 -- queue has a live event with this key (see the top of this file); then
--- return that event's id and insert nothing.  ttl (default 0) keeps the key
--- live for that long after this send even once the event is consumed.
+-- return that event's id and insert nothing.  ttl (default 0, at most 100
+-- years) keeps the key live for that long after this send even once the
+-- event is consumed.  key is 1 to 2000 bytes.
 -- Concurrent senders of one key: one wins, the others wait for its
 -- transaction and return its id (or, if it rolls back, one of them wins).
 -- Must run at READ COMMITTED.
--- Returns the event id.  Errors: PQ001, PQ006 (NULL or empty key, negative
--- ttl, NULL type), PQ009 (isolation).
+-- Returns the event id.  Errors: PQ001, PQ006 (NULL, empty or too long key,
+-- ttl out of range, NULL type), PQ009 (isolation).
 CREATE FUNCTION pgque.send_unique(queue_name text, type text, payload text, key text,
                                   ttl interval DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -3410,7 +3532,7 @@ CREATE TYPE pgque._cron AS (
 -- _cron_invalid(expr, detail): raise PQ006 naming the whole expression.
 CREATE FUNCTION pgque._cron_invalid(expr text, detail text) RETURNS void
 LANGUAGE sql AS $$
-    SELECT pgque._invalid('cron expression', format('%L: %s', expr, detail))
+    SELECT pgque._invalid('cron expression', format('%s: %s', pgque._quote(expr), detail))
 $$;
 
 -- _cron_value(expr, field, v, lo, hi, names, base): one value of a cron
@@ -3426,12 +3548,13 @@ BEGIN
     ELSE
         i := base + array_position(names, v) - 1;
         IF i IS NULL THEN
-            PERFORM pgque._cron_invalid(expr, format('%s value %L is not a number%s', field, v,
+            PERFORM pgque._cron_invalid(expr, format('%s value %s is not a number%s', field, pgque._quote(v),
                 CASE WHEN names IS NULL THEN '' ELSE format(' or a name (%s)', array_to_string(names, ', ')) END));
         END IF;
     END IF;
     IF i < lo OR i > hi THEN
-        PERFORM pgque._cron_invalid(expr, format('%s value %s is out of range %s-%s', field, v, lo, hi));
+        PERFORM pgque._cron_invalid(expr, format('%s value %s is out of range %s-%s', field,
+                                                 CASE WHEN length(v) <= 100 THEN v ELSE pgque._quote(v) END, lo, hi));
     END IF;
     RETURN i;
 END
@@ -3453,12 +3576,12 @@ DECLARE
 BEGIN
     FOREACH item IN ARRAY string_to_array(spec, ',') LOOP
         IF item = '' THEN
-            PERFORM pgque._cron_invalid(expr, format('%s field %L has an empty list item', field, spec));
+            PERFORM pgque._cron_invalid(expr, format('%s field %s has an empty list item', field, pgque._quote(spec)));
         END IF;
         m := regexp_match(item, '^([^-/]+)(?:-([^-/]+))?(?:/(.*))?$');
         IF m IS NULL OR (m[1] = '*' AND m[2] IS NOT NULL) THEN
-            PERFORM pgque._cron_invalid(expr, format('%s field item %L is not "*", a value, or a range a-b, '
-                                                     'optionally with /step', field, item));
+            PERFORM pgque._cron_invalid(expr, format('%s field item %s is not "*", a value, or a range a-b, '
+                                                     'optionally with /step', field, pgque._quote(item)));
         END IF;
         IF m[1] = '*' THEN
             a := lo;
@@ -3473,9 +3596,10 @@ BEGIN
         step := 1;
         IF m[3] IS NOT NULL THEN
             IF m[1] <> '*' AND m[2] IS NULL THEN
-                PERFORM pgque._cron_invalid(expr, format('%s field item %L: a step needs "*" or a range a-b', field, item));
+                PERFORM pgque._cron_invalid(expr, format('%s field item %s: a step needs "*" or a range a-b', field,
+                                                         pgque._quote(item)));
             ELSIF m[3] !~ '^[0-9]{1,9}$' OR m[3]::int = 0 THEN
-                PERFORM pgque._cron_invalid(expr, format('%s step %L must be a positive number', field, m[3]));
+                PERFORM pgque._cron_invalid(expr, format('%s step %s must be a positive number', field, pgque._quote(m[3])));
             END IF;
             step := m[3]::int;
         END IF;
@@ -3536,7 +3660,7 @@ BEGIN
            SELECT 1 FROM unnest(c.months) mo, unnest(c.days) d
             WHERE d <= CASE WHEN mo = 2 THEN 29 WHEN mo IN (4, 6, 9, 11) THEN 30 ELSE 31 END) THEN
         PERFORM pgque._cron_invalid(expr, format('can never fire: day-of-month %s does not occur in month %s',
-                                                 f[3], f[4]));
+                                                 pgque._quote(f[3]), pgque._quote(f[4])));
     END IF;
     RETURN c;
 END
@@ -3648,7 +3772,8 @@ BEGIN
     END IF;
     PERFORM now() AT TIME ZONE tz;
 EXCEPTION WHEN invalid_parameter_value THEN
-    PERFORM pgque._invalid('time zone', format('%L is not a time zone name PostgreSQL knows (see pg_timezone_names)', tz));
+    PERFORM pgque._invalid('time zone', format('%s is not a time zone name PostgreSQL knows (see pg_timezone_names)',
+                                               pgque._quote(tz)));
 END
 $$;
 
@@ -3690,11 +3815,12 @@ $$;
 
 -- create_schedule(schedule_name, queue_name, type, payload, every
 -- [, time_zone, start_at]): send an event of this type and payload (NULL
--- allowed) to the queue every interval.  every is at least 1 second, whole
--- seconds, and its parts (months, days, time) are not negative; days and
--- months follow the wall clock of time_zone (default UTC).  The first run is
--- start_at (rounded down to the second) or, when that has passed, the first
--- start_at + k * every after now; without start_at, now + every.
+-- allowed) to the queue every interval.  every is 1 second to 100 years,
+-- whole seconds, and its parts (months, days, time) are not negative; days
+-- and months follow the wall clock of time_zone (default UTC).  The first
+-- run is start_at (rounded down to the second; finite, within 100 years of
+-- now) or, when that has passed, the first start_at + k * every after now;
+-- without start_at, now + every.
 -- Returns the first due time.
 -- Errors: PQ001 unknown queue, PQ006 bad argument, PQ015 schedule exists.
 CREATE FUNCTION pgque.create_schedule(schedule_name text, queue_name text, type text, payload text,
@@ -3706,15 +3832,18 @@ DECLARE
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._schedule_check(schedule_name, queue_name, type, time_zone);
-    IF every IS NULL THEN
-        PERFORM pgque._invalid('every', 'must not be NULL');
-    ELSIF every < interval '1 second'
-          OR date_trunc('month', every) < interval '0'
-          OR date_trunc('day', every) - date_trunc('month', every) < interval '0'
-          OR every - date_trunc('day', every) < interval '0' THEN
-        PERFORM pgque._invalid('every', format('%s (must be at least 1 second, with no negative part)', every));
+    PERFORM pgque._check_interval('every', every, interval '1 second', pgque._max_span());
+    IF date_trunc('month', every) < interval '0'
+       OR date_trunc('day', every) - date_trunc('month', every) < interval '0'
+       OR every - date_trunc('day', every) < interval '0' THEN
+        PERFORM pgque._invalid('every', format('%L has a negative part', every));
     ELSIF extract(microseconds FROM every) % 1000000 <> 0 THEN
-        PERFORM pgque._invalid('every', format('%s (must be a whole number of seconds)', every));
+        PERFORM pgque._invalid('every', format('%L is not a whole number of seconds', every));
+    END IF;
+    -- Bounded both ways: the first run after now is found by stepping from
+    -- start_at (a day or more per step for calendar periods).
+    IF start_at IS NOT NULL THEN
+        PERFORM pgque._check_time('start_at', start_at, pgque._max_span(), pgque._max_span());
     END IF;
     first := date_trunc('second', coalesce(start_at, now() + every));
     IF first < now() THEN
@@ -3756,7 +3885,7 @@ BEGIN
         -- '5 minutes' lands here when the caller meant an interval.
         IF cron !~ '^\s*@' AND cardinality(regexp_split_to_array(btrim(cron, E' \t\r\n'), '\s+')) <> 5 THEN
             RAISE EXCEPTION '%', msg USING ERRCODE = 'PQ006',
-                HINT = format('For a period, pass every => %L (or a value of type interval).', cron);
+                HINT = format('For a period, pass every => %s (or a value of type interval).', pgque._quote(cron));
         END IF;
         RAISE;
     END;
@@ -3954,13 +4083,8 @@ $$;
 -- it is more than 0 and at most a day (longer work keeps its batch with
 -- heartbeat()).
 CREATE FUNCTION pgque._lease(lease interval) RETURNS interval
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF lease <= interval '0' OR lease > interval '1 day' THEN
-        PERFORM pgque._invalid('lease', format('%s (must be more than 0 and at most 1 day)', lease));
-    END IF;
-    RETURN coalesce(lease, interval '30 seconds');
-END
+LANGUAGE sql AS $$
+    SELECT pgque._check_interval('lease', coalesce(lease, interval '30 seconds'), interval '0', interval '1 day', true)
 $$;
 
 -- _read_by_workers(c): does a worker of consumer c hold a batch, or is c's
@@ -4316,7 +4440,7 @@ BEGIN
         RAISE EXCEPTION 'pgque: permission denied: role % may not % queue %', quote_ident(session_user),
             CASE privilege WHEN 'send' THEN 'send to' WHEN 'receive' THEN 'consume from'
                            WHEN 'admin' THEN 'administer' ELSE 'inspect' END,
-            quote_literal(queue_name)
+            pgque._quote(queue_name)
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'pgque.grant_access() grants privileges on a namespace or a queue.';
     END IF;
@@ -4342,7 +4466,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pgque._check_name('namespace', namespace, 56);
     IF strpos(namespace, '.') > 0 THEN
-        PERFORM pgque._invalid('namespace', format('%L may not contain "."', namespace));
+        PERFORM pgque._invalid('namespace', format('%s may not contain "."', pgque._quote(namespace)));
     END IF;
 END
 $$;
@@ -4381,7 +4505,7 @@ BEGIN
         PERFORM pgque._invalid('role', format('%s does not exist', coalesce(quote_ident(role_name), 'NULL')));
     ELSIF privilege IS NULL OR privilege NOT IN ('send', 'receive', 'inspect', 'admin') THEN
         PERFORM pgque._invalid('privilege',
-            format('%s (expected send, receive, inspect or admin)', coalesce(quote_literal(left(privilege, 80)), 'NULL')));
+            format('%s (expected send, receive, inspect or admin)', pgque._quote(privilege)));
     END IF;
     PERFORM pgque._forget_dropped_roles();
     RETURN r;

@@ -34,6 +34,105 @@ BEGIN
 END
 $$;
 
+-- _quote(value): a caller's text as error messages quote it: quoted, and
+-- when longer than 100 characters only its first 100, a marker and its
+-- length, so that a huge bad value never makes a huge message (or log
+-- line).  NULL as NULL.
+CREATE FUNCTION pgque._quote(value text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN value IS NULL THEN 'NULL'
+                WHEN length(value) <= 100 THEN quote_literal(value)
+                ELSE quote_literal(left(value, 100)) || format('... (%s bytes in all)', octet_length(value)) END
+$$;
+
+-- Ranges.  Every interval, time and number a caller can set is checked
+-- against a documented range (docs/sql-reference.md, "Ranges") by the
+-- helpers below, so that nothing the engine later adds, multiplies or
+-- converts can overflow, and no loop runs without end.  Durations and
+-- periods are at most _max_span(); times are finite and at most that far
+-- from now.  100 years keeps every sum with a time of this millennium far
+-- inside PostgreSQL's range, and fits Go's time.Duration (292 years).
+
+-- _max_span(): the longest duration or period anywhere, and how far from
+-- now a time may be.
+CREATE FUNCTION pgque._max_span() RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT interval '100 years' $$;
+
+-- _span_text(v): a bound of a range as messages spell it, in words and
+-- whatever the session's IntervalStyle: '100 years', '1 second', '0'.
+CREATE FUNCTION pgque._span_text(v interval) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(nullif(array_to_string(ARRAY(
+               SELECT n || ' ' || unit || CASE WHEN n = 1 THEN '' ELSE 's' END
+                 FROM (VALUES (1, extract(year FROM v), 'year'), (2, extract(month FROM v), 'month'),
+                              (3, extract(day FROM v), 'day'), (4, extract(hour FROM v), 'hour'),
+                              (5, extract(minute FROM v), 'minute'),
+                              (6, trim_scale(extract(second FROM v)), 'second')) p(o, n, unit)
+                WHERE n <> 0 ORDER BY o), ' '), ''), '0')
+$$;
+
+-- _check_int(what, value, lo, hi): value, unless it is NULL or outside
+-- lo..hi (hi NULL: no upper bound but the type's).  Raises PQ006.
+CREATE FUNCTION pgque._check_int(what text, value bigint, lo bigint, hi bigint DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF value IS NULL THEN
+        PERFORM pgque._invalid(what, 'must not be NULL');
+    ELSIF value < lo OR value > hi THEN
+        PERFORM pgque._invalid(what, format('%s is out of range: must be %s', value,
+            CASE WHEN hi IS NULL THEN format('at least %s', lo) ELSE format('from %s to %s', lo, hi) END));
+    END IF;
+    RETURN value;
+END
+$$;
+
+-- _check_interval(what, value, lo, hi, above): value, unless it is NULL or
+-- outside lo..hi (above: more than lo, not lo itself).  Intervals compare
+-- as PostgreSQL compares them, a month as 30 days and a day as 24 hours.
+-- Raises PQ006.
+CREATE FUNCTION pgque._check_interval(what text, value interval, lo interval, hi interval,
+                                      above boolean DEFAULT false) RETURNS interval
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF value IS NULL THEN
+        PERFORM pgque._invalid(what, 'must not be NULL');
+    ELSIF value < lo OR (above AND value = lo) OR value > hi THEN
+        PERFORM pgque._invalid(what, format('%L is out of range: must be %s %s and at most %s', value,
+            CASE WHEN above THEN 'more than' ELSE 'at least' END, pgque._span_text(lo), pgque._span_text(hi)));
+    END IF;
+    RETURN value;
+END
+$$;
+
+-- _check_time(what, value, ahead, back): value, unless it is NULL, infinite,
+-- more than ahead after now or (back not NULL) more than back before now.
+-- Raises PQ006.
+CREATE FUNCTION pgque._check_time(what text, value timestamptz, ahead interval,
+                                  back interval DEFAULT NULL) RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF value IS NULL THEN
+        PERFORM pgque._invalid(what, 'must not be NULL');
+    ELSIF NOT isfinite(value) OR value > now() + ahead OR value < now() - back THEN
+        PERFORM pgque._invalid(what, format('%L is out of range: must be a finite time %s', value,
+            CASE WHEN back IS NULL THEN format('at most %s from now', pgque._span_text(ahead))
+                 ELSE format('from %s ago to %s from now', pgque._span_text(back), pgque._span_text(ahead)) END));
+    END IF;
+    RETURN value;
+END
+$$;
+
+-- _check_length(what, value, max_bytes): PQ006 when value is longer than
+-- max_bytes bytes.
+CREATE FUNCTION pgque._check_length(what text, value text, max_bytes int) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF octet_length(value) > max_bytes THEN
+        PERFORM pgque._invalid(what, format('%s is longer than %s bytes', pgque._quote(value), max_bytes));
+    END IF;
+END
+$$;
+
 -- _check_name(kind, name, max_bytes): validate a queue or consumer name.
 -- Names are 1..max_bytes bytes of [A-Za-z0-9_.-], starting with a letter or
 -- digit, so they are safe in channel names, logs and URLs.  Raises PQ006.
@@ -44,12 +143,12 @@ BEGIN
         PERFORM pgque._invalid(kind || ' name', 'must not be NULL');
     ELSIF name = '' THEN
         PERFORM pgque._invalid(kind || ' name', 'must not be empty');
-    ELSIF octet_length(name) > max_bytes THEN
+    END IF;
+    PERFORM pgque._check_length(kind || ' name', name, max_bytes);
+    IF name !~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$' THEN
         PERFORM pgque._invalid(kind || ' name',
-            format('%L is %s bytes long, the limit is %s', left(name, 80), octet_length(name), max_bytes));
-    ELSIF name !~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$' THEN
-        PERFORM pgque._invalid(kind || ' name',
-            format('%L may only contain letters, digits, "_", "." and "-", and must start with a letter or digit', name));
+            format('%s may only contain letters, digits, "_", "." and "-", and must start with a letter or digit',
+                   pgque._quote(name)));
     END IF;
 END
 $$;
@@ -179,14 +278,13 @@ $$;
 -- pgque.<store>_switched_at (epoch milliseconds of the last switch).
 
 -- _rotation_due(store, period): has store's current partition been current
--- for period?  Raises PQ006 for a NULL or non-positive period.
+-- for period?  Raises PQ006 unless period is more than 0 and at most
+-- _max_span().
 CREATE FUNCTION pgque._rotation_due(store text, period interval) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF period IS NULL OR period <= interval '0' THEN
-        PERFORM pgque._invalid('period', coalesce(period::text, 'NULL') || ' (must be positive)');
-    END IF;
-    RETURN now() >= to_timestamp(pgque._seq_value(format('pgque.%s_switched_at', store)) / 1000.0) + period;
+    PERFORM pgque._check_interval('period', period, interval '0', pgque._max_span(), true);
+    RETURN now() - to_timestamp(pgque._seq_value(format('pgque.%s_switched_at', store)) / 1000.0) >= period;
 END
 $$;
 
@@ -207,13 +305,3 @@ LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.log_gen') % 3)::int $$;
 -- (at most 63 bytes, which is why queue names are limited to 57).
 CREATE FUNCTION pgque._channel(queue_name text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'pgque_' || queue_name $$;
-
--- _check_positive(what, value): PQ006 unless value is a positive number.
-CREATE FUNCTION pgque._check_positive(what text, value bigint) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF value IS NULL OR value <= 0 THEN
-        PERFORM pgque._invalid(what, format('%s (must be a positive number)', coalesce(value::text, 'NULL')));
-    END IF;
-END
-$$;

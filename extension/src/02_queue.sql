@@ -121,62 +121,67 @@ END
 $$;
 
 -- set_queue_config(queue_name, param, value): change one setting of a queue.
--- Parameters (the PgQ spelling with a 'queue_' prefix is accepted too):
---   ticker_max_count    int >= 1     tick once this many events wait
---   ticker_max_lag      interval >= 0  ... or once the oldest waits this long
---   ticker_idle_period  interval > 0 tick an idle queue this often
---   rotation_period     interval > 0 switch event tables this often
---   max_retries         int >= 0     nacks before an event is dead-lettered
---   retry_backoff_base  interval >= 0  first retry delay, doubled per retry
---   retry_backoff_cap   interval >= 0  longest retry delay
---   retry_jitter        0 <= float <= 1  share of a computed backoff taken off at random
+-- Parameters (the PgQ spelling with a 'queue_' prefix is accepted too), with
+-- their ranges (S is _max_span(), 100 years):
+--   ticker_max_count    int 1 .. 2^31-1      tick once this many events wait
+--   ticker_max_lag      interval 0 .. S      ... or once the oldest waits this long
+--   ticker_idle_period  interval (0, S]      tick an idle queue this often
+--   rotation_period     interval (0, S]      switch event tables this often
+--   max_retries         int 0 .. 2^31-1      nacks before an event is dead-lettered
+--   retry_backoff_base  interval 0 .. S      first retry delay, doubled per retry
+--   retry_backoff_cap   interval 0 .. S      longest retry delay
+--   retry_jitter        float 0 .. 1         share of a computed backoff taken off at random
 --   keep_unclaimed      boolean      keep events sent while the queue has no
 --                                    consumer for the first one (default true);
 --                                    off lets them go with rotation
--- Returns 1.  Errors: PQ001 unknown queue, PQ006 unknown parameter or bad value.
+-- Returns 1.  Errors: PQ001 unknown queue, PQ006 unknown parameter, NULL,
+-- malformed or out-of-range value.
 CREATE FUNCTION pgque.set_queue_config(queue_name text, param text, value text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     q    pgque.queue := pgque._queue(queue_name);
     name text := regexp_replace(lower(coalesce(param, '')), '^queue_', '');
+    kind text := CASE WHEN name IN ('ticker_max_count', 'max_retries') THEN 'integer'
+                      WHEN name IN ('ticker_max_lag', 'ticker_idle_period', 'rotation_period',
+                                    'retry_backoff_base', 'retry_backoff_cap') THEN 'interval'
+                      WHEN name = 'retry_jitter' THEN 'number'
+                      WHEN name = 'keep_unclaimed' THEN 'boolean' END;
     i    bigint;
     iv   interval;
     f    float8;
     b    boolean;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
-    IF value IS NULL THEN
-        PERFORM pgque._invalid('value for ' || coalesce(param, 'NULL'), 'must not be NULL');
+    IF kind IS NULL THEN
+        PERFORM pgque._invalid('parameter', format('%s (known: ticker_max_count, ticker_max_lag, '
+            'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter, '
+            'keep_unclaimed)', pgque._quote(param)));
+    ELSIF value IS NULL THEN
+        PERFORM pgque._invalid(name, 'must not be NULL');
     END IF;
     BEGIN
-        IF name IN ('ticker_max_count', 'max_retries') THEN
-            i := value::bigint;
-        ELSIF name IN ('ticker_max_lag', 'ticker_idle_period', 'rotation_period',
-                       'retry_backoff_base', 'retry_backoff_cap') THEN
-            iv := value::interval;
-        ELSIF name = 'retry_jitter' THEN
-            f := value::float8;
-        ELSIF name = 'keep_unclaimed' THEN
-            b := value::boolean;
-        ELSE
-            PERFORM pgque._invalid('parameter', format('%L (known: ticker_max_count, ticker_max_lag, '
-                'ticker_idle_period, rotation_period, max_retries, retry_backoff_base, retry_backoff_cap, retry_jitter, '
-                'keep_unclaimed)', param));
-        END IF;
+        CASE kind
+            WHEN 'integer' THEN i := value::bigint;
+            WHEN 'interval' THEN iv := value::interval;
+            WHEN 'number' THEN f := value::float8;
+            ELSE b := value::boolean;
+        END CASE;
     EXCEPTION WHEN invalid_text_representation OR datetime_field_overflow OR invalid_datetime_format
                    OR numeric_value_out_of_range OR interval_field_overflow THEN
-        PERFORM pgque._invalid('value for ' || name, format('%L is not a valid %s', value,
-            CASE WHEN name IN ('ticker_max_count', 'max_retries') THEN 'integer'
-                 WHEN name = 'retry_jitter' THEN 'number'
-                 WHEN name = 'keep_unclaimed' THEN 'boolean' ELSE 'interval' END));
+        PERFORM pgque._invalid(name, format('%s is not a valid %s', pgque._quote(value), kind));
     END;
-    IF (name = 'ticker_max_count' AND (i < 1 OR i > 2147483647))
-       OR (name = 'max_retries' AND (i < 0 OR i > 2147483647))
-       OR (name IN ('ticker_idle_period', 'rotation_period') AND iv <= interval '0')
-       OR (name IN ('ticker_max_lag', 'retry_backoff_base', 'retry_backoff_cap') AND iv < interval '0')
-       OR (name = 'retry_jitter' AND NOT (f BETWEEN 0 AND 1)) THEN
-        PERFORM pgque._invalid('value for ' || name, format('%L is out of range', value));
-    END IF;
+    CASE name
+        WHEN 'ticker_max_count' THEN PERFORM pgque._check_int(name, i, 1, 2147483647);
+        WHEN 'max_retries' THEN PERFORM pgque._check_int(name, i, 0, 2147483647);
+        WHEN 'ticker_idle_period', 'rotation_period' THEN
+            PERFORM pgque._check_interval(name, iv, interval '0', pgque._max_span(), true);
+        WHEN 'retry_jitter' THEN
+            IF NOT (f BETWEEN 0 AND 1) THEN  -- NaN too: it sorts above every number
+                PERFORM pgque._invalid(name, format('%s is out of range: must be from 0 to 1', pgque._quote(value)));
+            END IF;
+        WHEN 'keep_unclaimed' THEN NULL;
+        ELSE PERFORM pgque._check_interval(name, iv, interval '0', pgque._max_span());
+    END CASE;
 
     UPDATE pgque.queue SET
         queue_ticker_max_count   = CASE WHEN name = 'ticker_max_count'   THEN i::int ELSE queue_ticker_max_count END,

@@ -109,19 +109,22 @@ $$;
 --           max_retries, extra1 .. extra4]): send one event with any of the
 -- send options; the entry point for drivers (call it with named arguments).
 --   deliver_at   deliver at this time, not before (13_delayed.sql); NULL or
---                not in the future: at once
+--                not in the future: at once.  Finite, at most _max_span()
+--                (100 years) from now
 --   unique_key   send only if no live event with this key exists on the
 --                queue, else return that event's id (14_dedup.sql); needs
---                READ COMMITTED
---   unique_ttl   keep the key live this long after the send (default 0);
---                only with unique_key
+--                READ COMMITTED.  1 to 2000 bytes
+--   unique_ttl   keep the key live this long after the send (default 0,
+--                at most 100 years); only with unique_key
 --   max_retries  this event's own limit of nacks before it is dead-lettered,
---                instead of the queue's; kept by retries and replays
+--                instead of the queue's (0 or more); kept by retries and
+--                replays
 -- send(), send_at() and send_unique() are this function with fewer options;
 -- plain send() stays the fastest path.
 -- Returns the event id.  Errors: PQ001 unknown queue; PQ006 NULL type, empty
--- unique_key, unique_ttl negative or without a key, negative max_retries,
--- infinite deliver_at; PQ009 unique_key outside READ COMMITTED.
+-- or too long unique_key, unique_ttl out of range or without a key,
+-- max_retries or deliver_at out of range; PQ009 unique_key outside READ
+-- COMMITTED.
 CREATE FUNCTION pgque.send_opts(queue_name text, type text, payload text,
                                 deliver_at timestamptz DEFAULT NULL,
                                 unique_key text DEFAULT NULL, unique_ttl interval DEFAULT NULL,
@@ -141,13 +144,18 @@ BEGIN
     ELSIF unique_key = '' THEN
         PERFORM pgque._invalid('unique key', 'must not be empty');
     ELSIF unique_ttl IS NOT NULL AND unique_key IS NULL THEN
-        PERFORM pgque._invalid('unique ttl', 'is only allowed with a unique key');
-    ELSIF unique_ttl < interval '0' THEN
-        PERFORM pgque._invalid('unique ttl', format('%s is negative', unique_ttl));
-    ELSIF max_retries < 0 THEN
-        PERFORM pgque._invalid('max_retries', format('%s is negative', max_retries));
-    ELSIF deliver_at = 'infinity' THEN
-        PERFORM pgque._invalid('deliver_at', 'must be a finite time');
+        PERFORM pgque._invalid('unique_ttl', 'is only allowed with a unique key');
+    END IF;
+    -- A key is a btree index entry, which must fit a third of a page.
+    PERFORM pgque._check_length('unique key', unique_key, 2000);
+    IF unique_ttl IS NOT NULL THEN
+        PERFORM pgque._check_interval('unique_ttl', unique_ttl, interval '0', pgque._max_span());
+    END IF;
+    IF max_retries IS NOT NULL THEN
+        PERFORM pgque._check_int('max_retries', max_retries, 0);
+    END IF;
+    IF deliver_at IS NOT NULL THEN
+        PERFORM pgque._check_time('deliver_at', deliver_at, pgque._max_span());
     END IF;
     IF unique_key IS NOT NULL THEN
         PERFORM pgque._require_read_committed('a send with a unique key');

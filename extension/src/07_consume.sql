@@ -154,7 +154,7 @@ DECLARE
     c pgque.subscription;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'receive');
-    PERFORM pgque._check_positive('max_return', max_return);
+    PERFORM pgque._check_int('max_return', max_return, 1);
     lease := pgque._lease(lease);  -- checked even where unused, so that a bad value never slips through
     c := pgque._subscription(queue_name, consumer_name, true);
     IF worker_name IS NOT NULL THEN
@@ -218,7 +218,7 @@ $$;
 -- which is its for lease (default 30 seconds) from now, renewed by each
 -- receive and by heartbeat(); without one, on a consumer that workers
 -- read, the call is served as the worker '_plain' with that lease.
--- Errors: PQ001, PQ003, PQ006 (max_return not positive, bad worker name,
+-- Errors: PQ001, PQ003, PQ006 (max_return NULL or below 1, bad worker name,
 -- lease not in (0, 1 day]; NULL means 30 seconds), PQ025 (a worker asked
 -- while a plain reader is reading the consumer's own batch).
 CREATE FUNCTION pgque.receive(queue_name text, consumer_name text, max_return int DEFAULT 100,
@@ -372,8 +372,8 @@ $$;
 -- Returns 'retry' or 'dead'.
 -- Errors: PQ004 the piece's batch is not open (unknown, or finished),
 -- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
--- msg_id or negative retry_after, PQ027 a batch id, PQ028 its batch was
--- taken over by another worker.
+-- msg_id, retry_after negative or more than 100 years, PQ027 a batch id,
+-- PQ028 its batch was taken over by another worker.
 CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
                            reason text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -384,8 +384,8 @@ DECLARE
 BEGIN
     IF msg_id IS NULL THEN
         PERFORM pgque._invalid('msg_id', 'must not be NULL');
-    ELSIF retry_after < interval '0' THEN
-        PERFORM pgque._invalid('retry_after', format('%s is negative', retry_after));
+    ELSIF retry_after IS NOT NULL THEN
+        PERFORM pgque._check_interval('retry_after', retry_after, interval '0', pgque._max_span());
     END IF;
     SELECT * INTO p FROM pgque._piece(batch_id);
     s := p.s;

@@ -6,10 +6,21 @@
 -- _backoff(q, retry_count): least(base * 2^retry_count, cap), less a random
 -- share of up to retry_jitter of it.  Jitter only shortens the delay, so the
 -- cap stays the longest wait and a retry never comes later than configured.
+-- Worked out in seconds (float8), with the cap applied before the result
+-- becomes an interval: base * 2^n as an interval overflows long before n is
+-- large (a month from n = 31 on).  n is taken at most 62: 2^62 times any
+-- base of a microsecond or more passes every cap in range, and the product
+-- stays finite.  Seconds count a month as 30 days and a year as 365.25,
+-- interval comparison a year as 360: the outer least() makes a delay that
+-- reaches the cap the cap itself.
 CREATE FUNCTION pgque._backoff(q pgque.queue, retry_count int) RETURNS interval
 LANGUAGE sql VOLATILE AS $$
-    SELECT least(q.queue_retry_backoff_base * power(2, least(greatest(retry_count, 0), 40)),
-                 q.queue_retry_backoff_cap) * (1 - q.queue_retry_jitter * random())
+    SELECT least(justify_hours(make_interval(secs =>
+                     least(extract(epoch FROM q.queue_retry_backoff_base)::float8
+                               * power(2::float8, least(greatest(retry_count, 0), 62)),
+                           extract(epoch FROM q.queue_retry_backoff_cap)::float8))),
+                 q.queue_retry_backoff_cap)
+           * (1 - q.queue_retry_jitter * random())
 $$;
 
 -- _retry_insert(s, e, due): queue event e for redelivery to s at due.
@@ -55,18 +66,22 @@ $$;
 
 -- event_retry(batch_id, ev_id, retry_time): PgQ's retry: redeliver an event
 -- of an open batch to this consumer at retry_time, whatever its retry count
--- (no dead-lettering; use nack() for that).
+-- (no dead-lettering; use nack() for that).  retry_time is finite and at
+-- most 100 years from now; an earlier one is due at once.
 -- Returns 1, or 0 when it was already queued for retry.
--- Errors: PQ004 batch not open, PQ005 event not in batch, PQ006 NULL argument.
+-- Errors: PQ004 batch not open, PQ005 event not in batch, PQ006 NULL
+-- argument, retry_time out of range.
 CREATE FUNCTION pgque.event_retry(batch_id bigint, ev_id bigint, retry_time timestamptz) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     s pgque.subscription := pgque._batch_sub(batch_id);
     e pgque.event;
 BEGIN
-    IF ev_id IS NULL OR retry_time IS NULL THEN
-        PERFORM pgque._invalid('argument', 'ev_id and retry_time must not be NULL');
-    ELSIF s.sub_id IS NULL THEN
+    IF ev_id IS NULL THEN
+        PERFORM pgque._invalid('ev_id', 'must not be NULL');
+    END IF;
+    PERFORM pgque._check_time('retry_time', retry_time, pgque._max_span());
+    IF s.sub_id IS NULL THEN
         PERFORM pgque._batch_not_found(batch_id);
     END IF;
     SELECT * INTO e FROM pgque._batch_rows(s, true, 'AND ev_id = $3', 'LIMIT 1', NULL, ev_id, NULL);
@@ -77,14 +92,13 @@ BEGIN
 END
 $$;
 
--- event_retry(batch_id, ev_id, retry_seconds): the same, retry_seconds from now.
--- Errors: as above, and PQ006 for negative seconds.
+-- event_retry(batch_id, ev_id, retry_seconds): the same, retry_seconds from
+-- now (0 or more: an int stays below 100 years).
+-- Errors: as above, and PQ006 for NULL or negative seconds.
 CREATE FUNCTION pgque.event_retry(batch_id bigint, ev_id bigint, retry_seconds int) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 BEGIN
-    IF retry_seconds < 0 THEN
-        PERFORM pgque._invalid('retry_seconds', format('%s is negative', retry_seconds));
-    END IF;
+    PERFORM pgque._check_int('retry_seconds', retry_seconds, 0);
     RETURN pgque.event_retry(batch_id, ev_id, now() + make_interval(secs => retry_seconds));
 END
 $$;

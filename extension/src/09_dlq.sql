@@ -1,7 +1,7 @@
 -- Dead letters: events a consumer failed max_retries + 1 times.
 
 -- dlq_list(queue_name, max_rows): the queue's dead letters, newest first.
--- Errors: PQ001, PQ006 (max_rows not positive).
+-- Errors: PQ001, PQ006 (max_rows NULL or below 1).
 CREATE FUNCTION pgque.dlq_list(queue_name text, max_rows int DEFAULT 100)
 RETURNS TABLE (dl_id bigint, consumer_name text, dead_at timestamptz, reason text,
                msg_id bigint, created_at timestamptz, retry_count int, type text, payload text,
@@ -11,7 +11,7 @@ DECLARE
     q pgque.queue := pgque._queue(queue_name);
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
-    PERFORM pgque._check_positive('max_rows', max_rows);
+    PERFORM pgque._check_int('max_rows', max_rows, 1);
     RETURN QUERY
         SELECT d.dl_id, d.dl_consumer, d.dl_time, d.dl_reason, d.ev_id, d.ev_time, d.ev_retry,
                d.ev_type, d.ev_data, d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4
@@ -55,8 +55,8 @@ END
 $$;
 
 -- dlq_purge(queue_name, older_than): delete the queue's dead letters older
--- than older_than (all of them with '0').  Returns how many were deleted.
--- Errors: PQ001, PQ006 (NULL or negative older_than).
+-- than older_than (all of them with '0'; at most 100 years).  Returns how
+-- many were deleted.  Errors: PQ001, PQ006 (older_than NULL or out of range).
 CREATE FUNCTION pgque.dlq_purge(queue_name text, older_than interval DEFAULT '30 days') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
@@ -64,9 +64,7 @@ DECLARE
     n int;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
-    IF older_than IS NULL OR older_than < interval '0' THEN
-        PERFORM pgque._invalid('older_than', coalesce(older_than::text, 'NULL') || ' (must be zero or positive)');
-    END IF;
+    PERFORM pgque._check_interval('older_than', older_than, interval '0', pgque._max_span());
     DELETE FROM pgque.dead_letter WHERE dl_queue = q.queue_id AND dl_time <= now() - older_than;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;

@@ -60,7 +60,7 @@ BEGIN
         RETURN 1;
     END IF;
     IF q.queue_switch_post IS NULL
-       OR now() < q.queue_switch_time + q.queue_rotation_period
+       OR now() - q.queue_switch_time < q.queue_rotation_period  -- a difference: no overflow
        -- events kept for the queue's first consumer (06_subscription.sql)
        OR pg_snapshot_xmin(q.queue_unclaimed_snapshot) < q.queue_switch_post
        OR EXISTS (SELECT 1 FROM pgque.subscription
@@ -115,7 +115,8 @@ $$;
 -- queue's newest tick and every consumer's newest state, TRUNCATE, put those
 -- rows back and make the partition current.  The newest rows are thereby
 -- always in the current or the previous partition, and neither log leaves
--- dead rows.  Returns 1 when it switched, else 0.  Errors: PQ006.
+-- dead rows.  Returns 1 when it switched, else 0.  Errors: PQ006 (period
+-- NULL, not more than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_logs(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE

@@ -149,7 +149,7 @@ BEGIN
            (SELECT count(*) FROM pgque.retry_queue r WHERE r.rq_sub = s.sub_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id AND d.dl_consumer = s.sub_consumer),
            coalesce(pos.xmin < q.queue_switch_post AND pg_snapshot_xmin(t.tick_snapshot) >= q.queue_switch_post, false)
-             AND now() >= q.queue_switch_time + q.queue_rotation_period,
+             AND now() - q.queue_switch_time >= q.queue_rotation_period,  -- as maint_rotate_tables_step1
            now() - least(CASE WHEN s.sub_batch IS NOT NULL THEN s.sub_next_time END, w.next_time),
            w.n
       FROM pgque.subscription s

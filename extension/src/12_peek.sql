@@ -16,8 +16,8 @@
 --   worker_name  the worker whose window holds it; NULL for the consumer's
 --                own batch and for what is not handed out yet
 -- It reads up to max_return rows of each open batch and of the next one:
--- as cheap as receiving them.  Errors: PQ001, PQ003, PQ006 (max_return not
--- positive).
+-- as cheap as receiving them.  Errors: PQ001, PQ003, PQ006 (max_return NULL
+-- or below 1).
 CREATE FUNCTION pgque.peek(queue_name text, consumer_name text, max_return int DEFAULT 100)
 RETURNS TABLE (msg_id bigint, batch_id bigint, worker_name text, type text, payload text, retry_count int,
                created_at timestamptz, extra1 text, extra2 text, extra3 text, extra4 text)
@@ -32,7 +32,7 @@ DECLARE
     n    bigint;
 BEGIN
     PERFORM pgque._authorize($1, 'receive');
-    PERFORM pgque._check_positive('max_return', max_return);
+    PERFORM pgque._check_int('max_return', max_return, 1);
     c := pgque._subscription($1, $2, false);
     FOR w IN SELECT * FROM pgque.subscription x WHERE x.sub_parent = c.sub_id AND x.sub_batch IS NOT NULL
               ORDER BY x.sub_last_tick, x.sub_start_txid NULLS FIRST, x.sub_start_id NULLS FIRST

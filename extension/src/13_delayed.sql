@@ -123,9 +123,13 @@ $$;
 CREATE FUNCTION pgque._delayed_part() RETURNS int
 LANGUAGE sql AS $$ SELECT (pgque._seq_value('pgque.delayed_gen') % 3)::int $$;
 
--- _epoch_us(t): t in epoch microseconds (the wake hint's unit).
+-- _epoch_us(t): t in epoch microseconds (the wake hint's unit), clamped to
+-- bigint: the latest timestamps PostgreSQL has (and infinity) are beyond
+-- it, and a due time stored here must never make the mover fail.
 CREATE FUNCTION pgque._epoch_us(t timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$ SELECT floor(extract(epoch FROM t) * 1000000)::bigint $$;
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT floor(greatest(least(extract(epoch FROM t) * 1000000, 9223372036854775807), -9223372036854775808))::bigint
+$$;
 
 -- _delayed_idle(): true when the hint says no parked event can be due.
 CREATE FUNCTION pgque._delayed_idle() RETURNS boolean
@@ -403,7 +407,8 @@ $$;
 -- refers to them while parked (14_dedup.sql), and the mover's newest
 -- position.  Events of dropped queues are dropped.  Skips (0) when the
 -- partition stays busy for 100 ms or another session is rotating.
--- Returns 1 when it switched, else 0.  Errors: PQ006.
+-- Returns 1 when it switched, else 0.  Errors: PQ006 (period NULL, not more
+-- than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_delayed(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
@@ -445,10 +450,11 @@ $$;
 -- enqueue one event for delivery at deliver_at.  The id is drawn now, from
 -- the queue's event sequence, and is the msg_id consumers get.  Like send(),
 -- it exists only if the caller commits.  A deliver_at not in the future
--- (now() is the transaction's start) sends at once, as send() does.
--- Delivered to every consumer at the first tick after deliver_at, never
--- before.  Returns the event id.
--- Errors: PQ001, PQ006 (NULL type or deliver_at, infinite deliver_at).
+-- (now() is the transaction's start) sends at once, as send() does; one more
+-- than 100 years ahead, or infinite, is refused.  Delivered to every
+-- consumer at the first tick after deliver_at, never before.  Returns the
+-- event id.  Errors: PQ001, PQ006 (NULL type or deliver_at, deliver_at out
+-- of range).
 CREATE FUNCTION pgque.send_at(queue_name text, type text, payload text, deliver_at timestamptz,
                               extra1 text DEFAULT NULL, extra2 text DEFAULT NULL,
                               extra3 text DEFAULT NULL, extra4 text DEFAULT NULL) RETURNS bigint

@@ -156,7 +156,8 @@ $$;
 -- publishing transaction recorded).  Keys of dropped queues are dropped.
 -- Skips (0) when the partition stays busy for 100 ms (every unique send
 -- holds it until it commits) or another session is rotating.
--- Returns 1 when it switched, else 0.  Errors: PQ006.
+-- Returns 1 when it switched, else 0.  Errors: PQ006 (period NULL, not more
+-- than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_dedup(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
@@ -182,13 +183,14 @@ $$;
 
 -- send_unique(queue_name, type, payload, key [, ttl]): send() unless the
 -- queue has a live event with this key (see the top of this file); then
--- return that event's id and insert nothing.  ttl (default 0) keeps the key
--- live for that long after this send even once the event is consumed.
+-- return that event's id and insert nothing.  ttl (default 0, at most 100
+-- years) keeps the key live for that long after this send even once the
+-- event is consumed.  key is 1 to 2000 bytes.
 -- Concurrent senders of one key: one wins, the others wait for its
 -- transaction and return its id (or, if it rolls back, one of them wins).
 -- Must run at READ COMMITTED.
--- Returns the event id.  Errors: PQ001, PQ006 (NULL or empty key, negative
--- ttl, NULL type), PQ009 (isolation).
+-- Returns the event id.  Errors: PQ001, PQ006 (NULL, empty or too long key,
+-- ttl out of range, NULL type), PQ009 (isolation).
 CREATE FUNCTION pgque.send_unique(queue_name text, type text, payload text, key text,
                                   ttl interval DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$

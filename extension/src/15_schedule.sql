@@ -75,7 +75,7 @@ CREATE TYPE pgque._cron AS (
 -- _cron_invalid(expr, detail): raise PQ006 naming the whole expression.
 CREATE FUNCTION pgque._cron_invalid(expr text, detail text) RETURNS void
 LANGUAGE sql AS $$
-    SELECT pgque._invalid('cron expression', format('%L: %s', expr, detail))
+    SELECT pgque._invalid('cron expression', format('%s: %s', pgque._quote(expr), detail))
 $$;
 
 -- _cron_value(expr, field, v, lo, hi, names, base): one value of a cron
@@ -91,12 +91,13 @@ BEGIN
     ELSE
         i := base + array_position(names, v) - 1;
         IF i IS NULL THEN
-            PERFORM pgque._cron_invalid(expr, format('%s value %L is not a number%s', field, v,
+            PERFORM pgque._cron_invalid(expr, format('%s value %s is not a number%s', field, pgque._quote(v),
                 CASE WHEN names IS NULL THEN '' ELSE format(' or a name (%s)', array_to_string(names, ', ')) END));
         END IF;
     END IF;
     IF i < lo OR i > hi THEN
-        PERFORM pgque._cron_invalid(expr, format('%s value %s is out of range %s-%s', field, v, lo, hi));
+        PERFORM pgque._cron_invalid(expr, format('%s value %s is out of range %s-%s', field,
+                                                 CASE WHEN length(v) <= 100 THEN v ELSE pgque._quote(v) END, lo, hi));
     END IF;
     RETURN i;
 END
@@ -118,12 +119,12 @@ DECLARE
 BEGIN
     FOREACH item IN ARRAY string_to_array(spec, ',') LOOP
         IF item = '' THEN
-            PERFORM pgque._cron_invalid(expr, format('%s field %L has an empty list item', field, spec));
+            PERFORM pgque._cron_invalid(expr, format('%s field %s has an empty list item', field, pgque._quote(spec)));
         END IF;
         m := regexp_match(item, '^([^-/]+)(?:-([^-/]+))?(?:/(.*))?$');
         IF m IS NULL OR (m[1] = '*' AND m[2] IS NOT NULL) THEN
-            PERFORM pgque._cron_invalid(expr, format('%s field item %L is not "*", a value, or a range a-b, '
-                                                     'optionally with /step', field, item));
+            PERFORM pgque._cron_invalid(expr, format('%s field item %s is not "*", a value, or a range a-b, '
+                                                     'optionally with /step', field, pgque._quote(item)));
         END IF;
         IF m[1] = '*' THEN
             a := lo;
@@ -138,9 +139,10 @@ BEGIN
         step := 1;
         IF m[3] IS NOT NULL THEN
             IF m[1] <> '*' AND m[2] IS NULL THEN
-                PERFORM pgque._cron_invalid(expr, format('%s field item %L: a step needs "*" or a range a-b', field, item));
+                PERFORM pgque._cron_invalid(expr, format('%s field item %s: a step needs "*" or a range a-b', field,
+                                                         pgque._quote(item)));
             ELSIF m[3] !~ '^[0-9]{1,9}$' OR m[3]::int = 0 THEN
-                PERFORM pgque._cron_invalid(expr, format('%s step %L must be a positive number', field, m[3]));
+                PERFORM pgque._cron_invalid(expr, format('%s step %s must be a positive number', field, pgque._quote(m[3])));
             END IF;
             step := m[3]::int;
         END IF;
@@ -201,7 +203,7 @@ BEGIN
            SELECT 1 FROM unnest(c.months) mo, unnest(c.days) d
             WHERE d <= CASE WHEN mo = 2 THEN 29 WHEN mo IN (4, 6, 9, 11) THEN 30 ELSE 31 END) THEN
         PERFORM pgque._cron_invalid(expr, format('can never fire: day-of-month %s does not occur in month %s',
-                                                 f[3], f[4]));
+                                                 pgque._quote(f[3]), pgque._quote(f[4])));
     END IF;
     RETURN c;
 END
@@ -313,7 +315,8 @@ BEGIN
     END IF;
     PERFORM now() AT TIME ZONE tz;
 EXCEPTION WHEN invalid_parameter_value THEN
-    PERFORM pgque._invalid('time zone', format('%L is not a time zone name PostgreSQL knows (see pg_timezone_names)', tz));
+    PERFORM pgque._invalid('time zone', format('%s is not a time zone name PostgreSQL knows (see pg_timezone_names)',
+                                               pgque._quote(tz)));
 END
 $$;
 
@@ -355,11 +358,12 @@ $$;
 
 -- create_schedule(schedule_name, queue_name, type, payload, every
 -- [, time_zone, start_at]): send an event of this type and payload (NULL
--- allowed) to the queue every interval.  every is at least 1 second, whole
--- seconds, and its parts (months, days, time) are not negative; days and
--- months follow the wall clock of time_zone (default UTC).  The first run is
--- start_at (rounded down to the second) or, when that has passed, the first
--- start_at + k * every after now; without start_at, now + every.
+-- allowed) to the queue every interval.  every is 1 second to 100 years,
+-- whole seconds, and its parts (months, days, time) are not negative; days
+-- and months follow the wall clock of time_zone (default UTC).  The first
+-- run is start_at (rounded down to the second; finite, within 100 years of
+-- now) or, when that has passed, the first start_at + k * every after now;
+-- without start_at, now + every.
 -- Returns the first due time.
 -- Errors: PQ001 unknown queue, PQ006 bad argument, PQ015 schedule exists.
 CREATE FUNCTION pgque.create_schedule(schedule_name text, queue_name text, type text, payload text,
@@ -371,15 +375,18 @@ DECLARE
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._schedule_check(schedule_name, queue_name, type, time_zone);
-    IF every IS NULL THEN
-        PERFORM pgque._invalid('every', 'must not be NULL');
-    ELSIF every < interval '1 second'
-          OR date_trunc('month', every) < interval '0'
-          OR date_trunc('day', every) - date_trunc('month', every) < interval '0'
-          OR every - date_trunc('day', every) < interval '0' THEN
-        PERFORM pgque._invalid('every', format('%s (must be at least 1 second, with no negative part)', every));
+    PERFORM pgque._check_interval('every', every, interval '1 second', pgque._max_span());
+    IF date_trunc('month', every) < interval '0'
+       OR date_trunc('day', every) - date_trunc('month', every) < interval '0'
+       OR every - date_trunc('day', every) < interval '0' THEN
+        PERFORM pgque._invalid('every', format('%L has a negative part', every));
     ELSIF extract(microseconds FROM every) % 1000000 <> 0 THEN
-        PERFORM pgque._invalid('every', format('%s (must be a whole number of seconds)', every));
+        PERFORM pgque._invalid('every', format('%L is not a whole number of seconds', every));
+    END IF;
+    -- Bounded both ways: the first run after now is found by stepping from
+    -- start_at (a day or more per step for calendar periods).
+    IF start_at IS NOT NULL THEN
+        PERFORM pgque._check_time('start_at', start_at, pgque._max_span(), pgque._max_span());
     END IF;
     first := date_trunc('second', coalesce(start_at, now() + every));
     IF first < now() THEN
@@ -421,7 +428,7 @@ BEGIN
         -- '5 minutes' lands here when the caller meant an interval.
         IF cron !~ '^\s*@' AND cardinality(regexp_split_to_array(btrim(cron, E' \t\r\n'), '\s+')) <> 5 THEN
             RAISE EXCEPTION '%', msg USING ERRCODE = 'PQ006',
-                HINT = format('For a period, pass every => %L (or a value of type interval).', cron);
+                HINT = format('For a period, pass every => %s (or a value of type interval).', pgque._quote(cron));
         END IF;
         RAISE;
     END;

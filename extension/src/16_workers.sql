@@ -57,13 +57,8 @@ $$;
 -- it is more than 0 and at most a day (longer work keeps its batch with
 -- heartbeat()).
 CREATE FUNCTION pgque._lease(lease interval) RETURNS interval
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF lease <= interval '0' OR lease > interval '1 day' THEN
-        PERFORM pgque._invalid('lease', format('%s (must be more than 0 and at most 1 day)', lease));
-    END IF;
-    RETURN coalesce(lease, interval '30 seconds');
-END
+LANGUAGE sql AS $$
+    SELECT pgque._check_interval('lease', coalesce(lease, interval '30 seconds'), interval '0', interval '1 day', true)
 $$;
 
 -- _read_by_workers(c): does a worker of consumer c hold a batch, or is c's

@@ -102,7 +102,7 @@ BEGIN
         RAISE EXCEPTION 'pgque: permission denied: role % may not % queue %', quote_ident(session_user),
             CASE privilege WHEN 'send' THEN 'send to' WHEN 'receive' THEN 'consume from'
                            WHEN 'admin' THEN 'administer' ELSE 'inspect' END,
-            quote_literal(queue_name)
+            pgque._quote(queue_name)
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'pgque.grant_access() grants privileges on a namespace or a queue.';
     END IF;
@@ -128,7 +128,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pgque._check_name('namespace', namespace, 56);
     IF strpos(namespace, '.') > 0 THEN
-        PERFORM pgque._invalid('namespace', format('%L may not contain "."', namespace));
+        PERFORM pgque._invalid('namespace', format('%s may not contain "."', pgque._quote(namespace)));
     END IF;
 END
 $$;
@@ -167,7 +167,7 @@ BEGIN
         PERFORM pgque._invalid('role', format('%s does not exist', coalesce(quote_ident(role_name), 'NULL')));
     ELSIF privilege IS NULL OR privilege NOT IN ('send', 'receive', 'inspect', 'admin') THEN
         PERFORM pgque._invalid('privilege',
-            format('%s (expected send, receive, inspect or admin)', coalesce(quote_literal(left(privilege, 80)), 'NULL')));
+            format('%s (expected send, receive, inspect or admin)', pgque._quote(privilege)));
     END IF;
     PERFORM pgque._forget_dropped_roles();
     RETURN r;

@@ -55,12 +55,12 @@ SELECT pgque.ticker() >= 0 AS ticker_ran, pgque.force_tick('q10') IS NOT NULL AS
 SELECT pg_temp.got('q10', 'a') AS nothing_sent;
 
 ---------------------------------------------------------------------------
--- deliver_at in the past, exactly now() and '-infinity' send at once: the
--- next tick delivers them, nothing is parked.
+-- deliver_at in the past (long ago too) and exactly now() send at once:
+-- the next tick delivers them, nothing is parked.
 ---------------------------------------------------------------------------
 SELECT pgque.send_at('q10', 't', 'past', now() - interval '1 hour') AS past,
        pgque.send_at('q10', 't', 'exactly now', now()) AS exactly_now,
-       pgque.send_at('q10', 't', '{"j": 1}'::jsonb, '-infinity') AS minus_infinity;
+       pgque.send_at('q10', 't', '{"j": 1}'::jsonb, '1970-01-01 00:00Z') AS long_ago;
 SELECT pg_temp.parked('q10') AS parked;
 SELECT pgque.force_tick('q10') IS NOT NULL AS ticked;
 SELECT pg_temp.got('q10', 'a') AS a_got, pg_temp.got('q10', 'b') AS b_got;

@@ -184,7 +184,7 @@ SELECT pgque.create_schedule('s12_every', 'q12', 'ping', NULL, every => '10 minu
      = date_trunc('second', now() + interval '10 minutes') AS first_run;
 SELECT pgque.create_schedule('s12_b', 'q12_b', 'ping', '{}'::jsonb, '1 hour'::interval) > now() AS first_run_later;
 -- start_at: a future one is the first run; a past one anchors the grid
-SELECT pgque.create_schedule('s12_start', 'q12', 'ping', 'x', every => '1 hour', start_at => '2999-01-01 00:00:30.75Z');
+SELECT pgque.create_schedule('s12_start', 'q12', 'ping', 'x', every => '1 hour', start_at => '2099-01-01 00:00:30.75Z');
 SELECT pgque.create_schedule('s12_anchor', 'q12', 'ping', 'x', every => '1 hour', start_at => '2020-01-01 00:17Z')
      = date_trunc('hour', now() - interval '17 minutes') + interval '1 hour 17 minutes' AS first_run_on_grid;
 SELECT schedule_name, queue, type, payload, every, cron, time_zone, last_run, last_fired_at, last_event_id, runs,
@@ -246,7 +246,7 @@ SELECT test.err($$SELECT pgque.drop_schedule(NULL, true)$$);
 -- event), with the schedule's name in extra1 and the due time in extra2
 ---------------------------------------------------------------------------
 SELECT pgque.drop_schedule(schedule_name) FROM pgque.list_schedules() WHERE schedule_name <> 's12_cron';
-SELECT pgque.create_schedule('s12_hourly', 'q12', 'tick', '{"n": 1}', every => '1 hour', start_at => '2999-01-01 00:00Z');
+SELECT pgque.create_schedule('s12_hourly', 'q12', 'tick', '{"n": 1}', every => '1 hour', start_at => '2099-01-01 00:00Z');
 SELECT pgque.create_schedule('s12_minutes', 'q12', 'tick', 'm', '*/15 * * * *') > now() AS first_run_later;
 -- pin the due times to known values (as if created earlier)
 UPDATE pgque.schedule SET sched_next_run = '2026-06-01 10:00Z' WHERE sched_name = 's12_hourly';
