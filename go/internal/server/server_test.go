@@ -113,6 +113,9 @@ func (e *env) call(t *testing.T, method, path, body string) (int, string, http.H
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -757,7 +760,8 @@ func TestHealth(t *testing.T) {
 	}
 
 	// The database is unreachable.
-	down := server.New(pgque.New(unreachablePool(t)), server.Options{})
+	// Requests of httptest.NewRequest come for example.com.
+	down := server.New(pgque.New(unreachablePool(t)), server.Options{AllowedHosts: []string{"example.com"}})
 	defer down.Close()
 	if code, h := get(down, "/readyz"); code != 503 || h.Checks["database"] != "unreachable" {
 		t.Errorf("readyz, database down: %d %+v", code, h)
