@@ -137,6 +137,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ours {
 		s.log.Error("pgque serve: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="pgque"`)
+	}
 	// Strings only: it cannot fail.
 	b, _ := json.Marshal(pgquehttp.ErrorBody{Error: d})
 	writeBody(w, status, b)

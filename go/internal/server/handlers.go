@@ -499,6 +499,11 @@ func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) getConsumer(w http.ResponseWriter, r *http.Request) error {
 	queue, name := r.PathValue("queue"), r.PathValue("consumer")
+	// Asked of the engine first, so that a bad name and an unknown queue or
+	// consumer get its errors (PQ006, PQ001, PQ003), as in SQL.
+	if _, err := s.client.Pool().Exec(r.Context(), `SELECT FROM pgque.get_consumer_info($1, $2)`, queue, name); err != nil {
+		return engineError("pgque: consumer info", err)
+	}
 	cs, err := s.client.Consumers(r.Context(), queue)
 	if err != nil {
 		return err

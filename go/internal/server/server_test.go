@@ -48,6 +48,7 @@ type env struct {
 	sdk  *pgque.Client
 	srv  *server.Server
 	http *httptest.Server
+	logs *logBuffer // the server's log; nil when the test gave a Logger
 }
 
 // A poll interval this long means deliveries must come from NOTIFY or acks.
@@ -81,7 +82,7 @@ func newEnv(t *testing.T, opts server.Options) *env {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &env{sdk: sdk, srv: srv, http: hs}
+	return &env{sdk: sdk, srv: srv, http: hs, logs: logs}
 }
 
 // logBuffer collects a server's log lines.
