@@ -153,7 +153,7 @@ func LoadTokens(path string) (*Tokens, error) {
 //	# token                           grants
 //	8f14e45fceea167a5a36dedd4bea2543  admin
 //	c9f0f895fb98ab9159f51fd0297e236d  write:acme.orders read:acme.*
-//	sha256:5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8 inspect
+//	sha256:7c71f44974a08cb005a0d5e8f03dc58c82395646b7a265743df9104a8e8a2bd1 inspect
 //
 // Errors name the line, never the secret.
 func ParseTokens(r io.Reader) (*Tokens, error) {
