@@ -90,16 +90,24 @@ func getHealth(t *testing.T, url string) (int, pgquehttp.Health) {
 	return resp.StatusCode, h
 }
 
-func TestServeWithDSN(t *testing.T) {
+// newDSN starts a PostgreSQL server for the test and returns a fresh
+// database of it.
+func newDSN(t *testing.T) string {
+	t.Helper()
 	pg, err := pgquetest.Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pg.Cleanup()
+	t.Cleanup(pg.Cleanup)
 	dsn, err := pg.NewDatabase(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dsn
+}
+
+func TestServeWithDSN(t *testing.T) {
+	dsn := newDSN(t)
 	url, _, stop := startServe(t, "serve", "--dsn", dsn, "--listen", "127.0.0.1:0")
 	if code, h := getHealth(t, url+"/healthz"); code != 200 || h.Status != "ok" {
 		t.Errorf("healthz: %d %+v", code, h)
@@ -260,15 +268,7 @@ func TestServeNeedsTokensBeyondLoopback(t *testing.T) {
 }
 
 func TestServeTokensAndMetricsListener(t *testing.T) {
-	pg, err := pgquetest.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Cleanup()
-	dsn, err := pg.NewDatabase(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn := newDSN(t)
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(tokens, []byte("# ops\nadmin-token-0123456789 admin\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -283,13 +283,8 @@ func TestServeTokensAndMetricsListener(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	anon, err := pgquehttp.NewClient(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var he *pgquehttp.Error
-	if _, err := anon.Queues(ctx); !errors.As(err, &he) || he.Status != 401 || he.Code != pgquehttp.CodeUnauthenticated {
-		t.Errorf("without a token: %v", err)
+	if code, _ := getHealth(t, url+"/v1/queues"); code != 401 {
+		t.Errorf("without a token: %d", code)
 	}
 	c, err := pgquehttp.NewClient(url, pgquehttp.WithToken("admin-token-0123456789"))
 	if err != nil {

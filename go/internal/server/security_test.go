@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -22,28 +21,8 @@ import (
 // raw sends a request with the given headers and returns status and body.
 func (e *env) raw(t *testing.T, method, path, body string, header map[string]string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		if k == "Host" {
-			req.Host = v
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	// A stream opened by mistake ends with the client's timeout.
-	resp, err := streamClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	status, text, _ := e.callWith(t, method, path, body, header)
+	return status, text
 }
 
 // errorCode decodes an error answer's code ("" for none).

@@ -107,17 +107,33 @@ func (b *logBuffer) String() string {
 // delivers into a failure rather than a hung test.
 var streamClient = &http.Client{Timeout: 2 * time.Minute}
 
-// call sends a request with a raw body and returns status and body.
+// call sends a request with a raw body, declared JSON when there is one,
+// and returns status, body and headers.
 func (e *env) call(t *testing.T, method, path, body string) (int, string, http.Header) {
+	t.Helper()
+	var header map[string]string
+	if body != "" {
+		header = map[string]string{"Content-Type": "application/json"}
+	}
+	return e.callWith(t, method, path, body, header)
+}
+
+// callWith is call with the given headers ("Host" sets the request's host).
+func (e *env) callWith(t *testing.T, method, path, body string, header map[string]string) (int, string, http.Header) {
 	t.Helper()
 	req, err := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// A stream opened by mistake ends with the client's timeout.
+	resp, err := streamClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
