@@ -139,7 +139,12 @@ func TestServeWithDSN(t *testing.T) {
 	}
 
 	// Without a ticker, the same database: pgque is installed already.
-	url, _, _ = startServe(t, "serve", "--dsn", dsn, "--listen", "127.0.0.1:0", "--no-ticker")
+	// Beyond loopback, without tokens when told so.
+	url, _, _ = startServe(t, "serve", "--dsn", dsn, "--listen", "0.0.0.0:0", "--no-ticker", "--insecure-no-auth")
+	url = strings.Replace(url, "0.0.0.0", "127.0.0.1", 1)
+	if code, _ := getHealth(t, url+"/v1/queues"); code != 200 {
+		t.Errorf("--insecure-no-auth: %d", code)
+	}
 	if code, h := getHealth(t, url+"/readyz"); code != 200 || h.Checks["ticker"] != "not run by this process" {
 		t.Errorf("readyz without ticker: %d %+v", code, h)
 	}

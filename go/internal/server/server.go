@@ -2,6 +2,10 @@
 // *pgque.Client, a Server-Sent Events stream per consumer, Prometheus
 // metrics and health checks.  `pgque serve` runs it; docs/http.md describes
 // the endpoints.  The wire types are those of package pgquehttp.
+//
+// Requests pass guard first: the checks against web pages (guard.go) and,
+// with Options.Tokens, authentication; each endpoint then checks its scope
+// on its queue (auth.go).
 package server
 
 import (
