@@ -27,8 +27,9 @@ import (
 
 // Client calls one pgque server.  It is safe for concurrent use.
 type Client struct {
-	base *url.URL
-	http *http.Client
+	base  *url.URL
+	http  *http.Client
+	token string
 }
 
 // Option configures NewClient.
@@ -37,6 +38,10 @@ type Option func(*Client)
 // WithHTTPClient makes the client send its requests with hc (default
 // http.DefaultClient).  A timeout set on hc also bounds streams.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
+
+// WithToken makes the client authenticate with token (sent as
+// "Authorization: Bearer <token>"), for a server that requires tokens.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
 // NewClient returns a client of the server at baseURL, e.g.
 // "http://127.0.0.1:8080".
@@ -138,6 +143,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -36,22 +36,82 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// newAPI serves a fresh database over HTTP and returns a client of it and
-// the SDK client of the database (to tick by hand).
+// Tokens of the servers of newAPI.
+const (
+	adminToken = "admin-token-0123456789"
+	acmeToken  = "acme-token-0123456789" // reads and writes namespace acme only
+)
+
+// newAPI serves a fresh database over HTTP, with tokens, and returns a
+// client of it with the admin token and the SDK client of the database (to
+// tick by hand).
 func newAPI(t testing.TB) (*pgquehttp.Client, *pgque.Client) {
 	t.Helper()
+	c, sdk, _ := newAPIURL(t)
+	return c, sdk
+}
+
+// newAPIURL is newAPI that also returns the server's URL.
+func newAPIURL(t testing.TB) (*pgquehttp.Client, *pgque.Client, string) {
+	t.Helper()
+	tokens, err := server.ParseTokens(strings.NewReader(adminToken + " admin\n" + acmeToken + " read:acme.* write:acme.*\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sdk := pgque.New(pg.NewPool(t))
-	srv := server.New(sdk, server.Options{PollInterval: time.Hour})
+	srv := server.New(sdk, server.Options{PollInterval: time.Hour, Tokens: tokens})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() {
 		srv.Close()
 		hs.Close()
 	})
-	c, err := pgquehttp.NewClient(hs.URL + "/")
+	c, err := pgquehttp.NewClient(hs.URL+"/", pgquehttp.WithToken(adminToken))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, sdk
+	return c, sdk, hs.URL
+}
+
+// The token goes with every request, streams included; errors of
+// authentication and scope are *Error with their codes.
+func TestClientToken(t *testing.T) {
+	ctx := context.Background()
+	admin, _, url := newAPIURL(t)
+	for _, q := range []string{"acme.orders", "other"} {
+		must(admin.CreateQueue(ctx, q, nil)).ok(t)
+		must(admin.Subscribe(ctx, q, "c")).ok(t)
+	}
+	anon, err := pgquehttp.NewClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var he *pgquehttp.Error
+	if _, err := anon.Queues(ctx); !errors.As(err, &he) || he.Status != 401 || he.Code != pgquehttp.CodeUnauthenticated {
+		t.Errorf("without a token: %v", err)
+	}
+	if _, err := anon.Stream(ctx, "acme.orders", "c", pgquehttp.StreamOptions{}); !errors.As(err, &he) || he.Status != 401 {
+		t.Errorf("stream without a token: %v", err)
+	}
+	acme, err := pgquehttp.NewClient(url, pgquehttp.WithToken(acmeToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := must(acme.Queues(ctx)).ok(t)
+	if len(qs) != 1 || qs[0].Name != "acme.orders" {
+		t.Errorf("acme's queues: %+v", qs)
+	}
+	if _, err := acme.Send(ctx, "other", pgquehttp.Event{Type: "t"}); !errors.As(err, &he) || he.Status != 403 || he.Code != pgquehttp.CodeForbidden {
+		t.Errorf("acme sending to other: %v", err)
+	}
+	if _, err := acme.Stream(ctx, "other", "c", pgquehttp.StreamOptions{}); !errors.As(err, &he) || he.Status != 403 {
+		t.Errorf("acme's stream of other: %v", err)
+	}
+	if _, err := acme.CreateQueue(ctx, "acme.more", nil); !errors.As(err, &he) || he.Status != 403 {
+		t.Errorf("acme creating a queue: %v", err)
+	}
+	must(acme.Send(ctx, "acme.orders", pgquehttp.Event{Type: "t"})).ok(t)
+	st := must(acme.Stream(ctx, "acme.orders", "c", pgquehttp.StreamOptions{})).ok(t)
+	st.Close()
 }
 
 // result holds what a call returned; must(c.X(...)).ok(t) fails the test

@@ -20,9 +20,14 @@ import (
 )
 
 type serveConfig struct {
-	listen   string
-	dataDir  string
-	noTicker bool
+	listen         string
+	dataDir        string
+	noTicker       bool
+	tokenFile      string
+	insecureNoAuth bool
+	allowOrigins   []string
+	allowHosts     []string
+	metricsAddr    string
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -44,9 +49,21 @@ string.
 It also runs a ticker (pgque's periodic work, see the Go SDK's Ticker) unless
 --no-ticker: any number of processes may run one, and one works at a time.
 SIGINT or SIGTERM shuts down gracefully: streams end, requests in flight
-finish, the ticker and the local server stop.`,
+finish, the ticker and the local server stop.
+
+Authentication (docs/http.md): with --token-file (or $PGQUE_TOKEN_FILE)
+every request needs a bearer token of the file, whose scopes (inspect, read,
+write, admin, each on every queue or on some queues and namespaces) say what
+it may do.  On a loopback address tokens are optional; on any other address
+serve refuses to start without them, unless --insecure-no-auth.  Requests of
+web pages of other origins are refused unless --allow-origin; on loopback,
+requests for host names other than loopback ones are refused unless
+--allow-host (against DNS rebinding).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("token-file") {
+				cfg.tokenFile = os.Getenv("PGQUE_TOKEN_FILE")
+			}
 			return runServe(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g.dsn, cfg)
 		},
 	}
@@ -54,6 +71,15 @@ finish, the ticker and the local server stop.`,
 	f.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address to serve HTTP on (host:port; port 0 picks a free one)")
 	f.StringVar(&cfg.dataDir, "data-dir", "", "directory of the local PostgreSQL server, when no --dsn is given")
 	f.BoolVar(&cfg.noTicker, "no-ticker", false, "do not run a ticker (another process ticks the database)")
+	f.StringVar(&cfg.tokenFile, "token-file", "", "`FILE` of bearer tokens and their scopes, one a line (default $PGQUE_TOKEN_FILE)")
+	f.BoolVar(&cfg.insecureNoAuth, "insecure-no-auth", false,
+		"serve without tokens on an address beyond loopback: anyone who reaches it may do anything")
+	f.StringSliceVar(&cfg.allowOrigins, "allow-origin", nil,
+		"`ORIGIN` (https://app.example.com) whose web pages may call the API; repeatable")
+	f.StringSliceVar(&cfg.allowHosts, "allow-host", nil,
+		"`NAME` the Host header may give besides loopback ones; with it, only these (any port); repeatable")
+	f.StringVar(&cfg.metricsAddr, "metrics-addr", "",
+		"serve /metrics on this `ADDRESS` (host:port) instead, without a token, and not on --listen")
 	return cmd
 }
 
@@ -61,6 +87,15 @@ func runServe(ctx context.Context, out, errOut io.Writer, dsn string, cfg serveC
 	log := slog.New(slog.NewTextHandler(errOut, nil))
 	if dsn != "" && cfg.dataDir != "" {
 		return errors.New("--data-dir is for the local server; it does not go with --dsn")
+	}
+	// Listening first: whether tokens are needed depends on the address.
+	ln, opts, err := serveListeners(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if opts.MetricsListener != nil {
+		defer opts.MetricsListener.Close()
 	}
 	if dsn == "" {
 		dir := cfg.dataDir
@@ -106,19 +141,66 @@ func runServe(ctx context.Context, out, errOut io.Writer, dsn string, cfg serveC
 		log.Info("pgque serve: pgque is installed", "version", version)
 	}
 
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("pgque serve: %w", err)
-	}
-	opts := server.Options{Logger: log}
 	if !cfg.noTicker {
 		opts.Ticker = pgque.NewTicker(client.Pool(), pgque.WithTickerLogger(log))
 	}
 	srv := server.New(client, opts)
+	if opts.MetricsListener != nil {
+		fmt.Fprintf(out, "pgque serve: metrics on http://%s/metrics\n", opts.MetricsListener.Addr())
+	}
 	fmt.Fprintf(out, "pgque serve: listening on http://%s\n", ln.Addr())
 	err = srv.Serve(ctx, ln)
 	fmt.Fprintln(out, "pgque serve: stopped")
 	return err
+}
+
+// serveListeners opens --listen and --metrics-addr and sets the server's
+// protections for them: tokens (required beyond loopback unless
+// --insecure-no-auth), allowed origins, and the Host check (on loopback,
+// loopback names and --allow-host only; elsewhere --allow-host if given).
+func serveListeners(cfg serveConfig, log *slog.Logger) (net.Listener, server.Options, error) {
+	opts := server.Options{Logger: log, AllowedOrigins: cfg.allowOrigins, AllowedHosts: cfg.allowHosts}
+	if cfg.tokenFile != "" && cfg.insecureNoAuth {
+		return nil, opts, usageError{errors.New("--insecure-no-auth does not go with --token-file (or $PGQUE_TOKEN_FILE)")}
+	}
+	if cfg.tokenFile != "" {
+		ts, err := server.LoadTokens(cfg.tokenFile)
+		if err != nil {
+			return nil, opts, usageError{fmt.Errorf("--token-file: %w", err)}
+		}
+		opts.Tokens = ts
+	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return nil, opts, fmt.Errorf("pgque serve: %w", err)
+	}
+	loopback := isLoopback(ln.Addr())
+	if !loopback && opts.Tokens == nil && !cfg.insecureNoAuth {
+		ln.Close()
+		return nil, opts, usageError{fmt.Errorf("--listen %s reaches beyond this machine: give --token-file "+
+			"(or $PGQUE_TOKEN_FILE), or --insecure-no-auth to serve without authentication", cfg.listen)}
+	}
+	opts.AnyHost = !loopback && len(cfg.allowHosts) == 0
+	if cfg.metricsAddr != "" {
+		if opts.MetricsListener, err = net.Listen("tcp", cfg.metricsAddr); err != nil {
+			ln.Close()
+			return nil, opts, fmt.Errorf("pgque serve: --metrics-addr: %w", err)
+		}
+	}
+	switch {
+	case opts.Tokens != nil:
+		log.Info("pgque serve: requests need a token", "tokens", opts.Tokens.Len(), "file", cfg.tokenFile)
+	case !loopback:
+		log.Warn("pgque serve: serving WITHOUT authentication beyond loopback (--insecure-no-auth)", "listen", ln.Addr().String())
+	}
+	return ln, opts, nil
+}
+
+// isLoopback reports whether a listener's address is reachable from this
+// machine only.
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // defaultDataDir is where the local server lives without --data-dir.

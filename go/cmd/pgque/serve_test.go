@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -89,16 +90,24 @@ func getHealth(t *testing.T, url string) (int, pgquehttp.Health) {
 	return resp.StatusCode, h
 }
 
-func TestServeWithDSN(t *testing.T) {
+// newDSN starts a PostgreSQL server for the test and returns a fresh
+// database of it.
+func newDSN(t *testing.T) string {
+	t.Helper()
 	pg, err := pgquetest.Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pg.Cleanup()
+	t.Cleanup(pg.Cleanup)
 	dsn, err := pg.NewDatabase(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dsn
+}
+
+func TestServeWithDSN(t *testing.T) {
+	dsn := newDSN(t)
 	url, _, stop := startServe(t, "serve", "--dsn", dsn, "--listen", "127.0.0.1:0")
 	if code, h := getHealth(t, url+"/healthz"); code != 200 || h.Status != "ok" {
 		t.Errorf("healthz: %d %+v", code, h)
@@ -130,7 +139,12 @@ func TestServeWithDSN(t *testing.T) {
 	}
 
 	// Without a ticker, the same database: pgque is installed already.
-	url, _, _ = startServe(t, "serve", "--dsn", dsn, "--listen", "127.0.0.1:0", "--no-ticker")
+	// Beyond loopback, without tokens when told so.
+	url, _, _ = startServe(t, "serve", "--dsn", dsn, "--listen", "0.0.0.0:0", "--no-ticker", "--insecure-no-auth")
+	url = strings.Replace(url, "0.0.0.0", "127.0.0.1", 1)
+	if code, _ := getHealth(t, url+"/v1/queues"); code != 200 {
+		t.Errorf("--insecure-no-auth: %d", code)
+	}
 	if code, h := getHealth(t, url+"/readyz"); code != 200 || h.Checks["ticker"] != "not run by this process" {
 		t.Errorf("readyz without ticker: %d %+v", code, h)
 	}
@@ -216,5 +230,81 @@ func TestServeLocal(t *testing.T) {
 	}
 	if q, err := c.Queue(context.Background(), "kept"); err != nil || q.Name != "kept" {
 		t.Errorf("queue after restart: %+v, %v", q, err)
+	}
+}
+
+// runServeCmd runs `pgque serve args...` to its end, for the flags that
+// stop it before it serves.
+func runServeCmd(t *testing.T, args ...string) error {
+	t.Helper()
+	root := newRoot()
+	root.SetArgs(append([]string{"serve", "--dsn", "postgres://x@127.0.0.1:1/x"}, args...))
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	return root.ExecuteContext(context.Background())
+}
+
+// Beyond loopback serve needs tokens, unless told to serve without.
+func TestServeNeedsTokensBeyondLoopback(t *testing.T) {
+	err := runServeCmd(t, "--listen", "0.0.0.0:0")
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--token-file") {
+		t.Errorf("--listen 0.0.0.0:0 without tokens: %v", err)
+	}
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("admin-token-0123456789 admin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := runServeCmd(t, "--listen", "0.0.0.0:0", "--token-file", tokens, "--insecure-no-auth"); !errors.As(err, &ue) {
+		t.Errorf("--token-file with --insecure-no-auth: %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad")
+	if err := os.WriteFile(bad, []byte("secret-but-short admin\nsecret-but-long-enough root\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = runServeCmd(t, "--token-file", bad)
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "line 2") || strings.Contains(err.Error(), "secret-but") {
+		t.Errorf("bad token file: %v", err)
+	}
+	t.Setenv("PGQUE_TOKEN_FILE", bad)
+	if err := runServeCmd(t); !errors.As(err, &ue) || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("bad $PGQUE_TOKEN_FILE: %v", err)
+	}
+}
+
+func TestServeTokensAndMetricsListener(t *testing.T) {
+	dsn := newDSN(t)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("# ops\nadmin-token-0123456789 admin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, lines, _ := startServe(t, "serve", "--dsn", dsn, "--listen", "0.0.0.0:0", "--no-ticker",
+		"--token-file", tokens, "--metrics-addr", "127.0.0.1:0")
+	url = strings.Replace(url, "0.0.0.0", "127.0.0.1", 1)
+	metrics := ""
+	for _, l := range lines {
+		if m, ok := strings.CutPrefix(l, "pgque serve: metrics on "); ok {
+			metrics = m
+		}
+	}
+	ctx := context.Background()
+	if code, _ := getHealth(t, url+"/v1/queues"); code != 401 {
+		t.Errorf("without a token: %d", code)
+	}
+	c, err := pgquehttp.NewClient(url, pgquehttp.WithToken("admin-token-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateQueue(ctx, "q", nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `pgque_queue_events_total{queue="q"}`) {
+		t.Errorf("metrics listener: %d %.300s", resp.StatusCode, body)
 	}
 }

@@ -87,7 +87,12 @@ func describe(err error) (int, pgquehttp.ErrorDetail, bool) {
 	}
 	var maxErr *http.MaxBytesError
 	var connErr *pgconn.ConnectError
+	var pgErr *pgconn.PgError
 	switch {
+	case errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05"):
+		// A NUL character or invalid UTF-8 in a value: PostgreSQL's text cannot hold it.
+		return http.StatusBadRequest, pgquehttp.ErrorDetail{Code: pgquehttp.CodeInvalidArgument,
+			Message: "a value holds a NUL character or is not valid UTF-8: " + pgErr.Message, SQLState: pgErr.Code}, false
 	case errors.As(err, &maxErr):
 		return http.StatusRequestEntityTooLarge, pgquehttp.ErrorDetail{Code: pgquehttp.CodeBodyTooLarge,
 			Message: fmt.Sprintf("request body is larger than %d bytes", maxErr.Limit)}, false
@@ -106,12 +111,24 @@ func describe(err error) (int, pgquehttp.ErrorDetail, bool) {
 	return http.StatusInternalServerError, d, true
 }
 
-// writeJSON answers with status and v as JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON answers with status and v as JSON.  It encodes v whole before
+// answering, so that a value JSON cannot hold (a time past year 9999) is
+// never answered by a partial or empty success: it returns the error, for
+// the endpoint to answer 500 with.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("pgque serve: encoding the answer: %w", err)
+	}
+	writeBody(w, status, b)
+	return nil
+}
+
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	// The client may be gone; nothing to do about a failed write.
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // writeError answers with err, logging the errors that are the server's.
@@ -120,5 +137,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ours {
 		s.log.Error("pgque serve: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, status, pgquehttp.ErrorBody{Error: d})
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="pgque"`)
+	}
+	// Strings only: it cannot fail.
+	b, _ := json.Marshal(pgquehttp.ErrorBody{Error: d})
+	writeBody(w, status, b)
 }

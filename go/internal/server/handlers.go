@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -24,48 +26,85 @@ const streamRoute = "GET /v1/queues/{queue}/consumers/{consumer}/stream"
 // handlerFunc is an endpoint: it answers, or returns the error to answer with.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
+// Routes of the probes, which need no token.
+const (
+	healthRoute = "GET /healthz"
+	readyRoute  = "GET /readyz"
+)
+
 func (s *Server) routes() {
-	api := func(pattern string, h handlerFunc) {
-		s.mux.Handle(pattern, s.instrument(pattern, s.endpoint(h)))
+	// need is the scope the endpoint needs: on the queue of the path, or,
+	// for paths without one, on some queue (the endpoint checks the queue
+	// once it knows it, or filters what it lists).
+	api := func(pattern string, need Scope, h handlerFunc) {
+		s.mux.Handle(pattern, s.instrument(pattern, s.endpoint(scoped(pattern, need, h))))
 	}
-	api("GET /v1/queues", s.listQueues)
-	api("POST /v1/queues", s.createQueue)
-	api("GET /v1/queues/{queue}", s.getQueue)
-	api("PATCH /v1/queues/{queue}", s.updateQueue)
-	api("DELETE /v1/queues/{queue}", s.deleteQueue)
-	api("POST /v1/queues/{queue}/pause", s.pauseQueue)
-	api("POST /v1/queues/{queue}/resume", s.resumeQueue)
+	api("GET /v1/queues", ScopeInspect, s.listQueues)
+	api("POST /v1/queues", ScopeAdmin, s.createQueue)
+	api("GET /v1/queues/{queue}", ScopeInspect, s.getQueue)
+	api("PATCH /v1/queues/{queue}", ScopeAdmin, s.updateQueue)
+	api("DELETE /v1/queues/{queue}", ScopeAdmin, s.deleteQueue)
+	api("POST /v1/queues/{queue}/pause", ScopeAdmin, s.pauseQueue)
+	api("POST /v1/queues/{queue}/resume", ScopeAdmin, s.resumeQueue)
 
-	api("POST /v1/queues/{queue}/events", s.send)
-	api("POST /v1/queues/{queue}/events/batch", s.sendBatch)
+	api("POST /v1/queues/{queue}/events", ScopeWrite, s.send)
+	api("POST /v1/queues/{queue}/events/batch", ScopeWrite, s.sendBatch)
 
-	api("GET /v1/queues/{queue}/consumers", s.listConsumers)
-	api("GET /v1/queues/{queue}/consumers/{consumer}", s.getConsumer)
-	api("PUT /v1/queues/{queue}/consumers/{consumer}", s.subscribe)
-	api("DELETE /v1/queues/{queue}/consumers/{consumer}", s.unsubscribe)
-	api("POST /v1/queues/{queue}/consumers/{consumer}/receive", s.receive)
-	api("GET /v1/queues/{queue}/consumers/{consumer}/peek", s.peek)
-	api("GET /v1/queues/{queue}/consumers/{consumer}/workers", s.listWorkers)
-	api("DELETE /v1/queues/{queue}/consumers/{consumer}/workers/{worker}", s.unregisterWorker)
+	api("GET /v1/queues/{queue}/consumers", ScopeInspect, s.listConsumers)
+	api("GET /v1/queues/{queue}/consumers/{consumer}", ScopeInspect, s.getConsumer)
+	api("PUT /v1/queues/{queue}/consumers/{consumer}", ScopeRead, s.subscribe)
+	api("DELETE /v1/queues/{queue}/consumers/{consumer}", ScopeRead, s.unsubscribe)
+	api("POST /v1/queues/{queue}/consumers/{consumer}/receive", ScopeRead, s.receive)
+	api("GET /v1/queues/{queue}/consumers/{consumer}/peek", ScopeRead, s.peek)
+	api("GET /v1/queues/{queue}/consumers/{consumer}/workers", ScopeRead, s.listWorkers)
+	api("DELETE /v1/queues/{queue}/consumers/{consumer}/workers/{worker}", ScopeRead, s.unregisterWorker)
 	// Streams are not bounded by the request timeout.
-	s.mux.Handle(streamRoute, s.instrument(streamRoute, s.errors(s.stream)))
+	s.mux.Handle(streamRoute, s.instrument(streamRoute, s.errors(scoped(streamRoute, ScopeRead, s.stream))))
 
-	api("POST /v1/batches/{batch}/ack", s.ack)
-	api("POST /v1/batches/{batch}/nack", s.nack)
-	api("POST /v1/batches/{batch}/heartbeat", s.heartbeat)
+	api("POST /v1/batches/{batch}/ack", ScopeRead, s.ack)
+	api("POST /v1/batches/{batch}/nack", ScopeRead, s.nack)
+	api("POST /v1/batches/{batch}/heartbeat", ScopeRead, s.heartbeat)
 
-	api("GET /v1/queues/{queue}/dead-letters", s.listDeadLetters)
-	api("DELETE /v1/queues/{queue}/dead-letters", s.purgeDeadLetters)
-	api("POST /v1/dead-letters/{id}/replay", s.replayDeadLetter)
+	api("GET /v1/queues/{queue}/dead-letters", ScopeAdmin, s.listDeadLetters)
+	api("DELETE /v1/queues/{queue}/dead-letters", ScopeAdmin, s.purgeDeadLetters)
+	api("POST /v1/dead-letters/{id}/replay", ScopeAdmin, s.replayDeadLetter)
 
-	api("GET /v1/schedules", s.listSchedules)
-	api("POST /v1/schedules", s.createSchedule)
-	api("GET /v1/schedules/{schedule}", s.getSchedule)
-	api("DELETE /v1/schedules/{schedule}", s.deleteSchedule)
+	api("GET /v1/schedules", ScopeInspect, s.listSchedules)
+	api("POST /v1/schedules", ScopeAdmin, s.createSchedule)
+	api("GET /v1/schedules/{schedule}", ScopeInspect, s.getSchedule)
+	api("DELETE /v1/schedules/{schedule}", ScopeAdmin, s.deleteSchedule)
 
-	s.mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(s.healthz)))
-	s.mux.Handle("GET /readyz", s.instrument("GET /readyz", http.HandlerFunc(s.readyz)))
-	s.mux.Handle("GET /metrics", s.instrument("GET /metrics", s.metricsHandler()))
+	s.mux.Handle(healthRoute, s.instrument(healthRoute, http.HandlerFunc(s.healthz)))
+	s.mux.Handle(readyRoute, s.instrument(readyRoute, http.HandlerFunc(s.readyz)))
+	if s.opts.MetricsListener == nil {
+		// Every queue shows in the metrics.
+		metrics := s.metricsHandler()
+		s.mux.Handle("GET /metrics", s.instrument("GET /metrics", s.errors(func(w http.ResponseWriter, r *http.Request) error {
+			if err := authorizeAll(r, ScopeInspect, "/metrics"); err != nil {
+				return err
+			}
+			metrics.ServeHTTP(w, r)
+			return nil
+		})))
+	}
+}
+
+// scoped checks the request's token before h: need on the path's queue, or
+// on some queue for a path without one.
+func scoped(pattern string, need Scope, h handlerFunc) handlerFunc {
+	byQueue := strings.Contains(pattern, "{queue}")
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var err error
+		if byQueue {
+			err = authorize(r, need, r.PathValue("queue"))
+		} else {
+			err = authorizeAny(r, need)
+		}
+		if err != nil {
+			return err
+		}
+		return h(w, r)
+	}
 }
 
 // errors answers with the error h returns.
@@ -93,8 +132,19 @@ func (s *Server) endpoint(h handlerFunc) http.Handler {
 // leaves v alone when optional.
 func decode(r *http.Request, v any, optional bool) error {
 	body, err := io.ReadAll(r.Body)
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return err
+	}
 	if err != nil {
-		return err // *http.MaxBytesError or a broken connection
+		// The client went away (or stalled past the read timeout): its
+		// fault, and nobody reads the answer.
+		return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeMalformedJSON,
+			msg: "reading the request body: " + err.Error()}
+	}
+	if !utf8.Valid(body) {
+		return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeMalformedJSON,
+			msg: "malformed JSON body: not valid UTF-8"}
 	}
 	if optional && len(bytes.TrimSpace(body)) == 0 {
 		return nil
@@ -147,6 +197,10 @@ func secondsOrNil(d *time.Duration) *float64 {
 	return &v
 }
 
+// maxDelaySeconds bounds the delays and periods given in seconds (100
+// years): beyond about 292 years they would not fit a time.Duration.
+const maxDelaySeconds = 100 * 365 * 24 * 60 * 60
+
 // maxLeaseSeconds is the longest lease the engine accepts (pgque.MaxLease).
 const maxLeaseSeconds = float64(pgque.MaxLease / time.Second)
 
@@ -156,11 +210,11 @@ func lease(secs float64) (time.Duration, error) {
 	if secs == 0 {
 		return pgque.DefaultLease, nil
 	}
-	d := time.Duration(secs * float64(time.Second))
-	if secs < 0 || secs > maxLeaseSeconds || d <= 0 {
+	// Written so that NaN fails too.
+	if !(secs > 0 && secs <= maxLeaseSeconds) || time.Duration(secs*float64(time.Second)) <= 0 {
 		return 0, badRequest("lease_seconds %v is not more than 0 and at most %g", secs, maxLeaseSeconds)
 	}
-	return d, nil
+	return time.Duration(secs * float64(time.Second)), nil
 }
 
 func queueJSON(q pgque.QueueInfo) pgquehttp.Queue {
@@ -238,12 +292,13 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]pgquehttp.Queue, len(qs))
-	for i, q := range qs {
-		out[i] = queueJSON(q)
+	out := make([]pgquehttp.Queue, 0, len(qs))
+	for _, q := range qs {
+		if visible(r, q.Name) {
+			out = append(out, queueJSON(q))
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queues": out})
-	return nil
+	return writeJSON(w, http.StatusOK, map[string]any{"queues": out})
 }
 
 func (s *Server) getQueue(w http.ResponseWriter, r *http.Request) error {
@@ -251,8 +306,7 @@ func (s *Server) getQueue(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, queueJSON(q))
-	return nil
+	return writeJSON(w, http.StatusOK, queueJSON(q))
 }
 
 // configValue turns a JSON config value into set_queue_config's text.
@@ -309,6 +363,9 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req, false); err != nil {
 		return err
 	}
+	if err := authorize(r, ScopeAdmin, req.Name); err != nil {
+		return err
+	}
 	err := s.inTx(r.Context(), func(tx pgx.Tx) error {
 		var created int
 		if err := tx.QueryRow(r.Context(), `SELECT pgque.create_queue($1)`, req.Name).Scan(&created); err != nil {
@@ -328,8 +385,7 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v1/queues/"+req.Name)
-	writeJSON(w, http.StatusCreated, queueJSON(q))
-	return nil
+	return writeJSON(w, http.StatusCreated, queueJSON(q))
 }
 
 func (s *Server) updateQueue(w http.ResponseWriter, r *http.Request) error {
@@ -379,8 +435,7 @@ func (s *Server) pause(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, pgquehttp.PauseResponse{Changed: changed})
-	return nil
+	return writeJSON(w, http.StatusOK, pgquehttp.PauseResponse{Changed: changed})
 }
 
 func (s *Server) pauseQueue(w http.ResponseWriter, r *http.Request) error {
@@ -404,8 +459,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, pgquehttp.SendResponse{ID: id})
-	return nil
+	return writeJSON(w, http.StatusCreated, pgquehttp.SendResponse{ID: id})
 }
 
 func (s *Server) sendBatch(w http.ResponseWriter, r *http.Request) error {
@@ -428,8 +482,7 @@ func (s *Server) sendBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, pgquehttp.SendBatchResponse{IDs: ids})
-	return nil
+	return writeJSON(w, http.StatusCreated, pgquehttp.SendBatchResponse{IDs: ids})
 }
 
 func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request) error {
@@ -441,20 +494,23 @@ func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request) error {
 	for i, c := range cs {
 		out[i] = consumerJSON(c)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"consumers": out})
-	return nil
+	return writeJSON(w, http.StatusOK, map[string]any{"consumers": out})
 }
 
 func (s *Server) getConsumer(w http.ResponseWriter, r *http.Request) error {
 	queue, name := r.PathValue("queue"), r.PathValue("consumer")
+	// Asked of the engine first, so that a bad name and an unknown queue or
+	// consumer get its errors (PQ006, PQ001, PQ003), as in SQL.
+	if _, err := s.client.Pool().Exec(r.Context(), `SELECT FROM pgque.get_consumer_info($1, $2)`, queue, name); err != nil {
+		return engineError("pgque: consumer info", err)
+	}
 	cs, err := s.client.Consumers(r.Context(), queue)
 	if err != nil {
 		return err
 	}
 	for _, c := range cs {
 		if c.Name == name {
-			writeJSON(w, http.StatusOK, consumerJSON(c))
-			return nil
+			return writeJSON(w, http.StatusOK, consumerJSON(c))
 		}
 	}
 	return &apiError{status: http.StatusNotFound, code: pgquehttp.CodeConsumerNotFound, sqlstate: "PQ003",
@@ -470,8 +526,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) error {
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, pgquehttp.SubscribeResponse{Created: created})
-	return nil
+	return writeJSON(w, status, pgquehttp.SubscribeResponse{Created: created})
 }
 
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) error {
@@ -520,16 +575,16 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, batchJSON(msgs, ""))
-		return nil
+		s.handedOut(queue, msgs)
+		return writeJSON(w, http.StatusOK, batchJSON(msgs, ""))
 	}
 	if req.Worker != "" {
 		msgs, err := s.client.ReceiveAsWorker(r.Context(), queue, consumer, req.Worker, req.Max, l)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, batchJSON(msgs, req.Worker))
-		return nil
+		s.handedOut(queue, msgs)
+		return writeJSON(w, http.StatusOK, batchJSON(msgs, req.Worker))
 	}
 	key := consumerKey{queue, consumer}
 	name := s.workers.take(key)
@@ -543,9 +598,9 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 		// Timed from now, after the database started the lease: the name
 		// is not freed before the database lets the batch go.
 		s.workers.hold(key, name, msgs[0].BatchID, time.Now().Add(l))
+		s.handedOut(queue, msgs)
 	}
-	writeJSON(w, http.StatusOK, batchJSON(msgs, name))
-	return nil
+	return writeJSON(w, http.StatusOK, batchJSON(msgs, name))
 }
 
 // readAs checks how a receive or stream reads its consumer: as its single
@@ -594,13 +649,15 @@ func (s *Server) peek(w http.ResponseWriter, r *http.Request) error {
 	for i, m := range ms {
 		out.Messages[i] = pgquehttp.PeekedMessage{Message: messageJSON(m.Message), Worker: m.Worker}
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	batch, err := pathInt(r, "batch")
 	if err != nil {
+		return err
+	}
+	if err := s.authorizePiece(r, batch); err != nil {
 		return err
 	}
 	var req pgquehttp.HeartbeatRequest
@@ -619,9 +676,9 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 		s.workers.renew(batch, time.Now().Add(l))
 	} else {
 		s.workers.done(batch) // finished or taken over: its caller holds nothing
+		s.pieces.forget(batch)
 	}
-	writeJSON(w, http.StatusOK, pgquehttp.HeartbeatResponse{Held: held})
-	return nil
+	return writeJSON(w, http.StatusOK, pgquehttp.HeartbeatResponse{Held: held})
 }
 
 func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request) error {
@@ -634,8 +691,7 @@ func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request) error {
 		out[i] = pgquehttp.Worker{Name: wi.Name, BatchID: wi.BatchID, LeaseLeftSeconds: secondsOrNil(wi.LeaseLeft),
 			LastSeenSeconds: seconds(wi.LastSeen)}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"workers": out})
-	return nil
+	return writeJSON(w, http.StatusOK, map[string]any{"workers": out})
 }
 
 // unregisterWorker forgets a worker, or with ?release=true gives up the
@@ -675,22 +731,28 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.authorizePiece(r, batch); err != nil {
+		return err
+	}
 	acked, err := s.client.Ack(r.Context(), batch)
 	if err == nil || errors.Is(err, pgque.ErrTakenOver) {
 		// Also when it acknowledged nothing (new): its caller is done with it.
 		s.workers.done(batch)
 		s.acks.fire(batch)
+		s.pieces.forget(batch)
 	}
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, pgquehttp.AckResponse{Acked: acked})
-	return nil
+	return writeJSON(w, http.StatusOK, pgquehttp.AckResponse{Acked: acked})
 }
 
 func (s *Server) nack(w http.ResponseWriter, r *http.Request) error {
 	batch, err := pathInt(r, "batch")
 	if err != nil {
+		return err
+	}
+	if err := s.authorizePiece(r, batch); err != nil {
 		return err
 	}
 	var req pgquehttp.NackRequest
@@ -700,6 +762,9 @@ func (s *Server) nack(w http.ResponseWriter, r *http.Request) error {
 	if req.MsgID == 0 {
 		return badRequest("msg_id is required")
 	}
+	if req.RetryAfterSeconds < 0 || req.RetryAfterSeconds > maxDelaySeconds {
+		return badRequest("retry_after_seconds %d is not from 0 to %d", req.RetryAfterSeconds, maxDelaySeconds)
+	}
 	out, err := s.client.Nack(r.Context(), batch, pgque.Message{MsgID: req.MsgID, BatchID: batch},
 		req.RetryAfterSeconds, req.Reason)
 	if errors.Is(err, pgque.ErrTakenOver) {
@@ -708,8 +773,7 @@ func (s *Server) nack(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, pgquehttp.NackResponse{Outcome: pgquehttp.Outcome(out)})
-	return nil
+	return writeJSON(w, http.StatusOK, pgquehttp.NackResponse{Outcome: pgquehttp.Outcome(out)})
 }
 
 func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) error {
@@ -726,8 +790,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) error {
 		out[i] = pgquehttp.DeadLetter{ID: d.ID, Consumer: d.Consumer, DeadAt: d.DeadAt, Reason: d.Reason,
 			Message: messageJSON(d.Message)}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": out})
-	return nil
+	return writeJSON(w, http.StatusOK, map[string]any{"dead_letters": out})
 }
 
 func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request) error {
@@ -735,12 +798,15 @@ func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	// The engine cannot tell a dead letter's queue before replaying it.
+	if err := authorizeAll(r, ScopeAdmin, "replaying a dead letter by id"); err != nil {
+		return err
+	}
 	msgID, err := s.client.ReplayDeadLetter(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, pgquehttp.ReplayResponse{MsgID: msgID})
-	return nil
+	return writeJSON(w, http.StatusOK, pgquehttp.ReplayResponse{MsgID: msgID})
 }
 
 func (s *Server) purgeDeadLetters(w http.ResponseWriter, r *http.Request) error {
@@ -756,6 +822,5 @@ func (s *Server) purgeDeadLetters(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, pgquehttp.PurgeResponse{Purged: n})
-	return nil
+	return writeJSON(w, http.StatusOK, pgquehttp.PurgeResponse{Purged: n})
 }

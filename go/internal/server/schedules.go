@@ -29,23 +29,25 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]pgquehttp.Schedule, len(ss))
-	for i, si := range ss {
-		out[i] = scheduleJSON(si)
+	out := make([]pgquehttp.Schedule, 0, len(ss))
+	for _, si := range ss {
+		if visible(r, si.Queue) {
+			out = append(out, scheduleJSON(si))
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"schedules": out})
-	return nil
+	return writeJSON(w, http.StatusOK, map[string]any{"schedules": out})
 }
 
-// schedule finds one schedule.  The engine lists them all; there are few.
-func (s *Server) schedule(r *http.Request, name string) (pgquehttp.Schedule, error) {
+// schedule finds one schedule, checking that the request's token has need
+// on its queue.  The engine lists them all; there are few.
+func (s *Server) schedule(r *http.Request, name string, need Scope) (pgquehttp.Schedule, error) {
 	ss, err := s.client.Schedules(r.Context())
 	if err != nil {
 		return pgquehttp.Schedule{}, err
 	}
 	for _, si := range ss {
 		if si.Name == name {
-			return scheduleJSON(si), nil
+			return scheduleJSON(si), authorize(r, need, si.Queue)
 		}
 	}
 	return pgquehttp.Schedule{}, &apiError{status: http.StatusNotFound, code: pgquehttp.CodeScheduleNotFound,
@@ -53,12 +55,11 @@ func (s *Server) schedule(r *http.Request, name string) (pgquehttp.Schedule, err
 }
 
 func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) error {
-	sc, err := s.schedule(r, r.PathValue("schedule"))
+	sc, err := s.schedule(r, r.PathValue("schedule"), ScopeInspect)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, sc)
-	return nil
+	return writeJSON(w, http.StatusOK, sc)
 }
 
 func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) error {
@@ -66,13 +67,15 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req, false); err != nil {
 		return err
 	}
+	if err := authorize(r, ScopeAdmin, req.Queue); err != nil {
+		return err
+	}
 	if req.Type == "" {
 		return badRequest("schedule type is required")
 	}
 	// Checked here, so that a period too long for a time.Duration cannot wrap.
-	const maxEvery = int64(100 * 365 * 24 * time.Hour / time.Second)
-	if req.EverySeconds < 0 || req.EverySeconds > maxEvery {
-		return badRequest("every_seconds %d is not from 1 to %d", req.EverySeconds, maxEvery)
+	if req.EverySeconds < 0 || req.EverySeconds > maxDelaySeconds {
+		return badRequest("every_seconds %d is not from 1 to %d", req.EverySeconds, maxDelaySeconds)
 	}
 	sc := pgque.Schedule{Name: req.Name, Queue: req.Queue, Type: req.Type, Payload: payloadSDK(req.Payload), Cron: req.Cron,
 		Every: time.Duration(req.EverySeconds) * time.Second, TimeZone: req.TimeZone}
@@ -82,16 +85,20 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.client.CreateSchedule(r.Context(), sc); err != nil {
 		return err
 	}
-	out, err := s.schedule(r, req.Name)
+	out, err := s.schedule(r, req.Name, ScopeAdmin)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/schedules/"+url.PathEscape(req.Name))
-	writeJSON(w, http.StatusCreated, out)
-	return nil
+	return writeJSON(w, http.StatusCreated, out)
 }
 
 func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) error {
+	if tokenOf(r) != nil {
+		if _, err := s.schedule(r, r.PathValue("schedule"), ScopeAdmin); err != nil {
+			return err
+		}
+	}
 	if err := s.client.DropSchedule(r.Context(), r.PathValue("schedule")); err != nil {
 		return err
 	}

@@ -2,6 +2,10 @@
 // *pgque.Client, a Server-Sent Events stream per consumer, Prometheus
 // metrics and health checks.  `pgque serve` runs it; docs/http.md describes
 // the endpoints.  The wire types are those of package pgquehttp.
+//
+// Requests pass guard first: the checks against web pages (guard.go) and,
+// with Options.Tokens, authentication; each endpoint then checks its scope
+// on its queue (auth.go).
 package server
 
 import (
@@ -12,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +50,26 @@ type Options struct {
 	// Ticker, when set, is the ticker this process runs (see RunTicker);
 	// /readyz and /metrics report on it.
 	Ticker *pgque.Ticker
+
+	// Tokens, when set, are the bearer tokens requests must carry (all but
+	// /healthz and /readyz); each endpoint needs a scope (docs/http.md).
+	// Nil: no authentication.
+	Tokens *Tokens
+	// AllowedOrigins are the origins ("https://app.example.com") whose web
+	// pages may call the API (CORS).  Requests of pages of other origins
+	// are refused; requests without Origin (programs) are not concerned.
+	AllowedOrigins []string
+	// AllowedHosts are the names or addresses a request's Host header may
+	// give, besides loopback ones (localhost, 127.0.0.0/8, ::1), which are
+	// always accepted: the other names of a server that listens on
+	// loopback would let a page rebind its own name to it.
+	AllowedHosts []string
+	// AnyHost accepts any Host header: for a server reachable beyond
+	// loopback under names not listed in AllowedHosts.
+	AnyHost bool
+	// MetricsListener, when set, is where Serve serves /metrics, without a
+	// token; the main listener then has no /metrics.
+	MetricsListener net.Listener
 }
 
 func (o *Options) setDefaults() {
@@ -77,10 +102,14 @@ type Server struct {
 	mux    *http.ServeMux
 
 	listener *listener
+	pieces   *pieceOwners
 	acks     *ackSignals
 	workers  *workerPool
 	registry *prometheus.Registry
 	metrics  *httpMetrics
+
+	allowedHosts   map[string]bool
+	allowedOrigins map[string]bool
 
 	// tickerRunning is set while RunTicker runs the ticker.
 	tickerRunning atomic.Bool
@@ -100,9 +129,17 @@ func New(client *pgque.Client, opts Options) *Server {
 		opts:     opts,
 		log:      opts.Logger,
 		mux:      http.NewServeMux(),
+		pieces:   newPieceOwners(),
 		acks:     newAckSignals(),
 		workers:  newWorkerPool(),
 		registry: prometheus.NewRegistry(),
+	}
+	s.allowedHosts, s.allowedOrigins = map[string]bool{}, map[string]bool{}
+	for _, h := range opts.AllowedHosts {
+		s.allowedHosts[hostName(h)] = true
+	}
+	for _, o := range opts.AllowedOrigins {
+		s.allowedOrigins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
 	}
 	s.closing, s.close = context.WithCancel(context.Background())
 	s.listener = newListener(client.Pool().Config().ConnConfig, s.log)
@@ -115,6 +152,23 @@ func New(client *pgque.Client, opts Options) *Server {
 // ServeHTTP serves one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
+	route := pattern
+	if route == "" {
+		route = unmatchedRoute
+	}
+	if pattern != healthRoute && pattern != readyRoute {
+		// Probes pass: they reveal nothing, and kubelets and load
+		// balancers send the Host and no token they like.
+		var answered bool
+		var err error
+		if r, answered, err = s.guard(w, r, true); answered {
+			return
+		}
+		if err != nil {
+			s.instrument(route, s.errors(func(http.ResponseWriter, *http.Request) error { return err })).ServeHTTP(w, r)
+			return
+		}
+	}
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r)
 		return
@@ -137,6 +191,59 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.writeError(w, r, e)
 	})).ServeHTTP(w, r)
+}
+
+// guard runs the checks every request passes before its endpoint: Host,
+// Origin (answering a CORS preflight: answered), the path's and query's
+// encoding, the body's content type, and, with auth, the token.  It
+// returns the request carrying the token.
+func (s *Server) guard(w http.ResponseWriter, r *http.Request, auth bool) (*http.Request, bool, error) {
+	if err := s.checkHost(r); err != nil {
+		return r, false, err
+	}
+	if answered, err := s.checkOrigin(w, r); answered || err != nil {
+		return r, answered, err
+	}
+	if err := checkText("the path", r.URL.Path); err != nil {
+		return r, false, err
+	}
+	for _, vs := range r.URL.Query() {
+		for _, v := range vs {
+			if err := checkText("a query parameter", v); err != nil {
+				return r, false, err
+			}
+		}
+	}
+	if err := checkContentType(r); err != nil {
+		return r, false, err
+	}
+	if !auth {
+		return r, false, nil
+	}
+	r, err := s.authenticate(r)
+	return r, false, err
+}
+
+// metricsOnly serves the separate metrics listener: /metrics, without a
+// token, behind the Host and Origin checks.
+func (s *Server) metricsOnly() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.instrument("GET /metrics", s.metricsHandler()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, answered, err := s.guard(w, r, false)
+		if answered {
+			return
+		}
+		if _, pattern := mux.Handler(r); err == nil && pattern == "" {
+			err = &apiError{status: http.StatusNotFound, code: pgquehttp.CodeNotFound,
+				msg: fmt.Sprintf("no endpoint %s %s: this listener serves GET /metrics only", r.Method, r.URL.Path)}
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // unmatchedRoute labels the metrics of requests that matched no endpoint.
@@ -199,8 +306,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go func() { tickerErr <- s.RunTicker(tickCtx) }()
 	}
 
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- hs.Serve(ln) }()
+	var ms *http.Server
+	if s.opts.MetricsListener != nil {
+		ms = &http.Server{
+			Handler:           s.metricsOnly(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       s.opts.RequestTimeout,
+			WriteTimeout:      s.opts.ScrapeTimeout + s.opts.RequestTimeout,
+			ErrorLog:          hs.ErrorLog,
+			BaseContext:       hs.BaseContext,
+		}
+		go func() { served <- ms.Serve(s.opts.MetricsListener) }()
+	}
 
 	var err error
 	tickerDone := false
@@ -218,6 +337,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if serr := hs.Shutdown(sctx); serr != nil && err == nil {
 		err = fmt.Errorf("pgque serve: shutdown: %w", serr)
+	}
+	if ms != nil {
+		if serr := ms.Shutdown(sctx); serr != nil && err == nil {
+			err = fmt.Errorf("pgque serve: shutdown of the metrics listener: %w", serr)
+		}
 	}
 	stopTicker()
 	if tickerErr != nil && !tickerDone {

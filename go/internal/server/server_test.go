@@ -48,6 +48,7 @@ type env struct {
 	sdk  *pgque.Client
 	srv  *server.Server
 	http *httptest.Server
+	logs *logBuffer // the server's log; nil when the test gave a Logger
 }
 
 // A poll interval this long means deliveries must come from NOTIFY or acks.
@@ -81,7 +82,7 @@ func newEnv(t *testing.T, opts server.Options) *env {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &env{sdk: sdk, srv: srv, http: hs}
+	return &env{sdk: sdk, srv: srv, http: hs, logs: logs}
 }
 
 // logBuffer collects a server's log lines.
@@ -106,14 +107,33 @@ func (b *logBuffer) String() string {
 // delivers into a failure rather than a hung test.
 var streamClient = &http.Client{Timeout: 2 * time.Minute}
 
-// call sends a request with a raw body and returns status and body.
+// call sends a request with a raw body, declared JSON when there is one,
+// and returns status, body and headers.
 func (e *env) call(t *testing.T, method, path, body string) (int, string, http.Header) {
+	t.Helper()
+	var header map[string]string
+	if body != "" {
+		header = map[string]string{"Content-Type": "application/json"}
+	}
+	return e.callWith(t, method, path, body, header)
+}
+
+// callWith is call with the given headers ("Host" sets the request's host).
+func (e *env) callWith(t *testing.T, method, path, body string, header map[string]string) (int, string, http.Header) {
 	t.Helper()
 	req, err := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	for k, v := range header {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	// A stream opened by mistake ends with the client's timeout.
+	resp, err := streamClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -757,7 +777,8 @@ func TestHealth(t *testing.T) {
 	}
 
 	// The database is unreachable.
-	down := server.New(pgque.New(unreachablePool(t)), server.Options{})
+	// Requests of httptest.NewRequest come for example.com.
+	down := server.New(pgque.New(unreachablePool(t)), server.Options{AllowedHosts: []string{"example.com"}})
 	defer down.Close()
 	if code, h := get(down, "/readyz"); code != 503 || h.Checks["database"] != "unreachable" {
 		t.Errorf("readyz, database down: %d %+v", code, h)

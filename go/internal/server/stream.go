@@ -274,10 +274,15 @@ func (st *streamer) beat() time.Duration { return max(st.lease/3, time.Milliseco
 func (st *streamer) receive(ctx context.Context) ([]pgque.Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, st.s.opts.RequestTimeout)
 	defer cancel()
+	var msgs []pgque.Message
+	var err error
 	if st.worker == "" {
-		return st.s.client.Receive(ctx, st.queue, st.consumer, st.max)
+		msgs, err = st.s.client.Receive(ctx, st.queue, st.consumer, st.max)
+	} else {
+		msgs, err = st.s.client.ReceiveAsWorker(ctx, st.queue, st.consumer, st.worker, st.max, st.lease)
 	}
-	return st.s.client.ReceiveAsWorker(ctx, st.queue, st.consumer, st.worker, st.max, st.lease)
+	st.s.handedOut(st.queue, msgs)
+	return msgs, err
 }
 
 func (st *streamer) heartbeat(ctx context.Context, piece int64) (bool, error) {
