@@ -197,9 +197,10 @@ func secondsOrNil(d *time.Duration) *float64 {
 	return &v
 }
 
-// maxDelaySeconds bounds the delays and periods given in seconds (100
-// years): beyond about 292 years they would not fit a time.Duration.
-const maxDelaySeconds = 100 * 365 * 24 * 60 * 60
+// maxDelaySeconds bounds the delays and periods given in seconds: the
+// engine's limit of 100 years, which PostgreSQL compares as 1,200 months of
+// 30 days (beyond about 292 years they would not fit a time.Duration either).
+const maxDelaySeconds = 100 * 12 * 30 * 24 * 60 * 60
 
 // maxLeaseSeconds is the longest lease the engine accepts (pgque.MaxLease).
 const maxLeaseSeconds = float64(pgque.MaxLease / time.Second)

@@ -397,7 +397,7 @@ func TestNumberRanges(t *testing.T) {
 	piece := fmt.Sprintf("/v1/batches/%d", b.BatchID)
 	for _, c := range []struct{ method, path, body string }{
 		{"POST", piece + "/nack", fmt.Sprintf(`{"msg_id": %d, "retry_after_seconds": 18446744074}`, b.Messages[0].MsgID)},
-		{"POST", piece + "/nack", fmt.Sprintf(`{"msg_id": %d, "retry_after_seconds": 3153600001}`, b.Messages[0].MsgID)},
+		{"POST", piece + "/nack", fmt.Sprintf(`{"msg_id": %d, "retry_after_seconds": 3110400001}`, b.Messages[0].MsgID)},
 		{"POST", piece + "/nack", fmt.Sprintf(`{"msg_id": %d, "retry_after_seconds": 1e30}`, b.Messages[0].MsgID)},
 		{"POST", piece + "/heartbeat", `{"lease_seconds": 1e300}`},
 		{"POST", piece + "/heartbeat", `{"lease_seconds": -1}`},
@@ -425,7 +425,7 @@ func TestNumberRanges(t *testing.T) {
 	if ms, err := e.sdk.Peek(context.Background(), "q", "c", 10); err != nil || len(ms) != 1 || ms[0].RetryCount != nil {
 		t.Errorf("after refused nacks: %+v %v", ms, err)
 	}
-	e.check(t, "POST", piece+"/nack", fmt.Sprintf(`{"msg_id": %d, "retry_after_seconds": 3153600000}`, b.Messages[0].MsgID), jsonBody, 200, "")
+	e.check(t, "POST", piece+"/nack", fmt.Sprintf(`{"msg_id": %d, "retry_after_seconds": 3110400000}`, b.Messages[0].MsgID), jsonBody, 200, "")
 }
 
 // A client that goes away while sending its body is not the server's error.
