@@ -2,6 +2,7 @@ package pgque_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 
@@ -83,4 +84,23 @@ func ExampleClient_Consumers() {
 	// pgque.tick: 0 dead tuples
 	// pgque.sub_state: 0 dead tuples
 	// pgque.event: 0 dead tuples
+}
+
+// One consumer by name; errors.Is tells an unknown one.
+func ExampleClient_Consumer() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+
+	c, err := client.Consumer(ctx, "orders", "processor")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s on %s: %d pending\n", c.Name, c.Queue, c.PendingEvents)
+
+	_, err = client.Consumer(ctx, "orders", "nobody")
+	fmt.Println(errors.Is(err, pgque.ErrConsumerNotFound))
+	// Output:
+	// processor on orders: 0 pending
+	// true
 }

@@ -154,10 +154,26 @@ func (c *Client) Consumers(ctx context.Context, queue string) ([]ConsumerInfo, e
 	if queue != "" {
 		q = &queue
 	}
+	return c.consumerInfo(ctx, q, nil)
+}
+
+// Consumer describes the subscription of consumer to queue: ErrQueueNotFound
+// or ErrConsumerNotFound if there is none, ErrInvalidArgument for a
+// malformed name.
+func (c *Client) Consumer(ctx context.Context, queue, consumer string) (ConsumerInfo, error) {
+	queue = c.qn(queue)
+	cs, err := c.consumerInfo(ctx, &queue, &consumer)
+	if err != nil {
+		return ConsumerInfo{}, err
+	}
+	return cs[0], nil
+}
+
+func (c *Client) consumerInfo(ctx context.Context, queue, consumer *string) ([]ConsumerInfo, error) {
 	rows, err := c.pool.Query(ctx, `
 		SELECT queue_name, consumer_name, lag, last_seen, last_tick, current_batch, next_tick,
 		       pending_events, retry_pending, dead_letters, blocking_rotation, batch_age, worker_batches
-		  FROM pgque.get_consumer_info($1, NULL, $2)`, q, c.namespaceArg())
+		  FROM pgque.get_consumer_info($1, $2, $3)`, queue, consumer, c.namespaceArg())
 	if err != nil {
 		return nil, wrap("pgque: consumer info", err)
 	}

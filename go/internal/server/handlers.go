@@ -499,23 +499,13 @@ func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getConsumer(w http.ResponseWriter, r *http.Request) error {
-	queue, name := r.PathValue("queue"), r.PathValue("consumer")
-	// Asked of the engine first, so that a bad name and an unknown queue or
-	// consumer get its errors (PQ006, PQ001, PQ003), as in SQL.
-	if _, err := s.client.Pool().Exec(r.Context(), `SELECT FROM pgque.get_consumer_info($1, $2)`, queue, name); err != nil {
-		return engineError("pgque: consumer info", err)
-	}
-	cs, err := s.client.Consumers(r.Context(), queue)
+	// The engine's errors for a bad name and an unknown queue or consumer
+	// (PQ006, PQ001, PQ003), as in SQL.
+	c, err := s.client.Consumer(r.Context(), r.PathValue("queue"), r.PathValue("consumer"))
 	if err != nil {
 		return err
 	}
-	for _, c := range cs {
-		if c.Name == name {
-			return writeJSON(w, http.StatusOK, consumerJSON(c))
-		}
-	}
-	return &apiError{status: http.StatusNotFound, code: pgquehttp.CodeConsumerNotFound, sqlstate: "PQ003",
-		msg: fmt.Sprintf("consumer %q is not subscribed to queue %q", name, queue)}
+	return writeJSON(w, http.StatusOK, consumerJSON(c))
 }
 
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) error {
