@@ -3,6 +3,8 @@ package pgque
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -75,9 +77,37 @@ func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (time.Time, err
 }
 
 // DropSchedule deletes a schedule; events it sent stay in their queue.  It
-// fails with ErrScheduleNotFound when there is none by that name.
+// fails with ErrScheduleNotFound when there is none by that name (in the
+// client's namespace), and with ErrInvalidArgument when the session
+// administers schedules of that name in several namespaces: name the queue
+// with DropQueueSchedule then.
 func (c *Client) DropSchedule(ctx context.Context, name string) error {
-	_, err := c.exec1(ctx, "pgque: drop schedule", `SELECT pgque.drop_schedule($1)`, name)
+	const op = "pgque: drop schedule"
+	if c.ns == "" {
+		_, err := c.exec1(ctx, op, `SELECT pgque.drop_schedule($1)`, name)
+		return err
+	}
+	// Names are unique per namespace; the engine's own lookup spans every
+	// namespace the role administers, so pin this one's.
+	var n int64
+	err := c.pool.QueryRow(ctx, `SELECT pgque.drop_schedule(s.schedule_name, false, s.queue)
+	                               FROM pgque.list_schedules(namespace => $2) s
+	                              WHERE s.schedule_name = $1`, name, c.ns).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if len(name) > 63 || !validName(name) {
+			return invalid(op, "invalid schedule name %.100q", name)
+		}
+		return fmt.Errorf("%s: schedule %q does not exist: %w", op, name, ErrScheduleNotFound)
+	}
+	return wrap(op, err)
+}
+
+// DropQueueSchedule deletes the schedule name that sends to queue.  It
+// fails with ErrScheduleNotFound when that queue has no schedule by that
+// name, and with the errors of any call on a queue (ErrQueueNotFound, a
+// permission error).
+func (c *Client) DropQueueSchedule(ctx context.Context, queue, name string) error {
+	_, err := c.exec1(ctx, "pgque: drop schedule", `SELECT pgque.drop_schedule($1, false, $2)`, name, c.qn(queue))
 	return err
 }
 

@@ -167,6 +167,51 @@ func TestScheduleCreateListDrop(t *testing.T) {
 	}
 }
 
+// Schedule names are unique per namespace: a namespaced client drops its
+// own, and a client that administers several names the queue.
+func TestScheduleNamesPerNamespace(t *testing.T) {
+	ctx := context.Background()
+	admin := pgque.New(srv.NewPool(t))
+	var ns []*pgque.Client
+	for _, name := range []string{"sched1", "sched2"} {
+		c, err := admin.WithNamespace(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CreateQueue(ctx, "jobs"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CreateSchedule(ctx, pgque.Schedule{Name: "nightly", Queue: "jobs", Type: "t", Every: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		ns = append(ns, c)
+	}
+	if err := admin.DropSchedule(ctx, "nightly"); !errors.Is(err, pgque.ErrInvalidArgument) {
+		t.Fatalf("DropSchedule of a name in two namespaces: %v, want ErrInvalidArgument", err)
+	}
+	if err := ns[0].DropSchedule(ctx, "nightly"); err != nil {
+		t.Fatalf("namespaced DropSchedule: %v", err)
+	}
+	if err := ns[0].DropSchedule(ctx, "nightly"); !errors.Is(err, pgque.ErrScheduleNotFound) {
+		t.Fatalf("dropping it again: %v, want ErrScheduleNotFound", err)
+	}
+	if err := ns[0].DropSchedule(ctx, "bad name"); !errors.Is(err, pgque.ErrInvalidArgument) {
+		t.Fatalf("a bad name: %v, want ErrInvalidArgument", err)
+	}
+	if ss, err := ns[1].Schedules(ctx); err != nil || len(ss) != 1 || ss[0].Queue != "jobs" {
+		t.Fatalf("the other namespace's schedules: %+v, %v", ss, err)
+	}
+	if err := admin.DropQueueSchedule(ctx, "sched1.jobs", "nightly"); !errors.Is(err, pgque.ErrScheduleNotFound) {
+		t.Fatalf("DropQueueSchedule of a dropped one: %v, want ErrScheduleNotFound", err)
+	}
+	if err := admin.DropQueueSchedule(ctx, "sched2.jobs", "nightly"); err != nil {
+		t.Fatalf("DropQueueSchedule: %v", err)
+	}
+	if ss, err := admin.Schedules(ctx); err != nil || len(ss) != 0 {
+		t.Fatalf("schedules left: %+v, %v", ss, err)
+	}
+}
+
 func TestScheduleErrors(t *testing.T) {
 	ctx := context.Background()
 	client := newClient(t, "jobs")

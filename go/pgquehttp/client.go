@@ -441,11 +441,24 @@ func (c *Client) Schedules(ctx context.Context) ([]Schedule, error) {
 }
 
 // Schedule describes one schedule; pgque.ErrScheduleNotFound when there is
-// none by that name.
+// none by that name, pgque.ErrInvalidArgument when the name is used in
+// several namespaces (QueueSchedule names the queue).
 func (c *Client) Schedule(ctx context.Context, name string) (Schedule, error) {
+	return c.QueueSchedule(ctx, "", name)
+}
+
+// QueueSchedule describes the schedule name that sends to queue ("": any).
+func (c *Client) QueueSchedule(ctx context.Context, queue, name string) (Schedule, error) {
 	var out Schedule
-	err := c.do(ctx, http.MethodGet, "/v1/schedules/"+esc(name), nil, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/v1/schedules/"+esc(name), scheduleQuery(queue), nil, &out)
 	return out, err
+}
+
+func scheduleQuery(queue string) url.Values {
+	if queue == "" {
+		return nil
+	}
+	return url.Values{"queue": {queue}}
 }
 
 // CreateSchedule creates a schedule and returns it.  It fails with
@@ -457,9 +470,15 @@ func (c *Client) CreateSchedule(ctx context.Context, req CreateScheduleRequest) 
 }
 
 // DropSchedule deletes a schedule; pgque.ErrScheduleNotFound when there is
-// none by that name.
+// none by that name, pgque.ErrInvalidArgument when the name is used in
+// several namespaces (DropQueueSchedule names the queue).
 func (c *Client) DropSchedule(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/schedules/"+esc(name), nil, nil, nil)
+	return c.DropQueueSchedule(ctx, "", name)
+}
+
+// DropQueueSchedule deletes the schedule name that sends to queue ("": any).
+func (c *Client) DropQueueSchedule(ctx context.Context, queue, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/schedules/"+esc(name), scheduleQuery(queue), nil, nil)
 }
 
 // Ready reports whether the server is ready (GET /readyz): nil when it is,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/pgque/pgque/go/pgque"
@@ -39,23 +40,41 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) error {
 }
 
 // schedule finds one schedule, checking that the request's token has need
-// on its queue.  The engine lists them all; there are few.
-func (s *Server) schedule(r *http.Request, name string, need Scope) (pgquehttp.Schedule, error) {
+// on its queue.  Names are unique per namespace, so one name may be in
+// several: the ?queue= parameter (or queue, when not "") says which.  Only
+// schedules the token may see count, so another tenant's is as unknown as
+// one that does not exist.  The engine lists them all; there are few.
+func (s *Server) schedule(r *http.Request, name, queue string, need Scope) (pgquehttp.Schedule, error) {
+	if queue == "" {
+		queue = r.URL.Query().Get("queue")
+	}
 	ss, err := s.client.Schedules(r.Context())
 	if err != nil {
 		return pgquehttp.Schedule{}, err
 	}
+	var found []pgque.ScheduleInfo
 	for _, si := range ss {
-		if si.Name == name {
-			return scheduleJSON(si), authorize(r, need, si.Queue)
+		if si.Name == name && (queue == "" || si.Queue == queue) && visible(r, si.Queue) {
+			found = append(found, si)
 		}
 	}
-	return pgquehttp.Schedule{}, &apiError{status: http.StatusNotFound, code: pgquehttp.CodeScheduleNotFound,
-		sqlstate: "PQ016", msg: fmt.Sprintf("schedule %q does not exist", name)}
+	switch len(found) {
+	case 0:
+		return pgquehttp.Schedule{}, &apiError{status: http.StatusNotFound, code: pgquehttp.CodeScheduleNotFound,
+			sqlstate: "PQ016", msg: fmt.Sprintf("schedule %q does not exist", name)}
+	case 1:
+		return scheduleJSON(found[0]), authorize(r, need, found[0].Queue)
+	}
+	queues := make([]string, len(found))
+	for i, si := range found {
+		queues[i] = si.Queue
+	}
+	return pgquehttp.Schedule{}, badRequest("schedule %q exists on each of the queues %s; pass ?queue= the one meant",
+		name, strings.Join(queues, ", "))
 }
 
 func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) error {
-	sc, err := s.schedule(r, r.PathValue("schedule"), ScopeInspect)
+	sc, err := s.schedule(r, r.PathValue("schedule"), "", ScopeInspect)
 	if err != nil {
 		return err
 	}
@@ -85,21 +104,20 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.client.CreateSchedule(r.Context(), sc); err != nil {
 		return err
 	}
-	out, err := s.schedule(r, req.Name, ScopeAdmin)
+	out, err := s.schedule(r, req.Name, req.Queue, ScopeAdmin)
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/v1/schedules/"+url.PathEscape(req.Name))
+	w.Header().Set("Location", "/v1/schedules/"+url.PathEscape(req.Name)+"?queue="+url.QueryEscape(req.Queue))
 	return writeJSON(w, http.StatusCreated, out)
 }
 
 func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) error {
-	if tokenOf(r) != nil {
-		if _, err := s.schedule(r, r.PathValue("schedule"), ScopeAdmin); err != nil {
-			return err
-		}
+	sc, err := s.schedule(r, r.PathValue("schedule"), "", ScopeAdmin)
+	if err != nil {
+		return err
 	}
-	if err := s.client.DropSchedule(r.Context(), r.PathValue("schedule")); err != nil {
+	if err := s.client.DropQueueSchedule(r.Context(), sc.Queue, sc.Name); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

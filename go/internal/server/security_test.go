@@ -296,8 +296,28 @@ func TestTokenQueueLimits(t *testing.T) {
 	if got := names(t, e.check(t, "GET", "/v1/schedules", "", acme, 200, ""), "schedules", "name"); !slices.Equal(got, []string{"s-acme"}) {
 		t.Errorf("acme's schedules: %v", got)
 	}
-	e.check(t, "GET", "/v1/schedules/s-q", "", acme, 403, "forbidden")
+	// Another tenant's schedule is unknown, as in the engine.
+	e.check(t, "GET", "/v1/schedules/s-q", "", acme, 404, "schedule_not_found")
 	e.check(t, "GET", "/v1/schedules/s-acme", "", acme, 200, "")
+	// Names are unique per namespace: one used in two needs ?queue= for a
+	// token that sees both, and not for one that sees only its own.
+	for _, q := range []string{"acme.orders", "other"} {
+		e.check(t, "POST", "/v1/schedules", fmt.Sprintf(`{"name": "s-dup", "queue": %q, "type": "t", "every_seconds": 3600}`, q),
+			bearer(adminToken), 201, "")
+	}
+	e.check(t, "GET", "/v1/schedules/s-dup", "", bearer(adminToken), 400, "invalid_argument")
+	e.check(t, "DELETE", "/v1/schedules/s-dup", "", bearer(adminToken), 400, "invalid_argument")
+	for _, c := range []struct {
+		path, token, queue string
+	}{{"/v1/schedules/s-dup?queue=other", adminToken, "other"}, {"/v1/schedules/s-dup", acmeToken, "acme.orders"}} {
+		var sc pgquehttp.Schedule
+		if err := json.Unmarshal([]byte(e.check(t, "GET", c.path, "", bearer(c.token), 200, "")), &sc); err != nil || sc.Queue != c.queue {
+			t.Errorf("GET %s: %+v, %v; want the one on %s", c.path, sc, err, c.queue)
+		}
+	}
+	e.check(t, "DELETE", "/v1/schedules/s-dup?queue=acme.orders", "", bearer(adminToken), 204, "")
+	e.check(t, "GET", "/v1/schedules/s-dup", "", acme, 404, "schedule_not_found")
+	e.check(t, "DELETE", "/v1/schedules/s-dup", "", bearer(adminToken), 204, "")
 
 	// Other queues cannot be seen or touched.
 	e.check(t, "GET", "/v1/queues/q", "", acme, 403, "forbidden")
@@ -357,7 +377,7 @@ func TestTokenQueueLimits(t *testing.T) {
 	e.check(t, "POST", "/v1/queues", `{"name": "other2"}`, admin, 403, "forbidden")
 	e.check(t, "PATCH", "/v1/queues/q", `{"max_retries": 1}`, admin, 403, "forbidden")
 	e.check(t, "POST", "/v1/schedules", `{"name": "s2", "queue": "q", "type": "t", "every_seconds": 60}`, admin, 403, "forbidden")
-	e.check(t, "DELETE", "/v1/schedules/s-q", "", admin, 403, "forbidden")
+	e.check(t, "DELETE", "/v1/schedules/s-q", "", admin, 404, "schedule_not_found")
 	e.check(t, "DELETE", "/v1/schedules/s-acme", "", admin, 204, "")
 	e.check(t, "POST", "/v1/dead-letters/1/replay", "", admin, 403, "forbidden")
 	if _, err := e.sdk.Queue(ctx, "other2"); err == nil {

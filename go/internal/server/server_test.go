@@ -1116,7 +1116,7 @@ func TestSchedules(t *testing.T) {
 	var sc pgquehttp.Schedule
 	status, body, h := e.call(t, "POST", "/v1/schedules",
 		`{"name": "ping", "queue": "q", "type": "ping", "payload": {"n": 1}, "every_seconds": 60}`)
-	if status != 201 || json.Unmarshal([]byte(body), &sc) != nil || h.Get("Location") != "/v1/schedules/ping" {
+	if status != 201 || json.Unmarshal([]byte(body), &sc) != nil || h.Get("Location") != "/v1/schedules/ping?queue=q" {
 		t.Fatalf("create: %d %s %v", status, body, h)
 	}
 	if sc.Name != "ping" || sc.Queue != "q" || sc.Type != "ping" || string(sc.Payload) != `{"n":1}` ||
