@@ -289,13 +289,28 @@ func (s *tickerSession) campaign(ctx context.Context) error {
 	return nil
 }
 
-// resign gives the lease up, so that a standby takes over at once.
+// resign gives the lease up, so that a standby takes over at once.  A
+// query cut short by the end of Run's context closes the connection, so
+// the release may need a new one.
 func (s *tickerSession) resign(ctx context.Context) {
-	s.t.leader.Store(false)
-	if _, err := s.conn.Exec(ctx, `SELECT pgque.leader_release($1, $2)`, leaseName, s.t.holder); err != nil {
-		s.t.cfg.log.Warn("pgque ticker: could not release the leader lease; a standby takes over when it runs out",
-			"err", err)
+	t := s.t
+	t.leader.Store(false)
+	conn := s.conn
+	if conn.IsClosed() {
+		var err error
+		if conn, err = pgx.ConnectConfig(ctx, t.pool.Config().ConnConfig.Copy()); err != nil {
+			t.cfg.log.Warn("pgque ticker: could not release the leader lease; a standby takes over when it runs out",
+				"err", err)
+			return
+		}
+		defer conn.Close(ctx)
 	}
+	if _, err := conn.Exec(ctx, `SELECT pgque.leader_release($1, $2)`, leaseName, t.holder); err != nil {
+		t.cfg.log.Warn("pgque ticker: could not release the leader lease; a standby takes over when it runs out",
+			"err", err)
+		return
+	}
+	t.cfg.log.Info("pgque ticker: released the leader lease", "holder", t.holder)
 }
 
 // work ticks and, when due, runs maintenance, each call in its own
