@@ -835,7 +835,8 @@ func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Messa
 			secs = int(nackFallbackDelay / time.Second)
 		}
 		out, err := c.client.Nack(sctx, msgs[i].BatchID, msgs[i], secs, res[i].reason)
-		if err != nil && serverError(err) != nil && !errors.Is(err, ErrTakenOver) && !res[i].fallback {
+		if err != nil && !res[i].fallback && !errors.Is(err, ErrTakenOver) &&
+			(serverError(err) != nil || errors.Is(err, ErrInvalidArgument)) {
 			res[i].nackFails++
 			if errors.Is(err, ErrInvalidArgument) || res[i].nackFails >= nackFallbackAfter {
 				res[i].fallback = true
