@@ -205,6 +205,13 @@ func WithLogger(l *slog.Logger) ConsumerOption {
 // the process crashes, loses its connection or is shut down before a piece
 // is acknowledged, the piece is delivered again, so handlers should be
 // idempotent (Message.MsgID is unique within a queue and kept on retries).
+// A nack the server refuses, at once for PQ006 (say, a retry delay out of
+// the engine's range) or four times for other errors, is made again with a
+// fixed delay of 60 s instead, so that a message the configured delay
+// cannot retry does not stop the consumer; settling a piece the server
+// keeps refusing is given up after eight attempts (the piece is then
+// delivered again).  Lost connections are retried without limit, with waits
+// from 50 ms up to 500 ms.
 // A worker that learns its batch was taken over (its heartbeat says so)
 // cancels the handlers of that piece and starts none of its other messages.
 //
