@@ -150,7 +150,14 @@ func (t *Ticker) Run(ctx context.Context) error {
 			b.reset()
 		}
 		wait := b.next()
-		t.cfg.log.Warn("pgque ticker: connection lost; reconnecting", "err", err, "in", wait)
+		var oe *opError
+		if errors.As(err, &oe) && oe.op == "connect" {
+			// Refused, unreachable, or the server's answer (a wrong
+			// password, a database that does not exist, starting up).
+			t.cfg.log.Warn("pgque ticker: cannot connect; retrying", "err", describe("connect", oe.err), "in", wait)
+		} else {
+			t.cfg.log.Warn("pgque ticker: connection lost; reconnecting", "err", err, "in", wait)
+		}
 		if !sleep(ctx, wait) {
 			break
 		}
@@ -164,7 +171,7 @@ func (t *Ticker) Run(ctx context.Context) error {
 func (t *Ticker) session(ctx context.Context) (bool, error) {
 	conn, err := pgx.ConnectConfig(ctx, t.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return false, err
+		return false, &opError{"connect", err}
 	}
 	s := &tickerSession{t: t, conn: conn, warned: map[string]time.Time{}}
 	defer func() {
@@ -213,7 +220,9 @@ func (s *tickerSession) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if connectionError(err) {
+			// A server error can end the session too (a FATAL one, such
+			// as an idle session timeout): then the connection is gone.
+			if connectionError(err) || s.conn.IsClosed() {
 				t.leader.Store(false)
 				return err
 			}
