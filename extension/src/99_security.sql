@@ -20,7 +20,7 @@
 --                 may also read the event tables (SELECT, granted by
 --                 create_queue), which receive_query() hands pieces out for
 --   pgque_admin   both, plus queue management, ticker, maintenance, dead letters,
---                 schedules
+--                 schedules, leader leases (18_leader.sql)
 --   pgque_tenant  may call every function that works on named queues; what
 --                 it may do to which queues is granted per namespace or queue
 --                 with grant_access() (17_namespace.sql)
@@ -121,7 +121,10 @@ GRANT EXECUTE ON FUNCTION
     pgque.drop_schedule(text, boolean, text),
     pgque.grant_access(name, text, text, text),
     pgque.revoke_access(name, text, text, text),
-    pgque.list_access()
+    pgque.list_access(),
+    pgque.leader_lease(text, text, interval),
+    pgque.leader_release(text, text),
+    pgque.leader_info(text)
 TO pgque_admin;
 
 -- Tenants: the functions on named queues (each checks the queue's
@@ -134,7 +137,8 @@ BEGIN
               WHERE p.pronamespace = 'pgque'::regnamespace AND p.proname !~ '^_'
                 AND has_function_privilege('pgque_admin', p.oid, 'EXECUTE')
                 AND p.proname !~ '^maint'
-                AND p.proname NOT IN ('get_table_info', 'grant_access', 'revoke_access', 'list_access')
+                AND p.proname NOT IN ('get_table_info', 'grant_access', 'revoke_access', 'list_access',
+                                       'leader_lease', 'leader_release', 'leader_info')
                 AND p.oid::regprocedure <> 'pgque.ticker()'::regprocedure
     LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pgque_tenant', f);

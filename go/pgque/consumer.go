@@ -205,6 +205,13 @@ func WithLogger(l *slog.Logger) ConsumerOption {
 // the process crashes, loses its connection or is shut down before a piece
 // is acknowledged, the piece is delivered again, so handlers should be
 // idempotent (Message.MsgID is unique within a queue and kept on retries).
+// A nack the server refuses, at once for PQ006 (say, a retry delay out of
+// the engine's range) or four times for other errors, is made again with a
+// fixed delay of 60 s instead, so that a message the configured delay
+// cannot retry does not stop the consumer; settling a piece the server
+// keeps refusing is given up after eight attempts (the piece is then
+// delivered again).  Lost connections are retried without limit, with waits
+// from 50 ms up to 500 ms.
 // A worker that learns its batch was taken over (its heartbeat says so)
 // cancels the handlers of that piece and starts none of its other messages.
 //
@@ -423,7 +430,7 @@ func (c *Consumer) release(ctx context.Context, log *slog.Logger) {
 
 // subscribe subscribes the consumer, retrying transient errors until ctx ends.
 func (c *Consumer) subscribe(ctx context.Context, log *slog.Logger) error {
-	b := newBackoff(100*time.Millisecond, 10*time.Second)
+	b := newBackoff()
 	for {
 		_, err := c.client.Subscribe(ctx, c.queue, c.name)
 		switch {
@@ -448,7 +455,7 @@ const idleMsg = "pgque consumer: idle"
 
 // loop receives and handles messages until ctx ends or a permanent error.
 func (c *Consumer) loop(ctx context.Context, log *slog.Logger, wake <-chan struct{}) error {
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := newBackoff()
 	size := c.cfg.maxMessages
 	for {
 		// Every tick notified so far is visible to the receive below.
@@ -648,7 +655,22 @@ const (
 type result struct {
 	state  state
 	reason string
+	// nackFails counts the nacks of the message the server refused;
+	// fallback is set once it is nacked with nackFallbackDelay instead.
+	nackFails int
+	fallback  bool
 }
+
+// A nack the server keeps refusing must not stall the consumer: after
+// nackFallbackAfter refusals (or at once for PQ006, an argument the engine
+// will never accept, such as a retry delay its backoff settings overflow)
+// the message is nacked with the fixed delay nackFallbackDelay instead of
+// the configured one, so that it is retried (or dead-lettered) and the
+// consumer moves on.
+const (
+	nackFallbackAfter = 4
+	nackFallbackDelay = 60 * time.Second
+)
 
 // process handles one piece of a batch, received at asked, and settles it.
 func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message, asked time.Time) {
@@ -746,6 +768,11 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, msg Message) (r
 // settleTimeout bounds one attempt to nack and ack a piece.
 const settleTimeout = 10 * time.Second
 
+// settleRefusals bounds the attempts to settle a piece that the server
+// refuses (with an SQLSTATE, not a lost connection): beyond them the piece
+// is left to be delivered again, rather than retried forever.
+const settleRefusals = 2 * nackFallbackAfter
+
 // settle nacks the failed messages of a fully handled piece and acks it,
 // retrying transient errors while the consumer runs.  A piece that was not
 // fully handled (cut by the shutdown timeout, or lost to another worker,
@@ -775,13 +802,17 @@ func (c *Consumer) settle(ctx context.Context, log *slog.Logger, msgs []Message,
 			return
 		}
 	}
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := newBackoff()
+	refused := 0 // attempts the server answered with an error
 	for attempt := 1; ; attempt++ {
 		err := c.trySettle(ctx, log, msgs, res, attempt)
 		if err == nil {
 			return
 		}
-		if ctx.Err() != nil || !retryable(err) {
+		if serverError(err) != nil {
+			refused++
+		}
+		if ctx.Err() != nil || !retryable(err) || refused > settleRefusals {
 			log.Error("pgque consumer: cannot acknowledge batch; its messages will be delivered again",
 				"batch_id", piece, "err", err)
 			return
@@ -806,7 +837,23 @@ func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Messa
 			continue
 		}
 		// Nack is idempotent, so a retried attempt may repeat it safely.
-		out, err := c.client.Nack(sctx, msgs[i].BatchID, msgs[i], retrySecs, res[i].reason)
+		secs := retrySecs
+		if res[i].fallback {
+			secs = int(nackFallbackDelay / time.Second)
+		}
+		out, err := c.client.Nack(sctx, msgs[i].BatchID, msgs[i], secs, res[i].reason)
+		if err != nil && !res[i].fallback && !errors.Is(err, ErrTakenOver) &&
+			(serverError(err) != nil || errors.Is(err, ErrInvalidArgument)) {
+			res[i].nackFails++
+			if errors.Is(err, ErrInvalidArgument) || res[i].nackFails >= nackFallbackAfter {
+				res[i].fallback = true
+				log.Warn("pgque consumer: the server keeps refusing to nack a message; nacking it with a fixed delay instead",
+					"msg_id", msgs[i].MsgID, "failures", res[i].nackFails, "err", describe("nack", err),
+					"delay", nackFallbackDelay)
+				secs = int(nackFallbackDelay / time.Second)
+				out, err = c.client.Nack(sctx, msgs[i].BatchID, msgs[i], secs, res[i].reason)
+			}
+		}
 		if errors.Is(err, ErrTakenOver) {
 			c.lostAtSettle(log, msgs[0].BatchID)
 			return nil
@@ -863,7 +910,7 @@ const readerLockNS = 1886482284
 // listen keeps a connection LISTENing on the queue's channel, signalling
 // wake for every notification, and reconnects with backoff when it is lost.
 func (c *Consumer) listen(ctx context.Context, log *slog.Logger, wake chan<- struct{}) {
-	b := newBackoff(100*time.Millisecond, 10*time.Second)
+	b := newBackoff()
 	for ctx.Err() == nil {
 		listening, err := c.listenSession(ctx, log, wake)
 		if ctx.Err() != nil {

@@ -728,3 +728,145 @@ func TestConsumerErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// retryDue returns how far from now the retry of event id for consumer c
+// of queue q is due; ok is false when there is none.
+func retryDue(t *testing.T, pool *pgxpool.Pool, id int64) (d time.Duration, ok bool) {
+	t.Helper()
+	var secs float64
+	err := pool.QueryRow(context.Background(),
+		`SELECT extract(epoch FROM rq_due - clock_timestamp())::float8 FROM pgque.retry_queue WHERE ev_id = $1`, id).Scan(&secs)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(secs * float64(time.Second)), true
+}
+
+// fallbackLog collects a consumer's log and signals when it says it fell
+// back to the fixed nack delay.
+type fallbackLog struct {
+	logBuffer
+	fell chan struct{}
+}
+
+func (f *fallbackLog) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), "nacking it with a fixed delay") {
+		select {
+		case f.fell <- struct{}{}:
+		default:
+		}
+	}
+	return f.logBuffer.Write(p)
+}
+
+// A nack the engine refuses as invalid (PQ006: here a retry delay over its
+// 100-year bound) does not stall the consumer: the message is nacked with
+// the fixed 60 s delay instead, the piece is acknowledged, and the next
+// message is handled.
+func TestConsumerNackFallbackInvalid(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q", "c")
+	logs := &fallbackLog{fell: make(chan struct{}, 1)}
+	handled := make(chan int64, 10)
+	c := client.NewConsumer("q", "c", fastTicker(), pgque.WithRetryAfter(150*365*24*time.Hour),
+		pgque.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	c.Handle("fail", func(ctx context.Context, msg pgque.Message) error { return errors.New("broken") })
+	c.Handle("ok", func(ctx context.Context, msg pgque.Message) error {
+		handled <- msg.MsgID
+		return nil
+	})
+	consumerRun(t, c)
+	bad, err := client.Send(ctx, "q", pgque.Event{Type: "fail", Payload: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumerAwait(t, logs.fell, consumerTimeout, "the fallback nack")
+	good, err := client.Send(ctx, "q", pgque.Event{Type: "ok", Payload: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := consumerAwait(t, handled, consumerTimeout, "the next message"); id != good {
+		t.Fatalf("handled %d, want %d", id, good)
+	}
+	d, ok := retryDue(t, client.Pool(), bad)
+	if !ok || d < 50*time.Second || d > 61*time.Second {
+		t.Errorf("retry of the failed event due in %v (found %v); want about 60 s", d, ok)
+	}
+	if !strings.Contains(logs.String(), "PQ006") {
+		t.Errorf("the log does not name the engine's error:\n%s", logs.String())
+	}
+}
+
+// A nack the server keeps refusing with an error that is not PQ006 (here
+// a lock timeout on the retry store) is retried; after four refusals the
+// consumer falls back to the fixed 60 s delay and, once the server takes
+// it, acknowledges the piece and moves on.
+func TestConsumerNackFallbackAfterRefusals(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q", "c")
+	cfg, err := pgxpool.ParseConfig(client.Pool().Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["lock_timeout"] = "20ms"
+	cpool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cpool.Close)
+	cclient := pgque.New(cpool)
+
+	logs := &fallbackLog{fell: make(chan struct{}, 1)}
+	started, proceed := make(chan struct{}, 1), make(chan struct{})
+	handled := make(chan int64, 10)
+	c := cclient.NewConsumer("q", "c", fastTicker(), pgque.WithRetryAfter(time.Second),
+		pgque.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	c.Handle("fail", func(ctx context.Context, msg pgque.Message) error {
+		started <- struct{}{}
+		<-proceed
+		return errors.New("broken")
+	})
+	c.Handle("ok", func(ctx context.Context, msg pgque.Message) error {
+		handled <- msg.MsgID
+		return nil
+	})
+	consumerRun(t, c)
+	bad, err := client.Send(ctx, "q", pgque.Event{Type: "fail", Payload: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumerAwait(t, started, consumerTimeout, "the failing handler")
+	tx, err := client.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK pgque.retry_queue IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	close(proceed)
+	consumerAwait(t, logs.fell, consumerTimeout, "the fallback after refusals")
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	good, err := client.Send(ctx, "q", pgque.Event{Type: "ok", Payload: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := consumerAwait(t, handled, consumerTimeout, "the next message"); id != good {
+		t.Fatalf("handled %d, want %d", id, good)
+	}
+	d, ok := retryDue(t, client.Pool(), bad)
+	if !ok || d < 50*time.Second || d > 61*time.Second {
+		t.Errorf("retry of the failed event due in %v (found %v); want about 60 s, not the configured 1 s", d, ok)
+	}
+	// Three refusals retried, the fourth falls back.
+	if n := strings.Count(logs.String(), "acknowledging batch failed; retrying"); n < 3 || !strings.Contains(logs.String(), "failures=4") {
+		t.Errorf("%d refused attempts logged, and the fallback should come with the fourth:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "55P03") {
+		t.Errorf("the log does not name the server's error:\n%s", logs.String())
+	}
+}

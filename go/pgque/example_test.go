@@ -271,6 +271,44 @@ func ExampleNewTicker() {
 	// order.created {"id":7}
 }
 
+// Tickers elect their leader with a lease in the database.  A shorter
+// lease replaces a leader that stopped working (a frozen process, a stalled
+// host) sooner: with 1 s, a standby takes over within about a second.  The
+// leader releases the lease when it stops, so a standby takes over at once.
+func ExampleWithLeaderLease() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	client := exampleClient(ctx)
+	defer client.Close()
+
+	runCtx, stop := context.WithCancel(ctx)
+	leader := pgque.NewTicker(client.Pool(), pgque.WithLeaderLease(time.Second))
+	done := make(chan error, 1)
+	go func() { done <- leader.Run(runCtx) }()
+	for !leader.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var holder string
+	var valid bool
+	if err := client.Pool().QueryRow(ctx, `SELECT holder, valid FROM pgque.leader_info('ticker')`).Scan(&holder, &valid); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("lease held by this ticker:", holder == leader.Holder() && valid)
+
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	var n int
+	if err := client.Pool().QueryRow(ctx, `SELECT count(*) FROM pgque.leader_info('ticker')`).Scan(&n); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("leases left after it stopped:", n)
+	// Output:
+	// lease held by this ticker: true
+	// leases left after it stopped: 0
+}
+
 // Errors the engine raises match pgque's sentinel errors with errors.Is,
 // whatever their message says.
 func Example_errors() {

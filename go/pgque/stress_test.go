@@ -188,17 +188,18 @@ func TestStress(t *testing.T) {
 			case <-tick.C:
 			}
 			if n%2 == 0 {
-				pid, app, ok, err := leaderLockHolder(chaosCtx, pool)
-				if err != nil {
-					if chaosCtx.Err() == nil {
-						fail("leader lock holder: %v", err)
+				for i, slot := range slots {
+					if tk := slot.current.Load(); tk == nil || !tk.IsLeader() {
+						continue
 					}
-					return
-				}
-				if ok && strings.HasPrefix(app, "stress-ticker-") {
-					if _, err := pool.Exec(chaosCtx, `SELECT pg_terminate_backend($1)`, pid); err == nil {
+					if _, err := pool.Exec(chaosCtx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+					                                   WHERE datname = current_database() AND application_name = $1`,
+						fmt.Sprintf("stress-ticker-%d", i)); err == nil {
 						kills.Add(1)
+					} else if chaosCtx.Err() == nil {
+						fail("killing the leader's session: %v", err)
 					}
+					break
 				}
 				continue
 			}

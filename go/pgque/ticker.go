@@ -2,6 +2,7 @@ package pgque
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,8 +13,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// leaderLockKey is the session advisory lock that elects one ticker per database.
-const leaderLockKey = 1886482291
+// leaseName is the leader lease (pgque.leader_lease) the Tickers of a
+// database elect their leader with.
+const leaseName = "ticker"
+
+// DefaultLeaderLease is how long a Ticker's leadership lasts without a
+// renewal unless WithLeaderLease says otherwise.
+const DefaultLeaderLease = 3 * time.Second
 
 // Ticker runs pgque's periodic work for one database: it calls
 // pgque.ticker() every tick interval, so events are ticked (and consumers
@@ -21,19 +27,29 @@ const leaderLockKey = 1886482291
 // every maint interval (table rotation, retries, tick cleanup).
 //
 // Any number of Tickers may run against one database, in one process or
-// many: they elect a leader with a session advisory lock held on a
-// connection of its own, and only the leader works.  When the leader's
-// process or connection dies the lock is released and another Ticker takes
-// over within an election interval.
+// many: they elect a leader with a lease in the database
+// (pgque.leader_lease), and only the leader works.  The leader renews its
+// lease every third of it; a leader that cannot renew in time (its process
+// frozen, its host stalled, its connection lost) stops ticking, and a
+// standby takes over once the lease has run out, within about one lease
+// (WithLeaderLease) and an election interval.  A leader that stops cleanly
+// releases the lease, and a standby takes over at its next election.
+//
+// Errors the server answers with (an SQLSTATE: a full disk, an engine
+// error) are logged with their SQLSTATE and retried on the same connection
+// with backoff; only a lost connection makes the Ticker reconnect.  Waits
+// between retries start at 50 ms and stay under 500 ms, so the Ticker
+// works again within about half a second of the server's return.
 type Ticker struct {
 	pool   *pgxpool.Pool
 	cfg    tickerConfig
+	holder string
 	leader atomic.Bool
 }
 
 type tickerConfig struct {
-	tick, maint, election time.Duration
-	log                   *slog.Logger
+	tick, maint, election, lease time.Duration
+	log                          *slog.Logger
 }
 
 // TickerOption configures a Ticker.
@@ -60,9 +76,21 @@ func WithMaintInterval(d time.Duration) TickerOption {
 }
 
 // WithElectionInterval sets how often a Ticker that is not the leader tries
-// to become it, and so how quickly a dead leader is replaced (default 1 s).
+// to become it (default: a third of the leader lease, 1 s by default).  A
+// leader that stopped is replaced within its lease and one such interval.
 func WithElectionInterval(d time.Duration) TickerOption {
 	return func(c *tickerConfig) { c.election = d }
+}
+
+// WithLeaderLease sets how long the leader's leadership lasts without a
+// renewal (default DefaultLeaderLease; at least 1 ms and at most 1 hour).
+// The leader renews every third of it, so it tolerates a stall or an
+// unreachable server of up to about two thirds of it; a standby takes over
+// from a leader that stopped working within about one lease.  A shorter
+// lease replaces a frozen leader sooner, for more renewals (each a small
+// in-place update of one row of pgque.leader).
+func WithLeaderLease(d time.Duration) TickerOption {
+	return func(c *tickerConfig) { c.lease = d }
 }
 
 // WithTickerLogger makes the Ticker log leadership changes and errors (by
@@ -74,15 +102,18 @@ func WithTickerLogger(l *slog.Logger) TickerOption {
 // NewTicker returns a Ticker for the pool's database; Run starts it.
 func NewTicker(pool *pgxpool.Pool, opts ...TickerOption) *Ticker {
 	cfg := tickerConfig{
-		tick:     DefaultTickInterval,
-		maint:    time.Second,
-		election: time.Second,
-		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		tick:  DefaultTickInterval,
+		maint: time.Second,
+		lease: DefaultLeaderLease,
+		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	return &Ticker{pool: pool, cfg: cfg}
+	if cfg.election == 0 {
+		cfg.election = cfg.lease / 3
+	}
+	return &Ticker{pool: pool, cfg: cfg, holder: WorkerName("ticker-")}
 }
 
 // RunTicker runs a Ticker for the client's database until ctx ends.
@@ -93,24 +124,40 @@ func (c *Client) RunTicker(ctx context.Context, opts ...TickerOption) error {
 // IsLeader reports whether this Ticker is currently the one doing the work.
 func (t *Ticker) IsLeader() bool { return t.leader.Load() }
 
-// Run works until ctx ends, then returns nil.  Connection failures are
-// logged and retried with backoff; Run returns an error only for a bad
-// configuration.
+// Holder is the name this Ticker holds the leader lease under (the holder
+// that pgque.leader_info('ticker') shows while it leads): "ticker-", the
+// host name, the process id and a random suffix.
+func (t *Ticker) Holder() string { return t.holder }
+
+// Run works until ctx ends, then releases the lease if it holds it and
+// returns nil.  Failures are logged and retried with backoff (see
+// Ticker); Run returns an error only for a bad configuration.
 func (t *Ticker) Run(ctx context.Context) error {
-	if t.cfg.tick <= 0 || t.cfg.maint <= 0 || t.cfg.election <= 0 {
+	switch {
+	case t.cfg.tick <= 0 || t.cfg.maint <= 0 || t.cfg.election <= 0:
 		return fmt.Errorf("pgque: ticker: intervals must be positive: %w", ErrInvalidArgument)
+	case t.cfg.lease < time.Millisecond || t.cfg.lease > time.Hour:
+		return fmt.Errorf("pgque: ticker: leader lease %v is out of range (at least 1 ms, at most 1 h): %w",
+			t.cfg.lease, ErrInvalidArgument)
 	}
-	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	b := newBackoff()
 	for ctx.Err() == nil {
-		connected, err := t.session(ctx)
+		worked, err := t.session(ctx)
 		if ctx.Err() != nil {
 			break
 		}
-		if connected {
-			backoff.reset()
+		if worked {
+			b.reset()
 		}
-		wait := backoff.next()
-		t.cfg.log.Warn("pgque ticker: connection lost; retrying", "err", err, "in", wait)
+		wait := b.next()
+		var oe *opError
+		if errors.As(err, &oe) && oe.op == "connect" {
+			// Refused, unreachable, or the server's answer (a wrong
+			// password, a database that does not exist, starting up).
+			t.cfg.log.Warn("pgque ticker: cannot connect; retrying", "err", describe("connect", oe.err), "in", wait)
+		} else {
+			t.cfg.log.Warn("pgque ticker: connection lost; reconnecting", "err", err, "in", wait)
+		}
 		if !sleep(ctx, wait) {
 			break
 		}
@@ -118,55 +165,81 @@ func (t *Ticker) Run(ctx context.Context) error {
 	return nil
 }
 
-// session runs on one dedicated connection: it campaigns for leadership and,
-// once leader, ticks until the connection fails or ctx ends.  It reports
-// whether it got connected at all.
+// session runs on one dedicated connection until the connection fails or
+// ctx ends: it campaigns for the lease and, while it holds it, ticks.  It
+// reports whether any call on the connection succeeded.
 func (t *Ticker) session(ctx context.Context) (bool, error) {
 	conn, err := pgx.ConnectConfig(ctx, t.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return false, err
+		return false, &opError{"connect", err}
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	for {
-		var won bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&won); err != nil {
-			return true, err
+	s := &tickerSession{t: t, conn: conn, warned: map[string]time.Time{}}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if t.leader.Load() {
+			s.resign(cctx)
 		}
-		if won {
-			break
-		}
-		if !sleep(ctx, t.cfg.election) {
-			return true, ctx.Err()
-		}
-	}
-	t.leader.Store(true)
-	defer t.leader.Store(false)
-	t.cfg.log.Info("pgque ticker: became leader")
-	return true, t.lead(ctx, conn)
+		conn.Close(cctx)
+	}()
+	err = s.run(ctx)
+	return s.worked, err
 }
 
-// lead ticks and runs maintenance, each call in its own transaction as the
-// engine requires.
-func (t *Ticker) lead(ctx context.Context, conn *pgx.Conn) error {
+// tickerSession is the state of one session of a Ticker.
+type tickerSession struct {
+	t      *Ticker
+	conn   *pgx.Conn
+	worked bool      // some call succeeded
+	until  time.Time // the lease is surely ours until then (local clock)
+	renew  time.Time // when to renew it next
+	last   struct{ maint, check time.Time }
+	warned map[string]time.Time
+	b      backoff // waits after server errors
+}
+
+// run is the session's loop; it returns on a connection error or when ctx
+// ends.
+func (s *tickerSession) run(ctx context.Context) error {
+	t := s.t
 	tick := time.NewTicker(t.cfg.tick)
 	defer tick.Stop()
-	lastMaint, lastCheck := time.Time{}, time.Time{}
-	warned := map[string]time.Time{}
 	for {
-		if _, err := conn.Exec(ctx, `SELECT pgque.ticker()`); err != nil {
-			return fmt.Errorf("pgque ticker: ticker(): %w", err)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		if time.Since(lastMaint) >= t.cfg.maint {
-			if _, err := conn.Exec(ctx, `SELECT pgque.maint()`); err != nil {
-				return fmt.Errorf("pgque ticker: maint(): %w", err)
-			}
-			lastMaint = time.Now()
+		var err error
+		leading := t.leader.Load()
+		if !leading || !time.Now().Before(s.renew) {
+			err = s.campaign(ctx)
 		}
-		if time.Since(lastCheck) >= unclaimedCheckInterval {
-			if err := t.warnUnclaimed(ctx, conn, warned); err != nil {
-				return fmt.Errorf("pgque ticker: queue info: %w", err)
+		if err == nil && t.leader.Load() {
+			err = s.work(ctx)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			lastCheck = time.Now()
+			// A server error can end the session too (a FATAL one, such
+			// as an idle session timeout): then the connection is gone.
+			if connectionError(err) || s.conn.IsClosed() {
+				t.leader.Store(false)
+				return err
+			}
+			wait := s.b.next()
+			t.cfg.log.Error("pgque ticker: "+describe(s.failed(err), err)+"; retrying on the same connection",
+				"in", wait)
+			if !sleep(ctx, wait) {
+				return ctx.Err()
+			}
+			continue
+		}
+		s.b.reset()
+		if !t.leader.Load() {
+			if !sleep(ctx, t.cfg.election) {
+				return ctx.Err()
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -174,6 +247,107 @@ func (t *Ticker) lead(ctx context.Context, conn *pgx.Conn) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// opError names the call that failed, for logs.
+type opError struct {
+	op  string
+	err error
+}
+
+func (e *opError) Error() string { return e.op + ": " + e.err.Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+// failed is the name of the call err came from.
+func (s *tickerSession) failed(err error) string {
+	var oe *opError
+	if errors.As(err, &oe) {
+		return oe.op
+	}
+	return "call"
+}
+
+// campaign takes or renews the lease.  A leader that cannot renew keeps
+// leading only while its lease surely runs.
+func (s *tickerSession) campaign(ctx context.Context) error {
+	t := s.t
+	asked := time.Now()
+	var ok bool
+	err := s.conn.QueryRow(ctx, `SELECT pgque.leader_lease($1, $2, $3)`, leaseName, t.holder, t.cfg.lease).Scan(&ok)
+	if err != nil {
+		if t.leader.Load() && !time.Now().Before(s.until) {
+			t.leader.Store(false)
+			t.cfg.log.Warn("pgque ticker: could not renew the leader lease before it ran out; stopped ticking")
+		}
+		return &opError{"leader_lease()", err}
+	}
+	s.worked = true
+	switch {
+	case ok:
+		s.until = asked.Add(t.cfg.lease)
+		s.renew = asked.Add(t.cfg.lease / 3)
+		if !t.leader.Load() {
+			t.leader.Store(true)
+			t.cfg.log.Info("pgque ticker: became leader", "holder", t.holder, "lease", t.cfg.lease)
+		}
+	case t.leader.Load():
+		t.leader.Store(false)
+		t.cfg.log.Warn("pgque ticker: lost the leader lease to another ticker (this one stalled past its lease); standing by",
+			"holder", t.holder)
+	}
+	return nil
+}
+
+// resign gives the lease up, so that a standby takes over at once.  A
+// query cut short by the end of Run's context closes the connection, so
+// the release may need a new one.
+func (s *tickerSession) resign(ctx context.Context) {
+	t := s.t
+	t.leader.Store(false)
+	conn := s.conn
+	if conn.IsClosed() {
+		var err error
+		if conn, err = pgx.ConnectConfig(ctx, t.pool.Config().ConnConfig.Copy()); err != nil {
+			t.cfg.log.Warn("pgque ticker: could not release the leader lease; a standby takes over when it runs out",
+				"err", err)
+			return
+		}
+		defer conn.Close(ctx)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pgque.leader_release($1, $2)`, leaseName, t.holder); err != nil {
+		t.cfg.log.Warn("pgque ticker: could not release the leader lease; a standby takes over when it runs out",
+			"err", err)
+		return
+	}
+	t.cfg.log.Info("pgque ticker: released the leader lease", "holder", t.holder)
+}
+
+// work ticks and, when due, runs maintenance, each call in its own
+// transaction as the engine requires; a leader whose lease may have run
+// out (it was stalled before renewing) does nothing.
+func (s *tickerSession) work(ctx context.Context) error {
+	t := s.t
+	if !time.Now().Before(s.until) {
+		t.leader.Store(false)
+		t.cfg.log.Warn("pgque ticker: the leader lease ran out before it was renewed (the process was stalled); stopped ticking")
+		return nil
+	}
+	if _, err := s.conn.Exec(ctx, `SELECT pgque.ticker()`); err != nil {
+		return &opError{"ticker()", err}
+	}
+	if time.Since(s.last.maint) >= t.cfg.maint {
+		if _, err := s.conn.Exec(ctx, `SELECT pgque.maint()`); err != nil {
+			return &opError{"maint()", err}
+		}
+		s.last.maint = time.Now()
+	}
+	if time.Since(s.last.check) >= unclaimedCheckInterval {
+		if err := t.warnUnclaimed(ctx, s.conn, s.warned); err != nil {
+			return &opError{"get_queue_info()", err}
+		}
+		s.last.check = time.Now()
+	}
+	return nil
 }
 
 // unclaimedCheckInterval is how often the leader looks for queues that keep
@@ -205,32 +379,4 @@ func (t *Ticker) warnUnclaimed(ctx context.Context, conn *pgx.Conn, warned map[s
 		return nil
 	})
 	return err
-}
-
-// backoff doubles a delay from min up to max.
-type backoff struct{ cur, min, max time.Duration }
-
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
-	}
 }

@@ -3,6 +3,8 @@ package pgque_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,11 +14,6 @@ import (
 
 	"github.com/pgque/pgque/go/pgque"
 )
-
-// tickerLockKey is the advisory lock key the Ticker elects its leader with
-// (pgque's unexported leaderLockKey).  A bigint key k shows in pg_locks as
-// classid = k >> 32, objid = k & 0xffffffff, objsubid = 1.
-const tickerLockKey = 1886482291
 
 // runTicker runs tk in a goroutine.  The returned stop cancels it, waits for
 // Run to return and checks that it returned nil; it also runs at cleanup.
@@ -59,22 +56,25 @@ func poolNamed(t *testing.T, base *pgxpool.Pool, app string) *pgxpool.Pool {
 	return pool
 }
 
-// leaderLockHolder returns the backend pid and application_name of the
-// session that holds the Ticker's leader lock in pool's database; ok is
-// false when nobody holds it.
-func leaderLockHolder(ctx context.Context, pool *pgxpool.Pool) (pid int32, app string, ok bool, err error) {
-	err = pool.QueryRow(ctx, `
-		SELECT l.pid, a.application_name
-		  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		 WHERE l.locktype = 'advisory' AND l.granted
-		   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		   AND l.classid = ($1::bigint >> 32)::oid
-		   AND l.objid = ($1::bigint & 4294967295)::oid
-		   AND l.objsubid = 1`, int64(tickerLockKey)).Scan(&pid, &app)
+// leaseHolder returns the holder of the Tickers' leader lease in pool's
+// database, and whether its lease still runs; "" when nobody holds it.
+func leaseHolder(ctx context.Context, pool *pgxpool.Pool) (holder string, valid bool, err error) {
+	err = pool.QueryRow(ctx, `SELECT holder, valid FROM pgque.leader_info('ticker')`).Scan(&holder, &valid)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, "", false, nil
+		return "", false, nil
 	}
-	return pid, app, err == nil, err
+	return holder, valid, err
+}
+
+// appBackends returns the backend pids of the sessions in pool's database
+// whose application_name is app.
+func appBackends(ctx context.Context, pool *pgxpool.Pool, app string) ([]int32, error) {
+	rows, err := pool.Query(ctx, `SELECT pid FROM pg_stat_activity
+	                               WHERE datname = current_database() AND application_name = $1 ORDER BY pid`, app)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int32])
 }
 
 // terminateBackend kills a session from the server side, as a crash of the
@@ -148,47 +148,57 @@ func TestTickerDelivers(t *testing.T) {
 }
 
 // (b) Two Tickers on one database: one leads, the other waits, and the
-// leader lock is held by the leader's own session.
+// leader lease is held by the leader.
 func TestTickerOneLeader(t *testing.T) {
 	ctx := context.Background()
 	client := newClient(t, "q", "c")
-	a := pgque.NewTicker(poolNamed(t, client.Pool(), "ticker-a"), pgque.WithElectionInterval(10*time.Millisecond))
-	b := pgque.NewTicker(poolNamed(t, client.Pool(), "ticker-b"), pgque.WithElectionInterval(10*time.Millisecond))
+	a := pgque.NewTicker(client.Pool(), pgque.WithElectionInterval(10*time.Millisecond))
+	b := pgque.NewTicker(client.Pool(), pgque.WithElectionInterval(10*time.Millisecond))
+	if a.Holder() == b.Holder() {
+		t.Fatalf("both tickers hold the lease as %q", a.Holder())
+	}
 	runTicker(t, a)
 	runTicker(t, b)
 	pollUntil(t, 10*time.Second, "a leader", func() bool { return a.IsLeader() || b.IsLeader() })
-	leader, want := a, "ticker-a"
+	leader := a
 	if b.IsLeader() {
-		leader, want = b, "ticker-b"
+		leader = b
 	}
 	// Both campaign every 10 ms; for 100 of those the leader stays the only one.
 	for range 50 {
 		if a.IsLeader() == b.IsLeader() || !leader.IsLeader() {
-			t.Fatalf("IsLeader: a = %v, b = %v; want only %s", a.IsLeader(), b.IsLeader(), want)
+			t.Fatalf("IsLeader: a = %v, b = %v; want only %s", a.IsLeader(), b.IsLeader(), leader.Holder())
 		}
-		_, app, ok, err := leaderLockHolder(ctx, client.Pool())
-		if err != nil || !ok || app != want {
-			t.Fatalf("leader lock held by %q (held: %v, err: %v), want %s", app, ok, err, want)
+		holder, valid, err := leaseHolder(ctx, client.Pool())
+		if err != nil || !valid || holder != leader.Holder() {
+			t.Fatalf("leader lease held by %q (valid: %v, err: %v), want %s", holder, valid, err, leader.Holder())
 		}
 		time.Sleep(20 * time.Millisecond) // sampling, not synchronization
 	}
 	sendAndReceive(t, client, "q")
 }
 
-// (c) When the leader stops, or its connection dies, another Ticker takes over.
+// (c) When the leader stops, another Ticker takes over at once (the leader
+// released its lease); when the leader's connection dies, it or the other
+// leads again.
 func TestTickerTakeover(t *testing.T) {
 	t.Run("leader cancelled", func(t *testing.T) {
+		ctx := context.Background()
 		client := newClient(t, "q", "c")
-		a := pgque.NewTicker(client.Pool())
+		// A long lease: B can take over this quickly only if A released it.
+		a := pgque.NewTicker(client.Pool(), pgque.WithLeaderLease(time.Minute))
 		stopA := runTicker(t, a)
 		pollUntil(t, 10*time.Second, "ticker A to lead", a.IsLeader)
-		b := pgque.NewTicker(client.Pool(), pgque.WithElectionInterval(100*time.Millisecond))
+		b := pgque.NewTicker(client.Pool(), pgque.WithLeaderLease(time.Minute), pgque.WithElectionInterval(100*time.Millisecond))
 		runTicker(t, b)
 		if b.IsLeader() {
 			t.Fatal("B leads while A does")
 		}
 		stopA() // Run returns nil and A is no longer leader (checked by stop)
 		pollUntil(t, 5*time.Second, "ticker B to take over", b.IsLeader)
+		if holder, valid, err := leaseHolder(ctx, client.Pool()); err != nil || !valid || holder != b.Holder() {
+			t.Fatalf("leader lease held by %q (valid %v, err %v), want B %s", holder, valid, err, b.Holder())
+		}
 		sendAndReceive(t, client, "q")
 	})
 
@@ -200,33 +210,20 @@ func TestTickerTakeover(t *testing.T) {
 		pollUntil(t, 10*time.Second, "ticker A to lead", a.IsLeader)
 		b := pgque.NewTicker(poolNamed(t, client.Pool(), "ticker-b"), pgque.WithElectionInterval(100*time.Millisecond))
 		runTicker(t, b)
-
-		// Kill A's session.  A notices, reconnects after a backoff and
-		// campaigns again, so it may win the lock back before B does; that is
-		// correct too, and then its new session is killed as well.
-		kills := 0
-		killed := map[int32]bool{}
-		pollUntil(t, 20*time.Second, "ticker B to take over", func() bool {
-			pid, app, ok, err := leaderLockHolder(ctx, client.Pool())
+		pids, err := appBackends(ctx, client.Pool(), "ticker-a")
+		if err != nil || len(pids) != 1 {
+			t.Fatalf("ticker A's sessions: %v, %v; want one", pids, err)
+		}
+		terminateBackend(t, client.Pool(), pids[0])
+		// A reconnects within half a second and still holds its lease, so
+		// it normally leads on; B would take over had A not come back.
+		pollUntil(t, 10*time.Second, "a leader on a new session", func() bool {
+			now, err := appBackends(ctx, client.Pool(), "ticker-a")
 			if err != nil {
 				t.Fatal(err)
 			}
-			switch {
-			case ok && app == "ticker-a" && !killed[pid]:
-				if kills == 10 {
-					t.Fatal("ticker A won the election back 10 times in a row")
-				}
-				terminateBackend(t, client.Pool(), pid)
-				killed[pid] = true
-				kills++
-			case ok && app == "ticker-b":
-				return b.IsLeader() && !a.IsLeader()
-			}
-			return false
+			return len(now) == 1 && now[0] != pids[0] && (a.IsLeader() || b.IsLeader())
 		})
-		if kills == 0 {
-			t.Fatal("B led before A's connection was killed")
-		}
 		sendAndReceive(t, client, "q")
 	})
 }
@@ -238,20 +235,105 @@ func TestTickerReconnects(t *testing.T) {
 	tk := pgque.NewTicker(poolNamed(t, client.Pool(), "ticker-a"))
 	runTicker(t, tk)
 	pollUntil(t, 10*time.Second, "the ticker to lead", tk.IsLeader)
-	pid, _, ok, err := leaderLockHolder(ctx, client.Pool())
-	if err != nil || !ok {
-		t.Fatalf("leader lock holder: %v, %v", ok, err)
+	pids, err := appBackends(ctx, client.Pool(), "ticker-a")
+	if err != nil || len(pids) != 1 {
+		t.Fatalf("ticker sessions: %v, %v; want one", pids, err)
 	}
-	terminateBackend(t, client.Pool(), pid)
-	pollUntil(t, 10*time.Second, "a new session to hold the leader lock", func() bool {
-		p, _, ok, err := leaderLockHolder(ctx, client.Pool())
+	terminateBackend(t, client.Pool(), pids[0])
+	pollUntil(t, 10*time.Second, "a new session of the ticker", func() bool {
+		now, err := appBackends(ctx, client.Pool(), "ticker-a")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return ok && p != pid
+		return len(now) == 1 && now[0] != pids[0]
 	})
 	pollUntil(t, 10*time.Second, "the ticker to lead again", tk.IsLeader)
 	sendAndReceive(t, client, "q")
+}
+
+// logBuffer collects a logger's lines for a test to read.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A server error is not a lost connection: while ticker() keeps failing
+// (here with a lock timeout, as a full disk or an engine error would fail
+// it) the Ticker logs the call and the SQLSTATE, backs off and keeps its
+// one connection; once the cause is gone it ticks again on it.
+func TestTickerServerErrorKeepsConnection(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q", "c")
+	cfg, err := pgxpool.ParseConfig(client.Pool().Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "ticker-err"
+	cfg.ConnConfig.RuntimeParams["lock_timeout"] = "20ms"
+	tpool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tpool.Close)
+	logs := &logBuffer{}
+	tk := pgque.NewTicker(tpool, pgque.WithTickInterval(5*time.Millisecond),
+		pgque.WithTickerLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	runTicker(t, tk)
+	pollUntil(t, 10*time.Second, "the ticker to lead", tk.IsLeader)
+	pids, err := appBackends(ctx, client.Pool(), "ticker-err")
+	if err != nil || len(pids) != 1 {
+		t.Fatalf("ticker sessions: %v, %v; want one", pids, err)
+	}
+
+	// Hold a lock ticker() waits for; the lease is unaffected.
+	tx, err := client.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK pgque.queue IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	locked := time.Now()
+	failures := func() int { return strings.Count(logs.String(), "ticker(): 55P03") }
+	pollUntil(t, 10*time.Second, "five logged failures of ticker()", func() bool { return failures() >= 5 })
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	held, n := time.Since(locked), failures()
+	sendAndReceive(t, client, "q")
+
+	out := logs.String()
+	if strings.Contains(out, "connection lost") || strings.Contains(out, "reconnecting") {
+		t.Errorf("server errors were taken for a lost connection:\n%s", out)
+	}
+	if !strings.Contains(out, "retrying on the same connection") {
+		t.Errorf("log does not say the call is retried on the same connection:\n%s", out)
+	}
+	now, err := appBackends(ctx, client.Pool(), "ticker-err")
+	if err != nil || len(now) != 1 || now[0] != pids[0] {
+		t.Errorf("ticker sessions after the errors: %v, %v; want the same one, %d", now, err, pids[0])
+	}
+	if !tk.IsLeader() {
+		t.Error("the ticker lost leadership over errors of ticker()")
+	}
+	// Backed off, not repeated every tick: each attempt takes its 20 ms
+	// lock timeout and a wait of at least 25 ms.
+	t.Logf("%d failures of ticker() logged in %v", n, held)
+	if limit := int(held/(40*time.Millisecond)) + 1; n > limit {
+		t.Errorf("%d failures in %v: more than %d, not backed off", n, held, limit)
+	}
 }
 
 // (d) The Ticker also runs maintenance: a nacked message due at once comes
@@ -322,11 +404,14 @@ func TestTickerDeliversReplayedDeadLetter(t *testing.T) {
 func TestTickerInvalidIntervals(t *testing.T) {
 	client := newClient(t, "q")
 	for name, opt := range map[string]pgque.TickerOption{
-		"zero tick interval":      pgque.WithTickInterval(0),
-		"negative tick interval":  pgque.WithTickInterval(-time.Millisecond),
-		"zero maint interval":     pgque.WithMaintInterval(0),
-		"negative maint interval": pgque.WithMaintInterval(-time.Second),
-		"zero election interval":  pgque.WithElectionInterval(0),
+		"zero tick interval":         pgque.WithTickInterval(0),
+		"negative tick interval":     pgque.WithTickInterval(-time.Millisecond),
+		"zero maint interval":        pgque.WithMaintInterval(0),
+		"negative maint interval":    pgque.WithMaintInterval(-time.Second),
+		"negative election interval": pgque.WithElectionInterval(-time.Second),
+		"zero leader lease":          pgque.WithLeaderLease(0),
+		"sub-millisecond lease":      pgque.WithLeaderLease(time.Microsecond),
+		"leader lease over an hour":  pgque.WithLeaderLease(time.Hour + time.Second),
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		tk := pgque.NewTicker(client.Pool(), opt)

@@ -397,6 +397,10 @@ SELECT test.hostile('pgque.resume_queue(text)', 'q20h');
 SELECT test.hostile('pgque.grant_access(name,text,text,text)', 't20_hostile', 'send', NULL, 'q20h');
 SELECT test.hostile('pgque.list_access()');
 SELECT test.hostile('pgque.revoke_access(name,text,text,text)', 't20_hostile', 'send', NULL, 'q20h');
+-- leader leases
+SELECT test.hostile('pgque.leader_lease(text,text,interval)', 'l20', 'h1', '1 minute');
+SELECT test.hostile('pgque.leader_info(text)', 'l20');
+SELECT test.hostile('pgque.leader_release(text,text)', 'l20', 'h1');
 -- and away
 SELECT test.hostile('pgque.drop_schedule(text,boolean,text)', 's20a', 'false', NULL);
 SELECT test.hostile('pgque.drop_schedule(text,boolean,text)', 's20b', 'false', 'q20h');

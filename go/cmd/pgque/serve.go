@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +24,7 @@ type serveConfig struct {
 	listen         string
 	dataDir        string
 	noTicker       bool
+	leaderLease    time.Duration
 	tokenFile      string
 	insecureNoAuth bool
 	allowOrigins   []string
@@ -47,7 +49,10 @@ unprivileged user that must reach the directory), and prints its connection
 string.
 
 It also runs a ticker (pgque's periodic work, see the Go SDK's Ticker) unless
---no-ticker: any number of processes may run one, and one works at a time.
+--no-ticker: any number of processes may run one, and one works at a time
+(the leader, holding a lease in the database that it renews every third of
+--leader-lease; a standby takes over within about one lease when the leader
+stops working).
 SIGINT or SIGTERM shuts down gracefully: streams end, requests in flight
 finish, the ticker and the local server stop.
 
@@ -71,6 +76,8 @@ requests for host names other than loopback ones are refused unless
 	f.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address to serve HTTP on (host:port; port 0 picks a free one)")
 	f.StringVar(&cfg.dataDir, "data-dir", "", "directory of the local PostgreSQL server, when no --dsn is given")
 	f.BoolVar(&cfg.noTicker, "no-ticker", false, "do not run a ticker (another process ticks the database)")
+	f.DurationVar(&cfg.leaderLease, "leader-lease", pgque.DefaultLeaderLease,
+		"how long the ticker's leadership lasts without a renewal (1ms..1h); a stalled leader is replaced within about this long")
 	f.StringVar(&cfg.tokenFile, "token-file", "", "`FILE` of bearer tokens and their scopes, one a line (default $PGQUE_TOKEN_FILE)")
 	f.BoolVar(&cfg.insecureNoAuth, "insecure-no-auth", false,
 		"serve without tokens on an address beyond loopback: anyone who reaches it may do anything")
@@ -85,6 +92,9 @@ requests for host names other than loopback ones are refused unless
 
 func runServe(ctx context.Context, out, errOut io.Writer, dsn string, cfg serveConfig) error {
 	log := slog.New(slog.NewTextHandler(errOut, nil))
+	if cfg.leaderLease < time.Millisecond || cfg.leaderLease > time.Hour {
+		return usageError{fmt.Errorf("--leader-lease %v is out of range: must be at least 1ms and at most 1h", cfg.leaderLease)}
+	}
 	if dsn != "" && cfg.dataDir != "" {
 		return errors.New("--data-dir is for the local server; it does not go with --dsn")
 	}
@@ -142,7 +152,7 @@ func runServe(ctx context.Context, out, errOut io.Writer, dsn string, cfg serveC
 	}
 
 	if !cfg.noTicker {
-		opts.Ticker = pgque.NewTicker(client.Pool(), pgque.WithTickerLogger(log))
+		opts.Ticker = pgque.NewTicker(client.Pool(), pgque.WithTickerLogger(log), pgque.WithLeaderLease(cfg.leaderLease))
 	}
 	srv := server.New(client, opts)
 	if opts.MetricsListener != nil {

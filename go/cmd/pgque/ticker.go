@@ -11,7 +11,7 @@ import (
 )
 
 func newTickerCmd(g *globals) *cobra.Command {
-	var tick, maint, election time.Duration
+	var tick, maint, election, lease time.Duration
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "ticker",
@@ -22,19 +22,33 @@ Without it (or another ticker: the Go SDK's, a SQL loop, pg_cron) messages are
 not delivered, retries not moved, and storage not reclaimed.
 
 Run as many as you like for availability: they elect one leader per database
-with an advisory lock, and another takes over within --election-interval when
-the leader stops or its connection dies.  Connection failures are logged and
-retried.  Its role needs pgque_admin.  It logs to stderr.`,
+with a lease in the database (pgque.leader_lease) that the leader renews every
+third of --leader-lease.  A leader that cannot renew in time (frozen, stalled,
+cut off) stops ticking; a standby takes over once the lease ran out, within
+about --leader-lease plus --election-interval.  A leader that is stopped
+(Ctrl-C, SIGTERM) releases the lease, so a standby takes over at once.
+
+Errors the server answers with are logged with their SQLSTATE (for example
+"ticker(): 53100 could not extend file ...") and retried on the same
+connection; a lost connection is logged as such and reconnected.  Retries wait
+50 ms, doubling up to 500 ms.  Its role needs pgque_admin.  It logs to stderr.`,
 		Args: noArgs,
 	}
 	f := cmd.Flags()
 	f.DurationVar(&tick, "tick-interval", pgque.DefaultTickInterval, "how often to call pgque.ticker(); bounds delivery latency")
 	f.DurationVar(&maint, "maint-interval", time.Second, "how often to call pgque.maint()")
-	f.DurationVar(&election, "election-interval", time.Second, "how often a standby tries to become the leader")
+	f.DurationVar(&election, "election-interval", 0, "how often a standby tries to become the leader (default a third of --leader-lease)")
+	f.DurationVar(&lease, "leader-lease", pgque.DefaultLeaderLease, "how long leadership lasts without a renewal (1ms..1h)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "log errors only, not leadership changes")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if tick <= 0 || maint <= 0 || election <= 0 {
+		if tick <= 0 || maint <= 0 || election < 0 {
 			return usageError{fmt.Errorf("intervals must be positive")}
+		}
+		if lease < time.Millisecond || lease > time.Hour {
+			return usageError{fmt.Errorf("--leader-lease %v is out of range: must be at least 1ms and at most 1h", lease)}
+		}
+		if election == 0 {
+			election = lease / 3
 		}
 		ctx := cmd.Context()
 		client, err := g.connect(ctx)
@@ -52,9 +66,10 @@ retried.  Its role needs pgque_admin.  It logs to stderr.`,
 			level = slog.LevelWarn
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-		log.Info("pgque ticker starting", "engine", version, "tick_interval", tick, "maint_interval", maint)
+		log.Info("pgque ticker starting", "engine", version, "tick_interval", tick, "maint_interval", maint,
+			"leader_lease", lease)
 		err = client.RunTicker(ctx, pgque.WithTickInterval(tick), pgque.WithMaintInterval(maint),
-			pgque.WithElectionInterval(election), pgque.WithTickerLogger(log))
+			pgque.WithElectionInterval(election), pgque.WithLeaderLease(lease), pgque.WithTickerLogger(log))
 		if err == nil {
 			log.Info("pgque ticker stopped")
 		}

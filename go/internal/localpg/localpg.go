@@ -190,6 +190,25 @@ func (s *Server) Stop() error {
 	return s.stopErr
 }
 
+// Crash stops the server the way a crash would (pg_ctl's immediate mode:
+// no checkpoint, sessions cut off), so that the next start runs crash
+// recovery.  The directory is kept; Restart starts the server again.
+func (s *Server) Crash() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return s.run(ctx, "pg_ctl", "stop", "-D", s.Dir, "-m", "immediate", "-w")
+}
+
+// Restart starts a server stopped by Crash (or Stop, for a persistent
+// one) on the same port and directory, and waits until it accepts
+// connections.
+func (s *Server) Restart(ctx context.Context) error {
+	if err := s.run(ctx, "pg_ctl", "start", "-D", s.Dir, "-l", filepath.Join(s.Dir, logFile), "-w", "-t", "60"); err != nil {
+		return fmt.Errorf("%w\nserver log (end):\n%s", err, s.logTail())
+	}
+	return nil
+}
+
 // LogFile is the path of the server's log.
 func (s *Server) LogFile() string { return filepath.Join(s.Dir, logFile) }
 

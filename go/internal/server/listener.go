@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgque/pgque/go/internal/retry"
 )
 
 // listener shares one LISTEN connection among all streams: it listens on
@@ -89,24 +91,27 @@ func (l *listener) wake(queue string) {
 	}
 }
 
-// run keeps the connection up until ctx ends.
+// run keeps the connection up until ctx ends.  It waits as the SDK's
+// loops do (package retry: 50 ms doubling to 500 ms), so that streams are
+// woken by notifications again within about half a second of the server's
+// return.
 func (l *listener) run(ctx context.Context) {
-	wait, maxWait := 100*time.Millisecond, 10*time.Second
+	var b retry.Backoff
 	for ctx.Err() == nil {
 		listened, err := l.session(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if listened {
-			wait = 100 * time.Millisecond
+			b.Reset()
 		}
+		wait := b.Next()
 		l.log.Warn("pgque serve: LISTEN connection lost; streams poll until it is back", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, maxWait)
 	}
 }
 
