@@ -87,14 +87,16 @@ $$;
 CREATE FUNCTION pgque._switch_wanted(q pgque.queue) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- IS NOT TRUE: a NULL in the hold-backs (no unclaimed position) holds
+    -- nothing back, as in step 1's IF.
     RETURN pgque._seq_value(q.queue_gen_seq) <> q.queue_gen
-        OR NOT (q.queue_switch_post IS NULL
+        OR (q.queue_switch_post IS NULL
                 OR now() - q.queue_switch_time < q.queue_rotation_period
                 OR pg_snapshot_xmin(q.queue_unclaimed_snapshot) < q.queue_switch_post
                 OR EXISTS (SELECT 1 FROM pgque.subscription
                             WHERE sub_queue = q.queue_id
                               AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post
-                              AND (sub_parent IS NULL OR sub_batch IS NOT NULL)));
+                              AND (sub_parent IS NULL OR sub_batch IS NOT NULL))) IS NOT TRUE;
 END
 $$;
 
