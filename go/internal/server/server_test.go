@@ -676,9 +676,12 @@ func TestMetricsMaintenanceErrors(t *testing.T) {
 	if f := jq.LastError; jq.Errors != 1 || f == nil || f.Step != "tick" || f.SQLState != "XX042" || f.Message != "no ticks today" {
 		t.Errorf("GET /v1/queues/q: errors %d, last_error %+v", jq.Errors, f)
 	}
-	var list []pgquehttp.Queue
+	var list struct{ Queues []pgquehttp.Queue }
 	e.decodeBody(t, "GET", "/v1/queues", "", 200, &list)
-	for _, l := range list {
+	if len(list.Queues) != 2 {
+		t.Errorf("GET /v1/queues: %d queues, want 2", len(list.Queues))
+	}
+	for _, l := range list.Queues {
 		if want := map[string]int64{"q": 1}[l.Name]; l.Errors != want || (l.LastError != nil) != (want > 0) {
 			t.Errorf("GET /v1/queues: %s has errors %d, last_error %+v; want %d", l.Name, l.Errors, l.LastError, want)
 		}
