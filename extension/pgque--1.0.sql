@@ -2682,6 +2682,32 @@ BEGIN
 END
 $$;
 
+-- _forget_stale_errors(): delete the failure records that no later run of
+-- their step would delete: of queues that are gone (no foreign key,
+-- 00_schema.sql), and of a retry or delayed move whose events are gone
+-- (unsubscribed, cancelled), so that the step never runs for the queue again.
+CREATE FUNCTION pgque._forget_stale_errors() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pgque.queue_error) THEN
+        RETURN;
+    END IF;
+    DELETE FROM pgque.queue_error
+     WHERE ctid = ANY (ARRAY(
+        SELECT e.ctid FROM pgque.queue_error e
+         WHERE NOT EXISTS (SELECT 1 FROM pgque.queue q WHERE q.queue_id = e.qe_queue)
+            OR (e.qe_step = 'retry'
+                AND NOT EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_queue = e.qe_queue AND r.rq_due <= now()))
+            OR (e.qe_step = 'delayed'
+                AND NOT EXISTS (SELECT 1 FROM pgque.delayed d
+                                 WHERE d.dq_queue = e.qe_queue AND d.dq_due <= now()
+                                   AND NOT EXISTS (SELECT 1 FROM pgque.delayed_done x
+                                                    WHERE x.dd_queue = d.dq_queue AND x.ev_id = d.ev_id
+                                                      AND x.dd_part = d.dq_part)))
+           FOR UPDATE OF e SKIP LOCKED));
+END
+$$;
+
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
 -- then step 1 for each queue, the tick and consumer-state logs, the retry
 -- mover, the delayed and dedup stores (rotation, which expires keys), the
@@ -2703,10 +2729,7 @@ BEGIN
     PERFORM pgque._require_read_committed('maint()');
     n := pgque.maint_rotate_tables_step2();
     n := n + pgque._rotate_queues();
-    -- failures recorded for queues that are gone (no foreign key, 00_schema.sql)
-    IF EXISTS (SELECT 1 FROM pgque.queue_error) THEN
-        DELETE FROM pgque.queue_error e WHERE NOT EXISTS (SELECT 1 FROM pgque.queue q WHERE q.queue_id = e.qe_queue);
-    END IF;
+    PERFORM pgque._forget_stale_errors();
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     n := n + pgque._forget_dropped_roles();  -- grants of dropped roles, 17_namespace.sql
     RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events()

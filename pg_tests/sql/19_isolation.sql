@@ -129,6 +129,21 @@ SELECT queue_name, errors, last_error_step, last_error_sqlstate, retry_pending
 SELECT test.off_event_tables('iso_c');
 SELECT pgque.maint() >= 1 AS maint_after_fix;
 SELECT errors, retry_pending FROM pgque.get_queue_info('iso_c');
+-- A failing move whose events go away (the consumer unsubscribes) is
+-- forgotten too: the step will not run for the queue again.
+SELECT pgque.send('iso_c', 't', 'retry me again') > 0 AS sent;
+SELECT pgque.force_tick('iso_c') > 0 AS ticked;
+SELECT pgque.subscribe('iso_c', 'd');
+SELECT pgque.send('iso_c', 't', 'for d') > 0 AS sent;
+SELECT pgque.force_tick('iso_c') > 0 AS ticked;
+SELECT pgque.nack(m.batch_id, m.msg_id, interval '0') FROM pgque.receive('iso_c', 'd', 100) m;
+SELECT test.on_event_tables('iso_c', 'INSERT');
+SELECT pgque.maint() >= 0 AS maint_goes_on;
+SELECT errors, last_error_step, retry_pending FROM pgque.get_queue_info('iso_c');
+SELECT pgque.unsubscribe('iso_c', 'd');
+SELECT pgque.maint() >= 0 AS maint_goes_on;
+SELECT errors, last_error_step, retry_pending FROM pgque.get_queue_info('iso_c');
+SELECT test.off_event_tables('iso_c');
 
 ---------------------------------------------------------------------------
 -- A queue whose event table cannot be switched: the others rotate.
