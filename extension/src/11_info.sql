@@ -5,6 +5,15 @@
 CREATE FUNCTION pgque.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 
+-- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
+-- value broken by hand): the info functions go on reporting the other
+-- queues, and this one's errors, instead of failing as a whole.
+CREATE FUNCTION pgque._info_seq(seq regclass) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT CASE WHEN (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = seq) = 'S'
+                THEN pgque._seq_value(seq) END
+$$;
+
 -- get_queue_info([queue_name [, namespace]]): one row per queue (or the
 -- named one, or those of a namespace) that the session may inspect.
 --   ticker_lag        time since the newest tick
@@ -77,19 +86,19 @@ BEGIN
            coalesce(CASE WHEN now() > r.tick_time
                 THEN greatest(seq.seq_now - r.tick_event_seq, 0) / extract(epoch FROM now() - r.tick_time)::double precision
                 END, 0),
-           greatest(seq.seq_now - t.tick_event_seq, 0),
+           coalesce(greatest(seq.seq_now - t.tick_event_seq, 0), 0),
            t.tick_id,
            (SELECT count(*)::int FROM pgque.consumer c WHERE c.sub_queue = q.queue_id AND c.sub_parent IS NULL),
            (SELECT count(*) FROM pgque.retry_queue rq WHERE rq.rq_queue = q.queue_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id),
            q.queue_paused_at IS NOT NULL, q.queue_paused_at,
            ev.bytes, ev.dead,
-           q.queue_keep_unclaimed, greatest(seq.seq_now - coalesce(q.queue_unclaimed_seq, seq.seq_now), 0),
+           q.queue_keep_unclaimed, coalesce(greatest(seq.seq_now - coalesce(q.queue_unclaimed_seq, seq.seq_now), 0), 0),
            q.queue_unclaimed_time,
            coalesce(er.n, 0), er.step, er.sqlstate, er.message, er.at
       FROM pgque.queue q
      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
-     CROSS JOIN LATERAL (SELECT pgque._seq_value(q.queue_event_seq) AS seq_now) seq
+     CROSS JOIN LATERAL (SELECT pgque._info_seq(q.queue_event_seq) AS seq_now) seq
       LEFT JOIN LATERAL (
           (SELECT x.tick_time, x.tick_event_seq FROM pgque.tick x
             WHERE x.tick_queue = q.queue_id AND x.tick_time <= now() - interval '1 minute'
@@ -193,7 +202,7 @@ BEGIN
                            FROM pgque.subscription x WHERE x.sub_parent = s.sub_id AND x.sub_batch IS NOT NULL) w
      CROSS JOIN LATERAL (SELECT least(s.sub_last_seq, w.seq) AS seq, least(s.sub_last_time, w.last_time) AS last_time,
                                 least(pg_snapshot_xmin(s.sub_last_snapshot), w.xmin) AS xmin) pos
-     CROSS JOIN LATERAL (SELECT greatest(pgque._seq_value(q.queue_event_seq) - pos.seq, 0) AS pending) p
+     CROSS JOIN LATERAL (SELECT coalesce(greatest(pgque._info_seq(q.queue_event_seq) - pos.seq, 0), 0) AS pending) p
      WHERE q.queue_id = ANY (ids)
        AND ($2 IS NULL OR s.sub_consumer = $2)
        AND s.sub_parent IS NULL  -- workers: get_worker_info()

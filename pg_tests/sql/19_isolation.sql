@@ -95,6 +95,22 @@ SELECT pgque.send('iso_b', 't', 'three') > 0 AS sent;
 SELECT test.err($$SELECT pgque.ticker('iso_b')$$) AS single_queue_ticker;
 DROP TRIGGER test_fail_tick ON pgque.tick;
 
+-- A bad value stored by hand (the event sequence is no sequence): the same,
+-- and the info functions still report every queue.
+UPDATE pgque.queue SET queue_event_seq = 'pgque.queue'::regclass WHERE queue_name = 'iso_b'
+RETURNING queue_name;
+SELECT pgque.send('iso_a', 't', 'four') > 0 AS sent;
+SELECT pgque.ticker() AS ticked;
+SELECT queue_name, errors, last_error_step, last_error_sqlstate, last_error, ev_new
+  FROM pgque.get_queue_info() WHERE queue_name LIKE 'iso\_%' ORDER BY 1;
+SELECT queue_name, consumer_name, pending_events FROM pgque.get_consumer_info() WHERE queue_name = 'iso_b';
+UPDATE pgque.queue SET queue_event_seq = format('pgque.event_%s_seq', queue_id)::regclass WHERE queue_name = 'iso_b'
+RETURNING queue_name;
+SELECT pgque.set_queue_config('iso_b', 'ticker_idle_period', '1 microsecond');
+SELECT pgque.ticker() >= 1 AS ticked_after_fix;
+SELECT pgque.set_queue_config('iso_b', 'ticker_idle_period', '1 minute');
+SELECT errors, last_error_step FROM pgque.get_queue_info('iso_b');
+
 ---------------------------------------------------------------------------
 -- A queue whose delayed events cannot be published: the others' go out;
 -- the failing queue's stay parked and go out once the cause is gone.

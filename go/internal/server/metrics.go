@@ -168,7 +168,10 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // eventCountSQL reads the queues' event counters.  No information function
 // returns them, so this reads pgque's catalog, which only the role that
 // installed pgque (or a superuser) may; for other roles the metric is left out.
-const eventCountSQL = `SELECT queue_name, coalesce(pg_sequence_last_value(queue_event_seq), 0) FROM pgque.queue`
+// Queues whose sequence value was broken by hand are left out, so that the
+// scrape still reports the others (and that queue's maintenance errors).
+const eventCountSQL = `SELECT queue_name, coalesce(pg_sequence_last_value(queue_event_seq), 0) FROM pgque.queue
+	 WHERE (SELECT relkind FROM pg_class WHERE oid = queue_event_seq) = 'S'`
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g := func(d *prometheus.Desc, v float64, labels ...string) {
