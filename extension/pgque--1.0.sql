@@ -1232,45 +1232,51 @@ $$;
 -- publish the delayed events that came due (13_delayed.sql; nearly free when
 -- none did).  They go in after the ticks, so they move the event sequences
 -- past what the ticks recorded and the next call ticks them.
--- One queue never stops the others: all queues are ticked in one
+-- One queue never stops the others: the queues are ticked in one
 -- subtransaction, and only when that fails again each in its own, so that
 -- a failing queue's error is recorded (step 'tick' in get_queue_info(),
--- cleared by its next successful call) and logged as a WARNING, and every
--- other queue ticks.
+-- cleared by its next successful tick) and logged as a WARNING, and every
+-- other queue ticks.  Queues with a recorded failure get a subtransaction
+-- of their own from the start, so that a queue that keeps failing does not
+-- make every call take the slow way.
 -- Returns how many queues ticked.  Errors: PQ009.
 CREATE FUNCTION pgque.ticker() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    ids   int[];
-    id    int;
-    n     int := 0;
-    mover record;
+    ids     int[];
+    failing int[];
+    id      int;
+    n       int := 0;
+    mover   record;
 BEGIN
     PERFORM pgque._require_read_committed('ticker()');
     mover := pgque._mover_view(true);  -- before a tick gives this transaction its xid
     ids := ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name);
+    failing := ARRAY(SELECT e.qe_queue FROM pgque.queue_error e WHERE e.qe_step = 'tick' ORDER BY 1);
     BEGIN
         FOREACH id IN ARRAY ids LOOP
+            CONTINUE WHEN id = ANY (failing);
             IF pgque._tick_due(id) IS NOT NULL THEN
                 n := n + 1;
             END IF;
         END LOOP;
-        PERFORM pgque._steps_ok('tick', NULL);
     EXCEPTION WHEN OTHERS THEN
-        -- The fast path's ticks are rolled back with it; tick again, one
+        -- The ticks of the block are rolled back with it: tick again, one
         -- subtransaction per queue.
         n := 0;
-        FOREACH id IN ARRAY ids LOOP
-            BEGIN
-                IF pgque._tick_due(id) IS NOT NULL THEN
-                    n := n + 1;
-                END IF;
-                PERFORM pgque._steps_ok('tick', ARRAY[id]);
-            EXCEPTION WHEN OTHERS THEN
-                PERFORM pgque._step_failed(id, 'tick', SQLSTATE, SQLERRM);
-            END;
-        END LOOP;
+        failing := ids;
     END;
+    FOREACH id IN ARRAY failing LOOP
+        CONTINUE WHEN NOT id = ANY (ids);  -- not a queue read above: dropped (maint() deletes the record)
+        BEGIN
+            IF pgque._tick_due(id) IS NOT NULL THEN
+                n := n + 1;
+            END IF;
+            PERFORM pgque._steps_ok('tick', ARRAY[id]);
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM pgque._step_failed(id, 'tick', SQLSTATE, SQLERRM);
+        END;
+    END LOOP;
     PERFORM pgque._delayed_tick(mover.cnt, mover.snap, mover.exact);
     RETURN n;
 END
