@@ -245,6 +245,23 @@ CREATE TABLE pgque.dead_letter (
 );
 CREATE INDEX dead_letter_time_idx ON pgque.dead_letter (dl_queue, dl_time);
 
+-- Failures of a queue's periodic work (ticker(), maint()): one row per
+-- queue and step ('tick', 'rotate', 'retry', 'delayed'), overwritten by the
+-- next failure of that step and deleted when the step next succeeds or the
+-- queue is dropped, so it stays as small as the number of failing queues.
+-- Metadata, never on the event path.  No foreign key: recording a failure
+-- must not wait for a drop_queue of the same queue (rows of a queue that is
+-- gone are ignored by the info functions and deleted by maint()).
+CREATE TABLE pgque.queue_error (
+    qe_queue    int  NOT NULL,
+    qe_step     text NOT NULL,
+    qe_sqlstate text NOT NULL,
+    qe_message  text NOT NULL,
+    qe_at       timestamptz NOT NULL DEFAULT now(),
+    qe_count    bigint NOT NULL DEFAULT 1,  -- consecutive failures of the step
+    PRIMARY KEY (qe_queue, qe_step)
+);
+
 -- What receive() returns.
 CREATE TYPE pgque.message AS (
     msg_id      bigint,
@@ -327,6 +344,10 @@ $$;
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
 --   (1886482283, hashtext(name))    creators of one queue name
+--   (1886482285, queue_id)          drop_queue (exclusive) against the
+--                                   periodic work and info functions that
+--                                   read the queue's sequences and tables
+--                                   (shared, tried: they skip the queue)
 --   (1886482284, hashtext('<queue>/<consumer>'))  session lock of the Go
 --                                   SDK's single reader of a consumer
 --                                   (WithSingleReader, consumer.go)
@@ -703,7 +724,9 @@ $$;
 -- drop_queue(queue_name, force): drop a queue, its events, ticks, retries and
 -- dead letters.  Refuses while consumers are subscribed unless force is true.
 -- Waits for transactions that are sending to the queue to finish.  The event
--- tables are emptied and kept for the next create_queue.
+-- tables are emptied and kept for the next create_queue.  While it runs,
+-- ticker(), maint() and the info functions skip the queue instead of
+-- waiting for it.
 -- Returns 1.  Errors: PQ001 unknown queue, PQ007 consumers exist.
 CREATE FUNCTION pgque.drop_queue(queue_name text, force boolean DEFAULT false) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -713,6 +736,12 @@ DECLARE
     n         int;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
+    -- Before anything is dropped: the lock that maint()'s steps and the info
+    -- functions try (shared) and skip the queue while we hold it, then the
+    -- tick lock, which ticker() tries and skips likewise.  Both wait only
+    -- for calls that are already reading the queue.
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 4, q.queue_id);
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns(), q.queue_id);
     PERFORM 1 FROM pgque.queue WHERE queue_id = q.queue_id FOR UPDATE;
     IF NOT FOUND THEN  -- dropped while we waited for the lock
         q := pgque._queue(queue_name);
@@ -733,6 +762,7 @@ BEGIN
     UPDATE pgque.event_slot SET slot_queue = NULL WHERE slot_base = q.queue_slot;
     EXECUTE format('DROP SEQUENCE %s, %s', q.queue_event_seq, q.queue_gen_seq);
     DELETE FROM pgque.tick WHERE tick_queue = q.queue_id;
+    DELETE FROM pgque.queue_error WHERE qe_queue = q.queue_id;
     DELETE FROM pgque.queue WHERE queue_id = q.queue_id;  -- cascades to subscriptions, retries, dead letters
     RETURN 1;
 END
@@ -1140,26 +1170,23 @@ BEGIN
 END
 $$;
 
--- ticker(queue_name): tick the queue if it is due:
---   * events are waiting and ticker_max_count of them piled up or
---     ticker_max_lag passed since the last tick;
---   * a transaction that was in progress at the last tick, and may have
---     written events counted then, has finished (so its events are not held
---     back until the next idle tick);
---   * the queue was idle for ticker_idle_period.
--- Skips (NULL) when another session is ticking the queue right now.
--- Must run in its own READ COMMITTED transaction.
--- Returns the new tick id or NULL.  Errors: PQ001, PQ009.
-CREATE FUNCTION pgque.ticker(queue_name text) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+-- _tick_due(queue_id): tick the queue if it is due (see ticker(queue_name)).
+-- Skips (NULL) when another session is ticking it or drop_queue holds it,
+-- and when it is gone: drop_queue takes the tick lock before it drops
+-- anything, so once we hold the lock, a queue row read now (a fresh READ
+-- COMMITTED snapshot) has its sequences and tables.
+CREATE FUNCTION pgque._tick_due(queue_id int) RETURNS bigint
+LANGUAGE plpgsql AS $$
 DECLARE
-    q       pgque.queue := pgque._queue(queue_name);
+    q       pgque.queue;
     last    pgque.tick;
     seq_now bigint;
 BEGIN
-    PERFORM pgque._authorize(queue_name, 'admin');
-    PERFORM pgque._require_read_committed('ticker()');
-    IF NOT pg_try_advisory_xact_lock(pgque._lock_ns(), q.queue_id) THEN
+    IF NOT pg_try_advisory_xact_lock(pgque._lock_ns(), queue_id) THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO q FROM pgque.queue x WHERE x.queue_id = _tick_due.queue_id;
+    IF NOT FOUND THEN
         RETURN NULL;
     END IF;
     last := pgque._last_tick(q.queue_id);
@@ -1179,24 +1206,76 @@ BEGIN
 END
 $$;
 
+-- ticker(queue_name): tick the queue if it is due:
+--   * events are waiting and ticker_max_count of them piled up or
+--     ticker_max_lag passed since the last tick;
+--   * a transaction that was in progress at the last tick, and may have
+--     written events counted then, has finished (so its events are not held
+--     back until the next idle tick);
+--   * the queue was idle for ticker_idle_period.
+-- Skips (NULL) when another session is ticking the queue right now, or
+-- drop_queue() is dropping it.  Errors raise here (ticker() records them
+-- instead).  Must run in its own READ COMMITTED transaction.
+-- Returns the new tick id or NULL.  Errors: PQ001, PQ009.
+CREATE FUNCTION pgque.ticker(queue_name text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q pgque.queue := pgque._queue(queue_name);
+BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
+    PERFORM pgque._require_read_committed('ticker()');
+    RETURN pgque._tick_due(q.queue_id);
+END
+$$;
+
 -- ticker(): tick every queue that is due (see ticker(queue_name)), then
 -- publish the delayed events that came due (13_delayed.sql; nearly free when
 -- none did).  They go in after the ticks, so they move the event sequences
 -- past what the ticks recorded and the next call ticks them.
+-- One queue never stops the others: the queues are ticked in one
+-- subtransaction, and only when that fails again each in its own, so that
+-- a failing queue's error is recorded (step 'tick' in get_queue_info(),
+-- cleared by its next successful tick) and logged as a WARNING, and every
+-- other queue ticks.  Queues with a recorded failure get a subtransaction
+-- of their own from the start, so that a queue that keeps failing does not
+-- make every call take the slow way.
 -- Returns how many queues ticked.  Errors: PQ009.
 CREATE FUNCTION pgque.ticker() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    name  text;
-    n     int := 0;
-    mover record;
+    ids     int[];
+    failing int[];
+    id      int;
+    n       int := 0;
+    mover   record;
 BEGIN
     PERFORM pgque._require_read_committed('ticker()');
     mover := pgque._mover_view(true);  -- before a tick gives this transaction its xid
-    FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
-        IF pgque.ticker(name) IS NOT NULL THEN
-            n := n + 1;
-        END IF;
+    ids := ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name);
+    failing := ARRAY(SELECT e.qe_queue FROM pgque.queue_error e WHERE e.qe_step = 'tick' ORDER BY 1);
+    BEGIN
+        FOREACH id IN ARRAY ids LOOP
+            CONTINUE WHEN id = ANY (failing);
+            IF pgque._tick_due(id) IS NOT NULL THEN
+                n := n + 1;
+            END IF;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        -- The ticks of the block are rolled back with it: tick again, one
+        -- subtransaction per queue.
+        n := 0;
+        failing := ids;
+    END;
+    FOREACH id IN ARRAY failing LOOP
+        CONTINUE WHEN NOT id = ANY (ids);  -- not a queue read above: dropped (maint() deletes the record)
+        BEGIN
+            IF pgque._tick_due(id) IS NOT NULL THEN
+                n := n + 1;
+            END IF;
+            PERFORM pgque._steps_ok('tick', ARRAY[id]);
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM pgque._step_failed(id, 'tick', SQLSTATE, SQLERRM);
+        END;
     END LOOP;
     PERFORM pgque._delayed_tick(mover.cnt, mover.snap, mover.exact);
     RETURN n;
@@ -1217,6 +1296,9 @@ BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._require_read_committed('force_tick()');
     PERFORM pg_advisory_xact_lock(pgque._lock_ns(), q.queue_id);
+    IF NOT EXISTS (SELECT 1 FROM pgque.queue x WHERE x.queue_id = q.queue_id) THEN
+        PERFORM pgque._queue(queue_name);  -- dropped while we waited: raises PQ001
+    END IF;
     seq_now := pgque._seq_value(q.queue_event_seq);
     RETURN pgque._tick(q, pgque._last_tick(q.queue_id), seq_now);
 END
@@ -2178,37 +2260,75 @@ LANGUAGE sql AS $$
     SELECT count(nextval(event_seq)) FROM generate_series(1, n)
 $$;
 
+-- _retry_move(queue_id): move the queue's due retries into its current
+-- event table; 0 when it is gone or being dropped.
+CREATE FUNCTION pgque._retry_move(queue_id int) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    name text;
+    w    record;
+    n    int;
+BEGIN
+    IF NOT pgque._queue_live(queue_id) THEN
+        RETURN 0;
+    END IF;
+    SELECT q.queue_name INTO name FROM pgque.queue q WHERE q.queue_id = _retry_move.queue_id;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    w := pgque._writable(name);
+    WITH moved AS (
+        DELETE FROM pgque.retry_queue
+         WHERE ctid = ANY (ARRAY(SELECT ctid FROM pgque.retry_queue
+                                  WHERE rq_queue = w.queue_id AND rq_due <= now()
+                                    FOR UPDATE SKIP LOCKED))
+        RETURNING *)
+    INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
+                             ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+    SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
+           ev_max_retries
+      FROM moved;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM pgque._count_events(w.event_seq, n);
+    RETURN n;
+END
+$$;
+
 -- maint_retry_events(): move every due retry into its queue's current event
--- table.  Safe to run concurrently (rows are claimed with SKIP LOCKED).
+-- table.  Safe to run concurrently (rows are claimed with SKIP LOCKED).  One
+-- queue never stops the others: the queues with due retries are moved in one
+-- subtransaction, and only when that fails each in its own, recording the
+-- failing ones (step 'retry', get_queue_info()).
 -- Returns how many events were moved.
 CREATE FUNCTION pgque.maint_retry_events() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    name  text;
-    w     record;
-    n     int;
+    ids   int[];
+    id    int;
     total int := 0;
 BEGIN
-    FOR name IN SELECT q.queue_name FROM pgque.queue q
-                 WHERE EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id AND r.rq_due <= now())
-                 ORDER BY q.queue_name
-    LOOP
-        w := pgque._writable(name);
-        WITH moved AS (
-            DELETE FROM pgque.retry_queue
-             WHERE ctid = ANY (ARRAY(SELECT ctid FROM pgque.retry_queue
-                                      WHERE rq_queue = w.queue_id AND rq_due <= now()
-                                        FOR UPDATE SKIP LOCKED))
-            RETURNING *)
-        INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
-                                 ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-        SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
-               ev_max_retries
-          FROM moved;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        PERFORM pgque._count_events(w.event_seq, n);
-        total := total + n;
-    END LOOP;
+    ids := ARRAY(SELECT q.queue_id FROM pgque.queue q
+                  WHERE EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id AND r.rq_due <= now())
+                  ORDER BY q.queue_name);
+    IF cardinality(ids) = 0 THEN
+        RETURN 0;
+    END IF;
+    BEGIN
+        FOREACH id IN ARRAY ids LOOP
+            total := total + pgque._retry_move(id);
+        END LOOP;
+        PERFORM pgque._steps_ok('retry', ids);
+    EXCEPTION WHEN OTHERS THEN
+        total := 0;
+        FOREACH id IN ARRAY ids LOOP
+            BEGIN
+                total := total + pgque._retry_move(id);
+                PERFORM pgque._steps_ok('retry', ARRAY[id]);
+            EXCEPTION WHEN OTHERS THEN
+                PERFORM pgque._step_failed(id, 'retry', SQLSTATE, SQLERRM);
+            END;
+        END LOOP;
+    END;
     RETURN total;
 END
 $$;
@@ -2320,21 +2440,98 @@ $$;
 -- and its events were consumed.  A consumer that stops pins rotation: see
 -- get_consumer_info().blocking_rotation.
 
--- maint_rotate_tables_step1(queue_name): switch the queue's event table when
--- its rotation_period has passed, step 2 of the previous switch is done and
--- every consumer has moved past it.  Skips quietly when the table to reuse is
--- locked by someone else (LOCK NOWAIT) or another session holds the queue.
--- Must run at READ COMMITTED.  Returns 1 when switched, else 0.  Errors: PQ001, PQ009.
-CREATE FUNCTION pgque.maint_rotate_tables_step1(queue_name text) RETURNS int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+-- _queue_live(queue_id): true when the queue exists and no drop_queue() of
+-- it is under way.  Takes a shared lock (tried, never waited for) that
+-- drop_queue() takes exclusively before it drops anything and that is held
+-- to the end of the transaction, so after true the queue's sequences and
+-- event tables can be read without waiting for a drop or finding them gone.
+-- The existence test goes by the catalog, which is current even under
+-- REPEATABLE READ.
+CREATE FUNCTION pgque._queue_live(queue_id int) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN pg_try_advisory_xact_lock_shared(pgque._lock_ns() + 4, queue_id)
+       AND to_regclass(format('pgque.event_%s_seq', queue_id)) IS NOT NULL;
+END
+$$;
+
+-- _step_failed(queue_id, step, sqlstate, message): record a failure of one
+-- queue's periodic work (step 'tick', 'rotate', 'retry' or 'delayed'),
+-- overwriting the step's previous failure and counting consecutive ones, and
+-- log it as a WARNING.
+CREATE FUNCTION pgque._step_failed(queue_id int, step text, state text, message text) RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
-    q       pgque.queue := pgque._queue(queue_name);
+    name text := (SELECT q.queue_name FROM pgque.queue q WHERE q.queue_id = _step_failed.queue_id);
+BEGIN
+    RAISE WARNING 'pgque: % of queue % failed, other queues go on: % (SQLSTATE %)',
+        step, pgque._quote(coalesce(name, '#' || queue_id)), message, state;
+    INSERT INTO pgque.queue_error AS e (qe_queue, qe_step, qe_sqlstate, qe_message)
+    VALUES (queue_id, step, state, left(message, 1000))
+        ON CONFLICT (qe_queue, qe_step) DO UPDATE
+       SET qe_sqlstate = excluded.qe_sqlstate, qe_message = excluded.qe_message, qe_at = now(),
+           qe_count = e.qe_count + 1;
+END
+$$;
+
+-- _steps_ok(step, queue_ids): forget the recorded failures of step for the
+-- given queues (NULL: all), which just ran it without error.  Nearly free
+-- when nothing failed.  Rows another session is updating right now are
+-- left alone (SKIP LOCKED): that is a fresher failure, and nobody waits.
+CREATE FUNCTION pgque._steps_ok(step text, queue_ids int[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pgque.queue_error e WHERE e.qe_step = step) THEN
+        DELETE FROM pgque.queue_error
+         WHERE ctid = ANY (ARRAY(SELECT e.ctid FROM pgque.queue_error e
+                                  WHERE e.qe_step = step AND (queue_ids IS NULL OR e.qe_queue = ANY (queue_ids))
+                                    FOR UPDATE SKIP LOCKED));
+    END IF;
+END
+$$;
+
+-- _switch_wanted(q): whether step 1 has something to do for q as read: a
+-- crashed switch to adopt, or a switch that is due and not held back by a
+-- consumer (the conditions maint_rotate_tables_step1 checks again under
+-- the row lock).
+CREATE FUNCTION pgque._switch_wanted(q pgque.queue) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- IS NOT TRUE: a NULL in the hold-backs (no unclaimed position) holds
+    -- nothing back, as in step 1's IF.
+    RETURN pgque._seq_value(q.queue_gen_seq) <> q.queue_gen
+        OR (q.queue_switch_post IS NULL
+                OR now() - q.queue_switch_time < q.queue_rotation_period
+                OR pg_snapshot_xmin(q.queue_unclaimed_snapshot) < q.queue_switch_post
+                OR EXISTS (SELECT 1 FROM pgque.subscription
+                            WHERE sub_queue = q.queue_id
+                              AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post
+                              AND (sub_parent IS NULL OR sub_batch IS NOT NULL))) IS NOT TRUE;
+END
+$$;
+
+-- _rotate_step1(queue_id): step 1 for one queue (maint_rotate_tables_step1).
+-- The queue row is locked only when a switch looks wanted: a lock held to
+-- the end of a maint() call that switched nothing made every concurrent
+-- maint()'s step 2 skip the queue, so that with calls back to back from two
+-- sessions rotation could stall.  A switch itself keeps the lock until it
+-- commits, which is what makes step 2 wait for a later transaction.
+CREATE FUNCTION pgque._rotate_step1(queue_id int) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    q       pgque.queue;
     seq_gen bigint;
     tbl     text;
     pre     xid8;
 BEGIN
-    PERFORM pgque._require_read_committed('maint()');
-    SELECT * INTO q FROM pgque.queue WHERE queue_id = q.queue_id FOR NO KEY UPDATE SKIP LOCKED;
+    IF NOT pgque._queue_live(queue_id) THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO q FROM pgque.queue x WHERE x.queue_id = _rotate_step1.queue_id;
+    IF NOT FOUND OR NOT pgque._switch_wanted(q) THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO q FROM pgque.queue x WHERE x.queue_id = _rotate_step1.queue_id FOR NO KEY UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
@@ -2346,7 +2543,7 @@ BEGIN
         UPDATE pgque.queue
            SET queue_gen = seq_gen, queue_switch_pre = '0', queue_switch_post = NULL,
                queue_switch_time = now()
-         WHERE queue_id = q.queue_id;
+         WHERE pgque.queue.queue_id = q.queue_id;
         RETURN 1;
     END IF;
     IF q.queue_switch_post IS NULL
@@ -2371,8 +2568,55 @@ BEGIN
     UPDATE pgque.queue
        SET queue_gen = q.queue_gen + 1, queue_switch_pre = pre, queue_switch_post = NULL,
            queue_switch_time = now()
-     WHERE queue_id = q.queue_id;
+     WHERE pgque.queue.queue_id = q.queue_id;
     RETURN 1;
+END
+$$;
+
+-- maint_rotate_tables_step1(queue_name): switch the queue's event table when
+-- its rotation_period has passed, step 2 of the previous switch is done and
+-- every consumer has moved past it.  Skips quietly when the table to reuse is
+-- locked by someone else (LOCK NOWAIT), another session holds the queue or
+-- drop_queue() is dropping it.  Errors raise here (maint() records them
+-- instead).  Must run at READ COMMITTED.  Returns 1 when switched, else 0.
+-- Errors: PQ001, PQ009.
+CREATE FUNCTION pgque.maint_rotate_tables_step1(queue_name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q pgque.queue := pgque._queue(queue_name);
+BEGIN
+    PERFORM pgque._require_read_committed('maint()');
+    RETURN pgque._rotate_step1(q.queue_id);
+END
+$$;
+
+-- _rotate_queues(): step 1 for every queue, isolated like ticker(): all
+-- queues in one subtransaction, and only when that fails each in its own,
+-- recording the failing ones (step 'rotate').  Returns the switches.
+CREATE FUNCTION pgque._rotate_queues() RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    ids int[] := ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name);
+    id  int;
+    n   int := 0;
+BEGIN
+    BEGIN
+        FOREACH id IN ARRAY ids LOOP
+            n := n + pgque._rotate_step1(id);
+        END LOOP;
+        PERFORM pgque._steps_ok('rotate', NULL);
+    EXCEPTION WHEN OTHERS THEN
+        n := 0;
+        FOREACH id IN ARRAY ids LOOP
+            BEGIN
+                n := n + pgque._rotate_step1(id);
+                PERFORM pgque._steps_ok('rotate', ARRAY[id]);
+            EXCEPTION WHEN OTHERS THEN
+                PERFORM pgque._step_failed(id, 'rotate', SQLSTATE, SQLERRM);
+            END;
+        END LOOP;
+    END;
+    RETURN n;
 END
 $$;
 
@@ -2444,12 +2688,41 @@ BEGIN
 END
 $$;
 
+-- _forget_stale_errors(): delete the failure records that no later run of
+-- their step would delete: of queues that are gone (no foreign key,
+-- 00_schema.sql), and of a retry or delayed move whose events are gone
+-- (unsubscribed, cancelled), so that the step never runs for the queue again.
+CREATE FUNCTION pgque._forget_stale_errors() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pgque.queue_error) THEN
+        RETURN;
+    END IF;
+    DELETE FROM pgque.queue_error
+     WHERE ctid = ANY (ARRAY(
+        SELECT e.ctid FROM pgque.queue_error e
+         WHERE NOT EXISTS (SELECT 1 FROM pgque.queue q WHERE q.queue_id = e.qe_queue)
+            OR (e.qe_step = 'retry'
+                AND NOT EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_queue = e.qe_queue AND r.rq_due <= now()))
+            OR (e.qe_step = 'delayed'
+                AND NOT EXISTS (SELECT 1 FROM pgque.delayed d
+                                 WHERE d.dq_queue = e.qe_queue AND d.dq_due <= now()
+                                   AND NOT EXISTS (SELECT 1 FROM pgque.delayed_done x
+                                                    WHERE x.dd_queue = d.dq_queue AND x.ev_id = d.ev_id
+                                                      AND x.dd_part = d.dq_part)))
+           FOR UPDATE OF e SKIP LOCKED));
+END
+$$;
+
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
 -- then step 1 for each queue, the tick and consumer-state logs, the retry
 -- mover, the delayed and dedup stores (rotation, which expires keys), the
 -- delayed mover, and forgetting workers idle for an hour.  Also deletes the
 -- access grants of dropped roles.  Safe to call often and from several
--- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
+-- sessions at once.  The per-queue steps (table switches, the retry and
+-- delayed movers) are isolated like ticker()'s ticks: a failing queue is
+-- recorded (get_queue_info().errors, last_error_*) and logged as a WARNING,
+-- and the other queues go on; a failure that is no queue's raises.  Must run at READ COMMITTED, in a transaction of its own
 -- (not the ticker's, and not one that already wrote something).
 -- Returns the number of things done (switches of event tables and logs,
 -- retries and delayed events moved, workers and grants forgotten).
@@ -2457,14 +2730,12 @@ $$;
 CREATE FUNCTION pgque.maint() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    name text;
-    n    int := 0;
+    n int := 0;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
     n := pgque.maint_rotate_tables_step2();
-    FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
-        n := n + pgque.maint_rotate_tables_step1(name);
-    END LOOP;
+    n := n + pgque._rotate_queues();
+    PERFORM pgque._forget_stale_errors();
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     n := n + pgque._forget_dropped_roles();  -- grants of dropped roles, 17_namespace.sql
     RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events()
@@ -2480,6 +2751,15 @@ $$;
 -- version(): the installed pgque version.
 CREATE FUNCTION pgque.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
+
+-- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
+-- value broken by hand): the info functions go on reporting the other
+-- queues, and this one's errors, instead of failing as a whole.
+CREATE FUNCTION pgque._info_seq(seq regclass) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT CASE WHEN (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = seq) = 'S'
+                THEN pgque._seq_value(seq) END
+$$;
 
 -- get_queue_info([queue_name [, namespace]]): one row per queue (or the
 -- named one, or those of a namespace) that the session may inspect.
@@ -2504,6 +2784,16 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 --                     rotate: subscribe a consumer, or turn keep_unclaimed off
 --   unclaimed_since   the tick the unclaimed events start after (NULL while
 --                     the queue has consumers)
+--   errors            consecutive failures of the queue's periodic work (the
+--                     failing steps' counts summed; 0 when all is well).  A
+--                     step that fails (ticker(): 'tick'; maint(): 'rotate',
+--                     'retry', 'delayed') is recorded while the other queues
+--                     go on, and forgotten when it next succeeds
+--   last_error_step, last_error_sqlstate, last_error, last_error_at
+--                     the newest recorded failure: step, SQLSTATE, message
+--                     and when (NULL when errors is 0)
+-- A queue that drop_queue() is dropping right now is left out (no waiting
+-- for the drop).
 -- Errors: PQ001 for an unknown queue_name; PQ006 for an invalid queue name
 -- or namespace.
 CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL, namespace text DEFAULT NULL)
@@ -2514,8 +2804,12 @@ RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_ro
                ticker_lag interval, ev_per_sec double precision, ev_new bigint, last_tick_id bigint,
                consumers int, retry_pending bigint, dead_letters bigint,
                paused boolean, paused_at timestamptz, event_bytes bigint, event_dead_tuples bigint,
-               keep_unclaimed boolean, unclaimed_events bigint, unclaimed_since timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+               keep_unclaimed boolean, unclaimed_events bigint, unclaimed_since timestamptz,
+               errors bigint, last_error_step text, last_error_sqlstate text, last_error text,
+               last_error_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    ids int[];
 BEGIN
     -- Parameters are positional: their names would clash with the output columns.
     IF $1 IS NOT NULL THEN
@@ -2524,6 +2818,12 @@ BEGIN
     IF $2 IS NOT NULL THEN
         PERFORM pgque._check_namespace($2);
     END IF;
+    -- First the queues whose sequences and tables may be read (_queue_live:
+    -- not being dropped, and held so until we end), then the query.
+    ids := ARRAY(SELECT x.queue_id FROM pgque.queue x
+                  WHERE ($1 IS NULL OR x.queue_name = $1) AND ($2 IS NULL OR pgque._namespace(x.queue_name) = $2)
+                    AND pgque._may(x.queue_name, 'inspect'));
+    ids := ARRAY(SELECT i FROM unnest(ids) i WHERE pgque._queue_live(i));
     RETURN QUERY
     SELECT q.queue_name, q.queue_ntables, (q.queue_gen % q.queue_ntables)::int, q.queue_rotation_period,
            q.queue_switch_time, q.queue_ticker_max_count, q.queue_ticker_max_lag,
@@ -2533,18 +2833,19 @@ BEGIN
            coalesce(CASE WHEN now() > r.tick_time
                 THEN greatest(seq.seq_now - r.tick_event_seq, 0) / extract(epoch FROM now() - r.tick_time)::double precision
                 END, 0),
-           greatest(seq.seq_now - t.tick_event_seq, 0),
+           coalesce(greatest(seq.seq_now - t.tick_event_seq, 0), 0),
            t.tick_id,
            (SELECT count(*)::int FROM pgque.consumer c WHERE c.sub_queue = q.queue_id AND c.sub_parent IS NULL),
            (SELECT count(*) FROM pgque.retry_queue rq WHERE rq.rq_queue = q.queue_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id),
            q.queue_paused_at IS NOT NULL, q.queue_paused_at,
            ev.bytes, ev.dead,
-           q.queue_keep_unclaimed, greatest(seq.seq_now - coalesce(q.queue_unclaimed_seq, seq.seq_now), 0),
-           q.queue_unclaimed_time
+           q.queue_keep_unclaimed, coalesce(greatest(seq.seq_now - coalesce(q.queue_unclaimed_seq, seq.seq_now), 0), 0),
+           q.queue_unclaimed_time,
+           coalesce(er.n, 0), er.step, er.sqlstate, er.message, er.at
       FROM pgque.queue q
      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
-     CROSS JOIN LATERAL (SELECT pgque._seq_value(q.queue_event_seq) AS seq_now) seq
+     CROSS JOIN LATERAL (SELECT pgque._info_seq(q.queue_event_seq) AS seq_now) seq
       LEFT JOIN LATERAL (
           (SELECT x.tick_time, x.tick_event_seq FROM pgque.tick x
             WHERE x.tick_queue = q.queue_id AND x.tick_time <= now() - interval '1 minute'
@@ -2557,8 +2858,12 @@ BEGIN
           SELECT sum(pg_total_relation_size(e))::bigint AS bytes, sum(pg_stat_get_dead_tuples(e))::bigint AS dead
             FROM generate_series(0, q.queue_ntables - 1) n,
                  to_regclass(pgque._event_table(q.queue_id, n)) e) ev
-     WHERE ($1 IS NULL OR q.queue_name = $1) AND ($2 IS NULL OR pgque._namespace(q.queue_name) = $2)
-       AND pgque._may(q.queue_name, 'inspect')
+      LEFT JOIN LATERAL (
+          SELECT sum(x.qe_count) OVER ()::bigint AS n, x.qe_step AS step, x.qe_sqlstate AS sqlstate,
+                 x.qe_message AS message, x.qe_at AS at
+            FROM pgque.queue_error x WHERE x.qe_queue = q.queue_id
+           ORDER BY x.qe_at DESC, x.qe_step LIMIT 1) er ON true
+     WHERE q.queue_id = ANY (ids)
      ORDER BY q.queue_name;
 END
 $$;
@@ -2599,6 +2904,7 @@ $$;
 --                     before the next one, so this exceeds the time since
 --                     the opening by less than one tick interval; never less
 --   worker_batches    how many windows its cooperative workers hold
+-- Consumers of a queue that drop_queue() is dropping right now are left out.
 -- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named), PQ006
 -- invalid name or namespace.
 CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL, namespace text DEFAULT NULL)
@@ -2606,7 +2912,9 @@ RETURNS TABLE (queue_name text, consumer_name text, lag interval, last_seen inte
                last_tick bigint, current_batch bigint, next_tick bigint, pending_events bigint,
                retry_pending bigint, dead_letters bigint, blocking_rotation boolean, batch_age interval,
                worker_batches int)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    ids int[];
 BEGIN
     -- Parameters are positional: their names would clash with the output columns.
     IF $2 IS NOT NULL THEN
@@ -2617,6 +2925,11 @@ BEGIN
     IF $3 IS NOT NULL THEN
         PERFORM pgque._check_namespace($3);
     END IF;
+    -- Queues being dropped are left out, as in get_queue_info().
+    ids := ARRAY(SELECT x.queue_id FROM pgque.queue x
+                  WHERE ($1 IS NULL OR x.queue_name = $1) AND ($3 IS NULL OR pgque._namespace(x.queue_name) = $3)
+                    AND pgque._may(x.queue_name, 'inspect'));
+    ids := ARRAY(SELECT i FROM unnest(ids) i WHERE pgque._queue_live(i));
     RETURN QUERY
     SELECT q.queue_name, s.sub_consumer,
            CASE WHEN p.pending > 0 THEN now() - pos.last_time ELSE interval '0' END,
@@ -2636,12 +2949,10 @@ BEGIN
                            FROM pgque.subscription x WHERE x.sub_parent = s.sub_id AND x.sub_batch IS NOT NULL) w
      CROSS JOIN LATERAL (SELECT least(s.sub_last_seq, w.seq) AS seq, least(s.sub_last_time, w.last_time) AS last_time,
                                 least(pg_snapshot_xmin(s.sub_last_snapshot), w.xmin) AS xmin) pos
-     CROSS JOIN LATERAL (SELECT greatest(pgque._seq_value(q.queue_event_seq) - pos.seq, 0) AS pending) p
-     WHERE ($1 IS NULL OR q.queue_name = $1)
+     CROSS JOIN LATERAL (SELECT coalesce(greatest(pgque._info_seq(q.queue_event_seq) - pos.seq, 0), 0) AS pending) p
+     WHERE q.queue_id = ANY (ids)
        AND ($2 IS NULL OR s.sub_consumer = $2)
        AND s.sub_parent IS NULL  -- workers: get_worker_info()
-       AND ($3 IS NULL OR pgque._namespace(q.queue_name) = $3)
-       AND pgque._may(q.queue_name, 'inspect')
      ORDER BY q.queue_name, s.sub_consumer;
 END
 $$;
@@ -2942,6 +3253,48 @@ BEGIN
 END
 $$;
 
+-- _publish_delayed(queue_id, locked): publish the queue's events among
+-- locked (parked events the mover holds), each once: the done row decides
+-- (a cancel that committed after the mover's snapshot and before its lock
+-- already has one, and the event is left alone).  The events of a dropped
+-- queue are marked done and go nowhere.  NULL when drop_queue() is dropping
+-- the queue right now: its events stay parked (should the drop roll back,
+-- they go out later).  Returns how many events were published.
+CREATE FUNCTION pgque._publish_delayed(queue_id int, locked pgque.delayed[]) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    moved pgque.delayed[];
+    name  text;
+    wr    record;
+    n     int;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock_shared(pgque._lock_ns() + 4, queue_id) THEN
+        RETURN NULL;
+    END IF;
+    SELECT q.queue_name INTO name FROM pgque.queue q WHERE q.queue_id = _publish_delayed.queue_id;
+    WITH done AS (
+        INSERT INTO pgque.delayed_done (dd_part, dd_queue, ev_id, dd_moved)
+        SELECT l.dq_part, l.dq_queue, l.ev_id, true FROM unnest(locked) l
+         WHERE l.dq_queue = _publish_delayed.queue_id
+        ON CONFLICT DO NOTHING
+        RETURNING ev_id)
+    SELECT array_agg(l) INTO moved FROM unnest(locked) l JOIN done USING (ev_id)
+     WHERE l.dq_queue = _publish_delayed.queue_id;
+    IF name IS NULL OR moved IS NULL THEN
+        RETURN 0;
+    END IF;
+    wr := pgque._writable(name);
+    INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_type, ev_data,
+                             ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+    SELECT wr.slot, m.ev_id, m.ev_time, m.ev_type, m.ev_data,
+           m.ev_extra1, m.ev_extra2, m.ev_extra3, m.ev_extra4, m.ev_max_retries
+      FROM unnest(moved) m ORDER BY m.ev_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM pgque._count_events(wr.event_seq, n);
+    RETURN n;
+END
+$$;
+
 -- _move_delayed(cnt, snap, exact): the mover (see the top of this file),
 -- from a view of _mover_view(); nothing when cnt is NULL.  Publishes every
 -- parked event that is due and not cancelled into its queue's current event
@@ -2960,8 +3313,9 @@ DECLARE
     moved   pgque.delayed[];
     skipped timestamptz;
     nd      timestamptz;
-    name    text;
-    wr      record;
+    qids    int[];
+    qid     int;
+    held    int[] := '{}';
     n       int;
     total   int := 0;
 BEGIN
@@ -3015,28 +3369,43 @@ BEGIN
                            FOR UPDATE OF d SKIP LOCKED);
         SELECT min(c.dq_due) INTO skipped FROM unnest(cands) c
          WHERE (c.dq_queue, c.ev_id) NOT IN (SELECT l.dq_queue, l.ev_id FROM unnest(locked) l);
-        -- The done row decides: a cancel that committed after our snapshot
-        -- and before our lock already has one, and we leave the event alone.
-        WITH done AS (
-            INSERT INTO pgque.delayed_done (dd_part, dd_queue, ev_id, dd_moved)
-            SELECT l.dq_part, l.dq_queue, l.ev_id, true FROM unnest(locked) l
-            ON CONFLICT DO NOTHING
-            RETURNING dd_queue, ev_id)
-        SELECT array_agg(l) INTO moved FROM unnest(locked) l JOIN done USING (ev_id)
-         WHERE l.dq_queue = done.dd_queue;
-        -- Events of a dropped queue are marked done and go nowhere.
-        FOR name IN SELECT DISTINCT q.queue_name FROM pgque.queue q
-                     WHERE q.queue_id IN (SELECT m.dq_queue FROM unnest(moved) m) ORDER BY 1 LOOP
-            wr := pgque._writable(name);
-            INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_type, ev_data,
-                                     ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-            SELECT wr.slot, m.ev_id, m.ev_time, m.ev_type, m.ev_data,
-                   m.ev_extra1, m.ev_extra2, m.ev_extra3, m.ev_extra4, m.ev_max_retries
-              FROM unnest(moved) m WHERE m.dq_queue = wr.queue_id ORDER BY m.ev_id;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM pgque._count_events(wr.event_seq, n);
-            total := total + n;
-        END LOOP;
+        -- Each queue's events in one step (_publish_delayed), all queues in
+        -- one subtransaction, and only when that fails each queue in its
+        -- own: a failing queue is recorded (step 'delayed'), its events
+        -- stay parked and hold the window below them like skipped ones, and
+        -- the other queues' events go out.
+        qids := ARRAY(SELECT DISTINCT l.dq_queue FROM unnest(locked) l ORDER BY 1);
+        BEGIN
+            FOREACH qid IN ARRAY qids LOOP
+                n := pgque._publish_delayed(qid, locked);
+                IF n IS NULL THEN
+                    held := held || qid;
+                ELSE
+                    total := total + n;
+                END IF;
+            END LOOP;
+            PERFORM pgque._steps_ok('delayed', qids);
+        EXCEPTION WHEN OTHERS THEN
+            total := 0;
+            held := '{}';
+            FOREACH qid IN ARRAY qids LOOP
+                BEGIN
+                    n := pgque._publish_delayed(qid, locked);
+                    IF n IS NULL THEN
+                        held := held || qid;
+                    ELSE
+                        total := total + n;
+                    END IF;
+                    PERFORM pgque._steps_ok('delayed', ARRAY[qid]);
+                EXCEPTION WHEN OTHERS THEN
+                    PERFORM pgque._step_failed(qid, 'delayed', SQLSTATE, SQLERRM);
+                    held := held || qid;
+                END;
+            END LOOP;
+        END;
+        IF cardinality(held) > 0 THEN
+            skipped := least(skipped, (SELECT min(l.dq_due) FROM unnest(locked) l WHERE l.dq_queue = ANY (held)));
+        END IF;
     END IF;
 
     SELECT d.dq_due INTO nd FROM pgque.delayed d
@@ -3066,8 +3435,9 @@ $$;
 -- ticks, from the view it took before them (_mover_view(true): nothing but
 -- the hint when nothing is due): a run whose failure is reported as a
 -- WARNING instead of rolling back the ticks of every queue with it (maint()
--- runs the mover unguarded, so a lasting failure surfaces there as an
--- error).  Returns how many events were published.
+-- runs the mover unguarded, so a lasting failure that is no single queue's
+-- surfaces there as an error; one queue's failure is recorded and isolated
+-- inside the mover, see _move_delayed).  Returns how many events were published.
 CREATE FUNCTION pgque._delayed_tick(cnt bigint, snap pg_snapshot, exact boolean) RETURNS int
 LANGUAGE plpgsql AS $$
 BEGIN

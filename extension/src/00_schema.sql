@@ -238,6 +238,23 @@ CREATE TABLE pgque.dead_letter (
 );
 CREATE INDEX dead_letter_time_idx ON pgque.dead_letter (dl_queue, dl_time);
 
+-- Failures of a queue's periodic work (ticker(), maint()): one row per
+-- queue and step ('tick', 'rotate', 'retry', 'delayed'), overwritten by the
+-- next failure of that step and deleted when the step next succeeds or the
+-- queue is dropped, so it stays as small as the number of failing queues.
+-- Metadata, never on the event path.  No foreign key: recording a failure
+-- must not wait for a drop_queue of the same queue (rows of a queue that is
+-- gone are ignored by the info functions and deleted by maint()).
+CREATE TABLE pgque.queue_error (
+    qe_queue    int  NOT NULL,
+    qe_step     text NOT NULL,
+    qe_sqlstate text NOT NULL,
+    qe_message  text NOT NULL,
+    qe_at       timestamptz NOT NULL DEFAULT now(),
+    qe_count    bigint NOT NULL DEFAULT 1,  -- consecutive failures of the step
+    PRIMARY KEY (qe_queue, qe_step)
+);
+
 -- What receive() returns.
 CREATE TYPE pgque.message AS (
     msg_id      bigint,

@@ -18,6 +18,10 @@
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
 --   (1886482283, hashtext(name))    creators of one queue name
+--   (1886482285, queue_id)          drop_queue (exclusive) against the
+--                                   periodic work and info functions that
+--                                   read the queue's sequences and tables
+--                                   (shared, tried: they skip the queue)
 --   (1886482284, hashtext('<queue>/<consumer>'))  session lock of the Go
 --                                   SDK's single reader of a consumer
 --                                   (WithSingleReader, consumer.go)

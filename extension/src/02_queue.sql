@@ -85,7 +85,9 @@ $$;
 -- drop_queue(queue_name, force): drop a queue, its events, ticks, retries and
 -- dead letters.  Refuses while consumers are subscribed unless force is true.
 -- Waits for transactions that are sending to the queue to finish.  The event
--- tables are emptied and kept for the next create_queue.
+-- tables are emptied and kept for the next create_queue.  While it runs,
+-- ticker(), maint() and the info functions skip the queue instead of
+-- waiting for it.
 -- Returns 1.  Errors: PQ001 unknown queue, PQ007 consumers exist.
 CREATE FUNCTION pgque.drop_queue(queue_name text, force boolean DEFAULT false) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
@@ -95,6 +97,12 @@ DECLARE
     n         int;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
+    -- Before anything is dropped: the lock that maint()'s steps and the info
+    -- functions try (shared) and skip the queue while we hold it, then the
+    -- tick lock, which ticker() tries and skips likewise.  Both wait only
+    -- for calls that are already reading the queue.
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 4, q.queue_id);
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns(), q.queue_id);
     PERFORM 1 FROM pgque.queue WHERE queue_id = q.queue_id FOR UPDATE;
     IF NOT FOUND THEN  -- dropped while we waited for the lock
         q := pgque._queue(queue_name);
@@ -115,6 +123,7 @@ BEGIN
     UPDATE pgque.event_slot SET slot_queue = NULL WHERE slot_base = q.queue_slot;
     EXECUTE format('DROP SEQUENCE %s, %s', q.queue_event_seq, q.queue_gen_seq);
     DELETE FROM pgque.tick WHERE tick_queue = q.queue_id;
+    DELETE FROM pgque.queue_error WHERE qe_queue = q.queue_id;
     DELETE FROM pgque.queue WHERE queue_id = q.queue_id;  -- cascades to subscriptions, retries, dead letters
     RETURN 1;
 END

@@ -50,26 +50,23 @@ BEGIN
 END
 $$;
 
--- ticker(queue_name): tick the queue if it is due:
---   * events are waiting and ticker_max_count of them piled up or
---     ticker_max_lag passed since the last tick;
---   * a transaction that was in progress at the last tick, and may have
---     written events counted then, has finished (so its events are not held
---     back until the next idle tick);
---   * the queue was idle for ticker_idle_period.
--- Skips (NULL) when another session is ticking the queue right now.
--- Must run in its own READ COMMITTED transaction.
--- Returns the new tick id or NULL.  Errors: PQ001, PQ009.
-CREATE FUNCTION pgque.ticker(queue_name text) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+-- _tick_due(queue_id): tick the queue if it is due (see ticker(queue_name)).
+-- Skips (NULL) when another session is ticking it or drop_queue holds it,
+-- and when it is gone: drop_queue takes the tick lock before it drops
+-- anything, so once we hold the lock, a queue row read now (a fresh READ
+-- COMMITTED snapshot) has its sequences and tables.
+CREATE FUNCTION pgque._tick_due(queue_id int) RETURNS bigint
+LANGUAGE plpgsql AS $$
 DECLARE
-    q       pgque.queue := pgque._queue(queue_name);
+    q       pgque.queue;
     last    pgque.tick;
     seq_now bigint;
 BEGIN
-    PERFORM pgque._authorize(queue_name, 'admin');
-    PERFORM pgque._require_read_committed('ticker()');
-    IF NOT pg_try_advisory_xact_lock(pgque._lock_ns(), q.queue_id) THEN
+    IF NOT pg_try_advisory_xact_lock(pgque._lock_ns(), queue_id) THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO q FROM pgque.queue x WHERE x.queue_id = _tick_due.queue_id;
+    IF NOT FOUND THEN
         RETURN NULL;
     END IF;
     last := pgque._last_tick(q.queue_id);
@@ -89,24 +86,76 @@ BEGIN
 END
 $$;
 
+-- ticker(queue_name): tick the queue if it is due:
+--   * events are waiting and ticker_max_count of them piled up or
+--     ticker_max_lag passed since the last tick;
+--   * a transaction that was in progress at the last tick, and may have
+--     written events counted then, has finished (so its events are not held
+--     back until the next idle tick);
+--   * the queue was idle for ticker_idle_period.
+-- Skips (NULL) when another session is ticking the queue right now, or
+-- drop_queue() is dropping it.  Errors raise here (ticker() records them
+-- instead).  Must run in its own READ COMMITTED transaction.
+-- Returns the new tick id or NULL.  Errors: PQ001, PQ009.
+CREATE FUNCTION pgque.ticker(queue_name text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q pgque.queue := pgque._queue(queue_name);
+BEGIN
+    PERFORM pgque._authorize(queue_name, 'admin');
+    PERFORM pgque._require_read_committed('ticker()');
+    RETURN pgque._tick_due(q.queue_id);
+END
+$$;
+
 -- ticker(): tick every queue that is due (see ticker(queue_name)), then
 -- publish the delayed events that came due (13_delayed.sql; nearly free when
 -- none did).  They go in after the ticks, so they move the event sequences
 -- past what the ticks recorded and the next call ticks them.
+-- One queue never stops the others: the queues are ticked in one
+-- subtransaction, and only when that fails again each in its own, so that
+-- a failing queue's error is recorded (step 'tick' in get_queue_info(),
+-- cleared by its next successful tick) and logged as a WARNING, and every
+-- other queue ticks.  Queues with a recorded failure get a subtransaction
+-- of their own from the start, so that a queue that keeps failing does not
+-- make every call take the slow way.
 -- Returns how many queues ticked.  Errors: PQ009.
 CREATE FUNCTION pgque.ticker() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    name  text;
-    n     int := 0;
-    mover record;
+    ids     int[];
+    failing int[];
+    id      int;
+    n       int := 0;
+    mover   record;
 BEGIN
     PERFORM pgque._require_read_committed('ticker()');
     mover := pgque._mover_view(true);  -- before a tick gives this transaction its xid
-    FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
-        IF pgque.ticker(name) IS NOT NULL THEN
-            n := n + 1;
-        END IF;
+    ids := ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name);
+    failing := ARRAY(SELECT e.qe_queue FROM pgque.queue_error e WHERE e.qe_step = 'tick' ORDER BY 1);
+    BEGIN
+        FOREACH id IN ARRAY ids LOOP
+            CONTINUE WHEN id = ANY (failing);
+            IF pgque._tick_due(id) IS NOT NULL THEN
+                n := n + 1;
+            END IF;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        -- The ticks of the block are rolled back with it: tick again, one
+        -- subtransaction per queue.
+        n := 0;
+        failing := ids;
+    END;
+    FOREACH id IN ARRAY failing LOOP
+        CONTINUE WHEN NOT id = ANY (ids);  -- not a queue read above: dropped (maint() deletes the record)
+        BEGIN
+            IF pgque._tick_due(id) IS NOT NULL THEN
+                n := n + 1;
+            END IF;
+            PERFORM pgque._steps_ok('tick', ARRAY[id]);
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM pgque._step_failed(id, 'tick', SQLSTATE, SQLERRM);
+        END;
     END LOOP;
     PERFORM pgque._delayed_tick(mover.cnt, mover.snap, mover.exact);
     RETURN n;
@@ -127,6 +176,9 @@ BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._require_read_committed('force_tick()');
     PERFORM pg_advisory_xact_lock(pgque._lock_ns(), q.queue_id);
+    IF NOT EXISTS (SELECT 1 FROM pgque.queue x WHERE x.queue_id = q.queue_id) THEN
+        PERFORM pgque._queue(queue_name);  -- dropped while we waited: raises PQ001
+    END IF;
     seq_now := pgque._seq_value(q.queue_event_seq);
     RETURN pgque._tick(q, pgque._last_tick(q.queue_id), seq_now);
 END

@@ -113,37 +113,75 @@ LANGUAGE sql AS $$
     SELECT count(nextval(event_seq)) FROM generate_series(1, n)
 $$;
 
+-- _retry_move(queue_id): move the queue's due retries into its current
+-- event table; 0 when it is gone or being dropped.
+CREATE FUNCTION pgque._retry_move(queue_id int) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    name text;
+    w    record;
+    n    int;
+BEGIN
+    IF NOT pgque._queue_live(queue_id) THEN
+        RETURN 0;
+    END IF;
+    SELECT q.queue_name INTO name FROM pgque.queue q WHERE q.queue_id = _retry_move.queue_id;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    w := pgque._writable(name);
+    WITH moved AS (
+        DELETE FROM pgque.retry_queue
+         WHERE ctid = ANY (ARRAY(SELECT ctid FROM pgque.retry_queue
+                                  WHERE rq_queue = w.queue_id AND rq_due <= now()
+                                    FOR UPDATE SKIP LOCKED))
+        RETURNING *)
+    INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
+                             ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+    SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
+           ev_max_retries
+      FROM moved;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM pgque._count_events(w.event_seq, n);
+    RETURN n;
+END
+$$;
+
 -- maint_retry_events(): move every due retry into its queue's current event
--- table.  Safe to run concurrently (rows are claimed with SKIP LOCKED).
+-- table.  Safe to run concurrently (rows are claimed with SKIP LOCKED).  One
+-- queue never stops the others: the queues with due retries are moved in one
+-- subtransaction, and only when that fails each in its own, recording the
+-- failing ones (step 'retry', get_queue_info()).
 -- Returns how many events were moved.
 CREATE FUNCTION pgque.maint_retry_events() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    name  text;
-    w     record;
-    n     int;
+    ids   int[];
+    id    int;
     total int := 0;
 BEGIN
-    FOR name IN SELECT q.queue_name FROM pgque.queue q
-                 WHERE EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id AND r.rq_due <= now())
-                 ORDER BY q.queue_name
-    LOOP
-        w := pgque._writable(name);
-        WITH moved AS (
-            DELETE FROM pgque.retry_queue
-             WHERE ctid = ANY (ARRAY(SELECT ctid FROM pgque.retry_queue
-                                      WHERE rq_queue = w.queue_id AND rq_due <= now()
-                                        FOR UPDATE SKIP LOCKED))
-            RETURNING *)
-        INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
-                                 ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-        SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
-               ev_max_retries
-          FROM moved;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        PERFORM pgque._count_events(w.event_seq, n);
-        total := total + n;
-    END LOOP;
+    ids := ARRAY(SELECT q.queue_id FROM pgque.queue q
+                  WHERE EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id AND r.rq_due <= now())
+                  ORDER BY q.queue_name);
+    IF cardinality(ids) = 0 THEN
+        RETURN 0;
+    END IF;
+    BEGIN
+        FOREACH id IN ARRAY ids LOOP
+            total := total + pgque._retry_move(id);
+        END LOOP;
+        PERFORM pgque._steps_ok('retry', ids);
+    EXCEPTION WHEN OTHERS THEN
+        total := 0;
+        FOREACH id IN ARRAY ids LOOP
+            BEGIN
+                total := total + pgque._retry_move(id);
+                PERFORM pgque._steps_ok('retry', ARRAY[id]);
+            EXCEPTION WHEN OTHERS THEN
+                PERFORM pgque._step_failed(id, 'retry', SQLSTATE, SQLERRM);
+            END;
+        END LOOP;
+    END;
     RETURN total;
 END
 $$;

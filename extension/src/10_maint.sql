@@ -30,21 +30,98 @@
 -- and its events were consumed.  A consumer that stops pins rotation: see
 -- get_consumer_info().blocking_rotation.
 
--- maint_rotate_tables_step1(queue_name): switch the queue's event table when
--- its rotation_period has passed, step 2 of the previous switch is done and
--- every consumer has moved past it.  Skips quietly when the table to reuse is
--- locked by someone else (LOCK NOWAIT) or another session holds the queue.
--- Must run at READ COMMITTED.  Returns 1 when switched, else 0.  Errors: PQ001, PQ009.
-CREATE FUNCTION pgque.maint_rotate_tables_step1(queue_name text) RETURNS int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+-- _queue_live(queue_id): true when the queue exists and no drop_queue() of
+-- it is under way.  Takes a shared lock (tried, never waited for) that
+-- drop_queue() takes exclusively before it drops anything and that is held
+-- to the end of the transaction, so after true the queue's sequences and
+-- event tables can be read without waiting for a drop or finding them gone.
+-- The existence test goes by the catalog, which is current even under
+-- REPEATABLE READ.
+CREATE FUNCTION pgque._queue_live(queue_id int) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN pg_try_advisory_xact_lock_shared(pgque._lock_ns() + 4, queue_id)
+       AND to_regclass(format('pgque.event_%s_seq', queue_id)) IS NOT NULL;
+END
+$$;
+
+-- _step_failed(queue_id, step, sqlstate, message): record a failure of one
+-- queue's periodic work (step 'tick', 'rotate', 'retry' or 'delayed'),
+-- overwriting the step's previous failure and counting consecutive ones, and
+-- log it as a WARNING.
+CREATE FUNCTION pgque._step_failed(queue_id int, step text, state text, message text) RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
-    q       pgque.queue := pgque._queue(queue_name);
+    name text := (SELECT q.queue_name FROM pgque.queue q WHERE q.queue_id = _step_failed.queue_id);
+BEGIN
+    RAISE WARNING 'pgque: % of queue % failed, other queues go on: % (SQLSTATE %)',
+        step, pgque._quote(coalesce(name, '#' || queue_id)), message, state;
+    INSERT INTO pgque.queue_error AS e (qe_queue, qe_step, qe_sqlstate, qe_message)
+    VALUES (queue_id, step, state, left(message, 1000))
+        ON CONFLICT (qe_queue, qe_step) DO UPDATE
+       SET qe_sqlstate = excluded.qe_sqlstate, qe_message = excluded.qe_message, qe_at = now(),
+           qe_count = e.qe_count + 1;
+END
+$$;
+
+-- _steps_ok(step, queue_ids): forget the recorded failures of step for the
+-- given queues (NULL: all), which just ran it without error.  Nearly free
+-- when nothing failed.  Rows another session is updating right now are
+-- left alone (SKIP LOCKED): that is a fresher failure, and nobody waits.
+CREATE FUNCTION pgque._steps_ok(step text, queue_ids int[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pgque.queue_error e WHERE e.qe_step = step) THEN
+        DELETE FROM pgque.queue_error
+         WHERE ctid = ANY (ARRAY(SELECT e.ctid FROM pgque.queue_error e
+                                  WHERE e.qe_step = step AND (queue_ids IS NULL OR e.qe_queue = ANY (queue_ids))
+                                    FOR UPDATE SKIP LOCKED));
+    END IF;
+END
+$$;
+
+-- _switch_wanted(q): whether step 1 has something to do for q as read: a
+-- crashed switch to adopt, or a switch that is due and not held back by a
+-- consumer (the conditions maint_rotate_tables_step1 checks again under
+-- the row lock).
+CREATE FUNCTION pgque._switch_wanted(q pgque.queue) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- IS NOT TRUE: a NULL in the hold-backs (no unclaimed position) holds
+    -- nothing back, as in step 1's IF.
+    RETURN pgque._seq_value(q.queue_gen_seq) <> q.queue_gen
+        OR (q.queue_switch_post IS NULL
+                OR now() - q.queue_switch_time < q.queue_rotation_period
+                OR pg_snapshot_xmin(q.queue_unclaimed_snapshot) < q.queue_switch_post
+                OR EXISTS (SELECT 1 FROM pgque.subscription
+                            WHERE sub_queue = q.queue_id
+                              AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post
+                              AND (sub_parent IS NULL OR sub_batch IS NOT NULL))) IS NOT TRUE;
+END
+$$;
+
+-- _rotate_step1(queue_id): step 1 for one queue (maint_rotate_tables_step1).
+-- The queue row is locked only when a switch looks wanted: a lock held to
+-- the end of a maint() call that switched nothing made every concurrent
+-- maint()'s step 2 skip the queue, so that with calls back to back from two
+-- sessions rotation could stall.  A switch itself keeps the lock until it
+-- commits, which is what makes step 2 wait for a later transaction.
+CREATE FUNCTION pgque._rotate_step1(queue_id int) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    q       pgque.queue;
     seq_gen bigint;
     tbl     text;
     pre     xid8;
 BEGIN
-    PERFORM pgque._require_read_committed('maint()');
-    SELECT * INTO q FROM pgque.queue WHERE queue_id = q.queue_id FOR NO KEY UPDATE SKIP LOCKED;
+    IF NOT pgque._queue_live(queue_id) THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO q FROM pgque.queue x WHERE x.queue_id = _rotate_step1.queue_id;
+    IF NOT FOUND OR NOT pgque._switch_wanted(q) THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO q FROM pgque.queue x WHERE x.queue_id = _rotate_step1.queue_id FOR NO KEY UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
@@ -56,7 +133,7 @@ BEGIN
         UPDATE pgque.queue
            SET queue_gen = seq_gen, queue_switch_pre = '0', queue_switch_post = NULL,
                queue_switch_time = now()
-         WHERE queue_id = q.queue_id;
+         WHERE pgque.queue.queue_id = q.queue_id;
         RETURN 1;
     END IF;
     IF q.queue_switch_post IS NULL
@@ -81,8 +158,55 @@ BEGIN
     UPDATE pgque.queue
        SET queue_gen = q.queue_gen + 1, queue_switch_pre = pre, queue_switch_post = NULL,
            queue_switch_time = now()
-     WHERE queue_id = q.queue_id;
+     WHERE pgque.queue.queue_id = q.queue_id;
     RETURN 1;
+END
+$$;
+
+-- maint_rotate_tables_step1(queue_name): switch the queue's event table when
+-- its rotation_period has passed, step 2 of the previous switch is done and
+-- every consumer has moved past it.  Skips quietly when the table to reuse is
+-- locked by someone else (LOCK NOWAIT), another session holds the queue or
+-- drop_queue() is dropping it.  Errors raise here (maint() records them
+-- instead).  Must run at READ COMMITTED.  Returns 1 when switched, else 0.
+-- Errors: PQ001, PQ009.
+CREATE FUNCTION pgque.maint_rotate_tables_step1(queue_name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q pgque.queue := pgque._queue(queue_name);
+BEGIN
+    PERFORM pgque._require_read_committed('maint()');
+    RETURN pgque._rotate_step1(q.queue_id);
+END
+$$;
+
+-- _rotate_queues(): step 1 for every queue, isolated like ticker(): all
+-- queues in one subtransaction, and only when that fails each in its own,
+-- recording the failing ones (step 'rotate').  Returns the switches.
+CREATE FUNCTION pgque._rotate_queues() RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    ids int[] := ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name);
+    id  int;
+    n   int := 0;
+BEGIN
+    BEGIN
+        FOREACH id IN ARRAY ids LOOP
+            n := n + pgque._rotate_step1(id);
+        END LOOP;
+        PERFORM pgque._steps_ok('rotate', NULL);
+    EXCEPTION WHEN OTHERS THEN
+        n := 0;
+        FOREACH id IN ARRAY ids LOOP
+            BEGIN
+                n := n + pgque._rotate_step1(id);
+                PERFORM pgque._steps_ok('rotate', ARRAY[id]);
+            EXCEPTION WHEN OTHERS THEN
+                PERFORM pgque._step_failed(id, 'rotate', SQLSTATE, SQLERRM);
+            END;
+        END LOOP;
+    END;
+    RETURN n;
 END
 $$;
 
@@ -154,12 +278,41 @@ BEGIN
 END
 $$;
 
+-- _forget_stale_errors(): delete the failure records that no later run of
+-- their step would delete: of queues that are gone (no foreign key,
+-- 00_schema.sql), and of a retry or delayed move whose events are gone
+-- (unsubscribed, cancelled), so that the step never runs for the queue again.
+CREATE FUNCTION pgque._forget_stale_errors() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pgque.queue_error) THEN
+        RETURN;
+    END IF;
+    DELETE FROM pgque.queue_error
+     WHERE ctid = ANY (ARRAY(
+        SELECT e.ctid FROM pgque.queue_error e
+         WHERE NOT EXISTS (SELECT 1 FROM pgque.queue q WHERE q.queue_id = e.qe_queue)
+            OR (e.qe_step = 'retry'
+                AND NOT EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_queue = e.qe_queue AND r.rq_due <= now()))
+            OR (e.qe_step = 'delayed'
+                AND NOT EXISTS (SELECT 1 FROM pgque.delayed d
+                                 WHERE d.dq_queue = e.qe_queue AND d.dq_due <= now()
+                                   AND NOT EXISTS (SELECT 1 FROM pgque.delayed_done x
+                                                    WHERE x.dd_queue = d.dq_queue AND x.ev_id = d.ev_id
+                                                      AND x.dd_part = d.dq_part)))
+           FOR UPDATE OF e SKIP LOCKED));
+END
+$$;
+
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
 -- then step 1 for each queue, the tick and consumer-state logs, the retry
 -- mover, the delayed and dedup stores (rotation, which expires keys), the
 -- delayed mover, and forgetting workers idle for an hour.  Also deletes the
 -- access grants of dropped roles.  Safe to call often and from several
--- sessions at once.  Must run at READ COMMITTED, in a transaction of its own
+-- sessions at once.  The per-queue steps (table switches, the retry and
+-- delayed movers) are isolated like ticker()'s ticks: a failing queue is
+-- recorded (get_queue_info().errors, last_error_*) and logged as a WARNING,
+-- and the other queues go on; a failure that is no queue's raises.  Must run at READ COMMITTED, in a transaction of its own
 -- (not the ticker's, and not one that already wrote something).
 -- Returns the number of things done (switches of event tables and logs,
 -- retries and delayed events moved, workers and grants forgotten).
@@ -167,14 +320,12 @@ $$;
 CREATE FUNCTION pgque.maint() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    name text;
-    n    int := 0;
+    n int := 0;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
     n := pgque.maint_rotate_tables_step2();
-    FOR name IN SELECT queue_name FROM pgque.queue ORDER BY queue_name LOOP
-        n := n + pgque.maint_rotate_tables_step1(name);
-    END LOOP;
+    n := n + pgque._rotate_queues();
+    PERFORM pgque._forget_stale_errors();
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     n := n + pgque._forget_dropped_roles();  -- grants of dropped roles, 17_namespace.sql
     RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events()

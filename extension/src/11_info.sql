@@ -5,6 +5,15 @@
 CREATE FUNCTION pgque.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 
+-- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
+-- value broken by hand): the info functions go on reporting the other
+-- queues, and this one's errors, instead of failing as a whole.
+CREATE FUNCTION pgque._info_seq(seq regclass) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT CASE WHEN (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = seq) = 'S'
+                THEN pgque._seq_value(seq) END
+$$;
+
 -- get_queue_info([queue_name [, namespace]]): one row per queue (or the
 -- named one, or those of a namespace) that the session may inspect.
 --   ticker_lag        time since the newest tick
@@ -28,6 +37,16 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 --                     rotate: subscribe a consumer, or turn keep_unclaimed off
 --   unclaimed_since   the tick the unclaimed events start after (NULL while
 --                     the queue has consumers)
+--   errors            consecutive failures of the queue's periodic work (the
+--                     failing steps' counts summed; 0 when all is well).  A
+--                     step that fails (ticker(): 'tick'; maint(): 'rotate',
+--                     'retry', 'delayed') is recorded while the other queues
+--                     go on, and forgotten when it next succeeds
+--   last_error_step, last_error_sqlstate, last_error, last_error_at
+--                     the newest recorded failure: step, SQLSTATE, message
+--                     and when (NULL when errors is 0)
+-- A queue that drop_queue() is dropping right now is left out (no waiting
+-- for the drop).
 -- Errors: PQ001 for an unknown queue_name; PQ006 for an invalid queue name
 -- or namespace.
 CREATE FUNCTION pgque.get_queue_info(text DEFAULT NULL, namespace text DEFAULT NULL)
@@ -38,8 +57,12 @@ RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_ro
                ticker_lag interval, ev_per_sec double precision, ev_new bigint, last_tick_id bigint,
                consumers int, retry_pending bigint, dead_letters bigint,
                paused boolean, paused_at timestamptz, event_bytes bigint, event_dead_tuples bigint,
-               keep_unclaimed boolean, unclaimed_events bigint, unclaimed_since timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+               keep_unclaimed boolean, unclaimed_events bigint, unclaimed_since timestamptz,
+               errors bigint, last_error_step text, last_error_sqlstate text, last_error text,
+               last_error_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    ids int[];
 BEGIN
     -- Parameters are positional: their names would clash with the output columns.
     IF $1 IS NOT NULL THEN
@@ -48,6 +71,12 @@ BEGIN
     IF $2 IS NOT NULL THEN
         PERFORM pgque._check_namespace($2);
     END IF;
+    -- First the queues whose sequences and tables may be read (_queue_live:
+    -- not being dropped, and held so until we end), then the query.
+    ids := ARRAY(SELECT x.queue_id FROM pgque.queue x
+                  WHERE ($1 IS NULL OR x.queue_name = $1) AND ($2 IS NULL OR pgque._namespace(x.queue_name) = $2)
+                    AND pgque._may(x.queue_name, 'inspect'));
+    ids := ARRAY(SELECT i FROM unnest(ids) i WHERE pgque._queue_live(i));
     RETURN QUERY
     SELECT q.queue_name, q.queue_ntables, (q.queue_gen % q.queue_ntables)::int, q.queue_rotation_period,
            q.queue_switch_time, q.queue_ticker_max_count, q.queue_ticker_max_lag,
@@ -57,18 +86,19 @@ BEGIN
            coalesce(CASE WHEN now() > r.tick_time
                 THEN greatest(seq.seq_now - r.tick_event_seq, 0) / extract(epoch FROM now() - r.tick_time)::double precision
                 END, 0),
-           greatest(seq.seq_now - t.tick_event_seq, 0),
+           coalesce(greatest(seq.seq_now - t.tick_event_seq, 0), 0),
            t.tick_id,
            (SELECT count(*)::int FROM pgque.consumer c WHERE c.sub_queue = q.queue_id AND c.sub_parent IS NULL),
            (SELECT count(*) FROM pgque.retry_queue rq WHERE rq.rq_queue = q.queue_id),
            (SELECT count(*) FROM pgque.dead_letter d WHERE d.dl_queue = q.queue_id),
            q.queue_paused_at IS NOT NULL, q.queue_paused_at,
            ev.bytes, ev.dead,
-           q.queue_keep_unclaimed, greatest(seq.seq_now - coalesce(q.queue_unclaimed_seq, seq.seq_now), 0),
-           q.queue_unclaimed_time
+           q.queue_keep_unclaimed, coalesce(greatest(seq.seq_now - coalesce(q.queue_unclaimed_seq, seq.seq_now), 0), 0),
+           q.queue_unclaimed_time,
+           coalesce(er.n, 0), er.step, er.sqlstate, er.message, er.at
       FROM pgque.queue q
      CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
-     CROSS JOIN LATERAL (SELECT pgque._seq_value(q.queue_event_seq) AS seq_now) seq
+     CROSS JOIN LATERAL (SELECT pgque._info_seq(q.queue_event_seq) AS seq_now) seq
       LEFT JOIN LATERAL (
           (SELECT x.tick_time, x.tick_event_seq FROM pgque.tick x
             WHERE x.tick_queue = q.queue_id AND x.tick_time <= now() - interval '1 minute'
@@ -81,8 +111,12 @@ BEGIN
           SELECT sum(pg_total_relation_size(e))::bigint AS bytes, sum(pg_stat_get_dead_tuples(e))::bigint AS dead
             FROM generate_series(0, q.queue_ntables - 1) n,
                  to_regclass(pgque._event_table(q.queue_id, n)) e) ev
-     WHERE ($1 IS NULL OR q.queue_name = $1) AND ($2 IS NULL OR pgque._namespace(q.queue_name) = $2)
-       AND pgque._may(q.queue_name, 'inspect')
+      LEFT JOIN LATERAL (
+          SELECT sum(x.qe_count) OVER ()::bigint AS n, x.qe_step AS step, x.qe_sqlstate AS sqlstate,
+                 x.qe_message AS message, x.qe_at AS at
+            FROM pgque.queue_error x WHERE x.qe_queue = q.queue_id
+           ORDER BY x.qe_at DESC, x.qe_step LIMIT 1) er ON true
+     WHERE q.queue_id = ANY (ids)
      ORDER BY q.queue_name;
 END
 $$;
@@ -123,6 +157,7 @@ $$;
 --                     before the next one, so this exceeds the time since
 --                     the opening by less than one tick interval; never less
 --   worker_batches    how many windows its cooperative workers hold
+-- Consumers of a queue that drop_queue() is dropping right now are left out.
 -- Errors: PQ001 unknown queue, PQ003 unknown consumer (when named), PQ006
 -- invalid name or namespace.
 CREATE FUNCTION pgque.get_consumer_info(text DEFAULT NULL, text DEFAULT NULL, namespace text DEFAULT NULL)
@@ -130,7 +165,9 @@ RETURNS TABLE (queue_name text, consumer_name text, lag interval, last_seen inte
                last_tick bigint, current_batch bigint, next_tick bigint, pending_events bigint,
                retry_pending bigint, dead_letters bigint, blocking_rotation boolean, batch_age interval,
                worker_batches int)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    ids int[];
 BEGIN
     -- Parameters are positional: their names would clash with the output columns.
     IF $2 IS NOT NULL THEN
@@ -141,6 +178,11 @@ BEGIN
     IF $3 IS NOT NULL THEN
         PERFORM pgque._check_namespace($3);
     END IF;
+    -- Queues being dropped are left out, as in get_queue_info().
+    ids := ARRAY(SELECT x.queue_id FROM pgque.queue x
+                  WHERE ($1 IS NULL OR x.queue_name = $1) AND ($3 IS NULL OR pgque._namespace(x.queue_name) = $3)
+                    AND pgque._may(x.queue_name, 'inspect'));
+    ids := ARRAY(SELECT i FROM unnest(ids) i WHERE pgque._queue_live(i));
     RETURN QUERY
     SELECT q.queue_name, s.sub_consumer,
            CASE WHEN p.pending > 0 THEN now() - pos.last_time ELSE interval '0' END,
@@ -160,12 +202,10 @@ BEGIN
                            FROM pgque.subscription x WHERE x.sub_parent = s.sub_id AND x.sub_batch IS NOT NULL) w
      CROSS JOIN LATERAL (SELECT least(s.sub_last_seq, w.seq) AS seq, least(s.sub_last_time, w.last_time) AS last_time,
                                 least(pg_snapshot_xmin(s.sub_last_snapshot), w.xmin) AS xmin) pos
-     CROSS JOIN LATERAL (SELECT greatest(pgque._seq_value(q.queue_event_seq) - pos.seq, 0) AS pending) p
-     WHERE ($1 IS NULL OR q.queue_name = $1)
+     CROSS JOIN LATERAL (SELECT coalesce(greatest(pgque._info_seq(q.queue_event_seq) - pos.seq, 0), 0) AS pending) p
+     WHERE q.queue_id = ANY (ids)
        AND ($2 IS NULL OR s.sub_consumer = $2)
        AND s.sub_parent IS NULL  -- workers: get_worker_info()
-       AND ($3 IS NULL OR pgque._namespace(q.queue_name) = $3)
-       AND pgque._may(q.queue_name, 'inspect')
      ORDER BY q.queue_name, s.sub_consumer;
 END
 $$;

@@ -174,6 +174,48 @@ BEGIN
 END
 $$;
 
+-- _publish_delayed(queue_id, locked): publish the queue's events among
+-- locked (parked events the mover holds), each once: the done row decides
+-- (a cancel that committed after the mover's snapshot and before its lock
+-- already has one, and the event is left alone).  The events of a dropped
+-- queue are marked done and go nowhere.  NULL when drop_queue() is dropping
+-- the queue right now: its events stay parked (should the drop roll back,
+-- they go out later).  Returns how many events were published.
+CREATE FUNCTION pgque._publish_delayed(queue_id int, locked pgque.delayed[]) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    moved pgque.delayed[];
+    name  text;
+    wr    record;
+    n     int;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock_shared(pgque._lock_ns() + 4, queue_id) THEN
+        RETURN NULL;
+    END IF;
+    SELECT q.queue_name INTO name FROM pgque.queue q WHERE q.queue_id = _publish_delayed.queue_id;
+    WITH done AS (
+        INSERT INTO pgque.delayed_done (dd_part, dd_queue, ev_id, dd_moved)
+        SELECT l.dq_part, l.dq_queue, l.ev_id, true FROM unnest(locked) l
+         WHERE l.dq_queue = _publish_delayed.queue_id
+        ON CONFLICT DO NOTHING
+        RETURNING ev_id)
+    SELECT array_agg(l) INTO moved FROM unnest(locked) l JOIN done USING (ev_id)
+     WHERE l.dq_queue = _publish_delayed.queue_id;
+    IF name IS NULL OR moved IS NULL THEN
+        RETURN 0;
+    END IF;
+    wr := pgque._writable(name);
+    INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_type, ev_data,
+                             ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+    SELECT wr.slot, m.ev_id, m.ev_time, m.ev_type, m.ev_data,
+           m.ev_extra1, m.ev_extra2, m.ev_extra3, m.ev_extra4, m.ev_max_retries
+      FROM unnest(moved) m ORDER BY m.ev_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM pgque._count_events(wr.event_seq, n);
+    RETURN n;
+END
+$$;
+
 -- _move_delayed(cnt, snap, exact): the mover (see the top of this file),
 -- from a view of _mover_view(); nothing when cnt is NULL.  Publishes every
 -- parked event that is due and not cancelled into its queue's current event
@@ -192,8 +234,9 @@ DECLARE
     moved   pgque.delayed[];
     skipped timestamptz;
     nd      timestamptz;
-    name    text;
-    wr      record;
+    qids    int[];
+    qid     int;
+    held    int[] := '{}';
     n       int;
     total   int := 0;
 BEGIN
@@ -247,28 +290,43 @@ BEGIN
                            FOR UPDATE OF d SKIP LOCKED);
         SELECT min(c.dq_due) INTO skipped FROM unnest(cands) c
          WHERE (c.dq_queue, c.ev_id) NOT IN (SELECT l.dq_queue, l.ev_id FROM unnest(locked) l);
-        -- The done row decides: a cancel that committed after our snapshot
-        -- and before our lock already has one, and we leave the event alone.
-        WITH done AS (
-            INSERT INTO pgque.delayed_done (dd_part, dd_queue, ev_id, dd_moved)
-            SELECT l.dq_part, l.dq_queue, l.ev_id, true FROM unnest(locked) l
-            ON CONFLICT DO NOTHING
-            RETURNING dd_queue, ev_id)
-        SELECT array_agg(l) INTO moved FROM unnest(locked) l JOIN done USING (ev_id)
-         WHERE l.dq_queue = done.dd_queue;
-        -- Events of a dropped queue are marked done and go nowhere.
-        FOR name IN SELECT DISTINCT q.queue_name FROM pgque.queue q
-                     WHERE q.queue_id IN (SELECT m.dq_queue FROM unnest(moved) m) ORDER BY 1 LOOP
-            wr := pgque._writable(name);
-            INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_type, ev_data,
-                                     ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-            SELECT wr.slot, m.ev_id, m.ev_time, m.ev_type, m.ev_data,
-                   m.ev_extra1, m.ev_extra2, m.ev_extra3, m.ev_extra4, m.ev_max_retries
-              FROM unnest(moved) m WHERE m.dq_queue = wr.queue_id ORDER BY m.ev_id;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            PERFORM pgque._count_events(wr.event_seq, n);
-            total := total + n;
-        END LOOP;
+        -- Each queue's events in one step (_publish_delayed), all queues in
+        -- one subtransaction, and only when that fails each queue in its
+        -- own: a failing queue is recorded (step 'delayed'), its events
+        -- stay parked and hold the window below them like skipped ones, and
+        -- the other queues' events go out.
+        qids := ARRAY(SELECT DISTINCT l.dq_queue FROM unnest(locked) l ORDER BY 1);
+        BEGIN
+            FOREACH qid IN ARRAY qids LOOP
+                n := pgque._publish_delayed(qid, locked);
+                IF n IS NULL THEN
+                    held := held || qid;
+                ELSE
+                    total := total + n;
+                END IF;
+            END LOOP;
+            PERFORM pgque._steps_ok('delayed', qids);
+        EXCEPTION WHEN OTHERS THEN
+            total := 0;
+            held := '{}';
+            FOREACH qid IN ARRAY qids LOOP
+                BEGIN
+                    n := pgque._publish_delayed(qid, locked);
+                    IF n IS NULL THEN
+                        held := held || qid;
+                    ELSE
+                        total := total + n;
+                    END IF;
+                    PERFORM pgque._steps_ok('delayed', ARRAY[qid]);
+                EXCEPTION WHEN OTHERS THEN
+                    PERFORM pgque._step_failed(qid, 'delayed', SQLSTATE, SQLERRM);
+                    held := held || qid;
+                END;
+            END LOOP;
+        END;
+        IF cardinality(held) > 0 THEN
+            skipped := least(skipped, (SELECT min(l.dq_due) FROM unnest(locked) l WHERE l.dq_queue = ANY (held)));
+        END IF;
     END IF;
 
     SELECT d.dq_due INTO nd FROM pgque.delayed d
@@ -298,8 +356,9 @@ $$;
 -- ticks, from the view it took before them (_mover_view(true): nothing but
 -- the hint when nothing is due): a run whose failure is reported as a
 -- WARNING instead of rolling back the ticks of every queue with it (maint()
--- runs the mover unguarded, so a lasting failure surfaces there as an
--- error).  Returns how many events were published.
+-- runs the mover unguarded, so a lasting failure that is no single queue's
+-- surfaces there as an error; one queue's failure is recorded and isolated
+-- inside the mover, see _move_delayed).  Returns how many events were published.
 CREATE FUNCTION pgque._delayed_tick(cnt bigint, snap pg_snapshot, exact boolean) RETURNS int
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/pgque/pgque/go/pgque"
 )
@@ -103,4 +104,30 @@ func ExampleClient_Consumer() {
 	// Output:
 	// processor on orders: 0 pending
 	// true
+}
+
+// Find the queues whose ticks, table switches or retry and delayed moves
+// keep failing.  The ticker and maintenance go on for the other queues, so
+// nothing else shows the failure; alert on Errors above 0.
+func ExampleQueueInfo_lastError() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+
+	queues, err := client.Queues(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	failing := 0
+	for _, q := range queues {
+		if q.Errors > 0 {
+			failing++
+			f := q.LastError
+			fmt.Printf("%s: %s failed %d times, last at %s: %s (SQLSTATE %s)\n",
+				q.Name, f.Step, q.Errors, f.At.Format(time.RFC3339), f.Message, f.SQLState)
+		}
+	}
+	fmt.Printf("%d of %d queues failing\n", failing, len(queues))
+	// Output:
+	// 0 of 1 queues failing
 }

@@ -52,6 +52,26 @@ type QueueInfo struct {
 	// UnclaimedSince is the time of the tick the unclaimed events were
 	// sent after; nil while the queue has consumers.
 	UnclaimedSince *time.Time
+	// Errors counts the consecutive failures of the queue's periodic work
+	// (the failing steps' counts summed), 0 when all is well.  ticker() and
+	// maint() run each queue's steps so that one queue's failure is
+	// recorded while the other queues go on; a step's record goes when it
+	// next succeeds.  A count that keeps growing means the queue does not
+	// tick, rotate or get its retries and delayed events: see LastError.
+	Errors int64
+	// LastError is the newest recorded failure, nil when Errors is 0.
+	LastError *StepFailure
+}
+
+// StepFailure is a recorded failure of one step of a queue's periodic work.
+type StepFailure struct {
+	// Step is what failed: "tick" (ticker), "rotate" (the switch of its
+	// event tables), "retry" or "delayed" (moving due retries or delayed
+	// events into the queue; maint, and ticker for delayed events).
+	Step     string
+	SQLState string // the error's SQLSTATE
+	Message  string // the error's message (at most 1,000 characters)
+	At       time.Time
 }
 
 // Queues describes every queue.
@@ -75,7 +95,8 @@ func (c *Client) queueInfo(ctx context.Context, queue *string) ([]QueueInfo, err
 		       queue_ticker_max_count, queue_ticker_max_lag, queue_ticker_idle_period, queue_max_retries,
 		       queue_retry_backoff_base, queue_retry_backoff_cap, ticker_lag, ev_per_sec, ev_new,
 		       last_tick_id, consumers, retry_pending, dead_letters, paused, paused_at, event_bytes,
-		       event_dead_tuples, keep_unclaimed, unclaimed_events, unclaimed_since
+		       event_dead_tuples, keep_unclaimed, unclaimed_events, unclaimed_since, errors,
+		       last_error_step, last_error_sqlstate, last_error, last_error_at
 		  FROM pgque.get_queue_info($1, $2)`, queue, c.namespaceArg())
 	if err != nil {
 		return nil, wrap("pgque: queue info", err)
@@ -84,11 +105,17 @@ func (c *Client) queueInfo(ctx context.Context, queue *string) ([]QueueInfo, err
 		var q QueueInfo
 		var lag *time.Duration
 		var bytes, dead *int64
+		var step, state, msg *string
+		var at *time.Time
 		err := row.Scan(&q.Name, &q.Tables, &q.CurrentTable, &q.RotationPeriod, &q.SwitchTime,
 			&q.TickerMaxCount, &q.TickerMaxLag, &q.TickerIdlePeriod, &q.MaxRetries,
 			&q.RetryBackoffBase, &q.RetryBackoffCap, &lag, &q.EventsPerSecond, &q.NewEvents,
 			&q.LastTickID, &q.Consumers, &q.RetryPending, &q.DeadLetters,
-			&q.Paused, &q.PausedAt, &bytes, &dead, &q.KeepUnclaimed, &q.UnclaimedEvents, &q.UnclaimedSince)
+			&q.Paused, &q.PausedAt, &bytes, &dead, &q.KeepUnclaimed, &q.UnclaimedEvents, &q.UnclaimedSince,
+			&q.Errors, &step, &state, &msg, &at)
+		if step != nil && state != nil && msg != nil && at != nil {
+			q.LastError = &StepFailure{Step: *step, SQLState: *state, Message: *msg, At: *at}
+		}
 		// NULL only for a queue dropped while the row was read.
 		if bytes != nil {
 			q.EventBytes = *bytes

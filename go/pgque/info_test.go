@@ -3,6 +3,7 @@ package pgque_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -155,5 +156,96 @@ func TestInfoValues(t *testing.T) {
 	}
 	if ti := byName["pgque.event"]; ti.Partitions != 3 || ti.DeadTuples != 1 || ti.LiveTuples != 6 {
 		t.Errorf("pgque.event = %+v; want 3 partitions, 6 live rows (5 events, 1 retry), 1 dead", ti)
+	}
+}
+
+// A queue whose ticks fail shows its failures in QueueInfo (Errors,
+// LastError) while the other queues tick; they clear once it ticks again.
+func TestInfoMaintenanceErrors(t *testing.T) {
+	ctx := context.Background()
+	dsn, err := srv.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := pgque.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for _, q := range []string{"good", "bad"} {
+		if _, err := client.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		consumerQueueConfig(t, client, q, "ticker_max_count", "1")
+	}
+	// A superuser's trigger refuses the ticks of one queue only.
+	if _, err := client.Pool().Exec(ctx, `
+		CREATE FUNCTION public.refuse_tick() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+		    IF NEW.tick_queue = (SELECT queue_id FROM pgque.queue WHERE queue_name = 'bad') THEN
+		        RAISE EXCEPTION 'no ticks today' USING ERRCODE = 'XX042';
+		    END IF;
+		    RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_tick BEFORE INSERT ON pgque.tick FOR EACH ROW EXECUTE FUNCTION public.refuse_tick()`); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]int64{}
+	for _, q := range []string{"good", "bad"} {
+		qi, err := client.Queue(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if qi.Errors != 0 || qi.LastError != nil {
+			t.Fatalf("%s before any failure: Errors %d, LastError %+v", q, qi.Errors, qi.LastError)
+		}
+		before[q] = qi.LastTickID
+	}
+	start := time.Now().Add(-time.Minute) // the database's clock may differ a little
+	for i := 1; i <= 2; i++ {
+		for _, q := range []string{"good", "bad"} {
+			if _, err := client.Send(ctx, q, pgque.Event{Type: "t"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := client.Tick(ctx)
+		if err != nil {
+			t.Fatalf("Tick with a failing queue: %v", err)
+		}
+		if n != 1 {
+			t.Errorf("Tick %d ticked %d queues; want 1 (good)", i, n)
+		}
+		bad, err := client.Queue(ctx, "bad")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := bad.LastError
+		if bad.Errors != int64(i) || f == nil || f.Step != "tick" || f.SQLState != "XX042" ||
+			f.Message != "no ticks today" || f.At.Before(start) || bad.LastTickID != before["bad"] {
+			t.Errorf("bad after %d failed ticks: Errors %d, LastError %+v, last tick %d (was %d)",
+				i, bad.Errors, f, bad.LastTickID, before["bad"])
+		}
+	}
+	good, err := client.Queue(ctx, "good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if good.Errors != 0 || good.LastError != nil || good.LastTickID == before["good"] {
+		t.Errorf("good beside a failing queue: Errors %d, LastError %+v, last tick %d (was %d); want ticked, no errors",
+			good.Errors, good.LastError, good.LastTickID, before["good"])
+	}
+
+	if _, err := client.Pool().Exec(ctx, `DROP TRIGGER refuse_tick ON pgque.tick`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := client.Tick(ctx); err != nil || n != 1 {
+		t.Fatalf("Tick after the fix = %d, %v; want 1 (bad)", n, err)
+	}
+	bad, err := client.Queue(ctx, "bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad.Errors != 0 || bad.LastError != nil || bad.LastTickID == before["bad"] {
+		t.Errorf("bad after the fix: Errors %d, LastError %+v; want ticked, no errors", bad.Errors, bad.LastError)
 	}
 }

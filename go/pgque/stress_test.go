@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgque/pgque/go/pgque"
@@ -241,6 +242,11 @@ func TestStress(t *testing.T) {
 				}
 				if err != nil {
 					if chaosCtx.Err() == nil {
+						// A deadlock's detail names the locks and statements.
+						var pgErr *pgconn.PgError
+						if errors.As(err, &pgErr) && pgErr.Detail != "" {
+							err = fmt.Errorf("%w (detail: %s)", err, pgErr.Detail)
+						}
 						fail("rogue ticker: %v", err)
 					}
 					return

@@ -48,6 +48,19 @@ type Queue struct {
 	// UnclaimedSince is the time of the tick the unclaimed events were sent
 	// after; null while the queue has consumers.
 	UnclaimedSince *time.Time `json:"unclaimed_since"`
+	// Errors counts the consecutive failures of the queue's periodic work
+	// (ticks, table switches, retry and delayed moves), 0 when all is
+	// well; LastError is the newest of them, null when Errors is 0.
+	Errors    int64        `json:"errors"`
+	LastError *StepFailure `json:"last_error"`
+}
+
+// StepFailure is a recorded failure of one step of a queue's periodic work.
+type StepFailure struct {
+	Step     string    `json:"step"` // "tick", "rotate", "retry" or "delayed"
+	SQLState string    `json:"sqlstate"`
+	Message  string    `json:"message"`
+	At       time.Time `json:"at"`
 }
 
 // PauseResponse answers POST /v1/queues/{queue}/pause and .../resume.

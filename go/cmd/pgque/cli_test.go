@@ -468,7 +468,7 @@ func TestPauseResume(t *testing.T) {
 		t.Errorf("pause again: %q", out)
 	}
 	rows := tableRows(c.ok("queues"))
-	if len(rows) != 2 || rows[0][8] != "PAUSED" || rows[1][8] != "yes" {
+	if len(rows) != 2 || rows[0][8] != "PAUSED" || rows[1][8] != "yes" || rows[0][10] != "ERRORS" || rows[1][10] != "0" {
 		t.Errorf("queues table: %q", rows)
 	}
 	var qs []queueJSON

@@ -85,6 +85,17 @@ type queueJSON struct {
 	KeepUnclaimed    bool       `json:"keep_unclaimed"`
 	UnclaimedEvents  int64      `json:"unclaimed_events"`
 	UnclaimedSince   *time.Time `json:"unclaimed_since"`
+	Errors           int64      `json:"errors"`
+	LastError        *lastError `json:"last_error"`
+}
+
+// lastError is a queue's newest recorded maintenance failure, as in the
+// HTTP API.
+type lastError struct {
+	Step     string    `json:"step"`
+	SQLState string    `json:"sqlstate"`
+	Message  string    `json:"message"`
+	At       time.Time `json:"at"`
 }
 
 func toQueueJSON(q pgque.QueueInfo) queueJSON {
@@ -98,7 +109,15 @@ func toQueueJSON(q pgque.QueueInfo) queueJSON {
 		RetryBackoffCap: q.RetryBackoffCap.Seconds(), Paused: q.Paused, PausedAt: q.PausedAt,
 		EventBytes: q.EventBytes, EventDeadTuples: q.EventDeadTuples,
 		KeepUnclaimed: q.KeepUnclaimed, UnclaimedEvents: q.UnclaimedEvents, UnclaimedSince: q.UnclaimedSince,
+		Errors: q.Errors, LastError: toLastError(q.LastError),
 	}
+}
+
+func toLastError(f *pgque.StepFailure) *lastError {
+	if f == nil {
+		return nil
+	}
+	return &lastError{Step: f.Step, SQLState: f.SQLState, Message: f.Message, At: f.At}
 }
 
 func newQueuesCmd(g *globals) *cobra.Command {
@@ -110,8 +129,11 @@ func newQueuesCmd(g *globals) *cobra.Command {
 pending retries and dead letters, whether it is paused ('pgque queue
 pause'), and UNCLAIMED: events kept for the first consumer of a queue that
 has none (its tables cannot rotate until one subscribes; 'pgque queue
-config QUEUE keep_unclaimed=off' lets them go).  A TICK_LAG that keeps
-growing while NEW is above zero means no ticker is running.  --json adds the
+config QUEUE keep_unclaimed=off' lets them go), and ERRORS: consecutive
+failures of the queue's ticks, table switches or retry and delayed moves
+(the other queues go on; --json shows the newest error, and the ticker's
+log names it).  A TICK_LAG that keeps growing while NEW is above zero means
+no ticker is running.  --json adds the
 settings and the size of the queue's event tables.`,
 		Args: noArgs,
 	}
@@ -127,11 +149,11 @@ settings and the size of the queue's event tables.`,
 			return err
 		}
 		return printList(out, cmd, qs, toQueueJSON,
-			"QUEUE\tCONSUMERS\tNEW\tEV/S\tTICK_LAG\tLAST_TICK\tRETRY_PENDING\tDEAD_LETTERS\tPAUSED\tUNCLAIMED",
+			"QUEUE\tCONSUMERS\tNEW\tEV/S\tTICK_LAG\tLAST_TICK\tRETRY_PENDING\tDEAD_LETTERS\tPAUSED\tUNCLAIMED\tERRORS",
 			func(w io.Writer, q pgque.QueueInfo) {
-				fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d\t%s\t%d\n", q.Name, q.Consumers, q.NewEvents,
+				fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d\t%s\t%d\t%d\n", q.Name, q.Consumers, q.NewEvents,
 					q.EventsPerSecond, fmtDuration(q.TickerLag), q.LastTickID, q.RetryPending, q.DeadLetters,
-					yesNo(q.Paused), q.UnclaimedEvents)
+					yesNo(q.Paused), q.UnclaimedEvents, q.Errors)
 			})
 	}
 	return cmd

@@ -221,7 +221,7 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"PgqueUnclaimedEvents", "PgqueConsumerBlockingRotation", "PgqueConsumerLagging",
-		"PgqueWorkerLeasesExpired", "PgqueTickerLagging"} {
+		"PgqueWorkerLeasesExpired", "PgqueTickerLagging", "PgqueQueueMaintenanceFailing"} {
 		if !alerts[want] {
 			t.Errorf("no alert %s", want)
 		}

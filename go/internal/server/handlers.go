@@ -229,7 +229,15 @@ func queueJSON(q pgque.QueueInfo) pgquehttp.Queue {
 		LastTickID: q.LastTickID, Consumers: q.Consumers, RetryPending: q.RetryPending, DeadLetters: q.DeadLetters,
 		Paused: q.Paused, PausedAt: q.PausedAt, EventBytes: q.EventBytes, EventDeadTuples: q.EventDeadTuples,
 		KeepUnclaimed: q.KeepUnclaimed, UnclaimedEvents: q.UnclaimedEvents, UnclaimedSince: q.UnclaimedSince,
+		Errors: q.Errors, LastError: stepFailureJSON(q.LastError),
 	}
+}
+
+func stepFailureJSON(f *pgque.StepFailure) *pgquehttp.StepFailure {
+	if f == nil {
+		return nil
+	}
+	return &pgquehttp.StepFailure{Step: f.Step, SQLState: f.SQLState, Message: f.Message, At: f.At}
 }
 
 func consumerJSON(c pgque.ConsumerInfo) pgquehttp.Consumer {

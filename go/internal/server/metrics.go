@@ -102,6 +102,7 @@ type collector struct {
 	queueEvents, queueNewEvents, queueRate, queueTickAge, queueConsumers *prometheus.Desc
 	queueRetry, queueDead, queueCurrentTable, queuePaused                *prometheus.Desc
 	queueEventBytes, queueEventDead, queueUnclaimed                      *prometheus.Desc
+	queueMaintErrors, queueMaintErrorAt                                  *prometheus.Desc
 	tableBytes, tableLive, tableDead                                     *prometheus.Desc
 
 	consPending, consLag, consLastSeen, consRetry, consDead, consBlocking *prometheus.Desc
@@ -132,6 +133,8 @@ func newCollector(s *Server) *collector {
 		queueEventBytes:   d("pgque_queue_event_bytes", "Size of the queue's event tables, indexes and TOAST included.", q...),
 		queueEventDead:    d("pgque_queue_event_dead_tuples", "Dead rows of the queue's event tables (statistics collector estimate); only rolled-back sends leave any.", q...),
 		queueUnclaimed:    d("pgque_queue_unclaimed_events", "Events kept for the first consumer of a queue that has none (approximate); while above 0 the queue's tables cannot rotate.", q...),
+		queueMaintErrors:  d("pgque_queue_maintenance_errors", "Consecutive failures of the queue's periodic work (ticks, table switches, retry and delayed moves); the other queues go on. 0 when all is well.", q...),
+		queueMaintErrorAt: d("pgque_queue_maintenance_last_error_timestamp_seconds", "Unix time of the queue's newest recorded maintenance failure (absent when none).", q...),
 		tableBytes:        d("pgque_table_bytes", "Size of one of pgque's tables, its partitions, indexes and TOAST included.", t...),
 		tableLive:         d("pgque_table_live_tuples", "Live rows of one of pgque's tables (statistics collector estimate).", t...),
 		tableDead:         d("pgque_table_dead_tuples", "Dead rows of one of pgque's tables (statistics collector estimate); the logs and event tables leave none.", t...),
@@ -155,7 +158,7 @@ func newCollector(s *Server) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.scrapeOK, c.scrapeDuration, c.queueEvents, c.queueNewEvents,
 		c.queueRate, c.queueTickAge, c.queueConsumers, c.queueRetry, c.queueDead, c.queueCurrentTable,
-		c.queuePaused, c.queueEventBytes, c.queueEventDead, c.queueUnclaimed, c.tableBytes, c.tableLive,
+		c.queuePaused, c.queueEventBytes, c.queueEventDead, c.queueUnclaimed, c.queueMaintErrors, c.queueMaintErrorAt, c.tableBytes, c.tableLive,
 		c.tableDead, c.consPending, c.consLag, c.consLastSeen, c.consRetry, c.consDead, c.consBlocking, c.consBatchAge,
 		c.consWorkers, c.consWorkerBatches, c.consWorkerExpired, c.tickerRunning, c.tickerLeader} {
 		ch <- d
@@ -165,7 +168,10 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // eventCountSQL reads the queues' event counters.  No information function
 // returns them, so this reads pgque's catalog, which only the role that
 // installed pgque (or a superuser) may; for other roles the metric is left out.
-const eventCountSQL = `SELECT queue_name, coalesce(pg_sequence_last_value(queue_event_seq), 0) FROM pgque.queue`
+// Queues whose sequence value was broken by hand are left out, so that the
+// scrape still reports the others (and that queue's maintenance errors).
+const eventCountSQL = `SELECT queue_name, coalesce(pg_sequence_last_value(queue_event_seq), 0) FROM pgque.queue
+	 WHERE (SELECT relkind FROM pg_class WHERE oid = queue_event_seq) = 'S'`
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g := func(d *prometheus.Desc, v float64, labels ...string) {
@@ -242,6 +248,10 @@ func (c *collector) collectDB(ch chan<- prometheus.Metric, g func(*prometheus.De
 		g(c.queueEventBytes, float64(q.EventBytes), q.Name)
 		g(c.queueEventDead, float64(q.EventDeadTuples), q.Name)
 		g(c.queueUnclaimed, float64(q.UnclaimedEvents), q.Name)
+		g(c.queueMaintErrors, float64(q.Errors), q.Name)
+		if q.LastError != nil {
+			g(c.queueMaintErrorAt, float64(q.LastError.At.UnixNano())/1e9, q.Name)
+		}
 	}
 	for _, t := range tables {
 		g(c.tableBytes, float64(t.TotalBytes), t.Name)

@@ -626,6 +626,84 @@ func TestMetrics(t *testing.T) {
 	wantMetric(t, e.scrape(t), "pgque_queue_unclaimed_events", lonely, 0)
 }
 
+// A queue whose ticks fail shows in /metrics and in its JSON while the
+// other queues tick; both clear once it ticks again.
+func TestMetricsMaintenanceErrors(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, server.Options{})
+	if _, err := e.sdk.CreateQueue(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	// A superuser's trigger refuses the ticks of queue q only.
+	if _, err := e.sdk.Pool().Exec(ctx, `
+		CREATE FUNCTION public.refuse_tick() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+		    IF NEW.tick_queue = (SELECT queue_id FROM pgque.queue WHERE queue_name = 'q') THEN
+		        RAISE EXCEPTION 'no ticks today' USING ERRCODE = 'XX042';
+		    END IF;
+		    RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_tick BEFORE INSERT ON pgque.tick FOR EACH ROW EXECUTE FUNCTION public.refuse_tick()`); err != nil {
+		t.Fatal(err)
+	}
+	q, other := map[string]string{"queue": "q"}, map[string]string{"queue": "other"}
+	mfs := e.scrape(t)
+	wantMetric(t, mfs, "pgque_queue_maintenance_errors", q, 0)
+	if _, ok := value(mfs, "pgque_queue_maintenance_last_error_timestamp_seconds", q); ok {
+		t.Error("last error timestamp before any failure")
+	}
+
+	for _, name := range []string{"q", "other"} {
+		if err := e.sdk.SetQueueConfig(ctx, name, "ticker_max_count", "1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.sdk.Send(ctx, name, pgque.Event{Type: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := e.sdk.Tick(ctx); err != nil || n != 1 {
+		t.Fatalf("Tick with q failing = %d, %v; want 1 (other)", n, err)
+	}
+	mfs = e.scrape(t)
+	wantMetric(t, mfs, "pgque_queue_maintenance_errors", q, 1)
+	wantMetric(t, mfs, "pgque_queue_maintenance_errors", other, 0)
+	at, ok := value(mfs, "pgque_queue_maintenance_last_error_timestamp_seconds", q)
+	if now := float64(time.Now().Unix()); !ok || at < now-60 || at > now+60 {
+		t.Errorf("last error timestamp %v (present %v); want about now", at, ok)
+	}
+	var jq pgquehttp.Queue
+	e.decodeBody(t, "GET", "/v1/queues/q", "", 200, &jq)
+	if f := jq.LastError; jq.Errors != 1 || f == nil || f.Step != "tick" || f.SQLState != "XX042" || f.Message != "no ticks today" {
+		t.Errorf("GET /v1/queues/q: errors %d, last_error %+v", jq.Errors, f)
+	}
+	var list struct{ Queues []pgquehttp.Queue }
+	e.decodeBody(t, "GET", "/v1/queues", "", 200, &list)
+	if len(list.Queues) != 2 {
+		t.Errorf("GET /v1/queues: %d queues, want 2", len(list.Queues))
+	}
+	for _, l := range list.Queues {
+		if want := map[string]int64{"q": 1}[l.Name]; l.Errors != want || (l.LastError != nil) != (want > 0) {
+			t.Errorf("GET /v1/queues: %s has errors %d, last_error %+v; want %d", l.Name, l.Errors, l.LastError, want)
+		}
+	}
+
+	if _, err := e.sdk.Pool().Exec(ctx, `DROP TRIGGER refuse_tick ON pgque.tick`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.sdk.Tick(ctx); err != nil || n != 1 {
+		t.Fatalf("Tick after the fix = %d, %v; want 1 (q)", n, err)
+	}
+	mfs = e.scrape(t)
+	wantMetric(t, mfs, "pgque_queue_maintenance_errors", q, 0)
+	if _, ok := value(mfs, "pgque_queue_maintenance_last_error_timestamp_seconds", q); ok {
+		t.Error("last error timestamp after the fix")
+	}
+	e.decodeBody(t, "GET", "/v1/queues/q", "", 200, &jq)
+	if jq.Errors != 0 || jq.LastError != nil {
+		t.Errorf("GET /v1/queues/q after the fix: errors %d, last_error %+v", jq.Errors, jq.LastError)
+	}
+}
+
 // Paused queues and cooperative workers show; a role with pgque_reader
 // only can scrape.
 func TestMetricsPauseWorkersRoles(t *testing.T) {
