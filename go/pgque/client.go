@@ -33,11 +33,13 @@ func WithPoolConfig(fn func(*pgxpool.Config)) ClientOption { return ClientOption
 
 // Connect opens a connection pool to dsn (a PostgreSQL URL or key=value
 // string) and checks that the server answers.  pgque must be installed in
-// that database (see Install).  Close the client when done.
+// that database (see Install).  Close the client when done.  A dsn that
+// does not parse is ErrInvalidArgument.
 func Connect(ctx context.Context, dsn string, opts ...ClientOption) (*Client, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("pgque: connect: %w", err)
+		// pgx's message leaves the password out.
+		return nil, fmt.Errorf("pgque: connect: %w (%w)", err, ErrInvalidArgument)
 	}
 	for _, opt := range opts {
 		opt(cfg)
@@ -243,14 +245,19 @@ func send(ctx context.Context, q querier, op, queue string, ev Event, opts []Sen
 	switch {
 	case o.runAt != nil && o.runAt.IsZero():
 		return 0, invalid(op, "run-at time is the zero time")
+	case o.runAt != nil && checkTime(op, "run-at time", *o.runAt, false) != nil:
+		return 0, checkTime(op, "run-at time", *o.runAt, false)
+	case o.delay != nil && *o.delay > maxSpan:
+		// A delay <= 0 sends at once.
+		return 0, checkSpan(op, "delay", *o.delay)
 	case o.uniqueKey != nil && *o.uniqueKey == "":
 		return 0, invalid(op, "unique key is empty")
 	case o.uniqueTTL != nil && o.uniqueKey == nil:
 		return 0, invalid(op, "unique TTL without a unique key")
-	case o.uniqueTTL != nil && *o.uniqueTTL < 0:
-		return 0, invalid(op, "unique TTL %v is negative", *o.uniqueTTL)
-	case o.maxRetries != nil && *o.maxRetries < 0:
-		return 0, invalid(op, "max retries %d is negative", *o.maxRetries)
+	case o.uniqueTTL != nil && checkSpan(op, "unique TTL", *o.uniqueTTL) != nil:
+		return 0, checkSpan(op, "unique TTL", *o.uniqueTTL)
+	case o.maxRetries != nil && checkCount(op, "max retries", *o.maxRetries, 0) != nil:
+		return 0, checkCount(op, "max retries", *o.maxRetries, 0)
 	}
 	err = q.QueryRow(ctx, sendOptsSQL, queue, ev.Type, p, o.delay, o.runAt, o.uniqueKey, o.uniqueTTL, o.maxRetries,
 		ev.Extra1, ev.Extra2, ev.Extra3, ev.Extra4).Scan(&id)
@@ -367,7 +374,11 @@ func rawJSON(p *string) json.RawMessage {
 // when the session's role may (pgque_reader may; see pgque.receive_query):
 // that streams them, where the receive() function holds them first.
 func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) ([]Message, error) {
-	return c.receivePiece(ctx, "pgque: receive", c.qn(queue), consumer, max, nil, nil)
+	const op = "pgque: receive"
+	if err := checkCount(op, "max", max, 1); err != nil {
+		return nil, err
+	}
+	return c.receivePiece(ctx, op, c.qn(queue), consumer, max, nil, nil)
 }
 
 // defaultDirectMin is the smallest piece read straight from the event tables: it
@@ -543,8 +554,9 @@ const (
 // with ErrTakenOver when another worker took the batch over.
 func (c *Client) Nack(ctx context.Context, batchID int64, msg Message, retryAfterSecs int, reason string) (Outcome, error) {
 	const op = "pgque: nack"
-	if retryAfterSecs < 0 {
-		return "", invalid(op, "retry delay %d s is negative", retryAfterSecs)
+	if retryAfterSecs < 0 || retryAfterSecs > int(maxSpan/time.Second) {
+		return "", invalid(op, "retry delay %d s is out of range: must be from 0 to %d (100 years)",
+			retryAfterSecs, int(maxSpan/time.Second))
 	}
 	var delay *time.Duration
 	if retryAfterSecs > 0 {

@@ -7,8 +7,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Sentinel errors, one per SQLSTATE the engine raises (class PQ).  Match them
-// with errors.Is; the error returned keeps the server's message.
+// Sentinel errors, one per SQLSTATE the engine raises (class PQ), and the few
+// of PostgreSQL's own that mean the same (table below).  Match them with
+// errors.Is; the error returned keeps the server's message.
 var (
 	ErrQueueNotFound        = errors.New("pgque: queue not found")                      // PQ001
 	ErrQueueExists          = errors.New("pgque: queue already exists")                 // PQ002
@@ -55,6 +56,13 @@ var sentinels = map[string]error{
 	"PQ027": ErrNotAPiece,
 	"PQ028": ErrTakenOver,
 	"42501": ErrPermissionDenied, // insufficient_privilege, PostgreSQL's own code
+	// PostgreSQL's own codes for a value its text cannot hold: a NUL
+	// character or invalid UTF-8 in a string (character_not_in_repertoire,
+	// which PostgreSQL raises as "invalid byte sequence"), and \u0000 in a
+	// jsonb (untranslatable_character).  The caller's value is at fault, as
+	// with PQ006.
+	"22021": ErrInvalidArgument,
+	"22P05": ErrInvalidArgument,
 }
 
 // Error is an error raised by the pgque engine.  errors.Is(err, ErrX) is true

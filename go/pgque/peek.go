@@ -26,8 +26,8 @@ type PeekedMessage struct {
 // not due yet and delayed events are not shown.
 func (c *Client) Peek(ctx context.Context, queue, consumer string, max int) ([]PeekedMessage, error) {
 	const op = "pgque: peek"
-	if max <= 0 {
-		return nil, invalid(op, "max %d is not positive", max)
+	if err := checkCount(op, "max", max, 1); err != nil {
+		return nil, err
 	}
 	rows, err := c.pool.Query(ctx, `
 		SELECT msg_id, coalesce(batch_id, 0), coalesce(worker_name, ''), type, payload, retry_count, created_at,

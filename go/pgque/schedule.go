@@ -52,6 +52,16 @@ func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (time.Time, err
 	if s.Cron != "" && !s.StartAt.IsZero() {
 		return time.Time{}, invalid(op, "schedule %q: StartAt applies to Every only", s.Name)
 	}
+	if s.Cron == "" {
+		if err := checkSpan(op, "period", s.Every); err != nil {
+			return time.Time{}, err
+		}
+	}
+	if !s.StartAt.IsZero() {
+		if err := checkTime(op, "start time", s.StartAt, true); err != nil {
+			return time.Time{}, err
+		}
+	}
 	p, err := Event{Type: s.Type, Payload: s.Payload}.payload(op)
 	if err != nil {
 		return time.Time{}, err
