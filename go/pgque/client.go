@@ -190,7 +190,8 @@ type sendOptions struct {
 
 // WithRunAt delivers the event at t, not before: it waits in the delayed
 // store and goes to every consumer at the first tick after t.  A t that is
-// not in the future sends at once.  The event id is assigned at send time;
+// not in the future sends at once; one more than 100 years ahead is
+// ErrInvalidArgument.  The event id is assigned at send time;
 // CancelScheduled withdraws the event until it is delivered.  It replaces
 // an earlier WithDelay.
 func WithRunAt(t time.Time) SendOption {
@@ -198,8 +199,8 @@ func WithRunAt(t time.Time) SendOption {
 }
 
 // WithDelay delivers the event d after the send, by the database server's
-// clock (see WithRunAt); d <= 0 sends at once.  It replaces an earlier
-// WithRunAt.
+// clock (see WithRunAt); d <= 0 sends at once, d over 100 years is
+// ErrInvalidArgument.  It replaces an earlier WithRunAt.
 func WithDelay(d time.Duration) SendOption {
 	return func(o *sendOptions) { o.delay, o.runAt = &d, nil }
 }
@@ -216,14 +217,15 @@ func WithUniqueKey(key string) SendOption {
 }
 
 // WithUniqueTTL keeps the unique key live for at least d after the send,
-// even once every consumer has handled the event.  Only with WithUniqueKey.
+// even once every consumer has handled the event.  Only with WithUniqueKey;
+// d from 0 to 100 years.
 func WithUniqueTTL(d time.Duration) SendOption {
 	return func(o *sendOptions) { o.uniqueTTL = &d }
 }
 
 // WithMaxRetries sets how many times this event may be retried (nacked)
-// before it is dead-lettered, instead of the queue's max_retries.  Retries
-// and dead-letter replays keep the limit.
+// before it is dead-lettered, instead of the queue's max_retries (0 to
+// 2,147,483,647).  Retries and dead-letter replays keep the limit.
 func WithMaxRetries(n int) SendOption {
 	return func(o *sendOptions) { o.maxRetries = &n }
 }
@@ -363,8 +365,9 @@ func rawJSON(p *string) json.RawMessage {
 	return json.RawMessage(*p)
 }
 
-// Receive returns up to max messages of the consumer's open (or next)
-// batch, as its plain reader; none when nothing new was ticked.  They are
+// Receive returns up to max messages (1 to 2,147,483,647) of the consumer's
+// open (or next) batch, as its plain reader; none when nothing new was
+// ticked.  They are
 // handed out as one piece, whose id is their BatchID: Ack it when they are
 // handled; messages received and not acked come again (as a new piece).  To
 // share a consumer with other processes without being handed the same
@@ -551,7 +554,8 @@ const (
 // retried for this consumer after retryAfterSecs seconds (0: the queue's
 // exponential backoff), or dead-lettered with reason once it was retried
 // the queue's max_retries times.  The piece must still be acked.  It fails
-// with ErrTakenOver when another worker took the batch over.
+// with ErrTakenOver when another worker took the batch over, and with
+// ErrInvalidArgument for a delay outside 0 to 100 years.
 func (c *Client) Nack(ctx context.Context, batchID int64, msg Message, retryAfterSecs int, reason string) (Outcome, error) {
 	const op = "pgque: nack"
 	if retryAfterSecs < 0 || retryAfterSecs > int(maxSpan/time.Second) {

@@ -3,6 +3,7 @@ package pgque
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -95,6 +96,12 @@ func wrap(op string, err error) error {
 		if _, ok := sentinels[pgErr.Code]; ok {
 			return &Error{Op: op, Code: pgErr.Code, Err: pgErr}
 		}
+	} else if strings.Contains(err.Error(), "failed to encode args[") {
+		// pgx could not send an argument as its SQL type (a count beyond
+		// an SQL int): the caller's value, which the calls check before
+		// SQL where they can.  pgx has no error type for it, only this
+		// wording (the fuzz seeds of FuzzSDK catch a change).
+		return fmt.Errorf("%s: %w (%w)", op, err, ErrInvalidArgument)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

@@ -18,7 +18,7 @@ type PeekedMessage struct {
 	Worker string
 }
 
-// Peek returns up to max messages consumer has not acknowledged, in the
+// Peek returns up to max (1 to 2,147,483,647) messages consumer has not acknowledged, in the
 // order they are handed out: those in open batches first (handed out or
 // not), then those a receive would get next, up to the newest tick.  It
 // moves, locks and saves nothing, so an operator can look at a stuck

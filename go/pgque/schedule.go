@@ -42,8 +42,8 @@ type Schedule struct {
 
 // CreateSchedule creates a schedule and returns its first run.  It fails with
 // ErrScheduleExists when the name is taken, ErrQueueNotFound for an unknown
-// queue and ErrInvalidArgument for a bad name, period, cron expression or
-// time zone.
+// queue and ErrInvalidArgument for a bad name, period (at most 100 years),
+// cron expression, time zone or StartAt (within 100 years of now).
 func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (time.Time, error) {
 	const op = "pgque: create schedule"
 	if (s.Every == 0) == (s.Cron == "") {
