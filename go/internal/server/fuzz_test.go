@@ -57,12 +57,16 @@ func FuzzHTTP(f *testing.F) {
 		{"GET", "/v1/schedules/x?queue=%c3", ""},
 		{"PUT", "/v1/queues/q/consumers/c\xff", ""},
 		{"BREW", "/v1/queues", "{"},
+		{"GET", "/v1//queues", ""},
+		{"POST", "/v1/queues/../queues", `{"name":"x"}`},
 	} {
 		f.Add(s.method, s.path, []byte(s.body))
 	}
 	f.Fuzz(func(t *testing.T, method, path string, body []byte) {
+		// A request's target is a path from the root: anything else would
+		// make another URL here (another host, for a start).
 		u, err := url.Parse("http://127.0.0.1" + path)
-		if err != nil || !validMethod(method) {
+		if err != nil || !strings.HasPrefix(path, "/") || !validMethod(method) {
 			return // no HTTP server would hand this request to a handler
 		}
 		if p := strings.ToLower(u.Path); strings.Contains(p, "stream") || strings.HasPrefix(p, "/metrics") {
