@@ -1103,14 +1103,14 @@ func TestBadInputIsUsage(t *testing.T) {
 	for _, dsn := range []string{"postgres://u:hunter2@h:notaport/db", "host=h port=notaport password=hunter2",
 		"postgres://%zz"} {
 		r := runBin(t, "", "queues", "--dsn", dsn)
-		checkFails(t, r, exitUsage, "malformed --dsn", []string{"queues", "--dsn", dsn})
+		checkFails(t, r, exitUsage, "invalid --dsn", []string{"queues", "--dsn", dsn})
 		cmd := command(context.Background(), "queue", "create", "q2")
 		cmd.Env = append(cmd.Env, "PGQUE_DSN="+dsn)
 		var errOut bytes.Buffer
 		cmd.Stderr = &errOut
 		err := cmd.Run()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitUsage ||
-			!strings.Contains(errOut.String(), "malformed --dsn") {
+			!strings.Contains(errOut.String(), "invalid --dsn") {
 			t.Errorf("$PGQUE_DSN=%q: %v, %q", dsn, err, errOut.String())
 		}
 		if strings.Contains(r.stderr+errOut.String(), "hunter2") {

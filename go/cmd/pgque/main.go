@@ -126,7 +126,7 @@ func checkInput(cmd *cobra.Command, args []string, dsn string) error {
 	if dsn != "" {
 		// pgx's message leaves the password out.
 		if _, err := pgconn.ParseConfig(dsn); err != nil {
-			return usageError{fmt.Errorf("malformed --dsn (or $PGQUE_DSN): %w", err)}
+			return usageError{fmt.Errorf("invalid --dsn (or $PGQUE_DSN): %w", err)}
 		}
 	}
 	return nil
