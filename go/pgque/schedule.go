@@ -52,10 +52,9 @@ func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (time.Time, err
 	if s.Cron != "" && !s.StartAt.IsZero() {
 		return time.Time{}, invalid(op, "schedule %q: StartAt applies to Every only", s.Name)
 	}
-	if s.Cron == "" {
-		if err := checkSpan(op, "period", s.Every); err != nil {
-			return time.Time{}, err
-		}
+	if s.Cron == "" && s.Every > maxSpan {
+		// The engine checks the lower bound, with its own message.
+		return time.Time{}, checkSpan(op, "period", s.Every)
 	}
 	if !s.StartAt.IsZero() {
 		if err := checkTime(op, "start time", s.StartAt, true); err != nil {

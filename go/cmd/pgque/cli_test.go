@@ -1086,7 +1086,7 @@ func TestBadInputIsUsage(t *testing.T) {
 		{[]string{"nack", "1", "1", "--retry-after", "1000000h"}, "retry delay 3600000000 s is out of range"},
 		{[]string{"dlq", "purge", "q", "--older-than", "-5s"}, "--older-than -5s is negative"},
 		{[]string{"dlq", "purge", "q", "--older-than", "2000000h"}, "older_than"},
-		{[]string{"schedule", "create", "s", "q", "-t", "x", "--every", "-1s"}, "period -1s is out of range"},
+		{[]string{"schedule", "create", "s", "q", "-t", "x", "--every", "-1s"}, "must be at least 1 second"},
 		{[]string{"schedule", "create", "s", "q", "-t", "x", "--every", "1h", "--start-at", "9999-01-01T00:00:00Z"},
 			"start time 9999-01-01T00:00:00Z is out of range"},
 		{[]string{"queue", "create", "a\xffb"}, "argument \"a\\xffb\" is not valid UTF-8"},
