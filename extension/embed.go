@@ -6,11 +6,28 @@ package extension
 
 import (
 	_ "embed"
+	"regexp"
 	"strings"
 )
 
-// Version is the version of the embedded engine (the extension's default_version).
+// Version is the version of the embedded extension (its default_version,
+// what CREATE EXTENSION and pgque's migrations record).
 const Version = "1.0"
+
+// versionFunc finds the body of pgque.version() in the script.
+var versionFunc = regexp.MustCompile(`(?m)^CREATE FUNCTION pgque\.version\(\) RETURNS text\s+` +
+	`LANGUAGE sql IMMUTABLE AS \$\$ SELECT '([^']+)' \$\$;`)
+
+// EngineVersion is the version of the embedded engine: what pgque.version()
+// returns once it is installed.  It is read from the script itself, so that
+// the two cannot disagree; "" if the script has no such function.
+func EngineVersion() string {
+	m := versionFunc.FindStringSubmatch(script)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
 
 //go:embed pgque--1.0.sql
 var script string

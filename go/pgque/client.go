@@ -33,11 +33,13 @@ func WithPoolConfig(fn func(*pgxpool.Config)) ClientOption { return ClientOption
 
 // Connect opens a connection pool to dsn (a PostgreSQL URL or key=value
 // string) and checks that the server answers.  pgque must be installed in
-// that database (see Install).  Close the client when done.
+// that database (see Install).  Close the client when done.  A dsn that
+// does not parse is ErrInvalidArgument.
 func Connect(ctx context.Context, dsn string, opts ...ClientOption) (*Client, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("pgque: connect: %w", err)
+		// pgx's message leaves the password out.
+		return nil, fmt.Errorf("pgque: connect: %w (%w)", err, ErrInvalidArgument)
 	}
 	for _, opt := range opts {
 		opt(cfg)
@@ -188,7 +190,8 @@ type sendOptions struct {
 
 // WithRunAt delivers the event at t, not before: it waits in the delayed
 // store and goes to every consumer at the first tick after t.  A t that is
-// not in the future sends at once.  The event id is assigned at send time;
+// not in the future sends at once; one more than 100 years ahead is
+// ErrInvalidArgument.  The event id is assigned at send time;
 // CancelScheduled withdraws the event until it is delivered.  It replaces
 // an earlier WithDelay.
 func WithRunAt(t time.Time) SendOption {
@@ -196,8 +199,8 @@ func WithRunAt(t time.Time) SendOption {
 }
 
 // WithDelay delivers the event d after the send, by the database server's
-// clock (see WithRunAt); d <= 0 sends at once.  It replaces an earlier
-// WithRunAt.
+// clock (see WithRunAt); d <= 0 sends at once, d over 100 years is
+// ErrInvalidArgument.  It replaces an earlier WithRunAt.
 func WithDelay(d time.Duration) SendOption {
 	return func(o *sendOptions) { o.delay, o.runAt = &d, nil }
 }
@@ -214,14 +217,15 @@ func WithUniqueKey(key string) SendOption {
 }
 
 // WithUniqueTTL keeps the unique key live for at least d after the send,
-// even once every consumer has handled the event.  Only with WithUniqueKey.
+// even once every consumer has handled the event.  Only with WithUniqueKey;
+// d from 0 to 100 years.
 func WithUniqueTTL(d time.Duration) SendOption {
 	return func(o *sendOptions) { o.uniqueTTL = &d }
 }
 
 // WithMaxRetries sets how many times this event may be retried (nacked)
-// before it is dead-lettered, instead of the queue's max_retries.  Retries
-// and dead-letter replays keep the limit.
+// before it is dead-lettered, instead of the queue's max_retries (0 to
+// 2,147,483,647).  Retries and dead-letter replays keep the limit.
 func WithMaxRetries(n int) SendOption {
 	return func(o *sendOptions) { o.maxRetries = &n }
 }
@@ -243,14 +247,19 @@ func send(ctx context.Context, q querier, op, queue string, ev Event, opts []Sen
 	switch {
 	case o.runAt != nil && o.runAt.IsZero():
 		return 0, invalid(op, "run-at time is the zero time")
+	case o.runAt != nil && checkTime(op, "run-at time", *o.runAt, false) != nil:
+		return 0, checkTime(op, "run-at time", *o.runAt, false)
+	case o.delay != nil && *o.delay > maxSpan:
+		// A delay <= 0 sends at once.
+		return 0, checkSpan(op, "delay", *o.delay)
 	case o.uniqueKey != nil && *o.uniqueKey == "":
 		return 0, invalid(op, "unique key is empty")
 	case o.uniqueTTL != nil && o.uniqueKey == nil:
 		return 0, invalid(op, "unique TTL without a unique key")
-	case o.uniqueTTL != nil && *o.uniqueTTL < 0:
-		return 0, invalid(op, "unique TTL %v is negative", *o.uniqueTTL)
-	case o.maxRetries != nil && *o.maxRetries < 0:
-		return 0, invalid(op, "max retries %d is negative", *o.maxRetries)
+	case o.uniqueTTL != nil && checkSpan(op, "unique TTL", *o.uniqueTTL) != nil:
+		return 0, checkSpan(op, "unique TTL", *o.uniqueTTL)
+	case o.maxRetries != nil && checkCount(op, "max retries", *o.maxRetries, 0) != nil:
+		return 0, checkCount(op, "max retries", *o.maxRetries, 0)
 	}
 	err = q.QueryRow(ctx, sendOptsSQL, queue, ev.Type, p, o.delay, o.runAt, o.uniqueKey, o.uniqueTTL, o.maxRetries,
 		ev.Extra1, ev.Extra2, ev.Extra3, ev.Extra4).Scan(&id)
@@ -356,8 +365,9 @@ func rawJSON(p *string) json.RawMessage {
 	return json.RawMessage(*p)
 }
 
-// Receive returns up to max messages of the consumer's open (or next)
-// batch, as its plain reader; none when nothing new was ticked.  They are
+// Receive returns up to max messages (1 to 2,147,483,647) of the consumer's
+// open (or next) batch, as its plain reader; none when nothing new was
+// ticked.  They are
 // handed out as one piece, whose id is their BatchID: Ack it when they are
 // handled; messages received and not acked come again (as a new piece).  To
 // share a consumer with other processes without being handed the same
@@ -367,7 +377,11 @@ func rawJSON(p *string) json.RawMessage {
 // when the session's role may (pgque_reader may; see pgque.receive_query):
 // that streams them, where the receive() function holds them first.
 func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) ([]Message, error) {
-	return c.receivePiece(ctx, "pgque: receive", c.qn(queue), consumer, max, nil, nil)
+	const op = "pgque: receive"
+	if err := checkCount(op, "max", max, 1); err != nil {
+		return nil, err
+	}
+	return c.receivePiece(ctx, op, c.qn(queue), consumer, max, nil, nil)
 }
 
 // defaultDirectMin is the smallest piece read straight from the event tables: it
@@ -540,11 +554,13 @@ const (
 // retried for this consumer after retryAfterSecs seconds (0: the queue's
 // exponential backoff), or dead-lettered with reason once it was retried
 // the queue's max_retries times.  The piece must still be acked.  It fails
-// with ErrTakenOver when another worker took the batch over.
+// with ErrTakenOver when another worker took the batch over, and with
+// ErrInvalidArgument for a delay outside 0 to 100 years.
 func (c *Client) Nack(ctx context.Context, batchID int64, msg Message, retryAfterSecs int, reason string) (Outcome, error) {
 	const op = "pgque: nack"
-	if retryAfterSecs < 0 {
-		return "", invalid(op, "retry delay %d s is negative", retryAfterSecs)
+	if retryAfterSecs < 0 || retryAfterSecs > int(maxSpan/time.Second) {
+		return "", invalid(op, "retry delay %d s is out of range: must be from 0 to %d (100 years)",
+			retryAfterSecs, int(maxSpan/time.Second))
 	}
 	var delay *time.Duration
 	if retryAfterSecs > 0 {

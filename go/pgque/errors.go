@@ -3,12 +3,14 @@ package pgque
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Sentinel errors, one per SQLSTATE the engine raises (class PQ).  Match them
-// with errors.Is; the error returned keeps the server's message.
+// Sentinel errors, one per SQLSTATE the engine raises (class PQ), and the few
+// of PostgreSQL's own that mean the same (table below).  Match them with
+// errors.Is; the error returned keeps the server's message.
 var (
 	ErrQueueNotFound        = errors.New("pgque: queue not found")                      // PQ001
 	ErrQueueExists          = errors.New("pgque: queue already exists")                 // PQ002
@@ -55,6 +57,13 @@ var sentinels = map[string]error{
 	"PQ027": ErrNotAPiece,
 	"PQ028": ErrTakenOver,
 	"42501": ErrPermissionDenied, // insufficient_privilege, PostgreSQL's own code
+	// PostgreSQL's own codes for a value its text cannot hold: a NUL
+	// character or invalid UTF-8 in a string (character_not_in_repertoire,
+	// which PostgreSQL raises as "invalid byte sequence"), and \u0000 in a
+	// jsonb (untranslatable_character).  The caller's value is at fault, as
+	// with PQ006.
+	"22021": ErrInvalidArgument,
+	"22P05": ErrInvalidArgument,
 }
 
 // Error is an error raised by the pgque engine.  errors.Is(err, ErrX) is true
@@ -87,6 +96,12 @@ func wrap(op string, err error) error {
 		if _, ok := sentinels[pgErr.Code]; ok {
 			return &Error{Op: op, Code: pgErr.Code, Err: pgErr}
 		}
+	} else if strings.Contains(err.Error(), "failed to encode args[") {
+		// pgx could not send an argument as its SQL type (a count beyond
+		// an SQL int): the caller's value, which the calls check before
+		// SQL where they can.  pgx has no error type for it, only this
+		// wording (the fuzz seeds of FuzzSDK catch a change).
+		return fmt.Errorf("%s: %w (%w)", op, err, ErrInvalidArgument)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

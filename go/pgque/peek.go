@@ -18,7 +18,7 @@ type PeekedMessage struct {
 	Worker string
 }
 
-// Peek returns up to max messages consumer has not acknowledged, in the
+// Peek returns up to max (1 to 2,147,483,647) messages consumer has not acknowledged, in the
 // order they are handed out: those in open batches first (handed out or
 // not), then those a receive would get next, up to the newest tick.  It
 // moves, locks and saves nothing, so an operator can look at a stuck
@@ -26,8 +26,8 @@ type PeekedMessage struct {
 // not due yet and delayed events are not shown.
 func (c *Client) Peek(ctx context.Context, queue, consumer string, max int) ([]PeekedMessage, error) {
 	const op = "pgque: peek"
-	if max <= 0 {
-		return nil, invalid(op, "max %d is not positive", max)
+	if err := checkCount(op, "max", max, 1); err != nil {
+		return nil, err
 	}
 	rows, err := c.pool.Query(ctx, `
 		SELECT msg_id, coalesce(batch_id, 0), coalesce(worker_name, ''), type, payload, retry_count, created_at,

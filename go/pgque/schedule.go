@@ -42,8 +42,8 @@ type Schedule struct {
 
 // CreateSchedule creates a schedule and returns its first run.  It fails with
 // ErrScheduleExists when the name is taken, ErrQueueNotFound for an unknown
-// queue and ErrInvalidArgument for a bad name, period, cron expression or
-// time zone.
+// queue and ErrInvalidArgument for a bad name, period (at most 100 years),
+// cron expression, time zone or StartAt (within 100 years of now).
 func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (time.Time, error) {
 	const op = "pgque: create schedule"
 	if (s.Every == 0) == (s.Cron == "") {
@@ -51,6 +51,15 @@ func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (time.Time, err
 	}
 	if s.Cron != "" && !s.StartAt.IsZero() {
 		return time.Time{}, invalid(op, "schedule %q: StartAt applies to Every only", s.Name)
+	}
+	if s.Cron == "" && s.Every > maxSpan {
+		// The engine checks the lower bound, with its own message.
+		return time.Time{}, checkSpan(op, "period", s.Every)
+	}
+	if !s.StartAt.IsZero() {
+		if err := checkTime(op, "start time", s.StartAt, true); err != nil {
+			return time.Time{}, err
+		}
 	}
 	p, err := Event{Type: s.Type, Payload: s.Payload}.payload(op)
 	if err != nil {

@@ -49,6 +49,9 @@ func (c *Client) ReceiveAsWorker(ctx context.Context, queue, consumer, worker st
 	if err := checkLease(op, lease); err != nil {
 		return nil, err
 	}
+	if err := checkCount(op, "max", max, 1); err != nil {
+		return nil, err
+	}
 	return c.receivePiece(ctx, op, queue, consumer, max, &worker, &lease)
 }
 

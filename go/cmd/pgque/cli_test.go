@@ -1055,3 +1055,140 @@ func TestExitCodesStable(t *testing.T) {
 		t.Errorf("exit codes changed: %v", got)
 	}
 }
+
+// Input PostgreSQL's text cannot hold, out-of-range flags and a malformed
+// --dsn are usage errors (exit 2), named in the message, and nothing is
+// sent; none is a server error (exit 1).
+func TestBadInputIsUsage(t *testing.T) {
+	c := newCLI(t)
+	c.ok("queue", "create", "q")
+	c.ok("subscribe", "q", "c")
+	for _, tc := range []struct{ stdin, msg string }{
+		{"{\"type\": \"a\x00b\"}\n", "line 1: NUL byte at column 12"},
+		{"{\"type\": \"a\"}\n{\"type\": \"a\\u0000b\"}\n", "line 2: type holds a NUL character"},
+		{"{\"type\": \"a\", \"extra2\": \"x\\u0000\"}\n", "line 1: extra2 holds a NUL character"},
+		{"{\"type\": \"a\xffb\"}\n", "line 1: not valid UTF-8"},
+		{"{\"type\": \"a\", \"payload\": \"\xc3\"}\n", "line 1: not valid UTF-8"},
+	} {
+		r := c.runIn(tc.stdin, "send", "q")
+		checkFails(t, r, exitUsage, tc.msg, []string{"send", fmt.Sprintf("%q", tc.stdin)})
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"receive", "q", "c", "--max", "3000000000"}, "max 3000000000 is out of range"},
+		{[]string{"receive", "q", "c", "--single-reader", "--max", "3000000000"}, "max 3000000000 is out of range"},
+		{[]string{"peek", "q", "c", "--max", "3000000000"}, "max 3000000000 is out of range"},
+		{[]string{"dlq", "list", "q", "--limit", "3000000000"}, "--limit 3000000000 is out of range"},
+		{[]string{"receive", "q", "c", "--lease", "-1s"}, "--lease -1s is not in"},
+		{[]string{"nack", "1", "1", "--retry-after", "-1s"}, "--retry-after -1s is negative"},
+		{[]string{"nack", "1", "1", "--retry-after", "1000000h"}, "retry delay 3600000000 s is out of range"},
+		{[]string{"dlq", "purge", "q", "--older-than", "-5s"}, "--older-than -5s is negative"},
+		{[]string{"dlq", "purge", "q", "--older-than", "2000000h"}, "older_than"},
+		{[]string{"schedule", "create", "s", "q", "-t", "x", "--every", "-1s"}, "must be at least 1 second"},
+		{[]string{"schedule", "create", "s", "q", "-t", "x", "--every", "1h", "--start-at", "9999-01-01T00:00:00Z"},
+			"start time 9999-01-01T00:00:00Z is out of range"},
+		{[]string{"queue", "create", "a\xffb"}, "argument \"a\\xffb\" is not valid UTF-8"},
+		{[]string{"send", "q", "-t", "x\xff", "1"}, "--type \"x\\xff\" is not valid UTF-8"},
+		{[]string{"send", "q", "-t", "x", "1", "--extra1", "\xfe"}, "--extra1 \"\\xfe\" is not valid UTF-8"},
+	} {
+		c.fails(exitUsage, tc.msg, tc.args...)
+	}
+	c.sql(`SELECT pgque.force_tick('q')`)
+	if out := c.ok("peek", "q", "c"); strings.Count(out, "\n") != 1 {
+		t.Errorf("something was sent: %q", out)
+	}
+	// A malformed DSN, from --dsn or $PGQUE_DSN, never echoing the password.
+	for _, dsn := range []string{"postgres://u:hunter2@h:notaport/db", "host=h port=notaport password=hunter2",
+		"postgres://%zz"} {
+		r := runBin(t, "", "queues", "--dsn", dsn)
+		checkFails(t, r, exitUsage, "invalid --dsn", []string{"queues", "--dsn", dsn})
+		cmd := command(context.Background(), "queue", "create", "q2")
+		cmd.Env = append(cmd.Env, "PGQUE_DSN="+dsn)
+		var errOut bytes.Buffer
+		cmd.Stderr = &errOut
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitUsage ||
+			!strings.Contains(errOut.String(), "invalid --dsn") {
+			t.Errorf("$PGQUE_DSN=%q: %v, %q", dsn, err, errOut.String())
+		}
+		if strings.Contains(r.stderr+errOut.String(), "hunter2") {
+			t.Errorf("the password is printed: %q %q", r.stderr, errOut.String())
+		}
+	}
+}
+
+// "payload": null on stdin, and a PAYLOAD argument null, send a NULL
+// payload (as an absent payload does, and as over HTTP), not the JSON text
+// null; the table prints a NULL payload as nothing.
+func TestSendNullPayload(t *testing.T) {
+	c := newCLI(t)
+	c.ok("queue", "create", "q")
+	c.ok("subscribe", "q", "c")
+	r := c.runIn("{\"type\": \"a\", \"payload\": null}\n{\"type\": \"a\"}\n{\"type\": \"a\", \"payload\": 1}\n", "send", "q")
+	if r.code != 0 || r.stdout != "1\n2\n3\n" {
+		t.Fatalf("send: %+v", r)
+	}
+	c.ok("send", "q", "-t", "a", "null")
+	c.sql(`DO $$ BEGIN
+	         IF (SELECT count(*) FROM pgque.peek('q', 'c', 10)) <> 0 THEN RAISE 'ticked already'; END IF;
+	       END $$`)
+	c.sql(`SELECT pgque.force_tick('q')`)
+	// What the engine stored, as SQL sees it.
+	c.sql(`DO $$ BEGIN
+	         IF (SELECT array_agg(payload IS NULL ORDER BY msg_id) FROM pgque.peek('q', 'c', 10))
+	            IS DISTINCT FROM ARRAY[true, true, false, true] THEN
+	           RAISE 'payloads: %', (SELECT array_agg(coalesce(payload, 'NULL') ORDER BY msg_id) FROM pgque.peek('q', 'c', 10));
+	         END IF;
+	       END $$`)
+	rows := tableRows(c.ok("receive", "q", "c", "--ack"))
+	if len(rows) != 5 || len(rows[1]) != 5 || len(rows[3]) != 6 || rows[3][5] != "1" {
+		t.Errorf("receive: %q", rows)
+	}
+}
+
+// pgque version and pgque.version() agree: the engine version printed is
+// the embedded engine's, read from its script, and with a database the
+// CLI prints the database's too and warns when the two differ.
+func TestVersionAgrees(t *testing.T) {
+	c := newCLI(t)
+	var v struct{ Version, Engine, Extension, Database string }
+	r := runBin(t, "", "version", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 || r.stderr != "" {
+		t.Fatalf("version --json: %+v, %v", r, err)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var db string
+	if err := conn.QueryRow(ctx, `SELECT pgque.version()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if v.Engine != db || v.Database != "" || v.Extension == "" {
+		t.Errorf("version --json without a database: %+v; pgque.version() is %q", v, db)
+	}
+	out := c.ok("version")
+	if !strings.Contains(out, ", engine "+db+", ") || !strings.HasSuffix(out, "\ndatabase engine "+db+"\n") {
+		t.Errorf("version with a database: %q", out)
+	}
+	c.okJSON(&v, "version")
+	if v.Database != db {
+		t.Errorf("version --json with a database: %+v", v)
+	}
+	// A database whose engine differs: a warning, and still exit 0.
+	c.sql(`CREATE OR REPLACE FUNCTION pgque.version() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT '0.0.1' $$`)
+	r = c.run("version")
+	if r.code != 0 || !strings.HasSuffix(r.stdout, "\ndatabase engine 0.0.1\n") ||
+		!strings.Contains(r.stderr, "warning: the database's engine is 0.0.1, this tool's is "+db) {
+		t.Errorf("version with an older database: %+v", r)
+	}
+	// A database without pgque, or none reachable: a warning, and exit 0.
+	r = runBin(t, "", "version", "--dsn", c.bareDatabase("nopgque"))
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: no version from the database: is pgque installed?") {
+		t.Errorf("version without pgque: %+v", r)
+	}
+}

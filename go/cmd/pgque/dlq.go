@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,8 +37,8 @@ func newDLQListCmd(g *globals) *cobra.Command {
 	out := newOutput(cmd)
 	cmd.Flags().IntVar(&limit, "limit", 100, "most dead letters to list")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if limit < 1 {
-			return usageError{fmt.Errorf("--limit must be at least 1, not %d", limit)}
+		if limit < 1 || limit > math.MaxInt32 {
+			return usageError{fmt.Errorf("--limit %d is out of range: must be from 1 to %d", limit, math.MaxInt32)}
 		}
 		client, err := g.connect(cmd.Context())
 		if err != nil {

@@ -19,8 +19,12 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
+	"time"
+	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pgque/pgque/extension"
 )
@@ -66,11 +70,12 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true, // main prints the error
 		Args:          noArgs,
 		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-		// Not the flag's default: help would print it, password and all.
-		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			// Not the flag's default: help would print it, password and all.
 			if !cmd.Flags().Changed("dsn") {
 				g.dsn = os.Getenv("PGQUE_DSN")
 			}
+			return checkInput(cmd, args, g.dsn)
 		},
 	}
 	root.PersistentFlags().StringVar(&g.dsn, "dsn", "",
@@ -95,31 +100,106 @@ func newRoot() *cobra.Command {
 		c.GroupID = "run"
 		root.AddCommand(c)
 	}
-	root.AddCommand(newVersionCmd())
+	root.AddCommand(newVersionCmd(g))
 	return root
 }
 
-func newVersionCmd() *cobra.Command {
+// checkInput rejects, as usage errors, a command line no command could
+// use: an argument or flag value that is not valid UTF-8 (PostgreSQL's text
+// cannot hold it), and a malformed --dsn.  A command line cannot hold a
+// NUL byte.
+func checkInput(cmd *cobra.Command, args []string, dsn string) error {
+	for _, a := range args {
+		if !utf8.ValidString(a) {
+			return usageError{fmt.Errorf("argument %q is not valid UTF-8", a)}
+		}
+	}
+	var bad error
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if bad == nil && !utf8.ValidString(f.Value.String()) {
+			bad = usageError{fmt.Errorf("--%s %q is not valid UTF-8", f.Name, f.Value.String())}
+		}
+	})
+	if bad != nil {
+		return bad
+	}
+	if dsn != "" {
+		// pgx's message leaves the password out.
+		if _, err := pgconn.ParseConfig(dsn); err != nil {
+			return usageError{fmt.Errorf("invalid --dsn (or $PGQUE_DSN): %w", err)}
+		}
+	}
+	return nil
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the versions of this tool and of the engine it embeds",
-		Args:  noArgs,
+		Short: "Print the versions of this tool, of the engine it embeds, and of the database's",
+		Long: `version prints the version of this tool, of the engine it embeds (what
+'pgque migrate' installs; pgque.version() of that engine), and of the Go
+toolchain and platform.  With --dsn or $PGQUE_DSN it also asks the database
+for its pgque.version(), and warns on stderr when that differs from the
+embedded engine's (or when the database cannot be reached or has no pgque);
+the exit status stays 0.`,
+		Args: noArgs,
 	}
 	out := newOutput(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		v := struct {
-			Version string `json:"version"`
-			Engine  string `json:"engine"`
-			Go      string `json:"go"`
-			OS      string `json:"os"`
-			Arch    string `json:"arch"`
-		}{"(devel)", extension.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH}
+			Version   string `json:"version"`
+			Engine    string `json:"engine"`
+			Extension string `json:"extension"`
+			Database  string `json:"database,omitempty"`
+			Go        string `json:"go"`
+			OS        string `json:"os"`
+			Arch      string `json:"arch"`
+		}{Version: "(devel)", Engine: extension.EngineVersion(), Extension: extension.Version,
+			Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 			v.Version = bi.Main.Version
 		}
-		return out.bind(cmd).print(v, func(w io.Writer) {
+		var warning string
+		if g.dsn != "" {
+			db, err := databaseVersion(cmd.Context(), g)
+			switch {
+			case err != nil:
+				warning = fmt.Sprintf("warning: no version from the database: %s", errorMessage(cmd.Context(), err))
+			case db != v.Engine:
+				v.Database = db
+				warning = fmt.Sprintf("warning: the database's engine is %s, this tool's is %s "+
+					"('pgque migrate' installs this tool's)", db, v.Engine)
+			default:
+				v.Database = db
+			}
+		}
+		err := out.bind(cmd).print(v, func(w io.Writer) {
 			fmt.Fprintf(w, "pgque %s, engine %s, %s %s/%s\n", v.Version, v.Engine, v.Go, v.OS, v.Arch)
+			if v.Database != "" {
+				fmt.Fprintf(w, "database engine %s\n", v.Database)
+			}
 		})
+		if warning != "" {
+			fmt.Fprintln(cmd.ErrOrStderr(), "pgque:", warning)
+		}
+		return err
 	}
 	return cmd
+}
+
+// databaseVersion asks the database for pgque.version(), within a few
+// seconds: version must answer even when the server does not.
+func databaseVersion(ctx context.Context, g *globals) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	client, err := g.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer client.Close()
+	var db string
+	if err := client.Pool().QueryRow(ctx, `SELECT pgque.version()`).Scan(&db); err != nil {
+		return "", fmt.Errorf("is pgque installed? ('pgque migrate' installs it): %w", err)
+	}
+	return db, nil
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -39,8 +41,11 @@ PAYLOAD, the events read from stdin: one JSON object per line,
 
   {"type": "order.created", "payload": {"id": 1}, "extra1": "eu"}
 
-with optional payload (absent: NULL) and extra1..extra4 (strings); type may be
-left out when --type gives it.  Blank lines are skipped.  Events from stdin are
+with optional payload (absent or null: NULL) and extra1..extra4 (strings);
+type may be left out when --type gives it.  Blank lines are skipped.  A line
+that is not valid UTF-8, or holds a NUL byte or a \u0000 in a string, is a
+usage error (exit status 2): PostgreSQL's text cannot hold it.  A PAYLOAD
+argument of null, too, sends a NULL payload.  Events from stdin are
 sent in transactions of --batch-size; each batch is all or nothing.
 
 It prints the ids of the sent events, one per line, or {"ids": [...]} with
@@ -75,7 +80,7 @@ stay sent: their ids are printed, then the error, which names the line.`,
 			if !json.Valid([]byte(args[1])) {
 				return usageError{fmt.Errorf("PAYLOAD is not valid JSON: %s", args[1])}
 			}
-			ev := pgque.Event{Type: typ, Payload: json.RawMessage(args[1])}
+			ev := pgque.Event{Type: typ, Payload: payloadArg(json.RawMessage(args[1]))}
 			for i, p := range []**string{&ev.Extra1, &ev.Extra2, &ev.Extra3, &ev.Extra4} {
 				if f.Changed(fmt.Sprintf("extra%d", i+1)) {
 					*p = &extras[i]
@@ -138,6 +143,15 @@ stay sent: their ids are printed, then the error, which names the line.`,
 	return cmd
 }
 
+// payloadArg gives a payload as the user wrote it to the SDK: absent or a
+// JSON null is a NULL payload, as over HTTP.
+func payloadArg(p json.RawMessage) any {
+	if len(p) == 0 || string(bytes.TrimSpace(p)) == "null" {
+		return nil
+	}
+	return p
+}
+
 // readEvents parses events from in, one JSON object per line, and hands them
 // to flush in slices of up to size, with the number of the batch's last line.
 func readEvents(in io.Reader, defaultType string, size int, flush func([]pgque.Event, int) error) error {
@@ -150,6 +164,14 @@ func readEvents(in io.Reader, defaultType string, size int, flush func([]pgque.E
 		b := bytes.TrimSpace(sc.Bytes())
 		if len(b) == 0 {
 			continue
+		}
+		// Checked here, not left to the server: the JSON decoder would
+		// replace invalid UTF-8 with U+FFFD, sending what was not given.
+		if i := bytes.IndexByte(b, 0); i >= 0 {
+			return usageError{fmt.Errorf("line %d: NUL byte at column %d", line, i+1)}
+		}
+		if !utf8.Valid(b) {
+			return usageError{fmt.Errorf("line %d: not valid UTF-8", line)}
 		}
 		var l sendLine
 		dec := json.NewDecoder(bytes.NewReader(b))
@@ -166,10 +188,17 @@ func readEvents(in io.Reader, defaultType string, size int, flush func([]pgque.E
 		if l.Type == "" {
 			return usageError{fmt.Errorf("line %d: no type (give \"type\" or --type)", line)}
 		}
-		ev := pgque.Event{Type: l.Type, Extra1: l.Extra1, Extra2: l.Extra2, Extra3: l.Extra3, Extra4: l.Extra4}
-		if l.Payload != nil {
-			ev.Payload = l.Payload
+		for i, v := range []*string{&l.Type, l.Extra1, l.Extra2, l.Extra3, l.Extra4} {
+			if v != nil && strings.ContainsRune(*v, 0) {
+				field := "type"
+				if i > 0 {
+					field = fmt.Sprintf("extra%d", i)
+				}
+				return usageError{fmt.Errorf("line %d: %s holds a NUL character (\\u0000)", line, field)}
+			}
 		}
+		ev := pgque.Event{Type: l.Type, Payload: payloadArg(l.Payload), Extra1: l.Extra1, Extra2: l.Extra2,
+			Extra3: l.Extra3, Extra4: l.Extra4}
 		batch, last = append(batch, ev), line
 		if len(batch) == size {
 			if err := flush(batch, last); err != nil {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,6 +170,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
+		// The mux would redirect to the clean path with an HTML body; the
+		// API's paths are canonical, and every answer is JSON.
+		s.instrument(unmatchedRoute, s.errors(func(http.ResponseWriter, *http.Request) error {
+			return &apiError{status: http.StatusNotFound, code: pgquehttp.CodeNotFound,
+				msg: fmt.Sprintf("no endpoint %s %s: not a canonical path (%s is)", r.Method, r.URL.Path, clean)}
+		})).ServeHTTP(w, r)
+		return
+	}
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r)
 		return
@@ -244,6 +254,20 @@ func (s *Server) metricsOnly() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// cleanPath is p as http.ServeMux wants it (and redirects to otherwise):
+// rooted, without "." and ".." elements or repeated slashes, keeping a
+// trailing slash.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 // unmatchedRoute labels the metrics of requests that matched no endpoint.

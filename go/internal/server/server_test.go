@@ -173,6 +173,8 @@ func TestErrorStatuses(t *testing.T) {
 		code, sqlstate     string
 	}{
 		{"GET", "/v1/queues/nope", "", 404, "queue_not_found", "PQ001"},
+		{"GET", "/v1//queues", "", 404, "not_found", ""},
+		{"POST", "/v1/queues/../queues", `{"name": "x"}`, 404, "not_found", ""},
 		{"PATCH", "/v1/queues/nope", `{"max_retries": 1}`, 404, "queue_not_found", "PQ001"},
 		{"DELETE", "/v1/queues/nope", "", 404, "queue_not_found", "PQ001"},
 		{"POST", "/v1/queues/nope/events", `{"type":"t"}`, 404, "queue_not_found", "PQ001"},

@@ -1,0 +1,102 @@
+package pgque_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgque/pgque/go/pgque"
+)
+
+// Values PostgreSQL's types cannot take, or beyond the engine's ranges, are
+// ErrInvalidArgument naming the value, never pgx's encoding error or a
+// wrapped time; text PostgreSQL cannot hold is ErrInvalidArgument too.
+// Nothing is sent.
+func TestArgumentBounds(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, "q", "c")
+	ev := pgque.Event{Type: "t"}
+	far := time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC) // past what pgx encodes without wrapping
+	century := 36001 * 24 * time.Hour
+	for _, tc := range []struct {
+		name, msg string
+		call      func() error
+	}{
+		{"receive max", "max 3000000000 is out of range", func() error {
+			_, err := c.Receive(ctx, "q", "c", 3000000000)
+			return err
+		}},
+		{"worker max", "max 3000000000 is out of range", func() error {
+			_, err := c.ReceiveAsWorker(ctx, "q", "c", "w", 3000000000, time.Second)
+			return err
+		}},
+		{"peek max", "max 3000000000 is out of range", func() error {
+			_, err := c.Peek(ctx, "q", "c", 3000000000)
+			return err
+		}},
+		{"dead letters limit", "3000000000 is greater than maximum value for int4", func() error {
+			_, err := c.DeadLetters(ctx, "q", 3000000000)
+			return err
+		}},
+		{"max retries", "max retries 3000000000 is out of range", func() error {
+			_, err := c.Send(ctx, "q", ev, pgque.WithMaxRetries(3000000000))
+			return err
+		}},
+		{"delay", "delay 864024h0m0s is out of range", func() error {
+			_, err := c.Send(ctx, "q", ev, pgque.WithDelay(century))
+			return err
+		}},
+		{"run at", "run-at time 300000-01-01T00:00:00Z is out of range", func() error {
+			_, err := c.Send(ctx, "q", ev, pgque.WithRunAt(far))
+			return err
+		}},
+		{"unique ttl", "unique TTL -1s is out of range", func() error {
+			_, err := c.Send(ctx, "q", ev, pgque.WithUniqueKey("k"), pgque.WithUniqueTTL(-time.Second))
+			return err
+		}},
+		{"nack delay", "retry delay 3600000000 s is out of range", func() error {
+			_, err := c.Nack(ctx, 1, pgque.Message{MsgID: 1}, 3600000000, "")
+			return err
+		}},
+		{"schedule period", "period 864024h0m0s is out of range", func() error {
+			_, err := c.CreateSchedule(ctx, pgque.Schedule{Name: "s", Queue: "q", Type: "t", Every: century})
+			return err
+		}},
+		{"schedule start", "start time -300000-01-01T00:00:00Z is out of range", func() error {
+			_, err := c.CreateSchedule(ctx, pgque.Schedule{Name: "s", Queue: "q", Type: "t", Every: time.Hour,
+				StartAt: time.Date(-300000, 1, 1, 0, 0, 0, 0, time.UTC)})
+			return err
+		}},
+		{"NUL in a type", "SQLSTATE 22021", func() error {
+			_, err := c.Send(ctx, "q", pgque.Event{Type: "a\x00b"})
+			return err
+		}},
+		{"invalid UTF-8 in an extra", "SQLSTATE 22021", func() error {
+			x := "\xff"
+			_, err := c.SendBatch(ctx, "q", []pgque.Event{{Type: "a", Extra2: &x}})
+			return err
+		}},
+		{"invalid UTF-8 in a payload", "SQLSTATE 22021", func() error {
+			_, err := c.Send(ctx, "q", pgque.Event{Type: "a", Payload: json.RawMessage("\"\xc3\"")})
+			return err
+		}},
+		{"malformed DSN", "invalid port", func() error {
+			_, err := pgque.Connect(ctx, "postgres://u:pw@h:notaport/db")
+			return err
+		}},
+	} {
+		err := tc.call()
+		if !errors.Is(err, pgque.ErrInvalidArgument) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: %v; want ErrInvalidArgument and %q", tc.name, err, tc.msg)
+		}
+	}
+	if _, err := c.ForceTick(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := c.Peek(ctx, "q", "c", 10); err != nil || len(msgs) != 0 {
+		t.Errorf("sent after all: %v, %v", msgs, err)
+	}
+}
