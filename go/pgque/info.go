@@ -255,8 +255,12 @@ type DeadLetter struct {
 	Message  Message // BatchID is 0
 }
 
-// DeadLetters lists up to limit dead letters of queue, newest first.
+// DeadLetters lists up to limit (1 to 2147483647) dead letters of queue,
+// newest first.
 func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]DeadLetter, error) {
+	if err := checkCount("pgque: dead letters", "limit", limit, 1); err != nil {
+		return nil, err
+	}
 	queue = c.qn(queue)
 	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.dlq_list($1, $2)`, queue, limit)
 	if err != nil {
