@@ -165,16 +165,16 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-const sendSQL = `SELECT pgque.send($1::text, $2::text, $3::text, $4, $5, $6, $7)`
+const sendSQL = `SELECT pgque.send($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.text, $4, $5, $6, $7)`
 
 // sendOptsSQL calls the engine's entry point for sends with options.  A
 // delay is added to the server's clock when the statement runs, so client
 // clock skew and time spent in the caller's transaction do not shorten it.
-const sendOptsSQL = `SELECT pgque.send_opts($1::text, $2::text, $3::text,
-	deliver_at  => coalesce(clock_timestamp() + $4::interval, $5::timestamptz),
-	unique_key  => $6::text,
-	unique_ttl  => $7::interval,
-	max_retries => $8::int,
+const sendOptsSQL = `SELECT pgque.send_opts($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.text,
+	deliver_at  => coalesce(pg_catalog.clock_timestamp() + $4::pg_catalog.interval, $5::pg_catalog.timestamptz),
+	unique_key  => $6::pg_catalog.text,
+	unique_ttl  => $7::pg_catalog.interval,
+	max_retries => $8::pg_catalog.int4,
 	extra1 => $9, extra2 => $10, extra3 => $11, extra4 => $12)`
 
 // SendOption changes how Send and SendTx enqueue an event.
@@ -327,13 +327,13 @@ func (c *Client) SendBatch(ctx context.Context, queue string, events []Event) ([
 	var ids []int64
 	var err error
 	if uniform {
-		err = c.pool.QueryRow(ctx, `SELECT pgque.send_batch($1::text, $2::text, $3::text[])`,
+		err = c.pool.QueryRow(ctx, `SELECT pgque.send_batch($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.text[])`,
 			queue, types[0], payloads).Scan(&ids)
 	} else {
 		// One statement, so one round trip and all or nothing.
 		err = c.pool.QueryRow(ctx, `
-			SELECT array_agg(pgque.send($1::text, t, p, e1, e2, e3, e4) ORDER BY n)
-			  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+			SELECT pg_catalog.array_agg(pgque.send($1::pg_catalog.text, t, p, e1, e2, e3, e4) ORDER BY n)
+			  FROM unnest($2::pg_catalog.text[], $3::pg_catalog.text[], $4::pg_catalog.text[], $5::pg_catalog.text[], $6::pg_catalog.text[], $7::pg_catalog.text[])
 			       WITH ORDINALITY AS u(t, p, e1, e2, e3, e4, n)`,
 			queue, types, payloads, extras[0], extras[1], extras[2], extras[3]).Scan(&ids)
 	}
@@ -572,7 +572,7 @@ func (c *Client) Nack(ctx context.Context, batchID int64, msg Message, retryAfte
 		why = &reason
 	}
 	var out string
-	err := c.pool.QueryRow(ctx, `SELECT pgque.nack($1, $2, $3::interval, $4)`, batchID, msg.MsgID, delay, why).Scan(&out)
+	err := c.pool.QueryRow(ctx, `SELECT pgque.nack($1, $2, $3::pg_catalog.interval, $4)`, batchID, msg.MsgID, delay, why).Scan(&out)
 	return Outcome(out), wrap(op, err)
 }
 

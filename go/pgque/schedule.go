@@ -71,14 +71,14 @@ func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (time.Time, err
 	}
 	var first time.Time
 	if s.Cron != "" {
-		err = c.pool.QueryRow(ctx, `SELECT pgque.create_schedule($1, $2, $3, $4::text, cron => $5::text, time_zone => $6)`,
+		err = c.pool.QueryRow(ctx, `SELECT pgque.create_schedule($1, $2, $3, $4::pg_catalog.text, cron => $5::pg_catalog.text, time_zone => $6)`,
 			s.Name, c.qn(s.Queue), s.Type, p, s.Cron, tz).Scan(&first)
 	} else {
 		var start *time.Time
 		if !s.StartAt.IsZero() {
 			start = &s.StartAt
 		}
-		err = c.pool.QueryRow(ctx, `SELECT pgque.create_schedule($1, $2, $3, $4::text, every => $5::interval,
+		err = c.pool.QueryRow(ctx, `SELECT pgque.create_schedule($1, $2, $3, $4::pg_catalog.text, every => $5::pg_catalog.interval,
 		                                                         time_zone => $6, start_at => $7)`,
 			s.Name, c.qn(s.Queue), s.Type, p, s.Every, tz, start).Scan(&first)
 	}
