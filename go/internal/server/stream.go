@@ -271,8 +271,13 @@ func (s *Server) newStreamer(r *http.Request) (*streamer, error) {
 // beat is how often the stream renews its piece's lease.
 func (st *streamer) beat() time.Duration { return max(st.lease/3, time.Millisecond) }
 
+// receive hands out the stream's next piece.  A client that goes away does
+// not cut a receive in progress short: cancelled on the client, it may still
+// commit on the server after end() released the worker, and its piece would
+// then wait out a whole lease with nobody to send it to.  Finished, its piece
+// is released by end() like any piece not acknowledged.
 func (st *streamer) receive(ctx context.Context) ([]pgque.Message, error) {
-	ctx, cancel := context.WithTimeout(ctx, st.s.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), st.s.opts.RequestTimeout)
 	defer cancel()
 	var msgs []pgque.Message
 	var err error
