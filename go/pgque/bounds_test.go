@@ -37,7 +37,7 @@ func TestArgumentBounds(t *testing.T) {
 			_, err := c.Peek(ctx, "q", "c", 3000000000)
 			return err
 		}},
-		{"dead letters limit", "3000000000 is greater than maximum value for int4", func() error {
+		{"dead letters limit", "limit 3000000000 is out of range", func() error {
 			_, err := c.DeadLetters(ctx, "q", 3000000000)
 			return err
 		}},
