@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"slices"
 	"sort"
@@ -122,35 +121,21 @@ func crashChildMain() {
 
 // crashChild is a running child of the fault tests.
 type crashChild struct {
-	role, name     string
-	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
-	done           chan error
+	*child
+	role, name string
+	stdout     *syncBuffer
 }
 
 // startCrashChild starts a child in role on dsn, with extra settings.
 func startCrashChild(t *testing.T, dsn, role string, extra ...string) *crashChild {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashRole+"="+role, crashDSN+"="+dsn)
-	cmd.Env = append(cmd.Env, extra...)
-	c := &crashChild{role: role, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	c := &crashChild{role: role, stdout: &syncBuffer{}}
 	for _, e := range extra {
 		if v, ok := strings.CutPrefix(e, crashConsumer+"="); ok {
 			c.name = v
 		}
 	}
-	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill() //nolint:errcheck
-			<-c.done
-		}
-	})
+	c.child = spawnChild(t, c.stdout, append([]string{crashRole + "=" + role, crashDSN + "=" + dsn}, extra...)...)
 	return c
 }
 
@@ -169,18 +154,7 @@ func (c *crashChild) running(t *testing.T) {
 func (c *crashChild) stop(t *testing.T) {
 	t.Helper()
 	c.running(t)
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-c.done:
-		c.done <- err
-		if err != nil {
-			t.Errorf("%s %d: %v; its log:\n%s", c.role, c.cmd.Process.Pid, err, c.stderr)
-		}
-	case <-time.After(consumerTimeout):
-		t.Fatalf("%s %d did not stop; its log:\n%s", c.role, c.cmd.Process.Pid, c.stderr)
-	}
+	c.child.stop(t)
 }
 
 // lines returns the child's stdout lines that start with word, split in

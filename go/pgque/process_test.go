@@ -117,11 +117,21 @@ func (s *syncBuffer) String() string {
 // with extra settings (childLease, childSleep).
 func startChild(t *testing.T, dsn, queue, consumer string, extra ...string) *child {
 	t.Helper()
+	return spawnChild(t, nil, append([]string{childDSN + "=" + dsn, childQueue + "=" + queue, childConsumer + "=" + consumer}, extra...)...)
+}
+
+// spawnChild starts this test binary again as a child (its TestMain picks
+// the role from env), with stdout written to stdout (nil: discarded); the
+// child is killed if still running when the test ends.
+func spawnChild(t *testing.T, stdout *syncBuffer, env ...string) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childDSN+"="+dsn, childQueue+"="+queue, childConsumer+"="+consumer)
-	cmd.Env = append(cmd.Env, extra...)
+	cmd.Env = append(os.Environ(), env...)
 	c := &child{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = c.stderr
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
