@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -26,21 +27,9 @@ import (
 //
 //	make gotest GOTEST_FLAGS="-run XXX -fuzz FuzzSDK -fuzztime 4m" GOTEST_PKGS=./go/pgque/
 func FuzzSDK(f *testing.F) {
-	ctx := context.Background()
 	// One database per process (each fuzzing worker has its own server):
 	// a database per input would make each input cost a CREATE DATABASE.
-	client := pgque.New(srv.NewPool(f))
-	const queue, checker = "fq", "chk"
-	if _, err := client.CreateQueue(ctx, queue); err != nil {
-		f.Fatal(err)
-	}
-	for _, c := range []string{checker, "c"} {
-		if _, err := client.Subscribe(ctx, queue, c); err != nil {
-			f.Fatal(err)
-		}
-	}
-	fz := &sdkFuzz{client: client, queue: queue, checker: checker,
-		mustSee: map[int64]bool{}, maySee: map[int64]bool{}, never: map[int64]bool{}, seen: map[int64]bool{}}
+	fz := newSDKFuzz(f)
 
 	f.Add(uint8(0x40), "", "t", []byte(`{"a":1}`), int64(0), int64(0), int64(0))
 	f.Add(uint8(0x41), "", "t", []byte(`1`), int64(31), int64(time.Hour), int64(1<<62))
@@ -59,13 +48,45 @@ func FuzzSDK(f *testing.F) {
 
 // sdkFuzz is the state FuzzSDK keeps across the inputs of one process: the
 // ids of the events the checking consumer must, may and must never see.
+//
+// An input that fails does not end the process: the fuzzer runs variants
+// of it for up to -fuzzminimizetime (a minute) to minimize it, and it
+// minimizes every input that found new coverage the same way, dropping
+// the variants that fail.  Those runs are not counted in its "execs", so
+// the queue then sees a minute of sends and drains while the count
+// stands still.  A failed input leaves its state half done (a piece
+// handed out but not acknowledged, ids recorded as sent but not checked),
+// and the next input must not be judged by it, or the fuzzer reports a
+// failure of the input it was minimizing to (a "delivered twice" or
+// "events lost" about ids that input never sent) that no run of it alone
+// reproduces: an input that finds the previous one unfinished resyncs
+// first.
 type sdkFuzz struct {
 	client         *pgque.Client
 	queue, checker string
-	mustSee        map[int64]bool // sent and committed at once
+	mustSee        map[int64]bool // sent and committed at once, not yet seen
 	maySee         map[int64]bool // delayed: seen at most once, when due
 	never          map[int64]bool // sent in a transaction that rolled back
 	seen           map[int64]bool // received by the checker
+	unfinished     bool           // an input started and did not pass its check
+}
+
+// newSDKFuzz makes a database with the checked queue, its checker and
+// consumer "c".
+func newSDKFuzz(tb testing.TB) *sdkFuzz {
+	ctx := context.Background()
+	client := pgque.New(srv.NewPool(tb))
+	const queue, checker = "fq", "chk"
+	if _, err := client.CreateQueue(ctx, queue); err != nil {
+		tb.Fatal(err)
+	}
+	for _, c := range []string{checker, "c"} {
+		if _, err := client.Subscribe(ctx, queue, c); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return &sdkFuzz{client: client, queue: queue, checker: checker,
+		mustSee: map[int64]bool{}, maySee: map[int64]bool{}, never: map[int64]bool{}, seen: map[int64]bool{}}
 }
 
 // sentinels are the errors an SDK call may fail with.
@@ -84,9 +105,13 @@ func isSentinel(err error) bool {
 	return false
 }
 
-func (fz *sdkFuzz) run(t *testing.T, op uint8, name, s string, payload []byte, n, d, ts int64) {
+func (fz *sdkFuzz) run(t testing.TB, op uint8, name, s string, payload []byte, n, d, ts int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if fz.unfinished {
+		fz.resync(ctx, t)
+	}
+	fz.unfinished = true
 	c := fz.client
 	// Bit 6 of op sends to the checked queue, bit 7 names consumer "c";
 	// else the fuzzer's name is used.  Calls that could stop the checker
@@ -178,6 +203,9 @@ func (fz *sdkFuzz) run(t *testing.T, op uint8, name, s string, payload []byte, n
 		if terr != nil {
 			t.Fatal(terr)
 		}
+		// A no-op once committed; after a failure, the connection goes
+		// back to the pool without an open transaction holding locks.
+		defer tx.Rollback(context.Background())
 		id, serr := c.SendTx(ctx, tx, queue, ev)
 		err = serr
 		if serr != nil || n&1 != 0 {
@@ -306,12 +334,43 @@ func (fz *sdkFuzz) run(t *testing.T, op uint8, name, s string, payload []byte, n
 		t.Fatalf("op %d: an error that is none of the SDK's sentinels: %v (%T)", op&0x3f%30, err, errors.Unwrap(err))
 	}
 	fz.check(ctx, t)
+	fz.unfinished = false
+}
+
+// resync drains the checker after an input that failed, without judging
+// what comes: a piece of that input handed out and not acknowledged comes
+// again, and ids it recorded as sent are either delivered now or were the
+// failure it reported.  Only what later inputs send is checked again.
+func (fz *sdkFuzz) resync(ctx context.Context, t testing.TB) {
+	c := fz.client
+	if _, err := c.ForceTick(ctx, fz.queue); err != nil {
+		t.Fatalf("resync after a failed input: force tick: %v", err)
+	}
+	for pieces := 0; ; pieces++ {
+		msgs, err := c.Receive(ctx, fz.queue, fz.checker, 1000)
+		if err != nil {
+			t.Fatalf("resync after a failed input: receive: %v", err)
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		if pieces == 1000 {
+			t.Fatalf("resync after a failed input: still receiving after %d pieces", pieces)
+		}
+		if _, err := c.Ack(ctx, msgs[0].BatchID); err != nil {
+			t.Fatalf("resync after a failed input: ack: %v", err)
+		}
+		for _, m := range msgs {
+			fz.seen[m.MsgID] = true
+		}
+	}
+	clear(fz.mustSee)
 }
 
 // check ticks the queue and drains the checker: every event whose send
 // returned is seen once, a delayed one at most once, a rolled-back one
 // never.
-func (fz *sdkFuzz) check(ctx context.Context, t *testing.T) {
+func (fz *sdkFuzz) check(ctx context.Context, t testing.TB) {
 	c := fz.client
 	if _, err := c.ForceTick(ctx, fz.queue); err != nil {
 		t.Fatalf("force tick: %v", err)
@@ -346,6 +405,9 @@ func (fz *sdkFuzz) check(ctx context.Context, t *testing.T) {
 		// input failed) comes again, and is no duplicate.
 		for _, m := range msgs {
 			fz.seen[m.MsgID] = true
+			// Checked once: the loss check below then costs what this
+			// input sent, not everything sent since the process began.
+			delete(fz.mustSee, m.MsgID)
 		}
 	}
 	var lost []string
@@ -357,4 +419,48 @@ func (fz *sdkFuzz) check(ctx context.Context, t *testing.T) {
 	if len(lost) > 0 {
 		t.Fatalf("events lost (sent, never delivered to the checker): %s", strings.Join(lost, ", "))
 	}
+}
+
+// TestFuzzSDKAfterAFailedInput: the input after one that failed is judged
+// by what it does alone.  Before resync, every input after a failed check
+// failed too (here: the lost id stayed lost), so the fuzzer minimized the
+// failure into an input that had nothing to do with it.
+func TestFuzzSDKAfterAFailedInput(t *testing.T) {
+	fz := newSDKFuzz(t)
+	fz.mustSee[1<<40] = true // a send recorded whose event never comes
+	failing := &fatalTB{TB: t}
+	failing.do(func(tb testing.TB) { fz.run(tb, 0x40, "", "t", []byte(`1`), 0, 0, 0) })
+	if !strings.Contains(failing.msg, "events lost") {
+		t.Fatalf("the input with a lost event: %q, want its loss reported", failing.msg)
+	}
+	fz.run(t, 0x40, "", "t", []byte(`2`), 0, 0, 0)
+	if len(fz.seen) != 2 {
+		t.Fatalf("the checker saw %d events, want the 2 sent", len(fz.seen))
+	}
+}
+
+// fatalTB is a testing.TB whose Fatal ends do's goroutine and is recorded,
+// not reported: an input that fails, in a test that goes on.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatal(args ...any) { f.msg = fmt.Sprint(args...); runtime.Goexit() }
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// do runs fn in a goroutine of its own, which Fatal may end.
+func (f *fatalTB) do(fn func(testing.TB)) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(f)
+	}()
+	<-done
 }
