@@ -178,6 +178,22 @@ SELECT pgque.maint() >= 1 AS maint_after_fix;
 SELECT queue_name, queue_cur_table, errors FROM pgque.get_queue_info() WHERE queue_name LIKE 'iso\_r%' ORDER BY 1;
 
 ---------------------------------------------------------------------------
+-- A queue whose newest tick cannot be put back when the tick and consumer
+-- logs are recycled: nothing is truncated (the logs wait), the queue is
+-- recorded, and maint() goes on with its other steps.
+---------------------------------------------------------------------------
+CREATE TRIGGER test_fail_tick BEFORE INSERT ON pgque.tick FOR EACH ROW EXECUTE FUNCTION test.fail_tick('iso_r1');
+SELECT pgque._seq_value('pgque.log_gen') AS log_gen \gset
+SELECT setval('pgque.log_switched_at', 1) > 0 AS logs_due;
+SELECT pgque.maint() >= 0 AS maint_goes_on;
+SELECT pgque._seq_value('pgque.log_gen') = :log_gen AS logs_not_recycled;
+SELECT queue_name, errors, last_error_step, last_error_sqlstate, last_error
+  FROM pgque.get_queue_info() WHERE queue_name LIKE 'iso\_%' ORDER BY 1;
+DROP TRIGGER test_fail_tick ON pgque.tick;
+SELECT pgque.maint_rotate_logs('1 microsecond') AS logs_recycled;
+SELECT errors, last_error_step FROM pgque.get_queue_info('iso_r1');
+
+---------------------------------------------------------------------------
 -- Several failing steps add up; dropping the queue drops its record.
 ---------------------------------------------------------------------------
 CREATE TRIGGER test_fail_tick BEFORE INSERT ON pgque.tick FOR EACH ROW EXECUTE FUNCTION test.fail_tick('iso_r2');
