@@ -66,8 +66,10 @@ type QueueInfo struct {
 // StepFailure is a recorded failure of one step of a queue's periodic work.
 type StepFailure struct {
 	// Step is what failed: "tick" (ticker), "rotate" (the switch of its
-	// event tables), "retry" or "delayed" (moving due retries or delayed
-	// events into the queue; maint, and ticker for delayed events).
+	// event tables), "logs" (putting its newest tick back when maint
+	// recycles the tick and consumer logs), "retry" or "delayed" (moving
+	// due retries or delayed events into the queue; maint, and ticker for
+	// delayed events).
 	Step     string
 	SQLState string // the error's SQLSTATE
 	Message  string // the error's message (at most 1,000 characters)
