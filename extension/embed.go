@@ -14,20 +14,27 @@ import (
 // what CREATE EXTENSION and pgque's migrations record).
 const Version = "1.0"
 
-// versionFunc finds the body of pgque.version() in the script.
-var versionFunc = regexp.MustCompile(`(?m)^CREATE FUNCTION pgque\.version\(\) RETURNS text\s+` +
-	`LANGUAGE sql IMMUTABLE AS \$\$ SELECT '([^']+)' \$\$;`)
+// constFunc finds the constant an SQL function of the script returns:
+// pgque.version() and pgque.engine_id() are written that way.
+func constFunc(name string) string {
+	re := regexp.MustCompile(`(?m)^CREATE FUNCTION pgque\.` + name + `\(\) RETURNS text\s+` +
+		`LANGUAGE sql IMMUTABLE AS \$\$ SELECT '([^']+)' \$\$;`)
+	if m := re.FindStringSubmatch(script); m != nil {
+		return m[1]
+	}
+	return ""
+}
 
 // EngineVersion is the version of the embedded engine: what pgque.version()
 // returns once it is installed.  It is read from the script itself, so that
 // the two cannot disagree; "" if the script has no such function.
-func EngineVersion() string {
-	m := versionFunc.FindStringSubmatch(script)
-	if m == nil {
-		return ""
-	}
-	return m[1]
-}
+func EngineVersion() string { return constFunc("version") }
+
+// EngineID identifies this build of the embedded engine: what
+// pgque.engine_id() returns once it is installed, a digest of the engine's
+// source that make writes into the script.  Two builds of one version have
+// different ids; "" if the script has no such function.
+func EngineID() string { return constFunc("engine_id") }
 
 //go:embed pgque--1.0.sql
 var script string

@@ -1,9 +1,16 @@
--- Introspection: version, get_queue_info, get_consumer_info, get_table_info,
+-- Introspection: version, engine_id, get_queue_info, get_consumer_info, get_table_info,
 -- get_batch_info.
 
 -- version(): the installed pgque version.
 CREATE FUNCTION pgque.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
+
+-- engine_id(): which build of the engine is installed: a digest of its
+-- source, different for every change, where version() changes only with a
+-- release.  Installers compare it with their own engine's, so that a
+-- server's stale extension files of the same version are noticed.
+CREATE FUNCTION pgque.engine_id() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT '@ENGINE_ID@' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other

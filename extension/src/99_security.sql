@@ -51,6 +51,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgque FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     pgque.version(),
+    pgque.engine_id(),
     pgque.get_queue_info(text, text),
     pgque.get_consumer_info(text, text, text),
     pgque.get_batch_info(bigint),

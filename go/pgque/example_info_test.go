@@ -131,3 +131,27 @@ func ExampleQueueInfo_lastError() {
 	// Output:
 	// 0 of 1 queues failing
 }
+
+// On start, a long-running process checks that the database has the engine
+// it was built for: the one its Install installs, version and build.
+func ExampleClient_CheckEngine() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+
+	switch err := client.CheckEngine(ctx); {
+	case errors.Is(err, pgque.ErrNotInstalled):
+		log.Fatal("run 'pgque migrate' first: ", err)
+	case errors.Is(err, pgque.ErrEngineMismatch):
+		log.Fatal(err) // names both engines
+	case err != nil:
+		log.Fatal(err)
+	}
+	engine, err := client.InstalledEngine(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(engine == pgque.EmbeddedEngine(), len(engine.ID))
+	// Output:
+	// true 16
+}

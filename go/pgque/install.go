@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
@@ -40,7 +41,10 @@ const installLockKey = 1886482290
 // install up to date, and returns how it is installed.  It uses CREATE
 // EXTENSION when the server has the pgque extension files and otherwise (or
 // with WithoutExtension) applies the embedded SQL through tern migrations.
-// An existing install keeps its method.  Needs a role that may create
+// An existing install keeps its method.  It fails with ErrEngineMismatch,
+// and installs nothing, when the server's extension files hold another
+// engine than this program embeds (EmbeddedEngine), and when the database
+// keeps another build of this version, which cannot be updated.  Needs a role that may create
 // schemas and roles (a superuser for CREATE EXTENSION).
 func Install(ctx context.Context, pool *pgxpool.Pool, opts ...InstallOption) (InstallMethod, error) {
 	var cfg installConfig
@@ -89,12 +93,9 @@ func install(ctx context.Context, pool *pgxpool.Pool, cfg installConfig) (Instal
 		if _, err := conn.Exec(ctx, `ALTER EXTENSION pgque UPDATE`); err != nil {
 			return "", fmt.Errorf("pgque: install: update extension: %w", err)
 		}
-		return InstalledExtension, nil
+		return InstalledExtension, checkInstalled(ctx, conn.Conn())
 	case available && !hasSchema && !cfg.sqlOnly:
-		if _, err := conn.Exec(ctx, `CREATE EXTENSION pgque`); err != nil {
-			return "", fmt.Errorf("pgque: install: create extension: %w", err)
-		}
-		return InstalledExtension, nil
+		return InstalledExtension, createExtension(ctx, conn.Conn())
 	}
 	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS pgque`); err != nil {
 		return "", fmt.Errorf("pgque: install: %w", err)
@@ -107,5 +108,50 @@ func install(ctx context.Context, pool *pgxpool.Pool, cfg installConfig) (Instal
 	if err := m.Migrate(ctx); err != nil {
 		return "", fmt.Errorf("pgque: install: %w", err)
 	}
-	return InstalledSQL, nil
+	return InstalledSQL, checkInstalled(ctx, conn.Conn())
+}
+
+// createExtension runs CREATE EXTENSION, and takes it back when the
+// server's extension files turn out to hold another engine than this
+// program's (a stale `make install`, another build of the version): the
+// database is left as it was, and the error says where the files are.
+func createExtension(ctx context.Context, conn *pgx.Conn) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("pgque: install: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	if _, err := tx.Exec(ctx, `CREATE EXTENSION pgque`); err != nil {
+		return fmt.Errorf("pgque: install: create extension: %w", err)
+	}
+	db, err := installedEngine(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("pgque: install: %w", err)
+	}
+	if want := EmbeddedEngine(); EngineMismatch(db, want) != nil {
+		var dir string
+		if err := tx.QueryRow(ctx, `SELECT setting FROM pg_catalog.pg_config WHERE name = 'SHAREDIR'`).Scan(&dir); err != nil {
+			dir = "the server's share directory"
+		}
+		return fmt.Errorf("pgque: install: %w: the server's extension files (%s/extension/pgque--%s.sql) "+
+			"hold pgque %s, this program's is %s; nothing was installed: install this build's files "+
+			"(make install), or install as plain SQL (pgque migrate --sql, or WithoutExtension)",
+			ErrEngineMismatch, dir, extension.Version, db, want)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("pgque: install: %w", err)
+	}
+	return nil
+}
+
+// checkInstalled fails unless the database now has this program's engine.
+func checkInstalled(ctx context.Context, conn *pgx.Conn) error {
+	db, err := installedEngine(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("pgque: install: %w", err)
+	}
+	if err := EngineMismatch(db, EmbeddedEngine()); err != nil {
+		return fmt.Errorf("pgque: install: %w", err)
+	}
+	return nil
 }

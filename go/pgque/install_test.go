@@ -2,13 +2,19 @@ package pgque_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgque/pgque/extension"
+	"github.com/pgque/pgque/go/internal/localpg"
 	"github.com/pgque/pgque/go/pgque"
 	"github.com/pgque/pgque/go/pgque/pgquetest"
 )
@@ -244,4 +250,163 @@ func TestInstallFreshCluster(t *testing.T) {
 			}
 		}
 	})
+}
+
+// staleServer starts a server whose pgque extension files are another
+// build of this version (what an earlier `make install` leaves): a copy of
+// the server programs, with share files linked from the real ones but for
+// pgque's script, whose engine id is changed.  PostgreSQL finds its share
+// directory relative to its programs, so the copy keeps their layout.
+func staleServer(t *testing.T) (*localpg.Server, string) {
+	t.Helper()
+	bin, err := localpg.FindBinDir("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{}
+	for _, name := range []string{"sharedir", "pkglibdir"} {
+		out, err := exec.Command(filepath.Join(bin, "pg_config"), "--"+name).Output()
+		if err != nil {
+			t.Fatalf("pg_config --%s: %v", name, err)
+		}
+		dirs[name] = strings.TrimSpace(string(out))
+	}
+	root := t.TempDir()
+	if err := os.Chmod(root, 0o755); err != nil { // readable by the server's user when we are root
+		t.Fatal(err)
+	}
+	at := func(p string) string { return filepath.Join(root, p) }
+	mkdir := func(p string) {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(from, to string) {
+		if err := os.Symlink(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir(at(bin))
+	for _, prog := range []string{"initdb", "pg_ctl", "postgres"} {
+		// Copied: PostgreSQL resolves a symlinked program to its real place.
+		b, err := os.ReadFile(filepath.Join(bin, prog))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(at(filepath.Join(bin, prog)), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir(filepath.Dir(at(dirs["pkglibdir"])))
+	link(dirs["pkglibdir"], at(dirs["pkglibdir"]))
+	share, ext := at(dirs["sharedir"]), at(filepath.Join(dirs["sharedir"], "extension"))
+	mkdir(ext)
+	for _, d := range []struct{ from, to string }{{dirs["sharedir"], share}, {filepath.Join(dirs["sharedir"], "extension"), ext}} {
+		entries, err := os.ReadDir(d.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if n := e.Name(); n != "extension" && !strings.HasPrefix(n, "pgque") {
+				link(filepath.Join(d.from, n), filepath.Join(d.to, n))
+			}
+		}
+	}
+	script, err := os.ReadFile("../../extension/pgque--" + extension.Version + ".sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := strings.Replace(string(script), "SELECT '"+extension.EngineID()+"'", "SELECT 'feedfacefeedface'", 1)
+	if stale == string(script) {
+		t.Fatal("no engine id in the script")
+	}
+	script = []byte(stale)
+	for name, b := range map[string][]byte{"pgque.control": []byte(extension.Control), "pgque--" + extension.Version + ".sql": script} {
+		if err := os.WriteFile(filepath.Join(ext, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := localpg.Start(context.Background(), localpg.Options{BinDir: at(bin)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	return s, ext
+}
+
+// Stale extension files on the server: Install installs nothing and says
+// which file; as plain SQL the program's own engine installs.
+func TestInstallStaleExtensionFiles(t *testing.T) {
+	ctx := context.Background()
+	s, ext := staleServer(t)
+	pool, err := pgxpool.New(ctx, s.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	_, err = pgque.Install(ctx, pool)
+	if !errors.Is(err, pgque.ErrEngineMismatch) ||
+		!strings.Contains(err.Error(), filepath.Join(ext, "pgque--"+extension.Version+".sql")) ||
+		!strings.Contains(err.Error(), "(build feedfacefeedface)") || !strings.Contains(err.Error(), "nothing was installed") {
+		t.Fatalf("Install with stale extension files: %v; want ErrEngineMismatch naming the file", err)
+	}
+	if ext, versionTable, _ := installState(t, pool); ext != nil || versionTable {
+		t.Fatalf("after a refused Install: extension %v, version table %v; want neither", ext, versionTable)
+	}
+	if err := pgque.New(pool).CheckEngine(ctx); !errors.Is(err, pgque.ErrNotInstalled) {
+		t.Fatalf("CheckEngine after a refused Install: %v; want ErrNotInstalled", err)
+	}
+	if m, err := pgque.Install(ctx, pool, pgque.WithoutExtension()); err != nil || m != pgque.InstalledSQL {
+		t.Fatalf("Install WithoutExtension = %q, %v", m, err)
+	}
+	if err := pgque.New(pool).CheckEngine(ctx); err != nil {
+		t.Fatalf("CheckEngine after Install WithoutExtension: %v", err)
+	}
+	checkWorks(t, pool, "q")
+}
+
+// A database that keeps another build of this version (either method):
+// Install and CheckEngine fail, naming both engines; InstalledEngine reads it.
+func TestInstallOtherBuild(t *testing.T) {
+	ctx := context.Background()
+	for _, opts := range [][]pgque.InstallOption{nil, {pgque.WithoutExtension()}} {
+		pool := emptyDatabase(t)
+		client := pgque.New(pool)
+		if _, err := client.InstalledEngine(ctx); !errors.Is(err, pgque.ErrNotInstalled) {
+			t.Fatalf("InstalledEngine without pgque: %v; want ErrNotInstalled", err)
+		}
+		if _, err := pgque.Install(ctx, pool, opts...); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := client.InstalledEngine(ctx); err != nil || e != pgque.EmbeddedEngine() || e.ID == "" {
+			t.Fatalf("InstalledEngine = %+v, %v; want %+v", e, err, pgque.EmbeddedEngine())
+		}
+		if _, err := pool.Exec(ctx, `CREATE OR REPLACE FUNCTION pgque.engine_id() RETURNS text
+			LANGUAGE sql IMMUTABLE AS $$ SELECT 'feedfacefeedface' $$`); err != nil {
+			t.Fatal(err)
+		}
+		want := "the database has pgque " + extension.EngineVersion() + " (build feedfacefeedface), this program's is " +
+			pgque.EmbeddedEngine().String() + ": another build of the same version"
+		if _, err := pgque.Install(ctx, pool, opts...); !errors.Is(err, pgque.ErrEngineMismatch) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Install over another build: %v; want ErrEngineMismatch with %q", err, want)
+		}
+		if err := client.CheckEngine(ctx); !errors.Is(err, pgque.ErrEngineMismatch) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("CheckEngine with another build: %v", err)
+		}
+		// A build older than engine_id() has none.
+		if _, err := pool.Exec(ctx, `DO $$ BEGIN
+				IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pgque') THEN
+					ALTER EXTENSION pgque DROP FUNCTION pgque.engine_id();
+				END IF;
+				DROP FUNCTION pgque.engine_id();
+			END $$`); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := client.InstalledEngine(ctx); err != nil || e.ID != "" || e.Version != extension.EngineVersion() {
+			t.Fatalf("InstalledEngine without engine_id(): %+v, %v", e, err)
+		}
+		if err := client.CheckEngine(ctx); !errors.Is(err, pgque.ErrEngineMismatch) || !strings.Contains(err.Error(), "(build unknown)") {
+			t.Fatalf("CheckEngine without engine_id(): %v", err)
+		}
+	}
 }

@@ -308,6 +308,7 @@ $$;
 
 CREATE ROLE t20_hostile;
 SELECT test.hostile('pgque.version()');
+SELECT test.hostile('pgque.engine_id()');
 SELECT test.hostile('pgque.create_queue(text,boolean)', 'q20h', 'false');
 SELECT test.hostile('pgque.set_queue_config(text,text,text)', 'q20h', 'max_retries', '0');
 SELECT test.hostile('pgque.subscribe(text,text)', 'q20h', 'c');

@@ -918,7 +918,12 @@ func TestTicker(t *testing.T) {
 
 	// On a database without pgque it fails at once.
 	r := runBin(t, "", "ticker", "--dsn", c.bareDatabase("ticker_bare"))
-	checkFails(t, r, exitError, "is pgque installed?", []string{"ticker"})
+	checkFails(t, r, exitError, "not installed in this database", []string{"ticker"})
+	// On a database with another build of the engine (stale extension
+	// files: a function the ticker calls may be missing) too.
+	c.sql(`CREATE OR REPLACE FUNCTION pgque.engine_id() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'feedfacefeedface' $$`)
+	r = c.run("ticker")
+	checkFails(t, r, exitError, "another build of the same version", []string{"ticker"})
 }
 
 var summaryRe = regexp.MustCompile(`^Summary: (\d+) events sent`)
@@ -1148,12 +1153,16 @@ func TestSendNullPayload(t *testing.T) {
 	}
 }
 
-// pgque version and pgque.version() agree: the engine version printed is
-// the embedded engine's, read from its script, and with a database the
-// CLI prints the database's too and warns when the two differ.
+// pgque version and pgque.version() agree: the engine version and build
+// printed are the embedded engine's, read from its script, and with a
+// database the CLI prints the database's too and warns when they differ.
 func TestVersionAgrees(t *testing.T) {
 	c := newCLI(t)
-	var v struct{ Version, Engine, Extension, Database string }
+	var v struct {
+		Version, Engine, Extension, Database string
+		EngineBuild                          string `json:"engine_build"`
+		DatabaseBuild                        string `json:"database_build"`
+	}
 	r := runBin(t, "", "version", "--json")
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 || r.stderr != "" {
 		t.Fatalf("version --json: %+v, %v", r, err)
@@ -1164,31 +1173,40 @@ func TestVersionAgrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var db string
-	if err := conn.QueryRow(ctx, `SELECT pgque.version()`).Scan(&db); err != nil {
+	var db, id string
+	if err := conn.QueryRow(ctx, `SELECT pgque.version(), pgque.engine_id()`).Scan(&db, &id); err != nil {
 		t.Fatal(err)
 	}
-	if v.Engine != db || v.Database != "" || v.Extension == "" {
-		t.Errorf("version --json without a database: %+v; pgque.version() is %q", v, db)
+	if v.Engine != db || v.EngineBuild != id || v.Database != "" || v.Extension == "" {
+		t.Errorf("version --json without a database: %+v; the database's engine is %q %q", v, db, id)
 	}
+	engine := db + " (build " + id + ")"
 	out := c.ok("version")
-	if !strings.Contains(out, ", engine "+db+", ") || !strings.HasSuffix(out, "\ndatabase engine "+db+"\n") {
+	if !strings.Contains(out, ", engine "+engine+", ") || !strings.HasSuffix(out, "\ndatabase engine "+engine+"\n") {
 		t.Errorf("version with a database: %q", out)
 	}
 	c.okJSON(&v, "version")
-	if v.Database != db {
+	if v.Database != db || v.DatabaseBuild != id {
 		t.Errorf("version --json with a database: %+v", v)
 	}
-	// A database whose engine differs: a warning, and still exit 0.
+	// Another build of the same version (stale extension files): a warning.
+	c.sql(`CREATE OR REPLACE FUNCTION pgque.engine_id() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'feedfacefeedface' $$`)
+	r = c.run("version")
+	if r.code != 0 || !strings.HasSuffix(r.stdout, "\ndatabase engine "+db+" (build feedfacefeedface)\n") ||
+		!strings.Contains(r.stderr, "warning: the database's engine is not this program's: the database has pgque "+
+			db+" (build feedfacefeedface), this program's is "+engine+": another build of the same version") {
+		t.Errorf("version with another build: %+v", r)
+	}
+	// A database whose engine is another version: a warning, and still exit 0.
 	c.sql(`CREATE OR REPLACE FUNCTION pgque.version() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT '0.0.1' $$`)
 	r = c.run("version")
-	if r.code != 0 || !strings.HasSuffix(r.stdout, "\ndatabase engine 0.0.1\n") ||
-		!strings.Contains(r.stderr, "warning: the database's engine is 0.0.1, this tool's is "+db) {
+	if r.code != 0 || !strings.HasSuffix(r.stdout, "\ndatabase engine 0.0.1 (build feedfacefeedface)\n") ||
+		!strings.Contains(r.stderr, "the database has pgque 0.0.1 (build feedfacefeedface), this program's is "+engine+" (the older") {
 		t.Errorf("version with an older database: %+v", r)
 	}
 	// A database without pgque, or none reachable: a warning, and exit 0.
 	r = runBin(t, "", "version", "--dsn", c.bareDatabase("nopgque"))
-	if r.code != 0 || !strings.Contains(r.stderr, "warning: no version from the database: is pgque installed?") {
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: no version from the database: not installed in this database ('pgque migrate' installs it)") {
 		t.Errorf("version without pgque: %+v", r)
 	}
 }

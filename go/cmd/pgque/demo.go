@@ -122,11 +122,11 @@ func runDemo(ctx context.Context, w io.Writer, dsn string, cfg demoConfig) (err 
 			return err
 		}
 		fmt.Fprintf(w, "pgque installed (as %s).\n", method)
-	} else if err := pool.QueryRow(ctx, `SELECT pgque.version()`).Scan(new(string)); err != nil {
-		return fmt.Errorf("is pgque installed in that database? ('pgque migrate' installs it): %w", err)
 	}
-
 	client := pgque.New(pool)
+	if err := client.CheckEngine(ctx); err != nil {
+		return err
+	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	queue := "demo_" + hex.EncodeToString(b[:])

@@ -23,6 +23,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgque/pgque/go/pgque"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -146,15 +148,18 @@ the exit status stays 0.`,
 	}
 	out := newOutput(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		embedded := pgque.EmbeddedEngine()
 		v := struct {
-			Version   string `json:"version"`
-			Engine    string `json:"engine"`
-			Extension string `json:"extension"`
-			Database  string `json:"database,omitempty"`
-			Go        string `json:"go"`
-			OS        string `json:"os"`
-			Arch      string `json:"arch"`
-		}{Version: "(devel)", Engine: extension.EngineVersion(), Extension: extension.Version,
+			Version       string `json:"version"`
+			Engine        string `json:"engine"`
+			EngineBuild   string `json:"engine_build"`
+			Extension     string `json:"extension"`
+			Database      string `json:"database,omitempty"`
+			DatabaseBuild string `json:"database_build,omitempty"`
+			Go            string `json:"go"`
+			OS            string `json:"os"`
+			Arch          string `json:"arch"`
+		}{Version: "(devel)", Engine: embedded.Version, EngineBuild: embedded.ID, Extension: extension.Version,
 			Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 			v.Version = bi.Main.Version
@@ -165,18 +170,17 @@ the exit status stays 0.`,
 			switch {
 			case err != nil:
 				warning = fmt.Sprintf("warning: no version from the database: %s", errorMessage(cmd.Context(), err))
-			case db != v.Engine:
-				v.Database = db
-				warning = fmt.Sprintf("warning: the database's engine is %s, this tool's is %s "+
-					"('pgque migrate' installs this tool's)", db, v.Engine)
 			default:
-				v.Database = db
+				v.Database, v.DatabaseBuild = db.Version, db.ID
+				if err := pgque.EngineMismatch(db, embedded); err != nil {
+					warning = "warning: " + errorMessage(cmd.Context(), err)
+				}
 			}
 		}
 		err := out.bind(cmd).print(v, func(w io.Writer) {
-			fmt.Fprintf(w, "pgque %s, engine %s, %s %s/%s\n", v.Version, v.Engine, v.Go, v.OS, v.Arch)
+			fmt.Fprintf(w, "pgque %s, engine %s, %s %s/%s\n", v.Version, embedded, v.Go, v.OS, v.Arch)
 			if v.Database != "" {
-				fmt.Fprintf(w, "database engine %s\n", v.Database)
+				fmt.Fprintf(w, "database engine %s\n", pgque.Engine{Version: v.Database, ID: v.DatabaseBuild})
 			}
 		})
 		if warning != "" {
@@ -187,19 +191,15 @@ the exit status stays 0.`,
 	return cmd
 }
 
-// databaseVersion asks the database for pgque.version(), within a few
-// seconds: version must answer even when the server does not.
-func databaseVersion(ctx context.Context, g *globals) (string, error) {
+// databaseVersion asks the database for its engine, within a few seconds:
+// version must answer even when the server does not.
+func databaseVersion(ctx context.Context, g *globals) (pgque.Engine, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	client, err := g.connect(ctx)
 	if err != nil {
-		return "", err
+		return pgque.Engine{}, err
 	}
 	defer client.Close()
-	var db string
-	if err := client.Pool().QueryRow(ctx, `SELECT pgque.version()`).Scan(&db); err != nil {
-		return "", fmt.Errorf("is pgque installed? ('pgque migrate' installs it): %w", err)
-	}
-	return db, nil
+	return client.InstalledEngine(ctx)
 }

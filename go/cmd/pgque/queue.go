@@ -43,16 +43,17 @@ install keeps its method.`,
 		if err != nil {
 			return err
 		}
-		var version string
-		if err := client.Pool().QueryRow(ctx, `SELECT pgque.version()`).Scan(&version); err != nil {
-			return fmt.Errorf("installed, but pgque.version() failed: %w", err)
+		engine, err := client.InstalledEngine(ctx)
+		if err != nil {
+			return fmt.Errorf("installed, but: %w", err)
 		}
 		res := struct {
 			Method  pgque.InstallMethod `json:"method"`
 			Version string              `json:"version"`
-		}{method, version}
+			Build   string              `json:"build"`
+		}{method, engine.Version, engine.ID}
 		return out.bind(cmd).print(res, func(w io.Writer) {
-			fmt.Fprintf(w, "pgque %s installed (as %s)\n", version, method)
+			fmt.Fprintf(w, "pgque %s installed (as %s)\n", engine, method)
 		})
 	}
 	return cmd

@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pgque/pgque/extension"
 	"github.com/pgque/pgque/go/internal/localpg"
 	"github.com/pgque/pgque/go/internal/server"
 	"github.com/pgque/pgque/go/pgque"
@@ -140,15 +139,17 @@ func runServe(ctx context.Context, out, errOut io.Writer, dsn string, cfg serveC
 	defer client.Close()
 	// Installing needs more rights than serving (see pgque.Install): only
 	// when pgque is missing.
-	var version string
-	if err := client.Pool().QueryRow(ctx, `SELECT pgque.version()`).Scan(&version); err != nil {
+	switch err := client.CheckEngine(ctx); {
+	case errors.Is(err, pgque.ErrNotInstalled):
 		method, err := pgque.Install(ctx, client.Pool())
 		if err != nil {
 			return err
 		}
-		log.Info("pgque serve: installed pgque", "method", method, "version", extension.Version)
-	} else {
-		log.Info("pgque serve: pgque is installed", "version", version)
+		log.Info("pgque serve: installed pgque", "method", method, "engine", pgque.EmbeddedEngine())
+	case err != nil:
+		return err
+	default:
+		log.Info("pgque serve: pgque is installed", "engine", pgque.EmbeddedEngine())
 	}
 
 	if !cfg.noTicker {

@@ -56,17 +56,17 @@ connection; a lost connection is logged as such and reconnected.  Retries wait
 			return err
 		}
 		defer client.Close()
-		// Fail now on a database without pgque, rather than retry forever.
-		var version string
-		if err := client.Pool().QueryRow(ctx, `SELECT pgque.version()`).Scan(&version); err != nil {
-			return fmt.Errorf("is pgque installed? ('pgque migrate' installs it): %w", err)
+		// Fail now on a database without pgque, or with an engine this
+		// program may not be able to call, rather than retry forever.
+		if err := client.CheckEngine(ctx); err != nil {
+			return err
 		}
 		level := slog.LevelInfo
 		if quiet {
 			level = slog.LevelWarn
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-		log.Info("pgque ticker starting", "engine", version, "tick_interval", tick, "maint_interval", maint,
+		log.Info("pgque ticker starting", "engine", pgque.EmbeddedEngine(), "tick_interval", tick, "maint_interval", maint,
 			"leader_lease", lease)
 		err = client.RunTicker(ctx, pgque.WithTickInterval(tick), pgque.WithMaintInterval(maint),
 			pgque.WithElectionInterval(election), pgque.WithLeaderLease(lease), pgque.WithTickerLogger(log))

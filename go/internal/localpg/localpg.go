@@ -101,7 +101,7 @@ const (
 
 // Start starts a server and waits until it accepts connections.
 func Start(ctx context.Context, opts Options) (_ *Server, err error) {
-	bin, err := findBinDir(opts.BinDir)
+	bin, err := FindBinDir(opts.BinDir)
 	if err != nil {
 		return nil, err
 	}
@@ -361,8 +361,9 @@ func cleanEnv() []string {
 	return append(env, "LC_ALL=C")
 }
 
-// findBinDir finds the directory of the server programs.
-func findBinDir(dir string) (string, error) {
+// FindBinDir finds the directory of the server programs: dir itself when
+// it has them, and when dir is empty the place Options.BinDir documents.
+func FindBinDir(dir string) (string, error) {
 	has := func(d string) bool {
 		for _, p := range []string{"initdb", "pg_ctl", "postgres"} {
 			if fi, err := os.Stat(filepath.Join(d, p)); err != nil || fi.IsDir() {

@@ -129,15 +129,15 @@ func TestPersistent(t *testing.T) {
 }
 
 func TestFindBinDir(t *testing.T) {
-	dir, err := findBinDir("")
+	dir, err := FindBinDir("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := findBinDir(dir); err != nil {
+	if _, err := FindBinDir(dir); err != nil {
 		t.Error(err)
 	}
-	if _, err := findBinDir(t.TempDir()); err == nil {
-		t.Error("findBinDir of an empty dir: no error")
+	if _, err := FindBinDir(t.TempDir()); err == nil {
+		t.Error("FindBinDir of an empty dir: no error")
 	}
 }
 

@@ -23,12 +23,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	checks := map[string]string{}
 	ready := true
-	var version string
-	err := s.client.Pool().QueryRow(ctx, `SELECT pgque.version()`).Scan(&version)
+	engine, err := s.client.InstalledEngine(ctx)
 	switch {
 	case err == nil:
 		checks["database"] = "ok"
-		checks["pgque"] = version
+		checks["pgque"] = engine.Version
 	case s.client.Pool().Ping(ctx) == nil:
 		s.log.Warn("pgque serve: readiness: pgque is not usable", "err", err)
 		checks["database"] = "ok"
