@@ -1,4 +1,5 @@
--- Looking at what a consumer has not acknowledged, without taking it.
+-- Looking without taking: what a consumer has not acknowledged (peek), and
+-- what was sent to a queue (find_events).
 
 -- peek(queue_name, consumer_name [, max_return]): up to max_return
 -- messages the consumer has not acknowledged yet, in the order they are
@@ -61,5 +62,64 @@ BEGIN
                             e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
                        FROM pgque._batch_rows(c, false, '', 'ORDER BY ev_txid, ev_id LIMIT $2', room, NULL, NULL) e;
     END IF;
+END
+$$;
+
+-- find_events(queue_name [, event_type, this_transaction, max_return]): up
+-- to max_return of the events sent to the queue that its tables and its
+-- delayed store still hold, newest (highest msg_id) first: what a test
+-- asserts a transaction or a function sent, or what an operator looks for.
+-- Events are listed whether or not consumers got them; retries and replays
+-- of dead letters (copies for one consumer) are not sends and are left out;
+-- a delayed event not yet due has deliver_at set.  Rotation reclaims
+-- events: an answer covers at least the last rotation_period.
+--   event_type        only events of this type (NULL: all)
+--   this_transaction  only events the calling transaction sent (not yet
+--                     committed); false: every event the caller can see
+-- It reads the queue's event tables through, with no index to help: meant
+-- for tests and inspection, not for the hot path.  Moves, locks and saves
+-- nothing.  Errors: PQ001, PQ006 (this_transaction or max_return NULL,
+-- max_return below 1), 42501.
+CREATE FUNCTION pgque.find_events(queue_name text, event_type text DEFAULT NULL,
+                                  this_transaction boolean DEFAULT false, max_return int DEFAULT 100)
+RETURNS TABLE (msg_id bigint, type text, payload text, created_at timestamptz, deliver_at timestamptz,
+               extra1 text, extra2 text, extra3 text, extra4 text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q    pgque.queue;
+    mine xid8;
+BEGIN
+    PERFORM pgque._authorize($1, 'receive');
+    PERFORM pgque._check_int('max_return', max_return, 1);
+    IF this_transaction IS NULL THEN
+        RAISE EXCEPTION 'pgque: this_transaction must not be NULL' USING ERRCODE = 'PQ006';
+    END IF;
+    q := pgque._queue($1);
+    IF this_transaction THEN
+        mine := pg_current_xact_id_if_assigned();
+        IF mine IS NULL THEN
+            RETURN;  -- it has written nothing, so sent nothing
+        END IF;
+    END IF;
+    RETURN QUERY
+    SELECT x.* FROM (
+        SELECT e.ev_id, e.ev_type, e.ev_data, e.ev_time, NULL::timestamptz,
+               e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
+          FROM pgque.event e
+         WHERE e.ev_slot >= q.queue_slot AND e.ev_slot < q.queue_slot + q.queue_ntables
+           AND e.ev_owner IS NULL AND e.ev_retry IS NULL
+           AND (mine IS NULL OR e.ev_txid = mine)
+           AND (event_type IS NULL OR e.ev_type = event_type)
+        UNION ALL
+        SELECT d.ev_id, d.ev_type, d.ev_data, d.ev_time, d.dq_due,
+               d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4
+          FROM pgque.delayed d
+         WHERE d.dq_queue = q.queue_id
+           AND NOT EXISTS (SELECT 1 FROM pgque.delayed_done x WHERE x.dd_queue = d.dq_queue AND x.ev_id = d.ev_id)
+           AND (mine IS NULL OR d.dq_txid = mine)
+           AND (event_type IS NULL OR d.ev_type = event_type)
+    ) x
+    ORDER BY 1 DESC
+    LIMIT max_return;
 END
 $$;

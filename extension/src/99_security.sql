@@ -85,6 +85,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.heartbeat(bigint, interval),
     pgque.unregister_worker(text, text, text, boolean),
     pgque.peek(text, text, int),
+    pgque.find_events(text, text, boolean, int),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
     pgque.next_batch_info(text, text),
