@@ -6,6 +6,7 @@
 #   make pgtest           install, then run pg_tests/ with pg_regress on a temp instance
 #   make isotest          install, then run the isolation specs in pg_tests/isolation
 #   make gotest           install, then run the Go tests (as an unprivileged user)
+#   make gotest-caller    install, then run pgquetest's tests as the caller (root too)
 #   make test             everything CI runs (.ci/run calls exactly this)
 #   make bench            install, then run `pgque bench` (flags in BENCH_FLAGS)
 #   make demo             install, then run `pgque demo` (flags in DEMO_FLAGS)
@@ -26,7 +27,7 @@ EXT_SRC     = $(sort $(wildcard extension/src/*.sql))
 PG_TESTS    = $(sort $(basename $(notdir $(wildcard pg_tests/sql/*.sql))))
 ISO_TESTS   = $(sort $(basename $(notdir $(wildcard pg_tests/isolation/specs/*.spec))))
 
-.PHONY: all check-generated install uninstall pgtest isotest gotest test bench demo clean
+.PHONY: all check-generated install uninstall pgtest isotest gotest gotest-caller test bench demo clean
 .DEFAULT_GOAL := all
 
 all: $(EXT_SCRIPT)
@@ -133,11 +134,18 @@ gotest: install
 	  echo "gotest: FAILED (tree copy kept in $$scratch)" >&2; exit 1; \
 	fi
 
+# pgquetest once more as the user running make (root in CI and most
+# containers), the way users' own tests run it: not through
+# run-unprivileged.sh, so that it must run its server as another user.
+gotest-caller: install
+	go test $(GOTEST_FLAGS) ./go/pgque/pgquetest/
+
 # check-generated must run before anything can regenerate the script.
 test: check-generated
 	@$(MAKE) --no-print-directory pgtest
 	@$(MAKE) --no-print-directory isotest
 	@$(MAKE) --no-print-directory gotest
+	@$(MAKE) --no-print-directory gotest-caller
 
 clean:
 	rm -rf pg_tests/results pg_tests/log pg_tests/tmp_check \

@@ -155,3 +155,27 @@ func ExampleClient_CheckEngine() {
 	// Output:
 	// true 16
 }
+
+// Look for what was sent to a queue, for example from a test or while
+// debugging a producer: newest first, by type.
+func ExampleClient_FindEvents() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+
+	for i := range 3 {
+		if _, err := client.Send(ctx, "orders", pgque.Event{Type: "order.created", Payload: map[string]int{"id": i}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	evs, err := client.FindEvents(ctx, "orders", pgque.FindOptions{Type: "order.created", Max: 2})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, e := range evs {
+		fmt.Println(e.Type, e.Payload)
+	}
+	// Output:
+	// order.created {"id":2}
+	// order.created {"id":1}
+}

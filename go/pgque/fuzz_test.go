@@ -239,7 +239,9 @@ func (fz *sdkFuzz) run(t testing.TB, op uint8, name, s string, payload []byte, n
 	case 12:
 		_, err = c.ReleaseWorker(ctx, queue, consumer, s)
 	case 13:
-		_, err = c.Peek(ctx, queue, consumer, count)
+		if _, err = c.Peek(ctx, queue, consumer, count); err == nil || isSentinel(err) {
+			_, err = c.FindEvents(ctx, queue, pgque.FindOptions{Type: s, Max: count})
+		}
 	case 14:
 		if n&1 == 0 {
 			_, err = c.PauseQueue(ctx, own)

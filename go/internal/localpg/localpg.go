@@ -1,6 +1,6 @@
 // Package localpg runs a PostgreSQL server on this machine from the installed
-// server programs (initdb, pg_ctl, postgres), for `pgque bench` and, later,
-// `pgque serve` and `pgque demo`.
+// server programs (initdb, pg_ctl, postgres), for `pgque bench`, `pgque
+// serve`, `pgque demo`, the test servers of pgquetest and the crash tests.
 //
 // A server is either throwaway (its cluster lives in a temporary directory
 // that Stop removes) or persistent (in a directory the caller names; an

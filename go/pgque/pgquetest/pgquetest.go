@@ -1,10 +1,14 @@
 // Package pgquetest starts throwaway PostgreSQL servers with pgque installed,
-// for pgque's own tests and for tests of code that uses pgque.
+// for pgque's own tests and for tests of code that uses pgque, and has
+// assertions for those tests: that a transaction or a function sent an
+// event (RequireSent, RequireSentTx), and "handle what is pending now"
+// (Work) for testing handlers.
 //
-// It needs the PostgreSQL server programs (initdb, pg_ctl) on PATH or under
-// /usr/lib/postgresql/*/bin, and, since PostgreSQL refuses to run as root, a
-// non-root user.  A server is shared by the tests of a package; each test
-// gets a database of its own:
+// It needs the PostgreSQL server programs (initdb, pg_ctl, postgres) on PATH
+// or under /usr/lib/postgresql/*/bin.  PostgreSQL refuses to run as root:
+// run as root, the server runs as the `postgres` user, or a `pgque` system
+// user created for it.  A server is shared by the tests of a package; each
+// test gets a database of its own:
 //
 //	var srv *pgquetest.Server
 //
@@ -27,30 +31,38 @@ package pgquetest
 
 import (
 	"context"
-	"errors"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
-	"os"
+	"net/url"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"zombiezen.com/go/postgrestest"
 
+	"github.com/pgque/pgque/go/internal/localpg"
 	"github.com/pgque/pgque/go/pgque"
 )
 
 // Server is a running throwaway PostgreSQL server.
 type Server struct {
-	pg   *postgrestest.Server
+	pg   *localpg.Server
 	opts []pgque.InstallOption
+}
+
+// testSettings trade durability for speed: a test server's data is thrown
+// away anyway.
+var testSettings = map[string]string{
+	"fsync":              "off",
+	"synchronous_commit": "off",
+	"full_page_writes":   "off",
+	"shared_buffers":     "128MB",
 }
 
 // Start starts a server.  Databases made by NewDatabase get pgque installed
 // with opts (see pgque.Install).  Call Cleanup when done.
 func Start(ctx context.Context, opts ...pgque.InstallOption) (*Server, error) {
-	if os.Geteuid() == 0 {
-		return nil, errors.New("pgquetest: PostgreSQL refuses to run as root; run the tests as an unprivileged user (make test does)")
-	}
-	pg, err := postgrestest.Start(ctx)
+	pg, err := localpg.Start(ctx, localpg.Options{Settings: testSettings})
 	if err != nil {
 		return nil, fmt.Errorf("pgquetest: %w", err)
 	}
@@ -58,15 +70,28 @@ func Start(ctx context.Context, opts ...pgque.InstallOption) (*Server, error) {
 }
 
 // Cleanup stops the server and deletes its data.
-func (s *Server) Cleanup() { s.pg.Cleanup() }
+func (s *Server) Cleanup() { _ = s.pg.Stop() }
 
 // NewDatabase creates a database with pgque installed and returns its
-// connection string.
+// connection string (the server's superuser's).
 func (s *Server) NewDatabase(ctx context.Context) (string, error) {
-	dsn, err := s.pg.CreateDatabase(ctx)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	name := "pgquetest_" + hex.EncodeToString(b[:])
+	conn, err := pgx.Connect(ctx, s.pg.DSN)
 	if err != nil {
 		return "", fmt.Errorf("pgquetest: %w", err)
 	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("pgquetest: %w", err)
+	}
+	u, err := url.Parse(s.pg.DSN)
+	if err != nil {
+		return "", fmt.Errorf("pgquetest: %w", err)
+	}
+	u.Path = "/" + name
+	dsn := u.String()
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		return "", fmt.Errorf("pgquetest: %w", err)
