@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -176,7 +175,8 @@ func WithLease(d time.Duration) ConsumerOption {
 }
 
 // WithLogger makes the consumer log failures, retries of connections and
-// shutdown (by default it logs nothing).
+// shutdown to l (by default, to slog.Default() as it is at NewConsumer: a
+// failure is never silent).  slog.New(slog.DiscardHandler) logs nothing.
 func WithLogger(l *slog.Logger) ConsumerOption {
 	return func(c *consumerConfig) { c.log = l }
 }
@@ -246,7 +246,7 @@ func (c *Client) NewConsumer(queue, name string, opts ...ConsumerOption) *Consum
 		maxCatchUp:   100_000,
 		concurrency:  1,
 		lease:        DefaultLease,
-		log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		log:          slog.Default(),
 	}
 	for _, opt := range opts {
 		opt(&cfg)

@@ -872,3 +872,45 @@ func TestConsumerNackFallbackAfterRefusals(t *testing.T) {
 		t.Errorf("the log does not name the server's error:\n%s", logs.String())
 	}
 }
+
+// matchLog signals when a line containing want is written.
+type matchLog struct {
+	logBuffer
+	want string
+	seen chan struct{}
+}
+
+func (m *matchLog) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), m.want) {
+		select {
+		case m.seen <- struct{}{}:
+		default:
+		}
+	}
+	return m.logBuffer.Write(p)
+}
+
+// Without WithLogger a consumer logs to slog.Default(): a failing handler
+// is never silent.  Attributes are values (retry_count=0), not pointers.
+func TestConsumerLogsToDefault(t *testing.T) {
+	ctx := context.Background()
+	logs := &matchLog{want: "message failed", seen: make(chan struct{}, 1)}
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	client := newClient(t, "q", "c")
+	c := client.NewConsumer("q", "c", fastTicker())
+	c.Handle("*", func(context.Context, pgque.Message) error { return errors.New("broken") })
+	consumerRun(t, c)
+	id, err := client.Send(ctx, "q", pgque.Event{Type: "t", Payload: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumerAwait(t, logs.seen, consumerTimeout, "the failure in the default log")
+	line := logs.String()
+	if !strings.Contains(line, fmt.Sprintf("msg_id=%d", id)) || !strings.Contains(line, "retry_count=0") ||
+		!strings.Contains(line, "reason=broken") || strings.Contains(line, "0x") {
+		t.Errorf("default log:\n%s", line)
+	}
+}

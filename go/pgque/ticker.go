@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -93,8 +92,8 @@ func WithLeaderLease(d time.Duration) TickerOption {
 	return func(c *tickerConfig) { c.lease = d }
 }
 
-// WithTickerLogger makes the Ticker log leadership changes and errors (by
-// default it logs nothing).
+// WithTickerLogger makes the Ticker log leadership changes and errors to l
+// (by default, to slog.Default() as it is at NewTicker).
 func WithTickerLogger(l *slog.Logger) TickerOption {
 	return func(c *tickerConfig) { c.log = l }
 }
@@ -105,7 +104,7 @@ func NewTicker(pool *pgxpool.Pool, opts ...TickerOption) *Ticker {
 		tick:  DefaultTickInterval,
 		maint: time.Second,
 		lease: DefaultLeaderLease,
-		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		log:   slog.Default(),
 	}
 	for _, opt := range opts {
 		opt(&cfg)
