@@ -2809,7 +2809,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '66f9b032238f618e' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '9a63e795f0cfd035' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -2830,6 +2830,9 @@ $$;
 --                     tick kept when none is (approximate, like ev_new)
 --   ev_new            events sent since the newest tick (approximate: counts
 --                     rolled-back sends, and retries and replays re-inserted)
+--   ev_total          events sent since the queue was created: its event
+--                     sequence, a counter for rates (approximate like
+--                     ev_new; NULL when the sequence was broken by hand)
 --   retry_pending     events waiting in the retry store
 --   paused, paused_at whether (and since when) pause_queue() holds it
 --   event_bytes       disk size of its event tables, indexes and TOAST included
@@ -2860,8 +2863,8 @@ RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_ro
                queue_switch_time timestamptz, queue_ticker_max_count int, queue_ticker_max_lag interval,
                queue_ticker_idle_period interval, queue_max_retries int,
                queue_retry_backoff_base interval, queue_retry_backoff_cap interval,
-               ticker_lag interval, ev_per_sec double precision, ev_new bigint, last_tick_id bigint,
-               consumers int, retry_pending bigint, dead_letters bigint,
+               ticker_lag interval, ev_per_sec double precision, ev_new bigint, ev_total bigint,
+               last_tick_id bigint, consumers int, retry_pending bigint, dead_letters bigint,
                paused boolean, paused_at timestamptz, event_bytes bigint, event_dead_tuples bigint,
                keep_unclaimed boolean, unclaimed_events bigint, unclaimed_since timestamptz,
                errors bigint, last_error_step text, last_error_sqlstate text, last_error text,
@@ -2893,6 +2896,7 @@ BEGIN
                 THEN greatest(seq.seq_now - r.tick_event_seq, 0) / extract(epoch FROM now() - r.tick_time)::double precision
                 END, 0),
            coalesce(greatest(seq.seq_now - t.tick_event_seq, 0), 0),
+           seq.seq_now,
            t.tick_id,
            (SELECT count(*)::int FROM pgque.consumer c WHERE c.sub_queue = q.queue_id AND c.sub_parent IS NULL),
            (SELECT count(*) FROM pgque.retry_queue rq WHERE rq.rq_queue = q.queue_id),

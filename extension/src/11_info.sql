@@ -31,6 +31,9 @@ $$;
 --                     tick kept when none is (approximate, like ev_new)
 --   ev_new            events sent since the newest tick (approximate: counts
 --                     rolled-back sends, and retries and replays re-inserted)
+--   ev_total          events sent since the queue was created: its event
+--                     sequence, a counter for rates (approximate like
+--                     ev_new; NULL when the sequence was broken by hand)
 --   retry_pending     events waiting in the retry store
 --   paused, paused_at whether (and since when) pause_queue() holds it
 --   event_bytes       disk size of its event tables, indexes and TOAST included
@@ -61,8 +64,8 @@ RETURNS TABLE (queue_name text, queue_ntables int, queue_cur_table int, queue_ro
                queue_switch_time timestamptz, queue_ticker_max_count int, queue_ticker_max_lag interval,
                queue_ticker_idle_period interval, queue_max_retries int,
                queue_retry_backoff_base interval, queue_retry_backoff_cap interval,
-               ticker_lag interval, ev_per_sec double precision, ev_new bigint, last_tick_id bigint,
-               consumers int, retry_pending bigint, dead_letters bigint,
+               ticker_lag interval, ev_per_sec double precision, ev_new bigint, ev_total bigint,
+               last_tick_id bigint, consumers int, retry_pending bigint, dead_letters bigint,
                paused boolean, paused_at timestamptz, event_bytes bigint, event_dead_tuples bigint,
                keep_unclaimed boolean, unclaimed_events bigint, unclaimed_since timestamptz,
                errors bigint, last_error_step text, last_error_sqlstate text, last_error text,
@@ -94,6 +97,7 @@ BEGIN
                 THEN greatest(seq.seq_now - r.tick_event_seq, 0) / extract(epoch FROM now() - r.tick_time)::double precision
                 END, 0),
            coalesce(greatest(seq.seq_now - t.tick_event_seq, 0), 0),
+           seq.seq_now,
            t.tick_id,
            (SELECT count(*)::int FROM pgque.consumer c WHERE c.sub_queue = q.queue_id AND c.sub_parent IS NULL),
            (SELECT count(*) FROM pgque.retry_queue rq WHERE rq.rq_queue = q.queue_id),

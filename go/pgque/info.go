@@ -28,12 +28,16 @@ type QueueInfo struct {
 	// younger queue) until now.
 	EventsPerSecond float64
 	NewEvents       int64 // sent since the newest tick
-	LastTickID      int64
-	Consumers       int
-	RetryPending    int64
-	DeadLetters     int64
-	Paused          bool       // PauseQueue holds it: consumers receive nothing
-	PausedAt        *time.Time // when it was paused; nil while it runs
+	// TotalEvents were sent since the queue was created: a counter to take
+	// rates from (Prometheus' pgque_queue_events_total); 0 when the queue's
+	// event sequence was broken by hand.
+	TotalEvents  int64
+	LastTickID   int64
+	Consumers    int
+	RetryPending int64
+	DeadLetters  int64
+	Paused       bool       // PauseQueue holds it: consumers receive nothing
+	PausedAt     *time.Time // when it was paused; nil while it runs
 	// EventBytes is the disk size of the queue's event tables, indexes and
 	// TOAST included.
 	EventBytes int64
@@ -95,7 +99,7 @@ func (c *Client) queueInfo(ctx context.Context, queue *string) ([]QueueInfo, err
 	rows, err := c.pool.Query(ctx, `
 		SELECT queue_name, queue_ntables, queue_cur_table, queue_rotation_period, queue_switch_time,
 		       queue_ticker_max_count, queue_ticker_max_lag, queue_ticker_idle_period, queue_max_retries,
-		       queue_retry_backoff_base, queue_retry_backoff_cap, ticker_lag, ev_per_sec, ev_new,
+		       queue_retry_backoff_base, queue_retry_backoff_cap, ticker_lag, ev_per_sec, ev_new, coalesce(ev_total, 0),
 		       last_tick_id, consumers, retry_pending, dead_letters, paused, paused_at, event_bytes,
 		       event_dead_tuples, keep_unclaimed, unclaimed_events, unclaimed_since, errors,
 		       last_error_step, last_error_sqlstate, last_error, last_error_at
@@ -111,7 +115,7 @@ func (c *Client) queueInfo(ctx context.Context, queue *string) ([]QueueInfo, err
 		var at *time.Time
 		err := row.Scan(&q.Name, &q.Tables, &q.CurrentTable, &q.RotationPeriod, &q.SwitchTime,
 			&q.TickerMaxCount, &q.TickerMaxLag, &q.TickerIdlePeriod, &q.MaxRetries,
-			&q.RetryBackoffBase, &q.RetryBackoffCap, &lag, &q.EventsPerSecond, &q.NewEvents,
+			&q.RetryBackoffBase, &q.RetryBackoffCap, &lag, &q.EventsPerSecond, &q.NewEvents, &q.TotalEvents,
 			&q.LastTickID, &q.Consumers, &q.RetryPending, &q.DeadLetters,
 			&q.Paused, &q.PausedAt, &bytes, &dead, &q.KeepUnclaimed, &q.UnclaimedEvents, &q.UnclaimedSince,
 			&q.Errors, &step, &state, &msg, &at)

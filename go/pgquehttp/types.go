@@ -25,7 +25,9 @@ type Queue struct {
 	TickerLagSeconds float64 `json:"ticker_lag_seconds"`
 	EventsPerSecond  float64 `json:"events_per_second"`
 	// NewEvents were sent since the newest tick (approximate).
-	NewEvents    int64 `json:"new_events"`
+	NewEvents int64 `json:"new_events"`
+	// TotalEvents were sent since the queue was created (approximate).
+	TotalEvents  int64 `json:"total_events"`
 	LastTickID   int64 `json:"last_tick_id"`
 	Consumers    int   `json:"consumers"`
 	RetryPending int64 `json:"retry_pending"`

@@ -809,7 +809,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	// version needs no database.
 	r = runBin(t, "", "version")
-	if r.code != 0 || !regexp.MustCompile(`^pgque \S+, engine \S+, go\S+ \w+/\w+\n$`).MatchString(r.stdout) {
+	if r.code != 0 || !regexp.MustCompile(`^pgque \S+, engine \S+ \(build [0-9a-f]{16}\), go\S+ \w+/\w+\n$`).MatchString(r.stdout) {
 		t.Errorf("version: %+v", r)
 	}
 	var v struct{ Version, Engine string }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"slices"
 	"sync"
@@ -62,7 +63,7 @@ The exit status is 0 when every consumer received every event.`,
 			case cfg.consumers < 1 || cfg.consumers > 20:
 				return usageError{fmt.Errorf("--consumers must be between 1 and 20, not %d", cfg.consumers)}
 			}
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), g.dsn, cfg)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g.dsn, cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -76,7 +77,7 @@ The exit status is 0 when every consumer received every event.`,
 	return cmd
 }
 
-func runDemo(ctx context.Context, w io.Writer, dsn string, cfg demoConfig) (err error) {
+func runDemo(ctx context.Context, w, errw io.Writer, dsn string, cfg demoConfig) (err error) {
 	// Setup and cleanup must finish even after Ctrl-C: cleanup runs on a
 	// context of its own, and an interrupt during the run only ends it early.
 	cleanupCtx := func() (context.Context, context.CancelFunc) {
@@ -142,7 +143,9 @@ func runDemo(ctx context.Context, w io.Writer, dsn string, cfg demoConfig) (err 
 			fmt.Fprintf(w, "Queue %s dropped.\n", queue)
 		}
 	}()
-	d := &demo{client: client, queue: queue, cfg: cfg, w: w}
+	// The demo prints what happens itself; the log says only what goes wrong.
+	log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d := &demo{client: client, queue: queue, cfg: cfg, w: w, log: log}
 	for i := range cfg.consumers {
 		name := fmt.Sprintf("demo-%d", i+1)
 		// Subscribed before the producer starts, so each sees every event.
@@ -165,6 +168,7 @@ type demo struct {
 	queue     string
 	cfg       demoConfig
 	w         io.Writer
+	log       *slog.Logger
 	consumers []*demoConsumer
 	sent      atomic.Int64
 }
@@ -218,9 +222,9 @@ func (d *demo) run(ctx context.Context) error {
 			stopWork(fmt.Errorf("%s: %w", what, err))
 		}
 	}
-	wg.Go(func() { fail("ticker", pgque.NewTicker(d.client.Pool()).Run(work)) })
+	wg.Go(func() { fail("ticker", pgque.NewTicker(d.client.Pool(), pgque.WithTickerLogger(d.log)).Run(work)) })
 	for _, c := range d.consumers {
-		cons := d.client.NewConsumer(d.queue, c.name)
+		cons := d.client.NewConsumer(d.queue, c.name, pgque.WithLogger(d.log))
 		cons.Handle("*", c.handle)
 		wg.Go(func() { fail("consumer "+c.name, cons.Start(work)) })
 	}

@@ -64,6 +64,7 @@ type queueJSON struct {
 	Name             string     `json:"name"`
 	Consumers        int        `json:"consumers"`
 	NewEvents        int64      `json:"new_events"`
+	TotalEvents      int64      `json:"total_events"`
 	EventsPerSecond  float64    `json:"events_per_second"`
 	TickLagSeconds   float64    `json:"tick_lag_seconds"`
 	LastTickID       int64      `json:"last_tick_id"`
@@ -101,7 +102,7 @@ type lastError struct {
 
 func toQueueJSON(q pgque.QueueInfo) queueJSON {
 	return queueJSON{
-		Name: q.Name, Consumers: q.Consumers, NewEvents: q.NewEvents, EventsPerSecond: q.EventsPerSecond,
+		Name: q.Name, Consumers: q.Consumers, NewEvents: q.NewEvents, TotalEvents: q.TotalEvents, EventsPerSecond: q.EventsPerSecond,
 		TickLagSeconds: q.TickerLag.Seconds(), LastTickID: q.LastTickID, RetryPending: q.RetryPending,
 		DeadLetters: q.DeadLetters, Tables: q.Tables, CurrentTable: q.CurrentTable, SwitchTime: q.SwitchTime,
 		RotationPeriod: q.RotationPeriod.Seconds(), TickerMaxCount: q.TickerMaxCount,

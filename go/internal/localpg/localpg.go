@@ -61,6 +61,11 @@ type Options struct {
 	// StartTimeout bounds the wait for the server to accept connections.
 	// 0: 60 s.
 	StartTimeout time.Duration
+	// TrustTCP lets every role connect over TCP (127.0.0.1 only) without a
+	// password, as a test server's roles made by tests need; by default
+	// TCP needs a password (scram-sha-256).  It applies when the cluster is
+	// created.
+	TrustTCP bool
 }
 
 // Settings are the server settings localpg applies besides listen address,
@@ -132,7 +137,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 
-	password, err := s.initCluster(ctx)
+	password, err := s.initCluster(ctx, opts.TrustTCP)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +219,11 @@ func (s *Server) LogFile() string { return filepath.Join(s.Dir, logFile) }
 
 // initCluster runs initdb unless Dir holds a cluster, and returns the
 // superuser's password.
-func (s *Server) initCluster(ctx context.Context) (string, error) {
+func (s *Server) initCluster(ctx context.Context, trustTCP bool) (string, error) {
+	hostAuth := "scram-sha-256"
+	if trustTCP {
+		hostAuth = "trust"
+	}
 	pwPath := filepath.Join(s.Dir, pwFile)
 	if _, err := os.Stat(filepath.Join(s.Dir, "PG_VERSION")); err == nil {
 		pw, err := os.ReadFile(pwPath)
@@ -245,7 +254,7 @@ func (s *Server) initCluster(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("localpg: %w", err)
 	}
 	if err := s.run(ctx, "initdb", "-D", s.Dir, "-U", superuser, "--pwfile", tmp.Name(),
-		"--auth-host=scram-sha-256", "--auth-local=trust", "--no-locale", "--encoding=UTF8", "--no-instructions"); err != nil {
+		"--auth-host="+hostAuth, "--auth-local=trust", "--no-locale", "--encoding=UTF8", "--no-instructions"); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(pwPath, []byte(password+"\n"), 0o600); err != nil {

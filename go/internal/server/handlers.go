@@ -225,7 +225,7 @@ func queueJSON(q pgque.QueueInfo) pgquehttp.Queue {
 		TickerMaxCount: q.TickerMaxCount, TickerMaxLagSeconds: seconds(q.TickerMaxLag),
 		TickerIdlePeriodSeconds: seconds(q.TickerIdlePeriod), MaxRetries: q.MaxRetries,
 		RetryBackoffBaseSeconds: seconds(q.RetryBackoffBase), RetryBackoffCapSeconds: seconds(q.RetryBackoffCap),
-		TickerLagSeconds: seconds(q.TickerLag), EventsPerSecond: q.EventsPerSecond, NewEvents: q.NewEvents,
+		TickerLagSeconds: seconds(q.TickerLag), EventsPerSecond: q.EventsPerSecond, NewEvents: q.NewEvents, TotalEvents: q.TotalEvents,
 		LastTickID: q.LastTickID, Consumers: q.Consumers, RetryPending: q.RetryPending, DeadLetters: q.DeadLetters,
 		Paused: q.Paused, PausedAt: q.PausedAt, EventBytes: q.EventBytes, EventDeadTuples: q.EventDeadTuples,
 		KeepUnclaimed: q.KeepUnclaimed, UnclaimedEvents: q.UnclaimedEvents, UnclaimedSince: q.UnclaimedSince,

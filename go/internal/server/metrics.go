@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -165,14 +163,6 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// eventCountSQL reads the queues' event counters.  No information function
-// returns them, so this reads pgque's catalog, which only the role that
-// installed pgque (or a superuser) may; for other roles the metric is left out.
-// Queues whose sequence value was broken by hand are left out, so that the
-// scrape still reports the others (and that queue's maintenance errors).
-const eventCountSQL = `SELECT queue_name, coalesce(pg_sequence_last_value(queue_event_seq), 0) FROM pgque.queue
-	 WHERE (SELECT relkind FROM pg_class WHERE oid = queue_event_seq) = 'S'`
-
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	g := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
@@ -228,15 +218,9 @@ func (c *collector) collectDB(ch chan<- prometheus.Metric, g func(*prometheus.De
 			}
 		}
 	}
-	events, err := c.eventCounts(ctx)
-	if err != nil {
-		return err
-	}
 
 	for _, q := range qs {
-		if n, ok := events[q.Name]; ok {
-			ch <- prometheus.MustNewConstMetric(c.queueEvents, prometheus.CounterValue, float64(n), q.Name)
-		}
+		ch <- prometheus.MustNewConstMetric(c.queueEvents, prometheus.CounterValue, float64(q.TotalEvents), q.Name)
 		g(c.queueNewEvents, float64(q.NewEvents), q.Name)
 		g(c.queueRate, q.EventsPerSecond, q.Name)
 		g(c.queueTickAge, q.TickerLag.Seconds(), q.Name)
@@ -273,38 +257,6 @@ func (c *collector) collectDB(ch chan<- prometheus.Metric, g func(*prometheus.De
 		g(c.consWorkerExpired, float64(workers[i].expired), ci.Queue, ci.Name)
 	}
 	return nil
-}
-
-// eventCounts reads the event counter of every queue; nil, and no error,
-// when the role may not read pgque's catalog.
-func (c *collector) eventCounts(ctx context.Context) (map[string]int64, error) {
-	rows, err := c.s.client.Pool().Query(ctx, eventCountSQL)
-	if err != nil {
-		return nil, countError(err)
-	}
-	counts := map[string]int64{}
-	for rows.Next() {
-		var q string
-		var n int64
-		if err := rows.Scan(&q, &n); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		counts[q] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, countError(err)
-	}
-	return counts, nil
-}
-
-// countError drops a permission error of eventCountSQL.
-func countError(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
-		return nil
-	}
-	return engineError("pgque: event counters", err)
 }
 
 func b2f(b bool) float64 {

@@ -51,7 +51,8 @@ type Server struct {
 }
 
 // testSettings trade durability for speed: a test server's data is thrown
-// away anyway.
+// away anyway.  Its TCP port (127.0.0.1) trusts every role, so that roles a
+// test creates can log in without passwords.
 var testSettings = map[string]string{
 	"fsync":              "off",
 	"synchronous_commit": "off",
@@ -62,7 +63,7 @@ var testSettings = map[string]string{
 // Start starts a server.  Databases made by NewDatabase get pgque installed
 // with opts (see pgque.Install).  Call Cleanup when done.
 func Start(ctx context.Context, opts ...pgque.InstallOption) (*Server, error) {
-	pg, err := localpg.Start(ctx, localpg.Options{Settings: testSettings})
+	pg, err := localpg.Start(ctx, localpg.Options{Settings: testSettings, TrustTCP: true})
 	if err != nil {
 		return nil, fmt.Errorf("pgquetest: %w", err)
 	}
