@@ -2,15 +2,19 @@ package pgque
 
 import (
 	"math"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
-// Checks of counts, durations and times made before calling SQL.  pgx
+// Checks of counts, durations, times and text made before calling SQL.  pgx
 // refuses a Go int beyond an SQL int with an error of its own (no
 // sentinel), and would carry a time.Time past PostgreSQL's range into a
 // wrapped timestamp; the engine's own checks (PQ006) cannot see either.  So
 // the SDK rejects such values itself, with ErrInvalidArgument naming the
 // value, and leaves the exact bounds inside PostgreSQL's range to the engine.
+// Text with a NUL character or invalid UTF-8 fails inside PostgreSQL with
+// its own 22021, which says neither which argument nor which value.
 
 // maxCount is the largest count an SQL int parameter takes.
 const maxCount = math.MaxInt32
@@ -51,6 +55,18 @@ func checkTime(op, what string, t time.Time, back bool) error {
 		t.Year() < 1 {
 		return invalid(op, "%s %s is out of range: must be at most 100 years from now",
 			what, t.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// checkText rejects text PostgreSQL's text type cannot hold: a NUL
+// character or invalid UTF-8.
+func checkText(op, what, v string) error {
+	switch {
+	case !utf8.ValidString(v):
+		return invalid(op, "%s %.100q is not valid UTF-8", what, v)
+	case strings.IndexByte(v, 0) >= 0:
+		return invalid(op, "%s %.100q holds a NUL character", what, v)
 	}
 	return nil
 }
