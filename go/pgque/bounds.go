@@ -20,12 +20,16 @@ import (
 const maxCount = math.MaxInt32
 
 // maxSpan is the longest duration the engine takes anywhere (a delay, a
-// TTL, a retry delay, a schedule period, an age), and how far from now a
-// time may be: 100 years, compared as PostgreSQL compares intervals (a
-// month as 30 days), so 1,200 months of 30 days.
+// TTL, a retry delay, a schedule period, an age): 100 years, compared as
+// PostgreSQL compares intervals (a month as 30 days), so 1,200 months of
+// 30 days.
 const maxSpan = 1200 * 30 * 24 * time.Hour
 
-// spanSlack widens the SDK's bound on times beyond maxSpan from the
+// maxYears is how far from now a time may be: the engine adds 100 years
+// to now() on the calendar, some 524 days more than maxSpan.
+const maxYears = 100
+
+// spanSlack widens the SDK's bound on times beyond maxYears from the
 // client's clock, so that clock skew never makes the SDK refuse a time the
 // engine, by the server's clock, would take; a time in the slack gets the
 // engine's PQ006.
@@ -47,11 +51,12 @@ func checkSpan(op, what string, d time.Duration) error {
 	return nil
 }
 
-// checkTime rejects a time more than maxSpan from now, ahead or (back)
+// checkTime rejects a time more than maxYears from now, ahead or (back)
 // behind, give or take spanSlack; the zero time is the caller's to handle.
 func checkTime(op, what string, t time.Time, back bool) error {
 	now := time.Now()
-	if t.After(now.Add(maxSpan+spanSlack)) || back && t.Before(now.Add(-maxSpan-spanSlack)) ||
+	if t.After(now.AddDate(maxYears, 0, 0).Add(spanSlack)) ||
+		back && t.Before(now.AddDate(-maxYears, 0, 0).Add(-spanSlack)) ||
 		t.Year() < 1 {
 		return invalid(op, "%s %s is out of range: must be at most 100 years from now",
 			what, t.Format(time.RFC3339Nano))

@@ -123,3 +123,18 @@ func TestArgumentBounds(t *testing.T) {
 		t.Errorf("sent after all: %v, %v", msgs, err)
 	}
 }
+
+// Times are bounded as the engine bounds them: 100 years on the calendar
+// from now, which is some 524 days more than the 36,000 days of durations.
+func TestTimesWithinCalendarCentury(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, "q", "c")
+	ahead := time.Now().AddDate(100, 0, -2)
+	if _, err := c.CreateSchedule(ctx, pgque.Schedule{Name: "s", Queue: "q", Type: "t", Every: time.Hour,
+		StartAt: time.Now().AddDate(-100, 0, 2)}); err != nil {
+		t.Errorf("start time 100 years less 2 days ago: %v", err)
+	}
+	if _, err := c.Send(ctx, "q", pgque.Event{Type: "t"}, pgque.WithRunAt(ahead)); err != nil {
+		t.Errorf("run-at time 100 years less 2 days ahead: %v", err)
+	}
+}
