@@ -217,9 +217,12 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, auth bool) (*http
 	if err := checkText("the path", r.URL.Path); err != nil {
 		return r, false, err
 	}
-	for _, vs := range r.URL.Query() {
+	for k, vs := range r.URL.Query() {
+		if err := checkText("the name of a query parameter", k); err != nil {
+			return r, false, err
+		}
 		for _, v := range vs {
-			if err := checkText("a query parameter", v); err != nil {
+			if err := checkText(fmt.Sprintf("query parameter %q", k), v); err != nil {
 				return r, false, err
 			}
 		}
