@@ -75,3 +75,9 @@ func checkText(op, what, v string) error {
 	}
 	return nil
 }
+
+// asText is s with each NUL character and invalid UTF-8 byte replaced by
+// U+FFFD, so that it passes checkText.
+func asText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
