@@ -63,9 +63,10 @@ func TestMalformedBodyNamesField(t *testing.T) {
 	}
 }
 
-// POST /v1/schedules checks what the SDK would check with messages naming
-// its Go fields.
-func TestScheduleErrorsNameFields(t *testing.T) {
+// The server's own checks name the fields too: POST /v1/schedules checks
+// what the SDK would check with messages naming its Go fields (Every,
+// StartAt), and a batch's events are named by their index.
+func TestChecksNameFields(t *testing.T) {
 	e := newEnv(t, server.Options{})
 	for _, c := range []struct{ body, want string }{
 		{`{"name":"s","queue":"q","type":"t"}`, "set exactly one of every_seconds and cron"},
@@ -78,6 +79,8 @@ func TestScheduleErrorsNameFields(t *testing.T) {
 	}
 	e.wantField(t, "POST", "/v1/queues/q/events/batch", `{"events":[{"type":"t"},{"type":""}]}`,
 		"invalid_argument", "", "events[1].type is required")
+	e.wantField(t, "POST", "/v1/queues/q/events/batch", `{"events":[]}`,
+		"invalid_argument", "", "events must hold 1 to 1000 events, not 0")
 }
 
 // A start_at given is checked, the zero time (year 1) included, which

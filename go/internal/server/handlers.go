@@ -440,7 +440,7 @@ func (s *Server) sendBatch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(req.Events) == 0 || len(req.Events) > s.opts.MaxBatch {
-		return badRequest("a batch holds 1 to %d events, not %d", s.opts.MaxBatch, len(req.Events))
+		return badRequest("events must hold 1 to %d events, not %d", s.opts.MaxBatch, len(req.Events))
 	}
 	evs := make([]pgque.Event, len(req.Events))
 	for i, e := range req.Events {
