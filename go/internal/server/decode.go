@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -59,7 +60,7 @@ func decode(r *http.Request, v any, optional bool) error {
 	if dec.More() {
 		return malformed("data after the JSON value")
 	}
-	return checkValues("", reflect.ValueOf(v).Elem())
+	return checkValues(reflect.ValueOf(v).Elem())
 }
 
 func malformed(why string) error {
@@ -147,10 +148,23 @@ func isLeaf(t reflect.Type) bool {
 	return t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType)
 }
 
-// jsonFields are the fields of struct type t that JSON fills, by name,
-// embedded structs' included.
-func jsonFields(t reflect.Type) map[string]reflect.StructField {
-	out := map[string]reflect.StructField{}
+// jsonField is a field of a struct that JSON fills.
+type jsonField struct {
+	name string
+	reflect.StructField
+}
+
+// fieldsOf caches jsonFields, which checkValues needs for every struct of
+// every body (a batch holds up to 1000 events).
+var fieldsOf sync.Map // reflect.Type -> []jsonField
+
+// jsonFields are the fields of struct type t that JSON fills, embedded
+// structs' included, by name.
+func jsonFields(t reflect.Type) []jsonField {
+	if fs, ok := fieldsOf.Load(t); ok {
+		return fs.([]jsonField)
+	}
+	var out []jsonField
 	for _, f := range reflect.VisibleFields(t) {
 		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if !f.IsExported() || tag == "-" || f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
@@ -159,8 +173,10 @@ func jsonFields(t reflect.Type) map[string]reflect.StructField {
 		if tag == "" {
 			tag = f.Name
 		}
-		out[tag] = f
+		out = append(out, jsonField{tag, f})
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	fieldsOf.Store(t, out)
 	return out
 }
 
@@ -168,12 +184,14 @@ func jsonFields(t reflect.Type) map[string]reflect.StructField {
 // a key of another case when no field has it exactly.
 func fieldNamed(t reflect.Type, k string) (reflect.StructField, bool) {
 	fs := jsonFields(t)
-	if f, ok := fs[k]; ok {
-		return f, true
+	for _, f := range fs {
+		if f.name == k {
+			return f.StructField, true
+		}
 	}
-	for name, f := range fs {
-		if strings.EqualFold(name, k) {
-			return f, true
+	for _, f := range fs {
+		if strings.EqualFold(f.name, k) {
+			return f.StructField, true
 		}
 	}
 	return reflect.StructField{}, false
@@ -250,56 +268,82 @@ const timeSlack = 23 * time.Hour
 // cannot hold), and times more than 100 years from now.  Request types
 // hold times as pointers, nil when absent: a time given is checked, the
 // zero time included, which the SDK would take for "not given".
-func checkValues(path string, v reflect.Value) error {
-	switch {
-	case v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface:
-		if v.IsNil() {
-			return nil
-		}
-		return checkValues(path, v.Elem())
-	case v.Type() == timeType:
-		t := v.Interface().(time.Time)
-		// The engine adds 100 years to now() on the calendar.
-		if now := time.Now(); t.Before(now.AddDate(-100, 0, 0).Add(-timeSlack)) ||
-			t.After(now.AddDate(100, 0, 0).Add(timeSlack)) {
-			return badRequest("%s %s is out of range: must be a finite time within 100 years of now",
-				pathName(path), t.Format(time.RFC3339Nano))
-		}
-		return nil
-	case isLeaf(v.Type()):
-		return nil // payloads: JSON text, stored as sent
+func checkValues(v reflect.Value) error {
+	if bad := badIn(v); bad != nil {
+		return badRequest("%s%s%s", bad.before, pathName(bad.path), bad.after)
 	}
+	return nil
+}
+
+// badValue is what badIn found: the message is before, the value's path,
+// after.  The path is built on the way out, so that a good body (a batch
+// of a thousand events) costs no paths.
+type badValue struct{ before, path, after string }
+
+// under puts b's path under seg, a field's name or an index "[i]".
+func (b *badValue) under(seg string) *badValue {
+	if b.path != "" && b.path[0] != '[' {
+		seg += "."
+	}
+	b.path = seg + b.path
+	return b
+}
+
+// badIn is the first value in v that checkValues refuses, or nil.
+func badIn(v reflect.Value) *badValue {
 	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return badIn(v.Elem())
+		}
 	case reflect.String:
-		return checkText(pathName(path), v.String())
+		if why := textFault(v.String()); why != "" {
+			return &badValue{after: " " + why}
+		}
 	case reflect.Struct:
-		fs := jsonFields(v.Type())
-		for _, name := range sortedKeys(fs) {
-			f, err := v.FieldByIndexErr(fs[name].Index)
+		if v.Type() == timeType {
+			return badTime(v.Interface().(time.Time))
+		}
+		for _, jf := range jsonFields(v.Type()) {
+			f, err := v.FieldByIndexErr(jf.Index)
 			if err != nil {
 				continue // in a nil embedded pointer: not given
 			}
-			if err := checkValues(join(path, name), f); err != nil {
-				return err
+			if bad := badIn(f); bad != nil {
+				return bad.under(jf.name)
 			}
 		}
 	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return nil // payloads: JSON text, stored as sent
+		}
 		for i := range v.Len() {
-			if err := checkValues(fmt.Sprintf("%s[%d]", path, i), v.Index(i)); err != nil {
-				return err
+			if bad := badIn(v.Index(i)); bad != nil {
+				return bad.under(fmt.Sprintf("[%d]", i))
 			}
 		}
 	case reflect.Map:
 		keys := v.MapKeys()
 		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
 		for _, k := range keys {
-			if err := checkText(fmt.Sprintf("key %q of %s", k.String(), pathName(path)), k.String()); err != nil {
-				return err
+			if why := textFault(k.String()); why != "" {
+				return &badValue{before: fmt.Sprintf("key %q of ", k.String()), after: " " + why}
 			}
-			if err := checkValues(join(path, k.String()), v.MapIndex(k)); err != nil {
-				return err
+			if bad := badIn(v.MapIndex(k)); bad != nil {
+				return bad.under(k.String())
 			}
 		}
+	}
+	return nil
+}
+
+// badTime refuses a time beyond the engine's reach: it adds 100 years to
+// now() on the calendar.
+func badTime(t time.Time) *badValue {
+	if now := time.Now(); t.Before(now.AddDate(-100, 0, 0).Add(-timeSlack)) ||
+		t.After(now.AddDate(100, 0, 0).Add(timeSlack)) {
+		return &badValue{after: " " + t.Format(time.RFC3339Nano) +
+			" is out of range: must be a finite time within 100 years of now"}
 	}
 	return nil
 }

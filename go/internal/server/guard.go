@@ -110,11 +110,19 @@ func checkContentType(r *http.Request) error {
 // checkText refuses NUL characters and invalid UTF-8, which no name or
 // value of PostgreSQL's text can hold.
 func checkText(what, v string) error {
-	if !utf8.ValidString(v) {
-		return badRequest("%s is not valid UTF-8", what)
-	}
-	if strings.IndexByte(v, 0) >= 0 {
-		return badRequest("%s holds a NUL character", what)
+	if why := textFault(v); why != "" {
+		return badRequest("%s %s", what, why)
 	}
 	return nil
+}
+
+// textFault says why PostgreSQL's text cannot hold v; "" when it can.
+func textFault(v string) string {
+	switch {
+	case !utf8.ValidString(v):
+		return "is not valid UTF-8"
+	case strings.IndexByte(v, 0) >= 0:
+		return "holds a NUL character"
+	}
+	return ""
 }
