@@ -141,6 +141,10 @@ func TestNULNamesField(t *testing.T) {
 			"time_zone holds a NUL character"},
 		{"POST", "/v1/schedules", `{"name":"s","queue":"q","type":"t","cron":"@daily\u0000"}`, "cron holds a NUL character"},
 		{"GET", "/v1/queues/q/consumers/c/peek?max=1&x=a%00", "", `query parameter "x" holds a NUL character`},
+		{"PUT", "/v1/queues/q/consumers/c%00", "", `consumer "c\x00" in the path holds a NUL character`},
+		{"GET", "/v1/queues/q%FF", "", `queue "q\xff" in the path is not valid UTF-8`},
+		{"DELETE", "/v1/queues/q/consumers/c/workers/w%00", "", `worker "w\x00" in the path holds a NUL character`},
+		{"GET", "/v1/no%00where", "", "the path holds a NUL character"},
 	} {
 		e.wantField(t, c.method, c.path, c.body, "invalid_argument", "", c.want)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"mime"
 	"net"
 	"net/http"
@@ -105,6 +106,32 @@ func checkContentType(r *http.Request) error {
 	}
 	return &apiError{status: http.StatusUnsupportedMediaType, code: pgquehttp.CodeUnsupportedMediaType,
 		msg: "a request body must be JSON, sent with Content-Type: application/json"}
+}
+
+// checkPath refuses a path PostgreSQL's text cannot hold, naming the
+// segment at fault by the wildcard of pattern it fills ("consumer"),
+// when it fills one.
+func checkPath(r *http.Request, pattern string) error {
+	if textFault(r.URL.Path) == "" {
+		return nil
+	}
+	route := pattern
+	if _, p, ok := strings.Cut(pattern, " "); ok {
+		route = p // without the method
+	}
+	wildcards := strings.Split(route, "/")
+	// As the mux matches: segments of the escaped path, each unescaped.
+	for i, seg := range strings.Split(r.URL.EscapedPath(), "/") {
+		v, err := url.PathUnescape(seg)
+		if err != nil || textFault(v) == "" {
+			continue
+		}
+		if i < len(wildcards) && strings.HasPrefix(wildcards[i], "{") {
+			return checkText(fmt.Sprintf("%s %.100q in the path", strings.Trim(wildcards[i], "{}."), v), v)
+		}
+		break
+	}
+	return checkText("the path", r.URL.Path)
 }
 
 // checkText refuses NUL characters and invalid UTF-8, which no name or
