@@ -13,7 +13,8 @@ import (
 
 // Values PostgreSQL's types cannot take, or beyond the engine's ranges, are
 // ErrInvalidArgument naming the value, never pgx's encoding error or a
-// wrapped time; text PostgreSQL cannot hold is ErrInvalidArgument too.
+// wrapped time; text PostgreSQL cannot hold is ErrInvalidArgument too,
+// naming the argument (PostgreSQL's own 22021 names neither it nor the value).
 // Nothing is sent.
 func TestArgumentBounds(t *testing.T) {
 	ctx := context.Background()
@@ -70,17 +71,39 @@ func TestArgumentBounds(t *testing.T) {
 				StartAt: time.Date(-300000, 1, 1, 0, 0, 0, 0, time.UTC)})
 			return err
 		}},
-		{"NUL in a type", "SQLSTATE 22021", func() error {
+		{"NUL in a type", `event type "a\x00b" holds a NUL character`, func() error {
 			_, err := c.Send(ctx, "q", pgque.Event{Type: "a\x00b"})
 			return err
 		}},
-		{"invalid UTF-8 in an extra", "SQLSTATE 22021", func() error {
+		{"NUL in an extra", `extra3 of "a" event "x\x00" holds a NUL character`, func() error {
+			x := "x\x00"
+			_, err := c.Send(ctx, "q", pgque.Event{Type: "a", Extra3: &x}, pgque.WithMaxRetries(1))
+			return err
+		}},
+		{"invalid UTF-8 in an extra", `extra2 of "a" event "\xff" is not valid UTF-8`, func() error {
 			x := "\xff"
 			_, err := c.SendBatch(ctx, "q", []pgque.Event{{Type: "a", Extra2: &x}})
 			return err
 		}},
-		{"invalid UTF-8 in a payload", "SQLSTATE 22021", func() error {
+		{"invalid UTF-8 in a payload", `payload of "a" event "\"\xc3\"" is not valid UTF-8`, func() error {
 			_, err := c.Send(ctx, "q", pgque.Event{Type: "a", Payload: json.RawMessage("\"\xc3\"")})
+			return err
+		}},
+		{"NUL in a nack reason", `reason "r\x00" holds a NUL character`, func() error {
+			_, err := c.Nack(ctx, 1, pgque.Message{MsgID: 1}, 0, "r\x00")
+			return err
+		}},
+		{"NUL in a schedule's type", `event type "t\x00" holds a NUL character`, func() error {
+			_, err := c.CreateSchedule(ctx, pgque.Schedule{Name: "s", Queue: "q", Type: "t\x00", Every: time.Hour})
+			return err
+		}},
+		{"NUL in a cron", `cron "@daily\x00" holds a NUL character`, func() error {
+			_, err := c.CreateSchedule(ctx, pgque.Schedule{Name: "s", Queue: "q", Type: "t", Cron: "@daily\x00"})
+			return err
+		}},
+		{"invalid UTF-8 in a time zone", `time zone "\xc3" is not valid UTF-8`, func() error {
+			_, err := c.CreateSchedule(ctx, pgque.Schedule{Name: "s", Queue: "q", Type: "t", Every: time.Hour,
+				TimeZone: "\xc3"})
 			return err
 		}},
 		{"malformed DSN", "invalid port", func() error {
@@ -98,5 +121,20 @@ func TestArgumentBounds(t *testing.T) {
 	}
 	if msgs, err := c.Peek(ctx, "q", "c", 10); err != nil || len(msgs) != 0 {
 		t.Errorf("sent after all: %v, %v", msgs, err)
+	}
+}
+
+// Times are bounded as the engine bounds them: 100 years on the calendar
+// from now, which is some 524 days more than the 36,000 days of durations.
+func TestTimesWithinCalendarCentury(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t, "q", "c")
+	ahead := time.Now().AddDate(100, 0, -2)
+	if _, err := c.CreateSchedule(ctx, pgque.Schedule{Name: "s", Queue: "q", Type: "t", Every: time.Hour,
+		StartAt: time.Now().AddDate(-100, 0, 2)}); err != nil {
+		t.Errorf("start time 100 years less 2 days ago: %v", err)
+	}
+	if _, err := c.Send(ctx, "q", pgque.Event{Type: "t"}, pgque.WithRunAt(ahead)); err != nil {
+		t.Errorf("run-at time 100 years less 2 days ahead: %v", err)
 	}
 }

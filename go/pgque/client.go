@@ -136,8 +136,19 @@ type Event struct {
 	Extra1, Extra2, Extra3, Extra4 *string
 }
 
-// payload returns the event's payload as JSON text, or nil for NULL.
+// payload returns the event's payload as JSON text, or nil for NULL,
+// having checked that its text fields are text PostgreSQL can hold.
 func (e Event) payload(op string) (*string, error) {
+	if err := checkText(op, "event type", e.Type); err != nil {
+		return nil, err
+	}
+	for i, x := range []*string{e.Extra1, e.Extra2, e.Extra3, e.Extra4} {
+		if x != nil {
+			if err := checkText(op, fmt.Sprintf("extra%d of %.100q event", i+1, e.Type), *x); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var raw []byte
 	switch p := e.Payload.(type) {
 	case nil:
@@ -155,6 +166,10 @@ func (e Event) payload(op string) (*string, error) {
 	}
 	if !json.Valid(raw) {
 		return nil, invalid(op, "payload of %q event is not valid JSON", e.Type)
+	}
+	// JSON strings may hold invalid UTF-8 as far as json.Valid is concerned.
+	if err := checkText(op, fmt.Sprintf("payload of %.100q event", e.Type), string(raw)); err != nil {
+		return nil, err
 	}
 	s := string(raw)
 	return &s, nil
@@ -566,6 +581,9 @@ func (c *Client) Nack(ctx context.Context, batchID int64, msg Message, retryAfte
 	if retryAfterSecs > 0 {
 		d := time.Duration(retryAfterSecs) * time.Second
 		delay = &d
+	}
+	if err := checkText(op, "reason", reason); err != nil {
+		return "", err
 	}
 	var why *string
 	if reason != "" {

@@ -745,13 +745,13 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, msg Message) (r
 			log.Debug("pgque consumer: skipping message of unknown type", "msg_id", msg.MsgID, "type", msg.Type)
 			return result{state: handled}
 		}
-		return result{state: failed, reason: "no handler for type " + msg.Type}
+		return failure("no handler for type " + msg.Type)
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("pgque consumer: handler panicked", "msg_id", msg.MsgID, "type", msg.Type,
 				"panic", p, "stack", string(debug.Stack()))
-			res = result{state: failed, reason: fmt.Sprintf("handler panicked: %v", p)}
+			res = failure(fmt.Sprintf("handler panicked: %v", p))
 		}
 	}()
 	if err := h(ctx, msg); err != nil {
@@ -760,9 +760,17 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, msg Message) (r
 			// message's fault.
 			return result{state: unhandled}
 		}
-		return result{state: failed, reason: err.Error()}
+		return failure(err.Error())
 	}
 	return result{state: handled}
+}
+
+// failure is a failed message's result.  Its reason is made text
+// PostgreSQL can hold, which a handler's error need not be (it may quote
+// binary data): Nack would refuse it, every time, and the message would
+// come again and again without ever being retried or dead-lettered.
+func failure(reason string) result {
+	return result{state: failed, reason: asText(reason)}
 }
 
 // settleTimeout bounds one attempt to nack and ack a piece.

@@ -385,6 +385,10 @@ func TestConsumerDeadLettersAndUnknownTypes(t *testing.T) {
 	strict.Handle("boom", func(ctx context.Context, msg pgque.Message) error {
 		panic(fmt.Sprintf("kaboom %s", msg.Payload))
 	})
+	// An error quoting bytes that PostgreSQL's text cannot hold.
+	strict.Handle("binary", func(ctx context.Context, msg pgque.Message) error {
+		return errors.New("bad \x00 input \xff")
+	})
 	strict.Handle("last", func(ctx context.Context, msg pgque.Message) error {
 		done <- "strict"
 		return nil
@@ -397,7 +401,8 @@ func TestConsumerDeadLettersAndUnknownTypes(t *testing.T) {
 	})
 	runStrict, runLenient := consumerRun(t, strict), consumerRun(t, lenient)
 	ids, err := client.SendBatch(ctx, "q", []pgque.Event{
-		{Type: "mystery", Payload: 1}, {Type: "bad", Payload: 2}, {Type: "boom", Payload: 3}, {Type: "last", Payload: 4},
+		{Type: "mystery", Payload: 1}, {Type: "bad", Payload: 2}, {Type: "boom", Payload: 3}, {Type: "binary", Payload: 4},
+		{Type: "last", Payload: 5},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -425,7 +430,8 @@ func TestConsumerDeadLettersAndUnknownTypes(t *testing.T) {
 		}
 		reasons[dl.Message.MsgID] = *dl.Reason
 	}
-	want := map[int64]string{ids[0]: "no handler for type mystery", ids[1]: "bad input", ids[2]: "handler panicked: kaboom 3"}
+	want := map[int64]string{ids[0]: "no handler for type mystery", ids[1]: "bad input", ids[2]: "handler panicked: kaboom 3",
+		ids[3]: "bad \uFFFD input \uFFFD"}
 	if fmt.Sprint(reasons) != fmt.Sprint(want) {
 		t.Errorf("dead letters = %v, want %v", reasons, want)
 	}

@@ -46,6 +46,11 @@ type Schedule struct {
 // cron expression, time zone or StartAt (within 100 years of now).
 func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (time.Time, error) {
 	const op = "pgque: create schedule"
+	for _, f := range []struct{ what, v string }{{"schedule name", s.Name}, {"cron", s.Cron}, {"time zone", s.TimeZone}} {
+		if err := checkText(op, f.what, f.v); err != nil {
+			return time.Time{}, err
+		}
+	}
 	if (s.Every == 0) == (s.Cron == "") {
 		return time.Time{}, invalid(op, "schedule %q: set exactly one of Every and Cron", s.Name)
 	}

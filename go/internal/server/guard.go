@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"mime"
 	"net"
 	"net/http"
@@ -107,14 +108,48 @@ func checkContentType(r *http.Request) error {
 		msg: "a request body must be JSON, sent with Content-Type: application/json"}
 }
 
+// checkPath refuses a path PostgreSQL's text cannot hold, naming the
+// segment at fault by the wildcard of pattern it fills ("consumer"),
+// when it fills one.
+func checkPath(r *http.Request, pattern string) error {
+	if textFault(r.URL.Path) == "" {
+		return nil
+	}
+	route := pattern
+	if _, p, ok := strings.Cut(pattern, " "); ok {
+		route = p // without the method
+	}
+	wildcards := strings.Split(route, "/")
+	// As the mux matches: segments of the escaped path, each unescaped.
+	for i, seg := range strings.Split(r.URL.EscapedPath(), "/") {
+		v, err := url.PathUnescape(seg)
+		if err != nil || textFault(v) == "" {
+			continue
+		}
+		if i < len(wildcards) && strings.HasPrefix(wildcards[i], "{") {
+			return checkText(fmt.Sprintf("%s %.100q in the path", strings.Trim(wildcards[i], "{}."), v), v)
+		}
+		break
+	}
+	return checkText("the path", r.URL.Path)
+}
+
 // checkText refuses NUL characters and invalid UTF-8, which no name or
 // value of PostgreSQL's text can hold.
 func checkText(what, v string) error {
-	if !utf8.ValidString(v) {
-		return badRequest("%s is not valid UTF-8", what)
-	}
-	if strings.IndexByte(v, 0) >= 0 {
-		return badRequest("%s holds a NUL character", what)
+	if why := textFault(v); why != "" {
+		return badRequest("%s %s", what, why)
 	}
 	return nil
+}
+
+// textFault says why PostgreSQL's text cannot hold v; "" when it can.
+func textFault(v string) string {
+	switch {
+	case !utf8.ValidString(v):
+		return "is not valid UTF-8"
+	case strings.IndexByte(v, 0) >= 0:
+		return "holds a NUL character"
+	}
+	return ""
 }

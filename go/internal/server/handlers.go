@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -125,42 +123,6 @@ func (s *Server) endpoint(h handlerFunc) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 		return h(w, r)
 	})
-}
-
-// decode reads a JSON body into v.  Unknown fields and trailing data are
-// errors, so that a misspelt field is not silently ignored.  An empty body
-// leaves v alone when optional.
-func decode(r *http.Request, v any, optional bool) error {
-	body, err := io.ReadAll(r.Body)
-	var maxErr *http.MaxBytesError
-	if errors.As(err, &maxErr) {
-		return err
-	}
-	if err != nil {
-		// The client went away (or stalled past the read timeout): its
-		// fault, and nobody reads the answer.
-		return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeMalformedJSON,
-			msg: "reading the request body: " + err.Error()}
-	}
-	if !utf8.Valid(body) {
-		return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeMalformedJSON,
-			msg: "malformed JSON body: not valid UTF-8"}
-	}
-	if optional && len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeMalformedJSON,
-			msg: "malformed JSON body: " + err.Error()}
-	}
-	if dec.More() {
-		return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeMalformedJSON,
-			msg: "malformed JSON body: data after the JSON value"}
-	}
-	return nil
 }
 
 // pathInt reads an integer path parameter.
@@ -287,10 +249,11 @@ func batchJSON(msgs []pgque.Message, worker string) pgquehttp.Batch {
 	return b
 }
 
-// eventSDK converts an event to send; the type is required.
-func eventSDK(e pgquehttp.Event) (pgque.Event, error) {
+// eventSDK converts the event at path (of the body) to send; the type is
+// required.
+func eventSDK(e pgquehttp.Event, path string) (pgque.Event, error) {
 	if e.Type == "" {
-		return pgque.Event{}, badRequest("event type is required")
+		return pgque.Event{}, badRequest("%s is required", join(path, "type"))
 	}
 	return pgque.Event{Type: e.Type, Payload: payloadSDK(e.Payload),
 		Extra1: e.Extra1, Extra2: e.Extra2, Extra3: e.Extra3, Extra4: e.Extra4}, nil
@@ -460,7 +423,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &ev, false); err != nil {
 		return err
 	}
-	sev, err := eventSDK(ev)
+	sev, err := eventSDK(ev, "")
 	if err != nil {
 		return err
 	}
@@ -477,13 +440,13 @@ func (s *Server) sendBatch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(req.Events) == 0 || len(req.Events) > s.opts.MaxBatch {
-		return badRequest("a batch holds 1 to %d events, not %d", s.opts.MaxBatch, len(req.Events))
+		return badRequest("events must hold 1 to %d events, not %d", s.opts.MaxBatch, len(req.Events))
 	}
 	evs := make([]pgque.Event, len(req.Events))
 	for i, e := range req.Events {
-		ev, err := eventSDK(e)
+		ev, err := eventSDK(e, fmt.Sprintf("events[%d]", i))
 		if err != nil {
-			return badRequest("event %d: %v", i, err)
+			return err
 		}
 		evs[i] = ev
 	}

@@ -89,12 +89,17 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) error {
 	if err := authorize(r, ScopeAdmin, req.Queue); err != nil {
 		return err
 	}
-	if req.Type == "" {
-		return badRequest("schedule type is required")
-	}
-	// Checked here, so that a period too long for a time.Duration cannot wrap.
-	if req.EverySeconds < 0 || req.EverySeconds > maxDelaySeconds {
+	// Checked here, as the SDK's own checks name its Go fields (Every,
+	// StartAt); and so that a period too long for a time.Duration cannot wrap.
+	switch {
+	case req.Type == "":
+		return badRequest("type is required")
+	case (req.EverySeconds == 0) == (req.Cron == ""):
+		return badRequest("schedule %q: set exactly one of every_seconds and cron", req.Name)
+	case req.EverySeconds < 0 || req.EverySeconds > maxDelaySeconds:
 		return badRequest("every_seconds %d is not from 1 to %d", req.EverySeconds, maxDelaySeconds)
+	case req.StartAt != nil && req.Cron != "":
+		return badRequest("schedule %q: start_at goes with every_seconds only", req.Name)
 	}
 	sc := pgque.Schedule{Name: req.Name, Queue: req.Queue, Type: req.Type, Payload: payloadSDK(req.Payload), Cron: req.Cron,
 		Every: time.Duration(req.EverySeconds) * time.Second, TimeZone: req.TimeZone}

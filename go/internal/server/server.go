@@ -162,7 +162,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// balancers send the Host and no token they like.
 		var answered bool
 		var err error
-		if r, answered, err = s.guard(w, r, true); answered {
+		if r, answered, err = s.guard(w, r, pattern, true); answered {
 			return
 		}
 		if err != nil {
@@ -205,21 +205,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // guard runs the checks every request passes before its endpoint: Host,
 // Origin (answering a CORS preflight: answered), the path's and query's
-// encoding, the body's content type, and, with auth, the token.  It
-// returns the request carrying the token.
-func (s *Server) guard(w http.ResponseWriter, r *http.Request, auth bool) (*http.Request, bool, error) {
+// encoding, the body's content type, and, with auth, the token.  pattern
+// is the route the request matched, if any.  It returns the request
+// carrying the token.
+func (s *Server) guard(w http.ResponseWriter, r *http.Request, pattern string, auth bool) (*http.Request, bool, error) {
 	if err := s.checkHost(r); err != nil {
 		return r, false, err
 	}
 	if answered, err := s.checkOrigin(w, r); answered || err != nil {
 		return r, answered, err
 	}
-	if err := checkText("the path", r.URL.Path); err != nil {
+	if err := checkPath(r, pattern); err != nil {
 		return r, false, err
 	}
-	for _, vs := range r.URL.Query() {
+	for k, vs := range r.URL.Query() {
+		if err := checkText("the name of a query parameter", k); err != nil {
+			return r, false, err
+		}
 		for _, v := range vs {
-			if err := checkText("a query parameter", v); err != nil {
+			if err := checkText(fmt.Sprintf("query parameter %q", k), v); err != nil {
 				return r, false, err
 			}
 		}
@@ -240,7 +244,7 @@ func (s *Server) metricsOnly() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.instrument("GET /metrics", s.metricsHandler()))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r, answered, err := s.guard(w, r, false)
+		r, answered, err := s.guard(w, r, "", false)
 		if answered {
 			return
 		}
