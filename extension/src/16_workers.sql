@@ -224,7 +224,9 @@ $$;
 -- forget a worker.  A worker that holds a batch is refused (PQ026), unless
 -- release is true: then its lease ends now, so its batch goes to the next
 -- worker that receives (after what it acknowledged), and maint() forgets
--- the worker later.  Workers call it with release when they stop.
+-- the worker later; the queue's channel is notified (as by a tick), so
+-- that waiting workers of every process take the batch over at once.
+-- Workers call it with release when they stop.
 -- Returns 1, or 0 when there is no such worker.  Workers without a batch
 -- cost nothing but their row; maint() forgets them after an hour idle.
 -- Errors: PQ001, PQ003, PQ006, PQ026 (it holds a batch and release is
@@ -251,6 +253,7 @@ BEGIN
     ELSIF coalesce(release, false) THEN
         w.sub_lease_until := clock_timestamp();
         PERFORM pgque._save(w);
+        PERFORM pg_notify(pgque._channel(queue_name), (pgque._last_tick(c.sub_queue)).tick_id::text);
     ELSE
         RAISE EXCEPTION 'pgque: worker % of consumer % holds batch %', quote_literal(worker_name),
             quote_literal(consumer_name), w.sub_batch USING ERRCODE = 'PQ026',

@@ -20,6 +20,7 @@ type Client struct {
 	pool     *pgxpool.Pool
 	ownsPool bool
 	ns       string // WithNamespace: prefix of every queue name, "" for none
+	notifier *notifier // shared with the clients WithNamespace makes
 	// directMin overrides defaultDirectMin when not 0 (tests: export_test.go).
 	directMin int
 }
@@ -52,12 +53,12 @@ func Connect(ctx context.Context, dsn string, opts ...ClientOption) (*Client, er
 		pool.Close()
 		return nil, fmt.Errorf("pgque: connect: %w", err)
 	}
-	return &Client{pool: pool, ownsPool: true}, nil
+	return &Client{pool: pool, ownsPool: true, notifier: newNotifier(pool)}, nil
 }
 
 // New returns a client over an existing pool.  Close does not close a pool
 // passed to New.
-func New(pool *pgxpool.Pool) *Client { return &Client{pool: pool} }
+func New(pool *pgxpool.Pool) *Client { return &Client{pool: pool, notifier: newNotifier(pool)} }
 
 // Close closes the pool if Connect opened it.
 func (c *Client) Close() {
@@ -82,7 +83,7 @@ func (c *Client) WithNamespace(ns string) (*Client, error) {
 	if ns == "" || strings.Contains(ns, ".") || len(ns) > 56 || !validName(ns) {
 		return nil, invalid(op, "%q is not a namespace (letters, digits, \"_\" and \"-\", at most 56 bytes, no \".\")", ns)
 	}
-	return &Client{pool: c.pool, ns: ns}, nil
+	return &Client{pool: c.pool, ns: ns, notifier: c.notifier}, nil
 }
 
 // Namespace returns the client's namespace, "" for an unscoped client.

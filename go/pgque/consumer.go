@@ -293,9 +293,8 @@ func (c *Consumer) handler(typ string) HandlerFunc {
 // consumer (see Client.Subscribe).  Subscribe ahead of time when a second
 // consumer must not miss events sent before its first start.
 //
-// The consumer listens for the queue's notifications on a connection of its
-// own (the pool's connection settings, with application_name
-// "pgque-listener" unless one is set) and receives as soon as a tick is
+// The consumer listens for the queue's notifications on the client's shared
+// listening connection (Client.Listen) and receives as soon as a tick is
 // notified, and polls every poll interval in case one is missed.  Lost
 // connections and other transient database errors are logged and retried
 // with backoff.  Start returns an error when consuming is impossible: the
@@ -367,17 +366,33 @@ func (c *Consumer) Start(ctx context.Context) error {
 			}
 		})
 	}
-	// The listener outlives the loop's shutdown: a single reader holds its
-	// reader lock on the listening connection until its last piece is
-	// settled, so that no standby takes over what it still handles.
-	lctx, stopListen := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopListen()
+	// Ticks wake the loop through the client's shared listening
+	// connection; a single reader is also woken when it becomes the reader.
+	ticks, unlisten := c.client.Listen(c.queue)
+	defer unlisten()
 	wake := make(chan struct{}, 1)
-	wg.Go(func() { c.listen(lctx, log, wake) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-ticks:
+				signal(wake)
+			}
+		}
+	})
+	// The reader lock outlives the loop's shutdown: a single reader holds
+	// it until its last piece is settled, so that no standby takes over
+	// what it still handles.
+	lctx, stopLead := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLead()
+	if c.cfg.singleReader {
+		wg.Go(func() { c.holdReaderLock(lctx, log, wake) })
+	}
 	log.Info("pgque consumer: started")
 	err := c.loop(bg, log, wake)
 	stop()
-	stopListen()
+	stopLead()
 	wg.Wait()
 	if c.worker != "" {
 		c.release(ctx, log)
@@ -902,90 +917,63 @@ func retryCount(m Message) int {
 	return *m.RetryCount
 }
 
-// listenerAppName is the application_name of the listening connection when
-// the pool's configuration sets none.
-const listenerAppName = "pgque-listener"
-
-// listenHealthInterval is how long the listening connection may stay silent
-// before it is pinged.
-const listenHealthInterval = time.Minute
-
 // readerLockNS is the first key of the session advisory lock that elects
 // the one reader among single-reader Consumers of a consumer name; the
 // second is hashtext('<queue>/<consumer>').
 const readerLockNS = 1886482284
 
-// listen keeps a connection LISTENing on the queue's channel, signalling
-// wake for every notification, and reconnects with backoff when it is lost.
-func (c *Consumer) listen(ctx context.Context, log *slog.Logger, wake chan<- struct{}) {
+// readerAppName is the application_name of a single reader's lock
+// connection when the pool's configuration sets none.
+const readerAppName = "pgque-reader"
+
+// holdReaderLock keeps a connection of its own holding the reader lock
+// while ctx lasts (the single reader reads while it holds it), and
+// reconnects with backoff when the connection is lost.
+func (c *Consumer) holdReaderLock(ctx context.Context, log *slog.Logger, wake chan<- struct{}) {
 	b := newBackoff()
 	for ctx.Err() == nil {
-		listening, err := c.listenSession(ctx, log, wake)
+		held, err := c.readerSession(ctx, log, wake)
 		if ctx.Err() != nil {
 			return
 		}
-		if listening {
+		if held {
 			b.reset()
 		}
 		wait := b.next()
-		log.Warn("pgque consumer: listening connection lost; polling until it is back", "err", err, "in", wait)
+		log.Warn("pgque consumer: the reader lock's connection was lost; not reading until it is back", "err", err, "in", wait)
 		if !sleep(ctx, wait) {
 			return
 		}
 	}
 }
 
-// listenSession runs one listening connection until it fails or ctx ends.
-// It reports whether LISTEN succeeded.  A single reader also holds the
-// reader lock on this connection: it reads while the connection lives.
-func (c *Consumer) listenSession(ctx context.Context, log *slog.Logger, wake chan<- struct{}) (bool, error) {
-	cfg := c.client.Pool().Config().ConnConfig.Copy()
-	if cfg.RuntimeParams == nil {
-		cfg.RuntimeParams = map[string]string{}
-	}
-	if cfg.RuntimeParams["application_name"] == "" {
-		cfg.RuntimeParams["application_name"] = listenerAppName
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+// readerSession runs one lock connection until it fails or ctx ends: it
+// waits for the reader lock, marks the consumer leading while it holds it,
+// and reports whether it got it.  The connection only waits, so that its
+// loss is seen at once (PostgreSQL released the lock with it).
+func (c *Consumer) readerSession(ctx context.Context, log *slog.Logger, wake chan<- struct{}) (bool, error) {
+	conn, err := dedicatedConn(ctx, c.client.Pool(), readerAppName)
 	if err != nil {
 		return false, err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		conn.Close(cctx)
-	}()
-	channel := pgx.Identifier{"pgque_" + c.client.qn(c.queue)}.Sanitize()
-	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
+	defer closeConn(ctx, conn)
+	if err := c.lead(ctx, log, conn); err != nil {
 		return false, err
 	}
-	log.Debug("pgque consumer: listening", "channel", channel)
-	if c.cfg.singleReader {
-		if err := c.lead(ctx, log, conn); err != nil {
-			return true, err
-		}
-		defer c.leading.Store(false)
-	}
-	// Ticks may have been missed while not listening: receive now.
-	signal(wake)
+	defer c.leading.Store(false)
+	signal(wake) // read now, not at the next tick
 	for {
 		wctx, cancel := context.WithTimeout(ctx, listenHealthInterval)
 		_, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
-		case err == nil:
-			signal(wake)
 		case ctx.Err() != nil:
 			return true, ctx.Err()
 		case wctx.Err() != nil:
-			// Silent for a while: make sure the connection is still alive.
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := conn.Ping(pctx)
-			cancel()
-			if err != nil {
+			if err := ping(ctx, conn); err != nil {
 				return true, err
 			}
-		default:
+		case err != nil:
 			return true, err
 		}
 	}

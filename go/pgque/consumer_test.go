@@ -920,3 +920,85 @@ func TestConsumerLogsToDefault(t *testing.T) {
 		t.Errorf("default log:\n%s", line)
 	}
 }
+
+// Every Consumer of a client, of a client WithNamespace made from it, and
+// Listen's callers share one listening connection, and ticks still wake
+// each of them at once (their poll interval is 10 s).
+func TestOneListeningConnection(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q1", "c")
+	ns, err := client.WithNamespace("ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		c    *pgque.Client
+		name string
+	}{{client, "q2"}, {ns, "q3"}} {
+		if _, err := q.c.CreateQueue(ctx, q.name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.c.Subscribe(ctx, q.name, "c"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type run struct {
+		c     *pgque.Client
+		queue string
+		probe *notifyProbe
+	}
+	var runs []run
+	for _, r := range []run{{client, "q1", nil}, {client, "q2", nil}, {ns, "q3", nil}} {
+		probe, logOpt := newNotifyProbe(t)
+		c := r.c.NewConsumer(r.queue, "c", pgque.WithPollInterval(10*time.Second), logOpt)
+		c.Handle("*", probe.handle)
+		consumerRun(t, c)
+		runs = append(runs, run{r.c, r.queue, probe})
+	}
+	ticks, unlisten := client.Listen("q2")
+	defer unlisten()
+	ticker := pgque.NewTicker(client.Pool(), pgque.WithTickInterval(5*time.Millisecond))
+	tctx, stopTicker := context.WithCancel(ctx)
+	defer stopTicker()
+	go ticker.Run(tctx) //nolint:errcheck
+	for _, r := range runs {
+		r.probe.check(t, r.c, r.queue, 2)
+	}
+	consumerAwait(t, ticks, consumerTimeout, "a tick of q2 on Listen's channel")
+	var n int
+	if err := client.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = 'pgque-listener'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d listening connections (%v), want 1", n, err)
+	}
+}
+
+// Releasing a worker that holds a batch notifies the queue's channel, so
+// that the other workers, in any process, take the batch over at once.
+func TestReleaseNotifies(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q", "c")
+	other := pgque.New(client.Pool()) // another process's client
+	ticks, unlisten := client.Listen("q")
+	defer unlisten()
+	consumerAwait(t, ticks, consumerTimeout, "the wake-up of the first LISTEN")
+	if _, err := other.Send(ctx, "q", pgque.Event{Type: "t", Payload: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.ForceTick(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	consumerAwait(t, ticks, consumerTimeout, "the tick's notification")
+	msgs, err := other.ReceiveAsWorker(ctx, "q", "c", "w1", 10, time.Minute)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive as worker: %v, %v", msgs, err)
+	}
+	consumerDrain(ticks)
+	if ok, err := other.ReleaseWorker(ctx, "q", "c", "w1"); err != nil || !ok {
+		t.Fatalf("release: %v, %v", ok, err)
+	}
+	consumerAwait(t, ticks, consumerTimeout, "the release's notification")
+	msgs, err = client.ReceiveAsWorker(ctx, "q", "c", "w2", 10, time.Minute)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive after the release: %v, %v", msgs, err)
+	}
+}

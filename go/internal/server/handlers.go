@@ -679,7 +679,6 @@ func (s *Server) unregisterWorker(w http.ResponseWriter, r *http.Request) error 
 	}
 	if release {
 		s.workers.doneName(consumerKey{queue, consumer}, worker)
-		s.listener.wake(queue) // this server's streams of the queue may take the batch over
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

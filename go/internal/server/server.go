@@ -102,7 +102,6 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 
-	listener *listener
 	pieces   *pieceOwners
 	acks     *ackSignals
 	workers  *workerPool
@@ -143,7 +142,6 @@ func New(client *pgque.Client, opts Options) *Server {
 		s.allowedOrigins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
 	}
 	s.closing, s.close = context.WithCancel(context.Background())
-	s.listener = newListener(client.Pool().Config().ConnConfig, s.log)
 	s.metrics = newHTTPMetrics(s.registry)
 	s.registry.MustRegister(newCollector(s))
 	s.routes()

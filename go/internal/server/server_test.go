@@ -968,7 +968,7 @@ func TestStreamListenerReconnects(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
 			err := e.sdk.Pool().QueryRow(ctx, `SELECT pid FROM pg_stat_activity
-			    WHERE application_name = 'pgque-serve-listener' AND query LIKE 'LISTEN%'`).Scan(&pid)
+			    WHERE application_name = 'pgque-listener' AND query LIKE 'LISTEN%'`).Scan(&pid)
 			if err == nil {
 				return pid
 			}
@@ -1034,7 +1034,7 @@ func TestStreamsShareListener(t *testing.T) {
 	}
 	var listeners int
 	if err := e.sdk.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-	    WHERE application_name = 'pgque-serve-listener'`).Scan(&listeners); err != nil || listeners != 1 {
+	    WHERE application_name = 'pgque-listener'`).Scan(&listeners); err != nil || listeners != 1 {
 		t.Errorf("%d listening connections (%v), want 1", listeners, err)
 	}
 }

@@ -29,7 +29,8 @@ import (
 // after.  A stream releases its worker when it ends, so that a piece not
 // acknowledged goes to the next stream or worker of the consumer at once.
 //
-// The stream wakes on the queue's NOTIFY (one shared LISTEN connection),
+// The stream wakes on the queue's NOTIFY (the client's one shared LISTEN
+// connection, pgque.Client.Listen),
 // on an ack through this server, and every poll interval as a fallback.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 	st, err := s.newStreamer(r)
@@ -42,7 +43,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 
 	// Subscribed before the first receive: a tick in between wakes the
 	// stream (by its NOTIFY, or when the listener starts listening).
-	wake, unlisten := s.listener.subscribe(s, st.queue)
+	wake, unlisten := s.client.Listen(st.queue)
 	defer unlisten()
 	// An unknown queue or consumer is answered as by any endpoint.
 	msgs, err := st.receive(ctx)
@@ -300,8 +301,8 @@ func (st *streamer) heartbeat(ctx context.Context, piece int64) (bool, error) {
 // (nil for none).  The worker is released: a piece it holds, not
 // acknowledged (or handed out and not sent, when the stream broke off), goes
 // to the next stream or worker of the consumer now rather than once its
-// lease ran out, and this server's other streams of the queue are woken to
-// take it; a worker that holds nothing is forgotten (a later one of the name
+// lease ran out, and the engine's notification of the release wakes the
+// streams and workers of the queue (of every process) to take it; a worker that holds nothing is forgotten (a later one of the name
 // is made again when handed something).  A name of the pool is free again.
 func (st *streamer) end(err error) {
 	s := st.s
@@ -311,13 +312,10 @@ func (st *streamer) end(err error) {
 		cancel()
 		s.log.Debug("pgque serve: stream: released its worker", "queue", st.queue, "consumer", st.consumer,
 			"worker", st.worker, "released", released, "err", rerr)
-		switch {
-		case rerr != nil:
+		if rerr != nil {
 			s.log.Warn("pgque serve: stream: releasing its worker failed; another worker takes its batch over when its lease runs out",
 				"queue", st.queue, "consumer", st.consumer, "worker", st.worker, "err", rerr)
 			err = rerr
-		case released:
-			s.listener.wake(st.queue)
 		}
 	}
 	st.giveBack(err)
