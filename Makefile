@@ -7,11 +7,14 @@
 #   make isotest          install, then run the isolation specs in pg_tests/isolation
 #   make gotest           install, then run the Go tests (as an unprivileged user)
 #   make gotest-caller    install, then run pgquetest's tests as the caller (root too)
-#   make test             everything CI runs (.ci/run calls exactly this)
+#   make test             everything CI runs (.ci/run calls exactly this); it
+#                         first installs what is missing (scripts/setup.sh)
 #   make bench            install, then run `pgque bench` (flags in BENCH_FLAGS)
 #   make demo             install, then run `pgque demo` (flags in DEMO_FLAGS)
 
 PG_CONFIG ?= pg_config
+# Go's own installer puts it in /usr/local/go; scripts/setup.sh checks it.
+export PATH := $(PATH):/usr/local/go/bin
 
 # Lazily evaluated (=) so `make`/`make check-generated` work without pg_config.
 PG_BINDIR   = $(shell $(PG_CONFIG) --bindir)
@@ -27,7 +30,7 @@ EXT_SRC     = $(sort $(wildcard extension/src/*.sql))
 PG_TESTS    = $(sort $(basename $(notdir $(wildcard pg_tests/sql/*.sql))))
 ISO_TESTS   = $(sort $(basename $(notdir $(wildcard pg_tests/isolation/specs/*.spec))))
 
-.PHONY: all check-generated install uninstall pgtest isotest gotest gotest-caller test bench demo clean
+.PHONY: all check-generated install uninstall pgtest isotest gotest gotest-caller setuptest test bench demo demo-run clean
 .DEFAULT_GOAL := all
 
 all: $(EXT_SCRIPT)
@@ -140,8 +143,17 @@ gotest: install
 gotest-caller: install
 	go test $(GOTEST_FLAGS) ./go/pgque/pgquetest/
 
+# scripts/setup.sh as on a fresh machine (mount namespaces hide PostgreSQL
+# and Go).  It makes mount namespaces, so it runs as root only, as in CI.
+setuptest:
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/test-setup.sh; \
+	else echo "setuptest: not run: it needs root (mount namespaces); CI runs it"; fi
+
 # check-generated must run before anything can regenerate the script.
+# scripts/setup.sh installs what is missing (or says how) before anything.
 test: check-generated
+	@scripts/setup.sh test
+	@$(MAKE) --no-print-directory setuptest
 	@$(MAKE) --no-print-directory pgtest
 	@$(MAKE) --no-print-directory isotest
 	@$(MAKE) --no-print-directory gotest
@@ -163,25 +175,32 @@ bench: install
 
 # `pgque demo`: a producer, consumers and the ticker on a throwaway server
 # (or the server of --dsn / $PGQUE_DSN), with live counts and latency.  The
-# README's first command, so it must work on a fresh machine with only Go and
-# the PostgreSQL server: where the extension files can be installed (as
-# `make install` does) the demo uses CREATE EXTENSION with this tree's engine
-# on the server of that pg_config; where they cannot (no pg_config, or its
-# extension directory is not writable, as for a normal user) it installs the
-# same engine as plain SQL.  Examples:
+# README's first command, so it must work on a fresh machine: scripts/setup.sh
+# installs the PostgreSQL server when it is missing (or says how).  Where the
+# extension files can be installed (as `make install` does) the demo uses
+# CREATE EXTENSION with this tree's engine on the server of that pg_config;
+# where they cannot (no pg_config, or its extension directory is not
+# writable, as for a normal user) the demo installs the same engine into its
+# database as plain SQL.  Examples:
 #   make demo DEMO_FLAGS='--duration 1m --rate 500'
 #   make demo DEMO_FLAGS='--duration 0'      # until Ctrl-C
 DEMO_FLAGS ?=
 DEMO_SHAREDIR = $(shell $(PG_CONFIG) --sharedir 2>/dev/null)
 DEMO_BINDIR   = $(shell $(PG_CONFIG) --bindir 2>/dev/null)
 
+# A make of its own after the setup, so that pg_config is asked only then.
 demo: $(EXT_SCRIPT)
+	@scripts/setup.sh demo
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run:
 	@ext="$(DEMO_SHAREDIR)/extension"; \
 	if [ -n "$(DEMO_SHAREDIR)" ] && { [ -w "$$ext" ] || { [ ! -e "$$ext" ] && [ -w "$(DEMO_SHAREDIR)" ]; }; }; then \
 	  $(MAKE) --no-print-directory install && \
 	  go run ./go/cmd/pgque demo --pg-bin "$(DEMO_BINDIR)" $(DEMO_FLAGS); \
 	else \
-	  echo "demo: cannot install the extension files (no $(PG_CONFIG), or $$ext is not writable);" \
-	       "installing this tree's engine as plain SQL instead"; \
+	  if [ -z "$(DEMO_SHAREDIR)" ]; then why="there is no $(PG_CONFIG) (PostgreSQL's server development files)"; \
+	  else why="$$ext is not writable"; fi; \
+	  echo "demo: $$why, so the demo installs this tree's engine into its own database as plain SQL"; \
 	  go run ./go/cmd/pgque demo --sql-install $(DEMO_FLAGS); \
 	fi
