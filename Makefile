@@ -149,10 +149,11 @@ setuptest:
 	@if [ "$$(id -u)" -eq 0 ]; then scripts/test-setup.sh; \
 	else echo "setuptest: not run: it needs root (mount namespaces); CI runs it"; fi
 
+# scripts/setup.sh installs what is missing (or says how) before anything;
 # check-generated must run before anything can regenerate the script.
-# scripts/setup.sh installs what is missing (or says how) before anything.
-test: check-generated
+test:
 	@scripts/setup.sh test
+	@$(MAKE) --no-print-directory check-generated
 	@$(MAKE) --no-print-directory setuptest
 	@$(MAKE) --no-print-directory pgtest
 	@$(MAKE) --no-print-directory isotest
@@ -189,11 +190,11 @@ DEMO_SHAREDIR = $(shell $(PG_CONFIG) --sharedir 2>/dev/null)
 DEMO_BINDIR   = $(shell $(PG_CONFIG) --bindir 2>/dev/null)
 
 # A make of its own after the setup, so that pg_config is asked only then.
-demo: $(EXT_SCRIPT)
+demo:
 	@scripts/setup.sh demo
 	@$(MAKE) --no-print-directory demo-run
 
-demo-run:
+demo-run: $(EXT_SCRIPT)
 	@ext="$(DEMO_SHAREDIR)/extension"; \
 	if [ -n "$(DEMO_SHAREDIR)" ] && { [ -w "$$ext" ] || { [ ! -e "$$ext" ] && [ -w "$(DEMO_SHAREDIR)" ]; }; }; then \
 	  $(MAKE) --no-print-directory install && \
