@@ -292,9 +292,10 @@ func (c *Client) Send(ctx context.Context, queue string, ev Event, opts ...SendO
 	return send(ctx, c.pool, "pgque: send", queue, ev, opts)
 }
 
-// SendTx enqueues one event inside tx: it is delivered only if tx commits.
+// SendTx enqueues one event inside tx (a pgx.Tx, or a database/sql
+// transaction through SQLTx): it is delivered only if tx commits.
 // Options are those of Send.
-func (c *Client) SendTx(ctx context.Context, tx pgx.Tx, queue string, ev Event, opts ...SendOption) (int64, error) {
+func (c *Client) SendTx(ctx context.Context, tx DBTX, queue string, ev Event, opts ...SendOption) (int64, error) {
 	queue = c.qn(queue)
 	return send(ctx, tx, "pgque: send", queue, ev, opts)
 }

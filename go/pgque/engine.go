@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgque/pgque/extension"
@@ -51,7 +50,7 @@ func (c *Client) InstalledEngine(ctx context.Context) (Engine, error) {
 
 // InstalledEngineTx is InstalledEngine inside tx.  On a database without
 // pgque it aborts tx, as any failed statement does.
-func (c *Client) InstalledEngineTx(ctx context.Context, tx pgx.Tx) (Engine, error) {
+func (c *Client) InstalledEngineTx(ctx context.Context, tx DBTX) (Engine, error) {
 	return installedEngine(ctx, tx)
 }
 

@@ -51,7 +51,7 @@ func (c *Client) FindEvents(ctx context.Context, queue string, opts FindOptions)
 
 // FindEventsTx is FindEvents inside tx: it also sees what tx sent, and
 // with opts.ThisTransaction only that.
-func (c *Client) FindEventsTx(ctx context.Context, tx pgx.Tx, queue string, opts FindOptions) ([]SentEvent, error) {
+func (c *Client) FindEventsTx(ctx context.Context, tx DBTX, queue string, opts FindOptions) ([]SentEvent, error) {
 	return findEvents(ctx, tx, "pgque: find events", c.qn(queue), opts)
 }
 
