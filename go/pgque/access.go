@@ -45,11 +45,23 @@ func (c *Client) GrantAccess(ctx context.Context, role string, p Privilege, scop
 	return n == 1, err
 }
 
+// GrantAccessTx is GrantAccess inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) GrantAccessTx(ctx context.Context, tx DBTX, role string, p Privilege, scope Scope) (bool, error) {
+	return c.inTx(tx).GrantAccess(ctx, role, p, scope)
+}
+
 // RevokeAccess undoes GrantAccess; it reports false when there was no such grant.
 func (c *Client) RevokeAccess(ctx context.Context, role string, p Privilege, scope Scope) (bool, error) {
 	ns, queue := scope.args()
 	n, err := c.exec1(ctx, "pgque: revoke access", `SELECT pgque.revoke_access($1, $2, $3, $4)`, role, string(p), ns, queue)
 	return n == 1, err
+}
+
+// RevokeAccessTx is RevokeAccess inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) RevokeAccessTx(ctx context.Context, tx DBTX, role string, p Privilege, scope Scope) (bool, error) {
+	return c.inTx(tx).RevokeAccess(ctx, role, p, scope)
 }
 
 // AccessGrant is one GrantAccess grant.
@@ -62,7 +74,7 @@ type AccessGrant struct {
 // Access lists every grant made with GrantAccess (pgque_admin only).
 func (c *Client) Access(ctx context.Context) ([]AccessGrant, error) {
 	const op = "pgque: access"
-	rows, err := c.pool.Query(ctx, `SELECT role_name, privilege, coalesce(namespace, ''), coalesce(queue_name, '')
+	rows, err := c.q().Query(ctx, `SELECT role_name, privilege, coalesce(namespace, ''), coalesce(queue_name, '')
 	                                  FROM pgque.list_access()`)
 	if err != nil {
 		return nil, wrap(op, err)
@@ -73,4 +85,10 @@ func (c *Client) Access(ctx context.Context) ([]AccessGrant, error) {
 		return g, err
 	})
 	return gs, wrap(op, err)
+}
+
+// AccessTx is Access inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) AccessTx(ctx context.Context, tx DBTX) ([]AccessGrant, error) {
+	return c.inTx(tx).Access(ctx)
 }

@@ -19,8 +19,9 @@ import (
 type Client struct {
 	pool     *pgxpool.Pool
 	ownsPool bool
-	ns       string // WithNamespace: prefix of every queue name, "" for none
+	ns       string    // WithNamespace: prefix of every queue name, "" for none
 	notifier *notifier // shared with the clients WithNamespace makes
+	db       DBTX      // the transaction of a Tx call (inTx); nil: the pool
 	// directMin overrides defaultDirectMin when not 0 (tests: export_test.go).
 	directMin int
 }
@@ -69,6 +70,22 @@ func (c *Client) Close() {
 
 // Pool returns the client's connection pool.
 func (c *Client) Pool() *pgxpool.Pool { return c.pool }
+
+// q is what the client's calls run their SQL on: the pool, or the
+// transaction of a Tx call.
+func (c *Client) q() DBTX {
+	if c.db != nil {
+		return c.db
+	}
+	return c.pool
+}
+
+// inTx is the client for the calls of a Tx form: c's calls, run in tx.
+func (c *Client) inTx(tx DBTX) *Client {
+	cc := *c
+	cc.db = tx
+	return &cc
+}
 
 // WithNamespace returns a client scoped to namespace ns, sharing c's pool:
 // every queue name it is given is taken inside the namespace ("orders"
@@ -289,7 +306,7 @@ func send(ctx context.Context, q querier, op, queue string, ev Event, opts []Sen
 // engine's plain, fastest path.
 func (c *Client) Send(ctx context.Context, queue string, ev Event, opts ...SendOption) (int64, error) {
 	queue = c.qn(queue)
-	return send(ctx, c.pool, "pgque: send", queue, ev, opts)
+	return send(ctx, c.q(), "pgque: send", queue, ev, opts)
 }
 
 // SendTx enqueues one event inside tx (a pgx.Tx, or a database/sql
@@ -311,6 +328,12 @@ func (c *Client) CancelScheduled(ctx context.Context, queue string, id int64) (b
 	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: cancel scheduled", `SELECT pgque.cancel_scheduled($1, $2)`, queue, id)
 	return n == 1, err
+}
+
+// CancelScheduledTx is CancelScheduled inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) CancelScheduledTx(ctx context.Context, tx DBTX, queue string, id int64) (bool, error) {
+	return c.inTx(tx).CancelScheduled(ctx, queue, id)
 }
 
 // SendBatch enqueues events atomically in one round trip and returns their
@@ -344,11 +367,11 @@ func (c *Client) SendBatch(ctx context.Context, queue string, events []Event) ([
 	var ids []int64
 	var err error
 	if uniform {
-		err = c.pool.QueryRow(ctx, `SELECT pgque.send_batch($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.text[])`,
+		err = c.q().QueryRow(ctx, `SELECT pgque.send_batch($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.text[])`,
 			queue, types[0], payloads).Scan(&ids)
 	} else {
 		// One statement, so one round trip and all or nothing.
-		err = c.pool.QueryRow(ctx, `
+		err = c.q().QueryRow(ctx, `
 			SELECT pg_catalog.array_agg(pgque.send($1::pg_catalog.text, t, p, e1, e2, e3, e4) ORDER BY n)
 			  FROM unnest($2::pg_catalog.text[], $3::pg_catalog.text[], $4::pg_catalog.text[], $5::pg_catalog.text[], $6::pg_catalog.text[], $7::pg_catalog.text[])
 			       WITH ORDINALITY AS u(t, p, e1, e2, e3, e4, n)`,
@@ -358,6 +381,12 @@ func (c *Client) SendBatch(ctx context.Context, queue string, events []Event) ([
 		return nil, wrap(op, err)
 	}
 	return ids, nil
+}
+
+// SendBatchTx is SendBatch inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) SendBatchTx(ctx context.Context, tx DBTX, queue string, events []Event) ([]int64, error) {
+	return c.inTx(tx).SendBatch(ctx, queue, events)
 }
 
 // Message is an event as a consumer receives it.
@@ -599,7 +628,7 @@ func (c *Client) Nack(ctx context.Context, batchID int64, msg Message, retryAfte
 // exec1 runs a statement returning one int.
 func (c *Client) exec1(ctx context.Context, op, sql string, args ...any) (int64, error) {
 	var n int64
-	err := c.pool.QueryRow(ctx, sql, args...).Scan(&n)
+	err := c.q().QueryRow(ctx, sql, args...).Scan(&n)
 	return n, wrap(op, err)
 }
 
@@ -610,12 +639,24 @@ func (c *Client) CreateQueue(ctx context.Context, queue string) (bool, error) {
 	return n == 1, err
 }
 
+// CreateQueueTx is CreateQueue inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) CreateQueueTx(ctx context.Context, tx DBTX, queue string) (bool, error) {
+	return c.inTx(tx).CreateQueue(ctx, queue)
+}
+
 // DropQueue drops a queue with its events.  Without force it fails with
 // ErrQueueHasConsumers while consumers are subscribed.
 func (c *Client) DropQueue(ctx context.Context, queue string, force bool) error {
 	queue = c.qn(queue)
 	_, err := c.exec1(ctx, "pgque: drop queue", `SELECT pgque.drop_queue($1, $2)`, queue, force)
 	return err
+}
+
+// DropQueueTx is DropQueue inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) DropQueueTx(ctx context.Context, tx DBTX, queue string, force bool) error {
+	return c.inTx(tx).DropQueue(ctx, queue, force)
 }
 
 // SetQueueConfig changes one setting of a queue (see pgque.set_queue_config
@@ -626,12 +667,24 @@ func (c *Client) SetQueueConfig(ctx context.Context, queue, param, value string)
 	return err
 }
 
+// SetQueueConfigTx is SetQueueConfig inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) SetQueueConfigTx(ctx context.Context, tx DBTX, queue, param, value string) error {
+	return c.inTx(tx).SetQueueConfig(ctx, queue, param, value)
+}
+
 // Subscribe makes consumer receive every event sent to queue from now on;
 // it reports false when it was subscribed already.
 func (c *Client) Subscribe(ctx context.Context, queue, consumer string) (bool, error) {
 	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: subscribe", `SELECT pgque.subscribe($1, $2)`, queue, consumer)
 	return n == 1, err
+}
+
+// SubscribeTx is Subscribe inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) SubscribeTx(ctx context.Context, tx DBTX, queue, consumer string) (bool, error) {
+	return c.inTx(tx).Subscribe(ctx, queue, consumer)
 }
 
 // Unsubscribe removes the consumer's subscription, position and pending
@@ -642,11 +695,23 @@ func (c *Client) Unsubscribe(ctx context.Context, queue, consumer string) (bool,
 	return n == 1, err
 }
 
+// UnsubscribeTx is Unsubscribe inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) UnsubscribeTx(ctx context.Context, tx DBTX, queue, consumer string) (bool, error) {
+	return c.inTx(tx).Unsubscribe(ctx, queue, consumer)
+}
+
 // ForceTick ticks queue now, whatever its thresholds, and returns the tick
 // id.  Tests and demos use it; in production a ticker runner ticks.
 func (c *Client) ForceTick(ctx context.Context, queue string) (int64, error) {
 	queue = c.qn(queue)
 	return c.exec1(ctx, "pgque: force tick", `SELECT pgque.force_tick($1)`, queue)
+}
+
+// ForceTickTx is ForceTick inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) ForceTickTx(ctx context.Context, tx DBTX, queue string) (int64, error) {
+	return c.inTx(tx).ForceTick(ctx, queue)
 }
 
 // Tick ticks every queue that is due and returns how many ticked.
@@ -655,9 +720,21 @@ func (c *Client) Tick(ctx context.Context) (int, error) {
 	return int(n), err
 }
 
+// TickTx is Tick inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) TickTx(ctx context.Context, tx DBTX) (int, error) {
+	return c.inTx(tx).Tick(ctx)
+}
+
 // Maint runs the periodic maintenance (table rotation, retry mover, tick
 // cleanup) and returns how many things it did.
 func (c *Client) Maint(ctx context.Context) (int, error) {
 	n, err := c.exec1(ctx, "pgque: maint", `SELECT pgque.maint()`)
 	return int(n), err
+}
+
+// MaintTx is Maint inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) MaintTx(ctx context.Context, tx DBTX) (int, error) {
+	return c.inTx(tx).Maint(ctx)
 }

@@ -45,7 +45,7 @@ func (e Engine) String() string {
 // InstalledEngine returns the engine installed in the database.  It fails
 // with ErrNotInstalled when there is none.
 func (c *Client) InstalledEngine(ctx context.Context) (Engine, error) {
-	return installedEngine(ctx, c.pool)
+	return installedEngine(ctx, c.q())
 }
 
 // InstalledEngineTx is InstalledEngine inside tx.  On a database without

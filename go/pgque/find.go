@@ -46,7 +46,7 @@ func (c *Client) FindEvents(ctx context.Context, queue string, opts FindOptions)
 	if opts.ThisTransaction {
 		return nil, invalid(op, "ThisTransaction needs FindEventsTx")
 	}
-	return findEvents(ctx, c.pool, op, c.qn(queue), opts)
+	return findEvents(ctx, c.q(), op, c.qn(queue), opts)
 }
 
 // FindEventsTx is FindEvents inside tx: it also sees what tx sent, and

@@ -85,6 +85,12 @@ func (c *Client) Queues(ctx context.Context) ([]QueueInfo, error) {
 	return c.queueInfo(ctx, nil)
 }
 
+// QueuesTx is Queues inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) QueuesTx(ctx context.Context, tx DBTX) ([]QueueInfo, error) {
+	return c.inTx(tx).Queues(ctx)
+}
+
 // Queue describes one queue; ErrQueueNotFound if there is none by that name.
 func (c *Client) Queue(ctx context.Context, queue string) (QueueInfo, error) {
 	queue = c.qn(queue)
@@ -95,8 +101,14 @@ func (c *Client) Queue(ctx context.Context, queue string) (QueueInfo, error) {
 	return qs[0], nil
 }
 
+// QueueTx is Queue inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) QueueTx(ctx context.Context, tx DBTX, queue string) (QueueInfo, error) {
+	return c.inTx(tx).Queue(ctx, queue)
+}
+
 func (c *Client) queueInfo(ctx context.Context, queue *string) ([]QueueInfo, error) {
-	rows, err := c.pool.Query(ctx, `
+	rows, err := c.q().Query(ctx, `
 		SELECT queue_name, queue_ntables, queue_cur_table, queue_rotation_period, queue_switch_time,
 		       queue_ticker_max_count, queue_ticker_max_lag, queue_ticker_idle_period, queue_max_retries,
 		       queue_retry_backoff_base, queue_retry_backoff_cap, ticker_lag, ev_per_sec, ev_new, coalesce(ev_total, 0),
@@ -190,6 +202,12 @@ func (c *Client) Consumers(ctx context.Context, queue string) ([]ConsumerInfo, e
 	return c.consumerInfo(ctx, q, nil)
 }
 
+// ConsumersTx is Consumers inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) ConsumersTx(ctx context.Context, tx DBTX, queue string) ([]ConsumerInfo, error) {
+	return c.inTx(tx).Consumers(ctx, queue)
+}
+
 // Consumer describes the subscription of consumer to queue: ErrQueueNotFound
 // or ErrConsumerNotFound if there is none, ErrInvalidArgument for a
 // malformed name.
@@ -202,8 +220,14 @@ func (c *Client) Consumer(ctx context.Context, queue, consumer string) (Consumer
 	return cs[0], nil
 }
 
+// ConsumerTx is Consumer inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) ConsumerTx(ctx context.Context, tx DBTX, queue, consumer string) (ConsumerInfo, error) {
+	return c.inTx(tx).Consumer(ctx, queue, consumer)
+}
+
 func (c *Client) consumerInfo(ctx context.Context, queue, consumer *string) ([]ConsumerInfo, error) {
-	rows, err := c.pool.Query(ctx, `
+	rows, err := c.q().Query(ctx, `
 		SELECT queue_name, consumer_name, lag, last_seen, last_tick, current_batch, next_tick,
 		       pending_events, retry_pending, dead_letters, blocking_rotation, batch_age, worker_batches
 		  FROM pgque.get_consumer_info($1, $2, $3)`, queue, consumer, c.namespaceArg())
@@ -240,7 +264,7 @@ type TableInfo struct {
 
 // Tables describes pgque's tables.
 func (c *Client) Tables(ctx context.Context) ([]TableInfo, error) {
-	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.get_table_info()`)
+	rows, err := c.q().Query(ctx, `SELECT * FROM pgque.get_table_info()`)
 	if err != nil {
 		return nil, wrap("pgque: table info", err)
 	}
@@ -250,6 +274,12 @@ func (c *Client) Tables(ctx context.Context) ([]TableInfo, error) {
 		return t, err
 	})
 	return ts, wrap("pgque: table info", err)
+}
+
+// TablesTx is Tables inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) TablesTx(ctx context.Context, tx DBTX) ([]TableInfo, error) {
+	return c.inTx(tx).Tables(ctx)
 }
 
 // DeadLetter is an event that exhausted its retries for one consumer.
@@ -268,7 +298,7 @@ func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]De
 		return nil, err
 	}
 	queue = c.qn(queue)
-	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.dlq_list($1, $2)`, queue, limit)
+	rows, err := c.q().Query(ctx, `SELECT * FROM pgque.dlq_list($1, $2)`, queue, limit)
 	if err != nil {
 		return nil, wrap("pgque: dead letters", err)
 	}
@@ -284,11 +314,23 @@ func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]De
 	return ds, wrap("pgque: dead letters", err)
 }
 
+// DeadLettersTx is DeadLetters inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) DeadLettersTx(ctx context.Context, tx DBTX, queue string, limit int) ([]DeadLetter, error) {
+	return c.inTx(tx).DeadLetters(ctx, queue, limit)
+}
+
 // ReplayDeadLetter delivers a dead letter again, to the consumer that
 // dead-lettered it only, and removes it from the store.  It returns the
 // message id (unchanged).
 func (c *Client) ReplayDeadLetter(ctx context.Context, id int64) (int64, error) {
 	return c.exec1(ctx, "pgque: replay dead letter", `SELECT pgque.dlq_replay($1)`, id)
+}
+
+// ReplayDeadLetterTx is ReplayDeadLetter inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) ReplayDeadLetterTx(ctx context.Context, tx DBTX, id int64) (int64, error) {
+	return c.inTx(tx).ReplayDeadLetter(ctx, id)
 }
 
 // PurgeDeadLetters deletes queue's dead letters older than olderThan (all
@@ -297,4 +339,10 @@ func (c *Client) PurgeDeadLetters(ctx context.Context, queue string, olderThan t
 	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: purge dead letters", `SELECT pgque.dlq_purge($1, $2)`, queue, olderThan)
 	return int(n), err
+}
+
+// PurgeDeadLettersTx is PurgeDeadLetters inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) PurgeDeadLettersTx(ctx context.Context, tx DBTX, queue string, olderThan time.Duration) (int, error) {
+	return c.inTx(tx).PurgeDeadLetters(ctx, queue, olderThan)
 }

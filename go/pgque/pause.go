@@ -17,6 +17,12 @@ func (c *Client) PauseQueue(ctx context.Context, queue string) (bool, error) {
 	return n == 1, err
 }
 
+// PauseQueueTx is PauseQueue inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) PauseQueueTx(ctx context.Context, tx DBTX, queue string) (bool, error) {
+	return c.inTx(tx).PauseQueue(ctx, queue)
+}
+
 // ResumeQueue lets the consumers of a paused queue receive again and wakes
 // them at once with a notification on the queue's channel.  Each continues
 // where it stopped: an open batch after what it acknowledged, then
@@ -26,4 +32,10 @@ func (c *Client) ResumeQueue(ctx context.Context, queue string) (bool, error) {
 	queue = c.qn(queue)
 	n, err := c.exec1(ctx, "pgque: resume queue", `SELECT pgque.resume_queue($1)`, queue)
 	return n == 1, err
+}
+
+// ResumeQueueTx is ResumeQueue inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) ResumeQueueTx(ctx context.Context, tx DBTX, queue string) (bool, error) {
+	return c.inTx(tx).ResumeQueue(ctx, queue)
 }

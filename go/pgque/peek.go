@@ -29,7 +29,7 @@ func (c *Client) Peek(ctx context.Context, queue, consumer string, max int) ([]P
 	if err := checkCount(op, "max", max, 1); err != nil {
 		return nil, err
 	}
-	rows, err := c.pool.Query(ctx, `
+	rows, err := c.q().Query(ctx, `
 		SELECT msg_id, coalesce(batch_id, 0), coalesce(worker_name, ''), type, payload, retry_count, created_at,
 		       extra1, extra2, extra3, extra4
 		  FROM pgque.peek($1, $2, $3)`, c.qn(queue), consumer, max)
@@ -46,4 +46,10 @@ func (c *Client) Peek(ctx context.Context, queue, consumer string, max int) ([]P
 		return p, err
 	})
 	return ms, wrap(op, err)
+}
+
+// PeekTx is Peek inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) PeekTx(ctx context.Context, tx DBTX, queue, consumer string, max int) ([]PeekedMessage, error) {
+	return c.inTx(tx).Peek(ctx, queue, consumer, max)
 }

@@ -76,18 +76,24 @@ func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (time.Time, err
 	}
 	var first time.Time
 	if s.Cron != "" {
-		err = c.pool.QueryRow(ctx, `SELECT pgque.create_schedule($1, $2, $3, $4::pg_catalog.text, cron => $5::pg_catalog.text, time_zone => $6)`,
+		err = c.q().QueryRow(ctx, `SELECT pgque.create_schedule($1, $2, $3, $4::pg_catalog.text, cron => $5::pg_catalog.text, time_zone => $6)`,
 			s.Name, c.qn(s.Queue), s.Type, p, s.Cron, tz).Scan(&first)
 	} else {
 		var start *time.Time
 		if !s.StartAt.IsZero() {
 			start = &s.StartAt
 		}
-		err = c.pool.QueryRow(ctx, `SELECT pgque.create_schedule($1, $2, $3, $4::pg_catalog.text, every => $5::pg_catalog.interval,
+		err = c.q().QueryRow(ctx, `SELECT pgque.create_schedule($1, $2, $3, $4::pg_catalog.text, every => $5::pg_catalog.interval,
 		                                                         time_zone => $6, start_at => $7)`,
 			s.Name, c.qn(s.Queue), s.Type, p, s.Every, tz, start).Scan(&first)
 	}
 	return first, wrap(op, err)
+}
+
+// CreateScheduleTx is CreateSchedule inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) CreateScheduleTx(ctx context.Context, tx DBTX, s Schedule) (time.Time, error) {
+	return c.inTx(tx).CreateSchedule(ctx, s)
 }
 
 // DropSchedule deletes a schedule; events it sent stay in their queue.  It
@@ -104,7 +110,7 @@ func (c *Client) DropSchedule(ctx context.Context, name string) error {
 	// Names are unique per namespace; the engine's own lookup spans every
 	// namespace the role administers, so pin this one's.
 	var n int64
-	err := c.pool.QueryRow(ctx, `SELECT pgque.drop_schedule(s.schedule_name, false, s.queue)
+	err := c.q().QueryRow(ctx, `SELECT pgque.drop_schedule(s.schedule_name, false, s.queue)
 	                               FROM pgque.list_schedules(namespace => $2) s
 	                              WHERE s.schedule_name = $1`, name, c.ns).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -116,6 +122,12 @@ func (c *Client) DropSchedule(ctx context.Context, name string) error {
 	return wrap(op, err)
 }
 
+// DropScheduleTx is DropSchedule inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) DropScheduleTx(ctx context.Context, tx DBTX, name string) error {
+	return c.inTx(tx).DropSchedule(ctx, name)
+}
+
 // DropQueueSchedule deletes the schedule name that sends to queue.  It
 // fails with ErrScheduleNotFound when that queue has no schedule by that
 // name, and with the errors of any call on a queue (ErrQueueNotFound, a
@@ -123,6 +135,12 @@ func (c *Client) DropSchedule(ctx context.Context, name string) error {
 func (c *Client) DropQueueSchedule(ctx context.Context, queue, name string) error {
 	_, err := c.exec1(ctx, "pgque: drop schedule", `SELECT pgque.drop_schedule($1, false, $2)`, name, c.qn(queue))
 	return err
+}
+
+// DropQueueScheduleTx is DropQueueSchedule inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) DropQueueScheduleTx(ctx context.Context, tx DBTX, queue, name string) error {
+	return c.inTx(tx).DropQueueSchedule(ctx, queue, name)
 }
 
 // ScheduleInfo describes a schedule (pgque.list_schedules).
@@ -149,7 +167,7 @@ type ScheduleInfo struct {
 // Schedules describes every schedule (of the client's namespace), by name.
 func (c *Client) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
 	const op = "pgque: schedules"
-	rows, err := c.pool.Query(ctx, `SELECT * FROM pgque.list_schedules(namespace => $1)`, c.namespaceArg())
+	rows, err := c.q().Query(ctx, `SELECT * FROM pgque.list_schedules(namespace => $1)`, c.namespaceArg())
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -170,6 +188,12 @@ func (c *Client) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
 		return s, err
 	})
 	return ss, wrap(op, err)
+}
+
+// SchedulesTx is Schedules inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) SchedulesTx(ctx context.Context, tx DBTX) ([]ScheduleInfo, error) {
+	return c.inTx(tx).Schedules(ctx)
 }
 
 // scheduleDueLayout is how an event's Extra2 carries its due time.

@@ -71,6 +71,12 @@ func (c *Client) Heartbeat(ctx context.Context, batchID int64, lease time.Durati
 	return n == 1, err
 }
 
+// HeartbeatTx is Heartbeat inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) HeartbeatTx(ctx context.Context, tx DBTX, batchID int64, lease time.Duration) (bool, error) {
+	return c.inTx(tx).Heartbeat(ctx, batchID, lease)
+}
+
 // WorkerInfo describes a worker of a consumer (Client.Workers).
 type WorkerInfo struct {
 	Name string
@@ -88,7 +94,7 @@ type WorkerInfo struct {
 func (c *Client) Workers(ctx context.Context, queue, consumer string) ([]WorkerInfo, error) {
 	queue = c.qn(queue)
 	const op = "pgque: workers"
-	rows, err := c.pool.Query(ctx, `SELECT worker_name, current_batch, lease_left, last_seen
+	rows, err := c.q().Query(ctx, `SELECT worker_name, current_batch, lease_left, last_seen
 	                                  FROM pgque.get_worker_info($1, $2)`, queue, consumer)
 	if err != nil {
 		return nil, wrap(op, err)
@@ -101,6 +107,12 @@ func (c *Client) Workers(ctx context.Context, queue, consumer string) ([]WorkerI
 	return ws, wrap(op, err)
 }
 
+// WorkersTx is Workers inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) WorkersTx(ctx context.Context, tx DBTX, queue, consumer string) ([]WorkerInfo, error) {
+	return c.inTx(tx).Workers(ctx, queue, consumer)
+}
+
 // UnregisterWorker forgets a worker that will not come back; it reports
 // false when there was none of that name.  It fails with ErrWorkerBusy
 // while the worker holds a batch.
@@ -109,6 +121,12 @@ func (c *Client) UnregisterWorker(ctx context.Context, queue, consumer, worker s
 	n, err := c.exec1(ctx, "pgque: unregister worker", `SELECT pgque.unregister_worker($1, $2, $3)`,
 		queue, consumer, worker)
 	return n == 1, err
+}
+
+// UnregisterWorkerTx is UnregisterWorker inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) UnregisterWorkerTx(ctx context.Context, tx DBTX, queue, consumer, worker string) (bool, error) {
+	return c.inTx(tx).UnregisterWorker(ctx, queue, consumer, worker)
 }
 
 // ReleaseWorker is UnregisterWorker for a worker that stops: a batch it
@@ -121,4 +139,10 @@ func (c *Client) ReleaseWorker(ctx context.Context, queue, consumer, worker stri
 	n, err := c.exec1(ctx, "pgque: release worker", `SELECT pgque.unregister_worker($1, $2, $3, true)`,
 		queue, consumer, worker)
 	return n == 1, err
+}
+
+// ReleaseWorkerTx is ReleaseWorker inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) ReleaseWorkerTx(ctx context.Context, tx DBTX, queue, consumer, worker string) (bool, error) {
+	return c.inTx(tx).ReleaseWorker(ctx, queue, consumer, worker)
 }

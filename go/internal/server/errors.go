@@ -52,19 +52,6 @@ var engineErrors = []struct {
 	{pgque.ErrPermissionDenied, http.StatusForbidden, pgquehttp.CodePermissionDenied},
 }
 
-// engineError gives a PostgreSQL error of pgque's class PQ the form the SDK
-// gives it, so that errors of SQL run here match the SDK's sentinels.
-func engineError(op string, err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 && pgErr.Code[:2] == "PQ" {
-		return &pgque.Error{Op: op, Code: pgErr.Code, Err: pgErr}
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return nil
-}
-
 // describe turns err into the status and body to answer with, and reports
 // whether it is the server's fault (to be logged).
 func describe(err error) (int, pgquehttp.ErrorDetail, bool) {

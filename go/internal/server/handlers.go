@@ -305,7 +305,7 @@ func jsonKind(v any) string {
 }
 
 // setConfig applies cfg in tx, in a stable order so errors are reproducible.
-func setConfig(ctx context.Context, tx pgx.Tx, queue string, cfg pgquehttp.Config) error {
+func (s *Server) setConfig(ctx context.Context, tx pgx.Tx, queue string, cfg pgquehttp.Config) error {
 	keys := make([]string, 0, len(cfg))
 	for k := range cfg {
 		keys = append(keys, k)
@@ -316,16 +316,15 @@ func setConfig(ctx context.Context, tx pgx.Tx, queue string, cfg pgquehttp.Confi
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SELECT pgque.set_queue_config($1, $2, $3)`, queue, k, v); err != nil {
-			return engineError("pgque: set queue config", err)
+		if err := s.client.SetQueueConfigTx(ctx, tx, queue, k, v); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 // inTx runs fn in a transaction, so that a queue is created or reconfigured
-// entirely or not at all.  The SDK has no transactional variants of these
-// calls, so this runs their SQL.
+// entirely or not at all.
 func (s *Server) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.client.Pool(), fn)
 }
@@ -339,15 +338,15 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	err := s.inTx(r.Context(), func(tx pgx.Tx) error {
-		var created int
-		if err := tx.QueryRow(r.Context(), `SELECT pgque.create_queue($1)`, req.Name).Scan(&created); err != nil {
-			return engineError("pgque: create queue", err)
+		created, err := s.client.CreateQueueTx(r.Context(), tx, req.Name)
+		if err != nil {
+			return err
 		}
-		if created == 0 {
+		if !created {
 			return &apiError{status: http.StatusConflict, code: pgquehttp.CodeQueueExists, sqlstate: "PQ002",
 				msg: fmt.Sprintf("queue %q already exists", req.Name)}
 		}
-		return setConfig(r.Context(), tx, req.Name, req.Config)
+		return s.setConfig(r.Context(), tx, req.Name, req.Config)
 	})
 	if err != nil {
 		return err
@@ -369,7 +368,7 @@ func (s *Server) updateQueue(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("no settings to change")
 	}
 	queue := r.PathValue("queue")
-	if err := s.inTx(r.Context(), func(tx pgx.Tx) error { return setConfig(r.Context(), tx, queue, cfg) }); err != nil {
+	if err := s.inTx(r.Context(), func(tx pgx.Tx) error { return s.setConfig(r.Context(), tx, queue, cfg) }); err != nil {
 		return err
 	}
 	return s.getQueue(w, r)
