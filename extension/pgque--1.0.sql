@@ -2298,38 +2298,20 @@ $$;
 -- table.  Safe to run concurrently (rows are claimed with SKIP LOCKED).  One
 -- queue never stops the others: the queues with due retries are moved in one
 -- subtransaction, and only when that fails each in its own, recording the
--- failing ones (step 'retry', get_queue_info()).
+-- failing ones (step 'retry', get_queue_info(); _each_queue, 10_maint.sql).
 -- Returns how many events were moved.
 CREATE FUNCTION pgque.maint_retry_events() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    ids   int[];
-    id    int;
-    total int := 0;
+    ids int[] := ARRAY(SELECT q.queue_id FROM pgque.queue q
+                        WHERE EXISTS (SELECT 1 FROM pgque.retry_queue r
+                                       WHERE r.rq_queue = q.queue_id AND r.rq_due <= now())
+                        ORDER BY q.queue_name);
 BEGIN
-    ids := ARRAY(SELECT q.queue_id FROM pgque.queue q
-                  WHERE EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id AND r.rq_due <= now())
-                  ORDER BY q.queue_name);
     IF cardinality(ids) = 0 THEN
-        RETURN 0;
+        RETURN 0;  -- no subtransaction when nothing is due
     END IF;
-    BEGIN
-        FOREACH id IN ARRAY ids LOOP
-            total := total + pgque._retry_move(id);
-        END LOOP;
-        PERFORM pgque._steps_ok('retry', ids);
-    EXCEPTION WHEN OTHERS THEN
-        total := 0;
-        FOREACH id IN ARRAY ids LOOP
-            BEGIN
-                total := total + pgque._retry_move(id);
-                PERFORM pgque._steps_ok('retry', ARRAY[id]);
-            EXCEPTION WHEN OTHERS THEN
-                PERFORM pgque._step_failed(id, 'retry', SQLSTATE, SQLERRM);
-            END;
-        END LOOP;
-    END;
-    RETURN total;
+    RETURN pgque._each_queue('retry', ids);
 END
 $$;
 
@@ -2590,29 +2572,45 @@ BEGIN
 END
 $$;
 
--- _rotate_queues(): step 1 for every queue, isolated like ticker(): all
--- queues in one subtransaction, and only when that fails each in its own,
--- recording the failing ones (step 'rotate').  Returns the switches.
-CREATE FUNCTION pgque._rotate_queues() RETURNS int
+-- _queue_step(step, queue_id): run one queue's step of maint(): 'rotate'
+-- (_rotate_step1) or 'retry' (_retry_move, 08_retry.sql).  Returns what the
+-- step returns.
+CREATE FUNCTION pgque._queue_step(step text, queue_id int) RETURNS int
+LANGUAGE plpgsql AS $$
+BEGIN
+    CASE step
+    WHEN 'rotate' THEN
+        RETURN pgque._rotate_step1(queue_id);
+    WHEN 'retry' THEN
+        RETURN pgque._retry_move(queue_id);
+    END CASE;
+END
+$$;
+
+-- _each_queue(step, ids): run step (_queue_step) for the queues ids, in
+-- order, isolated like ticker(): all in one subtransaction, and only when
+-- that fails each in its own, recording the failing ones (_step_failed)
+-- and forgetting the recorded failures of the others.  Returns the sum of
+-- what the step returned for the queues that did not fail.
+CREATE FUNCTION pgque._each_queue(step text, ids int[]) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
-    ids int[] := ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name);
-    id  int;
-    n   int := 0;
+    id int;
+    n  int := 0;
 BEGIN
     BEGIN
         FOREACH id IN ARRAY ids LOOP
-            n := n + pgque._rotate_step1(id);
+            n := n + pgque._queue_step(step, id);
         END LOOP;
-        PERFORM pgque._steps_ok('rotate', NULL);
+        PERFORM pgque._steps_ok(step, ids);
     EXCEPTION WHEN OTHERS THEN
         n := 0;
         FOREACH id IN ARRAY ids LOOP
             BEGIN
-                n := n + pgque._rotate_step1(id);
-                PERFORM pgque._steps_ok('rotate', ARRAY[id]);
+                n := n + pgque._queue_step(step, id);
+                PERFORM pgque._steps_ok(step, ARRAY[id]);
             EXCEPTION WHEN OTHERS THEN
-                PERFORM pgque._step_failed(id, 'rotate', SQLSTATE, SQLERRM);
+                PERFORM pgque._step_failed(id, step, SQLSTATE, SQLERRM);
             END;
         END LOOP;
     END;
@@ -2734,7 +2732,7 @@ DECLARE
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
     n := pgque.maint_rotate_tables_step2();
-    n := n + pgque._rotate_queues();
+    n := n + pgque._each_queue('rotate', ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name));
     PERFORM pgque._forget_stale_errors();
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     n := n + pgque._forget_dropped_roles();  -- grants of dropped roles, 17_namespace.sql
@@ -2757,7 +2755,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '51bc54ac5e0da62d' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '97b52113174d0aa1' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
