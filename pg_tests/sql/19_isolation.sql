@@ -211,14 +211,20 @@ BEGIN
     RETURN NEW;
 END
 $$;
+-- test.recycle(store): recycle the delayed or dedup store now, as
+-- maint() does once its period is over; 1 when it did.
+CREATE FUNCTION test.recycle(store text) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM setval(format('pgque.%s_switched_at', store), 1);
+    RETURN CASE store WHEN 'delayed' THEN pgque.maint_rotate_delayed() WHEN 'dedup' THEN pgque.maint_rotate_dedup() END;
+END
+$$;
 SELECT now() + interval '1 millisecond' AS due_c, now() + interval '300 milliseconds' AS due_a \gset
 SELECT pgque.send_at('iso_a', 't', 'parked a', :'due_a') AS parked_a \gset
 SELECT pgque.send_at('iso_c', 't', 'parked c', :'due_c') > 0 AS parked_c;
 -- Two switches: the events' partition is the next one to recycle.
-SELECT setval('pgque.delayed_switched_at', 1) > 0 AS delayed_due;
-SELECT pgque.maint_rotate_delayed() AS recycled;
-SELECT setval('pgque.delayed_switched_at', 1) > 0 AS delayed_due;
-SELECT pgque.maint_rotate_delayed() AS recycled;
+SELECT test.recycle('delayed') AS recycled;
+SELECT test.recycle('delayed') AS recycled;
 CREATE TRIGGER test_fail_rows BEFORE INSERT ON pgque.delayed
     FOR EACH ROW EXECUTE FUNCTION test.fail_rows('iso_a', 'dq_queue');
 SELECT pgque._seq_value('pgque.delayed_gen') AS delayed_gen \gset
@@ -252,10 +258,8 @@ SELECT count(*) AS error_rows FROM pgque.queue_error;
 ---------------------------------------------------------------------------
 SELECT pgque.send_unique('iso_a', 't', 'unique a', 'k', '1 hour') AS unique_a \gset
 SELECT pgque.send_unique('iso_c', 't', 'unique c', 'k', '1 hour') AS unique_c \gset
-SELECT setval('pgque.dedup_switched_at', 1) > 0 AS dedup_due;
-SELECT pgque.maint_rotate_dedup() AS recycled;
-SELECT setval('pgque.dedup_switched_at', 1) > 0 AS dedup_due;
-SELECT pgque.maint_rotate_dedup() AS recycled;
+SELECT test.recycle('dedup') AS recycled;
+SELECT test.recycle('dedup') AS recycled;
 CREATE TRIGGER test_fail_rows BEFORE INSERT ON pgque.dedup
     FOR EACH ROW EXECUTE FUNCTION test.fail_rows('iso_a', 'dk_queue');
 SELECT pgque._seq_value('pgque.dedup_gen') AS dedup_gen, pgque._seq_value('pgque.delayed_gen') AS delayed_gen \gset
