@@ -2298,38 +2298,20 @@ $$;
 -- table.  Safe to run concurrently (rows are claimed with SKIP LOCKED).  One
 -- queue never stops the others: the queues with due retries are moved in one
 -- subtransaction, and only when that fails each in its own, recording the
--- failing ones (step 'retry', get_queue_info()).
+-- failing ones (step 'retry', get_queue_info(); _each_queue, 10_maint.sql).
 -- Returns how many events were moved.
 CREATE FUNCTION pgque.maint_retry_events() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    ids   int[];
-    id    int;
-    total int := 0;
+    ids int[] := ARRAY(SELECT q.queue_id FROM pgque.queue q
+                        WHERE EXISTS (SELECT 1 FROM pgque.retry_queue r
+                                       WHERE r.rq_queue = q.queue_id AND r.rq_due <= now())
+                        ORDER BY q.queue_name);
 BEGIN
-    ids := ARRAY(SELECT q.queue_id FROM pgque.queue q
-                  WHERE EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id AND r.rq_due <= now())
-                  ORDER BY q.queue_name);
     IF cardinality(ids) = 0 THEN
-        RETURN 0;
+        RETURN 0;  -- no subtransaction when nothing is due
     END IF;
-    BEGIN
-        FOREACH id IN ARRAY ids LOOP
-            total := total + pgque._retry_move(id);
-        END LOOP;
-        PERFORM pgque._steps_ok('retry', ids);
-    EXCEPTION WHEN OTHERS THEN
-        total := 0;
-        FOREACH id IN ARRAY ids LOOP
-            BEGIN
-                total := total + pgque._retry_move(id);
-                PERFORM pgque._steps_ok('retry', ARRAY[id]);
-            EXCEPTION WHEN OTHERS THEN
-                PERFORM pgque._step_failed(id, 'retry', SQLSTATE, SQLERRM);
-            END;
-        END LOOP;
-    END;
-    RETURN total;
+    RETURN pgque._each_queue('retry', ids);
 END
 $$;
 
@@ -2456,10 +2438,9 @@ END
 $$;
 
 -- _step_failed(queue_id, step, sqlstate, message): record a failure of one
--- queue's periodic work (step 'tick', 'rotate', 'logs', 'retry' or
--- 'delayed'),
--- overwriting the step's previous failure and counting consecutive ones, and
--- log it as a WARNING.
+-- queue's periodic work (step 'tick', 'rotate', 'logs', 'retry', 'delayed',
+-- 'delayed_store' or 'dedup'), overwriting the step's previous failure and
+-- counting consecutive ones, and log it as a WARNING.
 CREATE FUNCTION pgque._step_failed(queue_id int, step text, state text, message text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -2591,29 +2572,45 @@ BEGIN
 END
 $$;
 
--- _rotate_queues(): step 1 for every queue, isolated like ticker(): all
--- queues in one subtransaction, and only when that fails each in its own,
--- recording the failing ones (step 'rotate').  Returns the switches.
-CREATE FUNCTION pgque._rotate_queues() RETURNS int
+-- _queue_step(step, queue_id): run one queue's step of maint(): 'rotate'
+-- (_rotate_step1) or 'retry' (_retry_move, 08_retry.sql).  Returns what the
+-- step returns.
+CREATE FUNCTION pgque._queue_step(step text, queue_id int) RETURNS int
+LANGUAGE plpgsql AS $$
+BEGIN
+    CASE step
+    WHEN 'rotate' THEN
+        RETURN pgque._rotate_step1(queue_id);
+    WHEN 'retry' THEN
+        RETURN pgque._retry_move(queue_id);
+    END CASE;
+END
+$$;
+
+-- _each_queue(step, ids): run step (_queue_step) for the queues ids, in
+-- order, isolated like ticker(): all in one subtransaction, and only when
+-- that fails each in its own, recording the failing ones (_step_failed)
+-- and forgetting the recorded failures of the others.  Returns the sum of
+-- what the step returned for the queues that did not fail.
+CREATE FUNCTION pgque._each_queue(step text, ids int[]) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
-    ids int[] := ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name);
-    id  int;
-    n   int := 0;
+    id int;
+    n  int := 0;
 BEGIN
     BEGIN
         FOREACH id IN ARRAY ids LOOP
-            n := n + pgque._rotate_step1(id);
+            n := n + pgque._queue_step(step, id);
         END LOOP;
-        PERFORM pgque._steps_ok('rotate', NULL);
+        PERFORM pgque._steps_ok(step, ids);
     EXCEPTION WHEN OTHERS THEN
         n := 0;
         FOREACH id IN ARRAY ids LOOP
             BEGIN
-                n := n + pgque._rotate_step1(id);
-                PERFORM pgque._steps_ok('rotate', ARRAY[id]);
+                n := n + pgque._queue_step(step, id);
+                PERFORM pgque._steps_ok(step, ARRAY[id]);
             EXCEPTION WHEN OTHERS THEN
-                PERFORM pgque._step_failed(id, 'rotate', SQLSTATE, SQLERRM);
+                PERFORM pgque._step_failed(id, step, SQLSTATE, SQLERRM);
             END;
         END LOOP;
     END;
@@ -2655,25 +2652,21 @@ $$;
 -- is not made (nothing is truncated, both logs grow until it is), each such
 -- queue is recorded (step 'logs', get_queue_info().errors) and logged as a
 -- WARNING, and maint() goes on with its other steps; a failure that is no
--- queue's raises.  Returns 1 when it switched, else 0.  Errors: PQ006
--- (period NULL, not more than 0, or more than 100 years).
+-- queue's raises (19_put_back.sql).  Returns 1 when it switched, else 0.
+-- Errors: PQ006 (period NULL, not more than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_logs(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     gen    bigint := pgque._seq_value('pgque.log_gen');
     nxt    int := ((gen + 1) % 3)::int;
+    tables text := format('pgque.tick_%s, pgque.sub_state_%s', nxt, nxt);
     ticks  pgque.tick[];
     states pgque.sub_state[];
-    q         int;
-    i         int;
-    bad       int[] := '{}';
-    bad_state text[] := '{}';
-    bad_msg   text[] := '{}';
 BEGIN
     IF NOT pgque._rotation_due('log', period) THEN
         RETURN 0;
     END IF;
-    IF NOT pgque._lock_nowait(format('pgque.tick_%s, pgque.sub_state_%s', nxt, nxt)) THEN
+    IF NOT pgque._lock_nowait(tables) THEN
         RETURN 0;
     END IF;
     -- Read after the lock: a writer that still goes to the locked partition
@@ -2683,60 +2676,11 @@ BEGIN
     states := ARRAY(SELECT x FROM (SELECT DISTINCT ON (ss_sub) * FROM pgque.sub_state
                                     WHERE ss_sub IN (SELECT sub_id FROM pgque.consumer)
                                     ORDER BY ss_sub, ss_seq DESC) x);
-    BEGIN
-        EXECUTE format('TRUNCATE pgque.tick_%s, pgque.sub_state_%s', nxt, nxt);
-        PERFORM pgque._put_back_logs(nxt, ticks, states, NULL);
-    EXCEPTION WHEN OTHERS THEN
-        -- Undone, TRUNCATE included.  Find the queues whose rows fail, each
-        -- tried alone and undone again (the partition still holds old rows
-        -- only: the newest are in the other two).
-        FOREACH q IN ARRAY ARRAY(SELECT DISTINCT t.tick_queue FROM unnest(ticks) t ORDER BY 1) LOOP
-            BEGIN
-                PERFORM pgque._put_back_logs(nxt, ticks, states, q);
-                -- PQ000 only undoes the try; it never leaves this block.
-                RAISE EXCEPTION 'undo' USING ERRCODE = 'PQ000';
-            EXCEPTION WHEN SQLSTATE 'PQ000' THEN
-                NULL;
-            WHEN OTHERS THEN
-                bad := bad || q;
-                bad_state := bad_state || SQLSTATE;
-                bad_msg := bad_msg || SQLERRM;
-            END;
-        END LOOP;
-        IF cardinality(bad) = 0 THEN
-            RAISE;
-        END IF;
-        FOR i IN 1 .. cardinality(bad) LOOP
-            PERFORM pgque._step_failed(bad[i], 'logs', bad_state[i], bad_msg[i]);
-        END LOOP;
+    IF NOT pgque._recycle('logs', tables, nxt, ticks => ticks, states => states) THEN
         RETURN 0;
-    END;
-    PERFORM pgque._steps_ok('logs', NULL);
+    END IF;
     PERFORM pgque._rotation_end('log', gen);
     RETURN 1;
-END
-$$;
-
--- _put_back_logs(part, ticks, states, queue_id): insert the newest ticks
--- and consumer states noted by maint_rotate_logs into partition part: all
--- of them, or (queue_id not NULL) those of one queue.
-CREATE FUNCTION pgque._put_back_logs(part int, ticks pgque.tick[], states pgque.sub_state[], queue_id int)
-RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq, tick_pending)
-    SELECT part, t.tick_queue, t.tick_id, t.tick_time, t.tick_snapshot, t.tick_event_seq, t.tick_pending
-      FROM unnest(ticks) t
-     WHERE _put_back_logs.queue_id IS NULL OR t.tick_queue = _put_back_logs.queue_id;
-    INSERT INTO pgque.sub_state
-    SELECT part, x.ss_sub, x.ss_seq, x.sub_last_tick, x.sub_last_time, x.sub_last_snapshot, x.sub_last_seq,
-           x.sub_batch, x.sub_next_tick, x.sub_next_time, x.sub_next_snapshot, x.sub_next_seq,
-           x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active,
-           x.sub_lease_until, x.sub_piece, x.sub_start_txid, x.sub_start_id, x.sub_end_txid, x.sub_end_id,
-           x.sub_lost_batch
-      FROM unnest(states) x
-     WHERE _put_back_logs.queue_id IS NULL
-        OR x.ss_sub IN (SELECT c.sub_id FROM pgque.consumer c WHERE c.sub_queue = _put_back_logs.queue_id);
 END
 $$;
 
@@ -2772,10 +2716,12 @@ $$;
 -- delayed mover, and forgetting workers idle for an hour.  Also deletes the
 -- access grants of dropped roles.  Safe to call often and from several
 -- sessions at once.  The per-queue steps (table switches, the retry and
--- delayed movers) are isolated like ticker()'s ticks: a failing queue is
--- recorded (get_queue_info().errors, last_error_*) and logged as a WARNING,
--- and the other queues go on; a failure that is no queue's raises.  Must run at READ COMMITTED, in a transaction of its own
--- (not the ticker's, and not one that already wrote something).
+-- delayed movers, putting rows back when the logs and stores are recycled)
+-- are isolated like ticker()'s ticks: a failing queue is recorded
+-- (get_queue_info().errors, last_error_*) and logged as a WARNING, and the
+-- other queues go on; a failure that is no queue's raises.  Must run at
+-- READ COMMITTED, in a transaction of its own (not the ticker's, and not
+-- one that already wrote something).
 -- Returns the number of things done (switches of event tables and logs,
 -- retries and delayed events moved, workers and grants forgotten).
 -- Errors: PQ009.
@@ -2786,7 +2732,7 @@ DECLARE
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
     n := pgque.maint_rotate_tables_step2();
-    n := n + pgque._rotate_queues();
+    n := n + pgque._each_queue('rotate', ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name));
     PERFORM pgque._forget_stale_errors();
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     n := n + pgque._forget_dropped_roles();  -- grants of dropped roles, 17_namespace.sql
@@ -2809,7 +2755,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '137ef60df2867c2e' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '97b52113174d0aa1' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -3667,20 +3613,24 @@ $$;
 -- (so cancel_scheduled can answer 0 for them), events whose unique key still
 -- refers to them while parked (14_dedup.sql), and the mover's newest
 -- position.  Events of dropped queues are dropped.  Skips (0) when the
--- partition stays busy for 100 ms or another session is rotating.
+-- partition stays busy for 100 ms or another session is rotating.  When the
+-- rows of some queue cannot be copied back (a trigger refuses them, say),
+-- nothing is truncated: each such queue is recorded (step 'delayed_store',
+-- get_queue_info().errors) and logged as a WARNING, and maint() goes on; a
+-- failure that is no queue's raises (19_put_back.sql).
 -- Returns 1 when it switched, else 0.  Errors: PQ006 (period NULL, not more
 -- than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_delayed(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    gen   bigint := pgque._seq_value('pgque.delayed_gen');
-    nxt   int := ((gen + 1) % 3)::int;
-    keep  pgque.delayed[];
-    dones pgque.delayed_done[];
-    pos   pgque.delayed_pos;
+    gen    bigint := pgque._seq_value('pgque.delayed_gen');
+    nxt    int := ((gen + 1) % 3)::int;
+    tables text := format('pgque.delayed_%s, pgque.delayed_done_%s, pgque.delayed_pos_%s', nxt, nxt, nxt);
+    keep   pgque.delayed[];
+    dones  pgque.delayed_done[];
+    pos    pgque.delayed_pos;
 BEGIN
-    IF NOT pgque._store_rotation_begin('delayed', period,
-               format('pgque.delayed_%s, pgque.delayed_done_%s, pgque.delayed_pos_%s', nxt, nxt, nxt)) THEN
+    IF NOT pgque._store_rotation_begin('delayed', period, tables) THEN
         RETURN 0;
     END IF;
     SELECT array_agg(d), array_agg(x) FILTER (WHERE x.ev_id IS NOT NULL) INTO keep, dones
@@ -3695,12 +3645,8 @@ BEGIN
                              WHERE k.dk_queue = d.dq_queue AND k.dk_key = d.dq_key
                                AND k.ev_id = d.ev_id AND k.dk_txid IS NULL)));
     SELECT * INTO pos FROM pgque.delayed_pos ORDER BY dp_seq DESC LIMIT 1;
-    EXECUTE format('TRUNCATE pgque.delayed_%s, pgque.delayed_done_%s, pgque.delayed_pos_%s', nxt, nxt, nxt);
-    INSERT INTO pgque.delayed SELECT * FROM unnest(keep);
-    INSERT INTO pgque.delayed_done SELECT * FROM unnest(dones);
-    IF pos.dp_seq IS NOT NULL THEN
-        pos.dp_part := nxt;
-        INSERT INTO pgque.delayed_pos SELECT pos.*;
+    IF NOT pgque._recycle('delayed_store', tables, nxt, events => keep, dones => dones, pos => pos) THEN
+        RETURN 0;
     END IF;
     PERFORM pgque._rotation_end('delayed', gen);
     RETURN 1;
@@ -3894,7 +3840,11 @@ $$;
 -- ones copied back (a parked event that was published meanwhile gets the
 -- publishing transaction recorded).  Keys of dropped queues are dropped.
 -- Skips (0) when the partition stays busy for 100 ms (every unique send
--- holds it until it commits) or another session is rotating.
+-- holds it until it commits) or another session is rotating.  When the keys
+-- of some queue cannot be copied back (a trigger refuses them, say), nothing
+-- is truncated: each such queue is recorded (step 'dedup',
+-- get_queue_info().errors) and logged as a WARNING, and maint() goes on; a
+-- failure that is no queue's raises (19_put_back.sql).
 -- Returns 1 when it switched, else 0.  Errors: PQ006 (period NULL, not more
 -- than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_dedup(period interval DEFAULT '1 minute') RETURNS int
@@ -3902,9 +3852,10 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 DECLARE
     gen  bigint := pgque._seq_value('pgque.dedup_gen');
     nxt  int := ((gen + 1) % 3)::int;
+    tbl  text := format('pgque.dedup_%s', nxt);
     keep pgque.dedup[];
 BEGIN
-    IF NOT pgque._store_rotation_begin('dedup', period, format('pgque.dedup_%s', nxt)) THEN
+    IF NOT pgque._store_rotation_begin('dedup', period, tbl) THEN
         RETURN 0;
     END IF;
     keep := ARRAY(SELECT ROW(k.dk_part, k.dk_queue, k.dk_key, k.dk_n, k.ev_id,
@@ -3913,8 +3864,9 @@ BEGIN
                    WHERE k.dk_part = nxt
                      AND k.dk_queue IN (SELECT queue_id FROM pgque.queue)
                      AND pgque._dedup_live(k));
-    EXECUTE format('TRUNCATE pgque.dedup_%s', nxt);
-    INSERT INTO pgque.dedup SELECT * FROM unnest(keep);
+    IF NOT pgque._recycle('dedup', tbl, nxt, keys => keep) THEN
+        RETURN 0;
+    END IF;
     PERFORM pgque._rotation_end('dedup', gen);
     RETURN 1;
 END
@@ -5183,6 +5135,130 @@ BEGIN
     RETURN QUERY
         SELECT l.holder, l.expires_at, l.acquired_at, l.expires_at > pg_catalog.clock_timestamp()
           FROM pgque.leader l WHERE l.name = leader_info.name;
+END
+$$;
+
+-- ---- extension/src/19_put_back.sql ----
+-- Putting rows back after a TRUNCATE.  The tick and consumer-state logs
+-- (maint_rotate_logs, 10_maint.sql), the delayed store (maint_rotate_delayed,
+-- 13_delayed.sql) and the dedup store (maint_rotate_dedup, 14_dedup.sql) are
+-- recycled by emptying their oldest partition and inserting back the rows
+-- that must survive, noted beforehand.  One queue never stops the others
+-- here either: when some queue's rows cannot go back in (a trigger or a
+-- constraint refuses them), the whole recycling is undone, so that nothing
+-- of any queue is lost, and each such queue is recorded under the store's
+-- step ('logs', 'delayed_store' or 'dedup'); maint() goes on with its other
+-- steps, and the store tries again at the next call.  A partition holds
+-- every queue's rows, so there is no recycling it for some queues only.
+-- This file comes after the stores, whose row types its functions take.
+
+-- _put_back(step, part, queue_id, ticks, states, events, dones, pos, keys):
+-- insert the rows noted for step's store into partition part: all of them,
+-- or (queue_id not NULL) those of one queue.  'logs': the newest ticks and
+-- consumer states (moved to part); 'delayed_store': delayed events, their
+-- done rows and (all only) the mover's position; 'dedup': keys.  The
+-- delayed and dedup rows were noted in part and keep it.
+CREATE FUNCTION pgque._put_back(step text, part int, queue_id int,
+                                ticks pgque.tick[], states pgque.sub_state[],
+                                events pgque.delayed[], dones pgque.delayed_done[], pos pgque.delayed_pos,
+                                keys pgque.dedup[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    CASE step
+    WHEN 'logs' THEN
+        INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq,
+                                tick_pending)
+        SELECT part, t.tick_queue, t.tick_id, t.tick_time, t.tick_snapshot, t.tick_event_seq, t.tick_pending
+          FROM unnest(ticks) t
+         WHERE _put_back.queue_id IS NULL OR t.tick_queue = _put_back.queue_id;
+        INSERT INTO pgque.sub_state
+        SELECT part, x.ss_sub, x.ss_seq, x.sub_last_tick, x.sub_last_time, x.sub_last_snapshot, x.sub_last_seq,
+               x.sub_batch, x.sub_next_tick, x.sub_next_time, x.sub_next_snapshot, x.sub_next_seq,
+               x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active,
+               x.sub_lease_until, x.sub_piece, x.sub_start_txid, x.sub_start_id, x.sub_end_txid, x.sub_end_id,
+               x.sub_lost_batch
+          FROM unnest(states) x
+         WHERE _put_back.queue_id IS NULL
+            OR x.ss_sub IN (SELECT c.sub_id FROM pgque.consumer c WHERE c.sub_queue = _put_back.queue_id);
+    WHEN 'delayed_store' THEN
+        INSERT INTO pgque.delayed
+        SELECT * FROM unnest(events) e WHERE _put_back.queue_id IS NULL OR e.dq_queue = _put_back.queue_id;
+        INSERT INTO pgque.delayed_done
+        SELECT * FROM unnest(dones) d WHERE _put_back.queue_id IS NULL OR d.dd_queue = _put_back.queue_id;
+        IF _put_back.queue_id IS NULL AND pos.dp_seq IS NOT NULL THEN
+            pos.dp_part := part;
+            INSERT INTO pgque.delayed_pos SELECT pos.*;
+        END IF;
+    WHEN 'dedup' THEN
+        INSERT INTO pgque.dedup
+        SELECT * FROM unnest(keys) k WHERE _put_back.queue_id IS NULL OR k.dk_queue = _put_back.queue_id;
+    END CASE;
+END
+$$;
+
+-- _recycle(step, tables, part [, ticks, states, events, dones, pos, keys]):
+-- TRUNCATE tables (the partitions of step's store numbered part, locked by
+-- the caller) and put back the rows given (_put_back).  Returns true when
+-- they are back, forgetting the step's recorded failures.  When they cannot
+-- be: everything is undone, the TRUNCATE included; the queues whose rows
+-- fail on their own are found, each tried alone and undone again, and
+-- recorded (_step_failed); returns false.  Raises when no queue's rows fail
+-- alone (the mover's position, say, or rows failing only together).
+CREATE FUNCTION pgque._recycle(step text, tables text, part int,
+                               ticks pgque.tick[] DEFAULT NULL, states pgque.sub_state[] DEFAULT NULL,
+                               events pgque.delayed[] DEFAULT NULL, dones pgque.delayed_done[] DEFAULT NULL,
+                               pos pgque.delayed_pos DEFAULT NULL, keys pgque.dedup[] DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    q         int;
+    i         int;
+    bad       int[] := '{}';
+    bad_state text[] := '{}';
+    bad_msg   text[] := '{}';
+BEGIN
+    BEGIN
+        EXECUTE format('TRUNCATE %s', tables);
+        PERFORM pgque._put_back(step, part, NULL, ticks, states, events, dones, pos, keys);
+    EXCEPTION WHEN OTHERS THEN
+        BEGIN
+            -- Each queue's rows go into the emptied partition, as they
+            -- would have (the delayed and dedup rows were noted in it).
+            EXECUTE format('TRUNCATE %s', tables);
+            FOREACH q IN ARRAY ARRAY(
+                    SELECT t.tick_queue FROM unnest(ticks) t
+                    UNION SELECT c.sub_queue FROM pgque.consumer c
+                           WHERE c.sub_id IN (SELECT x.ss_sub FROM unnest(states) x)
+                    UNION SELECT e.dq_queue FROM unnest(events) e
+                    UNION SELECT d.dd_queue FROM unnest(dones) d
+                    UNION SELECT k.dk_queue FROM unnest(keys) k
+                    ORDER BY 1) LOOP
+                BEGIN
+                    PERFORM pgque._put_back(step, part, q, ticks, states, events, dones, pos, keys);
+                    -- PQ000 only undoes the try; it never leaves this block.
+                    RAISE EXCEPTION 'undo' USING ERRCODE = 'PQ000';
+                EXCEPTION WHEN SQLSTATE 'PQ000' THEN
+                    NULL;
+                WHEN OTHERS THEN
+                    bad := bad || q;
+                    bad_state := bad_state || SQLSTATE;
+                    bad_msg := bad_msg || SQLERRM;
+                END;
+            END LOOP;
+            RAISE EXCEPTION 'undo' USING ERRCODE = 'PQ000';  -- the TRUNCATE
+        EXCEPTION WHEN SQLSTATE 'PQ000' THEN
+            NULL;
+        END;
+        IF cardinality(bad) = 0 THEN
+            RAISE;
+        END IF;
+        FOR i IN 1 .. cardinality(bad) LOOP
+            PERFORM pgque._step_failed(bad[i], step, bad_state[i], bad_msg[i]);
+        END LOOP;
+        RETURN false;
+    END;
+    PERFORM pgque._steps_ok(step, NULL);
+    RETURN true;
 END
 $$;
 

@@ -151,37 +151,19 @@ $$;
 -- table.  Safe to run concurrently (rows are claimed with SKIP LOCKED).  One
 -- queue never stops the others: the queues with due retries are moved in one
 -- subtransaction, and only when that fails each in its own, recording the
--- failing ones (step 'retry', get_queue_info()).
+-- failing ones (step 'retry', get_queue_info(); _each_queue, 10_maint.sql).
 -- Returns how many events were moved.
 CREATE FUNCTION pgque.maint_retry_events() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    ids   int[];
-    id    int;
-    total int := 0;
+    ids int[] := ARRAY(SELECT q.queue_id FROM pgque.queue q
+                        WHERE EXISTS (SELECT 1 FROM pgque.retry_queue r
+                                       WHERE r.rq_queue = q.queue_id AND r.rq_due <= now())
+                        ORDER BY q.queue_name);
 BEGIN
-    ids := ARRAY(SELECT q.queue_id FROM pgque.queue q
-                  WHERE EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_queue = q.queue_id AND r.rq_due <= now())
-                  ORDER BY q.queue_name);
     IF cardinality(ids) = 0 THEN
-        RETURN 0;
+        RETURN 0;  -- no subtransaction when nothing is due
     END IF;
-    BEGIN
-        FOREACH id IN ARRAY ids LOOP
-            total := total + pgque._retry_move(id);
-        END LOOP;
-        PERFORM pgque._steps_ok('retry', ids);
-    EXCEPTION WHEN OTHERS THEN
-        total := 0;
-        FOREACH id IN ARRAY ids LOOP
-            BEGIN
-                total := total + pgque._retry_move(id);
-                PERFORM pgque._steps_ok('retry', ARRAY[id]);
-            EXCEPTION WHEN OTHERS THEN
-                PERFORM pgque._step_failed(id, 'retry', SQLSTATE, SQLERRM);
-            END;
-        END LOOP;
-    END;
-    RETURN total;
+    RETURN pgque._each_queue('retry', ids);
 END
 $$;

@@ -46,10 +46,9 @@ END
 $$;
 
 -- _step_failed(queue_id, step, sqlstate, message): record a failure of one
--- queue's periodic work (step 'tick', 'rotate', 'logs', 'retry' or
--- 'delayed'),
--- overwriting the step's previous failure and counting consecutive ones, and
--- log it as a WARNING.
+-- queue's periodic work (step 'tick', 'rotate', 'logs', 'retry', 'delayed',
+-- 'delayed_store' or 'dedup'), overwriting the step's previous failure and
+-- counting consecutive ones, and log it as a WARNING.
 CREATE FUNCTION pgque._step_failed(queue_id int, step text, state text, message text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -181,29 +180,45 @@ BEGIN
 END
 $$;
 
--- _rotate_queues(): step 1 for every queue, isolated like ticker(): all
--- queues in one subtransaction, and only when that fails each in its own,
--- recording the failing ones (step 'rotate').  Returns the switches.
-CREATE FUNCTION pgque._rotate_queues() RETURNS int
+-- _queue_step(step, queue_id): run one queue's step of maint(): 'rotate'
+-- (_rotate_step1) or 'retry' (_retry_move, 08_retry.sql).  Returns what the
+-- step returns.
+CREATE FUNCTION pgque._queue_step(step text, queue_id int) RETURNS int
+LANGUAGE plpgsql AS $$
+BEGIN
+    CASE step
+    WHEN 'rotate' THEN
+        RETURN pgque._rotate_step1(queue_id);
+    WHEN 'retry' THEN
+        RETURN pgque._retry_move(queue_id);
+    END CASE;
+END
+$$;
+
+-- _each_queue(step, ids): run step (_queue_step) for the queues ids, in
+-- order, isolated like ticker(): all in one subtransaction, and only when
+-- that fails each in its own, recording the failing ones (_step_failed)
+-- and forgetting the recorded failures of the others.  Returns the sum of
+-- what the step returned for the queues that did not fail.
+CREATE FUNCTION pgque._each_queue(step text, ids int[]) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
-    ids int[] := ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name);
-    id  int;
-    n   int := 0;
+    id int;
+    n  int := 0;
 BEGIN
     BEGIN
         FOREACH id IN ARRAY ids LOOP
-            n := n + pgque._rotate_step1(id);
+            n := n + pgque._queue_step(step, id);
         END LOOP;
-        PERFORM pgque._steps_ok('rotate', NULL);
+        PERFORM pgque._steps_ok(step, ids);
     EXCEPTION WHEN OTHERS THEN
         n := 0;
         FOREACH id IN ARRAY ids LOOP
             BEGIN
-                n := n + pgque._rotate_step1(id);
-                PERFORM pgque._steps_ok('rotate', ARRAY[id]);
+                n := n + pgque._queue_step(step, id);
+                PERFORM pgque._steps_ok(step, ARRAY[id]);
             EXCEPTION WHEN OTHERS THEN
-                PERFORM pgque._step_failed(id, 'rotate', SQLSTATE, SQLERRM);
+                PERFORM pgque._step_failed(id, step, SQLSTATE, SQLERRM);
             END;
         END LOOP;
     END;
@@ -245,25 +260,21 @@ $$;
 -- is not made (nothing is truncated, both logs grow until it is), each such
 -- queue is recorded (step 'logs', get_queue_info().errors) and logged as a
 -- WARNING, and maint() goes on with its other steps; a failure that is no
--- queue's raises.  Returns 1 when it switched, else 0.  Errors: PQ006
--- (period NULL, not more than 0, or more than 100 years).
+-- queue's raises (19_put_back.sql).  Returns 1 when it switched, else 0.
+-- Errors: PQ006 (period NULL, not more than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_logs(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     gen    bigint := pgque._seq_value('pgque.log_gen');
     nxt    int := ((gen + 1) % 3)::int;
+    tables text := format('pgque.tick_%s, pgque.sub_state_%s', nxt, nxt);
     ticks  pgque.tick[];
     states pgque.sub_state[];
-    q         int;
-    i         int;
-    bad       int[] := '{}';
-    bad_state text[] := '{}';
-    bad_msg   text[] := '{}';
 BEGIN
     IF NOT pgque._rotation_due('log', period) THEN
         RETURN 0;
     END IF;
-    IF NOT pgque._lock_nowait(format('pgque.tick_%s, pgque.sub_state_%s', nxt, nxt)) THEN
+    IF NOT pgque._lock_nowait(tables) THEN
         RETURN 0;
     END IF;
     -- Read after the lock: a writer that still goes to the locked partition
@@ -273,60 +284,11 @@ BEGIN
     states := ARRAY(SELECT x FROM (SELECT DISTINCT ON (ss_sub) * FROM pgque.sub_state
                                     WHERE ss_sub IN (SELECT sub_id FROM pgque.consumer)
                                     ORDER BY ss_sub, ss_seq DESC) x);
-    BEGIN
-        EXECUTE format('TRUNCATE pgque.tick_%s, pgque.sub_state_%s', nxt, nxt);
-        PERFORM pgque._put_back_logs(nxt, ticks, states, NULL);
-    EXCEPTION WHEN OTHERS THEN
-        -- Undone, TRUNCATE included.  Find the queues whose rows fail, each
-        -- tried alone and undone again (the partition still holds old rows
-        -- only: the newest are in the other two).
-        FOREACH q IN ARRAY ARRAY(SELECT DISTINCT t.tick_queue FROM unnest(ticks) t ORDER BY 1) LOOP
-            BEGIN
-                PERFORM pgque._put_back_logs(nxt, ticks, states, q);
-                -- PQ000 only undoes the try; it never leaves this block.
-                RAISE EXCEPTION 'undo' USING ERRCODE = 'PQ000';
-            EXCEPTION WHEN SQLSTATE 'PQ000' THEN
-                NULL;
-            WHEN OTHERS THEN
-                bad := bad || q;
-                bad_state := bad_state || SQLSTATE;
-                bad_msg := bad_msg || SQLERRM;
-            END;
-        END LOOP;
-        IF cardinality(bad) = 0 THEN
-            RAISE;
-        END IF;
-        FOR i IN 1 .. cardinality(bad) LOOP
-            PERFORM pgque._step_failed(bad[i], 'logs', bad_state[i], bad_msg[i]);
-        END LOOP;
+    IF NOT pgque._recycle('logs', tables, nxt, ticks => ticks, states => states) THEN
         RETURN 0;
-    END;
-    PERFORM pgque._steps_ok('logs', NULL);
+    END IF;
     PERFORM pgque._rotation_end('log', gen);
     RETURN 1;
-END
-$$;
-
--- _put_back_logs(part, ticks, states, queue_id): insert the newest ticks
--- and consumer states noted by maint_rotate_logs into partition part: all
--- of them, or (queue_id not NULL) those of one queue.
-CREATE FUNCTION pgque._put_back_logs(part int, ticks pgque.tick[], states pgque.sub_state[], queue_id int)
-RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq, tick_pending)
-    SELECT part, t.tick_queue, t.tick_id, t.tick_time, t.tick_snapshot, t.tick_event_seq, t.tick_pending
-      FROM unnest(ticks) t
-     WHERE _put_back_logs.queue_id IS NULL OR t.tick_queue = _put_back_logs.queue_id;
-    INSERT INTO pgque.sub_state
-    SELECT part, x.ss_sub, x.ss_seq, x.sub_last_tick, x.sub_last_time, x.sub_last_snapshot, x.sub_last_seq,
-           x.sub_batch, x.sub_next_tick, x.sub_next_time, x.sub_next_snapshot, x.sub_next_seq,
-           x.sub_ack_txid, x.sub_ack_id, x.sub_sent_txid, x.sub_sent_id, x.sub_done, x.sub_active,
-           x.sub_lease_until, x.sub_piece, x.sub_start_txid, x.sub_start_id, x.sub_end_txid, x.sub_end_id,
-           x.sub_lost_batch
-      FROM unnest(states) x
-     WHERE _put_back_logs.queue_id IS NULL
-        OR x.ss_sub IN (SELECT c.sub_id FROM pgque.consumer c WHERE c.sub_queue = _put_back_logs.queue_id);
 END
 $$;
 
@@ -362,10 +324,12 @@ $$;
 -- delayed mover, and forgetting workers idle for an hour.  Also deletes the
 -- access grants of dropped roles.  Safe to call often and from several
 -- sessions at once.  The per-queue steps (table switches, the retry and
--- delayed movers) are isolated like ticker()'s ticks: a failing queue is
--- recorded (get_queue_info().errors, last_error_*) and logged as a WARNING,
--- and the other queues go on; a failure that is no queue's raises.  Must run at READ COMMITTED, in a transaction of its own
--- (not the ticker's, and not one that already wrote something).
+-- delayed movers, putting rows back when the logs and stores are recycled)
+-- are isolated like ticker()'s ticks: a failing queue is recorded
+-- (get_queue_info().errors, last_error_*) and logged as a WARNING, and the
+-- other queues go on; a failure that is no queue's raises.  Must run at
+-- READ COMMITTED, in a transaction of its own (not the ticker's, and not
+-- one that already wrote something).
 -- Returns the number of things done (switches of event tables and logs,
 -- retries and delayed events moved, workers and grants forgotten).
 -- Errors: PQ009.
@@ -376,7 +340,7 @@ DECLARE
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
     n := pgque.maint_rotate_tables_step2();
-    n := n + pgque._rotate_queues();
+    n := n + pgque._each_queue('rotate', ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name));
     PERFORM pgque._forget_stale_errors();
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     n := n + pgque._forget_dropped_roles();  -- grants of dropped roles, 17_namespace.sql

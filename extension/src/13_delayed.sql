@@ -465,20 +465,24 @@ $$;
 -- (so cancel_scheduled can answer 0 for them), events whose unique key still
 -- refers to them while parked (14_dedup.sql), and the mover's newest
 -- position.  Events of dropped queues are dropped.  Skips (0) when the
--- partition stays busy for 100 ms or another session is rotating.
+-- partition stays busy for 100 ms or another session is rotating.  When the
+-- rows of some queue cannot be copied back (a trigger refuses them, say),
+-- nothing is truncated: each such queue is recorded (step 'delayed_store',
+-- get_queue_info().errors) and logged as a WARNING, and maint() goes on; a
+-- failure that is no queue's raises (19_put_back.sql).
 -- Returns 1 when it switched, else 0.  Errors: PQ006 (period NULL, not more
 -- than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_delayed(period interval DEFAULT '1 minute') RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    gen   bigint := pgque._seq_value('pgque.delayed_gen');
-    nxt   int := ((gen + 1) % 3)::int;
-    keep  pgque.delayed[];
-    dones pgque.delayed_done[];
-    pos   pgque.delayed_pos;
+    gen    bigint := pgque._seq_value('pgque.delayed_gen');
+    nxt    int := ((gen + 1) % 3)::int;
+    tables text := format('pgque.delayed_%s, pgque.delayed_done_%s, pgque.delayed_pos_%s', nxt, nxt, nxt);
+    keep   pgque.delayed[];
+    dones  pgque.delayed_done[];
+    pos    pgque.delayed_pos;
 BEGIN
-    IF NOT pgque._store_rotation_begin('delayed', period,
-               format('pgque.delayed_%s, pgque.delayed_done_%s, pgque.delayed_pos_%s', nxt, nxt, nxt)) THEN
+    IF NOT pgque._store_rotation_begin('delayed', period, tables) THEN
         RETURN 0;
     END IF;
     SELECT array_agg(d), array_agg(x) FILTER (WHERE x.ev_id IS NOT NULL) INTO keep, dones
@@ -493,12 +497,8 @@ BEGIN
                              WHERE k.dk_queue = d.dq_queue AND k.dk_key = d.dq_key
                                AND k.ev_id = d.ev_id AND k.dk_txid IS NULL)));
     SELECT * INTO pos FROM pgque.delayed_pos ORDER BY dp_seq DESC LIMIT 1;
-    EXECUTE format('TRUNCATE pgque.delayed_%s, pgque.delayed_done_%s, pgque.delayed_pos_%s', nxt, nxt, nxt);
-    INSERT INTO pgque.delayed SELECT * FROM unnest(keep);
-    INSERT INTO pgque.delayed_done SELECT * FROM unnest(dones);
-    IF pos.dp_seq IS NOT NULL THEN
-        pos.dp_part := nxt;
-        INSERT INTO pgque.delayed_pos SELECT pos.*;
+    IF NOT pgque._recycle('delayed_store', tables, nxt, events => keep, dones => dones, pos => pos) THEN
+        RETURN 0;
     END IF;
     PERFORM pgque._rotation_end('delayed', gen);
     RETURN 1;

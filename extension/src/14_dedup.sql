@@ -155,7 +155,11 @@ $$;
 -- ones copied back (a parked event that was published meanwhile gets the
 -- publishing transaction recorded).  Keys of dropped queues are dropped.
 -- Skips (0) when the partition stays busy for 100 ms (every unique send
--- holds it until it commits) or another session is rotating.
+-- holds it until it commits) or another session is rotating.  When the keys
+-- of some queue cannot be copied back (a trigger refuses them, say), nothing
+-- is truncated: each such queue is recorded (step 'dedup',
+-- get_queue_info().errors) and logged as a WARNING, and maint() goes on; a
+-- failure that is no queue's raises (19_put_back.sql).
 -- Returns 1 when it switched, else 0.  Errors: PQ006 (period NULL, not more
 -- than 0, or more than 100 years).
 CREATE FUNCTION pgque.maint_rotate_dedup(period interval DEFAULT '1 minute') RETURNS int
@@ -163,9 +167,10 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 DECLARE
     gen  bigint := pgque._seq_value('pgque.dedup_gen');
     nxt  int := ((gen + 1) % 3)::int;
+    tbl  text := format('pgque.dedup_%s', nxt);
     keep pgque.dedup[];
 BEGIN
-    IF NOT pgque._store_rotation_begin('dedup', period, format('pgque.dedup_%s', nxt)) THEN
+    IF NOT pgque._store_rotation_begin('dedup', period, tbl) THEN
         RETURN 0;
     END IF;
     keep := ARRAY(SELECT ROW(k.dk_part, k.dk_queue, k.dk_key, k.dk_n, k.ev_id,
@@ -174,8 +179,9 @@ BEGIN
                    WHERE k.dk_part = nxt
                      AND k.dk_queue IN (SELECT queue_id FROM pgque.queue)
                      AND pgque._dedup_live(k));
-    EXECUTE format('TRUNCATE pgque.dedup_%s', nxt);
-    INSERT INTO pgque.dedup SELECT * FROM unnest(keep);
+    IF NOT pgque._recycle('dedup', tbl, nxt, keys => keep) THEN
+        RETURN 0;
+    END IF;
     PERFORM pgque._rotation_end('dedup', gen);
     RETURN 1;
 END

@@ -73,7 +73,10 @@ type StepFailure struct {
 	// event tables), "logs" (putting its newest tick back when maint
 	// recycles the tick and consumer logs), "retry" or "delayed" (moving
 	// due retries or delayed events into the queue; maint, and ticker for
-	// delayed events).
+	// delayed events), "delayed_store" or "dedup" (putting its parked
+	// events or live unique keys back when maint recycles the delayed or
+	// dedup store).  While a logs, delayed_store or dedup failure lasts,
+	// that store is not recycled: nothing is lost, it grows.
 	Step     string
 	SQLState string // the error's SQLSTATE
 	Message  string // the error's message (at most 1,000 characters)

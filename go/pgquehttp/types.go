@@ -59,7 +59,7 @@ type Queue struct {
 
 // StepFailure is a recorded failure of one step of a queue's periodic work.
 type StepFailure struct {
-	Step     string    `json:"step"` // "tick", "rotate", "retry" or "delayed"
+	Step     string    `json:"step"` // "tick", "rotate", "logs", "retry", "delayed", "delayed_store" or "dedup"
 	SQLState string    `json:"sqlstate"`
 	Message  string    `json:"message"`
 	At       time.Time `json:"at"`

@@ -1,10 +1,11 @@
 -- 19_isolation: one queue never stops the others.  ticker() and maint() run
--- each queue's step (tick, table switch, retry and delayed movers) so that
--- a failure of one queue is recorded -- get_queue_info().errors and
--- last_error_* -- and logged as a WARNING, while every other queue ticks,
--- rotates and gets its delayed events; the record goes when the step next
--- succeeds, or when the queue is dropped.  Failures are forced by a
--- superuser's triggers that raise for one queue only.
+-- each queue's step (tick, table switch, retry and delayed movers, putting
+-- rows back when the logs and stores are recycled) so that a failure of one
+-- queue is recorded -- get_queue_info().errors and last_error_* -- and
+-- logged as a WARNING, while every other queue ticks, rotates and gets its
+-- delayed events, and nothing of the failing queue is lost; the record goes
+-- when the step next succeeds, or when the queue is dropped.  Failures are
+-- forced by a superuser's triggers that raise for one queue only.
 
 SET statement_timeout = '20s';
 SELECT pgque.create_queue(n) FROM unnest(ARRAY['iso_a', 'iso_b', 'iso_c']) n;
@@ -192,6 +193,88 @@ SELECT queue_name, errors, last_error_step, last_error_sqlstate, last_error
 DROP TRIGGER test_fail_tick ON pgque.tick;
 SELECT pgque.maint_rotate_logs('1 microsecond') AS logs_recycled;
 SELECT errors, last_error_step FROM pgque.get_queue_info('iso_r1');
+
+---------------------------------------------------------------------------
+-- A queue whose parked events cannot be put back when the delayed store is
+-- recycled: nothing is truncated (its events stay), the queue is recorded
+-- (step 'delayed_store'), and maint() goes on: the other queue's due event
+-- is published by the same call.  The cause gone, the store is recycled,
+-- keeping the event, which is delivered once due.
+---------------------------------------------------------------------------
+-- test.fail_rows(queue, column): a trigger function that refuses the rows
+-- whose column holds the queue's id.
+CREATE FUNCTION test.fail_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (to_jsonb(NEW) ->> TG_ARGV[1])::int = (SELECT queue_id FROM pgque.queue WHERE queue_name = TG_ARGV[0]) THEN
+        RAISE EXCEPTION 'test: % refuses the rows of %', TG_NAME, TG_ARGV[0] USING ERRCODE = 'XX042';
+    END IF;
+    RETURN NEW;
+END
+$$;
+-- test.recycle(store): recycle the delayed or dedup store now, as
+-- maint() does once its period is over; 1 when it did.
+CREATE FUNCTION test.recycle(store text) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM setval(format('pgque.%s_switched_at', store), 1);
+    RETURN CASE store WHEN 'delayed' THEN pgque.maint_rotate_delayed() WHEN 'dedup' THEN pgque.maint_rotate_dedup() END;
+END
+$$;
+SELECT now() + interval '1 millisecond' AS due_c, now() + interval '300 milliseconds' AS due_a \gset
+SELECT pgque.send_at('iso_a', 't', 'parked a', :'due_a') AS parked_a \gset
+SELECT pgque.send_at('iso_c', 't', 'parked c', :'due_c') > 0 AS parked_c;
+-- Two switches: the events' partition is the next one to recycle.
+SELECT test.recycle('delayed') AS recycled;
+SELECT test.recycle('delayed') AS recycled;
+CREATE TRIGGER test_fail_rows BEFORE INSERT ON pgque.delayed
+    FOR EACH ROW EXECUTE FUNCTION test.fail_rows('iso_a', 'dq_queue');
+SELECT pgque._seq_value('pgque.delayed_gen') AS delayed_gen \gset
+SELECT setval('pgque.delayed_switched_at', 1) > 0 AS delayed_due;
+SELECT pg_sleep_until(:'due_c');
+SELECT pgque.maint() >= 1 AS maint_goes_on;
+SELECT pgque._seq_value('pgque.delayed_gen') = :delayed_gen AS store_not_recycled;
+SELECT count(*) AS a_kept FROM pgque.delayed d JOIN pgque.queue q ON q.queue_id = d.dq_queue
+ WHERE q.queue_name = 'iso_a' AND d.ev_id = :parked_a;
+SELECT test.events('iso_c', 'parked c') AS c_published;
+SELECT queue_name, errors, last_error_step, last_error_sqlstate, last_error
+  FROM pgque.get_queue_info() WHERE queue_name IN ('iso_a', 'iso_c') ORDER BY 1;
+DROP TRIGGER test_fail_rows ON pgque.delayed;
+SELECT pgque.maint_rotate_delayed('1 microsecond') AS store_recycled;
+SELECT count(*) AS a_kept FROM pgque.delayed d JOIN pgque.queue q ON q.queue_id = d.dq_queue
+ WHERE q.queue_name = 'iso_a' AND d.ev_id = :parked_a;
+SELECT errors, last_error_step FROM pgque.get_queue_info('iso_a');
+SELECT pg_sleep_until(:'due_a');
+SELECT pgque.maint() >= 0 AS maint_after_fix;
+SELECT test.events('iso_a', 'parked a') AS a_published;
+-- A failure that is no queue's (the mover's position refused) raises.
+CREATE TRIGGER test_fail BEFORE INSERT ON pgque.delayed_pos FOR EACH ROW EXECUTE FUNCTION test.fail();
+SELECT test.err($$SELECT pgque.maint_rotate_delayed('1 microsecond')$$) AS not_a_queues_failure;
+DROP TRIGGER test_fail ON pgque.delayed_pos;
+SELECT count(*) AS error_rows FROM pgque.queue_error;
+
+---------------------------------------------------------------------------
+-- The same for the dedup store (step 'dedup'): the keys of the failing
+-- queue stay and keep deduplicating, and maint() goes on with its other
+-- steps (the delayed store is recycled by the same call).
+---------------------------------------------------------------------------
+SELECT pgque.send_unique('iso_a', 't', 'unique a', 'k', '1 hour') AS unique_a \gset
+SELECT pgque.send_unique('iso_c', 't', 'unique c', 'k', '1 hour') AS unique_c \gset
+SELECT test.recycle('dedup') AS recycled;
+SELECT test.recycle('dedup') AS recycled;
+CREATE TRIGGER test_fail_rows BEFORE INSERT ON pgque.dedup
+    FOR EACH ROW EXECUTE FUNCTION test.fail_rows('iso_a', 'dk_queue');
+SELECT pgque._seq_value('pgque.dedup_gen') AS dedup_gen, pgque._seq_value('pgque.delayed_gen') AS delayed_gen \gset
+SELECT setval('pgque.dedup_switched_at', 1) > 0 AS dedup_due, setval('pgque.delayed_switched_at', 1) > 0 AS delayed_due;
+SELECT pgque.maint() >= 1 AS maint_goes_on;
+SELECT pgque._seq_value('pgque.dedup_gen') = :dedup_gen AS keys_not_recycled,
+       pgque._seq_value('pgque.delayed_gen') = :delayed_gen + 1 AS delayed_recycled;
+SELECT queue_name, errors, last_error_step, last_error_sqlstate, last_error
+  FROM pgque.get_queue_info() WHERE queue_name IN ('iso_a', 'iso_c') ORDER BY 1;
+SELECT pgque.send_unique('iso_a', 't', 'unique a again', 'k') = :unique_a AS a_deduped,
+       pgque.send_unique('iso_c', 't', 'unique c again', 'k') = :unique_c AS c_deduped;
+DROP TRIGGER test_fail_rows ON pgque.dedup;
+SELECT pgque.maint_rotate_dedup('1 microsecond') AS keys_recycled;
+SELECT pgque.send_unique('iso_a', 't', 'unique a again', 'k') = :unique_a AS a_still_deduped;
+SELECT errors, last_error_step FROM pgque.get_queue_info('iso_a');
 
 ---------------------------------------------------------------------------
 -- Several failing steps add up; dropping the queue drops its record.
