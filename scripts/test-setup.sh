@@ -33,13 +33,17 @@ hide() {
 pg_hidden="$(hide /usr/lib/postgresql /usr/share/postgresql /usr/bin/pg_config)"
 nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp)
 
+# The system's PATH: server programs on the caller's PATH (a private copy
+# of PostgreSQL) would not be hidden.
+syspath="/usr/local/go/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 failed=0
 # check NAME WANT_EXIT WANT_TEXT MOUNTS COMMAND...: run COMMAND (as a shell
 # word list) after MOUNTS in a new mount namespace.
 check() {
     local name="$1" want_code="$2" want="$3" mounts="$4"; shift 4
     local out code=0
-    out="$(unshare --mount --propagation private sh -c "$mounts exec \"\$@\"" sh "$@" 2>&1)" || code=$?
+    out="$(PATH="$syspath" unshare --mount --propagation private sh -c "$mounts exec \"\$@\"" sh "$@" 2>&1)" || code=$?
     if [[ "$code" -ne "$want_code" ]] || [[ "$out" != *"$want"* ]]; then
         echo "FAIL $name: exit $code (want $want_code), output:"
         echo "$out" | sed 's/^/    /'

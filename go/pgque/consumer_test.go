@@ -751,23 +751,6 @@ func retryDue(t *testing.T, pool *pgxpool.Pool, id int64) (d time.Duration, ok b
 	return time.Duration(secs * float64(time.Second)), true
 }
 
-// fallbackLog collects a consumer's log and signals when it says it fell
-// back to the fixed nack delay.
-type fallbackLog struct {
-	logBuffer
-	fell chan struct{}
-}
-
-func (f *fallbackLog) Write(p []byte) (int, error) {
-	if strings.Contains(string(p), "nacking it with a fixed delay") {
-		select {
-		case f.fell <- struct{}{}:
-		default:
-		}
-	}
-	return f.logBuffer.Write(p)
-}
-
 // A nack the engine refuses as invalid (PQ006: here a retry delay over its
 // 100-year bound) does not stall the consumer: the message is nacked with
 // the fixed 60 s delay instead, the piece is acknowledged, and the next
@@ -775,7 +758,7 @@ func (f *fallbackLog) Write(p []byte) (int, error) {
 func TestConsumerNackFallbackInvalid(t *testing.T) {
 	ctx := context.Background()
 	client := newClient(t, "q", "c")
-	logs := &fallbackLog{fell: make(chan struct{}, 1)}
+	logs := newMatchLog("nacking it with a fixed delay")
 	handled := make(chan int64, 10)
 	c := client.NewConsumer("q", "c", fastTicker(), pgque.WithRetryAfter(150*365*24*time.Hour),
 		pgque.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
@@ -789,7 +772,7 @@ func TestConsumerNackFallbackInvalid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	consumerAwait(t, logs.fell, consumerTimeout, "the fallback nack")
+	consumerAwait(t, logs.seen, consumerTimeout, "the fallback nack")
 	good, err := client.Send(ctx, "q", pgque.Event{Type: "ok", Payload: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -827,7 +810,7 @@ func TestConsumerNackFallbackAfterRefusals(t *testing.T) {
 	t.Cleanup(cpool.Close)
 	cclient := pgque.New(cpool)
 
-	logs := &fallbackLog{fell: make(chan struct{}, 1)}
+	logs := newMatchLog("nacking it with a fixed delay")
 	started, proceed := make(chan struct{}, 1), make(chan struct{})
 	handled := make(chan int64, 10)
 	c := cclient.NewConsumer("q", "c", fastTicker(), pgque.WithRetryAfter(time.Second),
@@ -855,7 +838,7 @@ func TestConsumerNackFallbackAfterRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(proceed)
-	consumerAwait(t, logs.fell, consumerTimeout, "the fallback after refusals")
+	consumerAwait(t, logs.seen, consumerTimeout, "the fallback after refusals")
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -879,28 +862,34 @@ func TestConsumerNackFallbackAfterRefusals(t *testing.T) {
 	}
 }
 
-// matchLog signals when a line containing want is written.
+// matchLog collects a log and signals when a line containing want is
+// written.
 type matchLog struct {
 	logBuffer
 	want string
 	seen chan struct{}
 }
 
+func newMatchLog(want string) *matchLog {
+	return &matchLog{want: want, seen: make(chan struct{}, 1)}
+}
+
 func (m *matchLog) Write(p []byte) (int, error) {
+	n, err := m.logBuffer.Write(p) // first, so that the line is there when seen fires
 	if strings.Contains(string(p), m.want) {
 		select {
 		case m.seen <- struct{}{}:
 		default:
 		}
 	}
-	return m.logBuffer.Write(p)
+	return n, err
 }
 
 // Without WithLogger a consumer logs to slog.Default(): a failing handler
 // is never silent.  Attributes are values (retry_count=0), not pointers.
 func TestConsumerLogsToDefault(t *testing.T) {
 	ctx := context.Background()
-	logs := &matchLog{want: "message failed", seen: make(chan struct{}, 1)}
+	logs := newMatchLog("message failed")
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(func() { slog.SetDefault(old) })
