@@ -131,7 +131,7 @@ func benchReceiveAck(b *testing.B, piece int) {
 			break
 		}
 		n += len(msgs)
-		if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+		if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 			b.Fatal(err)
 		}
 	}

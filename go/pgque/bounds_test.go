@@ -59,7 +59,7 @@ func TestArgumentBounds(t *testing.T) {
 			return err
 		}},
 		{"nack delay", "retry delay 3600000000 s is out of range", func() error {
-			_, err := c.Nack(ctx, 1, pgque.Message{MsgID: 1}, 3600000000, "")
+			err := c.Nack(ctx, 1, pgque.Message{MsgID: 1}, 3600000000, "")
 			return err
 		}},
 		{"schedule period", "period 864024h0m0s is out of range", func() error {
@@ -90,8 +90,7 @@ func TestArgumentBounds(t *testing.T) {
 			return err
 		}},
 		{"NUL in a nack reason", `reason "r\x00" holds a NUL character`, func() error {
-			_, err := c.Nack(ctx, 1, pgque.Message{MsgID: 1}, 0, "r\x00")
-			return err
+			return c.Nack(ctx, 1, pgque.Message{MsgID: 1}, 0, "r\x00")
 		}},
 		{"NUL in a schedule's type", `event type "t\x00" holds a NUL character`, func() error {
 			_, err := c.CreateSchedule(ctx, pgque.Schedule{Name: "s", Queue: "q", Type: "t\x00", Every: time.Hour})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -391,19 +392,34 @@ func (c *Client) SendBatchTx(ctx context.Context, tx DBTX, queue string, events 
 
 // Message is an event as a consumer receives it.
 type Message struct {
-	MsgID   int64
-	BatchID int64
-	Type    string
-	// Payload is the event's payload as sent (JSON unless sent as raw text
-	// through SQL); nil for a NULL payload.
-	Payload json.RawMessage
+	// MsgID is the event's id, unique within its queue and kept on retries.
+	MsgID int64 `json:"msg_id"`
+	// BatchID is the piece the message was handed out in: the id to Ack.
+	BatchID int64  `json:"batch_id"`
+	Type    string `json:"type"`
+	// Payload is the event's payload as sent: raw JSON text (or other text
+	// when sent as such through SQL); "" for a NULL payload.  Unmarshal it
+	// with json.Unmarshal([]byte(msg.Payload), &v); to send it on as is,
+	// give it to an Event as json.RawMessage(msg.Payload).
+	Payload string `json:"payload"`
 	// RetryCount is nil on first delivery and 1, 2, ... on retries.
-	RetryCount                     *int
-	CreatedAt                      time.Time
-	Extra1, Extra2, Extra3, Extra4 *string
+	RetryCount *int      `json:"retry_count"`
+	CreatedAt  time.Time `json:"created_at"`
+	Extra1     *string   `json:"extra1"`
+	Extra2     *string   `json:"extra2"`
+	Extra3     *string   `json:"extra3"`
+	Extra4     *string   `json:"extra4"`
 }
 
-// rawJSON turns a scanned payload column into a Message payload.
+// payloadText turns a scanned payload column into a Message payload.
+func payloadText(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// rawJSON turns a scanned payload column into a schedule's payload.
 func rawJSON(p *string) json.RawMessage {
 	if p == nil {
 		return nil
@@ -411,23 +427,22 @@ func rawJSON(p *string) json.RawMessage {
 	return json.RawMessage(*p)
 }
 
-// Receive returns up to max messages (1 to 2,147,483,647) of the consumer's
-// open (or next) batch, as its plain reader; none when nothing new was
-// ticked.  They are
-// handed out as one piece, whose id is their BatchID: Ack it when they are
-// handled; messages received and not acked come again (as a new piece).  To
+// Receive returns up to maxMessages messages (1 to 2,147,483,647) of the
+// consumer's open (or next) batch, as its plain reader; none when nothing
+// new was ticked.  They are handed out as one piece, whose id is their
+// BatchID: Ack it when they are handled; messages received and not acked come again (as a new piece).  To
 // share a consumer with other processes without being handed the same
 // messages, receive as a worker (ReceiveAsWorker), as a Consumer does.
 //
 // Pieces of 1000 messages or more are read straight from the event tables
 // when the session's role may (pgque_reader may; see pgque.receive_query):
 // that streams them, where the receive() function holds them first.
-func (c *Client) Receive(ctx context.Context, queue, consumer string, max int) ([]Message, error) {
+func (c *Client) Receive(ctx context.Context, queue, consumer string, maxMessages int) ([]Message, error) {
 	const op = "pgque: receive"
-	if err := checkCount(op, "max", max, 1); err != nil {
+	if err := checkCount(op, "max", maxMessages, 1); err != nil {
 		return nil, err
 	}
-	return c.receivePiece(ctx, op, c.qn(queue), consumer, max, nil, nil)
+	return c.receivePiece(ctx, op, c.qn(queue), consumer, maxMessages, nil, nil)
 }
 
 // defaultDirectMin is the smallest piece read straight from the event tables: it
@@ -511,7 +526,7 @@ func (c *Client) receiveDirect(ctx context.Context, queue, consumer string, max 
 // retry_count, created_at, extra1..4), at most limit of them.  Receiving is
 // the SDK's hot path and its CPU is taken from the server's on a small
 // machine, so it avoids an allocation per column: payloads are copied into
-// shared chunks (each message's slice capped at its own bytes), the few
+// shared chunks and their strings made over the chunk's bytes, the few
 // distinct types of a piece share their strings, nullable columns go
 // through pgtype values rather than reflection, and the slice grows in few
 // steps.
@@ -539,13 +554,16 @@ func collectMessages(rows pgx.Rows, limit int) ([]Message, error) {
 			types[typ] = typ
 		}
 		m.Type = typ
-		if p := raw[3]; p != nil {
+		if p := raw[3]; len(p) > 0 {
 			if cap(chunk)-len(chunk) < len(p) {
 				chunk = make([]byte, 0, max(payloadChunk, len(p)))
 			}
 			n := len(chunk)
 			chunk = append(chunk, p...)
-			m.Payload = chunk[n:len(chunk):len(chunk)]
+			// A chunk's bytes are written once, by this append, and the
+			// chunk is never reused (a full one is dropped for a new one),
+			// so the string stays immutable as strings must.
+			m.Payload = unsafe.String(&chunk[n], len(p))
 		}
 		if retry.Valid {
 			r := int(retry.Int32)
@@ -573,22 +591,30 @@ func collectMessages(rows pgx.Rows, limit int) ([]Message, error) {
 // into: a chunk lives as long as any of its messages.
 const payloadChunk = 64 << 10
 
-// Ack acknowledges the messages one receive handed out: batchID is their
-// Message.BatchID, the id of that piece of the batch.  It never covers more
-// than the piece held, whatever other readers of the consumer were handed
-// since.  It reports false when there was nothing to acknowledge: the piece
-// is unknown or was acknowledged already (also by a later piece that held
-// the same messages), or its batch was finished.  It fails with
+// Ack finishes the piece of a batch that one receive handed out, advancing
+// the consumer's position past its messages: batchID is their
+// Message.BatchID.  It never covers more than the piece held, whatever
+// other readers of the consumer were handed since.  Acking a piece again,
+// or one whose batch was finished, does nothing and is no error;
+// AckResult reports whether anything was acknowledged.  It fails with
 // ErrTakenOver when another worker took the batch over (this worker's lease
 // ran out; nothing is acknowledged), and with ErrNotAPiece for the id of a
 // whole batch.
-func (c *Client) Ack(ctx context.Context, batchID int64) (bool, error) {
+func (c *Client) Ack(ctx context.Context, batchID int64) error {
+	_, err := c.AckResult(ctx, batchID)
+	return err
+}
+
+// AckResult is Ack that also reports whether it acknowledged anything:
+// false when the piece is unknown or was acknowledged already (also by a
+// later piece that held the same messages), or its batch was finished.
+func (c *Client) AckResult(ctx context.Context, batchID int64) (bool, error) {
 	var n int
 	err := c.pool.QueryRow(ctx, `SELECT pgque.ack($1)`, batchID).Scan(&n)
 	return n == 1, wrap("pgque: ack", err)
 }
 
-// Outcome is what became of a nacked message.
+// Outcome is what became of a nacked message (NackResult).
 type Outcome string
 
 const (
@@ -596,17 +622,27 @@ const (
 	OutcomeDead  Outcome = "dead"  // it exhausted its retries and went to the dead-letter store
 )
 
-// Nack reports that msg of the piece batchID (msg.BatchID) failed.  It is
-// retried for this consumer after retryAfterSecs seconds (0: the queue's
-// exponential backoff), or dead-lettered with reason once it was retried
-// the queue's max_retries times.  The piece must still be acked.  It fails
-// with ErrTakenOver when another worker took the batch over, and with
-// ErrInvalidArgument for a delay outside 0 to 100 years.
-func (c *Client) Nack(ctx context.Context, batchID int64, msg Message, retryAfterSecs int, reason string) (Outcome, error) {
+// Nack re-queues msg, a message of the piece batchID (msg.BatchID), for
+// later redelivery to this consumer: after retryAfterSecs seconds (0: the
+// queue's exponential backoff), with a RetryCount one higher.  Once it was
+// retried max_retries times (the queue's, or the event's WithMaxRetries) it
+// goes to the dead-letter table instead, with reason.  After nacking
+// individual messages, call Ack to finish the piece.  NackResult reports
+// which of the two happened.  It fails with ErrTakenOver when another
+// worker took the batch over, and with ErrInvalidArgument for a delay
+// outside 0 to 100 years.
+func (c *Client) Nack(ctx context.Context, batchID int64, msg Message, retryAfterSecs int, reason string) error {
+	_, err := c.NackResult(ctx, batchID, msg, retryAfterSecs, reason)
+	return err
+}
+
+// NackResult is Nack that also reports the message's outcome: OutcomeRetry
+// or OutcomeDead.
+func (c *Client) NackResult(ctx context.Context, batchID int64, msg Message, retryAfterSecs int,
+	reason string) (Outcome, error) {
 	const op = "pgque: nack"
-	if retryAfterSecs < 0 || retryAfterSecs > int(maxSpan/time.Second) {
-		return "", invalid(op, "retry delay %d s is out of range: must be from 0 to %d (100 years)",
-			retryAfterSecs, int(maxSpan/time.Second))
+	if err := checkRetryAfter(op, retryAfterSecs); err != nil {
+		return "", err
 	}
 	var delay *time.Duration
 	if retryAfterSecs > 0 {
@@ -623,6 +659,15 @@ func (c *Client) Nack(ctx context.Context, batchID int64, msg Message, retryAfte
 	var out string
 	err := c.pool.QueryRow(ctx, `SELECT pgque.nack($1, $2, $3::pg_catalog.interval, $4)`, batchID, msg.MsgID, delay, why).Scan(&out)
 	return Outcome(out), wrap(op, err)
+}
+
+// checkRetryAfter rejects a retry delay in seconds outside 0 to 100 years.
+func checkRetryAfter(op string, secs int) error {
+	if secs < 0 || secs > int(maxSpan/time.Second) {
+		return invalid(op, "retry delay %d s is out of range: must be from 0 to %d (100 years)",
+			secs, int(maxSpan/time.Second))
+	}
+	return nil
 }
 
 // exec1 runs a statement returning one int.

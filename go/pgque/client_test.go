@@ -37,7 +37,7 @@ func TestSendReceiveAck(t *testing.T) {
 		t.Fatalf("received %+v, want ids %d, %d", msgs, id1, id2)
 	}
 	var got order
-	if err := json.Unmarshal(msgs[0].Payload, &got); err != nil || got.ID != 1 || msgs[0].Type != "order.created" {
+	if err := json.Unmarshal([]byte(msgs[0].Payload), &got); err != nil || got.ID != 1 || msgs[0].Type != "order.created" {
 		t.Errorf("first message = %s %s, %v", msgs[0].Type, msgs[0].Payload, err)
 	}
 	if string(msgs[1].Payload) != `{"x": [1,2]}` || *msgs[1].Extra1 != "e1" || msgs[1].Extra2 != nil || *msgs[1].Extra4 != "e4" {
@@ -46,10 +46,10 @@ func TestSendReceiveAck(t *testing.T) {
 	if msgs[0].RetryCount != nil || msgs[0].CreatedAt.IsZero() || msgs[0].BatchID == 0 {
 		t.Errorf("first message = %+v", msgs[0])
 	}
-	if ok, err := client.Ack(ctx, msgs[0].BatchID); err != nil || !ok {
+	if ok, err := client.AckResult(ctx, msgs[0].BatchID); err != nil || !ok {
 		t.Fatalf("ack = %v, %v", ok, err)
 	}
-	if ok, err := client.Ack(ctx, msgs[0].BatchID); err != nil || ok {
+	if ok, err := client.AckResult(ctx, msgs[0].BatchID); err != nil || ok {
 		t.Fatalf("second ack = %v, %v; want false", ok, err)
 	}
 	if msgs, err := client.Receive(ctx, "orders", "c", 10); err != nil || len(msgs) != 0 {
@@ -89,7 +89,7 @@ func TestSendBatch(t *testing.T) {
 				t.Errorf("id %d: got %s %s, want %s %s", ids[i], m.Type, m.Payload, ev.Type, want)
 			}
 		}
-		if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+		if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -156,11 +156,11 @@ func TestNack(t *testing.T) {
 		if (i == 0) != (msgs[0].RetryCount == nil) {
 			t.Errorf("round %d: retry count %v", i, msgs[0].RetryCount)
 		}
-		out, err := client.Nack(ctx, msgs[0].BatchID, msgs[0], 0, "boom")
+		out, err := client.NackResult(ctx, msgs[0].BatchID, msgs[0], 0, "boom")
 		if err != nil || out != want {
 			t.Fatalf("round %d: nack = %q, %v; want %q", i, out, err, want)
 		}
-		if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+		if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -188,8 +188,8 @@ func TestErrors(t *testing.T) {
 		{"bad queue name", second(client.CreateQueue(ctx, "bad name")), pgque.ErrInvalidArgument},
 		{"receive unknown consumer", second(client.Receive(ctx, "q", "nobody", 10)), pgque.ErrConsumerNotFound},
 		{"receive max 0", second(client.Receive(ctx, "q", "c", 0)), pgque.ErrInvalidArgument},
-		{"nack unknown batch", second(client.Nack(ctx, 12345, pgque.Message{MsgID: 1}, 0, "")), pgque.ErrBatchNotFound},
-		{"nack negative delay", second(client.Nack(ctx, 1, pgque.Message{MsgID: 1}, -1, "")), pgque.ErrInvalidArgument},
+		{"nack unknown batch", client.Nack(ctx, 12345, pgque.Message{MsgID: 1}, 0, ""), pgque.ErrBatchNotFound},
+		{"nack negative delay", client.Nack(ctx, 1, pgque.Message{MsgID: 1}, -1, ""), pgque.ErrInvalidArgument},
 		{"invalid raw JSON", second(client.Send(ctx, "q", pgque.Event{Type: "t", Payload: []byte("{nope")})), pgque.ErrInvalidArgument},
 		{"unmarshallable payload", second(client.Send(ctx, "q", pgque.Event{Type: "t", Payload: make(chan int)})), pgque.ErrInvalidArgument},
 		{"drop queue with consumers", client.DropQueue(ctx, "q", false), pgque.ErrQueueHasConsumers},

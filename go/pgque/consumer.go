@@ -43,15 +43,15 @@ const (
 	SkipUnknownTypes
 )
 
-// ConsumerOption configures a Consumer.
-type ConsumerOption func(*consumerConfig)
+// Option configures a Consumer (Client.NewConsumer).
+type Option func(*Consumer)
 
 type consumerConfig struct {
 	pollInterval    time.Duration
 	maxMessages     int
 	maxCatchUp      int
 	concurrency     int
-	retryAfter      time.Duration
+	retryAfterSecs  int
 	shutdownTimeout time.Duration
 	unknown         UnknownTypePolicy
 	ticker          []TickerOption
@@ -67,16 +67,16 @@ type consumerConfig struct {
 // normally wake it within milliseconds of a tick; polling is the fallback
 // that keeps delivery going when one is missed or the listening connection
 // is down.
-func WithPollInterval(d time.Duration) ConsumerOption {
-	return func(c *consumerConfig) { c.pollInterval = d }
+func WithPollInterval(d time.Duration) Option {
+	return func(c *Consumer) { c.cfg.pollInterval = d }
 }
 
 // WithMaxMessages sets how many messages one receive call hands out
 // (default 100).  They are handled, then acknowledged together; a larger
 // batch is received in several such pieces.  A consumer that is behind asks
 // for more (see WithMaxCatchUp).
-func WithMaxMessages(n int) ConsumerOption {
-	return func(c *consumerConfig) { c.maxMessages = n }
+func WithMaxMessages(n int) Option {
+	return func(c *Consumer) { c.cfg.maxMessages = n }
 }
 
 // WithMaxCatchUp bounds how big the consumer's pieces grow while it is
@@ -91,8 +91,8 @@ func WithMaxMessages(n int) ConsumerOption {
 // Their messages are acknowledged together, so a crash delivers up to
 // about a second's work again.  n at most WithMaxMessages turns growing
 // off.
-func WithMaxCatchUp(n int) ConsumerOption {
-	return func(c *consumerConfig) { c.maxCatchUp = n }
+func WithMaxCatchUp(n int) Option {
+	return func(c *Consumer) { c.cfg.maxCatchUp = n }
 }
 
 // WithConcurrency sets how many handlers may run at once (default 1).  The
@@ -102,16 +102,19 @@ func WithMaxCatchUp(n int) ConsumerOption {
 // With 1, messages are handled one at a time in delivery order.  With more,
 // the messages of one piece are handled in no particular order, but never
 // together with messages of the next piece.
-func WithConcurrency(n int) ConsumerOption {
-	return func(c *consumerConfig) { c.concurrency = n }
+func WithConcurrency(n int) Option {
+	return func(c *Consumer) { c.cfg.concurrency = n }
 }
 
-// WithRetryAfter sets when a failed message is delivered again (default 0:
-// the queue's exponential backoff, see retry_backoff_base).  It is rounded
-// up to whole seconds.  Once due, a retry is moved back into the queue by
-// maintenance and delivered by the next tick.
-func WithRetryAfter(d time.Duration) ConsumerOption {
-	return func(c *consumerConfig) { c.retryAfter = d }
+// WithRetryAfter sets the number of seconds before a nacked message is
+// redelivered (default 0: the queue's exponential backoff, see
+// retry_backoff_base, which spaces the retries of a failing message out
+// where a fixed delay would not).  A negative value makes Start fail; one
+// over 100 years is refused by Client.Nack, and such messages are nacked
+// with a fixed delay instead (see Consumer).  Once due, a retry is moved
+// back into the queue by maintenance and delivered by the next tick.
+func WithRetryAfter(secs int) Option {
+	return func(c *Consumer) { c.cfg.retryAfterSecs = secs }
 }
 
 // WithShutdownTimeout bounds graceful shutdown (default 0: no bound).  When
@@ -119,14 +122,14 @@ func WithRetryAfter(d time.Duration) ConsumerOption {
 // messages it holds; once d has passed, the handlers' contexts are cancelled
 // and messages not started yet are left alone.  The messages are then not
 // acknowledged, and are delivered again to the next run of this consumer.
-func WithShutdownTimeout(d time.Duration) ConsumerOption {
-	return func(c *consumerConfig) { c.shutdownTimeout = d }
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(c *Consumer) { c.cfg.shutdownTimeout = d }
 }
 
 // WithUnknownTypeHandling sets what happens to a message whose type has no
 // handler and no "*" handler is registered (default NackUnknownTypes).
-func WithUnknownTypeHandling(p UnknownTypePolicy) ConsumerOption {
-	return func(c *consumerConfig) { c.unknown = p }
+func WithUnknownTypeHandling(p UnknownTypePolicy) Option {
+	return func(c *Consumer) { c.cfg.unknown = p }
 }
 
 // WithTicker makes Start also run a Ticker for the database (with opts), so
@@ -134,10 +137,10 @@ func WithUnknownTypeHandling(p UnknownTypePolicy) ConsumerOption {
 // the consumer has subscribed and stops when Start returns.  Any number of
 // Tickers may run against a database; only one of them works at a time.
 // By default the Ticker logs to the consumer's logger.
-func WithTicker(opts ...TickerOption) ConsumerOption {
-	return func(c *consumerConfig) {
-		c.runTicker = true
-		c.ticker = append(c.ticker, opts...)
+func WithTicker(opts ...TickerOption) Option {
+	return func(c *Consumer) {
+		c.cfg.runTicker = true
+		c.cfg.ticker = append(c.cfg.ticker, opts...)
 	}
 }
 
@@ -148,8 +151,8 @@ func WithTicker(opts ...TickerOption) ConsumerOption {
 // of another worker taking it over when its lease runs out.  Two running
 // Consumers must not share a worker name: they would be handed the same
 // messages (nothing is lost, but the messages are handled twice).
-func WithWorker(name string) ConsumerOption {
-	return func(c *consumerConfig) { c.worker = name }
+func WithWorker(name string) Option {
+	return func(c *Consumer) { c.cfg.worker = name }
 }
 
 // WithSingleReader makes the consumer read its consumer name the PgQ way,
@@ -160,8 +163,8 @@ func WithWorker(name string) ConsumerOption {
 // Use it when the handler needs the order of the stream and one process
 // keeps up with it; without it, Consumers share the messages (see
 // Consumer).  It cannot be combined with WithWorker.
-func WithSingleReader() ConsumerOption {
-	return func(c *consumerConfig) { c.singleReader = true }
+func WithSingleReader() Option {
+	return func(c *Consumer) { c.cfg.singleReader = true }
 }
 
 // WithLease sets how long a worker's batch stays its own without a receive
@@ -170,15 +173,15 @@ func WithSingleReader() ConsumerOption {
 // handlers slower than the lease are fine, since the consumer heartbeats
 // meanwhile.  A plain reader's batch (WithSingleReader) is heartbeated too,
 // so that no worker takes it over.
-func WithLease(d time.Duration) ConsumerOption {
-	return func(c *consumerConfig) { c.lease = d }
+func WithLease(d time.Duration) Option {
+	return func(c *Consumer) { c.cfg.lease = d }
 }
 
 // WithLogger makes the consumer log failures, retries of connections and
 // shutdown to l (by default, to slog.Default() as it is at NewConsumer: a
 // failure is never silent).  slog.New(slog.DiscardHandler) logs nothing.
-func WithLogger(l *slog.Logger) ConsumerOption {
-	return func(c *consumerConfig) { c.log = l }
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Consumer) { c.cfg.log = l }
 }
 
 // Consumer reads one queue as one consumer (subscription) and hands each
@@ -239,26 +242,26 @@ type Consumer struct {
 
 // NewConsumer returns a consumer named name on queue.  Nothing happens until
 // Start.
-func (c *Client) NewConsumer(queue, name string, opts ...ConsumerOption) *Consumer {
-	cfg := consumerConfig{
-		pollInterval: time.Second,
-		maxMessages:  100,
-		maxCatchUp:   100_000,
-		concurrency:  1,
-		lease:        DefaultLease,
-		log:          slog.Default(),
-	}
-	for _, opt := range opts {
-		opt(&cfg)
-	}
-	return &Consumer{
-		client:   c,
-		queue:    queue,
-		name:     name,
-		cfg:      cfg,
-		log:      cfg.log.With("queue", queue, "consumer", name),
+func (c *Client) NewConsumer(queue, name string, opts ...Option) *Consumer {
+	cons := &Consumer{
+		client: c,
+		queue:  queue,
+		name:   name,
+		cfg: consumerConfig{
+			pollInterval: time.Second,
+			maxMessages:  100,
+			maxCatchUp:   100_000,
+			concurrency:  1,
+			lease:        DefaultLease,
+			log:          slog.Default(),
+		},
 		handlers: map[string]HandlerFunc{},
 	}
+	for _, opt := range opts {
+		opt(cons)
+	}
+	cons.log = cons.cfg.log.With("queue", queue, "consumer", name)
+	return cons
 }
 
 // Handle registers h for messages of type typ; "*" registers the handler
@@ -313,8 +316,8 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return invalid(op, "max catch-up %d is negative", c.cfg.maxCatchUp)
 	case c.cfg.concurrency <= 0:
 		return invalid(op, "concurrency %d is not positive", c.cfg.concurrency)
-	case c.cfg.retryAfter < 0:
-		return invalid(op, "retry delay %v is negative", c.cfg.retryAfter)
+	case c.cfg.retryAfterSecs < 0:
+		return invalid(op, "retry delay %d s is negative", c.cfg.retryAfterSecs)
 	case c.cfg.shutdownTimeout < 0:
 		return invalid(op, "shutdown timeout %v is negative", c.cfg.shutdownTimeout)
 	case c.cfg.unknown != NackUnknownTypes && c.cfg.unknown != SkipUnknownTypes:
@@ -854,17 +857,16 @@ func (c *Consumer) settle(ctx context.Context, log *slog.Logger, msgs []Message,
 func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Message, res []result, attempt int) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	retrySecs := int((c.cfg.retryAfter + time.Second - 1) / time.Second)
 	for i := range res {
 		if res[i].state != failed {
 			continue
 		}
 		// Nack is idempotent, so a retried attempt may repeat it safely.
-		secs := retrySecs
+		secs := c.cfg.retryAfterSecs
 		if res[i].fallback {
 			secs = int(nackFallbackDelay / time.Second)
 		}
-		out, err := c.client.Nack(sctx, msgs[i].BatchID, msgs[i], secs, res[i].reason)
+		out, err := c.client.NackResult(sctx, msgs[i].BatchID, msgs[i], secs, res[i].reason)
 		if err != nil && !res[i].fallback && !errors.Is(err, ErrTakenOver) &&
 			(serverError(err) != nil || errors.Is(err, ErrInvalidArgument)) {
 			res[i].nackFails++
@@ -874,7 +876,7 @@ func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Messa
 					"msg_id", msgs[i].MsgID, "failures", res[i].nackFails, "err", describe("nack", err),
 					"delay", nackFallbackDelay)
 				secs = int(nackFallbackDelay / time.Second)
-				out, err = c.client.Nack(sctx, msgs[i].BatchID, msgs[i], secs, res[i].reason)
+				out, err = c.client.NackResult(sctx, msgs[i].BatchID, msgs[i], secs, res[i].reason)
 			}
 		}
 		if errors.Is(err, ErrTakenOver) {
@@ -887,7 +889,7 @@ func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Messa
 		log.Warn("pgque consumer: message failed", "msg_id", msgs[i].MsgID, "type", msgs[i].Type,
 			"retry_count", retryCount(msgs[i]), "reason", res[i].reason, "outcome", out)
 	}
-	ok, err := c.client.Ack(sctx, msgs[0].BatchID)
+	ok, err := c.client.AckResult(sctx, msgs[0].BatchID)
 	switch {
 	case errors.Is(err, ErrTakenOver):
 		c.lostAtSettle(log, msgs[0].BatchID)

@@ -23,12 +23,12 @@ import (
 const consumerTimeout = 10 * time.Second
 
 // fastTicker ticks every few milliseconds and moves due retries quickly.
-func fastTicker() pgque.ConsumerOption {
+func fastTicker() pgque.Option {
 	return pgque.WithTicker(pgque.WithTickInterval(5*time.Millisecond), pgque.WithMaintInterval(20*time.Millisecond))
 }
 
 // consumerLogger sends a consumer's log to the test's log.
-func consumerLogger(t *testing.T) pgque.ConsumerOption {
+func consumerLogger(t *testing.T) pgque.Option {
 	opt, _ := consumerLoggerIdle(t)
 	return opt
 }
@@ -37,7 +37,7 @@ func consumerLogger(t *testing.T) pgque.ConsumerOption {
 // the consumer logs that it is idle: it has received nothing and waits for a
 // notification or its poll interval.  Drain idle after an event, then wait
 // on it, to know the consumer went idle after that event.
-func consumerLoggerIdle(t *testing.T) (opt pgque.ConsumerOption, idle chan struct{}) {
+func consumerLoggerIdle(t *testing.T) (opt pgque.Option, idle chan struct{}) {
 	idle = make(chan struct{}, 1)
 	h := slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})
 	return pgque.WithLogger(slog.New(idleTap{h, idle})), idle
@@ -227,7 +227,7 @@ func TestConsumerQuickStart(t *testing.T) {
 	handler := func(name string) pgque.HandlerFunc {
 		return func(ctx context.Context, msg pgque.Message) error {
 			var o order
-			if err := json.Unmarshal(msg.Payload, &o); err != nil {
+			if err := json.Unmarshal([]byte(msg.Payload), &o); err != nil {
 				return err
 			}
 			calls <- call{name, msg, o}
@@ -268,7 +268,7 @@ type notifyProbe struct {
 	idle    chan struct{}
 }
 
-func newNotifyProbe(t *testing.T) (*notifyProbe, pgque.ConsumerOption) {
+func newNotifyProbe(t *testing.T) (*notifyProbe, pgque.Option) {
 	logOpt, idle := consumerLoggerIdle(t)
 	return &notifyProbe{handled: make(chan int64, 10), idle: idle}, logOpt
 }
@@ -686,18 +686,18 @@ func TestConsumerErrors(t *testing.T) {
 		name     string
 		queue    string
 		handlers bool
-		opts     []pgque.ConsumerOption
+		opts     []pgque.Option
 		want     error
 	}{
 		{"unknown queue", "nope", true, nil, pgque.ErrQueueNotFound},
 		{"bad consumer name", "q", true, nil, pgque.ErrInvalidArgument},
 		{"no handlers", "q", false, nil, pgque.ErrInvalidArgument},
-		{"zero concurrency", "q", true, []pgque.ConsumerOption{pgque.WithConcurrency(0)}, pgque.ErrInvalidArgument},
-		{"zero max messages", "q", true, []pgque.ConsumerOption{pgque.WithMaxMessages(0)}, pgque.ErrInvalidArgument},
-		{"negative max catch-up", "q", true, []pgque.ConsumerOption{pgque.WithMaxCatchUp(-1)}, pgque.ErrInvalidArgument},
-		{"zero poll interval", "q", true, []pgque.ConsumerOption{pgque.WithPollInterval(0)}, pgque.ErrInvalidArgument},
-		{"negative retry delay", "q", true, []pgque.ConsumerOption{pgque.WithRetryAfter(-time.Second)}, pgque.ErrInvalidArgument},
-		{"bad ticker", "q", true, []pgque.ConsumerOption{pgque.WithTicker(pgque.WithTickInterval(0))}, pgque.ErrInvalidArgument},
+		{"zero concurrency", "q", true, []pgque.Option{pgque.WithConcurrency(0)}, pgque.ErrInvalidArgument},
+		{"zero max messages", "q", true, []pgque.Option{pgque.WithMaxMessages(0)}, pgque.ErrInvalidArgument},
+		{"negative max catch-up", "q", true, []pgque.Option{pgque.WithMaxCatchUp(-1)}, pgque.ErrInvalidArgument},
+		{"zero poll interval", "q", true, []pgque.Option{pgque.WithPollInterval(0)}, pgque.ErrInvalidArgument},
+		{"negative retry delay", "q", true, []pgque.Option{pgque.WithRetryAfter(-1)}, pgque.ErrInvalidArgument},
+		{"bad ticker", "q", true, []pgque.Option{pgque.WithTicker(pgque.WithTickInterval(0))}, pgque.ErrInvalidArgument},
 	} {
 		name := "c"
 		if tc.name == "bad consumer name" {
@@ -760,7 +760,7 @@ func TestConsumerNackFallbackInvalid(t *testing.T) {
 	client := newClient(t, "q", "c")
 	logs := newMatchLog("nacking it with a fixed delay")
 	handled := make(chan int64, 10)
-	c := client.NewConsumer("q", "c", fastTicker(), pgque.WithRetryAfter(150*365*24*time.Hour),
+	c := client.NewConsumer("q", "c", fastTicker(), pgque.WithRetryAfter(150*365*24*3600),
 		pgque.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	c.Handle("fail", func(ctx context.Context, msg pgque.Message) error { return errors.New("broken") })
 	c.Handle("ok", func(ctx context.Context, msg pgque.Message) error {
@@ -813,7 +813,7 @@ func TestConsumerNackFallbackAfterRefusals(t *testing.T) {
 	logs := newMatchLog("nacking it with a fixed delay")
 	started, proceed := make(chan struct{}, 1), make(chan struct{})
 	handled := make(chan int64, 10)
-	c := cclient.NewConsumer("q", "c", fastTicker(), pgque.WithRetryAfter(time.Second),
+	c := cclient.NewConsumer("q", "c", fastTicker(), pgque.WithRetryAfter(1),
 		pgque.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	c.Handle("fail", func(ctx context.Context, msg pgque.Message) error {
 		started <- struct{}{}

@@ -51,7 +51,7 @@ func ExampleClient_NewConsumer() {
 	c := client.NewConsumer("orders", "processor", pgque.WithTicker())
 	c.Handle("order.created", func(ctx context.Context, msg pgque.Message) error {
 		var o Order
-		if err := json.Unmarshal(msg.Payload, &o); err != nil {
+		if err := json.Unmarshal([]byte(msg.Payload), &o); err != nil {
 			return err // nacked: retried later, dead-lettered in the end
 		}
 		fmt.Printf("order %d created, total %.2f\n", o.ID, o.Total)

@@ -96,11 +96,11 @@ func ExampleWithMaxRetries() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	out, err := client.Nack(ctx, msgs[0].BatchID, msgs[0], 0, "card declined")
+	out, err := client.NackResult(ctx, msgs[0].BatchID, msgs[0], 0, "card declined")
 	if err != nil {
 		log.Fatal(err)
 	}
-	if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+	if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(out)

@@ -79,14 +79,13 @@ func ExampleConnect() {
 	}
 	// Done with what was received: acknowledge the batch.  Without the ack
 	// the same messages would be received again.
-	ok, err := client.Ack(ctx, msgs[0].BatchID)
-	if err != nil {
+	if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("acknowledged:", ok)
+	fmt.Println("acknowledged")
 	// Output:
 	// true order.created {"id":42,"total":99.5}
-	// acknowledged: true
+	// acknowledged
 }
 
 // An event sent in your own transaction exists only if the transaction
@@ -206,11 +205,11 @@ func ExampleClient_Nack() {
 		if msg.RetryCount != nil {
 			retries = *msg.RetryCount
 		}
-		outcome, err := client.Nack(ctx, msg.BatchID, msg, 0, "payment service down")
+		outcome, err := client.NackResult(ctx, msg.BatchID, msg, 0, "payment service down")
 		if err != nil {
 			log.Fatal(err)
 		}
-		if _, err := client.Ack(ctx, msg.BatchID); err != nil {
+		if err := client.Ack(ctx, msg.BatchID); err != nil {
 			log.Fatal(err)
 		}
 		fmt.Printf("%s (retry %d): %s\n", msg.Type, retries, outcome)
@@ -255,7 +254,7 @@ func ExampleNewTicker() {
 		}
 		if len(msgs) > 0 {
 			fmt.Println(msgs[0].Type, string(msgs[0].Payload))
-			if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+			if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 				log.Fatal(err)
 			}
 			break

@@ -229,9 +229,9 @@ func (fz *sdkFuzz) run(t testing.TB, op uint8, name, s string, payload []byte, n
 	case 7:
 		_, err = c.Heartbeat(ctx, n, dur)
 	case 8:
-		_, err = c.Ack(ctx, n)
+		err = c.Ack(ctx, n)
 	case 9:
-		_, err = c.Nack(ctx, n, pgque.Message{MsgID: ts, BatchID: n}, int(d), s)
+		err = c.Nack(ctx, n, pgque.Message{MsgID: ts, BatchID: n}, int(d), s)
 	case 10:
 		_, err = c.Workers(ctx, queue, consumer)
 	case 11:
@@ -359,7 +359,7 @@ func (fz *sdkFuzz) resync(ctx context.Context, t testing.TB) {
 		if pieces == 1000 {
 			t.Fatalf("resync after a failed input: still receiving after %d pieces", pieces)
 		}
-		if _, err := c.Ack(ctx, msgs[0].BatchID); err != nil {
+		if err := c.Ack(ctx, msgs[0].BatchID); err != nil {
 			t.Fatalf("resync after a failed input: ack: %v", err)
 		}
 		for _, m := range msgs {
@@ -400,7 +400,7 @@ func (fz *sdkFuzz) check(ctx context.Context, t testing.TB) {
 				t.Fatalf("event %d of a rolled-back transaction delivered", m.MsgID)
 			}
 		}
-		if ok, err := c.Ack(ctx, msgs[0].BatchID); err != nil || !ok {
+		if ok, err := c.AckResult(ctx, msgs[0].BatchID); err != nil || !ok {
 			t.Fatalf("checker ack: %v, %v", ok, err)
 		}
 		// Seen once acknowledged: a piece whose ack did not happen (the

@@ -311,7 +311,7 @@ func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]De
 		m := &d.Message
 		err := row.Scan(&d.ID, &d.Consumer, &d.DeadAt, &d.Reason, &m.MsgID, &m.CreatedAt, &m.RetryCount,
 			&m.Type, &payload, &m.Extra1, &m.Extra2, &m.Extra3, &m.Extra4)
-		m.Payload = rawJSON(payload)
+		m.Payload = payloadText(payload)
 		return d, err
 	})
 	return ds, wrap("pgque: dead letters", err)

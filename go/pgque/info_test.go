@@ -60,20 +60,20 @@ func TestInfoValues(t *testing.T) {
 		*ci.BatchAge > ci.Lag || ci.PendingEvents != 5 {
 		t.Errorf("batch open: %+v; want its batch (not the piece's id), an age up to the lag, 5 pending", ci)
 	}
-	if out, err := client.Nack(ctx, msgs[0].BatchID, msgs[0], 0, "first failure"); err != nil || out != pgque.OutcomeRetry {
+	if out, err := client.NackResult(ctx, msgs[0].BatchID, msgs[0], 0, "first failure"); err != nil || out != pgque.OutcomeRetry {
 		t.Fatalf("Nack = %q, %v; want retry", out, err)
 	}
 	if ci := info(); ci.RetryPending != 1 || ci.DeadLetters != 0 {
 		t.Errorf("after a nack: %d retries pending, %d dead letters; want 1, 0", ci.RetryPending, ci.DeadLetters)
 	}
-	if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+	if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 		t.Fatal(err)
 	}
 	rest, err := client.Receive(ctx, "q", "c", 10)
 	if err != nil || len(rest) != 3 {
 		t.Fatalf("Receive rest = %+v, %v", rest, err)
 	}
-	if _, err := client.Ack(ctx, rest[0].BatchID); err != nil {
+	if err := client.Ack(ctx, rest[0].BatchID); err != nil {
 		t.Fatal(err)
 	}
 	if ci := info(); ci.PendingEvents != 0 || ci.Lag != 0 || ci.CurrentBatch != nil || ci.BatchAge != nil {
@@ -92,10 +92,10 @@ func TestInfoValues(t *testing.T) {
 	if err != nil || len(retry) != 1 || retry[0].MsgID != msgs[0].MsgID {
 		t.Fatalf("Receive retry = %+v, %v; want message %d", retry, err, msgs[0].MsgID)
 	}
-	if out, err := client.Nack(ctx, retry[0].BatchID, retry[0], 0, "second failure"); err != nil || out != pgque.OutcomeDead {
+	if out, err := client.NackResult(ctx, retry[0].BatchID, retry[0], 0, "second failure"); err != nil || out != pgque.OutcomeDead {
 		t.Fatalf("Nack = %q, %v; want dead", out, err)
 	}
-	if _, err := client.Ack(ctx, retry[0].BatchID); err != nil {
+	if err := client.Ack(ctx, retry[0].BatchID); err != nil {
 		t.Fatal(err)
 	}
 	if ci := info(); ci.DeadLetters != 1 || ci.RetryPending != 0 || ci.PendingEvents != 0 {

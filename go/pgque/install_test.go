@@ -76,7 +76,7 @@ func checkWorks(t *testing.T, pool *pgxpool.Pool, queue string) {
 	if err != nil || len(msgs) != 1 || msgs[0].MsgID != id || string(msgs[0].Payload) != `{"n":1}` {
 		t.Fatalf("receive = %+v, %v; want event %d", msgs, err, id)
 	}
-	if ok, err := client.Ack(ctx, msgs[0].BatchID); err != nil || !ok {
+	if ok, err := client.AckResult(ctx, msgs[0].BatchID); err != nil || !ok {
 		t.Fatalf("ack = %v, %v", ok, err)
 	}
 }

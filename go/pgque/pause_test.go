@@ -139,7 +139,7 @@ func TestPauseOpenBatch(t *testing.T) {
 	if msgs, err := client.Receive(ctx, "q", "c", 10); err != nil || len(msgs) != 0 {
 		t.Fatalf("Receive while paused = %+v, %v; want nothing", msgs, err)
 	}
-	if ok, err := client.Ack(ctx, batch); err != nil || !ok {
+	if ok, err := client.AckResult(ctx, batch); err != nil || !ok {
 		t.Fatalf("Ack while paused = %v, %v; want true", ok, err)
 	}
 	if msgs, err := client.Receive(ctx, "q", "c", 10); err != nil || len(msgs) != 0 {
@@ -170,7 +170,7 @@ func TestPauseOpenBatch(t *testing.T) {
 	if ci := pauseConsumerInfo(t, client, "q", "c"); ci.CurrentBatch == nil || *ci.CurrentBatch != *open {
 		t.Errorf("after resume: %+v; want the same batch %d", ci, *open)
 	}
-	if ok, err := client.Ack(ctx, msgs[0].BatchID); err != nil || !ok {
+	if ok, err := client.AckResult(ctx, msgs[0].BatchID); err != nil || !ok {
 		t.Fatalf("Ack = %v, %v", ok, err)
 	}
 	if q, err := client.Queue(ctx, "q"); err != nil || q.Paused || q.PausedAt != nil {

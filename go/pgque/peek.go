@@ -42,7 +42,7 @@ func (c *Client) Peek(ctx context.Context, queue, consumer string, max int) ([]P
 		m := &p.Message
 		err := row.Scan(&m.MsgID, &m.BatchID, &p.Worker, &m.Type, &payload, &m.RetryCount, &m.CreatedAt,
 			&m.Extra1, &m.Extra2, &m.Extra3, &m.Extra4)
-		m.Payload = rawJSON(payload)
+		m.Payload = payloadText(payload)
 		return p, err
 	})
 	return ms, wrap(op, err)

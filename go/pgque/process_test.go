@@ -53,7 +53,7 @@ func childMain() {
 		fail(err)
 	}
 	client := pgque.New(pool)
-	opts := []pgque.ConsumerOption{pgque.WithLogger(log), pgque.WithPollInterval(20 * time.Millisecond)}
+	opts := []pgque.Option{pgque.WithLogger(log), pgque.WithPollInterval(20 * time.Millisecond)}
 	if s := os.Getenv(childLease); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {

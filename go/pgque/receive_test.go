@@ -56,7 +56,7 @@ func drainNumbered(t *testing.T, client *pgque.Client, q, c string, n, max int) 
 			}
 			next++
 		}
-		if ok, err := client.Ack(ctx, msgs[0].BatchID); err != nil || !ok {
+		if ok, err := client.AckResult(ctx, msgs[0].BatchID); err != nil || !ok {
 			t.Fatalf("ack: %v %v", ok, err)
 		}
 	}
@@ -95,12 +95,12 @@ func TestReceiveDirect(t *testing.T) {
 	if err != nil || len(msgs) != 1000 {
 		t.Fatalf("piece: %d messages, %v", len(msgs), err)
 	}
-	if out, err := reader.Nack(ctx, msgs[0].BatchID, msgs[999], 0, "x"); err != nil || out != pgque.OutcomeRetry {
+	if out, err := reader.NackResult(ctx, msgs[0].BatchID, msgs[999], 0, "x"); err != nil || out != pgque.OutcomeRetry {
 		t.Fatalf("nack of the piece's last message: %q %v", out, err)
 	}
 	after := msgs[999]
 	after.MsgID++
-	if _, err := reader.Nack(ctx, msgs[0].BatchID, after, 0, "x"); !errors.Is(err, pgque.ErrMessageNotFound) {
+	if err := reader.Nack(ctx, msgs[0].BatchID, after, 0, "x"); !errors.Is(err, pgque.ErrMessageNotFound) {
 		t.Fatalf("nack of a message after the piece: %v, want ErrMessageNotFound", err)
 	}
 	// Small pieces go through receive(), which this role may not call.
@@ -147,7 +147,7 @@ func TestReceiveDirectWorker(t *testing.T) {
 			}
 			seen[m.MsgID] = true
 		}
-		if ok, err := client.Ack(ctx, msgs[0].BatchID); err != nil || !ok {
+		if ok, err := client.AckResult(ctx, msgs[0].BatchID); err != nil || !ok {
 			t.Fatalf("ack: %v %v", ok, err)
 		}
 		if msgs, err = client.ReceiveAsWorker(ctx, "q", "c", "w1", 1500, time.Minute); err != nil {

@@ -80,7 +80,7 @@ func TestHostileSearchPath(t *testing.T) {
 	if err != nil || len(ms) != 4 {
 		t.Fatalf("Receive: %d messages, %v; want 4", len(ms), err)
 	}
-	if _, err := c.Nack(ctx, ms[0].BatchID, ms[0], 5, "again"); err != nil {
+	if err := c.Nack(ctx, ms[0].BatchID, ms[0], 5, "again"); err != nil {
 		t.Fatalf("Nack: %v", err)
 	}
 }

@@ -28,7 +28,7 @@ func receiveWithin(t *testing.T, client *pgque.Client, q, c string, d time.Durat
 			t.Fatal(err)
 		}
 		if len(msgs) > 0 {
-			if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+			if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 				t.Fatal(err)
 			}
 			return msgs
@@ -57,7 +57,7 @@ func drainNow(t *testing.T, client *pgque.Client, q, c string) []pgque.Message {
 			return all
 		}
 		all = append(all, msgs...)
-		if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+		if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -366,10 +366,10 @@ func TestWithMaxRetries(t *testing.T) {
 		if rc := msgs[0].RetryCount; (round == 0) != (rc == nil) || (rc != nil && *rc != round) {
 			t.Errorf("round %d: retry count %v", round, rc)
 		}
-		if out, err := client.Nack(ctx, msgs[0].BatchID, msgs[0], 0, fmt.Sprint("round ", round)); err != nil || out != want {
+		if out, err := client.NackResult(ctx, msgs[0].BatchID, msgs[0], 0, fmt.Sprint("round ", round)); err != nil || out != want {
 			t.Fatalf("round %d: nack = %q, %v; want %q", round, out, err, want)
 		}
-		if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+		if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -522,7 +522,7 @@ func TestDelayedStress(t *testing.T) {
 			got[m.MsgID]++
 		}
 		if len(msgs) > 0 {
-			if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+			if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 				t.Fatal(err)
 			}
 		} else {

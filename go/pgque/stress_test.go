@@ -581,7 +581,7 @@ func (l *stressLedger) record(ids []int64, committed bool) {
 // describeMsg says what the ledger knows of a received message's event.
 func describeMsg(l *stressLedger, m pgque.Message) string {
 	var p stressPayload
-	if err := json.Unmarshal(m.Payload, &p); err != nil {
+	if err := json.Unmarshal([]byte(m.Payload), &p); err != nil {
 		return fmt.Sprintf("message %d with a foreign payload", m.MsgID)
 	}
 	return describeEvent(l, p.ID)
@@ -715,7 +715,7 @@ func (sc *stressConsumer) run(ctx context.Context, lconn *pgx.Conn) {
 			ids := make([]int64, len(msgs))
 			for i, m := range msgs {
 				var p stressPayload
-				if err := json.Unmarshal(m.Payload, &p); err != nil || p.ID == 0 {
+				if err := json.Unmarshal([]byte(m.Payload), &p); err != nil || p.ID == 0 {
 					sc.fail("%s: message %d has payload %s", who, m.MsgID, m.Payload)
 					return
 				}
@@ -757,7 +757,7 @@ func (sc *stressConsumer) run(ctx context.Context, lconn *pgx.Conn) {
 				g.mu.Unlock()
 				break
 			}
-			ok, err := sc.client.Ack(ctx, msgs[0].BatchID)
+			ok, err := sc.client.AckResult(ctx, msgs[0].BatchID)
 			lost := sc.worker != "" && errors.Is(err, pgque.ErrTakenOver)
 			if (err != nil && !lost) || (!ok && !lost) {
 				if ctx.Err() == nil {
@@ -853,7 +853,7 @@ func (r *stressReplicas) run(ctx context.Context, t *testing.T, client *pgque.Cl
 		run := r.runs
 		r.mu.Unlock()
 		lastPiece := int64(0)
-		opts := []pgque.ConsumerOption{pgque.WithLogger(slog.New(stressLogTap{r}))}
+		opts := []pgque.Option{pgque.WithLogger(slog.New(stressLogTap{r}))}
 		if rng.IntN(2) == 0 {
 			opts = append(opts, pgque.WithShutdownTimeout(time.Millisecond))
 		}
@@ -863,7 +863,7 @@ func (r *stressReplicas) run(ctx context.Context, t *testing.T, client *pgque.Cl
 		c := client.NewConsumer(queue, replicaName, opts...)
 		c.Handle("*", func(hctx context.Context, m pgque.Message) error {
 			var p stressPayload
-			if err := json.Unmarshal(m.Payload, &p); err != nil {
+			if err := json.Unmarshal([]byte(m.Payload), &p); err != nil {
 				return err
 			}
 			if hrng.IntN(20) == 0 {

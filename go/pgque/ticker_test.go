@@ -131,7 +131,7 @@ func sendAndReceive(t *testing.T, client *pgque.Client, queue string) {
 	if len(msgs) != 1 || msgs[0].MsgID != id {
 		t.Fatalf("received %+v, want only event %d", msgs, id)
 	}
-	if ok, err := client.Ack(ctx, msgs[0].BatchID); err != nil || !ok {
+	if ok, err := client.AckResult(ctx, msgs[0].BatchID); err != nil || !ok {
 		t.Fatalf("ack = %v, %v", ok, err)
 	}
 }
@@ -353,17 +353,17 @@ func TestTickerRunsMaint(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].MsgID != id || msgs[0].RetryCount != nil {
 		t.Fatalf("first delivery: %+v, want event %d with no retry count", msgs, id)
 	}
-	if out, err := client.Nack(ctx, msgs[0].BatchID, msgs[0], 0, "failed"); err != nil || out != pgque.OutcomeRetry {
+	if out, err := client.NackResult(ctx, msgs[0].BatchID, msgs[0], 0, "failed"); err != nil || out != pgque.OutcomeRetry {
 		t.Fatalf("nack = %q, %v; want retry", out, err)
 	}
-	if ok, err := client.Ack(ctx, msgs[0].BatchID); err != nil || !ok {
+	if ok, err := client.AckResult(ctx, msgs[0].BatchID); err != nil || !ok {
 		t.Fatalf("ack = %v, %v", ok, err)
 	}
 	msgs = receiveSoon(t, client, "q", "c", 10*time.Second)
 	if len(msgs) != 1 || msgs[0].MsgID != id || msgs[0].RetryCount == nil || *msgs[0].RetryCount != 1 {
 		t.Fatalf("redelivery: %+v, want event %d with retry count 1", msgs, id)
 	}
-	if ok, err := client.Ack(ctx, msgs[0].BatchID); err != nil || !ok {
+	if ok, err := client.AckResult(ctx, msgs[0].BatchID); err != nil || !ok {
 		t.Fatalf("ack = %v, %v", ok, err)
 	}
 }
@@ -381,10 +381,10 @@ func TestTickerDeliversReplayedDeadLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := receiveSoon(t, client, "q", "c", 10*time.Second)
-	if out, err := client.Nack(ctx, msgs[0].BatchID, msgs[0], 0, "broken"); err != nil || out != pgque.OutcomeDead {
+	if out, err := client.NackResult(ctx, msgs[0].BatchID, msgs[0], 0, "broken"); err != nil || out != pgque.OutcomeDead {
 		t.Fatalf("nack = %q, %v; want dead", out, err)
 	}
-	if ok, err := client.Ack(ctx, msgs[0].BatchID); err != nil || !ok {
+	if ok, err := client.AckResult(ctx, msgs[0].BatchID); err != nil || !ok {
 		t.Fatalf("ack = %v, %v", ok, err)
 	}
 	dls, err := client.DeadLetters(ctx, "q", 10)

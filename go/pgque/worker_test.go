@@ -90,9 +90,9 @@ func (h *handled) wait(t *testing.T) {
 
 // runWorker starts a Consumer as worker w of consumer "c" on q; stop it with
 // the returned function.
-func runWorker(t *testing.T, client *pgque.Client, q, w string, h pgque.HandlerFunc, opts ...pgque.ConsumerOption) (stop func()) {
+func runWorker(t *testing.T, client *pgque.Client, q, w string, h pgque.HandlerFunc, opts ...pgque.Option) (stop func()) {
 	t.Helper()
-	opts = append([]pgque.ConsumerOption{pgque.WithWorker(w), pgque.WithPollInterval(20 * time.Millisecond),
+	opts = append([]pgque.Option{pgque.WithWorker(w), pgque.WithPollInterval(20 * time.Millisecond),
 		consumerLogger(t)}, opts...)
 	c := client.NewConsumer(q, "c", opts...)
 	c.Handle("job", h)
@@ -232,7 +232,7 @@ func TestWorkerCalls(t *testing.T) {
 	if _, err := client.UnregisterWorker(ctx, "wq", "c", "w1"); !errors.Is(err, pgque.ErrWorkerBusy) {
 		t.Errorf("UnregisterWorker while it holds a batch: %v, want ErrWorkerBusy", err)
 	}
-	if ok, err := client.Ack(ctx, batch); !ok || err != nil {
+	if ok, err := client.AckResult(ctx, batch); !ok || err != nil {
 		t.Fatalf("Ack = %v, %v", ok, err)
 	}
 	if ok, err := client.Heartbeat(ctx, batch, time.Minute); ok || err != nil {
@@ -253,10 +253,10 @@ func TestWorkerCalls(t *testing.T) {
 	if err != nil || len(taken) != 2 || taken[0].MsgID != lost[0].MsgID {
 		t.Fatalf("takeover by w2 = %+v, %v; want w1's two", taken, err)
 	}
-	if _, err := client.Ack(ctx, lost[0].BatchID); !errors.Is(err, pgque.ErrTakenOver) {
+	if err := client.Ack(ctx, lost[0].BatchID); !errors.Is(err, pgque.ErrTakenOver) {
 		t.Errorf("late Ack: %v, want ErrTakenOver", err)
 	}
-	if _, err := client.Nack(ctx, lost[0].BatchID, lost[0], 0, "late"); !errors.Is(err, pgque.ErrTakenOver) {
+	if err := client.Nack(ctx, lost[0].BatchID, lost[0], 0, "late"); !errors.Is(err, pgque.ErrTakenOver) {
 		t.Errorf("late Nack: %v, want ErrTakenOver", err)
 	}
 	if ok, err := client.Heartbeat(ctx, lost[0].BatchID, time.Minute); ok || err != nil {
@@ -266,10 +266,10 @@ func TestWorkerCalls(t *testing.T) {
 	if err != nil || len(ws) != 2 || ws[1].Name != "w2" || ws[1].BatchID == nil {
 		t.Fatalf("Workers = %+v, %v", ws, err)
 	}
-	if _, err := client.Ack(ctx, *ws[1].BatchID); !errors.Is(err, pgque.ErrNotAPiece) {
+	if err := client.Ack(ctx, *ws[1].BatchID); !errors.Is(err, pgque.ErrNotAPiece) {
 		t.Errorf("Ack of a batch id: %v, want ErrNotAPiece", err)
 	}
-	if ok, err := client.Ack(ctx, taken[0].BatchID); !ok || err != nil {
+	if ok, err := client.AckResult(ctx, taken[0].BatchID); !ok || err != nil {
 		t.Fatalf("Ack by w2 = %v, %v", ok, err)
 	}
 	for _, w := range []string{"w1", "w2"} {

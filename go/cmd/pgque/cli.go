@@ -293,21 +293,14 @@ func fmtDuration(d time.Duration) string {
 
 // jsonPayload gives a payload as it goes into JSON output: as is when it is
 // JSON, as a JSON string when it is other text (sent as text through SQL),
-// null when NULL.
-func jsonPayload(p json.RawMessage) json.RawMessage {
-	if p == nil {
+// null when NULL ("").
+func jsonPayload(p string) json.RawMessage {
+	if p == "" {
 		return json.RawMessage("null")
 	}
-	if json.Valid(p) {
-		return p
+	if json.Valid([]byte(p)) {
+		return json.RawMessage(p)
 	}
-	b, _ := json.Marshal(string(p))
+	b, _ := json.Marshal(p)
 	return b
-}
-
-func payloadCell(p json.RawMessage) string {
-	if p == nil {
-		return ""
-	}
-	return cell(string(p))
 }

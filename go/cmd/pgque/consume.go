@@ -243,12 +243,12 @@ sent as other text through SQL, and null when NULL.`,
 		err = printList(out, cmd, msgs, toMessageJSON, "MSG_ID\tBATCH_ID\tTYPE\tRETRY\tCREATED_AT\tPAYLOAD",
 			func(w io.Writer, m pgque.Message) {
 				fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s\n", m.MsgID, m.BatchID, cell(m.Type), intOr(m.RetryCount, "-"),
-					m.CreatedAt.Format(time.RFC3339Nano), payloadCell(m.Payload))
+					m.CreatedAt.Format(time.RFC3339Nano), cell(m.Payload))
 			})
 		if err != nil || !ack || len(msgs) == 0 {
 			return err
 		}
-		ok, err := client.Ack(ctx, msgs[0].BatchID)
+		ok, err := client.AckResult(ctx, msgs[0].BatchID)
 		if err != nil {
 			return err
 		} else if !ok {
@@ -297,7 +297,7 @@ whole batch (as 'pgque consumers' and 'pgque workers' show them).`,
 			return err
 		}
 		defer client.Close()
-		ok, err := client.Ack(cmd.Context(), batch)
+		ok, err := client.AckResult(cmd.Context(), batch)
 		if err != nil {
 			return err
 		}
@@ -346,7 +346,7 @@ batch must still be acknowledged with 'pgque ack'.`,
 		}
 		defer client.Close()
 		secs := int(math.Ceil(retryAfter.Seconds()))
-		outcome, err := client.Nack(cmd.Context(), batch, pgque.Message{MsgID: msg, BatchID: batch}, secs, reason)
+		outcome, err := client.NackResult(cmd.Context(), batch, pgque.Message{MsgID: msg, BatchID: batch}, secs, reason)
 		if err != nil {
 			return err
 		}
@@ -406,7 +406,7 @@ Events not ticked yet, retries not due yet and delayed events are not shown.`,
 					worker = m.Worker
 				}
 				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", m.MsgID, batch, cell(worker), cell(m.Type),
-					intOr(m.RetryCount, "-"), m.CreatedAt.Format(time.RFC3339Nano), payloadCell(m.Payload))
+					intOr(m.RetryCount, "-"), m.CreatedAt.Format(time.RFC3339Nano), cell(m.Payload))
 			})
 	}
 	return cmd

@@ -191,7 +191,7 @@ type demoPayload struct {
 
 func (c *demoConsumer) handle(_ context.Context, msg pgque.Message) error {
 	var p demoPayload
-	if err := json.Unmarshal(msg.Payload, &p); err != nil || p.N < 1 {
+	if err := json.Unmarshal([]byte(msg.Payload), &p); err != nil || p.N < 1 {
 		return fmt.Errorf("message %d is not a demo event: %s", msg.MsgID, msg.Payload)
 	}
 	lat := time.Since(time.Unix(0, p.SentNs))

@@ -56,7 +56,7 @@ func newDLQListCmd(g *globals) *cobra.Command {
 			func(w io.Writer, d pgque.DeadLetter) {
 				m := d.Message
 				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.Consumer, d.DeadAt.Format(time.RFC3339),
-					strOr(d.Reason, "-"), m.MsgID, cell(m.Type), intOr(m.RetryCount, "-"), payloadCell(m.Payload))
+					strOr(d.Reason, "-"), m.MsgID, cell(m.Type), intOr(m.RetryCount, "-"), cell(m.Payload))
 			})
 	}
 	return cmd

@@ -30,7 +30,7 @@ type scheduleJSON struct {
 }
 
 func toScheduleJSON(s pgque.ScheduleInfo) scheduleJSON {
-	j := scheduleJSON{Schedule: s.Name, Queue: s.Queue, Type: s.Type, Payload: jsonPayload(s.Payload),
+	j := scheduleJSON{Schedule: s.Name, Queue: s.Queue, Type: s.Type, Payload: jsonPayload(string(s.Payload)),
 		TimeZone: s.TimeZone, NextRun: s.NextRun, LastRun: s.LastRun, LastFiredAt: s.LastFiredAt,
 		LastEventID: s.LastEventID, Runs: s.Runs, CreatedAt: s.CreatedAt}
 	if s.Cron != "" {

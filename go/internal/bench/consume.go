@@ -270,7 +270,7 @@ func consumeLoopRun(ctx context.Context, env *Env) (st sdkStats, err error) {
 			st.bytes += int64(len(m.Payload))
 		}
 		t2 := time.Now()
-		_, err = env.Client.Ack(ctx, msgs[0].BatchID)
+		err = env.Client.Ack(ctx, msgs[0].BatchID)
 		st.ack += time.Since(t2)
 		if err != nil {
 			return st, err

@@ -320,7 +320,7 @@ func TestStreamWorkers(t *testing.T) {
 		}
 	}
 	// Acknowledged through the SDK: s1's next renewal finds its batch gone.
-	if _, err := e.sdk.Ack(ctx, b1.BatchID); err != nil {
+	if err := e.sdk.Ack(ctx, b1.BatchID); err != nil {
 		t.Fatal(err)
 	}
 	ev, err := s1.next(t)

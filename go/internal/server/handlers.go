@@ -221,6 +221,15 @@ func payloadJSON(p json.RawMessage) json.RawMessage {
 	return p
 }
 
+// messagePayloadJSON is payloadJSON for a received message, whose NULL
+// payload is "".
+func messagePayloadJSON(p string) json.RawMessage {
+	if p == "" {
+		return nil
+	}
+	return payloadJSON(json.RawMessage(p))
+}
+
 // payloadSDK gives a payload as it comes in: a JSON null is a NULL
 // payload, like an absent one.
 func payloadSDK(p json.RawMessage) any {
@@ -232,7 +241,7 @@ func payloadSDK(p json.RawMessage) any {
 
 func messageJSON(m pgque.Message) pgquehttp.Message {
 	return pgquehttp.Message{
-		MsgID: m.MsgID, BatchID: m.BatchID, Type: m.Type, Payload: payloadJSON(m.Payload), RetryCount: m.RetryCount,
+		MsgID: m.MsgID, BatchID: m.BatchID, Type: m.Type, Payload: messagePayloadJSON(m.Payload), RetryCount: m.RetryCount,
 		CreatedAt: m.CreatedAt, Extra1: m.Extra1, Extra2: m.Extra2, Extra3: m.Extra3, Extra4: m.Extra4,
 	}
 }
@@ -694,7 +703,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) error {
 	if err := s.authorizePiece(r, batch); err != nil {
 		return err
 	}
-	acked, err := s.client.Ack(r.Context(), batch)
+	acked, err := s.client.AckResult(r.Context(), batch)
 	if err == nil || errors.Is(err, pgque.ErrTakenOver) {
 		// Also when it acknowledged nothing (new): its caller is done with it.
 		s.workers.done(batch)
@@ -725,7 +734,7 @@ func (s *Server) nack(w http.ResponseWriter, r *http.Request) error {
 	if req.RetryAfterSeconds < 0 || req.RetryAfterSeconds > maxDelaySeconds {
 		return badRequest("retry_after_seconds %d is not from 0 to %d", req.RetryAfterSeconds, maxDelaySeconds)
 	}
-	out, err := s.client.Nack(r.Context(), batch, pgque.Message{MsgID: req.MsgID, BatchID: batch},
+	out, err := s.client.NackResult(r.Context(), batch, pgque.Message{MsgID: req.MsgID, BatchID: batch},
 		req.RetryAfterSeconds, req.Reason)
 	if errors.Is(err, pgque.ErrTakenOver) {
 		s.workers.done(batch) // nothing of it is its caller's any more

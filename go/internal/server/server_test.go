@@ -422,7 +422,7 @@ func TestStreamPollFallback(t *testing.T) {
 	if msgIDs(b)[0] != ids[0] {
 		t.Fatalf("first: %v", msgIDs(b))
 	}
-	if _, err := e.sdk.Ack(context.Background(), b.BatchID); err != nil {
+	if err := e.sdk.Ack(context.Background(), b.BatchID); err != nil {
 		t.Fatal(err)
 	}
 	_, b = s.batch(t)

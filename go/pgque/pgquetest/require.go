@@ -127,7 +127,7 @@ func Work(ctx context.Context, tb testing.TB, client *pgque.Client, queue, consu
 				tb.Fatalf("pgquetest: work: no handler for message %d of type %q", m.MsgID, m.Type)
 			}
 			if err := h(ctx, m); err != nil {
-				if _, nerr := client.Nack(ctx, m.BatchID, m, 0, err.Error()); nerr != nil {
+				if nerr := client.Nack(ctx, m.BatchID, m, 0, err.Error()); nerr != nil {
 					tb.Fatalf("pgquetest: work: nack message %d: %v", m.MsgID, nerr)
 				}
 				w.Failed = append(w.Failed, Failure{Message: m, Err: err})
@@ -135,7 +135,7 @@ func Work(ctx context.Context, tb testing.TB, client *pgque.Client, queue, consu
 			}
 			w.Handled = append(w.Handled, m)
 		}
-		if _, err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+		if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
 			tb.Fatalf("pgquetest: work: ack: %v", err)
 		}
 	}
