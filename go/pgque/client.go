@@ -194,11 +194,6 @@ func (e Event) payload(op string) (*string, error) {
 	return &s, nil
 }
 
-// querier is what Send and SendTx need from a pool or a transaction.
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 const sendSQL = `SELECT pgque.send($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.text, $4, $5, $6, $7)`
 
 // sendOptsSQL calls the engine's entry point for sends with options.  A
@@ -264,7 +259,7 @@ func WithMaxRetries(n int) SendOption {
 	return func(o *sendOptions) { o.maxRetries = &n }
 }
 
-func send(ctx context.Context, q querier, op, queue string, ev Event, opts []SendOption) (int64, error) {
+func send(ctx context.Context, q DBTX, op, queue string, ev Event, opts []SendOption) (int64, error) {
 	p, err := ev.payload(op)
 	if err != nil {
 		return 0, err

@@ -932,21 +932,10 @@ const readerAppName = "pgque-reader"
 // while ctx lasts (the single reader reads while it holds it), and
 // reconnects with backoff when the connection is lost.
 func (c *Consumer) holdReaderLock(ctx context.Context, log *slog.Logger, wake chan<- struct{}) {
-	b := newBackoff()
-	for ctx.Err() == nil {
-		held, err := c.readerSession(ctx, log, wake)
-		if ctx.Err() != nil {
-			return
-		}
-		if held {
-			b.reset()
-		}
-		wait := b.next()
+	session := func(ctx context.Context) (bool, error) { return c.readerSession(ctx, log, wake) }
+	reconnect(ctx, session, func(err error, wait time.Duration) {
 		log.Warn("pgque consumer: the reader lock's connection was lost; not reading until it is back", "err", err, "in", wait)
-		if !sleep(ctx, wait) {
-			return
-		}
-	}
+	})
 }
 
 // readerSession runs one lock connection until it fails or ctx ends: it

@@ -54,7 +54,7 @@ func (c *Client) InstalledEngineTx(ctx context.Context, tx DBTX) (Engine, error)
 	return installedEngine(ctx, tx)
 }
 
-func installedEngine(ctx context.Context, q querier) (Engine, error) {
+func installedEngine(ctx context.Context, q DBTX) (Engine, error) {
 	var e Engine
 	var hasID bool
 	// Builds older than engine_id() have none; asking only where it exists

@@ -55,12 +55,7 @@ func (c *Client) FindEventsTx(ctx context.Context, tx DBTX, queue string, opts F
 	return findEvents(ctx, tx, "pgque: find events", c.qn(queue), opts)
 }
 
-// rowsQuerier is what findEvents needs from a pool or a transaction.
-type rowsQuerier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-func findEvents(ctx context.Context, q rowsQuerier, op, queue string, opts FindOptions) ([]SentEvent, error) {
+func findEvents(ctx context.Context, q DBTX, op, queue string, opts FindOptions) ([]SentEvent, error) {
 	limit := opts.Max
 	if limit == 0 {
 		limit = 100

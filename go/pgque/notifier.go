@@ -117,21 +117,9 @@ func (n *notifier) run(ctx context.Context, prev <-chan struct{}, done chan stru
 	if prev != nil {
 		<-prev
 	}
-	b := newBackoff()
-	for ctx.Err() == nil {
-		listened, err := n.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if listened {
-			b.reset()
-		}
-		wait := b.next()
+	reconnect(ctx, n.session, func(err error, wait time.Duration) {
 		n.log.Warn("pgque: listening connection lost; consumers and streams poll until it is back", "err", err, "in", wait)
-		if !sleep(ctx, wait) {
-			return
-		}
-	}
+	})
 }
 
 // session runs one connection until it fails or ctx ends; it reports

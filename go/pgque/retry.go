@@ -79,3 +79,25 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// reconnect runs session until ctx ends, again after each end, waiting
+// with backoff in between: a session that got going (its first result)
+// resets the backoff.  lost reports each end that ctx did not cause, with
+// the wait before the next session.
+func reconnect(ctx context.Context, session func(context.Context) (bool, error), lost func(err error, wait time.Duration)) {
+	b := newBackoff()
+	for ctx.Err() == nil {
+		started, err := session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if started {
+			b.reset()
+		}
+		wait := b.next()
+		lost(err, wait)
+		if !sleep(ctx, wait) {
+			return
+		}
+	}
+}

@@ -139,16 +139,7 @@ func (t *Ticker) Run(ctx context.Context) error {
 		return fmt.Errorf("pgque: ticker: leader lease %v is out of range (at least 1 ms, at most 1 h): %w",
 			t.cfg.lease, ErrInvalidArgument)
 	}
-	b := newBackoff()
-	for ctx.Err() == nil {
-		worked, err := t.session(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		if worked {
-			b.reset()
-		}
-		wait := b.next()
+	reconnect(ctx, t.session, func(err error, wait time.Duration) {
 		var oe *opError
 		if errors.As(err, &oe) && oe.op == "connect" {
 			// Refused, unreachable, or the server's answer (a wrong
@@ -157,10 +148,7 @@ func (t *Ticker) Run(ctx context.Context) error {
 		} else {
 			t.cfg.log.Warn("pgque ticker: connection lost; reconnecting", "err", err, "in", wait)
 		}
-		if !sleep(ctx, wait) {
-			break
-		}
-	}
+	})
 	return nil
 }
 
