@@ -440,6 +440,16 @@ func (c *Client) Receive(ctx context.Context, queue, consumer string, maxMessage
 	return c.receivePiece(ctx, op, c.qn(queue), consumer, maxMessages, nil, nil)
 }
 
+// ReceiveTx is Receive inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx): the piece is handed out when tx commits, and a rollback
+// hands its messages out again.  Until tx ends, the consumer's other
+// receives (its workers') wait for it: keep such a transaction short.  It always goes through receive(), whatever
+// the piece's size: reading straight from the event tables changes planner
+// settings for the rest of the transaction, which is the caller's.
+func (c *Client) ReceiveTx(ctx context.Context, tx DBTX, queue, consumer string, maxMessages int) ([]Message, error) {
+	return c.inTx(tx).Receive(ctx, queue, consumer, maxMessages)
+}
+
 // defaultDirectMin is the smallest piece read straight from the event tables: it
 // takes two round trips where receive() takes one, which only a big piece
 // pays back (docs/benchmarks.md).
@@ -453,13 +463,13 @@ func (c *Client) receivePiece(ctx context.Context, op, queue, consumer string, m
 	if c.directMin != 0 {
 		directMin = c.directMin
 	}
-	if max >= directMin {
+	if max >= directMin && c.db == nil {
 		msgs, done, err := c.receiveDirect(ctx, queue, consumer, max, worker, lease)
 		if done || err != nil {
 			return msgs, wrap(op, err)
 		}
 	}
-	rows, err := c.pool.Query(ctx, `SELECT msg_id, batch_id, type, payload, retry_count, created_at,
+	rows, err := c.q().Query(ctx, `SELECT msg_id, batch_id, type, payload, retry_count, created_at,
 	                                       extra1, extra2, extra3, extra4
 	                                  FROM pgque.receive($1, $2, $3, $4, $5)`,
 		queue, consumer, max, worker, lease)
@@ -534,22 +544,33 @@ func collectMessages(rows pgx.Rows, limit int) ([]Message, error) {
 		retry  pgtype.Int4
 		extras [4]pgtype.Text
 	)
+	// database/sql has no raw values: it scans type and payload itself.
+	_, viaSQL := rows.(*sqlRows)
+	var typeCol, payloadCol any
+	var sqlType, sqlPayload []byte
+	if viaSQL {
+		typeCol, payloadCol = &sqlType, &sqlPayload
+	}
 	for rows.Next() {
 		var m Message
 		// type and payload are read from the raw values: text is the same
 		// in both wire formats.
-		if err := rows.Scan(&m.MsgID, &m.BatchID, nil, nil, &retry, &m.CreatedAt,
+		if err := rows.Scan(&m.MsgID, &m.BatchID, typeCol, payloadCol, &retry, &m.CreatedAt,
 			&extras[0], &extras[1], &extras[2], &extras[3]); err != nil {
 			return nil, err
 		}
-		raw := rows.RawValues()
-		typ, ok := types[string(raw[2])]
+		typRaw, p := sqlType, sqlPayload
+		if !viaSQL {
+			raw := rows.RawValues()
+			typRaw, p = raw[2], raw[3]
+		}
+		typ, ok := types[string(typRaw)]
 		if !ok {
-			typ = string(raw[2])
+			typ = string(typRaw)
 			types[typ] = typ
 		}
 		m.Type = typ
-		if p := raw[3]; len(p) > 0 {
+		if len(p) > 0 {
 			if cap(chunk)-len(chunk) < len(p) {
 				chunk = make([]byte, 0, max(payloadChunk, len(p)))
 			}
@@ -605,8 +626,20 @@ func (c *Client) Ack(ctx context.Context, batchID int64) error {
 // later piece that held the same messages), or its batch was finished.
 func (c *Client) AckResult(ctx context.Context, batchID int64) (bool, error) {
 	var n int
-	err := c.pool.QueryRow(ctx, `SELECT pgque.ack($1)`, batchID).Scan(&n)
+	err := c.q().QueryRow(ctx, `SELECT pgque.ack($1)`, batchID).Scan(&n)
 	return n == 1, wrap("pgque: ack", err)
+}
+
+// AckTx is Ack inside tx (a pgx.Tx, or a database/sql transaction through
+// SQLTx): the piece counts as acknowledged once tx commits, together with
+// whatever else tx wrote; a rollback leaves it unacknowledged.
+func (c *Client) AckTx(ctx context.Context, tx DBTX, batchID int64) error {
+	return c.inTx(tx).Ack(ctx, batchID)
+}
+
+// AckResultTx is AckResult inside tx (see AckTx).
+func (c *Client) AckResultTx(ctx context.Context, tx DBTX, batchID int64) (bool, error) {
+	return c.inTx(tx).AckResult(ctx, batchID)
 }
 
 // Outcome is what became of a nacked message (NackResult).
@@ -652,8 +685,20 @@ func (c *Client) NackResult(ctx context.Context, batchID int64, msg Message, ret
 		why = &reason
 	}
 	var out string
-	err := c.pool.QueryRow(ctx, `SELECT pgque.nack($1, $2, $3::pg_catalog.interval, $4)`, batchID, msg.MsgID, delay, why).Scan(&out)
+	err := c.q().QueryRow(ctx, `SELECT pgque.nack($1, $2, $3::pg_catalog.interval, $4)`, batchID, msg.MsgID, delay, why).Scan(&out)
 	return Outcome(out), wrap(op, err)
+}
+
+// NackTx is Nack inside tx (a pgx.Tx, or a database/sql transaction through
+// SQLTx): the retry (or dead letter) exists once tx commits.
+func (c *Client) NackTx(ctx context.Context, tx DBTX, batchID int64, msg Message, retryAfterSecs int, reason string) error {
+	return c.inTx(tx).Nack(ctx, batchID, msg, retryAfterSecs, reason)
+}
+
+// NackResultTx is NackResult inside tx (see NackTx).
+func (c *Client) NackResultTx(ctx context.Context, tx DBTX, batchID int64, msg Message, retryAfterSecs int,
+	reason string) (Outcome, error) {
+	return c.inTx(tx).NackResult(ctx, batchID, msg, retryAfterSecs, reason)
 }
 
 // checkRetryAfter rejects a retry delay in seconds outside 0 to 100 years.

@@ -2,6 +2,7 @@ package pgque_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -133,5 +134,87 @@ func TestTxForms(t *testing.T) {
 	}
 	if ss, err := client.Schedules(ctx); err != nil || len(ss) != 0 {
 		t.Errorf("schedules after the rollbacks: %+v, %v", ss, err)
+	}
+}
+
+// Receiving, acking and nacking in a transaction take effect with it: a
+// rollback hands the same messages out again, unacknowledged and not
+// retried; a commit finishes them.  Through database/sql the messages are
+// read as through pgx.
+func TestReceiveAckNackTx(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q", "c", "w")
+	ids := must[[]int64](t, "send")(client.SendBatch(ctx, "q", []pgque.Event{
+		{Type: "a", Payload: map[string]int{"n": 1}, Extra1: ptr("x")},
+		{Type: "b", Payload: json.RawMessage(`[1, 2]`), Extra4: ptr("y")},
+		{Type: "a", Payload: nil}}))
+	must[int64](t, "tick")(client.ForceTick(ctx, "q"))
+	check := func(t *testing.T, what string, msgs []pgque.Message) {
+		t.Helper()
+		if len(msgs) != 3 || msgs[0].MsgID != ids[0] || msgs[2].MsgID != ids[2] {
+			t.Fatalf("%s: %+v, want ids %v", what, msgs, ids)
+		}
+		m0, m1 := msgs[0], msgs[1]
+		if m0.Type != "a" || m0.Payload != `{"n":1}` || *m0.Extra1 != "x" || m0.Extra4 != nil || m0.RetryCount != nil ||
+			m1.Type != "b" || m1.Payload != `[1, 2]` || *m1.Extra4 != "y" || msgs[2].Payload != "" ||
+			m0.BatchID == 0 || m0.CreatedAt.IsZero() {
+			t.Errorf("%s: %+v, %+v, %+v", what, m0, m1, msgs[2])
+		}
+	}
+	txKinds(t, client, func(t *testing.T, tx pgque.DBTX) {
+		// A piece this big is read straight from the event tables outside a
+		// transaction; inside one, the caller's planner settings stay.
+		msgs := must[[]pgque.Message](t, "receive")(client.ReceiveTx(ctx, tx, "q", "c", 5000))
+		check(t, "ReceiveTx", msgs)
+		var seqscan string
+		if err := tx.QueryRow(ctx, `SHOW enable_seqscan`).Scan(&seqscan); err != nil || seqscan != "on" {
+			t.Errorf("enable_seqscan in the caller's transaction = %q, %v", seqscan, err)
+		}
+		if out := must[pgque.Outcome](t, "nack")(client.NackResultTx(ctx, tx, msgs[0].BatchID, msgs[0], 60, "why")); out != pgque.OutcomeRetry {
+			t.Errorf("NackResultTx = %q", out)
+		}
+		if err := client.NackTx(ctx, tx, msgs[1].BatchID, msgs[1], 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		if !must[bool](t, "ack")(client.AckResultTx(ctx, tx, msgs[0].BatchID)) {
+			t.Error("AckResultTx: nothing acknowledged")
+		}
+		if err := client.AckTx(ctx, tx, msgs[0].BatchID); err != nil {
+			t.Fatal(err)
+		}
+		check(t, "ReceiveAsWorkerTx", must[[]pgque.Message](t, "receive as worker")(
+			client.ReceiveAsWorkerTx(ctx, tx, "q", "w", "w1", 10, time.Minute)))
+		if ws := must[[]pgque.WorkerInfo](t, "workers")(client.WorkersTx(ctx, tx, "q", "w")); len(ws) != 1 || ws[0].BatchID == nil {
+			t.Errorf("WorkersTx after ReceiveAsWorkerTx: %+v", ws)
+		}
+	})
+	// Both were rolled back: the messages come again, first time, and no
+	// worker was made.
+	msgs := must[[]pgque.Message](t, "receive")(client.Receive(ctx, "q", "c", 10))
+	check(t, "after the rollbacks", msgs)
+	if ws := must[[]pgque.WorkerInfo](t, "workers")(client.Workers(ctx, "q", "w")); len(ws) != 0 {
+		t.Errorf("workers after the rollbacks: %+v", ws)
+	}
+	// Committed: the piece is finished and its nacked message retried.
+	tx, err := client.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if err := client.NackTx(ctx, tx, msgs[0].BatchID, msgs[0], 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.AckTx(ctx, tx, msgs[0].BatchID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := client.AckResult(ctx, msgs[0].BatchID); ok || err != nil {
+		t.Errorf("AckResult after the committed AckTx = %v, %v; want false", ok, err)
+	}
+	c := must[pgque.ConsumerInfo](t, "consumer")(client.Consumer(ctx, "q", "c"))
+	if c.RetryPending != 1 || c.CurrentBatch != nil {
+		t.Errorf("after the commit: %+v; want one retry pending, no batch open", c)
 	}
 }

@@ -55,6 +55,13 @@ func (c *Client) ReceiveAsWorker(ctx context.Context, queue, consumer, worker st
 	return c.receivePiece(ctx, op, queue, consumer, max, &worker, &lease)
 }
 
+// ReceiveAsWorkerTx is ReceiveAsWorker inside tx (a pgx.Tx, or a
+// database/sql transaction through SQLTx); see ReceiveTx.
+func (c *Client) ReceiveAsWorkerTx(ctx context.Context, tx DBTX, queue, consumer, worker string, max int,
+	lease time.Duration) ([]Message, error) {
+	return c.inTx(tx).ReceiveAsWorker(ctx, queue, consumer, worker, max, lease)
+}
+
 // Heartbeat keeps the batch that the messages of batchID (a piece, as
 // Message.BatchID) came from the worker's own for lease from now.  It
 // reports false when that batch is no longer open: finished, or taken over
