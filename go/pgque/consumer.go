@@ -60,6 +60,7 @@ type consumerConfig struct {
 	singleReader    bool
 	lease           time.Duration
 	log             *slog.Logger
+	tx              bool
 }
 
 // WithPollInterval sets how long an idle consumer waits before it asks for
@@ -324,6 +325,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return invalid(op, "unknown type policy %d", c.cfg.unknown)
 	case c.cfg.singleReader && c.cfg.worker != "":
 		return invalid(op, "WithSingleReader and WithWorker(%q) exclude each other", c.cfg.worker)
+	case c.cfg.tx && c.cfg.concurrency > 1:
+		return invalid(op, "WithTransaction and WithConcurrency(%d) exclude each other: a transaction runs one handler at a time",
+			c.cfg.concurrency)
 	}
 	if err := checkLease(op, c.cfg.lease); err != nil {
 		return err
@@ -726,6 +730,18 @@ func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message
 		return true
 	}
 
+	handle := c.handle
+	var ptx *pieceTx
+	if c.cfg.tx {
+		tx, err := c.client.Pool().BeginTx(bctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+		if err != nil {
+			log.Error("pgque consumer: cannot begin the transaction of a batch; its messages will be delivered again",
+				"batch_id", msgs[0].BatchID, "err", err)
+			return
+		}
+		ptx = &pieceTx{tx: tx, ctx: bctx, abort: hcancel}
+		handle = func(hctx context.Context, log *slog.Logger, msg Message) result { return ptx.handle(c, hctx, log, msg) }
+	}
 	res := make([]result, len(msgs))
 	workers := min(c.cfg.concurrency, len(msgs))
 	if workers == 1 {
@@ -733,7 +749,7 @@ func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message
 			if !may() {
 				break
 			}
-			res[i] = c.handle(hctx, log, msgs[i])
+			res[i] = handle(hctx, log, msgs[i])
 		}
 	} else {
 		var next atomic.Int64
@@ -751,7 +767,17 @@ func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message
 		}
 		wg.Wait()
 	}
-	c.settle(ctx, log, msgs, res, context.Cause(hctx))
+	if ptx != nil {
+		defer ptx.tx.Rollback(bctx) //nolint:errcheck // after Commit it does nothing
+	}
+	if !c.settleable(log, msgs, res, context.Cause(hctx)) {
+		return
+	}
+	if ptx != nil {
+		ptx.settle(c, log, msgs, res)
+		return
+	}
+	c.settle(ctx, log, msgs, res)
 }
 
 // handle runs the message's handler, turning an error or a panic into a
@@ -799,16 +825,21 @@ const settleTimeout = 10 * time.Second
 // is left to be delivered again, rather than retried forever.
 const settleRefusals = 2 * nackFallbackAfter
 
-// settle nacks the failed messages of a fully handled piece and acks it,
-// retrying transient errors while the consumer runs.  A piece that was not
-// fully handled (cut by the shutdown timeout, or lost to another worker,
-// as cause says) is left unacknowledged, so it is delivered again.
-func (c *Consumer) settle(ctx context.Context, log *slog.Logger, msgs []Message, res []result, cause error) {
+// settleable reports whether a piece was fully handled, to be settled.  A
+// piece that was not (cut by the shutdown timeout, lost to another worker
+// or the reader lock, its transaction failed, as cause says) is left
+// unacknowledged, so it is delivered again.
+func (c *Consumer) settleable(log *slog.Logger, msgs []Message, res []result, cause error) bool {
 	piece := msgs[0].BatchID
 	if errors.Is(cause, errNotReader) {
 		log.Warn("pgque consumer: lost the single reader's lock (its listening connection); stopped handling the batch, which the new reader gets again",
 			"batch_id", piece, "messages", len(msgs))
-		return
+		return false
+	}
+	if errors.Is(cause, errTxBroken) {
+		log.Error("pgque consumer: the transaction of the batch failed; stopped handling it, and its messages will be delivered again",
+			"batch_id", piece, "err", cause)
+		return false
 	}
 	if errors.Is(cause, errPieceLost) {
 		left := 0
@@ -819,15 +850,22 @@ func (c *Consumer) settle(ctx context.Context, log *slog.Logger, msgs []Message,
 		}
 		log.Warn("pgque consumer: the batch was taken over by another worker (its lease ran out); stopped handling it, and its messages are handled there too",
 			"batch_id", piece, "messages", len(msgs), "not_handled_here", left)
-		return
+		return false
 	}
 	for _, r := range res {
 		if r.state == unhandled {
 			log.Info("pgque consumer: shutdown interrupted a batch; its messages will be delivered again",
 				"batch_id", piece, "messages", len(msgs))
-			return
+			return false
 		}
 	}
+	return true
+}
+
+// settle nacks the failed messages of a fully handled piece and acks it,
+// retrying transient errors while the consumer runs.
+func (c *Consumer) settle(ctx context.Context, log *slog.Logger, msgs []Message, res []result) {
+	piece := msgs[0].BatchID
 	b := newBackoff()
 	refused := 0 // attempts the server answered with an error
 	for attempt := 1; ; attempt++ {

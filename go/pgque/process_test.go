@@ -32,6 +32,7 @@ const (
 	childConsumer = "PGQUE_TEST_CHILD_CONSUMER" //
 	childLease    = "PGQUE_TEST_CHILD_LEASE"    // WithLease, when set
 	childSleep    = "PGQUE_TEST_CHILD_SLEEP"    // how long the handler takes per message
+	childTx       = "PGQUE_TEST_CHILD_TX"       // when set: WithTransaction, the handler writes to effects first
 )
 
 // ledgerSQL creates the table children record handled messages in: who
@@ -67,9 +68,18 @@ func childMain() {
 			fail(err)
 		}
 	}
+	inTx := os.Getenv(childTx) != ""
+	if inTx {
+		opts = append(opts, pgque.WithTransaction())
+	}
 	c := client.NewConsumer(os.Getenv(childQueue), os.Getenv(childConsumer), opts...)
 	pid := os.Getpid()
 	c.Handle("*", func(hctx context.Context, m pgque.Message) error {
+		if inTx {
+			if _, err := pgque.TxFromContext(hctx).Exec(hctx, `INSERT INTO effects VALUES ($1, 'tx')`, m.MsgID); err != nil {
+				return err
+			}
+		}
 		if _, err := pool.Exec(context.WithoutCancel(hctx), `INSERT INTO handled (pid, msg_id, piece) VALUES ($1, $2, $3)`,
 			pid, m.MsgID, m.BatchID); err != nil {
 			return err
@@ -444,5 +454,78 @@ func TestConsumerFrozenWorkerStops(t *testing.T) {
 func init() {
 	if os.Getenv(childDSN) != "" {
 		childMain()
+	}
+}
+
+// Consumers WithTransaction in processes killed with SIGKILL between a
+// handler's write and the commit of its piece: every event's write is
+// committed exactly once.  First a process whose handler blocks after its
+// write is killed (that write is undone and made again by the next
+// process); then two processes are killed at random while events are sent.
+func TestConsumerTransactionKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills processes for several seconds; skipped in -short mode")
+	}
+	ctx := context.Background()
+	client, pool, dsn := newProcessDB(t, "q")
+	if _, err := pool.Exec(ctx, effectsSQL); err != nil {
+		t.Fatal(err)
+	}
+	start := func(sleep string) *child {
+		return startChild(t, dsn, "q", "c", childTx+"=1", childLease+"=1s", childSleep+"="+sleep)
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 11))
+	ids := sendJobs(t, client, "q", 20, 5, rng)
+
+	blocked := start("1h")
+	waitFor(t, "the blocked handler's write", func() bool { return len(ledger(t, pool)) > 0 })
+	blocked.kill(t)
+	undone := ledger(t, pool)[0]
+	if undone.pid != blocked.cmd.Process.Pid {
+		t.Fatalf("ledger %+v, want the blocked process %d", undone, blocked.cmd.Process.Pid)
+	}
+
+	children := []*child{start("20ms"), start("20ms")}
+	kills := 0
+	for until := time.Now().Add(4 * time.Second); time.Now().Before(until); {
+		ids = append(ids, sendJobs(t, client, "q", 10, 10, rng)...)
+		time.Sleep(time.Duration(100+rng.IntN(200)) * time.Millisecond)
+		i := rng.IntN(len(children))
+		children[i].kill(t)
+		children[i] = start("20ms")
+		kills++
+	}
+	waitFor(t, "every event's write", func() bool {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(DISTINCT msg_id) FROM effects WHERE msg_id = ANY ($1)`, ids).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == len(ids)
+	})
+	for _, c := range children {
+		c.stop(t)
+	}
+
+	var dups []int64
+	if err := pool.QueryRow(ctx, `SELECT coalesce(array_agg(msg_id), '{}') FROM (SELECT msg_id FROM effects GROUP BY msg_id HAVING count(*) > 1) d`).Scan(&dups); err != nil {
+		t.Fatal(err)
+	}
+	if len(dups) > 0 {
+		t.Errorf("events whose writes were committed more than once: %v", dups)
+	}
+	handled := map[int64]int{}
+	hs := ledger(t, pool)
+	for _, h := range hs {
+		handled[h.msgID]++
+	}
+	if handled[undone.msgID] < 2 {
+		t.Errorf("event %d, whose handler was killed after its write, was handled %d times; want again after the kill",
+			undone.msgID, handled[undone.msgID])
+	}
+	t.Logf("%d events, %d handlings, %d kills", len(ids), len(hs), kills+1)
+	if len(hs) <= len(ids) {
+		t.Errorf("%d handlings of %d events: no handling was interrupted by a kill", len(hs), len(ids))
 	}
 }
