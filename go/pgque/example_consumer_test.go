@@ -276,3 +276,51 @@ func ExampleWithMaxCatchUp() {
 	// Output:
 	// handled 20000
 }
+
+// A handler whose writes commit with the acknowledgement of its message:
+// the invoice exists once per order, whatever crashes, and the event
+// announcing it is sent in the same transaction (an outbox).
+func ExampleWithTransaction() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, consumerExampleDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	for _, q := range []string{"orders", "invoices"} {
+		if _, err := client.CreateQueue(ctx, q); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if _, err := client.Pool().Exec(ctx, `CREATE TABLE invoices (order_id bigint PRIMARY KEY)`); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Send(ctx, "orders", pgque.Event{Type: "order.created", Payload: map[string]int{"id": 42}}); err != nil {
+		log.Fatal(err)
+	}
+
+	run, stop := context.WithCancel(ctx)
+	c := client.NewConsumer("orders", "billing", pgque.WithTransaction(), pgque.WithTicker())
+	c.Handle("order.created", func(ctx context.Context, msg pgque.Message) error {
+		defer stop() // the example ends after one message
+		tx := pgque.TxFromContext(ctx)
+		var id int64
+		err := tx.QueryRow(ctx, `INSERT INTO invoices SELECT ($1::jsonb->>'id')::bigint RETURNING order_id`,
+			msg.Payload).Scan(&id)
+		if err != nil {
+			return err // the insert is rolled back, the message nacked
+		}
+		_, err = client.SendTx(ctx, tx, "invoices", pgque.Event{Type: "invoice.created", Payload: map[string]int64{"order_id": id}})
+		return err
+	})
+	if err := c.Start(run); err != nil {
+		log.Fatal(err)
+	}
+	sent, err := client.FindEvents(ctx, "invoices", pgque.FindOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(sent), sent[0].Type)
+	// Output:
+	// 1 invoice.created
+}

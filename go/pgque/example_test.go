@@ -7,6 +7,7 @@ import (
 	"log"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgque/pgque/go/pgque"
@@ -226,6 +227,54 @@ func ExampleClient_Nack() {
 	// payment.capture (retry 0): retry
 	// payment.capture (retry 1): dead
 	// dead letter: payment.capture {"order":42} - payment service down
+}
+
+// Receiving, recording the work and acknowledging in one transaction: the
+// work is recorded once per message, and a rollback (here, the first
+// attempt fails) hands the same messages out again.
+func ExampleClient_ReceiveTx() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+	if _, err := client.Pool().Exec(ctx, `CREATE TABLE shipped (msg_id bigint PRIMARY KEY)`); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Send(ctx, "orders", pgque.Event{Type: "order.shipped", Payload: map[string]int{"order": 7}}); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.ForceTick(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+	for attempt := 1; attempt <= 2; attempt++ {
+		err := pgx.BeginFunc(ctx, client.Pool(), func(tx pgx.Tx) error {
+			msgs, err := client.ReceiveTx(ctx, tx, "orders", "processor", 100)
+			if err != nil || len(msgs) == 0 {
+				return err
+			}
+			for _, m := range msgs {
+				if _, err := tx.Exec(ctx, `INSERT INTO shipped VALUES ($1)`, m.MsgID); err != nil {
+					return err
+				}
+			}
+			if attempt == 1 {
+				return errors.New("the shipping service is down") // rolls it all back
+			}
+			fmt.Println("received", len(msgs), "in attempt", attempt)
+			return client.AckTx(ctx, tx, msgs[0].BatchID)
+		})
+		if err != nil {
+			fmt.Println("attempt", attempt, "failed:", err)
+		}
+	}
+	var n int
+	if err := client.Pool().QueryRow(ctx, `SELECT count(*) FROM shipped`).Scan(&n); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(n, "recorded")
+	// Output:
+	// attempt 1 failed: the shipping service is down
+	// received 1 in attempt 2
+	// 1 recorded
 }
 
 // A Ticker ticks queues within milliseconds of a commit and runs
