@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pgque/pgque/go/pgque"
 )
@@ -25,7 +24,8 @@ func RequireSent(ctx context.Context, tb testing.TB, client *pgque.Client, queue
 // RequireSentTx fails the test unless tx itself sent an event of eventType
 // ("": of any type) to queue, not committed yet, and returns those events,
 // newest first: for code that sends in the caller's transaction (an outbox).
-func RequireSentTx(ctx context.Context, tb testing.TB, client *pgque.Client, tx pgx.Tx, queue, eventType string) []pgque.SentEvent {
+// tx is a pgx.Tx, or a database/sql transaction through pgque.SQLTx.
+func RequireSentTx(ctx context.Context, tb testing.TB, client *pgque.Client, tx pgque.DBTX, queue, eventType string) []pgque.SentEvent {
 	tb.Helper()
 	evs, err := client.FindEventsTx(ctx, tx, queue, pgque.FindOptions{Type: eventType, ThisTransaction: true, Max: maxFind})
 	return requireSome(tb, evs, err, queue, eventType, " in this transaction")
@@ -41,7 +41,7 @@ func RequireNotSent(ctx context.Context, tb testing.TB, client *pgque.Client, qu
 
 // RequireNotSentTx fails the test if tx itself sent an event of eventType
 // ("": of any type) to queue.
-func RequireNotSentTx(ctx context.Context, tb testing.TB, client *pgque.Client, tx pgx.Tx, queue, eventType string) {
+func RequireNotSentTx(ctx context.Context, tb testing.TB, client *pgque.Client, tx pgque.DBTX, queue, eventType string) {
 	tb.Helper()
 	evs, err := client.FindEventsTx(ctx, tx, queue, pgque.FindOptions{Type: eventType, ThisTransaction: true, Max: 1})
 	requireNone(tb, evs, err, queue, eventType, " in this transaction")
