@@ -543,6 +543,14 @@ func TestScheduleCommands(t *testing.T) {
 		t.Errorf("schedules --json: %+v", sl)
 	}
 
+	// A PAYLOAD of null is a NULL payload, as for send and over HTTP.
+	c.ok("schedule", "create", "nullp", "jobs", "-t", "x", "--every", "1h", "null")
+	c.sql(`DO $$ BEGIN
+	         IF (SELECT payload IS NOT NULL FROM pgque.list_schedules() WHERE schedule_name = 'nullp') THEN
+	           RAISE 'payload %', (SELECT payload FROM pgque.list_schedules() WHERE schedule_name = 'nullp');
+	         END IF;
+	       END $$`)
+	c.ok("schedule", "drop", "nullp")
 	c.fails(exitNotFound, "queue 'nope' does not exist", "schedule", "create", "x", "nope", "-t", "x", "--every", "1h")
 	c.fails(exitUsage, "invalid cron expression", "schedule", "create", "x", "jobs", "-t", "x", "--cron", "61 * * * *")
 	c.fails(exitUsage, "--type is required", "schedule", "create", "x", "jobs", "--every", "1h")

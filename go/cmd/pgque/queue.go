@@ -179,11 +179,16 @@ digit.`,
 		if !created && !ifNotExists {
 			return conflict("queue '%s' already exists", args[0])
 		}
-		q, err := client.Queue(cmd.Context(), args[0])
-		if err != nil {
-			return err
+		// As the HTTP API answers the creation: the queue.
+		var body pgquehttp.Queue
+		if out.json {
+			q, err := client.Queue(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			body = wire.Queue(q)
 		}
-		return out.bind(cmd).print(wire.Queue(q), func(w io.Writer) {
+		return out.bind(cmd).print(body, func(w io.Writer) {
 			if created {
 				fmt.Fprintf(w, "queue '%s' created\n", args[0])
 			} else {

@@ -133,11 +133,13 @@ Cron expressions: 5 fields (minute hour day-of-month month day-of-week) or
 		if err != nil {
 			return err
 		}
-		sc, err := findSchedule(cmd.Context(), client, args[0])
-		if err != nil {
-			return err
+		var body pgquehttp.Schedule
+		if out.json {
+			if body, err = findSchedule(cmd.Context(), client, args[0]); err != nil {
+				return err
+			}
 		}
-		return out.bind(cmd).print(sc, func(w io.Writer) {
+		return out.bind(cmd).print(body, func(w io.Writer) {
 			if created {
 				fmt.Fprintf(w, "schedule '%s' created, first run %s\n", args[0], timeOr(&first, ""))
 			} else {
