@@ -176,9 +176,7 @@ func consumerPath(queue, consumer string) string {
 
 // Queues describes every queue.
 func (c *Client) Queues(ctx context.Context) ([]Queue, error) {
-	var out struct {
-		Queues []Queue `json:"queues"`
-	}
+	var out QueueList
 	err := c.do(ctx, http.MethodGet, "/v1/queues", nil, nil, &out)
 	return out.Queues, err
 }
@@ -249,9 +247,7 @@ func (c *Client) SendBatch(ctx context.Context, queue string, events []Event) ([
 
 // Consumers describes the consumers of a queue.
 func (c *Client) Consumers(ctx context.Context, queue string) ([]Consumer, error) {
-	var out struct {
-		Consumers []Consumer `json:"consumers"`
-	}
+	var out ConsumerList
 	err := c.do(ctx, http.MethodGet, queuePath(queue)+"/consumers", nil, nil, &out)
 	return out.Consumers, err
 }
@@ -347,9 +343,7 @@ func (c *Client) Heartbeat(ctx context.Context, batchID int64, lease time.Durati
 
 // Workers lists the cooperative workers of a consumer, by name.
 func (c *Client) Workers(ctx context.Context, queue, consumer string) ([]Worker, error) {
-	var out struct {
-		Workers []Worker `json:"workers"`
-	}
+	var out WorkerList
 	err := c.do(ctx, http.MethodGet, consumerPath(queue, consumer)+"/workers", nil, nil, &out)
 	return out.Workers, err
 }
@@ -404,9 +398,7 @@ func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]De
 	if limit != 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out struct {
-		DeadLetters []DeadLetter `json:"dead_letters"`
-	}
+	var out DeadLetterList
 	err := c.do(ctx, http.MethodGet, queuePath(queue)+"/dead-letters", q, nil, &out)
 	return out.DeadLetters, err
 }
@@ -433,9 +425,7 @@ func (c *Client) PurgeDeadLetters(ctx context.Context, queue string, olderThan t
 
 // Schedules describes every schedule, by name.
 func (c *Client) Schedules(ctx context.Context) ([]Schedule, error) {
-	var out struct {
-		Schedules []Schedule `json:"schedules"`
-	}
+	var out ScheduleList
 	err := c.do(ctx, http.MethodGet, "/v1/schedules", nil, nil, &out)
 	return out.Schedules, err
 }

@@ -57,6 +57,11 @@ type Queue struct {
 	LastError *StepFailure `json:"last_error"`
 }
 
+// QueueList answers GET /v1/queues.
+type QueueList struct {
+	Queues []Queue `json:"queues"`
+}
+
 // StepFailure is a recorded failure of one step of a queue's periodic work.
 type StepFailure struct {
 	Step     string    `json:"step"` // "tick", "rotate", "logs", "retry", "delayed", "delayed_store" or "dedup"
@@ -107,6 +112,11 @@ type Consumer struct {
 	WorkerBatches int `json:"worker_batches"`
 }
 
+// ConsumerList answers GET /v1/queues/{queue}/consumers.
+type ConsumerList struct {
+	Consumers []Consumer `json:"consumers"`
+}
+
 // Worker describes a cooperative worker of a consumer.
 type Worker struct {
 	Name string `json:"name"`
@@ -118,6 +128,11 @@ type Worker struct {
 	LeaseLeftSeconds *float64 `json:"lease_left_seconds"`
 	// LastSeenSeconds is the time since it last received, acked or heartbeated.
 	LastSeenSeconds float64 `json:"last_seen_seconds"`
+}
+
+// WorkerList answers GET .../consumers/{consumer}/workers.
+type WorkerList struct {
+	Workers []Worker `json:"workers"`
 }
 
 // SubscribeResponse is the body answering PUT .../consumers/{consumer}.
@@ -283,8 +298,15 @@ type DeadLetter struct {
 	Message  Message   `json:"message"`
 }
 
+// DeadLetterList answers GET /v1/queues/{queue}/dead-letters.
+type DeadLetterList struct {
+	DeadLetters []DeadLetter `json:"dead_letters"`
+}
+
 // ReplayResponse answers POST /v1/dead-letters/{id}/replay.
 type ReplayResponse struct {
+	// ID is the dead letter replayed, MsgID the message delivered again.
+	ID    int64 `json:"id"`
 	MsgID int64 `json:"msg_id"`
 }
 
@@ -330,6 +352,11 @@ type Schedule struct {
 	LastEventID *int64     `json:"last_event_id"`
 	Runs        int64      `json:"runs"`
 	CreatedAt   time.Time  `json:"created_at"`
+}
+
+// ScheduleList answers GET /v1/schedules.
+type ScheduleList struct {
+	Schedules []Schedule `json:"schedules"`
 }
 
 // Health answers /healthz and /readyz.

@@ -183,7 +183,7 @@ type output struct {
 // newOutput registers --json on cmd; call bind in RunE.
 func newOutput(cmd *cobra.Command) *output {
 	o := &output{}
-	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON instead of a table (field names are stable)")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON instead of a table (the HTTP API's bodies; see docs/operations.md)")
 	return o
 }
 
@@ -210,15 +210,11 @@ func (o *output) print(v any, table func(w io.Writer)) error {
 	return tw.Flush()
 }
 
-// printList prints items as a JSON array of toJSON(item), or as a table:
-// header, then row for each item.
-func printList[T, J any](o *output, cmd *cobra.Command, items []T, toJSON func(T) J,
+// printList prints body (the command's JSON, an HTTP API body) with
+// --json, or items as a table: header, then row for each item.
+func printList[T any](o *output, cmd *cobra.Command, body any, items []T,
 	header string, row func(w io.Writer, item T)) error {
-	js := make([]J, 0, len(items))
-	for _, it := range items {
-		js = append(js, toJSON(it))
-	}
-	return o.bind(cmd).print(js, func(w io.Writer) {
+	return o.bind(cmd).print(body, func(w io.Writer) {
 		fmt.Fprintln(w, header)
 		for _, it := range items {
 			row(w, it)
@@ -259,15 +255,6 @@ func durationOr(d *time.Duration, none string) string {
 	return fmtDuration(*d)
 }
 
-// secondsOrNil gives an optional duration in seconds, for JSON.
-func secondsOrNil(d *time.Duration) *float64 {
-	if d == nil {
-		return nil
-	}
-	v := d.Seconds()
-	return &v
-}
-
 // fmtDuration prints d compactly ("1h", "2h30m", "10s", "1.5ms"), in a form
 // PostgreSQL also accepts as an interval.
 func fmtDuration(d time.Duration) string {
@@ -289,18 +276,4 @@ func fmtDuration(d time.Duration) string {
 	}
 	// Not Go's "µs", which PostgreSQL does not read.
 	return strconv.FormatFloat(float64(d.Round(time.Microsecond))/float64(time.Millisecond), 'f', -1, 64) + "ms"
-}
-
-// jsonPayload gives a payload as it goes into JSON output: as is when it is
-// JSON, as a JSON string when it is other text (sent as text through SQL),
-// null when NULL ("").
-func jsonPayload(p string) json.RawMessage {
-	if p == "" {
-		return json.RawMessage("null")
-	}
-	if json.Valid([]byte(p)) {
-		return json.RawMessage(p)
-	}
-	b, _ := json.Marshal(p)
-	return b
 }

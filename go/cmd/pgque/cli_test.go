@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgque/pgque/go/pgque/pgquetest"
+	"github.com/pgque/pgque/go/pgquehttp"
 )
 
 var (
@@ -136,6 +137,15 @@ func (c *cli) okJSON(v any, args ...string) {
 	}
 }
 
+// received runs receive ARGS --json, which must succeed, and returns the
+// piece's messages.
+func (c *cli) received(args ...string) []pgquehttp.Message {
+	c.t.Helper()
+	var b pgquehttp.Batch
+	c.okJSON(&b, append([]string{"receive"}, args...)...)
+	return b.Messages
+}
+
 // fails runs a command that must exit with code, printing "pgque: ..." and
 // stderrHas on stderr and nothing on stdout.
 func (c *cli) fails(code int, stderrHas string, args ...string) {
@@ -203,16 +213,14 @@ func TestQueueCommands(t *testing.T) {
 		t.Errorf("create: %q", out)
 	}
 	c.fails(exitConflict, "queue 'orders' already exists", "queue", "create", "orders")
-	var created struct {
-		Queue   string `json:"queue"`
-		Created bool   `json:"created"`
-	}
+	// Both print the queue, as the HTTP API answers its creation.
+	var created pgquehttp.Queue
 	c.okJSON(&created, "queue", "create", "orders", "--if-not-exists")
-	if created.Queue != "orders" || created.Created {
+	if created.Name != "orders" || created.MaxRetries != 5 {
 		t.Errorf("create --if-not-exists: %+v", created)
 	}
 	c.okJSON(&created, "queue", "create", "audit")
-	if created.Queue != "audit" || !created.Created {
+	if created.Name != "audit" || created.Tables != 3 {
 		t.Errorf("create --json: %+v", created)
 	}
 	c.fails(exitUsage, "invalid queue name", "queue", "create", "bad name")
@@ -221,11 +229,11 @@ func TestQueueCommands(t *testing.T) {
 	if len(rows) != 3 || rows[0][0] != "QUEUE" || rows[1][0] != "audit" || rows[2][0] != "orders" {
 		t.Errorf("queues table: %q", rows)
 	}
-	var qs []queueJSON
-	c.okJSON(&qs, "queues")
-	if len(qs) != 2 || qs[1].Name != "orders" || qs[1].MaxRetries != 5 || qs[1].RetryBackoffBase != 10 ||
-		qs[1].Tables != 3 || qs[1].RotationPeriod != 7200 {
-		t.Errorf("queues --json: %+v", qs)
+	var ql pgquehttp.QueueList
+	c.okJSON(&ql, "queues")
+	if qs := ql.Queues; len(qs) != 2 || qs[1].Name != "orders" || qs[1].MaxRetries != 5 || qs[1].RetryBackoffBaseSeconds != 10 ||
+		qs[1].Tables != 3 || qs[1].RotationPeriodSeconds != 7200 {
+		t.Errorf("queues --json: %+v", ql)
 	}
 
 	out := c.ok("queue", "config", "orders", "max_retries=7", "ticker_max_lag = 250ms", "retry_backoff_cap=1h30m")
@@ -235,9 +243,9 @@ func TestQueueCommands(t *testing.T) {
 			t.Errorf("config: no %q in\n%s", want, out)
 		}
 	}
-	var q queueJSON
+	var q pgquehttp.Queue
 	c.okJSON(&q, "queue", "config", "orders")
-	if q.MaxRetries != 7 || q.TickerMaxLag != 0.25 || q.RetryBackoffCap != 5400 {
+	if q.MaxRetries != 7 || q.TickerMaxLagSeconds != 0.25 || q.RetryBackoffCapSeconds != 5400 {
 		t.Errorf("config --json: %+v", q)
 	}
 	// The values printed are valid input.
@@ -252,12 +260,9 @@ func TestQueueCommands(t *testing.T) {
 		t.Errorf("drop: %q", out)
 	}
 	c.fails(exitNotFound, "queue 'orders' does not exist", "queue", "drop", "orders")
-	var dropped struct {
-		Queue   string `json:"queue"`
-		Dropped bool   `json:"dropped"`
-	}
+	dropped := deleted{true}
 	c.okJSON(&dropped, "queue", "drop", "orders", "--if-exists")
-	if dropped.Queue != "orders" || dropped.Dropped {
+	if dropped.Deleted {
 		t.Errorf("drop --if-exists: %+v", dropped)
 	}
 }
@@ -281,26 +286,23 @@ func TestSubscriptions(t *testing.T) {
 	c.sql(`SELECT pgque.send('orders', 'x', '1'::jsonb)`)
 	c.sql(`SELECT pgque.force_tick('orders')`)
 	c.ok("receive", "orders", "billing", "--single-reader")
-	var cs []consumerJSON
-	c.okJSON(&cs, "consumers")
-	if len(cs) != 2 || cs[1].Consumer != "billing" || cs[1].Queue != "orders" || cs[1].CurrentBatch == nil ||
+	var cl pgquehttp.ConsumerList
+	c.okJSON(&cl, "consumers")
+	if cs := cl.Consumers; len(cs) != 2 || cs[1].Name != "billing" || cs[1].Queue != "orders" || cs[1].CurrentBatch == nil ||
 		cs[1].PendingEvents != 1 || cs[0].CurrentBatch != nil || cs[1].BlockingRotation ||
 		cs[1].BatchAgeSeconds == nil || *cs[1].BatchAgeSeconds < 0 || cs[0].BatchAgeSeconds != nil {
-		t.Errorf("consumers --json: %+v", cs)
+		t.Errorf("consumers --json: %+v", cl)
 	}
 	c.fails(exitNotFound, "queue 'nope' does not exist", "consumers", "nope")
 
-	var res struct {
-		Queue, Consumer string
-		Changed         bool
-	}
+	var res deleted
 	c.okJSON(&res, "unsubscribe", "orders", "billing")
-	if res.Queue != "orders" || res.Consumer != "billing" || !res.Changed {
+	if !res.Deleted {
 		t.Errorf("unsubscribe --json: %+v", res)
 	}
 	c.fails(exitNotFound, "consumer 'billing' is not subscribed", "unsubscribe", "orders", "billing")
 	c.okJSON(&res, "unsubscribe", "orders", "billing", "--if-exists")
-	if res.Changed {
+	if res.Deleted {
 		t.Errorf("unsubscribe --if-exists: %+v", res)
 	}
 }
@@ -313,9 +315,7 @@ func TestSendReceiveAck(t *testing.T) {
 	if out := c.ok("send", "orders", "--type", "order.created", `{"id": 1}`, "--extra1", "eu", "--extra4", ""); out != "1\n" {
 		t.Errorf("send: %q", out)
 	}
-	var sent struct {
-		IDs []int64 `json:"ids"`
-	}
+	var sent pgquehttp.SendBatchResponse
 	c.okJSON(&sent, "send", "orders", "-t", "note", `"hello"`)
 	if len(sent.IDs) != 1 || sent.IDs[0] != 2 {
 		t.Errorf("send --json: %+v", sent)
@@ -342,8 +342,8 @@ func TestSendReceiveAck(t *testing.T) {
 	c.sql(`SELECT pgque.send('orders', 'text', 'plain text')`)
 
 	// Nothing before a tick.
-	var msgs []messageJSON
-	c.okJSON(&msgs, "receive", "orders", "billing")
+	var msgs []pgquehttp.Message
+	msgs = c.received("orders", "billing")
 	if len(msgs) != 0 {
 		t.Errorf("receive before a tick: %+v", msgs)
 	}
@@ -360,7 +360,7 @@ func TestSendReceiveAck(t *testing.T) {
 		rows[2][5] != `"hello"` || rows[1][1] != rows[2][1] {
 		t.Errorf("receive table: %q", rows)
 	}
-	c.okJSON(&msgs, "receive", "orders", "billing", "--single-reader", "--max", "1000")
+	msgs = c.received("orders", "billing", "--single-reader", "--max", "1000")
 	if len(msgs) != 255 {
 		t.Fatalf("receive --json: %d messages, want 255", len(msgs))
 	}
@@ -382,23 +382,20 @@ func TestSendReceiveAck(t *testing.T) {
 
 	// Not acknowledged: the same messages again, as a new piece.
 	piece := msgs[0].BatchID
-	c.okJSON(&msgs, "receive", "orders", "billing", "--single-reader", "--max", "1000")
+	msgs = c.received("orders", "billing", "--single-reader", "--max", "1000")
 	if len(msgs) != 255 || msgs[0].MsgID != 1 || msgs[0].BatchID == piece {
 		t.Errorf("receive again: %d messages, first %+v", len(msgs), msgs[0])
 	}
 	// The id of the whole batch is not what ack takes.
-	var cs []consumerJSON
-	c.okJSON(&cs, "consumers", "orders")
-	if len(cs) != 1 || cs[0].CurrentBatch == nil {
-		t.Fatalf("consumers: %+v", cs)
+	var cl pgquehttp.ConsumerList
+	c.okJSON(&cl, "consumers", "orders")
+	if len(cl.Consumers) != 1 || cl.Consumers[0].CurrentBatch == nil {
+		t.Fatalf("consumers: %+v", cl)
 	}
-	c.fails(exitUsage, "is the id of a batch, not of a piece", "ack", fmt.Sprint(*cs[0].CurrentBatch))
-	var acked struct {
-		BatchID int64 `json:"batch_id"`
-		Acked   bool  `json:"acked"`
-	}
+	c.fails(exitUsage, "is the id of a batch, not of a piece", "ack", fmt.Sprint(*cl.Consumers[0].CurrentBatch))
+	var acked pgquehttp.AckResponse
 	c.okJSON(&acked, "ack", fmt.Sprint(piece))
-	if acked.BatchID != piece || !acked.Acked {
+	if !acked.Acked {
 		t.Errorf("ack --json: %+v", acked)
 	}
 	c.fails(exitNotFound, "nothing to acknowledge", "ack", fmt.Sprint(piece))
@@ -410,16 +407,16 @@ func TestSendReceiveAck(t *testing.T) {
 		c.ok("send", "orders", "-t", "y", fmt.Sprint(i))
 	}
 	c.sql(`SELECT pgque.force_tick('orders')`)
-	var got1, got2 []messageJSON
-	c.okJSON(&got1, "receive", "orders", "billing", "--max", "2")
-	c.okJSON(&got2, "receive", "orders", "billing", "--max", "2")
+	var got1, got2 []pgquehttp.Message
+	got1 = c.received("orders", "billing", "--max", "2")
+	got2 = c.received("orders", "billing", "--max", "2")
 	if len(got1) != 2 || len(got2) != 2 || got1[0].MsgID == got2[0].MsgID || got1[0].BatchID == got2[0].BatchID {
 		t.Fatalf("two receives: %+v and %+v; want different messages", got1, got2)
 	}
-	var peeked []peekedJSON
-	c.okJSON(&peeked, "peek", "orders", "billing")
-	if len(peeked) != 4 || !strings.HasPrefix(peeked[0].Worker, "cli-") || peeked[0].Worker == peeked[3].Worker {
-		t.Errorf("peek: %+v", peeked)
+	var pr pgquehttp.PeekResponse
+	c.okJSON(&pr, "peek", "orders", "billing")
+	if peeked := pr.Messages; len(peeked) != 4 || !strings.HasPrefix(peeked[0].Worker, "cli-") || peeked[0].Worker == peeked[3].Worker {
+		t.Errorf("peek: %+v", pr)
 	}
 	if rows := tableRows(c.ok("peek", "orders", "billing", "--max", "1")); len(rows) != 2 || rows[0][2] != "WORKER" {
 		t.Errorf("peek table: %q", rows)
@@ -431,21 +428,21 @@ func TestSendReceiveAck(t *testing.T) {
 	}
 
 	// --ack: acknowledged, and its worker forgotten; the next receive has nothing.
-	var ws []workerJSON
+	var ws pgquehttp.WorkerList
 	c.okJSON(&ws, "workers", "orders", "billing")
 	c.ok("send", "orders", "-t", "x", "1")
 	c.sql(`SELECT pgque.force_tick('orders')`)
-	c.okJSON(&msgs, "receive", "orders", "billing", "--ack")
+	msgs = c.received("orders", "billing", "--ack")
 	if len(msgs) != 1 || msgs[0].Type != "x" {
 		t.Errorf("receive --ack: %d messages, first %+v", len(msgs), msgs[0])
 	}
-	c.okJSON(&msgs, "receive", "orders", "billing")
+	msgs = c.received("orders", "billing")
 	if len(msgs) != 0 {
 		t.Errorf("receive after --ack: %+v", msgs)
 	}
-	var after []workerJSON
+	var after pgquehttp.WorkerList
 	c.okJSON(&after, "workers", "orders", "billing")
-	if len(after) != len(ws) {
+	if len(after.Workers) != len(ws.Workers) {
 		t.Errorf("workers before %+v, after receive --ack %+v; want the same", ws, after)
 	}
 
@@ -471,25 +468,22 @@ func TestPauseResume(t *testing.T) {
 	if len(rows) != 2 || rows[0][8] != "PAUSED" || rows[1][8] != "yes" || rows[0][10] != "ERRORS" || rows[1][10] != "0" {
 		t.Errorf("queues table: %q", rows)
 	}
-	var qs []queueJSON
-	c.okJSON(&qs, "queues")
-	if len(qs) != 1 || !qs[0].Paused || qs[0].PausedAt == nil || qs[0].EventBytes <= 0 {
-		t.Errorf("queues --json: %+v", qs)
+	var ql pgquehttp.QueueList
+	c.okJSON(&ql, "queues")
+	if qs := ql.Queues; len(qs) != 1 || !qs[0].Paused || qs[0].PausedAt == nil || qs[0].EventBytes <= 0 {
+		t.Errorf("queues --json: %+v", ql)
 	}
 	// Nothing is handed out while paused.
 	c.ok("send", "orders", "-t", "x", "1")
 	c.sql(`SELECT pgque.force_tick('orders')`)
-	var msgs []messageJSON
-	c.okJSON(&msgs, "receive", "orders", "billing")
+	var msgs []pgquehttp.Message
+	msgs = c.received("orders", "billing")
 	if len(msgs) != 0 {
 		t.Errorf("received while paused: %+v", msgs)
 	}
-	var res struct {
-		Queue   string `json:"queue"`
-		Changed bool   `json:"changed"`
-	}
+	var res pgquehttp.PauseResponse
 	c.okJSON(&res, "queue", "resume", "orders")
-	if res.Queue != "orders" || !res.Changed {
+	if !res.Changed {
 		t.Errorf("resume --json: %+v", res)
 	}
 	if out := c.ok("queue", "resume", "orders"); out != "queue 'orders' is not paused\n" {
@@ -498,7 +492,7 @@ func TestPauseResume(t *testing.T) {
 	if rows := tableRows(c.ok("queues")); rows[1][8] != "no" {
 		t.Errorf("queues table after resuming: %q", rows)
 	}
-	c.okJSON(&msgs, "receive", "orders", "billing")
+	msgs = c.received("orders", "billing")
 	if len(msgs) != 1 {
 		t.Errorf("received after resuming: %+v", msgs)
 	}
@@ -515,25 +509,23 @@ func TestScheduleCommands(t *testing.T) {
 	if !regexp.MustCompile(`^schedule 'cleanup' created, first run \d{4}-\d\d-\d\dT\d\d:(05|20|35|50):00Z\n$`).MatchString(out) {
 		t.Errorf("create: %q", out)
 	}
-	var created struct {
-		Schedule string     `json:"schedule"`
-		Created  bool       `json:"created"`
-		NextRun  *time.Time `json:"next_run"`
-	}
+	// It prints the schedule, as the HTTP API answers its creation.
+	var created pgquehttp.Schedule
 	c.okJSON(&created, "schedule", "create", "nightly", "jobs", "-t", "report", "--cron", "0 3 * * *",
 		"--tz", "Europe/Berlin", `{"scope": "day"}`)
 	berlin, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if created.Schedule != "nightly" || !created.Created || created.NextRun == nil || created.NextRun.In(berlin).Hour() != 3 {
+	if created.Name != "nightly" || created.Queue != "jobs" || created.NextRun.In(berlin).Hour() != 3 || created.Runs != 0 {
 		t.Errorf("create --json: %+v", created)
 	}
 	c.fails(exitConflict, "schedule 'nightly' already exists", "schedule", "create", "nightly", "jobs", "-t", "x", "--every", "1h")
-	created.Created, created.NextRun = true, nil
-	c.okJSON(&created, "schedule", "create", "nightly", "jobs", "-t", "x", "--every", "1h", "--if-not-exists")
-	if created.Created || created.NextRun != nil {
-		t.Errorf("create --if-not-exists: %+v", created)
+	// With --if-not-exists, the existing one, unchanged.
+	var existing pgquehttp.Schedule
+	c.okJSON(&existing, "schedule", "create", "nightly", "jobs", "-t", "x", "--every", "1h", "--if-not-exists")
+	if existing.Type != "report" || existing.Cron == nil || !existing.NextRun.Equal(created.NextRun) {
+		t.Errorf("create --if-not-exists: %+v", existing)
 	}
 
 	rows := tableRows(c.ok("schedules"))
@@ -542,15 +534,23 @@ func TestScheduleCommands(t *testing.T) {
 		strings.Join(rows[2][7:], " ") != "cron 0 3 * * *" {
 		t.Errorf("schedules table: %q", rows)
 	}
-	var ss []scheduleJSON
-	c.okJSON(&ss, "schedules")
-	if len(ss) != 2 || ss[0].Schedule != "cleanup" || ss[0].EverySeconds == nil || *ss[0].EverySeconds != 900 ||
+	var sl pgquehttp.ScheduleList
+	c.okJSON(&sl, "schedules")
+	if ss := sl.Schedules; len(ss) != 2 || ss[0].Name != "cleanup" || ss[0].EverySeconds == nil || *ss[0].EverySeconds != 900 ||
 		ss[0].Cron != nil || string(ss[0].Payload) != "null" || ss[0].Type != "cleanup" || ss[0].Runs != 0 ||
 		ss[1].Cron == nil || *ss[1].Cron != "0 3 * * *" || compact(ss[1].Payload) != `{"scope":"day"}` ||
 		ss[1].EverySeconds != nil || ss[1].TimeZone != "Europe/Berlin" {
-		t.Errorf("schedules --json: %+v", ss)
+		t.Errorf("schedules --json: %+v", sl)
 	}
 
+	// A PAYLOAD of null is a NULL payload, as for send and over HTTP.
+	c.ok("schedule", "create", "nullp", "jobs", "-t", "x", "--every", "1h", "null")
+	c.sql(`DO $$ BEGIN
+	         IF (SELECT payload IS NOT NULL FROM pgque.list_schedules() WHERE schedule_name = 'nullp') THEN
+	           RAISE 'payload %', (SELECT payload FROM pgque.list_schedules() WHERE schedule_name = 'nullp');
+	         END IF;
+	       END $$`)
+	c.ok("schedule", "drop", "nullp")
 	c.fails(exitNotFound, "queue 'nope' does not exist", "schedule", "create", "x", "nope", "-t", "x", "--every", "1h")
 	c.fails(exitUsage, "invalid cron expression", "schedule", "create", "x", "jobs", "-t", "x", "--cron", "61 * * * *")
 	c.fails(exitUsage, "--type is required", "schedule", "create", "x", "jobs", "--every", "1h")
@@ -565,17 +565,15 @@ func TestScheduleCommands(t *testing.T) {
 		t.Errorf("drop: %q", out)
 	}
 	c.fails(exitNotFound, "schedule 'cleanup' does not exist", "schedule", "drop", "cleanup")
-	var dropped struct {
-		Schedule string `json:"schedule"`
-		Dropped  bool   `json:"dropped"`
-	}
+	dropped := deleted{true}
 	c.okJSON(&dropped, "schedule", "drop", "cleanup", "--if-exists")
-	if dropped.Schedule != "cleanup" || dropped.Dropped {
+	if dropped.Deleted {
 		t.Errorf("drop --if-exists: %+v", dropped)
 	}
-	c.okJSON(&ss, "schedules")
-	if len(ss) != 1 || ss[0].Schedule != "nightly" {
-		t.Errorf("schedules after the drop: %+v", ss)
+	sl = pgquehttp.ScheduleList{}
+	c.okJSON(&sl, "schedules")
+	if len(sl.Schedules) != 1 || sl.Schedules[0].Name != "nightly" {
+		t.Errorf("schedules after the drop: %+v", sl)
 	}
 }
 
@@ -588,13 +586,13 @@ func TestWorkerCommands(t *testing.T) {
 	}
 	c.ok("send", "orders", "-t", "a", "1")
 	c.sql(`SELECT pgque.force_tick('orders')`)
-	var msgs []messageJSON
-	c.okJSON(&msgs, "receive", "orders", "billing", "--worker", "w1", "--lease", "2m")
+	var msgs []pgquehttp.Message
+	msgs = c.received("orders", "billing", "--worker", "w1", "--lease", "2m")
 	if len(msgs) != 1 || msgs[0].Type != "a" {
 		t.Fatalf("receive --worker: %+v", msgs)
 	}
 	// Nothing left for w2, which is not even made a worker row.
-	c.okJSON(&msgs, "receive", "orders", "billing", "--worker", "w2")
+	msgs = c.received("orders", "billing", "--worker", "w2")
 	if len(msgs) != 0 {
 		t.Errorf("receive --worker w2: %+v", msgs)
 	}
@@ -602,20 +600,20 @@ func TestWorkerCommands(t *testing.T) {
 	if len(rows) != 2 || rows[1][0] != "w1" || rows[1][1] == "-" || rows[1][2] != "2m0s" && !strings.HasPrefix(rows[1][2], "1m59") {
 		t.Errorf("workers table: %q", rows)
 	}
-	var ws []workerJSON
-	c.okJSON(&ws, "workers", "orders", "billing")
-	if len(ws) != 1 || ws[0].Worker != "w1" || ws[0].Queue != "orders" || ws[0].Consumer != "billing" ||
+	var wl pgquehttp.WorkerList
+	c.okJSON(&wl, "workers", "orders", "billing")
+	if ws := wl.Workers; len(ws) != 1 || ws[0].Name != "w1" ||
 		ws[0].BatchID == nil || ws[0].LeaseLeftSeconds == nil || *ws[0].LeaseLeftSeconds <= 60 {
-		t.Errorf("workers --json: %+v", ws)
+		t.Errorf("workers --json: %+v", wl)
 	}
 	// --ack finishes the worker's batch.
-	c.okJSON(&msgs, "receive", "orders", "billing", "--worker", "w1", "--ack")
+	msgs = c.received("orders", "billing", "--worker", "w1", "--ack")
 	if len(msgs) != 1 {
 		t.Errorf("receive --worker --ack: %+v", msgs)
 	}
-	c.okJSON(&ws, "workers", "orders", "billing")
-	if ws[0].BatchID != nil {
-		t.Errorf("w1 after --ack: %+v", ws[0])
+	c.okJSON(&wl, "workers", "orders", "billing")
+	if wl.Workers[0].BatchID != nil {
+		t.Errorf("w1 after --ack: %+v", wl.Workers[0])
 	}
 	// A plain reader's batch open: workers must wait.
 	c.ok("send", "orders", "-t", "b", "2")
@@ -660,8 +658,8 @@ func TestNackAndDeadLetters(t *testing.T) {
 	c.ok("send", "orders", "-t", "a", `{"n": 1}`)
 	c.ok("send", "orders", "-t", "b", `{"n": 2}`)
 	c.sql(`SELECT pgque.force_tick('orders')`)
-	var got []messageJSON
-	c.okJSON(&got, "receive", "orders", "billing")
+	var got []pgquehttp.Message
+	got = c.received("orders", "billing")
 	if len(got) != 2 {
 		t.Fatalf("receive: %+v", got)
 	}
@@ -678,18 +676,14 @@ func TestNackAndDeadLetters(t *testing.T) {
 	c.sql(`UPDATE pgque.retry_queue SET rq_due = now() - interval '1 second'`)
 	c.sql(`SELECT pgque.maint()`)
 	c.sql(`SELECT pgque.force_tick('orders')`)
-	var msgs []messageJSON
-	c.okJSON(&msgs, "receive", "orders", "billing")
+	var msgs []pgquehttp.Message
+	msgs = c.received("orders", "billing")
 	if len(msgs) != 1 || msgs[0].MsgID != 1 || msgs[0].RetryCount == nil || *msgs[0].RetryCount != 1 {
 		t.Fatalf("retry: %+v", msgs)
 	}
-	var nacked struct {
-		BatchID int64  `json:"batch_id"`
-		MsgID   int64  `json:"msg_id"`
-		Outcome string `json:"outcome"`
-	}
+	var nacked pgquehttp.NackResponse
 	c.okJSON(&nacked, "nack", fmt.Sprint(msgs[0].BatchID), "1", "--reason", "still\tdown")
-	if nacked.Outcome != "dead" || nacked.MsgID != 1 || nacked.BatchID != msgs[0].BatchID {
+	if nacked.Outcome != pgquehttp.OutcomeDead {
 		t.Errorf("nack --json: %+v", nacked)
 	}
 	c.ok("ack", fmt.Sprint(msgs[0].BatchID))
@@ -699,26 +693,23 @@ func TestNackAndDeadLetters(t *testing.T) {
 		rows[1][3] != `still\tdown` || rows[1][4] != "1" || rows[1][5] != "a" || rows[1][6] != "1" {
 		t.Errorf("dlq list: %q", rows)
 	}
-	var dls []deadLetterJSON
-	c.okJSON(&dls, "dlq", "list", "orders")
-	if len(dls) != 1 || dls[0].ID != 1 || dls[0].Consumer != "billing" || dls[0].Reason == nil ||
-		*dls[0].Reason != "still\tdown" || dls[0].MsgID != 1 || compact(dls[0].Payload) != `{"n":1}` ||
-		dls[0].DeadAt.IsZero() || dls[0].BatchID != 0 {
-		t.Errorf("dlq list --json: %+v", dls)
+	var dll pgquehttp.DeadLetterList
+	c.okJSON(&dll, "dlq", "list", "orders")
+	if dls := dll.DeadLetters; len(dls) != 1 || dls[0].ID != 1 || dls[0].Consumer != "billing" || dls[0].Reason == nil ||
+		*dls[0].Reason != "still\tdown" || dls[0].Message.MsgID != 1 || compact(dls[0].Message.Payload) != `{"n":1}` ||
+		dls[0].DeadAt.IsZero() || dls[0].Message.BatchID != 0 {
+		t.Errorf("dlq list --json: %+v", dll)
 	}
 	c.fails(exitNotFound, "queue 'nope' does not exist", "dlq", "list", "nope")
 
-	var replayed []struct {
-		ID    int64 `json:"dl_id"`
-		MsgID int64 `json:"msg_id"`
-	}
+	var replayed []pgquehttp.ReplayResponse
 	c.okJSON(&replayed, "dlq", "replay", "1")
 	if len(replayed) != 1 || replayed[0].ID != 1 || replayed[0].MsgID != 1 {
 		t.Errorf("dlq replay --json: %+v", replayed)
 	}
 	c.fails(exitNotFound, "dead letter 1 does not exist", "dlq", "replay", "1")
 	c.sql(`SELECT pgque.force_tick('orders')`)
-	c.okJSON(&msgs, "receive", "orders", "billing")
+	msgs = c.received("orders", "billing")
 	if len(msgs) != 1 || msgs[0].MsgID != 1 || msgs[0].RetryCount != nil {
 		t.Fatalf("replayed: %+v", msgs)
 	}
@@ -731,12 +722,9 @@ func TestNackAndDeadLetters(t *testing.T) {
 	if out := c.ok("dlq", "purge", "orders", "--older-than", "1h"); out != "0 dead letter(s) purged\n" {
 		t.Errorf("purge --older-than: %q", out)
 	}
-	var purged struct {
-		Queue  string `json:"queue"`
-		Purged int    `json:"purged"`
-	}
+	var purged pgquehttp.PurgeResponse
 	c.okJSON(&purged, "dlq", "purge", "orders", "--all")
-	if purged.Queue != "orders" || purged.Purged != 1 {
+	if purged.Purged != 1 {
 		t.Errorf("purge --all --json: %+v", purged)
 	}
 }
@@ -798,7 +786,7 @@ func TestUsageErrors(t *testing.T) {
 	// $PGQUE_DSN works, and help does not print it.
 	cmd := command(context.Background(), "queues", "--json")
 	cmd.Env = append(cmd.Env, "PGQUE_DSN="+c.dsn)
-	if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != "[]" {
+	if out, err := cmd.Output(); err != nil || compact(out) != `{"queues":[]}` {
 		t.Errorf("queues with $PGQUE_DSN: %v, %q", err, out)
 	}
 	cmd = command(context.Background(), "--help")
@@ -899,8 +887,8 @@ func TestTicker(t *testing.T) {
 	if _, err := listener.WaitForNotification(wctx); err != nil {
 		t.Fatalf("no tick from `pgque ticker`: %v\nstderr:\n%s", err, stderr)
 	}
-	var msgs []messageJSON
-	c.okJSON(&msgs, "receive", "orders", "billing")
+	var msgs []pgquehttp.Message
+	msgs = c.received("orders", "billing")
 	if len(msgs) != 1 {
 		t.Errorf("after the tick: %+v", msgs)
 	}
@@ -970,10 +958,10 @@ func TestDemoWithDSN(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^Queue demo_[0-9a-f]{8} dropped\.$`).MatchString(r.stdout) {
 		t.Errorf("queue not dropped:\n%s", r.stdout)
 	}
-	var qs []queueJSON
-	c.okJSON(&qs, "queues")
-	if len(qs) != 0 {
-		t.Errorf("queues left behind: %+v", qs)
+	var ql pgquehttp.QueueList
+	c.okJSON(&ql, "queues")
+	if len(ql.Queues) != 0 {
+		t.Errorf("queues left behind: %+v", ql)
 	}
 
 	// Interrupted: it stops cleanly, with a summary, and exits 0.
@@ -990,9 +978,9 @@ func TestDemoWithDSN(t *testing.T) {
 	if !strings.Contains(strings.Join(seen, "\n"), "Interrupted: stopping.") {
 		t.Errorf("interrupt not reported:\n%s", strings.Join(seen, "\n"))
 	}
-	c.okJSON(&qs, "queues")
-	if len(qs) != 0 {
-		t.Errorf("queues left behind after SIGINT: %+v", qs)
+	c.okJSON(&ql, "queues")
+	if len(ql.Queues) != 0 {
+		t.Errorf("queues left behind after SIGINT: %+v", ql)
 	}
 
 	// A reader that goes away does not keep it from cleaning up.
@@ -1015,9 +1003,9 @@ func TestDemoWithDSN(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("demo with its reader gone: %v, stderr %q", err, stderr)
 	}
-	c.okJSON(&qs, "queues")
-	if len(qs) != 0 {
-		t.Errorf("queues left behind by the demo without a reader: %+v", qs)
+	c.okJSON(&ql, "queues")
+	if len(ql.Queues) != 0 {
+		t.Errorf("queues left behind by the demo without a reader: %+v", ql)
 	}
 
 	// Without pgque in the database it says so.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgque/pgque/go/internal/wire"
 	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/pgquehttp"
 )
 
 func newSubscribeCmd(g *globals) *cobra.Command {
@@ -39,7 +40,7 @@ its own.`,
 		if !changed && !ifNotExists {
 			return conflict("consumer '%s' is already subscribed to queue '%s'", args[1], args[0])
 		}
-		return printSubscription(out.bind(cmd), args, changed,
+		return printSubscription(out.bind(cmd), pgquehttp.SubscribeResponse{Created: changed}, changed,
 			fmt.Sprintf("consumer '%s' subscribed to queue '%s'", args[1], args[0]),
 			fmt.Sprintf("consumer '%s' is subscribed to queue '%s' already", args[1], args[0]))
 	}
@@ -71,43 +72,21 @@ stopped for good must be unsubscribed, or the queue's tables cannot rotate.`,
 		if !changed && !ifExists {
 			return notFound("consumer '%s' is not subscribed to queue '%s'", args[1], args[0])
 		}
-		return printSubscription(out.bind(cmd), args, changed,
+		return printSubscription(out.bind(cmd), deleted{changed}, changed,
 			fmt.Sprintf("consumer '%s' unsubscribed from queue '%s'", args[1], args[0]),
 			fmt.Sprintf("consumer '%s' is not subscribed to queue '%s'", args[1], args[0]))
 	}
 	return cmd
 }
 
-func printSubscription(out *output, args []string, changed bool, done, unchanged string) error {
-	res := struct {
-		Queue    string `json:"queue"`
-		Consumer string `json:"consumer"`
-		Changed  bool   `json:"changed"`
-	}{args[0], args[1], changed}
-	return out.print(res, func(w io.Writer) {
+func printSubscription(out *output, body any, changed bool, done, unchanged string) error {
+	return out.print(body, func(w io.Writer) {
 		if changed {
 			fmt.Fprintln(w, done)
 		} else {
 			fmt.Fprintln(w, unchanged)
 		}
 	})
-}
-
-// consumerJSON is a subscription in JSON output.
-type consumerJSON struct {
-	Queue            string   `json:"queue"`
-	Consumer         string   `json:"consumer"`
-	LagSeconds       float64  `json:"lag_seconds"`
-	LastSeenSeconds  float64  `json:"last_seen_seconds"`
-	LastTick         int64    `json:"last_tick"`
-	CurrentBatch     *int64   `json:"current_batch"`
-	NextTick         *int64   `json:"next_tick"`
-	PendingEvents    int64    `json:"pending_events"`
-	RetryPending     int64    `json:"retry_pending"`
-	DeadLetters      int64    `json:"dead_letters"`
-	BlockingRotation bool     `json:"blocking_rotation"`
-	BatchAgeSeconds  *float64 `json:"batch_age_seconds"`
-	WorkerBatches    int      `json:"worker_batches"`
 }
 
 func newConsumersCmd(g *globals) *cobra.Command {
@@ -140,15 +119,7 @@ docs/operations.md).`,
 		if err != nil {
 			return err
 		}
-		return printList(out, cmd, cs, func(c pgque.ConsumerInfo) consumerJSON {
-			return consumerJSON{
-				Queue: c.Queue, Consumer: c.Name, LagSeconds: c.Lag.Seconds(), LastSeenSeconds: c.LastSeen.Seconds(),
-				LastTick: c.LastTick, CurrentBatch: c.CurrentBatch, NextTick: c.NextTick,
-				PendingEvents: c.PendingEvents, RetryPending: c.RetryPending, DeadLetters: c.DeadLetters,
-				BlockingRotation: c.BlockingRotation, BatchAgeSeconds: secondsOrNil(c.BatchAge),
-				WorkerBatches: c.WorkerBatches,
-			}
-		}, "QUEUE\tCONSUMER\tLAG\tLAST_SEEN\tPENDING\tBATCH\tBATCH_AGE\tRETRY_PENDING\tDEAD_LETTERS\tBLOCKING\tWORKERS",
+		return printList(out, cmd, wire.Consumers(cs), cs, "QUEUE\tCONSUMER\tLAG\tLAST_SEEN\tPENDING\tBATCH\tBATCH_AGE\tRETRY_PENDING\tDEAD_LETTERS\tBLOCKING\tWORKERS",
 			func(w io.Writer, c pgque.ConsumerInfo) {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%d\n", c.Queue, c.Name, fmtDuration(c.Lag),
 					fmtDuration(c.LastSeen), c.PendingEvents, intOr(c.CurrentBatch, "-"), durationOr(c.BatchAge, "-"),
@@ -156,26 +127,6 @@ docs/operations.md).`,
 			})
 	}
 	return cmd
-}
-
-// messageJSON is a message in JSON output.
-type messageJSON struct {
-	MsgID      int64           `json:"msg_id"`
-	BatchID    int64           `json:"batch_id,omitempty"`
-	Type       string          `json:"type"`
-	Payload    json.RawMessage `json:"payload"`
-	RetryCount *int            `json:"retry_count"`
-	CreatedAt  time.Time       `json:"created_at"`
-	Extra1     *string         `json:"extra1"`
-	Extra2     *string         `json:"extra2"`
-	Extra3     *string         `json:"extra3"`
-	Extra4     *string         `json:"extra4"`
-}
-
-func toMessageJSON(m pgque.Message) messageJSON {
-	return messageJSON{MsgID: m.MsgID, BatchID: m.BatchID, Type: m.Type, Payload: jsonPayload(m.Payload),
-		RetryCount: m.RetryCount, CreatedAt: m.CreatedAt, Extra1: m.Extra1, Extra2: m.Extra2,
-		Extra3: m.Extra3, Extra4: m.Extra4}
 }
 
 func newReceiveCmd(g *globals) *cobra.Command {
@@ -202,7 +153,9 @@ plain reader (PgQ style, whole batches in order, no lease): another receive
 then gets the same messages again until they are acknowledged.  While
 workers read the consumer, such a read is served as the worker '_plain'.
 
-In JSON, payload is the payload as sent when it is JSON, a string when it was
+With --json it prints what the HTTP API's receive answers: the piece's
+batch_id, the worker it was handed out to (absent with --single-reader) and
+its messages; a payload is as sent when it is JSON, a string when it was
 sent as other text through SQL, and null when NULL.`,
 		Args: exactArgs(2),
 	}
@@ -240,7 +193,7 @@ sent as other text through SQL, and null when NULL.`,
 		if err != nil {
 			return err
 		}
-		err = printList(out, cmd, msgs, toMessageJSON, "MSG_ID\tBATCH_ID\tTYPE\tRETRY\tCREATED_AT\tPAYLOAD",
+		err = printList(out, cmd, wire.Batch(msgs, worker), msgs, "MSG_ID\tBATCH_ID\tTYPE\tRETRY\tCREATED_AT\tPAYLOAD",
 			func(w io.Writer, m pgque.Message) {
 				fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s\n", m.MsgID, m.BatchID, cell(m.Type), intOr(m.RetryCount, "-"),
 					m.CreatedAt.Format(time.RFC3339Nano), cell(m.Payload))
@@ -304,11 +257,7 @@ whole batch (as 'pgque consumers' and 'pgque workers' show them).`,
 		if !ok {
 			return notFound("batch %d: nothing to acknowledge (unknown, acknowledged already, or finished since)", batch)
 		}
-		res := struct {
-			BatchID int64 `json:"batch_id"`
-			Acked   bool  `json:"acked"`
-		}{batch, true}
-		return out.bind(cmd).print(res, func(w io.Writer) { fmt.Fprintf(w, "batch %d acknowledged\n", batch) })
+		return out.bind(cmd).print(pgquehttp.AckResponse{Acked: true}, func(w io.Writer) { fmt.Fprintf(w, "batch %d acknowledged\n", batch) })
 	}
 	return cmd
 }
@@ -350,20 +299,9 @@ batch must still be acknowledged with 'pgque ack'.`,
 		if err != nil {
 			return err
 		}
-		res := struct {
-			BatchID int64         `json:"batch_id"`
-			MsgID   int64         `json:"msg_id"`
-			Outcome pgque.Outcome `json:"outcome"`
-		}{batch, msg, outcome}
-		return out.bind(cmd).print(res, func(w io.Writer) { fmt.Fprintln(w, outcome) })
+		return out.bind(cmd).print(pgquehttp.NackResponse{Outcome: pgquehttp.Outcome(outcome)}, func(w io.Writer) { fmt.Fprintln(w, outcome) })
 	}
 	return cmd
-}
-
-// peekedJSON is a message of 'pgque peek' in JSON output.
-type peekedJSON struct {
-	messageJSON
-	Worker string `json:"worker,omitempty"`
 }
 
 func newPeekCmd(g *globals) *cobra.Command {
@@ -394,9 +332,7 @@ Events not ticked yet, retries not due yet and delayed events are not shown.`,
 		if err != nil {
 			return err
 		}
-		return printList(out, cmd, msgs, func(m pgque.PeekedMessage) peekedJSON {
-			return peekedJSON{messageJSON: toMessageJSON(m.Message), Worker: m.Worker}
-		}, "MSG_ID\tBATCH\tWORKER\tTYPE\tRETRY\tCREATED_AT\tPAYLOAD",
+		return printList(out, cmd, wire.Peek(msgs), msgs, "MSG_ID\tBATCH\tWORKER\tTYPE\tRETRY\tCREATED_AT\tPAYLOAD",
 			func(w io.Writer, m pgque.PeekedMessage) {
 				batch, worker := "-", "-"
 				if m.BatchID != 0 {

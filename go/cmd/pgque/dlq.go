@@ -9,22 +9,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgque/pgque/go/internal/wire"
 	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/pgquehttp"
 )
 
 func newDLQCmd(g *globals) *cobra.Command {
 	return groupCmd("dlq", "List, replay and purge dead letters",
 		newDLQListCmd(g), newDLQReplayCmd(g), newDLQPurgeCmd(g))
-}
-
-// deadLetterJSON is a dead letter in JSON output: the message's fields
-// (without batch_id) and the dead letter's own.
-type deadLetterJSON struct {
-	ID       int64     `json:"dl_id"`
-	Consumer string    `json:"consumer"`
-	DeadAt   time.Time `json:"dead_at"`
-	Reason   *string   `json:"reason"`
-	messageJSON
 }
 
 func newDLQListCmd(g *globals) *cobra.Command {
@@ -49,10 +41,7 @@ func newDLQListCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return printList(out, cmd, ds, func(d pgque.DeadLetter) deadLetterJSON {
-			return deadLetterJSON{ID: d.ID, Consumer: d.Consumer, DeadAt: d.DeadAt, Reason: d.Reason,
-				messageJSON: toMessageJSON(d.Message)}
-		}, "DL_ID\tCONSUMER\tDEAD_AT\tREASON\tMSG_ID\tTYPE\tRETRY\tPAYLOAD",
+		return printList(out, cmd, wire.DeadLetters(ds), ds, "DL_ID\tCONSUMER\tDEAD_AT\tREASON\tMSG_ID\tTYPE\tRETRY\tPAYLOAD",
 			func(w io.Writer, d pgque.DeadLetter) {
 				m := d.Message
 				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.Consumer, d.DeadAt.Format(time.RFC3339),
@@ -87,11 +76,7 @@ an error the ones before it are done.  It prints the message ids.`,
 			return err
 		}
 		defer client.Close()
-		type replayed struct {
-			ID    int64 `json:"dl_id"`
-			MsgID int64 `json:"msg_id"`
-		}
-		res := []replayed{}
+		res := []pgquehttp.ReplayResponse{}
 		var rerr error
 		for _, id := range ids {
 			msg, err := client.ReplayDeadLetter(cmd.Context(), id)
@@ -99,7 +84,7 @@ an error the ones before it are done.  It prints the message ids.`,
 				rerr = err
 				break
 			}
-			res = append(res, replayed{id, msg})
+			res = append(res, pgquehttp.ReplayResponse{ID: id, MsgID: msg})
 		}
 		if err := out.bind(cmd).print(res, func(w io.Writer) {
 			for _, r := range res {
@@ -140,11 +125,7 @@ func newDLQPurgeCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		res := struct {
-			Queue  string `json:"queue"`
-			Purged int    `json:"purged"`
-		}{args[0], n}
-		return out.bind(cmd).print(res, func(w io.Writer) { fmt.Fprintf(w, "%d dead letter(s) purged\n", n) })
+		return out.bind(cmd).print(pgquehttp.PurgeResponse{Purged: n}, func(w io.Writer) { fmt.Fprintf(w, "%d dead letter(s) purged\n", n) })
 	}
 	return cmd
 }

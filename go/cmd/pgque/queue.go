@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgque/pgque/go/internal/wire"
 	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/pgquehttp"
 )
 
 func newMigrateCmd(g *globals) *cobra.Command {
@@ -59,67 +60,11 @@ install keeps its method.`,
 	return cmd
 }
 
-// queueJSON is a queue in JSON output.
-type queueJSON struct {
-	Name             string     `json:"name"`
-	Consumers        int        `json:"consumers"`
-	NewEvents        int64      `json:"new_events"`
-	TotalEvents      int64      `json:"total_events"`
-	EventsPerSecond  float64    `json:"events_per_second"`
-	TickLagSeconds   float64    `json:"tick_lag_seconds"`
-	LastTickID       int64      `json:"last_tick_id"`
-	RetryPending     int64      `json:"retry_pending"`
-	DeadLetters      int64      `json:"dead_letters"`
-	Tables           int        `json:"tables"`
-	CurrentTable     int        `json:"current_table"`
-	SwitchTime       time.Time  `json:"switch_time"`
-	RotationPeriod   float64    `json:"rotation_period_seconds"`
-	TickerMaxCount   int        `json:"ticker_max_count"`
-	TickerMaxLag     float64    `json:"ticker_max_lag_seconds"`
-	TickerIdlePeriod float64    `json:"ticker_idle_period_seconds"`
-	MaxRetries       int        `json:"max_retries"`
-	RetryBackoffBase float64    `json:"retry_backoff_base_seconds"`
-	RetryBackoffCap  float64    `json:"retry_backoff_cap_seconds"`
-	Paused           bool       `json:"paused"`
-	PausedAt         *time.Time `json:"paused_at"`
-	EventBytes       int64      `json:"event_bytes"`
-	EventDeadTuples  int64      `json:"event_dead_tuples"`
-	KeepUnclaimed    bool       `json:"keep_unclaimed"`
-	UnclaimedEvents  int64      `json:"unclaimed_events"`
-	UnclaimedSince   *time.Time `json:"unclaimed_since"`
-	Errors           int64      `json:"errors"`
-	LastError        *lastError `json:"last_error"`
-}
-
-// lastError is a queue's newest recorded maintenance failure, as in the
-// HTTP API.
-type lastError struct {
-	Step     string    `json:"step"`
-	SQLState string    `json:"sqlstate"`
-	Message  string    `json:"message"`
-	At       time.Time `json:"at"`
-}
-
-func toQueueJSON(q pgque.QueueInfo) queueJSON {
-	return queueJSON{
-		Name: q.Name, Consumers: q.Consumers, NewEvents: q.NewEvents, TotalEvents: q.TotalEvents, EventsPerSecond: q.EventsPerSecond,
-		TickLagSeconds: q.TickerLag.Seconds(), LastTickID: q.LastTickID, RetryPending: q.RetryPending,
-		DeadLetters: q.DeadLetters, Tables: q.Tables, CurrentTable: q.CurrentTable, SwitchTime: q.SwitchTime,
-		RotationPeriod: q.RotationPeriod.Seconds(), TickerMaxCount: q.TickerMaxCount,
-		TickerMaxLag: q.TickerMaxLag.Seconds(), TickerIdlePeriod: q.TickerIdlePeriod.Seconds(),
-		MaxRetries: q.MaxRetries, RetryBackoffBase: q.RetryBackoffBase.Seconds(),
-		RetryBackoffCap: q.RetryBackoffCap.Seconds(), Paused: q.Paused, PausedAt: q.PausedAt,
-		EventBytes: q.EventBytes, EventDeadTuples: q.EventDeadTuples,
-		KeepUnclaimed: q.KeepUnclaimed, UnclaimedEvents: q.UnclaimedEvents, UnclaimedSince: q.UnclaimedSince,
-		Errors: q.Errors, LastError: toLastError(q.LastError),
-	}
-}
-
-func toLastError(f *pgque.StepFailure) *lastError {
-	if f == nil {
-		return nil
-	}
-	return &lastError{Step: f.Step, SQLState: f.SQLState, Message: f.Message, At: f.At}
+// deleted is the JSON of the commands whose HTTP requests (DELETE) answer
+// without a body: whether there was something to delete, false only with
+// --if-exists.
+type deleted struct {
+	Deleted bool `json:"deleted"`
 }
 
 func newQueuesCmd(g *globals) *cobra.Command {
@@ -150,7 +95,7 @@ settings and the size of the queue's event tables.`,
 		if err != nil {
 			return err
 		}
-		return printList(out, cmd, qs, toQueueJSON,
+		return printList(out, cmd, wire.Queues(qs), qs,
 			"QUEUE\tCONSUMERS\tNEW\tEV/S\tTICK_LAG\tLAST_TICK\tRETRY_PENDING\tDEAD_LETTERS\tPAUSED\tUNCLAIMED\tERRORS",
 			func(w io.Writer, q pgque.QueueInfo) {
 				fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d\t%s\t%d\t%d\n", q.Name, q.Consumers, q.NewEvents,
@@ -198,11 +143,7 @@ Resuming a queue that is not paused succeeds and changes nothing.`
 		if err != nil {
 			return err
 		}
-		res := struct {
-			Queue   string `json:"queue"`
-			Changed bool   `json:"changed"`
-		}{args[0], changed}
-		return out.bind(cmd).print(res, func(w io.Writer) {
+		return out.bind(cmd).print(pgquehttp.PauseResponse{Changed: changed}, func(w io.Writer) {
 			if changed {
 				fmt.Fprintf(w, "queue '%s' %s\n", args[0], done)
 			} else {
@@ -238,11 +179,16 @@ digit.`,
 		if !created && !ifNotExists {
 			return conflict("queue '%s' already exists", args[0])
 		}
-		res := struct {
-			Queue   string `json:"queue"`
-			Created bool   `json:"created"`
-		}{args[0], created}
-		return out.bind(cmd).print(res, func(w io.Writer) {
+		// As the HTTP API answers the creation: the queue.
+		var body pgquehttp.Queue
+		if out.json {
+			q, err := client.Queue(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			body = wire.Queue(q)
+		}
+		return out.bind(cmd).print(body, func(w io.Writer) {
 			if created {
 				fmt.Fprintf(w, "queue '%s' created\n", args[0])
 			} else {
@@ -278,11 +224,7 @@ consumers are subscribed, unless --force, which unsubscribes them too.`,
 			}
 			dropped = false
 		}
-		res := struct {
-			Queue   string `json:"queue"`
-			Dropped bool   `json:"dropped"`
-		}{args[0], dropped}
-		return out.bind(cmd).print(res, func(w io.Writer) {
+		return out.bind(cmd).print(deleted{dropped}, func(w io.Writer) {
 			if dropped {
 				fmt.Fprintf(w, "queue '%s' dropped\n", args[0])
 			} else {
@@ -338,7 +280,7 @@ docs/sql-reference.md, "Queue settings".
 		if err != nil {
 			return err
 		}
-		return out.bind(cmd).print(toQueueJSON(q), func(w io.Writer) {
+		return out.bind(cmd).print(wire.Queue(q), func(w io.Writer) {
 			fmt.Fprintln(w, "SETTING\tVALUE")
 			fmt.Fprintf(w, "ticker_max_count\t%d\n", q.TickerMaxCount)
 			fmt.Fprintf(w, "ticker_max_lag\t%s\n", fmtDuration(q.TickerMaxLag))

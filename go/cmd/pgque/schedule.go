@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,37 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgque/pgque/go/internal/wire"
 	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/pgquehttp"
 )
-
-// scheduleJSON is a schedule in JSON output.
-type scheduleJSON struct {
-	Schedule     string          `json:"schedule"`
-	Queue        string          `json:"queue"`
-	Type         string          `json:"type"`
-	Payload      json.RawMessage `json:"payload"`
-	EverySeconds *float64        `json:"every_seconds"`
-	Cron         *string         `json:"cron"`
-	TimeZone     string          `json:"time_zone"`
-	NextRun      time.Time       `json:"next_run"`
-	LastRun      *time.Time      `json:"last_run"`
-	LastFiredAt  *time.Time      `json:"last_fired_at"`
-	LastEventID  *int64          `json:"last_event_id"`
-	Runs         int64           `json:"runs"`
-	CreatedAt    time.Time       `json:"created_at"`
-}
-
-func toScheduleJSON(s pgque.ScheduleInfo) scheduleJSON {
-	j := scheduleJSON{Schedule: s.Name, Queue: s.Queue, Type: s.Type, Payload: jsonPayload(string(s.Payload)),
-		TimeZone: s.TimeZone, NextRun: s.NextRun, LastRun: s.LastRun, LastFiredAt: s.LastFiredAt,
-		LastEventID: s.LastEventID, Runs: s.Runs, CreatedAt: s.CreatedAt}
-	if s.Cron != "" {
-		j.Cron = &s.Cron
-	} else {
-		j.EverySeconds = secondsOrNil(&s.Every)
-	}
-	return j
-}
 
 // scheduleSpec is when a schedule runs, for a table.
 func scheduleSpec(s pgque.ScheduleInfo) string {
@@ -78,7 +52,7 @@ server's log).`,
 		if err != nil {
 			return err
 		}
-		return printList(out, cmd, ss, toScheduleJSON,
+		return printList(out, cmd, wire.Schedules(ss), ss,
 			"SCHEDULE\tQUEUE\tTYPE\tNEXT_RUN\tLAST_RUN\tRUNS\tTIME_ZONE\tWHEN",
 			func(w io.Writer, s pgque.ScheduleInfo) {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Queue, cell(s.Type),
@@ -144,7 +118,7 @@ Cron expressions: 5 fields (minute hour day-of-month month day-of-week) or
 			if !json.Valid([]byte(args[2])) {
 				return usageError{fmt.Errorf("PAYLOAD is not valid JSON: %s", args[2])}
 			}
-			s.Payload = json.RawMessage(args[2])
+			s.Payload = wire.InPayload(json.RawMessage(args[2]))
 		}
 		client, err := g.connect(cmd.Context())
 		if err != nil {
@@ -159,15 +133,13 @@ Cron expressions: 5 fields (minute hour day-of-month month day-of-week) or
 		if err != nil {
 			return err
 		}
-		res := struct {
-			Schedule string     `json:"schedule"`
-			Created  bool       `json:"created"`
-			NextRun  *time.Time `json:"next_run,omitempty"`
-		}{Schedule: args[0], Created: created}
-		if created {
-			res.NextRun = &first
+		var body pgquehttp.Schedule
+		if out.json {
+			if body, err = findSchedule(cmd.Context(), client, args[0]); err != nil {
+				return err
+			}
 		}
-		return out.bind(cmd).print(res, func(w io.Writer) {
+		return out.bind(cmd).print(body, func(w io.Writer) {
 			if created {
 				fmt.Fprintf(w, "schedule '%s' created, first run %s\n", args[0], timeOr(&first, ""))
 			} else {
@@ -176,6 +148,21 @@ Cron expressions: 5 fields (minute hour day-of-month month day-of-week) or
 		})
 	}
 	return cmd
+}
+
+// findSchedule is the body of the schedule name (unique in the client's
+// namespace), which the HTTP API answers its creation with.
+func findSchedule(ctx context.Context, client *pgque.Client, name string) (pgquehttp.Schedule, error) {
+	ss, err := client.Schedules(ctx)
+	if err != nil {
+		return pgquehttp.Schedule{}, err
+	}
+	for _, si := range ss {
+		if si.Name == name {
+			return wire.Schedule(si), nil
+		}
+	}
+	return pgquehttp.Schedule{}, fmt.Errorf("schedule %q was dropped meanwhile", name)
 }
 
 func newScheduleDropCmd(g *globals) *cobra.Command {
@@ -201,11 +188,7 @@ func newScheduleDropCmd(g *globals) *cobra.Command {
 			}
 			dropped = false
 		}
-		res := struct {
-			Schedule string `json:"schedule"`
-			Dropped  bool   `json:"dropped"`
-		}{args[0], dropped}
-		return out.bind(cmd).print(res, func(w io.Writer) {
+		return out.bind(cmd).print(deleted{dropped}, func(w io.Writer) {
 			if dropped {
 				fmt.Fprintf(w, "schedule '%s' dropped\n", args[0])
 			} else {

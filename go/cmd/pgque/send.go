@@ -13,18 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgque/pgque/go/internal/wire"
 	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/pgquehttp"
 )
-
-// sendLine is one event read from stdin.
-type sendLine struct {
-	Type    string          `json:"type"`
-	Payload json.RawMessage `json:"payload"`
-	Extra1  *string         `json:"extra1"`
-	Extra2  *string         `json:"extra2"`
-	Extra3  *string         `json:"extra3"`
-	Extra4  *string         `json:"extra4"`
-}
 
 // maxLine bounds one stdin line (one event).
 const maxLine = 64 << 20
@@ -65,9 +57,7 @@ stay sent: their ids are printed, then the error, which names the line.`,
 		out.bind(cmd)
 		var ids []int64
 		printIDs := func() error {
-			return out.print(struct {
-				IDs []int64 `json:"ids"`
-			}{append([]int64{}, ids...)}, func(w io.Writer) {
+			return out.print(pgquehttp.SendBatchResponse{IDs: append([]int64{}, ids...)}, func(w io.Writer) {
 				for _, id := range ids {
 					fmt.Fprintln(w, id)
 				}
@@ -80,7 +70,7 @@ stay sent: their ids are printed, then the error, which names the line.`,
 			if !json.Valid([]byte(args[1])) {
 				return usageError{fmt.Errorf("PAYLOAD is not valid JSON: %s", args[1])}
 			}
-			ev := pgque.Event{Type: typ, Payload: payloadArg(json.RawMessage(args[1]))}
+			ev := pgque.Event{Type: typ, Payload: wire.InPayload(json.RawMessage(args[1]))}
 			for i, p := range []**string{&ev.Extra1, &ev.Extra2, &ev.Extra3, &ev.Extra4} {
 				if f.Changed(fmt.Sprintf("extra%d", i+1)) {
 					*p = &extras[i]
@@ -143,15 +133,6 @@ stay sent: their ids are printed, then the error, which names the line.`,
 	return cmd
 }
 
-// payloadArg gives a payload as the user wrote it to the SDK: absent or a
-// JSON null is a NULL payload, as over HTTP.
-func payloadArg(p json.RawMessage) any {
-	if len(p) == 0 || string(bytes.TrimSpace(p)) == "null" {
-		return nil
-	}
-	return p
-}
-
 // readEvents parses events from in, one JSON object per line, and hands them
 // to flush in slices of up to size, with the number of the batch's last line.
 func readEvents(in io.Reader, defaultType string, size int, flush func([]pgque.Event, int) error) error {
@@ -173,7 +154,7 @@ func readEvents(in io.Reader, defaultType string, size int, flush func([]pgque.E
 		if !utf8.Valid(b) {
 			return usageError{fmt.Errorf("line %d: not valid UTF-8", line)}
 		}
-		var l sendLine
+		var l pgquehttp.Event
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&l); err != nil {
@@ -197,9 +178,7 @@ func readEvents(in io.Reader, defaultType string, size int, flush func([]pgque.E
 				return usageError{fmt.Errorf("line %d: %s holds a NUL character (\\u0000)", line, field)}
 			}
 		}
-		ev := pgque.Event{Type: l.Type, Payload: payloadArg(l.Payload), Extra1: l.Extra1, Extra2: l.Extra2,
-			Extra3: l.Extra3, Extra4: l.Extra4}
-		batch, last = append(batch, ev), line
+		batch, last = append(batch, wire.Event(l)), line
 		if len(batch) == size {
 			if err := flush(batch, last); err != nil {
 				return err

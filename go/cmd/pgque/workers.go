@@ -6,18 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgque/pgque/go/internal/wire"
 	"github.com/pgque/pgque/go/pgque"
 )
-
-// workerJSON is a cooperative worker in JSON output.
-type workerJSON struct {
-	Queue            string   `json:"queue"`
-	Consumer         string   `json:"consumer"`
-	Worker           string   `json:"worker"`
-	BatchID          *int64   `json:"batch_id"`
-	LeaseLeftSeconds *float64 `json:"lease_left_seconds"`
-	LastSeenSeconds  float64  `json:"last_seen_seconds"`
-}
 
 func newWorkersCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -45,10 +36,7 @@ forgotten after an hour.`,
 		if err != nil {
 			return err
 		}
-		return printList(out, cmd, ws, func(w pgque.WorkerInfo) workerJSON {
-			return workerJSON{Queue: args[0], Consumer: args[1], Worker: w.Name, BatchID: w.BatchID,
-				LeaseLeftSeconds: secondsOrNil(w.LeaseLeft), LastSeenSeconds: w.LastSeen.Seconds()}
-		}, "WORKER\tBATCH\tLEASE_LEFT\tLAST_SEEN",
+		return printList(out, cmd, wire.Workers(ws), ws, "WORKER\tBATCH\tLEASE_LEFT\tLAST_SEEN",
 			func(w io.Writer, wi pgque.WorkerInfo) {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", wi.Name, intOr(wi.BatchID, "-"),
 					durationOr(wi.LeaseLeft, "-"), fmtDuration(wi.LastSeen))

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgque/pgque/go/internal/wire"
 	"github.com/pgque/pgque/go/pgque"
 	"github.com/pgque/pgque/go/pgquehttp"
 )
@@ -147,18 +147,6 @@ func queryInt(r *http.Request, name string, def, max int) (int, error) {
 	return v, nil
 }
 
-// seconds converts a duration for JSON.
-func seconds(d time.Duration) float64 { return d.Seconds() }
-
-// secondsOrNil converts an optional duration for JSON.
-func secondsOrNil(d *time.Duration) *float64 {
-	if d == nil {
-		return nil
-	}
-	v := d.Seconds()
-	return &v
-}
-
 // maxDelaySeconds bounds the delays and periods given in seconds: the
 // engine's limit of 100 years, which PostgreSQL compares as 1,200 months of
 // 30 days (beyond about 292 years they would not fit a time.Duration either).
@@ -180,92 +168,13 @@ func lease(secs float64) (time.Duration, error) {
 	return time.Duration(secs * float64(time.Second)), nil
 }
 
-func queueJSON(q pgque.QueueInfo) pgquehttp.Queue {
-	return pgquehttp.Queue{
-		Name: q.Name, Tables: q.Tables, CurrentTable: q.CurrentTable,
-		RotationPeriodSeconds: seconds(q.RotationPeriod), SwitchTime: q.SwitchTime,
-		TickerMaxCount: q.TickerMaxCount, TickerMaxLagSeconds: seconds(q.TickerMaxLag),
-		TickerIdlePeriodSeconds: seconds(q.TickerIdlePeriod), MaxRetries: q.MaxRetries,
-		RetryBackoffBaseSeconds: seconds(q.RetryBackoffBase), RetryBackoffCapSeconds: seconds(q.RetryBackoffCap),
-		TickerLagSeconds: seconds(q.TickerLag), EventsPerSecond: q.EventsPerSecond, NewEvents: q.NewEvents, TotalEvents: q.TotalEvents,
-		LastTickID: q.LastTickID, Consumers: q.Consumers, RetryPending: q.RetryPending, DeadLetters: q.DeadLetters,
-		Paused: q.Paused, PausedAt: q.PausedAt, EventBytes: q.EventBytes, EventDeadTuples: q.EventDeadTuples,
-		KeepUnclaimed: q.KeepUnclaimed, UnclaimedEvents: q.UnclaimedEvents, UnclaimedSince: q.UnclaimedSince,
-		Errors: q.Errors, LastError: stepFailureJSON(q.LastError),
-	}
-}
-
-func stepFailureJSON(f *pgque.StepFailure) *pgquehttp.StepFailure {
-	if f == nil {
-		return nil
-	}
-	return &pgquehttp.StepFailure{Step: f.Step, SQLState: f.SQLState, Message: f.Message, At: f.At}
-}
-
-func consumerJSON(c pgque.ConsumerInfo) pgquehttp.Consumer {
-	return pgquehttp.Consumer{
-		Queue: c.Queue, Name: c.Name, LagSeconds: seconds(c.Lag), LastSeenSeconds: seconds(c.LastSeen),
-		LastTick: c.LastTick, CurrentBatch: c.CurrentBatch, NextTick: c.NextTick,
-		PendingEvents: c.PendingEvents, RetryPending: c.RetryPending, DeadLetters: c.DeadLetters,
-		BlockingRotation: c.BlockingRotation, BatchAgeSeconds: secondsOrNil(c.BatchAge),
-		WorkerBatches: c.WorkerBatches,
-	}
-}
-
-// payloadJSON gives a payload as it goes out: as is, or, when sent as raw
-// text through SQL, as a JSON string.
-func payloadJSON(p json.RawMessage) json.RawMessage {
-	if p != nil && !json.Valid(p) {
-		p, _ = json.Marshal(string(p))
-	}
-	return p
-}
-
-// messagePayloadJSON is payloadJSON for a received message, whose NULL
-// payload is "".
-func messagePayloadJSON(p string) json.RawMessage {
-	if p == "" {
-		return nil
-	}
-	return payloadJSON(json.RawMessage(p))
-}
-
-// payloadSDK gives a payload as it comes in: a JSON null is a NULL
-// payload, like an absent one.
-func payloadSDK(p json.RawMessage) any {
-	if len(p) == 0 || string(bytes.TrimSpace(p)) == "null" {
-		return nil
-	}
-	return p
-}
-
-func messageJSON(m pgque.Message) pgquehttp.Message {
-	return pgquehttp.Message{
-		MsgID: m.MsgID, BatchID: m.BatchID, Type: m.Type, Payload: messagePayloadJSON(m.Payload), RetryCount: m.RetryCount,
-		CreatedAt: m.CreatedAt, Extra1: m.Extra1, Extra2: m.Extra2, Extra3: m.Extra3, Extra4: m.Extra4,
-	}
-}
-
-// batchJSON is a piece handed out to worker ("" for a single reader).
-func batchJSON(msgs []pgque.Message, worker string) pgquehttp.Batch {
-	b := pgquehttp.Batch{Messages: make([]pgquehttp.Message, len(msgs)), Worker: worker}
-	for i, m := range msgs {
-		b.Messages[i] = messageJSON(m)
-	}
-	if len(msgs) > 0 {
-		b.BatchID = msgs[0].BatchID
-	}
-	return b
-}
-
 // eventSDK converts the event at path (of the body) to send; the type is
 // required.
 func eventSDK(e pgquehttp.Event, path string) (pgque.Event, error) {
 	if e.Type == "" {
 		return pgque.Event{}, badRequest("%s is required", join(path, "type"))
 	}
-	return pgque.Event{Type: e.Type, Payload: payloadSDK(e.Payload),
-		Extra1: e.Extra1, Extra2: e.Extra2, Extra3: e.Extra3, Extra4: e.Extra4}, nil
+	return wire.Event(e), nil
 }
 
 func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
@@ -273,13 +182,13 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]pgquehttp.Queue, 0, len(qs))
+	var shown []pgque.QueueInfo
 	for _, q := range qs {
 		if visible(r, q.Name) {
-			out = append(out, queueJSON(q))
+			shown = append(shown, q)
 		}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"queues": out})
+	return writeJSON(w, http.StatusOK, wire.Queues(shown))
 }
 
 func (s *Server) getQueue(w http.ResponseWriter, r *http.Request) error {
@@ -287,7 +196,7 @@ func (s *Server) getQueue(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, queueJSON(q))
+	return writeJSON(w, http.StatusOK, wire.Queue(q))
 }
 
 // configValue turns a JSON config value into set_queue_config's text.
@@ -365,7 +274,7 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v1/queues/"+req.Name)
-	return writeJSON(w, http.StatusCreated, queueJSON(q))
+	return writeJSON(w, http.StatusCreated, wire.Queue(q))
 }
 
 func (s *Server) updateQueue(w http.ResponseWriter, r *http.Request) error {
@@ -470,11 +379,7 @@ func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]pgquehttp.Consumer, len(cs))
-	for i, c := range cs {
-		out[i] = consumerJSON(c)
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"consumers": out})
+	return writeJSON(w, http.StatusOK, wire.Consumers(cs))
 }
 
 func (s *Server) getConsumer(w http.ResponseWriter, r *http.Request) error {
@@ -484,7 +389,7 @@ func (s *Server) getConsumer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, consumerJSON(c))
+	return writeJSON(w, http.StatusOK, wire.Consumer(c))
 }
 
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) error {
@@ -546,7 +451,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		s.handedOut(queue, msgs)
-		return writeJSON(w, http.StatusOK, batchJSON(msgs, ""))
+		return writeJSON(w, http.StatusOK, wire.Batch(msgs, ""))
 	}
 	if req.Worker != "" {
 		msgs, err := s.client.ReceiveAsWorker(r.Context(), queue, consumer, req.Worker, req.Max, l)
@@ -554,7 +459,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		s.handedOut(queue, msgs)
-		return writeJSON(w, http.StatusOK, batchJSON(msgs, req.Worker))
+		return writeJSON(w, http.StatusOK, wire.Batch(msgs, req.Worker))
 	}
 	key := consumerKey{queue, consumer}
 	name := s.workers.take(key)
@@ -570,7 +475,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 		s.workers.hold(key, name, msgs[0].BatchID, time.Now().Add(l))
 		s.handedOut(queue, msgs)
 	}
-	return writeJSON(w, http.StatusOK, batchJSON(msgs, name))
+	return writeJSON(w, http.StatusOK, wire.Batch(msgs, name))
 }
 
 // readAs checks how a receive or stream reads its consumer: as its single
@@ -615,11 +520,7 @@ func (s *Server) peek(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := pgquehttp.PeekResponse{Messages: make([]pgquehttp.PeekedMessage, len(ms))}
-	for i, m := range ms {
-		out.Messages[i] = pgquehttp.PeekedMessage{Message: messageJSON(m.Message), Worker: m.Worker}
-	}
-	return writeJSON(w, http.StatusOK, out)
+	return writeJSON(w, http.StatusOK, wire.Peek(ms))
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
@@ -656,12 +557,7 @@ func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]pgquehttp.Worker, len(ws))
-	for i, wi := range ws {
-		out[i] = pgquehttp.Worker{Name: wi.Name, BatchID: wi.BatchID, LeaseLeftSeconds: secondsOrNil(wi.LeaseLeft),
-			LastSeenSeconds: seconds(wi.LastSeen)}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"workers": out})
+	return writeJSON(w, http.StatusOK, wire.Workers(ws))
 }
 
 // unregisterWorker forgets a worker, or with ?release=true gives up the
@@ -754,12 +650,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]pgquehttp.DeadLetter, len(ds))
-	for i, d := range ds {
-		out[i] = pgquehttp.DeadLetter{ID: d.ID, Consumer: d.Consumer, DeadAt: d.DeadAt, Reason: d.Reason,
-			Message: messageJSON(d.Message)}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"dead_letters": out})
+	return writeJSON(w, http.StatusOK, wire.DeadLetters(ds))
 }
 
 func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request) error {
@@ -775,7 +666,7 @@ func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, pgquehttp.ReplayResponse{MsgID: msgID})
+	return writeJSON(w, http.StatusOK, pgquehttp.ReplayResponse{ID: id, MsgID: msgID})
 }
 
 func (s *Server) purgeDeadLetters(w http.ResponseWriter, r *http.Request) error {

@@ -7,36 +7,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgque/pgque/go/internal/wire"
 	"github.com/pgque/pgque/go/pgque"
 	"github.com/pgque/pgque/go/pgquehttp"
 )
-
-func scheduleJSON(si pgque.ScheduleInfo) pgquehttp.Schedule {
-	sc := pgquehttp.Schedule{
-		Name: si.Name, Queue: si.Queue, Type: si.Type, Payload: payloadJSON(si.Payload), TimeZone: si.TimeZone,
-		NextRun: si.NextRun, LastRun: si.LastRun, LastFiredAt: si.LastFiredAt, LastEventID: si.LastEventID,
-		Runs: si.Runs, CreatedAt: si.CreatedAt,
-	}
-	if si.Cron != "" {
-		sc.Cron = &si.Cron
-	} else {
-		sc.EverySeconds = secondsOrNil(&si.Every)
-	}
-	return sc
-}
 
 func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) error {
 	ss, err := s.client.Schedules(r.Context())
 	if err != nil {
 		return err
 	}
-	out := make([]pgquehttp.Schedule, 0, len(ss))
+	var shown []pgque.ScheduleInfo
 	for _, si := range ss {
 		if visible(r, si.Queue) {
-			out = append(out, scheduleJSON(si))
+			shown = append(shown, si)
 		}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"schedules": out})
+	return writeJSON(w, http.StatusOK, wire.Schedules(shown))
 }
 
 // schedule finds one schedule, checking that the request's token has need
@@ -63,7 +50,7 @@ func (s *Server) schedule(r *http.Request, name, queue string, need Scope) (pgqu
 		return pgquehttp.Schedule{}, &apiError{status: http.StatusNotFound, code: pgquehttp.CodeScheduleNotFound,
 			sqlstate: "PQ016", msg: fmt.Sprintf("schedule %q does not exist", name)}
 	case 1:
-		return scheduleJSON(found[0]), authorize(r, need, found[0].Queue)
+		return wire.Schedule(found[0]), authorize(r, need, found[0].Queue)
 	}
 	queues := make([]string, len(found))
 	for i, si := range found {
@@ -101,7 +88,7 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) error {
 	case req.StartAt != nil && req.Cron != "":
 		return badRequest("schedule %q: start_at goes with every_seconds only", req.Name)
 	}
-	sc := pgque.Schedule{Name: req.Name, Queue: req.Queue, Type: req.Type, Payload: payloadSDK(req.Payload), Cron: req.Cron,
+	sc := pgque.Schedule{Name: req.Name, Queue: req.Queue, Type: req.Type, Payload: wire.InPayload(req.Payload), Cron: req.Cron,
 		Every: time.Duration(req.EverySeconds) * time.Second, TimeZone: req.TimeZone}
 	if req.StartAt != nil {
 		sc.StartAt = *req.StartAt

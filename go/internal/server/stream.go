@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pgque/pgque/go/internal/wire"
 	"github.com/pgque/pgque/go/pgque"
 	"github.com/pgque/pgque/go/pgquehttp"
 )
@@ -115,7 +116,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 			// Watching before sending: the client may ack at once.
 			cur = &sentPiece{id: eventID(msgs), piece: msgs[0].BatchID, first: msgs[0].MsgID}
 			cur.acked, cur.unwatch = s.acks.watch(cur.piece)
-			b := batchJSON(msgs, st.worker)
+			b := wire.Batch(msgs, st.worker)
 			b.Redelivered = cur.id == lastEventID
 			s.log.Debug("pgque serve: stream: sending a piece", "queue", st.queue, "consumer", st.consumer,
 				"worker", st.worker, "piece", cur.piece, "id", cur.id)
