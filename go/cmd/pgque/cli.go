@@ -33,7 +33,7 @@ const (
 
 const exitCodeHelp = `Exit status:
   0    success
-  1    error (connection, server, I/O)
+  1    error (connection, server, I/O, pgque not installed in the database)
   2    usage error, or an argument the engine rejected (invalid name or
        value, the id of a whole batch where a piece's is wanted)
   3    not found: queue, consumer, batch, message, dead letter or schedule
