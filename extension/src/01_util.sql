@@ -1,19 +1,12 @@
 -- Internal helpers shared by the API: argument checks, lookups that raise
 -- pgque's own SQLSTATEs, and advisory-lock keys.
 --
--- SQLSTATEs (class PQ, stable; the Go SDK maps them to sentinel errors):
---   PQ001 queue not found            PQ002 queue already exists
---   PQ003 consumer not registered    PQ004 batch not found
---   PQ005 message not in batch       PQ006 invalid argument
---   PQ007 queue has consumers        PQ008 dead letter not found
---   PQ009 wrong transaction state (e.g. ticker() under REPEATABLE READ)
---   PQ010 not a scheduled event      PQ015 schedule already exists
---   PQ016 schedule not found
---   PQ025 consumer busy: its workers cannot start while a plain reader
---         has a batch of its own open (16_workers.sql)
---   PQ026 worker has an open batch (unregister_worker)
---   PQ027 a batch id where a piece id is wanted (ack, nack, heartbeat)
---   PQ028 the piece's batch was taken over by another worker (ack, nack)
+-- SQLSTATEs: class PQ, stable.  The one list of them, with their meanings,
+-- is docs/sql-reference.md's "SQLSTATE codes"; the Go module's error table
+-- (go/internal/errtable) maps each to the SDK's sentinel error, the HTTP
+-- status and the CLI's exit status, and its tests check that every code
+-- raised here is in both.  PQ000 is raised and caught inside the engine
+-- only (19_put_back.sql) and never reaches a caller.
 
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)

@@ -136,19 +136,11 @@
 //
 // Errors raised by the engine carry a stable SQLSTATE of class PQ and are
 // returned as [*Error], which matches the sentinel of its code with errors.Is
-// (never compare messages):
-//
-//	PQ001 ErrQueueNotFound          PQ008 ErrDeadLetterNotFound
-//	PQ002 ErrQueueExists            PQ009 ErrWrongTransactionMode
-//	PQ003 ErrConsumerNotFound       PQ010 ErrNotScheduled
-//	PQ004 ErrBatchNotFound          PQ015 ErrScheduleExists
-//	PQ005 ErrMessageNotFound        PQ016 ErrScheduleNotFound
-//	PQ006 ErrInvalidArgument        PQ025 ErrConsumerBusy
-//	PQ007 ErrQueueHasConsumers      PQ026 ErrWorkerBusy
-//	                                PQ027 ErrNotAPiece
-//	                                PQ028 ErrTakenOver
-//
-// PostgreSQL's insufficient_privilege (42501) matches ErrPermissionDenied.
+// (never compare messages).  Each sentinel ([ErrQueueNotFound],
+// [ErrInvalidArgument], ...) names its codes; a few are PostgreSQL's own:
+// insufficient_privilege (42501) matches [ErrPermissionDenied], and
+// invalid_schema_name (3F000), which every call meets in a database without
+// pgque, matches [ErrNotInstalled].
 //
 //	if errors.Is(err, pgque.ErrQueueNotFound) { ... }
 //

@@ -10,10 +10,6 @@ import (
 	"github.com/pgque/pgque/extension"
 )
 
-// ErrNotInstalled: the database has no pgque engine (or the session's role
-// cannot see it).  Install (or `pgque migrate`) installs it.
-var ErrNotInstalled = errors.New("pgque: not installed in this database")
-
 // ErrEngineMismatch: the database's engine is another build than the one
 // this program embeds.  A different version is brought up to date by
 // Install; another build of the same version (a development build, or a

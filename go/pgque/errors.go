@@ -6,65 +6,68 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgque/pgque/go/internal/errtable"
 )
 
-// Sentinel errors, one per SQLSTATE the engine raises (class PQ), and the few
-// of PostgreSQL's own that mean the same (table below).  Match them with
-// errors.Is; the error returned keeps the server's message.
+// Sentinel errors, one per meaning of the SQLSTATEs the engine raises
+// (class PQ) and of the few of PostgreSQL's own that pgque gives a meaning
+// to; the comment of each names its codes.  Match them with errors.Is; the
+// error returned keeps the server's message.  The same values match the
+// errors of the HTTP client, package pgquehttp.
 var (
-	ErrQueueNotFound        = errors.New("pgque: queue not found")                      // PQ001
-	ErrQueueExists          = errors.New("pgque: queue already exists")                 // PQ002
-	ErrConsumerNotFound     = errors.New("pgque: consumer not subscribed")              // PQ003
-	ErrBatchNotFound        = errors.New("pgque: batch not open")                       // PQ004
-	ErrMessageNotFound      = errors.New("pgque: message not in batch")                 // PQ005
-	ErrInvalidArgument      = errors.New("pgque: invalid argument")                     // PQ006
-	ErrQueueHasConsumers    = errors.New("pgque: queue has consumers")                  // PQ007
-	ErrDeadLetterNotFound   = errors.New("pgque: dead letter not found")                // PQ008
-	ErrWrongTransactionMode = errors.New("pgque: wrong transaction isolation level")    // PQ009
-	ErrNotScheduled         = errors.New("pgque: not a scheduled event")                // PQ010
-	ErrScheduleExists       = errors.New("pgque: schedule already exists")              // PQ015
-	ErrScheduleNotFound     = errors.New("pgque: schedule not found")                   // PQ016
-	ErrConsumerBusy         = errors.New("pgque: consumer has a batch of its own open") // PQ025
-	ErrWorkerBusy           = errors.New("pgque: worker holds a batch")                 // PQ026
+	// ErrQueueNotFound: no queue by that name.
+	ErrQueueNotFound error = errtable.ErrQueueNotFound // PQ001
+	// ErrQueueExists: a queue by that name exists already.
+	ErrQueueExists error = errtable.ErrQueueExists // PQ002
+	// ErrConsumerNotFound: the consumer is not subscribed to the queue.
+	ErrConsumerNotFound error = errtable.ErrConsumerNotFound // PQ003
+	// ErrBatchNotFound: the batch is unknown or no longer open.
+	ErrBatchNotFound error = errtable.ErrBatchNotFound // PQ004
+	// ErrMessageNotFound: the message was not handed out in the piece, or
+	// was acknowledged already.
+	ErrMessageNotFound error = errtable.ErrMessageNotFound // PQ005
+	// ErrInvalidArgument: a malformed name, an unknown setting or a value
+	// outside its range (PQ006), or text PostgreSQL cannot hold: a NUL
+	// character or invalid UTF-8 (22021, character_not_in_repertoire) or
+	// \u0000 in a jsonb (22P05, untranslatable_character).  The SDK's own
+	// checks before SQL match it too.
+	ErrInvalidArgument error = errtable.ErrInvalidArgument // PQ006, 22021, 22P05
+	// ErrQueueHasConsumers: the queue still has consumers.
+	ErrQueueHasConsumers error = errtable.ErrQueueHasConsumers // PQ007
+	// ErrDeadLetterNotFound: no dead letter by that id.
+	ErrDeadLetterNotFound error = errtable.ErrDeadLetterNotFound // PQ008
+	// ErrWrongTransactionMode: the call must run at READ COMMITTED.
+	ErrWrongTransactionMode error = errtable.ErrWrongTransactionMode // PQ009
+	// ErrNotScheduled: the id is not a delayed event of the queue (or was
+	// done long ago).
+	ErrNotScheduled error = errtable.ErrNotScheduled // PQ010
+	// ErrScheduleExists: the schedule's name is taken in its namespace.
+	ErrScheduleExists error = errtable.ErrScheduleExists // PQ015
+	// ErrScheduleNotFound: no schedule by that name.
+	ErrScheduleNotFound error = errtable.ErrScheduleNotFound // PQ016
+	// ErrConsumerBusy: a worker asked while a plain reader has the
+	// consumer's own batch open (or the other way round).
+	ErrConsumerBusy error = errtable.ErrConsumerBusy // PQ025
+	// ErrWorkerBusy: the worker holds a batch.
+	ErrWorkerBusy error = errtable.ErrWorkerBusy // PQ026
 	// ErrNotAPiece: a batch's id was passed where the id of a piece is
 	// wanted (Ack, Nack, Heartbeat take Message.BatchID, the piece the
 	// messages were handed out in).
-	ErrNotAPiece = errors.New("pgque: a batch id, not a piece id") // PQ027
+	ErrNotAPiece error = errtable.ErrNotAPiece // PQ027
 	// ErrTakenOver: the batch the piece came from was taken over by another
 	// worker (this worker's lease ran out): its messages are the other's
 	// now, and nothing was acknowledged or nacked.
-	ErrTakenOver = errors.New("pgque: batch taken over by another worker") // PQ028
+	ErrTakenOver error = errtable.ErrTakenOver // PQ028
 	// ErrPermissionDenied: the session's role may not do this to the queue
-	// (namespace grants, pgque.grant_access) or may not call the function.
-	ErrPermissionDenied = errors.New("pgque: permission denied") // 42501
+	// (namespace grants, pgque.grant_access) or may not call the function
+	// (42501, insufficient_privilege).
+	ErrPermissionDenied error = errtable.ErrPermissionDenied // 42501
+	// ErrNotInstalled: the database has no pgque engine (3F000,
+	// invalid_schema_name: schema pgque does not exist).  Every call
+	// reports it; Install (or `pgque migrate`) installs the engine.
+	ErrNotInstalled error = errtable.ErrNotInstalled // 3F000
 )
-
-var sentinels = map[string]error{
-	"PQ001": ErrQueueNotFound,
-	"PQ002": ErrQueueExists,
-	"PQ003": ErrConsumerNotFound,
-	"PQ004": ErrBatchNotFound,
-	"PQ005": ErrMessageNotFound,
-	"PQ006": ErrInvalidArgument,
-	"PQ007": ErrQueueHasConsumers,
-	"PQ008": ErrDeadLetterNotFound,
-	"PQ009": ErrWrongTransactionMode,
-	"PQ010": ErrNotScheduled,
-	"PQ015": ErrScheduleExists,
-	"PQ016": ErrScheduleNotFound,
-	"PQ025": ErrConsumerBusy,
-	"PQ026": ErrWorkerBusy,
-	"PQ027": ErrNotAPiece,
-	"PQ028": ErrTakenOver,
-	"42501": ErrPermissionDenied, // insufficient_privilege, PostgreSQL's own code
-	// PostgreSQL's own codes for a value its text cannot hold: a NUL
-	// character or invalid UTF-8 in a string (character_not_in_repertoire,
-	// which PostgreSQL raises as "invalid byte sequence"), and \u0000 in a
-	// jsonb (untranslatable_character).  The caller's value is at fault, as
-	// with PQ006.
-	"22021": ErrInvalidArgument,
-	"22P05": ErrInvalidArgument,
-}
 
 // Error is an error raised by the pgque engine.  errors.Is(err, ErrX) is true
 // for the sentinel of its SQLSTATE; errors.As gives the *pgconn.PgError.
@@ -82,18 +85,20 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Is reports whether target is the sentinel error of e's SQLSTATE.
 func (e *Error) Is(target error) bool {
-	s, ok := sentinels[e.Code]
-	return ok && s == target
+	t := errtable.BySQLState(e.Code)
+	return t != nil && t.Err == target
 }
 
-// wrap gives err the operation's name, turning pgque's own SQLSTATEs into *Error.
+// wrap gives err the operation's name, turning the SQLSTATEs of the error
+// table (pgque's own, and PostgreSQL's it gives a meaning to, such as
+// 3F000 for a database without pgque) into *Error.
 func wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		if _, ok := sentinels[pgErr.Code]; ok {
+		if errtable.BySQLState(pgErr.Code) != nil {
 			return &Error{Op: op, Code: pgErr.Code, Err: pgErr}
 		}
 	} else if strings.Contains(err.Error(), "failed to encode args[") {

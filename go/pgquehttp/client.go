@@ -5,7 +5,8 @@
 //
 // Every method returns an *Error for an error response; errors.Is matches it
 // against the SDK's sentinel errors (pgque.ErrQueueNotFound, ...) by its
-// code, as it would match the SDK's own errors.
+// code, as it would match the SDK's own errors.  The package itself does not
+// depend on the SDK (nor on pgx): it and the SDK share one table of errors.
 package pgquehttp
 
 import (
@@ -22,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/internal/errtable"
 )
 
 // Client calls one pgque server.  It is safe for concurrent use.
@@ -77,29 +78,10 @@ func (e *Error) Error() string {
 	return s + ")"
 }
 
-// sentinels maps codes to the SDK's errors.
-var sentinels = map[string]error{
-	CodeQueueNotFound:      pgque.ErrQueueNotFound,
-	CodeQueueExists:        pgque.ErrQueueExists,
-	CodeConsumerNotFound:   pgque.ErrConsumerNotFound,
-	CodeBatchNotFound:      pgque.ErrBatchNotFound,
-	CodeMessageNotFound:    pgque.ErrMessageNotFound,
-	CodeInvalidArgument:    pgque.ErrInvalidArgument,
-	CodeQueueHasConsumers:  pgque.ErrQueueHasConsumers,
-	CodeDeadLetterNotFound: pgque.ErrDeadLetterNotFound,
-	CodeScheduleExists:     pgque.ErrScheduleExists,
-	CodeScheduleNotFound:   pgque.ErrScheduleNotFound,
-	CodeConsumerBusy:       pgque.ErrConsumerBusy,
-	CodeWorkerBusy:         pgque.ErrWorkerBusy,
-	CodeNotAPiece:          pgque.ErrNotAPiece,
-	CodeTakenOver:          pgque.ErrTakenOver,
-	CodePermissionDenied:   pgque.ErrPermissionDenied,
-}
-
 // Is reports whether target is the SDK sentinel error of e's code.
 func (e *Error) Is(target error) bool {
-	s, ok := sentinels[e.Code]
-	return ok && s == target
+	t := errtable.ByCode(e.Code)
+	return t != nil && t.Err != nil && t.Err == target
 }
 
 // do sends a request with body in (nil for none) and decodes the answer
@@ -310,7 +292,7 @@ func (c *Client) ReceiveSingleReader(ctx context.Context, queue, consumer string
 func (c *Client) ReceiveAsWorker(ctx context.Context, queue, consumer, worker string, max int,
 	lease time.Duration) (Batch, error) {
 	if worker == "" {
-		return Batch{}, fmt.Errorf("pgquehttp: receive as worker: no worker name: %w", pgque.ErrInvalidArgument)
+		return Batch{}, fmt.Errorf("pgquehttp: receive as worker: no worker name: %w", errtable.ErrInvalidArgument)
 	}
 	return c.ReceiveWith(ctx, queue, consumer, ReceiveRequest{Max: max, Worker: worker, LeaseSeconds: lease.Seconds()})
 }
@@ -384,7 +366,7 @@ func (c *Client) Ack(ctx context.Context, batchID int64) (bool, error) {
 // fails with pgque.ErrTakenOver when another worker took its batch over.
 func (c *Client) Nack(ctx context.Context, batchID, msgID int64, retryAfter time.Duration, reason string) (Outcome, error) {
 	if retryAfter < 0 {
-		return "", fmt.Errorf("pgquehttp: nack: retry delay %v is negative: %w", retryAfter, pgque.ErrInvalidArgument)
+		return "", fmt.Errorf("pgquehttp: nack: retry delay %v is negative: %w", retryAfter, errtable.ErrInvalidArgument)
 	}
 	req := NackRequest{MsgID: msgID, RetryAfterSeconds: int((retryAfter + time.Second - 1) / time.Second), Reason: reason}
 	var out NackResponse

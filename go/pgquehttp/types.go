@@ -3,6 +3,8 @@ package pgquehttp
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/pgque/pgque/go/internal/errtable"
 )
 
 // The types below are the JSON bodies of pgque's HTTP API (docs/http.md).
@@ -379,31 +381,35 @@ type ErrorDetail struct {
 	SQLState string `json:"sqlstate,omitempty"`
 }
 
-// Error codes.  Those of engine errors match the SDK's sentinel errors.
+// Error codes (docs/http.md lists each with its status and SQLSTATE).
+// Those of engine errors match the SDK's sentinel errors.
 const (
-	CodeQueueNotFound        = "queue_not_found"        // 404, PQ001
-	CodeQueueExists          = "queue_exists"           // 409, PQ002
-	CodeConsumerNotFound     = "consumer_not_found"     // 404, PQ003
-	CodeBatchNotFound        = "batch_not_found"        // 404, PQ004
-	CodeMessageNotFound      = "message_not_found"      // 404, PQ005
-	CodeInvalidArgument      = "invalid_argument"       // 400, PQ006 or a bad request
-	CodeQueueHasConsumers    = "queue_has_consumers"    // 409, PQ007
-	CodeDeadLetterNotFound   = "dead_letter_not_found"  // 404, PQ008
-	CodeScheduleExists       = "schedule_exists"        // 409, PQ015
-	CodeScheduleNotFound     = "schedule_not_found"     // 404, PQ016
-	CodeConsumerBusy         = "consumer_busy"          // 409, PQ025
-	CodeWorkerBusy           = "worker_busy"            // 409, PQ026
-	CodeNotAPiece            = "not_a_piece"            // 400, PQ027
-	CodeTakenOver            = "taken_over"             // 409, PQ028
-	CodeWorkerNotFound       = "worker_not_found"       // 404
-	CodePermissionDenied     = "permission_denied"      // 403, 42501
-	CodeMalformedJSON        = "malformed_json"         // 400
-	CodeBodyTooLarge         = "body_too_large"         // 413
-	CodeNotFound             = "not_found"              // 404, no such endpoint
-	CodeMethodNotAllowed     = "method_not_allowed"     // 405
-	CodeUnavailable          = "unavailable"            // 503, database unreachable or shutting down
-	CodeInternal             = "internal"               // 500
-	CodeUnauthenticated      = "unauthenticated"        // 401, no token or an unknown one
-	CodeForbidden            = "forbidden"              // 403, the token's scope, or a refused Origin or Host
-	CodeUnsupportedMediaType = "unsupported_media_type" // 415, a body that is not declared JSON
+	CodeQueueNotFound        = errtable.CodeQueueNotFound
+	CodeQueueExists          = errtable.CodeQueueExists
+	CodeConsumerNotFound     = errtable.CodeConsumerNotFound
+	CodeBatchNotFound        = errtable.CodeBatchNotFound
+	CodeMessageNotFound      = errtable.CodeMessageNotFound
+	CodeInvalidArgument      = errtable.CodeInvalidArgument
+	CodeQueueHasConsumers    = errtable.CodeQueueHasConsumers
+	CodeDeadLetterNotFound   = errtable.CodeDeadLetterNotFound
+	CodeScheduleExists       = errtable.CodeScheduleExists
+	CodeScheduleNotFound     = errtable.CodeScheduleNotFound
+	CodeConsumerBusy         = errtable.CodeConsumerBusy
+	CodeWorkerBusy           = errtable.CodeWorkerBusy
+	CodeNotAPiece            = errtable.CodeNotAPiece
+	CodeTakenOver            = errtable.CodeTakenOver
+	CodeWorkerNotFound       = errtable.CodeWorkerNotFound
+	CodePermissionDenied     = errtable.CodePermissionDenied
+	CodeMalformedJSON        = errtable.CodeMalformedJSON
+	CodeBodyTooLarge         = errtable.CodeBodyTooLarge
+	CodeNotFound             = errtable.CodeNotFound
+	CodeMethodNotAllowed     = errtable.CodeMethodNotAllowed
+	CodeUnavailable          = errtable.CodeUnavailable
+	CodeInternal             = errtable.CodeInternal
+	CodeUnauthenticated      = errtable.CodeUnauthenticated
+	CodeForbidden            = errtable.CodeForbidden
+	CodeUnsupportedMediaType = errtable.CodeUnsupportedMediaType
+	CodeWrongTransactionMode = errtable.CodeWrongTransactionMode
+	CodeNotScheduled         = errtable.CodeNotScheduled
+	CodeNotInstalled         = errtable.CodeNotInstalled
 )

@@ -15,24 +15,25 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/pgque/pgque/go/internal/errtable"
 	"github.com/pgque/pgque/go/pgque"
 )
 
 // Exit statuses.  Scripts rely on them: they are documented in `pgque
-// --help` and docs/operations.md, and must not change.
+// --help` and docs/operations.md, and must not change.  The error table
+// (errtable) gives each engine error's.
 const (
 	exitOK          = 0
-	exitError       = 1   // anything else: connection, server, I/O
-	exitUsage       = 2   // bad command line, or an argument the engine rejected (PQ006)
-	exitNotFound    = 3   // queue, consumer, batch, message, dead letter or schedule not found
-	exitConflict    = 4   // already exists, already subscribed, queue has consumers, consumer or worker busy, taken over
-	exitDenied      = 5   // the role may not do this (namespace grants), 42501
+	exitError       = errtable.ExitError
+	exitUsage       = errtable.ExitUsage
+	exitNotFound    = errtable.ExitNotFound
+	exitConflict    = errtable.ExitConflict
 	exitInterrupted = 130 // stopped by Ctrl-C or SIGTERM before it was done
 )
 
 const exitCodeHelp = `Exit status:
   0    success
-  1    error (connection, server, I/O)
+  1    error (connection, server, I/O, pgque not installed in the database)
   2    usage error, or an argument the engine rejected (invalid name or
        value, the id of a whole batch where a piece's is wanted)
   3    not found: queue, consumer, batch, message, dead letter or schedule
@@ -75,18 +76,13 @@ func exitCode(ctx context.Context, err error) int {
 		return exitOK
 	case errors.As(err, &se):
 		return se.code
-	case errors.As(err, new(usageError)), errors.Is(err, pgque.ErrInvalidArgument), errors.Is(err, pgque.ErrNotAPiece):
+	case errors.As(err, new(usageError)):
 		return exitUsage
-	case errors.Is(err, pgque.ErrQueueNotFound), errors.Is(err, pgque.ErrConsumerNotFound),
-		errors.Is(err, pgque.ErrBatchNotFound), errors.Is(err, pgque.ErrMessageNotFound),
-		errors.Is(err, pgque.ErrDeadLetterNotFound), errors.Is(err, pgque.ErrScheduleNotFound):
-		return exitNotFound
-	case errors.Is(err, pgque.ErrQueueExists), errors.Is(err, pgque.ErrQueueHasConsumers),
-		errors.Is(err, pgque.ErrScheduleExists), errors.Is(err, pgque.ErrConsumerBusy),
-		errors.Is(err, pgque.ErrWorkerBusy), errors.Is(err, pgque.ErrTakenOver):
-		return exitConflict
-	case errors.Is(err, pgque.ErrPermissionDenied):
-		return exitDenied
+	}
+	if e := errtable.ForError(err); e != nil {
+		return e.Exit
+	}
+	switch {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case strings.HasPrefix(err.Error(), "unknown command"):
@@ -101,7 +97,11 @@ func errorMessage(ctx context.Context, err error) string {
 	if exitCode(ctx, err) == exitInterrupted {
 		return "interrupted"
 	}
-	return strings.ReplaceAll(err.Error(), "pgque: ", "")
+	msg := strings.ReplaceAll(err.Error(), "pgque: ", "")
+	if errors.Is(err, pgque.ErrNotInstalled) && !strings.Contains(msg, "pgque migrate") {
+		msg += "; pgque is not installed in this database ('pgque migrate' installs it)"
+	}
+	return msg
 }
 
 // Argument validators that report usage errors.

@@ -1198,3 +1198,19 @@ func TestVersionAgrees(t *testing.T) {
 		t.Errorf("version without pgque: %+v", r)
 	}
 }
+
+// A database without pgque: commands fail with exit 1 and say so, naming
+// the command that would install it.
+func TestNotInstalled(t *testing.T) {
+	c := newCLI(t)
+	dsn := c.bareDatabase("bare")
+	for _, args := range [][]string{
+		{"send", "orders", "-t", "x", "{}"},
+		{"receive", "orders", "billing"},
+		{"queues"},
+	} {
+		args = append(args, "--dsn", dsn)
+		checkFails(t, runBin(t, "", args...), exitError,
+			"pgque is not installed in this database ('pgque migrate' installs it)", args)
+	}
+}

@@ -252,12 +252,12 @@ func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
 	}
 	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !strings.EqualFold(scheme, "Bearer") || secret == "" {
-		return r, &apiError{status: http.StatusUnauthorized, code: pgquehttp.CodeUnauthenticated,
+		return r, &apiError{code: pgquehttp.CodeUnauthenticated,
 			msg: "this server needs a token: send the header Authorization: Bearer <token>"}
 	}
 	t := s.opts.Tokens.find(strings.TrimSpace(secret))
 	if t == nil {
-		return r, &apiError{status: http.StatusUnauthorized, code: pgquehttp.CodeUnauthenticated,
+		return r, &apiError{code: pgquehttp.CodeUnauthenticated,
 			msg: "the token is not one of this server's"}
 	}
 	return r.WithContext(context.WithValue(r.Context(), tokenKey{}, t)), nil
@@ -270,7 +270,7 @@ func tokenOf(r *http.Request) *token {
 }
 
 func forbidden(format string, args ...any) error {
-	return &apiError{status: http.StatusForbidden, code: pgquehttp.CodeForbidden, msg: fmt.Sprintf(format, args...)}
+	return &apiError{code: pgquehttp.CodeForbidden, msg: fmt.Sprintf(format, args...)}
 }
 
 // authorize checks that the request's token allows need on queue.

@@ -37,7 +37,7 @@ func decode(r *http.Request, v any, optional bool) error {
 	if err != nil {
 		// The client went away (or stalled past the read timeout): its
 		// fault, and nobody reads the answer.
-		return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeMalformedJSON,
+		return &apiError{code: pgquehttp.CodeMalformedJSON,
 			msg: "reading the request body: " + err.Error()}
 	}
 	if !utf8.Valid(body) {
@@ -64,7 +64,7 @@ func decode(r *http.Request, v any, optional bool) error {
 }
 
 func malformed(why string) error {
-	return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeMalformedJSON, msg: "malformed JSON body: " + why}
+	return &apiError{code: pgquehttp.CodeMalformedJSON, msg: "malformed JSON body: " + why}
 }
 
 func strictDecoder(body []byte) *json.Decoder {

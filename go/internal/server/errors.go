@@ -9,15 +9,15 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/internal/errtable"
 	"github.com/pgque/pgque/go/pgquehttp"
 )
 
 // apiError is an error the server answers with as it is: a bad request
 // caught before reaching the database, or an engine answer (such as "queue
-// exists") that is not raised as an error.
+// exists") that is not raised as an error.  Its code gives its status (the
+// error table, errtable).
 type apiError struct {
-	status   int
 	code     string
 	sqlstate string
 	msg      string
@@ -26,30 +26,7 @@ type apiError struct {
 func (e *apiError) Error() string { return e.msg }
 
 func badRequest(format string, args ...any) error {
-	return &apiError{status: http.StatusBadRequest, code: pgquehttp.CodeInvalidArgument, msg: fmt.Sprintf(format, args...)}
-}
-
-// engineErrors maps the SDK's sentinel errors to HTTP.
-var engineErrors = []struct {
-	err    error
-	status int
-	code   string
-}{
-	{pgque.ErrQueueNotFound, http.StatusNotFound, pgquehttp.CodeQueueNotFound},
-	{pgque.ErrQueueExists, http.StatusConflict, pgquehttp.CodeQueueExists},
-	{pgque.ErrConsumerNotFound, http.StatusNotFound, pgquehttp.CodeConsumerNotFound},
-	{pgque.ErrBatchNotFound, http.StatusNotFound, pgquehttp.CodeBatchNotFound},
-	{pgque.ErrMessageNotFound, http.StatusNotFound, pgquehttp.CodeMessageNotFound},
-	{pgque.ErrInvalidArgument, http.StatusBadRequest, pgquehttp.CodeInvalidArgument},
-	{pgque.ErrQueueHasConsumers, http.StatusConflict, pgquehttp.CodeQueueHasConsumers},
-	{pgque.ErrDeadLetterNotFound, http.StatusNotFound, pgquehttp.CodeDeadLetterNotFound},
-	{pgque.ErrScheduleExists, http.StatusConflict, pgquehttp.CodeScheduleExists},
-	{pgque.ErrScheduleNotFound, http.StatusNotFound, pgquehttp.CodeScheduleNotFound},
-	{pgque.ErrConsumerBusy, http.StatusConflict, pgquehttp.CodeConsumerBusy},
-	{pgque.ErrWorkerBusy, http.StatusConflict, pgquehttp.CodeWorkerBusy},
-	{pgque.ErrNotAPiece, http.StatusBadRequest, pgquehttp.CodeNotAPiece},
-	{pgque.ErrTakenOver, http.StatusConflict, pgquehttp.CodeTakenOver},
-	{pgque.ErrPermissionDenied, http.StatusForbidden, pgquehttp.CodePermissionDenied},
+	return &apiError{code: pgquehttp.CodeInvalidArgument, msg: fmt.Sprintf(format, args...)}
 }
 
 // describe turns err into the status and body to answer with, and reports
@@ -57,45 +34,36 @@ var engineErrors = []struct {
 func describe(err error) (int, pgquehttp.ErrorDetail, bool) {
 	var ae *apiError
 	if errors.As(err, &ae) {
-		return ae.status, pgquehttp.ErrorDetail{Code: ae.code, Message: ae.msg, SQLState: ae.sqlstate}, false
+		return errtable.Status(ae.code), pgquehttp.ErrorDetail{Code: ae.code, Message: ae.msg, SQLState: ae.sqlstate}, false
 	}
-	var pqErr *pgque.Error
-	hasState := errors.As(err, &pqErr)
-	for _, e := range engineErrors {
-		if !errors.Is(err, e.err) {
-			continue
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if e := errtable.BySQLState(pgErr.Code); e != nil {
+			// The server's message names the value; the SDK's wrapping
+			// adds nothing for a client.
+			return e.Status, pgquehttp.ErrorDetail{Code: e.Code, Message: pgErr.Message, SQLState: pgErr.Code},
+				e.Status >= http.StatusInternalServerError
 		}
-		d := pgquehttp.ErrorDetail{Code: e.code, Message: err.Error()}
-		if hasState {
-			// The server's message names the value; the SDK's wrapping adds nothing for a client.
-			d.Message, d.SQLState = pqErr.Err.Message, pqErr.Code
-		}
-		return e.status, d, false
+	}
+	if e := errtable.ForError(err); e != nil {
+		// The SDK's own check, before SQL.
+		return e.Status, pgquehttp.ErrorDetail{Code: e.Code, Message: err.Error()}, e.Status >= http.StatusInternalServerError
 	}
 	var maxErr *http.MaxBytesError
 	var connErr *pgconn.ConnectError
-	var pgErr *pgconn.PgError
 	switch {
-	case errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05"):
-		// A NUL character or invalid UTF-8 in a value: PostgreSQL's text cannot hold it.
-		return http.StatusBadRequest, pgquehttp.ErrorDetail{Code: pgquehttp.CodeInvalidArgument,
-			Message: "a value holds a NUL character or is not valid UTF-8: " + pgErr.Message, SQLState: pgErr.Code}, false
 	case errors.As(err, &maxErr):
-		return http.StatusRequestEntityTooLarge, pgquehttp.ErrorDetail{Code: pgquehttp.CodeBodyTooLarge,
+		return errtable.Status(pgquehttp.CodeBodyTooLarge), pgquehttp.ErrorDetail{Code: pgquehttp.CodeBodyTooLarge,
 			Message: fmt.Sprintf("request body is larger than %d bytes", maxErr.Limit)}, false
 	case errors.Is(err, context.Canceled):
 		// The client left (or the server shuts down): nobody reads the answer.
-		return http.StatusServiceUnavailable, pgquehttp.ErrorDetail{Code: pgquehttp.CodeUnavailable,
+		return errtable.Status(pgquehttp.CodeUnavailable), pgquehttp.ErrorDetail{Code: pgquehttp.CodeUnavailable,
 			Message: "request cancelled"}, false
 	case errors.As(err, &connErr), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, pgquehttp.ErrorDetail{Code: pgquehttp.CodeUnavailable,
+		return errtable.Status(pgquehttp.CodeUnavailable), pgquehttp.ErrorDetail{Code: pgquehttp.CodeUnavailable,
 			Message: "the database is unreachable or did not answer in time"}, true
 	}
-	d := pgquehttp.ErrorDetail{Code: pgquehttp.CodeInternal, Message: "internal error"}
-	if hasState {
-		d.SQLState = pqErr.Code
-	}
-	return http.StatusInternalServerError, d, true
+	return errtable.Status(pgquehttp.CodeInternal), pgquehttp.ErrorDetail{Code: pgquehttp.CodeInternal, Message: "internal error"}, true
 }
 
 // writeJSON answers with status and v as JSON.  It encodes v whole before

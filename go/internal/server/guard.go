@@ -104,7 +104,7 @@ func checkContentType(r *http.Request) error {
 	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/json" {
 		return nil
 	}
-	return &apiError{status: http.StatusUnsupportedMediaType, code: pgquehttp.CodeUnsupportedMediaType,
+	return &apiError{code: pgquehttp.CodeUnsupportedMediaType,
 		msg: "a request body must be JSON, sent with Content-Type: application/json"}
 }
 

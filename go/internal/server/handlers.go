@@ -261,7 +261,7 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if !created {
-			return &apiError{status: http.StatusConflict, code: pgquehttp.CodeQueueExists, sqlstate: "PQ002",
+			return &apiError{code: pgquehttp.CodeQueueExists, sqlstate: "PQ002",
 				msg: fmt.Sprintf("queue %q already exists", req.Name)}
 		}
 		return s.setConfig(r.Context(), tx, req.Name, req.Config)
@@ -411,7 +411,7 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !removed {
-		return &apiError{status: http.StatusNotFound, code: pgquehttp.CodeConsumerNotFound, sqlstate: "PQ003",
+		return &apiError{code: pgquehttp.CodeConsumerNotFound, sqlstate: "PQ003",
 			msg: fmt.Sprintf("consumer %q is not subscribed to queue %q", name, queue)}
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -578,7 +578,7 @@ func (s *Server) unregisterWorker(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if !removed {
-		return &apiError{status: http.StatusNotFound, code: pgquehttp.CodeWorkerNotFound,
+		return &apiError{code: pgquehttp.CodeWorkerNotFound,
 			msg: fmt.Sprintf("consumer %q of queue %q has no worker %q", consumer, queue, worker)}
 	}
 	if release {

@@ -172,7 +172,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The mux would redirect to the clean path with an HTML body; the
 		// API's paths are canonical, and every answer is JSON.
 		s.instrument(unmatchedRoute, s.errors(func(http.ResponseWriter, *http.Request) error {
-			return &apiError{status: http.StatusNotFound, code: pgquehttp.CodeNotFound,
+			return &apiError{code: pgquehttp.CodeNotFound,
 				msg: fmt.Sprintf("no endpoint %s %s: not a canonical path (%s is)", r.Method, r.URL.Path, clean)}
 		})).ServeHTTP(w, r)
 		return
@@ -185,7 +185,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.instrument(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		probe := &statusProbe{header: http.Header{}}
 		h.ServeHTTP(probe, r)
-		e := &apiError{status: probe.code, code: pgquehttp.CodeNotFound,
+		e := &apiError{code: pgquehttp.CodeNotFound,
 			msg: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}
 		switch probe.code {
 		case http.StatusNotFound:
@@ -247,7 +247,7 @@ func (s *Server) metricsOnly() http.Handler {
 			return
 		}
 		if _, pattern := mux.Handler(r); err == nil && pattern == "" {
-			err = &apiError{status: http.StatusNotFound, code: pgquehttp.CodeNotFound,
+			err = &apiError{code: pgquehttp.CodeNotFound,
 				msg: fmt.Sprintf("no endpoint %s %s: this listener serves GET /metrics only", r.Method, r.URL.Path)}
 		}
 		if err != nil {
