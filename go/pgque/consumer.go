@@ -1046,19 +1046,14 @@ func signal(wake chan<- struct{}) {
 // subscription is gone, an argument is invalid, pgque is not installed, or
 // the role lacks the rights.
 func permanent(err error) bool {
-	if errors.Is(err, ErrQueueNotFound) || errors.Is(err, ErrConsumerNotFound) || errors.Is(err, ErrInvalidArgument) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "42501", // insufficient_privilege
-			"42883", // undefined_function: pgque not installed
-			"3F000": // invalid_schema_name: pgque not installed
+	for _, e := range []error{ErrQueueNotFound, ErrConsumerNotFound, ErrInvalidArgument, ErrNotInstalled, ErrPermissionDenied} {
+		if errors.Is(err, e) {
 			return true
 		}
 	}
-	return false
+	// A pgque older than the SDK: a function it calls does not exist.
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42883"
 }
 
 // retryable reports errors worth retrying an ack or nack for: not the

@@ -101,7 +101,7 @@ func TestEveryFieldConverted(t *testing.T) {
 
 func TestPayload(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{"", "null"}, // NULL
+		{"", "null"},                     // NULL
 		{`{"a": [1, 2]}`, `{"a":[1,2]}`}, // as sent; Marshal compacts it
 		{"null", "null"},
 		{"plain text", `"plain text"`},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-
 	"github.com/pgque/pgque/go/pgque"
 )
 
