@@ -58,8 +58,11 @@ func checkTime(op, what string, t time.Time, back bool) error {
 	if t.After(now.AddDate(maxYears, 0, 0).Add(spanSlack)) ||
 		back && t.Before(now.AddDate(-maxYears, 0, 0).Add(-spanSlack)) ||
 		t.Year() < 1 {
-		return invalid(op, "%s %s is out of range: must be at most 100 years from now",
-			what, t.Format(time.RFC3339Nano))
+		within := "at most 100 years from now"
+		if back {
+			within = "from 100 years ago to 100 years from now"
+		}
+		return invalid(op, "%s %s is out of range: must be %s", what, t.Format(time.RFC3339Nano), within)
 	}
 	return nil
 }

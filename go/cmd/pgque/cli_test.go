@@ -554,8 +554,8 @@ func TestScheduleCommands(t *testing.T) {
 	c.fails(exitNotFound, "queue 'nope' does not exist", "schedule", "create", "x", "nope", "-t", "x", "--every", "1h")
 	c.fails(exitUsage, "invalid cron expression", "schedule", "create", "x", "jobs", "-t", "x", "--cron", "61 * * * *")
 	c.fails(exitUsage, "--type is required", "schedule", "create", "x", "jobs", "--every", "1h")
-	c.fails(exitUsage, "exactly one of --every and --cron", "schedule", "create", "x", "jobs", "-t", "x")
-	c.fails(exitUsage, "exactly one of --every and --cron", "schedule", "create", "x", "jobs", "-t", "x", "--every", "1h", "--cron", "@daily")
+	c.fails(exitUsage, "exactly one of --every (whole seconds, at least 1s) and --cron", "schedule", "create", "x", "jobs", "-t", "x")
+	c.fails(exitUsage, "exactly one of --every (whole seconds, at least 1s) and --cron", "schedule", "create", "x", "jobs", "-t", "x", "--every", "1h", "--cron", "@daily")
 	c.fails(exitUsage, "PAYLOAD is not valid JSON", "schedule", "create", "x", "jobs", "-t", "x", "--every", "1h", "{")
 	c.fails(exitUsage, "--start-at", "schedule", "create", "x", "jobs", "-t", "x", "--every", "1h", "--start-at", "tomorrow")
 	c.fails(exitUsage, "StartAt applies to Every only", "schedule", "create", "x", "jobs", "-t", "x", "--cron", "@daily",
@@ -1081,7 +1081,9 @@ func TestBadInputIsUsage(t *testing.T) {
 		{[]string{"dlq", "purge", "q", "--older-than", "2000000h"}, "older_than"},
 		{[]string{"schedule", "create", "s", "q", "-t", "x", "--every", "-1s"}, "must be at least 1 second"},
 		{[]string{"schedule", "create", "s", "q", "-t", "x", "--every", "1h", "--start-at", "9999-01-01T00:00:00Z"},
-			"start time 9999-01-01T00:00:00Z is out of range"},
+			"start time 9999-01-01T00:00:00Z is out of range: must be from 100 years ago to 100 years from now"},
+		{[]string{"schedule", "create", "s", "q", "-t", "x", "--every", "1h", "--start-at", "0001-01-01T00:00:00Z"},
+			"--start-at \"0001-01-01T00:00:00Z\" is out of range"},
 		{[]string{"queue", "create", "a\xffb"}, "argument \"a\\xffb\" is not valid UTF-8"},
 		{[]string{"send", "q", "-t", "x\xff", "1"}, "--type \"x\\xff\" is not valid UTF-8"},
 		{[]string{"send", "q", "-t", "x", "1", "--extra1", "\xfe"}, "--extra1 \"\\xfe\" is not valid UTF-8"},

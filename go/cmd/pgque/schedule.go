@@ -104,13 +104,17 @@ Cron expressions: 5 fields (minute hour day-of-month month day-of-week) or
 			return usageError{errors.New("--type is required")}
 		}
 		if (every == 0) == (cron == "") {
-			return usageError{errors.New("give exactly one of --every and --cron")}
+			return usageError{errors.New("give exactly one of --every (whole seconds, at least 1s) and --cron (a non-empty expression)")}
 		}
 		s := pgque.Schedule{Name: args[0], Queue: args[1], Type: typ, Every: every, Cron: cron, TimeZone: tz}
 		if startAt != "" {
 			t, err := time.Parse(time.RFC3339, startAt)
 			if err != nil {
 				return usageError{fmt.Errorf("--start-at %q is not an RFC 3339 time such as 2026-01-01T00:15:00Z", startAt)}
+			}
+			if t.IsZero() {
+				// The SDK takes a zero StartAt for "not given".
+				return usageError{fmt.Errorf("--start-at %q is out of range: must be from 100 years ago to 100 years from now", startAt)}
 			}
 			s.StartAt = t
 		}

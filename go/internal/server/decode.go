@@ -86,7 +86,30 @@ func (f fault) String() string {
 	if f.unknown {
 		return fmt.Sprintf("%s is not a field", f.path)
 	}
-	return fmt.Sprintf("%s must be %s, not %s", pathName(f.path), jsonKindOf(f.t), clip(f.raw))
+	kind := jsonKindOf(f.t)
+	if isInt(f.t) && !integerLiteral(f.raw) {
+		// Not an integer at all: the range the Go type can hold would only
+		// mislead (the field's own range is checked once it decodes).
+		kind = "an integer"
+	}
+	return fmt.Sprintf("%s must be %s, not %s", pathName(f.path), kind, clip(f.raw))
+}
+
+func isInt(t reflect.Type) bool { return t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64 }
+
+// integerLiteral reports whether raw is a JSON integer (too big for its
+// field, when it failed to decode).
+func integerLiteral(raw json.RawMessage) bool {
+	s := bytes.TrimPrefix(bytes.TrimSpace(raw), []byte("-"))
+	if len(s) == 0 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // locate finds the innermost value of raw that does not decode into its

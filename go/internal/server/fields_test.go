@@ -40,7 +40,11 @@ func TestMalformedBodyNamesField(t *testing.T) {
 	e := newEnv(t, server.Options{})
 	for _, c := range []struct{ method, path, body, want string }{
 		{"POST", "/v1/schedules", `{"name":"s","queue":"q","type":"t","every_seconds":"60"}`,
-			`every_seconds must be an integer from -9223372036854775808 to 9223372036854775807, not "60"`},
+			`every_seconds must be an integer, not "60"`},
+		{"POST", "/v1/schedules", `{"name":"s","queue":"q","type":"t","every_seconds":1.5}`,
+			`every_seconds must be an integer, not 1.5`},
+		{"POST", "/v1/schedules", `{"name":"s","queue":"q","type":"t","every_seconds":99999999999999999999}`,
+			`every_seconds must be an integer from -9223372036854775808 to 9223372036854775807, not 99999999999999999999`},
 		{"POST", "/v1/schedules", `{"name":"s","queue":"q","type":"t","every_seconds":60,"start_at":"soon"}`,
 			`start_at must be an RFC 3339 time such as "2026-01-02T15:04:05Z", not "soon"`},
 		{"POST", "/v1/schedules", `{"name":"s","queue":"q","type":"t","every_seconds":60,"start_at":12}`,
@@ -69,8 +73,8 @@ func TestMalformedBodyNamesField(t *testing.T) {
 func TestChecksNameFields(t *testing.T) {
 	e := newEnv(t, server.Options{})
 	for _, c := range []struct{ body, want string }{
-		{`{"name":"s","queue":"q","type":"t"}`, "set exactly one of every_seconds and cron"},
-		{`{"name":"s","queue":"q","type":"t","every_seconds":60,"cron":"@daily"}`, "set exactly one of every_seconds and cron"},
+		{`{"name":"s","queue":"q","type":"t"}`, "set exactly one of every_seconds (from 1 to 3110400000) and cron"},
+		{`{"name":"s","queue":"q","type":"t","every_seconds":60,"cron":"@daily"}`, "set exactly one of every_seconds (from 1 to 3110400000) and cron"},
 		{`{"name":"s","queue":"q","type":"t","cron":"@daily","start_at":"2030-01-01T00:00:00Z"}`,
 			"start_at goes with every_seconds only"},
 		{`{"name":"s","queue":"q","type":"","every_seconds":60}`, "type is required"},

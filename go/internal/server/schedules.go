@@ -82,7 +82,8 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) error {
 	case req.Type == "":
 		return badRequest("type is required")
 	case (req.EverySeconds == 0) == (req.Cron == ""):
-		return badRequest("schedule %q: set exactly one of every_seconds and cron", req.Name)
+		return badRequest("schedule %q: set exactly one of every_seconds (from 1 to %d) and cron (a non-empty expression)",
+			req.Name, maxDelaySeconds)
 	case req.EverySeconds < 0 || req.EverySeconds > maxDelaySeconds:
 		return badRequest("every_seconds %d is not from 1 to %d", req.EverySeconds, maxDelaySeconds)
 	case req.StartAt != nil && req.Cron != "":
