@@ -12,9 +12,14 @@
 
 -- Every event row.  One partition per (queue, table) -- pgque.event_<queue_id>_<n>,
 -- attached by create_queue() -- so producers insert into this parent with a
--- static, plan-cached INSERT and the row is routed by ev_slot.  ev_txid is the
--- inserting transaction: batches are defined by which transactions became
--- visible between two ticks.
+-- static, plan-cached INSERT and the row is routed by ev_slot.  The
+-- partitions hang off groups of 64 queues' slots (pgque.event_g<n>, ranges
+-- of ev_slot): attaching one rebuilds the partition list of its group only,
+-- in the creating session and in every session that inserts next, where one
+-- flat list of every queue's tables made each create_queue() cost time in
+-- proportion to the number of queues (50 to 100 ms at 2,000 queues).
+-- ev_txid is the inserting transaction: batches are defined by which
+-- transactions became visible between two ticks.
 CREATE TABLE pgque.event (
     ev_slot   int         NOT NULL,   -- partition: the queue's queue_slot + table number
     ev_id     bigint      NOT NULL,
@@ -29,7 +34,7 @@ CREATE TABLE pgque.event (
     ev_extra3 text,
     ev_extra4 text,
     ev_max_retries int   -- per-event override of the queue's max_retries (send option)
-) PARTITION BY LIST (ev_slot);
+) PARTITION BY RANGE (ev_slot);
 
 -- Groups of partitions.  A queue owns the group starting at its queue_slot;
 -- drop_queue() empties and frees it for the next create_queue(), because
@@ -337,6 +342,8 @@ $$;
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
 --   (1886482283, hashtext(name))    creators of one queue name
+--   (1886482287, group)             creators of one event partition group
+--                                   (_event_group)
 --   (1886482285, queue_id)          drop_queue (exclusive) against the
 --                                   periodic work and info functions that
 --                                   read the queue's sequences and tables
@@ -633,12 +640,35 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'pgque_' || queue_name $$;
 -- Queue lifecycle: create_queue, drop_queue, set_queue_config, pause_queue,
 -- resume_queue.
 
+-- _event_group(base): the partition group (see pgque.event) that the
+-- slots from base belong to, made and attached when it is the first queue
+-- of the group.  Creators of one group are serialized by an advisory lock.
+CREATE FUNCTION pgque._event_group(base int) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    slots constant int := 64 * 16;  -- 64 queues of up to 16 tables
+    g     int := base / slots;
+    grp   text := format('pgque.event_g%s', g);
+BEGIN
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 6, g);
+    IF to_regclass(grp) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (LIKE pgque.event INCLUDING DEFAULTS) PARTITION BY LIST (ev_slot)', grp);
+        EXECUTE format('ALTER TABLE pgque.event ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
+                       grp, g * slots, (g + 1) * slots);
+    END IF;
+    RETURN grp;
+END
+$$;
+
 -- create_queue(queue_name, if_not_exists): create a queue with its event
 -- tables, sequences and first tick.  Its events are kept for its first
 -- consumer (unclaimed events, 06_subscription.sql).  Event tables are partitions of
--- pgque.event: a group freed by drop_queue is reused, else new partitions are
--- attached (which, unlike creating them as partitions, does not block
--- producers of other queues).
+-- pgque.event: the tables freed by drop_queue are reused, else new
+-- partitions are attached to their group (which, unlike creating them as
+-- partitions, does not block producers of other queues).  It takes about
+-- ten locks that its transaction holds until it ends: a transaction can
+-- create as many queues as the lock table has room for
+-- (max_locks_per_transaction, docs/operations.md).
 -- Returns 1 when created, 0 when it already existed and if_not_exists is true
 -- (PgQ's meaning).  Errors: PQ006 bad name, PQ002 exists and if_not_exists is false.
 CREATE FUNCTION pgque.create_queue(queue_name text, if_not_exists boolean DEFAULT true) RETURNS int
@@ -649,6 +679,7 @@ DECLARE
     nxt     xid8;
     tick    bigint;
     tbl     text;
+    grp     text;
     n       int;
     ntables int := 3;
 BEGIN
@@ -680,6 +711,7 @@ BEGIN
         UPDATE pgque.event_slot SET slot_queue = qid WHERE slot_base = base;
     ELSE
         base := (nextval('pgque.event_slot_seq') - 1) * 16;  -- room for up to 16 tables
+        grp := pgque._event_group(base);
         FOR n IN 0 .. ntables - 1 LOOP
             tbl := pgque._event_table(qid, n);
             -- Insert-only and truncated, never updated: no free space to keep,
@@ -692,7 +724,7 @@ BEGIN
             -- Readers may read every queue's events anyway; reading them
             -- straight is receive_query()'s fast path.
             EXECUTE format('GRANT SELECT ON %s TO pgque_reader', tbl);
-            EXECUTE format('ALTER TABLE pgque.event ATTACH PARTITION %s FOR VALUES IN (%s)', tbl, base + n);
+            EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%s)', grp, tbl, base + n);
         END LOOP;
         INSERT INTO pgque.event_slot (slot_base, slot_queue) VALUES (base, qid);
     END IF;
@@ -2748,7 +2780,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'a7e3c5a0288be90e' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '490718b476935114' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other

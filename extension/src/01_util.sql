@@ -11,6 +11,8 @@
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
 --   (1886482283, hashtext(name))    creators of one queue name
+--   (1886482287, group)             creators of one event partition group
+--                                   (_event_group)
 --   (1886482285, queue_id)          drop_queue (exclusive) against the
 --                                   periodic work and info functions that
 --                                   read the queue's sequences and tables

@@ -1,12 +1,35 @@
 -- Queue lifecycle: create_queue, drop_queue, set_queue_config, pause_queue,
 -- resume_queue.
 
+-- _event_group(base): the partition group (see pgque.event) that the
+-- slots from base belong to, made and attached when it is the first queue
+-- of the group.  Creators of one group are serialized by an advisory lock.
+CREATE FUNCTION pgque._event_group(base int) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    slots constant int := 64 * 16;  -- 64 queues of up to 16 tables
+    g     int := base / slots;
+    grp   text := format('pgque.event_g%s', g);
+BEGIN
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 6, g);
+    IF to_regclass(grp) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (LIKE pgque.event INCLUDING DEFAULTS) PARTITION BY LIST (ev_slot)', grp);
+        EXECUTE format('ALTER TABLE pgque.event ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
+                       grp, g * slots, (g + 1) * slots);
+    END IF;
+    RETURN grp;
+END
+$$;
+
 -- create_queue(queue_name, if_not_exists): create a queue with its event
 -- tables, sequences and first tick.  Its events are kept for its first
 -- consumer (unclaimed events, 06_subscription.sql).  Event tables are partitions of
--- pgque.event: a group freed by drop_queue is reused, else new partitions are
--- attached (which, unlike creating them as partitions, does not block
--- producers of other queues).
+-- pgque.event: the tables freed by drop_queue are reused, else new
+-- partitions are attached to their group (which, unlike creating them as
+-- partitions, does not block producers of other queues).  It takes about
+-- ten locks that its transaction holds until it ends: a transaction can
+-- create as many queues as the lock table has room for
+-- (max_locks_per_transaction, docs/operations.md).
 -- Returns 1 when created, 0 when it already existed and if_not_exists is true
 -- (PgQ's meaning).  Errors: PQ006 bad name, PQ002 exists and if_not_exists is false.
 CREATE FUNCTION pgque.create_queue(queue_name text, if_not_exists boolean DEFAULT true) RETURNS int
@@ -17,6 +40,7 @@ DECLARE
     nxt     xid8;
     tick    bigint;
     tbl     text;
+    grp     text;
     n       int;
     ntables int := 3;
 BEGIN
@@ -48,6 +72,7 @@ BEGIN
         UPDATE pgque.event_slot SET slot_queue = qid WHERE slot_base = base;
     ELSE
         base := (nextval('pgque.event_slot_seq') - 1) * 16;  -- room for up to 16 tables
+        grp := pgque._event_group(base);
         FOR n IN 0 .. ntables - 1 LOOP
             tbl := pgque._event_table(qid, n);
             -- Insert-only and truncated, never updated: no free space to keep,
@@ -60,7 +85,7 @@ BEGIN
             -- Readers may read every queue's events anyway; reading them
             -- straight is receive_query()'s fast path.
             EXECUTE format('GRANT SELECT ON %s TO pgque_reader', tbl);
-            EXECUTE format('ALTER TABLE pgque.event ATTACH PARTITION %s FOR VALUES IN (%s)', tbl, base + n);
+            EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%s)', grp, tbl, base + n);
         END LOOP;
         INSERT INTO pgque.event_slot (slot_base, slot_queue) VALUES (base, qid);
     END IF;

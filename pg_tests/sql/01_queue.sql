@@ -193,6 +193,22 @@ SELECT queue_ticker_max_count, queue_ticker_max_lag, queue_ticker_idle_period, q
        queue_max_retries, queue_retry_backoff_base, queue_retry_backoff_cap
   FROM pgque.get_queue_info('q01_cfg');
 
+-- Event tables hang off groups of 64 queues: the 70 queues below fill one
+-- group and open the next, and events of a queue in either are delivered.
+-- (Queues made earlier in this run count too, so the group boundary falls
+-- somewhere among them.)
+SELECT count(*) FILTER (WHERE pgque.create_queue('q01_g' || i) = 1) AS created FROM generate_series(1, 70) i;
+SELECT count(*) >= 2 AS groups, bool_and(NOT isleaf) AS partitioned, bool_and(level = 1) AS under_root
+  FROM pg_partition_tree('pgque.event') WHERE parentrelid = 'pgque.event'::regclass;
+SELECT count(*) = 0 AS leaves_under_groups_only
+  FROM pg_partition_tree('pgque.event') WHERE isleaf AND level <> 2;
+SELECT pgque.subscribe('q01_g1', 'c'), pgque.subscribe('q01_g70', 'c');
+SELECT pgque.send('q01_g1', 't', 'first'), pgque.send('q01_g70', 't', 'last');
+SELECT pgque.force_tick('q01_g1') > 0 AS ticked, pgque.force_tick('q01_g70') > 0 AS ticked;
+SELECT m.payload FROM pgque.receive('q01_g1', 'c', 10) m;
+SELECT m.payload FROM pgque.receive('q01_g70', 'c', 10) m;
+SELECT count(*) FILTER (WHERE pgque.drop_queue('q01_g' || i, true) = 1) AS dropped FROM generate_series(1, 70) i;
+
 -- clean up: every q01 queue is gone
 SELECT pgque.drop_queue('q01_cfg', true);
 SELECT pgque.drop_queue('q01_a', true);

@@ -190,7 +190,7 @@ SELECT table_name, CASE WHEN table_name <> 'pgque.event' THEN partitions END AS 
          AS dead_tuples
   FROM pgque.get_table_info() ORDER BY table_name;
 -- the event tables of every queue, free ones included, are in pgque.event
-SELECT partitions = (SELECT count(*) FROM pg_inherits WHERE inhparent = 'pgque.event'::regclass) AS all_event_tables,
+SELECT partitions = 3 * (SELECT count(*) FROM pgque.event_slot) AS all_event_tables,
        total_bytes >= (SELECT sum(event_bytes) FROM pgque.get_queue_info()) AS covers_queues
   FROM pgque.get_table_info() WHERE table_name = 'pgque.event';
 
