@@ -50,6 +50,21 @@ BEGIN
 END
 $$;
 
+-- _due(q, last, seq_now): whether queue q, whose newest tick is last and
+-- whose event sequence is at seq_now, is due for a tick (the conditions of
+-- ticker(queue_name)).
+CREATE FUNCTION pgque._due(q pgque.queue, last pgque.tick, seq_now bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT last.tick_id IS NULL
+        OR (seq_now > last.tick_event_seq
+            AND (seq_now - last.tick_event_seq >= q.queue_ticker_max_count
+                 OR now() - last.tick_time >= q.queue_ticker_max_lag))
+        OR (seq_now <= last.tick_event_seq
+            AND (now() - last.tick_time >= q.queue_ticker_idle_period
+                 OR EXISTS (SELECT 1 FROM unnest(last.tick_pending) x
+                             WHERE pg_visible_in_snapshot(x, pg_current_snapshot()))))
+$$;
+
 -- _tick_due(queue_id): tick the queue if it is due (see ticker(queue_name)).
 -- Skips (NULL) when another session is ticking it or drop_queue holds it,
 -- and when it is gone: drop_queue takes the tick lock before it drops
@@ -71,18 +86,42 @@ BEGIN
     END IF;
     last := pgque._last_tick(q.queue_id);
     seq_now := pgque._seq_value(q.queue_event_seq);
-    IF last.tick_id IS NULL
-       OR (seq_now > last.tick_event_seq
-           AND (seq_now - last.tick_event_seq >= q.queue_ticker_max_count
-                OR now() - last.tick_time >= q.queue_ticker_max_lag))
-       OR (seq_now <= last.tick_event_seq
-           AND (now() - last.tick_time >= q.queue_ticker_idle_period
-                OR EXISTS (SELECT 1 FROM unnest(last.tick_pending) x
-                            WHERE pg_visible_in_snapshot(x, pg_current_snapshot()))))
-    THEN
+    IF pgque._due(q, last, seq_now) THEN
         RETURN pgque._tick(q, last, seq_now);
     END IF;
     RETURN NULL;
+END
+$$;
+
+-- _lock_budget(): how many locks one of pgque's periodic calls may take
+-- at once: an eighth of the lock table that every session shares
+-- (max_locks_per_transaction × (max_connections +
+-- max_prepared_transactions) entries, counting client backends only), at
+-- least 16.  With the defaults, 800.
+CREATE FUNCTION pgque._lock_budget() RETURNS int
+LANGUAGE sql STABLE AS $$
+    SELECT greatest(16, current_setting('max_locks_per_transaction')::int
+                        * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int) / 8)
+$$;
+
+-- _due_queues(max_queues): the queues due for a tick (see _due), the
+-- longest untouched first, at most max_queues of them: one query over
+-- every queue, without the per-queue tick locks (_tick_due decides again
+-- under the queue's lock).  When it fails (a queue dropped under it),
+-- every queue is a candidate.  Each sequence read still locks the sequence
+-- until the transaction ends (PostgreSQL takes sequence locks for the
+-- whole transaction), one lock per queue: docs/operations.md, "Many
+-- queues".
+CREATE FUNCTION pgque._due_queues(max_queues int) RETURNS int[]
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN ARRAY(SELECT q.queue_id
+                   FROM pgque.queue q CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
+                  WHERE pgque._due(q, t, pgque._seq_value(q.queue_event_seq))
+                  ORDER BY t.tick_time NULLS FIRST, q.queue_id
+                  LIMIT max_queues);
+EXCEPTION WHEN OTHERS THEN
+    RETURN ARRAY(SELECT x.queue_id FROM pgque.queue x ORDER BY x.queue_id);
 END
 $$;
 
@@ -108,10 +147,16 @@ BEGIN
 END
 $$;
 
--- ticker(): tick every queue that is due (see ticker(queue_name)), then
--- publish the delayed events that came due (13_delayed.sql; nearly free when
--- none did).  They go in after the ticks, so they move the event sequences
--- past what the ticks recorded and the next call ticks them.
+-- ticker(): tick every queue that is due (see ticker(queue_name)), up to
+-- half the lock budget of them (400 with PostgreSQL's default settings,
+-- see _lock_budget), those untouched longest first: the next call ticks
+-- the rest, as each tick holds two locks until the transaction ends and
+-- the lock table is shared and bounded (queues with a recorded failure
+-- come on top).  Then publish the delayed events that came due
+-- (13_delayed.sql; nearly free when none did).  They go in after the
+-- ticks, so they move the event sequences past what the ticks recorded and
+-- the next call ticks them.  Which queues are due is looked up in one
+-- query (_due_queues) rather than queue by queue.
 -- One queue never stops the others: the queues are ticked in one
 -- subtransaction, and only when that fails again each in its own, so that
 -- a failing queue's error is recorded (step 'tick' in get_queue_info(),
@@ -127,14 +172,20 @@ DECLARE
     failing int[];
     id      int;
     n       int := 0;
+    most    int;
     mover   record;
 BEGIN
     PERFORM pgque._require_read_committed('ticker()');
     mover := pgque._mover_view(true);  -- before a tick gives this transaction its xid
-    ids := ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name);
-    failing := ARRAY(SELECT e.qe_queue FROM pgque.queue_error e WHERE e.qe_step = 'tick' ORDER BY 1);
+    most := pgque._lock_budget() / 2;
+    ids := pgque._due_queues(most);
+    -- Queues whose tick failed are tried again, due or not, so that their
+    -- record clears once they tick; those gone since are not.
+    failing := ARRAY(SELECT e.qe_queue FROM pgque.queue_error e JOIN pgque.queue q ON q.queue_id = e.qe_queue
+                      WHERE e.qe_step = 'tick' ORDER BY 1);
     BEGIN
         FOREACH id IN ARRAY ids LOOP
+            EXIT WHEN n >= most;
             CONTINUE WHEN id = ANY (failing);
             IF pgque._tick_due(id) IS NOT NULL THEN
                 n := n + 1;
@@ -144,10 +195,9 @@ BEGIN
         -- The ticks of the block are rolled back with it: tick again, one
         -- subtransaction per queue.
         n := 0;
-        failing := ids;
+        failing := ARRAY(SELECT DISTINCT x FROM unnest(ids || failing) x ORDER BY 1);
     END;
     FOREACH id IN ARRAY failing LOOP
-        CONTINUE WHEN NOT id = ANY (ids);  -- not a queue read above: dropped (maint() deletes the record)
         BEGIN
             IF pgque._tick_due(id) IS NOT NULL THEN
                 n := n + 1;
