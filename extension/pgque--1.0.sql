@@ -1249,6 +1249,15 @@ LANGUAGE sql STABLE AS $$
                         * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int) / 8)
 $$;
 
+-- _queue_dropping(queue_id): whether a drop_queue() of the queue is under
+-- way (it holds the lock _queue_live tries), without keeping a lock.
+CREATE FUNCTION pgque._queue_dropping(queue_id int) RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT CASE WHEN pg_try_advisory_lock_shared(pgque._lock_ns() + 4, queue_id)
+                THEN NOT pg_advisory_unlock_shared(pgque._lock_ns() + 4, queue_id)
+                ELSE true END
+$$;
+
 -- _due_queues(max_queues): the queues due for a tick (see _due), the
 -- longest untouched first, at most max_queues of them: one query over
 -- every queue, without the per-queue tick locks (_tick_due decides again
@@ -1260,9 +1269,12 @@ $$;
 CREATE FUNCTION pgque._due_queues(max_queues int) RETURNS int[]
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- A queue that drop_queue() holds is skipped, not waited for; CASE
+    -- keeps that test before the sequence read.
     RETURN ARRAY(SELECT q.queue_id
                    FROM pgque.queue q CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
-                  WHERE pgque._due(q, t, pgque._seq_value(q.queue_event_seq))
+                  WHERE CASE WHEN pgque._queue_dropping(q.queue_id) THEN false
+                             ELSE pgque._due(q, t, pgque._seq_value(q.queue_event_seq)) END
                   ORDER BY t.tick_time NULLS FIRST, q.queue_id
                   LIMIT max_queues);
 EXCEPTION WHEN OTHERS THEN
@@ -2830,7 +2842,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '7a672b02c08c2643' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '29a58464a986dd63' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other

@@ -104,6 +104,15 @@ LANGUAGE sql STABLE AS $$
                         * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int) / 8)
 $$;
 
+-- _queue_dropping(queue_id): whether a drop_queue() of the queue is under
+-- way (it holds the lock _queue_live tries), without keeping a lock.
+CREATE FUNCTION pgque._queue_dropping(queue_id int) RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT CASE WHEN pg_try_advisory_lock_shared(pgque._lock_ns() + 4, queue_id)
+                THEN NOT pg_advisory_unlock_shared(pgque._lock_ns() + 4, queue_id)
+                ELSE true END
+$$;
+
 -- _due_queues(max_queues): the queues due for a tick (see _due), the
 -- longest untouched first, at most max_queues of them: one query over
 -- every queue, without the per-queue tick locks (_tick_due decides again
@@ -115,9 +124,12 @@ $$;
 CREATE FUNCTION pgque._due_queues(max_queues int) RETURNS int[]
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- A queue that drop_queue() holds is skipped, not waited for; CASE
+    -- keeps that test before the sequence read.
     RETURN ARRAY(SELECT q.queue_id
                    FROM pgque.queue q CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
-                  WHERE pgque._due(q, t, pgque._seq_value(q.queue_event_seq))
+                  WHERE CASE WHEN pgque._queue_dropping(q.queue_id) THEN false
+                             ELSE pgque._due(q, t, pgque._seq_value(q.queue_event_seq)) END
                   ORDER BY t.tick_time NULLS FIRST, q.queue_id
                   LIMIT max_queues);
 EXCEPTION WHEN OTHERS THEN
