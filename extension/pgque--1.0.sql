@@ -1199,15 +1199,19 @@ $$;
 -- whose event sequence is at seq_now, is due for a tick (the conditions of
 -- ticker(queue_name)).
 CREATE FUNCTION pgque._due(q pgque.queue, last pgque.tick, seq_now bigint) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT last.tick_id IS NULL
-        OR (seq_now > last.tick_event_seq
-            AND (seq_now - last.tick_event_seq >= q.queue_ticker_max_count
-                 OR now() - last.tick_time >= q.queue_ticker_max_lag))
-        OR (seq_now <= last.tick_event_seq
-            AND (now() - last.tick_time >= q.queue_ticker_idle_period
-                 OR EXISTS (SELECT 1 FROM unnest(last.tick_pending) x
-                             WHERE pg_visible_in_snapshot(x, pg_current_snapshot()))))
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF last.tick_id IS NULL THEN
+        RETURN true;
+    ELSIF seq_now > last.tick_event_seq THEN
+        RETURN seq_now - last.tick_event_seq >= q.queue_ticker_max_count
+            OR now() - last.tick_time >= q.queue_ticker_max_lag;
+    ELSIF now() - last.tick_time >= q.queue_ticker_idle_period THEN
+        RETURN true;
+    END IF;
+    RETURN last.tick_pending IS NOT NULL
+       AND EXISTS (SELECT 1 FROM unnest(last.tick_pending) x WHERE pg_visible_in_snapshot(x, pg_current_snapshot()));
+END
 $$;
 
 -- _tick_due(queue_id): tick the queue if it is due (see ticker(queue_name)).
@@ -2842,7 +2846,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '29a58464a986dd63' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '79d8e14af8ea767b' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
