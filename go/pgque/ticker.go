@@ -130,7 +130,9 @@ func (t *Ticker) Holder() string { return t.holder }
 
 // Run works until ctx ends, then releases the lease if it holds it and
 // returns nil.  Failures are logged and retried with backoff (see
-// Ticker); Run returns an error only for a bad configuration.
+// Ticker).  Run returns an error for a bad configuration, and for what
+// retrying cannot fix: pgque is not installed (ErrNotInstalled), or the
+// role may not run the ticker (ErrPermissionDenied: it needs pgque_admin).
 func (t *Ticker) Run(ctx context.Context) error {
 	switch {
 	case t.cfg.tick <= 0 || t.cfg.maint <= 0 || t.cfg.election <= 0:
@@ -139,7 +141,20 @@ func (t *Ticker) Run(ctx context.Context) error {
 		return fmt.Errorf("pgque: ticker: leader lease %v is out of range (at least 1 ms, at most 1 h): %w",
 			t.cfg.lease, ErrInvalidArgument)
 	}
-	reconnect(ctx, t.session, func(err error, wait time.Duration) {
+	// A session that meets an error retrying cannot fix ends the run.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var fatal error
+	session := func(sctx context.Context) (bool, error) {
+		worked, err := t.session(sctx)
+		var fe fatalError
+		if errors.As(err, &fe) {
+			fatal = fe.err
+			stop()
+		}
+		return worked, err
+	}
+	reconnect(ctx, session, func(err error, wait time.Duration) {
 		var oe *opError
 		if errors.As(err, &oe) && oe.op == "connect" {
 			// Refused, unreachable, or the server's answer (a wrong
@@ -149,8 +164,14 @@ func (t *Ticker) Run(ctx context.Context) error {
 			t.cfg.log.Warn("pgque ticker: connection lost; reconnecting", "err", err, "in", wait)
 		}
 	})
-	return nil
+	return fatal
 }
+
+// fatalError ends a Ticker's run: retrying cannot help.
+type fatalError struct{ err error }
+
+func (e fatalError) Error() string { return e.err.Error() }
+func (e fatalError) Unwrap() error { return e.err }
 
 // session runs on one dedicated connection until the connection fails or
 // ctx ends: it campaigns for the lease and, while it holds it, ticks.  It
@@ -212,6 +233,10 @@ func (s *tickerSession) run(ctx context.Context) error {
 			if connectionError(err) || s.conn.IsClosed() {
 				t.leader.Store(false)
 				return err
+			}
+			if perr := wrap("pgque: ticker: "+s.failed(err), err); permanent(perr) {
+				t.cfg.log.Error("pgque ticker: " + describe(s.failed(err), err) + "; stopping")
+				return fatalError{perr}
 			}
 			wait := s.b.next()
 			t.cfg.log.Error("pgque ticker: "+describe(s.failed(err), err)+"; retrying on the same connection",

@@ -424,3 +424,24 @@ func TestTickerInvalidIntervals(t *testing.T) {
 		cancel()
 	}
 }
+
+// A Ticker whose role may not tick (here: pgque_reader only) stops with
+// ErrPermissionDenied instead of retrying forever, and so does the Start of
+// a Consumer WithTicker.
+func TestTickerWithoutRightsStops(t *testing.T) {
+	admin := newClient(t, "q", "c")
+	pool := loginPool(t, admin, "reader", "pgque_reader")
+	ctx, cancel := context.WithTimeout(context.Background(), consumerTimeout)
+	defer cancel()
+	if err := pgque.NewTicker(pool, pgque.WithTickerLogger(slog.New(slog.DiscardHandler))).Run(ctx); !errors.Is(err, pgque.ErrPermissionDenied) {
+		t.Fatalf("Run = %v; want ErrPermissionDenied", err)
+	}
+	c := pgque.New(pool).NewConsumer("q", "c", pgque.WithTicker(), pgque.WithLogger(slog.New(slog.DiscardHandler)))
+	c.Handle("*", func(context.Context, pgque.Message) error { return nil })
+	if err := c.Start(ctx); !errors.Is(err, pgque.ErrPermissionDenied) {
+		t.Fatalf("Consumer.Start with WithTicker = %v; want ErrPermissionDenied", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("it took until the test's timeout")
+	}
+}

@@ -352,7 +352,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	select {
 	case err = <-served:
 	case err = <-tickerErr:
-		// Run returns before tickCtx ends only for a bad configuration.
+		// Run returns before tickCtx ends only for what retrying cannot
+		// fix: a bad configuration, no pgque, a role without the rights.
 		tickerDone = true
 	case <-ctx.Done():
 	}
