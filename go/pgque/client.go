@@ -146,13 +146,25 @@ func validName(s string) bool {
 
 // Event is a message to send.
 type Event struct {
-	// Type names the kind of event; consumers dispatch on it.  Required.
+	// Type names the kind of event; consumers dispatch on it.  "" sends
+	// DefaultEventType, as the PgQue client does.
 	Type string
 	// Payload is marshalled to JSON.  json.RawMessage and []byte are taken as
 	// JSON already and must be valid; nil sends a NULL payload.
 	Payload any
 	// Extra1..Extra4 are optional free-form text fields delivered with the event.
 	Extra1, Extra2, Extra3, Extra4 *string
+}
+
+// DefaultEventType is the type of an Event sent with Type "".
+const DefaultEventType = "default"
+
+// sentType is the type the event is sent with.
+func (e Event) sentType() string {
+	if e.Type == "" {
+		return DefaultEventType
+	}
+	return e.Type
 }
 
 // payload returns the event's payload as JSON text, or nil for NULL,
@@ -264,6 +276,7 @@ func send(ctx context.Context, q DBTX, op, queue string, ev Event, opts []SendOp
 	if err != nil {
 		return 0, err
 	}
+	ev.Type = ev.sentType()
 	var id int64
 	if len(opts) == 0 {
 		err = q.QueryRow(ctx, sendSQL, queue, ev.Type, p, ev.Extra1, ev.Extra2, ev.Extra3, ev.Extra4).Scan(&id)
@@ -353,12 +366,12 @@ func (c *Client) SendBatch(ctx context.Context, queue string, events []Event) ([
 		if err != nil {
 			return nil, err
 		}
-		types[i], payloads[i] = ev.Type, p
+		types[i], payloads[i] = ev.sentType(), p
 		for j, x := range []*string{ev.Extra1, ev.Extra2, ev.Extra3, ev.Extra4} {
 			extras[j][i] = x
 			uniform = uniform && x == nil
 		}
-		uniform = uniform && ev.Type == events[0].Type
+		uniform = uniform && types[i] == types[0]
 	}
 	var ids []int64
 	var err error

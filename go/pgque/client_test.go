@@ -209,3 +209,23 @@ func TestErrors(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// An event sent without a type has DefaultEventType, as with the PgQue
+// client, by Send and by SendBatch.
+func TestSendDefaultType(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q", "c")
+	if _, err := client.Send(ctx, "q", pgque.Event{Payload: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.SendBatch(ctx, "q", []pgque.Event{{Payload: 2}, {Type: "x", Payload: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.ForceTick(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := client.Receive(ctx, "q", "c", 10)
+	if err != nil || len(msgs) != 3 || msgs[0].Type != "default" || msgs[1].Type != "default" || msgs[2].Type != "x" {
+		t.Fatalf("received %+v, %v; want types default, default, x", msgs, err)
+	}
+}

@@ -780,6 +780,15 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%q: no pointer to --help in %q", tc.args, r.stderr)
 		}
 	}
+	// A value the engine refuses (PQ006) is exit status 2 too, but the
+	// command line was right: no pointer to --help.
+	c.ok("queue", "create", "hintq")
+	r0 := c.run("queue", "config", "hintq", "bogus=1")
+	checkFails(t, r0, exitUsage, "bogus", []string{"queue", "config", "hintq", "bogus=1"})
+	if strings.Contains(r0.stderr, "for usage") {
+		t.Errorf("an engine refusal points to --help: %q", r0.stderr)
+	}
+	c.ok("queue", "drop", "hintq")
 	// No database at all.
 	r := runBin(t, "", "queues")
 	checkFails(t, r, exitUsage, "no database: give --dsn or set PGQUE_DSN", []string{"queues"})

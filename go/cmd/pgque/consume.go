@@ -146,7 +146,10 @@ acknowledged in time, the next reader of the consumer gets them.  To look at
 what a consumer has not handled without taking anything, use 'pgque peek'.
 
 The worker is named cli-<host>-<pid>-<random> unless --worker names it; one
-receiving with --ack is forgotten afterwards.
+receiving with --ack is forgotten afterwards.  Without --ack the worker stays
+listed ('pgque workers') after the batch is acknowledged, until maintenance
+forgets it after an hour idle: scripts that receive often should pass the
+same --worker each time.
 
 With --single-reader it reads the consumer's own batch instead, as its one
 plain reader (PgQ style, whole batches in order, no lease): another receive

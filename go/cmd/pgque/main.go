@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,7 +54,8 @@ func main() {
 	if err != nil {
 		code := exitCode(ctx, err)
 		fmt.Fprintln(os.Stderr, "pgque:", errorMessage(ctx, err))
-		if code == exitUsage {
+		if errors.As(err, new(usageError)) {
+			// Not for a value the engine refused: the command line was fine.
 			fmt.Fprintln(os.Stderr, "Run 'pgque --help' or 'pgque COMMAND --help' for usage.")
 		}
 		os.Exit(code)
