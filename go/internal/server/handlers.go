@@ -262,7 +262,7 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
 		}
 		if !created {
 			return &apiError{code: pgquehttp.CodeQueueExists, sqlstate: "PQ002",
-				msg: fmt.Sprintf("queue %q already exists", req.Name)}
+				msg: fmt.Sprintf("pgque: queue '%s' already exists", req.Name)}
 		}
 		return s.setConfig(r.Context(), tx, req.Name, req.Config)
 	})

@@ -48,7 +48,7 @@ func (s *Server) schedule(r *http.Request, name, queue string, need Scope) (pgqu
 	switch len(found) {
 	case 0:
 		return pgquehttp.Schedule{}, &apiError{code: pgquehttp.CodeScheduleNotFound,
-			sqlstate: "PQ016", msg: fmt.Sprintf("schedule %q does not exist", name)}
+			sqlstate: "PQ016", msg: fmt.Sprintf("pgque: schedule '%s' does not exist", name)}
 	case 1:
 		return wire.Schedule(found[0]), authorize(r, need, found[0].Queue)
 	}
