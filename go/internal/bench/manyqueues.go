@@ -25,8 +25,10 @@ const manyQueuesBase = 10
 
 // manyQueuesLatencyQueues is how many queues the latency phase spreads its
 // events over (fewer when fewer were created): one Consumer each, all on one
-// Client.
-const manyQueuesLatencyQueues = 1000
+// Client.  Not the 1,000 of pgque's target: on 2 cores, 1,000 idle Consumers
+// polling once a second saturate the server by themselves (a run with 1,000
+// achieved 320 of 1,000 events/s, p50 3 s; docs/benchmarks.md).
+const manyQueuesLatencyQueues = 100
 
 // manyQueuesEdge is how many creates at each end of the creation phase are
 // averaged (fewer when there are not twice as many).
@@ -468,11 +470,31 @@ func manyQueuesLatency(ctx context.Context, env *Env, g *taskGroup, count int, c
 		"(defaults, poll fallback %v), all on one Client and its one listening connection and a pool of 8; "+
 		"the same Ticker. %s.", rate, sent, env.Duration, latencyWarmup, missed, workers, count,
 		benchPollInterval, l.s)
+	if l.undelivered > 0 {
+		l.note += " Not delivered within " + drainTimeout.String() + ": " + missingEvents(rec, queues, 5) + "."
+	}
 	if noCommit, dups := rec.unmatched(); noCommit > 0 || dups > 0 {
 		l.note += fmt.Sprintf(" %d deliveries were duplicates, %d events were handled whose commit the "+
 			"producer never saw.", dups, noCommit)
 	}
 	return l, nil
+}
+
+// missingEvents names up to limit of the committed events rec has not seen
+// handled, as queue/id.
+func missingEvents(rec *latencyRecorder, queues []string, limit int) string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var names []string
+	for k := range rec.commits {
+		if len(names) == limit {
+			names = append(names, "…")
+			break
+		}
+		n := int64(len(queues))
+		names = append(names, fmt.Sprintf("%s/%d", queues[k%n], k/n))
+	}
+	return strings.Join(names, ", ")
 }
 
 // spreadKey makes the id of an event of queue i (of n) unique over the n
