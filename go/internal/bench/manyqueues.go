@@ -97,6 +97,8 @@ func runManyQueues(ctx context.Context, env *Env) (Result, error) {
 	createRatio := float64(last) / float64(max(first, 1))
 	res.Add("create_queue last/first", round2(createRatio), "x")
 
+	res.Notes = append(res.Notes, "create_queue, mean ms per tenth of the creates: "+tenths(creates)+".")
+
 	tickN, maintN := periodic(n)
 	tick0.addTo(&res, fmt.Sprintf("ticker() at %d queues", manyQueuesBase))
 	tickN.addTo(&res, fmt.Sprintf("ticker() at %d queues", n))
@@ -193,17 +195,20 @@ func manyQueueName(i int) string { return fmt.Sprintf("mq_%05d", i+1) }
 // with k at most half of them so that the two do not overlap.
 func edgeMeans(ds []time.Duration, k int) (first, last time.Duration) {
 	k = min(k, len(ds)/2)
-	if k == 0 {
-		return 0, 0
-	}
-	mean := func(s []time.Duration) time.Duration {
-		var sum time.Duration
-		for _, d := range s {
-			sum += d
+	return summarize(ds[:k]).mean, summarize(ds[len(ds)-k:]).mean
+}
+
+// tenths renders the mean of each tenth of ds in milliseconds.
+func tenths(ds []time.Duration) string {
+	var parts []string
+	for i := range 10 {
+		part := ds[i*len(ds)/10 : (i+1)*len(ds)/10]
+		if len(part) == 0 {
+			continue
 		}
-		return sum / time.Duration(len(s))
+		parts = append(parts, fmt.Sprintf("%.1f", durMs(summarize(part).mean)))
 	}
-	return mean(ds[:k]), mean(ds[len(ds)-k:])
+	return strings.Join(parts, " ")
 }
 
 // callCost is what calling one statement back to back found.
