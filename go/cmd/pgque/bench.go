@@ -69,6 +69,7 @@ Scenarios: ` + strings.Join(names, ", ") + `.`,
 	f.IntVar(&cfg.Backlog, "backlog", cfg.Backlog, "events in the consume scenario's backlog")
 	f.IntVar(&cfg.Jobs, "jobs", cfg.Jobs, "jobs in the jobs scenario's burn-down")
 	f.IntVar(&cfg.JobWorkers, "job-workers", cfg.JobWorkers, "worker processes in the jobs scenario")
+	f.IntVar(&cfg.Queues, "queues", cfg.Queues, "idle queues the many-queues scenario creates (at least 20)")
 	f.StringVar(&scenarios, "scenarios", "all", "comma-separated scenarios to run, or all: "+strings.Join(names, ","))
 	f.StringVar(&jsonFile, "json", "", "also write the results as JSON to `FILE` (- for stdout)")
 	f.BoolVar(&sqlInstall, "sql-install", false, "install the engine embedded in this binary as plain SQL, "+
@@ -130,6 +131,7 @@ type benchConfig struct {
 	Backlog     int      `json:"backlog"`
 	Jobs        int      `json:"jobs"`
 	JobWorkers  int      `json:"job_workers"`
+	Queues      int      `json:"queues"`
 	Scenarios   []string `json:"scenarios"`
 	Server      string   `json:"server"` // "throwaway" or "dsn"
 	Engine      string   `json:"engine"` // pgque's engine version
@@ -148,6 +150,8 @@ func runBench(ctx context.Context, cmd *cobra.Command, dsn string, cfg bench.Con
 		return errors.New("--rate, --conns, --backlog, --jobs and --job-workers must be at least 1")
 	case cfg.PayloadSize < 10:
 		return errors.New("--payload-size must be at least 10")
+	case cfg.Queues < 20:
+		return errors.New("--queues must be at least 20")
 	}
 	out, progress := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	if jsonFile == "-" {
@@ -156,7 +160,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, dsn string, cfg bench.Con
 	report := benchReport{
 		StartedAt: time.Now().UTC().Truncate(time.Second),
 		Config: benchConfig{Duration: cfg.Duration.String(), Rate: cfg.Rate, Conns: cfg.Conns,
-			PayloadSize: cfg.PayloadSize, Backlog: cfg.Backlog, Jobs: cfg.Jobs, JobWorkers: cfg.JobWorkers, Server: "dsn", Engine: extension.Version, SQLInstall: sqlInstall},
+			PayloadSize: cfg.PayloadSize, Backlog: cfg.Backlog, Jobs: cfg.Jobs, JobWorkers: cfg.JobWorkers, Queues: cfg.Queues, Server: "dsn", Engine: extension.Version, SQLInstall: sqlInstall},
 		Machine: benchMachine{CPUs: runtime.NumCPU(), Go: runtime.Version(), OS: osName()},
 	}
 	for _, s := range selected {
@@ -325,8 +329,8 @@ func withDatabase(dsn, db string) (string, error) {
 }
 
 func describeConfig(cfg bench.Config) string {
-	return fmt.Sprintf("duration %v, rate %d/s, %d connections, %d-byte payloads, backlog %d, %d jobs for %d worker processes",
-		cfg.Duration, cfg.Rate, cfg.Conns, cfg.PayloadSize, cfg.Backlog, cfg.Jobs, cfg.JobWorkers)
+	return fmt.Sprintf("duration %v, rate %d/s, %d connections, %d-byte payloads, backlog %d, %d jobs for %d worker processes, %d queues",
+		cfg.Duration, cfg.Rate, cfg.Conns, cfg.PayloadSize, cfg.Backlog, cfg.Jobs, cfg.JobWorkers, cfg.Queues)
 }
 
 // printTable writes the human-readable results and a summary.

@@ -25,12 +25,13 @@ type Config struct {
 	Backlog     int           // events in the consume scenario's backlog
 	Jobs        int           // jobs in the jobs scenario's burn-down
 	JobWorkers  int           // worker processes in the jobs scenario
+	Queues      int           // idle queues in the many-queues scenario
 }
 
 // DefaultConfig is what `pgque bench` uses without flags.
 func DefaultConfig() Config {
 	return Config{Duration: 10 * time.Second, Rate: 1000, Conns: 4, PayloadSize: 100, Backlog: 1_000_000,
-		Jobs: 200_000, JobWorkers: 4}
+		Jobs: 200_000, JobWorkers: 4, Queues: 2000}
 }
 
 // Payload returns a JSON object of exactly PayloadSize bytes (at least
@@ -113,6 +114,7 @@ func Scenarios() []Scenario {
 		{Name: "produce-options", Description: "send with 100k delayed events and unique keys pending, and send_at/send_unique vs send", Run: runProduceOptions},
 		{Name: "consume", Description: "consume a backlog through the Go SDK vs a plain SELECT of the same rows", Run: runConsume},
 		{Name: "latency", Description: "commit-to-handler latency at a fixed rate, Go ticker and LISTEN", Run: runLatency},
+		{Name: "many-queues", Description: "create_queue, ticker(), maint() and the Ticker's CPU at 10 and at --queues idle queues, and latency with events spread over 100 of them", Run: runManyQueues},
 		{Name: "jobs", Description: "worker processes sharing one consumer (default options), no-op handler: burn-down of a backlog of jobs, and commit-to-handler latency at a fixed rate", Run: runJobs},
 		{Name: "xmin", Description: "sustained load with a transaction holding the xmin horizon: throughput, latency, dead tuples", Run: runXmin},
 		{Name: "memory", Description: "Go consumer heap over a long run at a high rate", Run: runMemory},

@@ -185,8 +185,11 @@ func runConsumer(c *pgque.Consumer) func(context.Context) error {
 // the rate drift; a worker that falls more than a second behind drops the
 // slots it missed instead of bursting to catch up (counted in missed).
 type rateProducer struct {
-	client   *pgque.Client // its pool should have at least workers connections
-	queue    string
+	client *pgque.Client // its pool should have at least workers connections
+	queue  string
+	// queues, when set, replaces queue: the sends go round-robin over them,
+	// and onCommit gets each event's spreadKey instead of its id.
+	queues   []string
 	rate     float64 // events/s, all workers together
 	workers  int
 	event    pgque.Event
@@ -195,6 +198,7 @@ type rateProducer struct {
 
 	sent   atomic.Int64
 	missed atomic.Int64
+	turn   atomic.Int64 // sends started, for queues
 }
 
 // sendTimeout bounds one send of the fixed-rate producer.
@@ -230,13 +234,21 @@ func (p *rateProducer) run(ctx context.Context) error {
 				// Not cancelled with ctx: a send that committed must be
 				// recorded, or its delivery would look like a duplicate.
 				sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
-				id, err := p.client.Send(sctx, p.queue, p.event)
+				queue, qi := p.queue, 0
+				if len(p.queues) > 0 {
+					qi = int((p.turn.Add(1) - 1) % int64(len(p.queues)))
+					queue = p.queues[qi]
+				}
+				id, err := p.client.Send(sctx, queue, p.event)
 				scancel()
 				at := p.clock.now()
 				if err != nil {
 					once.Do(func() { firstErr = err })
 					cancel()
 					return
+				}
+				if len(p.queues) > 0 {
+					id = spreadKey(id, qi, len(p.queues))
 				}
 				p.sent.Add(1)
 				if p.onCommit != nil {

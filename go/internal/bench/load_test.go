@@ -19,7 +19,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // TestScenarioLoad is a smoke test of the load scenarios (latency, xmin,
-// memory): each runs briefly against a throwaway server and must return
+// memory, many-queues): each runs briefly against a throwaway server and must return
 // metrics without error.  It asserts no timings: the numbers come from
 // `pgque bench`.
 func TestScenarioLoad(t *testing.T) {
@@ -41,6 +41,8 @@ func TestScenarioLoad(t *testing.T) {
 		{"latency", runLatency, []string{"p50", "p99", "achieved rate"}},
 		{"xmin", runXmin, []string{"clean delivered", "held p99", "event tables max dead tuples", "consumer dead tuples held end", "sub_state_0 dead tuples held end"}},
 		{"memory", runMemory, []string{"consumed", "heap in use, last quarter mean"}},
+		{"many-queues", runManyQueues, []string{"queues", "create_queue last/first", "ticker() ratio", "maint() ratio",
+			"ticker backend CPU", "latency p99"}},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			dsn, err := srv.NewDatabase(ctx)
@@ -48,7 +50,7 @@ func TestScenarioLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			env := &Env{
-				Config:   Config{Duration: time.Second, Rate: 200, Conns: 2, PayloadSize: 100},
+				Config:   Config{Duration: time.Second, Rate: 200, Conns: 2, PayloadSize: 100, Queues: 30},
 				DSN:      dsn,
 				Progress: testWriter{t},
 			}
