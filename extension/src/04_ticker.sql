@@ -11,7 +11,9 @@
 -- still running; those are remembered in tick_pending so that the ticker ticks
 -- again as soon as one of them ends.  A snapshot lists running xids only below
 -- its xmax (latest completed xid + 1), so the xids from xmax up to our own
--- (assigned after seq_now was read) count as pending too.
+-- count as pending too.  That needs our xid to be assigned after seq_now
+-- was read: the caller reads it before its transaction has an xid (ticker()
+-- reads every queue's sequence before its first tick; tick_late_xid.spec).
 CREATE FUNCTION pgque._tick(q pgque.queue, last pgque.tick, seq_now bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -69,27 +71,31 @@ BEGIN
 END
 $$;
 
--- _tick_due(queue_id): tick the queue if it is due (see ticker(queue_name)).
--- Skips (NULL) when another session is ticking it or drop_queue holds it,
--- and when it is gone: drop_queue takes the tick lock before it drops
--- anything, so once we hold the lock, a queue row read now (a fresh READ
--- COMMITTED snapshot) has its sequences and tables.
-CREATE FUNCTION pgque._tick_due(queue_id int) RETURNS bigint
+-- _tick_lock(queue_id): take the queue's tick lock, if no one else holds
+-- it, and read the queue and its event sequence under it; a NULL row
+-- when another session is ticking it, drop_queue holds it, or it is gone:
+-- drop_queue takes the tick lock before it drops anything, so once we hold
+-- the lock, a queue row read now (a fresh READ COMMITTED snapshot) has its
+-- sequences and tables.
+CREATE FUNCTION pgque._tick_lock(queue_id int, OUT q pgque.queue, OUT seq_now bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_try_advisory_xact_lock(pgque._lock_ns(), queue_id) THEN
+        SELECT * INTO q FROM pgque.queue x WHERE x.queue_id = _tick_lock.queue_id;
+        IF FOUND THEN
+            seq_now := pgque._seq_value(q.queue_event_seq);
+        END IF;
+    END IF;
+END
+$$;
+
+-- _tick_if_due(q, seq_now): tick q (locked by _tick_lock, which read
+-- seq_now) if it is due; the new tick id or NULL.
+CREATE FUNCTION pgque._tick_if_due(q pgque.queue, seq_now bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    q       pgque.queue;
-    last    pgque.tick;
-    seq_now bigint;
+    last pgque.tick := pgque._last_tick(q.queue_id);
 BEGIN
-    IF NOT pg_try_advisory_xact_lock(pgque._lock_ns(), queue_id) THEN
-        RETURN NULL;
-    END IF;
-    SELECT * INTO q FROM pgque.queue x WHERE x.queue_id = _tick_due.queue_id;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    last := pgque._last_tick(q.queue_id);
-    seq_now := pgque._seq_value(q.queue_event_seq);
     IF pgque._due(q, last, seq_now) THEN
         RETURN pgque._tick(q, last, seq_now);
     END IF;
@@ -119,7 +125,7 @@ $$;
 
 -- _due_queues(max_queues): the queues due for a tick (see _due), the
 -- longest untouched first, at most max_queues of them: one query over
--- every queue, without the per-queue tick locks (_tick_due decides again
+-- every queue, without the per-queue tick locks (_tick_if_due decides again
 -- under the queue's lock).  When it fails (a queue dropped under it),
 -- every queue is a candidate.  Each sequence read still locks the sequence
 -- until the transaction ends (PostgreSQL takes sequence locks for the
@@ -156,10 +162,15 @@ CREATE FUNCTION pgque.ticker(queue_name text) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     q pgque.queue := pgque._queue(queue_name);
+    l record;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'admin');
     PERFORM pgque._require_read_committed('ticker()');
-    RETURN pgque._tick_due(q.queue_id);
+    l := pgque._tick_lock(q.queue_id);
+    IF (l.q).queue_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN pgque._tick_if_due(l.q, l.seq_now);
 END
 $$;
 
@@ -188,22 +199,45 @@ DECLARE
     failing int[];
     id      int;
     n       int := 0;
-    most    int;
     mover   record;
+    l       record;
+    qs      pgque.queue[] := '{}';  -- the queues locked to tick, and their sequences
+    seqs    bigint[] := '{}';
+    redo    boolean[] := '{}';      -- tick in a subtransaction of its own
+    bad     int[] := '{}';          -- failed before ticking: recorded after
+    states  text[] := '{}';
+    msgs    text[] := '{}';
 BEGIN
     PERFORM pgque._require_read_committed('ticker()');
     mover := pgque._mover_view(true);  -- before a tick gives this transaction its xid
-    most := pgque._lock_budget() / 2;
-    ids := pgque._due_queues(most);
+    ids := pgque._due_queues(pgque._lock_budget() / 2);
     -- Queues whose tick failed are tried again, due or not, so that their
     -- record clears once they tick; those gone since are not.
     failing := ARRAY(SELECT e.qe_queue FROM pgque.queue_error e JOIN pgque.queue q ON q.queue_id = e.qe_queue
                       WHERE e.qe_step = 'tick' ORDER BY 1);
+    -- Every queue is locked and its sequence read before this transaction
+    -- gets its xid (its first tick gives it one): a producer whose event a
+    -- sequence read counts got its xid before that, so every tick's
+    -- snapshot sees it as running or finished (see _tick).  Read after the
+    -- first tick, a later queue's count could include a producer that got
+    -- its xid after ours, which no tick would wait for: its events would
+    -- wait for the next idle tick.
+    FOREACH id IN ARRAY ids || ARRAY(SELECT x FROM unnest(failing) x WHERE NOT x = ANY (ids)) LOOP
+        BEGIN
+            l := pgque._tick_lock(id);
+            IF (l.q).queue_id IS NOT NULL THEN
+                qs := qs || l.q;
+                seqs := seqs || l.seq_now;
+                redo := redo || (id = ANY (failing));
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            bad := bad || id;  states := states || SQLSTATE;  msgs := msgs || SQLERRM;
+        END;
+    END LOOP;
     BEGIN
-        FOREACH id IN ARRAY ids LOOP
-            EXIT WHEN n >= most;
-            CONTINUE WHEN id = ANY (failing);
-            IF pgque._tick_due(id) IS NOT NULL THEN
+        FOR i IN 1 .. cardinality(qs) LOOP
+            CONTINUE WHEN redo[i];
+            IF pgque._tick_if_due(qs[i], seqs[i]) IS NOT NULL THEN
                 n := n + 1;
             END IF;
         END LOOP;
@@ -211,17 +245,21 @@ BEGIN
         -- The ticks of the block are rolled back with it: tick again, one
         -- subtransaction per queue.
         n := 0;
-        failing := ARRAY(SELECT DISTINCT x FROM unnest(ids || failing) x ORDER BY 1);
+        redo := array_fill(true, ARRAY[cardinality(qs)]);
     END;
-    FOREACH id IN ARRAY failing LOOP
+    FOR i IN 1 .. cardinality(qs) LOOP
+        CONTINUE WHEN NOT redo[i];
         BEGIN
-            IF pgque._tick_due(id) IS NOT NULL THEN
+            IF pgque._tick_if_due(qs[i], seqs[i]) IS NOT NULL THEN
                 n := n + 1;
             END IF;
-            PERFORM pgque._steps_ok('tick', ARRAY[id]);
+            PERFORM pgque._steps_ok('tick', ARRAY[qs[i].queue_id]);
         EXCEPTION WHEN OTHERS THEN
-            PERFORM pgque._step_failed(id, 'tick', SQLSTATE, SQLERRM);
+            PERFORM pgque._step_failed(qs[i].queue_id, 'tick', SQLSTATE, SQLERRM);
         END;
+    END LOOP;
+    FOR i IN 1 .. cardinality(bad) LOOP
+        PERFORM pgque._step_failed(bad[i], 'tick', states[i], msgs[i]);
     END LOOP;
     PERFORM pgque._delayed_tick(mover.cnt, mover.snap, mover.exact);
     RETURN n;
