@@ -172,6 +172,7 @@ clean:
 BENCH_FLAGS ?=
 
 bench: install
+	scripts/setup.sh bench
 	go run ./go/cmd/pgque bench $(BENCH_FLAGS)
 
 # `pgque demo`: a producer, consumers and the ticker on a throwaway server

@@ -66,6 +66,11 @@ check "demo, no sudo: stops with the command" 1 \
 check "test, no sudo: stops with the command" 1 \
     "apt-get install -y --no-install-recommends postgresql-15 postgresql-server-dev-15" \
     "$pg_hidden" "${nobody[@]}" "$setup" test
+pgq_hidden="$(hide /usr/share/postgresql/15/extension/pgq.control)"
+check "bench, root, no PgQ" 0 "setup: would install as root: postgresql-15-pgq3" \
+    "$pgq_hidden" env PGQUE_SETUP_DRYRUN=1 "$setup" bench
+check "bench, no sudo, no PgQ: goes on without it" 0 "the bench runs without it" \
+    "$pgq_hidden" "${nobody[@]}" "$setup" bench
 check "no Go: says which, before anything" 1 "setup: Go 1.25.0 or newer is needed (found: none)" \
     "$pg_hidden$(hide /usr/local/go)" env PATH=/usr/sbin:/usr/bin:/sbin:/bin "$setup" demo
 check "old Go" 1 "setup: Go 1.25.0 or newer is needed (found: 1.20.1)" \
