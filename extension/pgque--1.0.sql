@@ -1272,7 +1272,7 @@ $$;
 -- longest untouched first, at most max_queues of them: one query over
 -- every queue, without the per-queue tick locks (_tick_if_due decides again
 -- under the queue's lock).  When it fails (a queue dropped under it),
--- every queue is a candidate.  Each sequence read still locks the sequence
+-- the first max_queues queues are the candidates.  Each sequence read still locks the sequence
 -- until the transaction ends (PostgreSQL takes sequence locks for the
 -- whole transaction), one lock per queue: docs/operations.md, "Many
 -- queues".
@@ -1288,7 +1288,7 @@ BEGIN
                   ORDER BY t.tick_time NULLS FIRST, q.queue_id
                   LIMIT max_queues);
 EXCEPTION WHEN OTHERS THEN
-    RETURN ARRAY(SELECT x.queue_id FROM pgque.queue x ORDER BY x.queue_id);
+    RETURN ARRAY(SELECT x.queue_id FROM pgque.queue x ORDER BY x.queue_id LIMIT max_queues);
 END
 $$;
 
@@ -2884,7 +2884,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '1a108212ee9f4454' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '80eb809b3dbbd55a' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other

@@ -127,7 +127,7 @@ $$;
 -- longest untouched first, at most max_queues of them: one query over
 -- every queue, without the per-queue tick locks (_tick_if_due decides again
 -- under the queue's lock).  When it fails (a queue dropped under it),
--- every queue is a candidate.  Each sequence read still locks the sequence
+-- the first max_queues queues are the candidates.  Each sequence read still locks the sequence
 -- until the transaction ends (PostgreSQL takes sequence locks for the
 -- whole transaction), one lock per queue: docs/operations.md, "Many
 -- queues".
@@ -143,7 +143,7 @@ BEGIN
                   ORDER BY t.tick_time NULLS FIRST, q.queue_id
                   LIMIT max_queues);
 EXCEPTION WHEN OTHERS THEN
-    RETURN ARRAY(SELECT x.queue_id FROM pgque.queue x ORDER BY x.queue_id);
+    RETURN ARRAY(SELECT x.queue_id FROM pgque.queue x ORDER BY x.queue_id LIMIT max_queues);
 END
 $$;
 
