@@ -40,6 +40,19 @@ CREATE TABLE pgque.event_slot (
 );
 CREATE SEQUENCE pgque.event_slot_seq;
 
+-- Send hints (04_ticker.sql, "Hints"): one pair of sequences per partition
+-- group of 64 queues.  Every write of events draws from g_hint after it
+-- drew its event ids; the ticker copies the value it read into g_seen once
+-- every queue of the group has ticked what it holds, so a group whose two
+-- values agree needs no look.  Unlogged: written without WAL and without
+-- giving the writer an xid, and reset by a crash (or on a promoted
+-- standby) to "never called", which reads as "look".
+CREATE TABLE pgque.event_group (
+    g_id   int PRIMARY KEY,
+    g_hint regclass NOT NULL,
+    g_seen regclass NOT NULL
+);
+
 CREATE TABLE pgque.queue (
     queue_id                 serial PRIMARY KEY,
     queue_name               text NOT NULL UNIQUE,
@@ -52,6 +65,7 @@ CREATE TABLE pgque.queue (
     queue_gen                bigint NOT NULL DEFAULT 0,
     queue_gen_seq            regclass NOT NULL,
     queue_event_seq          regclass NOT NULL,
+    queue_hint_seq           regclass NOT NULL,   -- its group's send hint (pgque.event_group)
     queue_switch_time        timestamptz NOT NULL DEFAULT now(),
     queue_switch_pre         xid8 NOT NULL,   -- xmax of a snapshot just before the last switch
     queue_switch_post        xid8,            -- an xid drawn after the last switch (step 2); NULL until then
@@ -85,6 +99,7 @@ CREATE TABLE pgque.queue (
     queue_unclaimed_snapshot pg_snapshot,
     queue_unclaimed_seq      bigint
 );
+CREATE INDEX ON pgque.queue (queue_hint_seq);
 
 -- A tick is a snapshot taken in its own transaction; a batch is the set of
 -- events whose transactions became visible between two ticks.  Subscriptions
@@ -115,6 +130,15 @@ CREATE SEQUENCE pgque.log_gen MINVALUE 0 START 0;
 CREATE SEQUENCE pgque.log_switched_at MINVALUE 0 START 0;
 
 CREATE SEQUENCE pgque.tick_id_seq;
+
+-- The ticker's own registers (04_ticker.sql), unlogged like the hints:
+-- tick_pass holds the xid of the last ticker() call that moved a group's
+-- g_seen after ticking; idle_due the time (epoch microseconds) of the next
+-- look for idle queues; tick_turn which dirty group goes first when one
+-- call cannot take them all.
+CREATE UNLOGGED SEQUENCE pgque.tick_pass MINVALUE 0 START 0;
+CREATE UNLOGGED SEQUENCE pgque.idle_due MINVALUE 0 START 0;
+CREATE UNLOGGED SEQUENCE pgque.tick_turn MINVALUE 0 START 0;
 CREATE SEQUENCE pgque.batch_id_seq;
 
 -- Consumers: one row per (queue, consumer), never updated.  Calls that
@@ -305,6 +329,7 @@ BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.retry_queue', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.dead_letter', '');
     PERFORM pg_catalog.pg_extension_config_dump('pgque.event_slot', '');
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.event_group', '');
     -- Sequences too: restored tables with fresh sequences would hand out
     -- tick, batch and state ids that exist already (consumers would stall).
     PERFORM pg_catalog.pg_extension_config_dump('pgque.queue_queue_id_seq', '');

@@ -11,8 +11,9 @@
 -- Advisory lock keys (two-int form; the first int is pgque's namespace).
 --   (1886482281, queue_id)          ticks of one queue (ticker, force_tick)
 --   (1886482283, hashtext(name))    creators of one queue name
---   (1886482287, group)             creators of one event partition group
---                                   (_event_group)
+--   (1886482287, group)             creators of queues of one event
+--                                   partition group (_event_group); the
+--                                   ticker tries it shared (_group_members)
 --   (1886482285, queue_id)          drop_queue (exclusive) against the
 --                                   periodic work and info functions that
 --                                   read the queue's sequences and tables
@@ -20,6 +21,8 @@
 --   (1886482284, hashtext('<queue>/<consumer>'))  session lock of the Go
 --                                   SDK's single reader of a consumer
 --                                   (WithSingleReader, consumer.go)
+--   (1886482288, 0)                 the ticker() call that may mark send
+--                                   hints seen (04_ticker.sql, "Hints")
 --   (_lock_ns() + 20 and + 21, 0)   the delayed mover, store rotations
 --                                   (13_delayed.sql)
 CREATE FUNCTION pgque._lock_ns() RETURNS int

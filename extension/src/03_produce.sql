@@ -5,19 +5,22 @@
 -- cached instead of being planned on every call.
 
 -- _writable(queue_name): where an event written now must go: the queue,
--- its event sequence, and the ev_slot of its current table.
+-- its event sequence, the ev_slot of its current table, and its group's
+-- send hint.  Every writer of events draws from the hint after it drew its
+-- event ids (04_ticker.sql, "Hints"), so that the ticker looks at the queue.
 -- Order matters for rotation safety (proof in 10_maint.sql): the caller's xid
 -- is assigned first, the generation is read after, from a sequence that no
 -- MVCC snapshot can hide.  A producer racing drop_queue fails (at the latest
 -- when it draws from the dropped event sequence) or writes into an emptied
 -- table that the next create_queue truncates again.  Errors: PQ001, PQ006.
-CREATE FUNCTION pgque._writable(queue_name text, OUT queue_id int, OUT slot int, OUT event_seq regclass)
+CREATE FUNCTION pgque._writable(queue_name text, OUT queue_id int, OUT slot int, OUT event_seq regclass,
+                                 OUT hint regclass)
 LANGUAGE plpgsql AS $$
 DECLARE
     q record;
 BEGIN
     PERFORM pg_current_xact_id();
-    SELECT x.queue_id, x.queue_slot, x.queue_ntables, x.queue_gen_seq, x.queue_event_seq INTO q
+    SELECT x.queue_id, x.queue_slot, x.queue_ntables, x.queue_gen_seq, x.queue_event_seq, x.queue_hint_seq INTO q
       FROM pgque.queue x WHERE x.queue_name = _writable.queue_name;
     IF NOT FOUND THEN
         PERFORM pgque._queue(queue_name);  -- raises
@@ -25,6 +28,7 @@ BEGIN
     queue_id := q.queue_id;
     slot := q.queue_slot + pg_sequence_last_value(q.queue_gen_seq) % q.queue_ntables;
     event_seq := q.queue_event_seq;
+    hint := q.queue_hint_seq;
 END
 $$;
 
@@ -38,6 +42,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 DECLARE
     w  record;
     id bigint;
+    h  bigint;
 BEGIN
     PERFORM pgque._authorize(queue_name, 'send');
     IF type IS NULL THEN
@@ -46,7 +51,7 @@ BEGIN
     w := pgque._writable(queue_name);
     INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
     VALUES (w.slot, nextval(w.event_seq), type, payload, extra1, extra2, extra3, extra4)
-    RETURNING ev_id INTO id;
+    RETURNING ev_id, nextval(w.hint) INTO id, h;  -- RETURNING runs after the id was drawn
     RETURN id;
 END
 $$;
@@ -87,6 +92,7 @@ BEGIN
     ids := ARRAY(SELECT nextval(w.event_seq) FROM generate_series(1, cardinality(payloads)));
     INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data)
     SELECT w.slot, i, type, p FROM unnest(ids, payloads) AS u(i, p);
+    PERFORM nextval(w.hint);
     RETURN ids;
 END
 $$;
@@ -176,6 +182,7 @@ BEGIN
                                  ev_max_retries)
         VALUES (w.slot, id, type, payload, extra1, extra2, extra3, extra4, max_retries);
     END IF;
+    PERFORM nextval(w.hint);
     RETURN id;
 END
 $$;

@@ -14,13 +14,14 @@
 -- count as pending too.  That needs our xid to be assigned after seq_now
 -- was read: the caller reads it before its transaction has an xid (ticker()
 -- reads every queue's sequence before its first tick; tick_late_xid.spec).
-CREATE FUNCTION pgque._tick(q pgque.queue, last pgque.tick, seq_now bigint) RETURNS bigint
+-- Returns the new tick's id, and whether it waits for no running
+-- transaction (settled, see _tick_if_due).
+CREATE FUNCTION pgque._tick(q pgque.queue, last pgque.tick, seq_now bigint, OUT id bigint, OUT settled boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     snap    pg_snapshot := pg_current_snapshot();
     own     xid8 := pg_current_xact_id();
     pending xid8[];
-    id      bigint;
 BEGIN
     IF last.tick_id IS NULL OR seq_now > last.tick_event_seq THEN
         pending := ARRAY(SELECT pg_snapshot_xip(snap)
@@ -34,7 +35,7 @@ BEGIN
     VALUES (pgque._log_part(), q.queue_id, nextval('pgque.tick_id_seq'), now(), snap, seq_now, nullif(pending, '{}'))
     RETURNING tick_id INTO id;
     PERFORM pg_notify(pgque._channel(q.queue_name), id::text);
-    RETURN id;
+    settled := pending IS NULL OR pending = '{}';
 END
 $$;
 
@@ -52,18 +53,23 @@ BEGIN
 END
 $$;
 
--- _due(q, last, seq_now): whether queue q, whose newest tick is last and
--- whose event sequence is at seq_now, is due for a tick (the conditions of
--- ticker(queue_name)).
-CREATE FUNCTION pgque._due(q pgque.queue, last pgque.tick, seq_now bigint) RETURNS boolean
+-- _due(q, last, seq_now, early): whether queue q, whose newest tick is last
+-- and whose event sequence is at seq_now, is due for a tick (the conditions
+-- of ticker(queue_name)).  With early, an idle queue is due from three
+-- quarters of its ticker_idle_period on, so that idle queues tick together
+-- (_idle_queues).
+CREATE FUNCTION pgque._due(q pgque.queue, last pgque.tick, seq_now bigint, early boolean DEFAULT false)
+RETURNS boolean
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    idle interval := q.queue_ticker_idle_period * (CASE WHEN early THEN 0.75 ELSE 1 END);
 BEGIN
     IF last.tick_id IS NULL THEN
         RETURN true;
     ELSIF seq_now > last.tick_event_seq THEN
         RETURN seq_now - last.tick_event_seq >= q.queue_ticker_max_count
             OR now() - last.tick_time >= q.queue_ticker_max_lag;
-    ELSIF now() - last.tick_time >= q.queue_ticker_idle_period THEN
+    ELSIF now() - last.tick_time >= idle THEN
         RETURN true;
     END IF;
     RETURN last.tick_pending IS NOT NULL
@@ -89,17 +95,21 @@ BEGIN
 END
 $$;
 
--- _tick_if_due(q, seq_now): tick q (locked by _tick_lock, which read
--- seq_now) if it is due; the new tick id or NULL.
-CREATE FUNCTION pgque._tick_if_due(q pgque.queue, seq_now bigint) RETURNS bigint
+-- _tick_if_due(q, last, seq_now, early): tick q (locked by _tick_lock,
+-- which read seq_now; last is its newest tick) if it is due (_due).
+-- Returns the new tick id or NULL, and whether the queue is settled
+-- afterwards: every event counted in seq_now is in a tick that waits for
+-- no running transaction, so nothing but a new send makes it due (or its
+-- idle period).
+CREATE FUNCTION pgque._tick_if_due(q pgque.queue, last pgque.tick, seq_now bigint, early boolean,
+                                   OUT id bigint, OUT settled boolean)
 LANGUAGE plpgsql AS $$
-DECLARE
-    last pgque.tick := pgque._last_tick(q.queue_id);
 BEGIN
-    IF pgque._due(q, last, seq_now) THEN
-        RETURN pgque._tick(q, last, seq_now);
+    IF pgque._due(q, last, seq_now, early) THEN
+        SELECT * INTO id, settled FROM pgque._tick(q, last, seq_now);
+    ELSE
+        settled := last.tick_id IS NOT NULL AND seq_now = last.tick_event_seq AND last.tick_pending IS NULL;
     END IF;
-    RETURN NULL;
 END
 $$;
 
@@ -114,37 +124,129 @@ LANGUAGE sql STABLE AS $$
                         * (current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int) / 8)
 $$;
 
--- _queue_dropping(queue_id): whether a drop_queue() of the queue is under
--- way (it holds the lock _queue_live tries), without keeping a lock.
-CREATE FUNCTION pgque._queue_dropping(queue_id int) RETURNS boolean
-LANGUAGE sql AS $$
-    SELECT CASE WHEN pg_try_advisory_lock_shared(pgque._lock_ns() + 4, queue_id)
-                THEN NOT pg_advisory_unlock_shared(pgque._lock_ns() + 4, queue_id)
-                ELSE true END
+-- Hints.  ticker() must not look at every queue on every call: with
+-- thousands of idle queues that would cost a core.  It looks only at the
+-- queues of a group (the 64 queues of an event partition group) whose send
+-- hint moved, and at queues due for their idle tick.
+--   * A writer of events draws from its group's hint sequence after it drew
+--     its event ids (_writable, _count_events).
+--   * ticker() reads the hint before it reads the group's event sequences
+--     (under each queue's tick lock), and when every queue of the group
+--     was settled by that look (_tick_if_due) it stores the value it read
+--     in the group's g_seen.  A group whose hint equals g_seen needs no
+--     look: every event a hint draw up to that value announced was counted
+--     by the look that settled the group, and is in a tick.  A draw after
+--     the read moves the hint past g_seen.
+--   * A group that is not settled (events not yet due, transactions still
+--     running at its last tick, a queue locked elsewhere, a queue being
+--     created, a failure) keeps g_seen behind and is looked at again.
+--   * g_seen is written in the transaction's stead (sequences are not
+--     transactional), so it must not outlive ticks that roll back: the call
+--     writes its xid to pgque.tick_pass before it writes any g_seen, and
+--     the next call that finds that transaction aborted marks every group
+--     unseen.  Calls that write g_seen are serialized by an advisory lock;
+--     a call that cannot take it ticks without marking anything.
+--   * The sequences are unlogged: drawing from them writes no WAL and gives
+--     no xid (the ticker reads every sequence before its transaction has
+--     one, see _tick), and a crash or a promotion resets them to "never
+--     called", which reads as unseen.
+
+-- _hint_pass(): whether this ticker() call may mark groups seen: it holds
+-- the marking lock until its transaction ends.  When the last marking call
+-- rolled back, every group is marked unseen first.
+CREATE FUNCTION pgque._hint_pass() RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    x bigint := pg_sequence_last_value('pgque.tick_pass');
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(pgque._lock_ns() + 7, 0) THEN
+        RETURN false;
+    END IF;
+    IF coalesce(x, 0) <> 0 AND pg_xact_status(x::text::xid8) IS DISTINCT FROM 'committed' THEN
+        -- Aborted (in progress cannot be: it held the lock we hold now).
+        -- NULL is too old to tell: rare enough to look everywhere once.
+        PERFORM setval(g.g_seen, -1) FROM pgque.event_group g;
+        PERFORM setval('pgque.tick_pass', 0);
+    END IF;
+    RETURN true;
+END
 $$;
 
--- _due_queues(max_queues): the queues due for a tick (see _due), the
--- longest untouched first, at most max_queues of them: one query over
--- every queue, without the per-queue tick locks (_tick_if_due decides again
--- under the queue's lock).  When it fails (a queue dropped under it),
--- the first max_queues queues are the candidates.  Each sequence read still locks the sequence
--- until the transaction ends (PostgreSQL takes sequence locks for the
--- whole transaction), one lock per queue: docs/operations.md, "Many
--- queues".
-CREATE FUNCTION pgque._due_queues(max_queues int) RETURNS int[]
+-- _dirty_groups(): the groups whose hint is not marked seen, with the
+-- hint values read, and how many groups there are.  A hint never drawn
+-- from reads as 0; a g_seen never set (a new group, or after a crash)
+-- as unseen.  One sequence lock per
+-- group and sequence, held until the transaction ends.
+CREATE FUNCTION pgque._dirty_groups(OUT ids int[], OUT seens regclass[], OUT vals bigint[], OUT total int)
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- A queue that drop_queue() holds is skipped, not waited for; CASE
-    -- keeps that test before the sequence read.
-    RETURN ARRAY(SELECT q.queue_id
-                   FROM pgque.queue q CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
-                  WHERE CASE WHEN pgque._queue_dropping(q.queue_id) THEN false
-                             ELSE pgque._due(q, t, pgque._seq_value(q.queue_event_seq)) END
-                  ORDER BY t.tick_time NULLS FIRST, q.queue_id
-                  LIMIT max_queues);
-EXCEPTION WHEN OTHERS THEN
-    RETURN ARRAY(SELECT x.queue_id FROM pgque.queue x ORDER BY x.queue_id LIMIT max_queues);
+    SELECT coalesce(array_agg(x.g_id ORDER BY x.g_id) FILTER (WHERE x.dirty), '{}'),
+           coalesce(array_agg(x.g_seen ORDER BY x.g_id) FILTER (WHERE x.dirty), '{}'),
+           coalesce(array_agg(x.h ORDER BY x.g_id) FILTER (WHERE x.dirty), '{}'),
+           count(*)
+      INTO ids, seens, vals, total
+      FROM (SELECT g.g_id, g.g_seen, v.h, v.seen IS NULL OR v.h <> v.seen AS dirty
+              FROM pgque.event_group g
+             CROSS JOIN LATERAL (SELECT coalesce(pg_sequence_last_value(g.g_hint), 0) AS h,
+                                        pg_sequence_last_value(g.g_seen) AS seen) v) x;
 END
+$$;
+
+-- _group_members(g): the queues of group g that exist now, and whether
+-- that is all of them: not when a create_queue() of the group is under
+-- way (it holds the group's lock), as its queue, which may already have
+-- written events and drawn from the hint, is not visible yet.  The lock is
+-- tried before the queues are read, so a creator that committed before is
+-- seen.
+CREATE FUNCTION pgque._group_members(g int, OUT members int[], OUT complete boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+    complete := pg_try_advisory_lock_shared(pgque._lock_ns() + 6, g);
+    IF complete THEN
+        PERFORM pg_advisory_unlock_shared(pgque._lock_ns() + 6, g);
+    END IF;
+    members := ARRAY(SELECT q.queue_id FROM pgque.queue q JOIN pgque.event_group x ON x.g_hint = q.queue_hint_seq
+                      WHERE x.g_id = g ORDER BY q.queue_id);
+END
+$$;
+
+-- _idle_queues(max_queues): the queues ripe for an idle tick (three
+-- quarters of their ticker_idle_period since their newest tick), the
+-- longest untouched first, at most max_queues of them, and when to look
+-- again: when the first of the others will be due, or of those once
+-- ticked, at the latest in 10 seconds (a create_queue or set_queue_config
+-- that resets pgque.idle_due before it commits is seen then), at once when
+-- more were ripe than taken.  Reads no sequence: one query over the newest
+-- tick of every queue.
+CREATE FUNCTION pgque._idle_queues(max_queues int, OUT ids int[], OUT next_due timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    more boolean;
+BEGIN
+    WITH t AS MATERIALIZED (
+             SELECT q.queue_id, x.tick_time, q.queue_ticker_idle_period AS idle
+               FROM pgque.queue q CROSS JOIN LATERAL pgque._last_tick(q.queue_id) x),
+         ripe AS (
+             SELECT t.queue_id, t.idle FROM t
+              WHERE t.tick_time IS NULL OR now() - t.tick_time >= t.idle * 0.75
+              ORDER BY t.tick_time NULLS FIRST, t.queue_id
+              LIMIT max_queues + 1)
+    SELECT ARRAY(SELECT r.queue_id FROM ripe r LIMIT max_queues),
+           (SELECT count(*) > max_queues FROM ripe),
+           least(now() + interval '10 seconds',
+                 (SELECT min(t.tick_time + t.idle) FROM t WHERE t.queue_id NOT IN (SELECT r.queue_id FROM ripe r)),
+                 now() + (SELECT min(r.idle) FROM ripe r))
+      INTO ids, more, next_due;
+    IF more THEN
+        next_due := now();
+    END IF;
+END
+$$;
+
+-- _micros(t): t in epoch microseconds, as pgque.idle_due holds it.
+CREATE FUNCTION pgque._micros(t timestamptz) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (extract(epoch FROM t) * 1000000)::bigint
 $$;
 
 -- ticker(queue_name): tick the queue if it is due:
@@ -170,20 +272,24 @@ BEGIN
     IF (l.q).queue_id IS NULL THEN
         RETURN NULL;
     END IF;
-    RETURN pgque._tick_if_due(l.q, l.seq_now);
+    RETURN (pgque._tick_if_due(l.q, pgque._last_tick(q.queue_id), l.seq_now, false)).id;
 END
 $$;
 
--- ticker(): tick every queue that is due (see ticker(queue_name)), up to
--- half the lock budget of them (400 with PostgreSQL's default settings,
--- see _lock_budget), those untouched longest first: the next call ticks
--- the rest, as each tick holds two locks until the transaction ends and
--- the lock table is shared and bounded (queues with a recorded failure
--- come on top).  Then publish the delayed events that came due
+-- ticker(): tick every queue that is due (see ticker(queue_name)), looking
+-- only where a send hint moved and at queues ripe for their idle tick
+-- (see "Hints" above): with nothing sent, a call costs about the same with
+-- ten queues or ten thousand.  Idle queues tick from three quarters of
+-- their idle period on when another idle queue is due, so that they tick
+-- together and the look for them comes seldom (_idle_queues).  At most
+-- half the lock budget of queues per call (about 400 with PostgreSQL's
+-- default settings, see _lock_budget), as each tick holds two locks until
+-- the transaction ends and the lock table is shared and bounded; the next
+-- call takes the rest (queues with a recorded failure come first, then
+-- the groups in turn).  Then publish the delayed events that came due
 -- (13_delayed.sql; nearly free when none did).  They go in after the
 -- ticks, so they move the event sequences past what the ticks recorded and
--- the next call ticks them.  Which queues are due is looked up in one
--- query (_due_queues) rather than queue by queue.
+-- the next call ticks them.
 -- One queue never stops the others: the queues are ticked in one
 -- subtransaction, and only when that fails again each in its own, so that
 -- a failing queue's error is recorded (step 'tick' in get_queue_info(),
@@ -195,26 +301,74 @@ $$;
 CREATE FUNCTION pgque.ticker() RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    ids     int[];
-    failing int[];
-    id      int;
-    n       int := 0;
-    mover   record;
-    l       record;
-    qs      pgque.queue[] := '{}';  -- the queues locked to tick, and their sequences
-    seqs    bigint[] := '{}';
-    redo    boolean[] := '{}';      -- tick in a subtransaction of its own
-    bad     int[] := '{}';          -- failed before ticking: recorded after
-    states  text[] := '{}';
-    msgs    text[] := '{}';
+    mover    record;
+    marking  boolean;
+    dirty    record;
+    budget   int;
+    turn     bigint;
+    g        int;
+    m        record;
+    idle     record;
+    failing  int[];
+    ids      int[];           -- the queues to look at
+    grp      int[];           -- the index in dirty of each one's group; NULL: none
+    early    boolean[];       -- looked at for its idle tick
+    g_ok     boolean[];       -- per dirty group: every queue looked at and settled
+    l        record;
+    r        record;
+    qs       pgque.queue[] := '{}';  -- the queues locked to tick, with what was read under the lock
+    lasts    pgque.tick[] := '{}';
+    seqs     bigint[] := '{}';
+    qgrp     int[] := '{}';
+    qearly   boolean[] := '{}';
+    redo     boolean[] := '{}';      -- tick in a subtransaction of its own
+    settled  boolean[] := '{}';
+    bad      int[] := '{}';          -- failed before ticking: recorded after
+    states   text[] := '{}';
+    msgs     text[] := '{}';
+    n        int := 0;
 BEGIN
     PERFORM pgque._require_read_committed('ticker()');
     mover := pgque._mover_view(true);  -- before a tick gives this transaction its xid
-    ids := pgque._due_queues(pgque._lock_budget() / 2);
+    marking := pgque._hint_pass();
+    dirty := pgque._dirty_groups();
+    budget := greatest(16, (pgque._lock_budget() - 2 * dirty.total) / 2);
     -- Queues whose tick failed are tried again, due or not, so that their
     -- record clears once they tick; those gone since are not.
     failing := ARRAY(SELECT e.qe_queue FROM pgque.queue_error e JOIN pgque.queue q ON q.queue_id = e.qe_queue
                       WHERE e.qe_step = 'tick' ORDER BY 1);
+    ids := failing;
+    grp := array_fill(NULL::int, ARRAY[cardinality(ids)]);
+    early := array_fill(false, ARRAY[cardinality(ids)]);
+    g_ok := array_fill(false, ARRAY[cardinality(dirty.ids)]);
+    turn := coalesce(pg_sequence_last_value('pgque.tick_turn'), 0);
+    FOR k IN 0 .. cardinality(dirty.ids) - 1 LOOP
+        g := 1 + ((turn + k) % cardinality(dirty.ids))::int;
+        m := pgque._group_members(dirty.ids[g]);
+        IF cardinality(ids) > 0 AND cardinality(ids) + cardinality(m.members) > budget THEN
+            PERFORM setval('pgque.tick_turn', turn + k);  -- the next call starts here
+            EXIT;
+        END IF;
+        g_ok[g] := m.complete;
+        FOR i IN 1 .. cardinality(m.members) LOOP
+            IF m.members[i] = ANY (failing) THEN
+                grp[array_position(ids, m.members[i])] := g;
+            ELSE
+                ids := ids || m.members[i];  grp := grp || g;  early := early || false;
+            END IF;
+        END LOOP;
+    END LOOP;
+    IF coalesce(pg_sequence_last_value('pgque.idle_due'), 0) <= pgque._micros(now()) AND cardinality(ids) < budget THEN
+        idle := pgque._idle_queues(budget - cardinality(ids));
+        PERFORM setval('pgque.idle_due', pgque._micros(idle.next_due));
+        FOR i IN 1 .. cardinality(idle.ids) LOOP
+            IF idle.ids[i] = ANY (ids) THEN
+                early[array_position(ids, idle.ids[i])] := true;
+            ELSE
+                ids := ids || idle.ids[i];  grp := grp || NULL::int;  early := early || true;
+            END IF;
+        END LOOP;
+    END IF;
     -- Every queue is locked and its sequence read before this transaction
     -- gets its xid (its first tick gives it one): a producer whose event a
     -- sequence read counts got its xid before that, so every tick's
@@ -222,22 +376,33 @@ BEGIN
     -- first tick, a later queue's count could include a producer that got
     -- its xid after ours, which no tick would wait for: its events would
     -- wait for the next idle tick.
-    FOREACH id IN ARRAY ids || ARRAY(SELECT x FROM unnest(failing) x WHERE NOT x = ANY (ids)) LOOP
+    FOR i IN 1 .. cardinality(ids) LOOP
         BEGIN
-            l := pgque._tick_lock(id);
+            l := pgque._tick_lock(ids[i]);
             IF (l.q).queue_id IS NOT NULL THEN
                 qs := qs || l.q;
+                lasts := lasts || pgque._last_tick(ids[i]);
                 seqs := seqs || l.seq_now;
-                redo := redo || (id = ANY (failing));
+                qgrp := qgrp || grp[i];
+                qearly := qearly || early[i];
+                redo := redo || (ids[i] = ANY (failing));
+                settled := settled || false;
+            ELSIF grp[i] IS NOT NULL THEN
+                g_ok[grp[i]] := false;  -- ticked elsewhere or being dropped: look again
             END IF;
         EXCEPTION WHEN OTHERS THEN
-            bad := bad || id;  states := states || SQLSTATE;  msgs := msgs || SQLERRM;
+            bad := bad || ids[i];  states := states || SQLSTATE;  msgs := msgs || SQLERRM;
+            IF grp[i] IS NOT NULL THEN
+                g_ok[grp[i]] := false;
+            END IF;
         END;
     END LOOP;
     BEGIN
         FOR i IN 1 .. cardinality(qs) LOOP
             CONTINUE WHEN redo[i];
-            IF pgque._tick_if_due(qs[i], seqs[i]) IS NOT NULL THEN
+            r := pgque._tick_if_due(qs[i], lasts[i], seqs[i], qearly[i]);
+            settled[i] := r.settled;
+            IF r.id IS NOT NULL THEN
                 n := n + 1;
             END IF;
         END LOOP;
@@ -246,14 +411,17 @@ BEGIN
         -- subtransaction per queue.
         n := 0;
         redo := array_fill(true, ARRAY[cardinality(qs)]);
+        settled := array_fill(false, ARRAY[cardinality(qs)]);
     END;
     FOR i IN 1 .. cardinality(qs) LOOP
         CONTINUE WHEN NOT redo[i];
         BEGIN
-            IF pgque._tick_if_due(qs[i], seqs[i]) IS NOT NULL THEN
+            r := pgque._tick_if_due(qs[i], lasts[i], seqs[i], qearly[i]);
+            IF r.id IS NOT NULL THEN
                 n := n + 1;
             END IF;
             PERFORM pgque._steps_ok('tick', ARRAY[qs[i].queue_id]);
+            settled[i] := r.settled;
         EXCEPTION WHEN OTHERS THEN
             PERFORM pgque._step_failed(qs[i].queue_id, 'tick', SQLSTATE, SQLERRM);
         END;
@@ -262,6 +430,22 @@ BEGIN
         PERFORM pgque._step_failed(bad[i], 'tick', states[i], msgs[i]);
     END LOOP;
     PERFORM pgque._delayed_tick(mover.cnt, mover.snap, mover.exact);
+    IF marking THEN
+        FOR i IN 1 .. cardinality(qs) LOOP
+            IF qgrp[i] IS NOT NULL AND NOT settled[i] THEN
+                g_ok[qgrp[i]] := false;
+            END IF;
+        END LOOP;
+        IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+            -- Before any mark: a rollback of these ticks unmarks every group.
+            PERFORM setval('pgque.tick_pass', pg_current_xact_id()::text::bigint);
+        END IF;
+        FOR i IN 1 .. cardinality(dirty.ids) LOOP
+            IF g_ok[i] THEN
+                PERFORM setval(dirty.seens[i], dirty.vals[i]);
+            END IF;
+        END LOOP;
+    END IF;
     RETURN n;
 END
 $$;
@@ -284,6 +468,6 @@ BEGIN
         PERFORM pgque._queue(queue_name);  -- dropped while we waited: raises PQ001
     END IF;
     seq_now := pgque._seq_value(q.queue_event_seq);
-    RETURN pgque._tick(q, pgque._last_tick(q.queue_id), seq_now);
+    RETURN (pgque._tick(q, pgque._last_tick(q.queue_id), seq_now)).id;
 END
 $$;
