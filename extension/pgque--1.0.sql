@@ -146,6 +146,9 @@ CREATE SEQUENCE pgque.tick_id_seq;
 CREATE UNLOGGED SEQUENCE pgque.tick_pass MINVALUE 0 START 0;
 CREATE UNLOGGED SEQUENCE pgque.idle_due MINVALUE 0 START 0;
 CREATE UNLOGGED SEQUENCE pgque.tick_turn MINVALUE 0 START 0;
+-- Which 64th of the queues maint() checks for a crashed table switch
+-- (10_maint.sql, _rotation_candidates).
+CREATE UNLOGGED SEQUENCE pgque.maint_turn MINVALUE 0 START 0;
 CREATE SEQUENCE pgque.batch_id_seq;
 
 -- Consumers: one row per (queue, consumer), never updated.  Calls that
@@ -2841,23 +2844,47 @@ BEGIN
 END
 $$;
 
--- _switch_wanted(q): whether step 1 has something to do for q as read: a
--- crashed switch to adopt, or a switch that is due and not held back by a
--- consumer (the conditions maint_rotate_tables_step1 checks again under
--- the row lock).
-CREATE FUNCTION pgque._switch_wanted(q pgque.queue) RETURNS boolean
-LANGUAGE plpgsql AS $$
-BEGIN
+-- _switch_due(q): whether a switch of q is due and not held back by a
+-- consumer, as read (the conditions maint_rotate_tables_step1 checks again
+-- under the row lock).  Reads no sequence.
+CREATE FUNCTION pgque._switch_due(q pgque.queue) RETURNS boolean
+LANGUAGE sql STABLE AS $$
     -- IS NOT TRUE: a NULL in the hold-backs (no unclaimed position) holds
     -- nothing back, as in step 1's IF.
-    RETURN pgque._seq_value(q.queue_gen_seq) <> q.queue_gen
-        OR (q.queue_switch_post IS NULL
+    SELECT (q.queue_switch_post IS NULL
                 OR now() - q.queue_switch_time < q.queue_rotation_period
                 OR pg_snapshot_xmin(q.queue_unclaimed_snapshot) < q.queue_switch_post
                 OR EXISTS (SELECT 1 FROM pgque.subscription
                             WHERE sub_queue = q.queue_id
                               AND pg_snapshot_xmin(sub_last_snapshot) < q.queue_switch_post
-                              AND (sub_parent IS NULL OR sub_batch IS NOT NULL))) IS NOT TRUE;
+                              AND (sub_parent IS NULL OR sub_batch IS NOT NULL))) IS NOT TRUE
+$$;
+
+-- _switch_wanted(q): whether step 1 has something to do for q as read: a
+-- crashed switch to adopt, or a switch that is due (_switch_due).
+CREATE FUNCTION pgque._switch_wanted(q pgque.queue) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN pgque._seq_value(q.queue_gen_seq) <> q.queue_gen OR pgque._switch_due(q);
+END
+$$;
+
+-- _rotation_candidates(): the queues maint() runs step 1 for, by name: those
+-- whose switch is due by their row (_switch_due, one query that reads no
+-- sequence), and a 64th of all queues in turn (pgque.maint_turn), whose
+-- generation sequence step 1 reads to find a crashed switch to adopt.
+-- Readers cope with a crashed switch by themselves (_batch_ctx): adopting
+-- it only lets rotation go on, so it may wait for the queue's turn (64
+-- maint() calls), and maint()'s cost does not grow with idle queues by a
+-- sequence read (and its lock) each.
+CREATE FUNCTION pgque._rotation_candidates() RETURNS int[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    turn bigint := nextval('pgque.maint_turn') % 64;
+BEGIN
+    RETURN ARRAY(SELECT q.queue_id FROM pgque.queue q
+                  WHERE q.queue_id % 64 = turn OR pgque._switch_due(q)
+                  ORDER BY q.queue_name);
 END
 $$;
 
@@ -3080,7 +3107,7 @@ END
 $$;
 
 -- maint(): all periodic work, in order: step 2 of earlier table switches,
--- then step 1 for each queue, the tick and consumer-state logs, the retry
+-- then step 1 for the queues that may want it (_rotation_candidates), the tick and consumer-state logs, the retry
 -- mover, the delayed and dedup stores (rotation, which expires keys), the
 -- delayed mover, and forgetting workers idle for an hour.  Also deletes the
 -- access grants of dropped roles.  Safe to call often and from several
@@ -3101,7 +3128,7 @@ DECLARE
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
     n := pgque.maint_rotate_tables_step2();
-    n := n + pgque._each_queue('rotate', ARRAY(SELECT queue_id FROM pgque.queue ORDER BY queue_name));
+    n := n + pgque._each_queue('rotate', pgque._rotation_candidates());
     PERFORM pgque._forget_stale_errors();
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     n := n + pgque._forget_dropped_roles();  -- grants of dropped roles, 17_namespace.sql
@@ -3124,7 +3151,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '9543093185725bbd' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '47d31720baad953c' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other

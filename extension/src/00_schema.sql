@@ -139,6 +139,9 @@ CREATE SEQUENCE pgque.tick_id_seq;
 CREATE UNLOGGED SEQUENCE pgque.tick_pass MINVALUE 0 START 0;
 CREATE UNLOGGED SEQUENCE pgque.idle_due MINVALUE 0 START 0;
 CREATE UNLOGGED SEQUENCE pgque.tick_turn MINVALUE 0 START 0;
+-- Which 64th of the queues maint() checks for a crashed table switch
+-- (10_maint.sql, _rotation_candidates).
+CREATE UNLOGGED SEQUENCE pgque.maint_turn MINVALUE 0 START 0;
 CREATE SEQUENCE pgque.batch_id_seq;
 
 -- Consumers: one row per (queue, consumer), never updated.  Calls that

@@ -321,3 +321,26 @@ SELECT test.err($$SELECT pgque.maint_rotate_tables_step1('q07_nope')$$);
 
 SELECT dblink_disconnect('w');
 SELECT pgque.drop_queue('q07_r', true);
+
+---------------------------------------------------------------------------
+-- A crashed switch on a queue whose next switch is not due (created just
+-- now, rotation_period 2 hours) is found by maint()'s turn over a 64th of
+-- the queues at a time: adopted within 64 calls, and delivery goes on.
+---------------------------------------------------------------------------
+SELECT pgque.create_queue('q07_c');
+SELECT pgque.subscribe('q07_c', 'c');
+SELECT queue_id AS cid FROM pgque.queue WHERE queue_name = 'q07_c' \gset
+SELECT setval(format('pgque.event_%s_gen', :cid)::regclass, 1, true) = 1 AS seq_moved;
+SELECT pgque.send('q07_c', 't', 'after-crash') IS NOT NULL AS sent;
+DO $$
+BEGIN
+    FOR i IN 1 .. 64 LOOP
+        PERFORM pgque.maint();
+        COMMIT;
+    END LOOP;
+END
+$$;
+SELECT queue_gen AS c_gen_adopted FROM pgque.queue WHERE queue_name = 'q07_c';
+SELECT pgque.force_tick('q07_c') IS NOT NULL AS ticked;
+SELECT array_agg(payload) AS c_got FROM pgque.receive('q07_c', 'c', 10);
+SELECT pgque.drop_queue('q07_c', true);
