@@ -2882,8 +2882,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
     turn bigint := nextval('pgque.maint_turn') % 64;
 BEGIN
+    -- The conditions on the row alone come first: _switch_due costs tens
+    -- of microseconds a queue.
     RETURN ARRAY(SELECT q.queue_id FROM pgque.queue q
-                  WHERE q.queue_id % 64 = turn OR pgque._switch_due(q)
+                  WHERE q.queue_id % 64 = turn
+                     OR (q.queue_switch_post IS NOT NULL
+                         AND now() - q.queue_switch_time >= q.queue_rotation_period
+                         AND (pg_snapshot_xmin(q.queue_unclaimed_snapshot) < q.queue_switch_post) IS NOT TRUE
+                         AND pgque._switch_due(q))
                   ORDER BY q.queue_name);
 END
 $$;
@@ -3151,7 +3157,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '47d31720baad953c' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '82748eb0e7cbfb4f' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -3269,6 +3275,26 @@ BEGIN
             FROM pgque.queue_error x WHERE x.qe_queue = q.queue_id
            ORDER BY x.qe_at DESC, x.qe_step LIMIT 1) er ON true
      WHERE q.queue_id = ANY (ids)
+     ORDER BY q.queue_name;
+END
+$$;
+
+-- get_unclaimed_info(): the queues (that the session may inspect) that
+-- keep events for a first consumer: no consumer yet, keep_unclaimed on, and
+-- events in ticks since the unclaimed position.  Counted up to the newest
+-- tick, so it reads no sequence and takes no lock per queue: a few
+-- microseconds a queue, where get_queue_info() costs about a millisecond.
+-- What the Go Ticker checks every minute, with any number of queues.
+-- Returns queue_name, unclaimed_events, unclaimed_since, by queue name.
+CREATE FUNCTION pgque.get_unclaimed_info()
+RETURNS TABLE (queue_name text, unclaimed_events bigint, unclaimed_since timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+BEGIN
+    RETURN QUERY
+    SELECT q.queue_name, t.tick_event_seq - q.queue_unclaimed_seq, q.queue_unclaimed_time
+      FROM pgque.queue q CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
+     WHERE q.queue_keep_unclaimed AND t.tick_event_seq > q.queue_unclaimed_seq
+       AND pgque._may(q.queue_name, 'inspect')
      ORDER BY q.queue_name;
 END
 $$;
@@ -5714,6 +5740,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.version(),
     pgque.engine_id(),
     pgque.get_queue_info(text, text),
+    pgque.get_unclaimed_info(),
     pgque.get_consumer_info(text, text, text),
     pgque.get_batch_info(bigint),
     pgque.get_table_info(),

@@ -53,6 +53,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.version(),
     pgque.engine_id(),
     pgque.get_queue_info(text, text),
+    pgque.get_unclaimed_info(),
     pgque.get_consumer_info(text, text, text),
     pgque.get_batch_info(bigint),
     pgque.get_table_info(),

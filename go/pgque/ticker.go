@@ -355,7 +355,7 @@ func (s *tickerSession) work(ctx context.Context) error {
 	}
 	if time.Since(s.last.check) >= unclaimedCheckInterval {
 		if err := t.warnUnclaimed(ctx, s.conn, s.warned); err != nil {
-			return &opError{"get_queue_info()", err}
+			return &opError{"get_unclaimed_info()", err}
 		}
 		s.last.check = time.Now()
 	}
@@ -374,8 +374,7 @@ const (
 // no consumer (they are kept for the first one, and the queue's tables cannot
 // rotate meanwhile), at most once per unclaimedWarnInterval per queue.
 func (t *Ticker) warnUnclaimed(ctx context.Context, conn *pgx.Conn, warned map[string]time.Time) error {
-	rows, err := conn.Query(ctx, `SELECT queue_name, unclaimed_events, unclaimed_since
-	                                FROM pgque.get_queue_info() WHERE unclaimed_events > 0`)
+	rows, err := conn.Query(ctx, `SELECT queue_name, unclaimed_events, unclaimed_since FROM pgque.get_unclaimed_info()`)
 	if err != nil {
 		return err
 	}

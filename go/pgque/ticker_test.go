@@ -445,3 +445,27 @@ func TestTickerWithoutRightsStops(t *testing.T) {
 		t.Fatal("it took until the test's timeout")
 	}
 }
+
+// The Ticker warns about a queue that keeps events for a first consumer
+// (get_unclaimed_info), and only about such a queue.
+func TestTickerWarnsUnclaimed(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q", "c")
+	if _, err := client.CreateQueue(ctx, "lonely"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"q", "lonely"} {
+		if _, err := client.Send(ctx, q, pgque.Event{Type: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &logBuffer{}
+	runTicker(t, pgque.NewTicker(client.Pool(), pgque.WithTickerLogger(slog.New(slog.NewTextHandler(logs, nil)))))
+	pollUntil(t, 10*time.Second, "a warning about queue lonely", func() bool {
+		return strings.Contains(logs.String(), "queue has events and no consumer")
+	})
+	out := logs.String()
+	if !strings.Contains(out, "queue=lonely unclaimed_events=1") || strings.Contains(out, "queue=q ") {
+		t.Errorf("warnings name the wrong queues or counts:\n%s", out)
+	}
+}

@@ -8,11 +8,14 @@
 
 SELECT pgque.create_queue('q17');
 SELECT queue_id AS qid FROM pgque.queue WHERE queue_name = 'q17' \gset
--- test.info17(): what get_queue_info() says of unclaimed events.
+-- test.info17(): what get_queue_info() says of unclaimed events, and
+-- get_unclaimed_info(), which counts only ticked ones (NULL: not listed).
 CREATE FUNCTION test.info17() RETURNS TABLE (consumers int, keep_unclaimed boolean, unclaimed_events bigint,
-                                            has_since boolean)
+                                            has_since boolean, ticked_unclaimed bigint, same_since boolean)
 LANGUAGE sql AS $$
-    SELECT consumers, keep_unclaimed, unclaimed_events, unclaimed_since IS NOT NULL FROM pgque.get_queue_info('q17')
+    SELECT i.consumers, i.keep_unclaimed, i.unclaimed_events, i.unclaimed_since IS NOT NULL,
+           u.unclaimed_events, u.unclaimed_since = i.unclaimed_since
+      FROM pgque.get_queue_info('q17') i LEFT JOIN pgque.get_unclaimed_info() u USING (queue_name)
 $$;
 SELECT * FROM test.info17();
 

@@ -353,6 +353,7 @@ SELECT test.hostile('pgque.ticker(text)', 'q20h');
 SELECT test.hostile('pgque.ticker()');
 SELECT test.hostile('pgque.get_queue_info(text,text)', 'q20h', NULL);
 SELECT test.hostile('pgque.get_queue_info(text,text)', NULL, 'nobody20');
+SELECT test.hostile('pgque.get_unclaimed_info()');
 SELECT test.hostile('pgque.get_consumer_info(text,text,text)', 'q20h', 'c', NULL);
 SELECT test.hostile('pgque.get_table_info()');
 SELECT test.hostile('pgque.peek(text,text,integer)', 'q20h', 'c', '100');
