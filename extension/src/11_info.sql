@@ -145,7 +145,9 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp A
 BEGIN
     RETURN QUERY
     SELECT q.queue_name, t.tick_event_seq - q.queue_unclaimed_seq, q.queue_unclaimed_time
-      FROM pgque.queue q CROSS JOIN LATERAL pgque._last_tick(q.queue_id) t
+      FROM pgque.queue q
+     CROSS JOIN LATERAL (SELECT x.tick_event_seq FROM pgque.tick x WHERE x.tick_queue = q.queue_id
+                          ORDER BY x.tick_id DESC LIMIT 1) t
      WHERE q.queue_keep_unclaimed AND t.tick_event_seq > q.queue_unclaimed_seq
        AND pgque._may(q.queue_name, 'inspect')
      ORDER BY q.queue_name;
