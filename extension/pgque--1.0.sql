@@ -72,7 +72,8 @@ CREATE TABLE pgque.queue (
     queue_gen                bigint NOT NULL DEFAULT 0,
     queue_gen_seq            regclass NOT NULL,
     queue_event_seq          regclass NOT NULL,
-    queue_hint_seq           regclass NOT NULL,   -- its group's send hint (pgque.event_group)
+    queue_hint_seq           regclass NOT NULL,   -- its group's send hint and seen mark
+    queue_seen_seq           regclass NOT NULL,   -- (pgque.event_group)
     queue_switch_time        timestamptz NOT NULL DEFAULT now(),
     queue_switch_pre         xid8 NOT NULL,   -- xmax of a snapshot just before the last switch
     queue_switch_post        xid8,            -- an xid drawn after the last switch (step 2); NULL until then
@@ -674,16 +675,15 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'pgque_' || queue_name $$;
 -- _event_group(base): the partition group (see pgque.event) that the
 -- slots from base belong to, made and attached, with its send hints
 -- (pgque.event_group), when it is the first queue of the group.  Returns
--- the group's hint sequence.  Takes the group's advisory lock until the
+-- the group's hint and seen sequences.  Takes the group's advisory lock until the
 -- transaction ends: creators of one group are serialized by it, and the
 -- ticker sees by it that a queue it cannot see yet may be on its way.
-CREATE FUNCTION pgque._event_group(base int) RETURNS regclass
+CREATE FUNCTION pgque._event_group(base int, OUT hint regclass, OUT seen regclass)
 LANGUAGE plpgsql AS $$
 DECLARE
     slots constant int := 64 * 16;  -- 64 queues of up to 16 tables
     g     int := base / slots;
     grp   text := format('pgque.event_g%s', g);
-    hint  regclass;
 BEGIN
     PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 6, g);
     IF to_regclass(grp) IS NULL THEN
@@ -691,15 +691,14 @@ BEGIN
         EXECUTE format('ALTER TABLE pgque.event ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
                        grp, g * slots, (g + 1) * slots);
     END IF;
-    SELECT x.g_hint INTO hint FROM pgque.event_group x WHERE x.g_id = g;
+    SELECT x.g_hint, x.g_seen INTO hint, seen FROM pgque.event_group x WHERE x.g_id = g;
     IF NOT FOUND THEN
         EXECUTE format('CREATE UNLOGGED SEQUENCE %s_hint', grp);
         EXECUTE format('CREATE UNLOGGED SEQUENCE %s_seen MINVALUE -1', grp);
         INSERT INTO pgque.event_group (g_id, g_hint, g_seen)
         VALUES (g, format('%s_hint', grp)::regclass, format('%s_seen', grp)::regclass)
-        RETURNING g_hint INTO hint;
+        RETURNING g_hint, g_seen INTO hint, seen;
     END IF;
-    RETURN hint;
 END
 $$;
 
@@ -723,7 +722,7 @@ DECLARE
     tick    bigint;
     tbl     text;
     grp     text;
-    hint    regclass;
+    grpseqs record;
     n       int;
     ntables int := 3;
 BEGIN
@@ -753,10 +752,10 @@ BEGIN
             EXECUTE format('ALTER TABLE %s RENAME TO %I', tbl, format('event_%s_%s', qid, n));
         END LOOP;
         UPDATE pgque.event_slot SET slot_queue = qid WHERE slot_base = base;
-        hint := pgque._event_group(base);
+        grpseqs := pgque._event_group(base);
     ELSE
         base := (nextval('pgque.event_slot_seq') - 1) * 16;  -- room for up to 16 tables
-        hint := pgque._event_group(base);
+        grpseqs := pgque._event_group(base);
         grp := format('pgque.event_g%s', base / (64 * 16));
         FOR n IN 0 .. ntables - 1 LOOP
             tbl := pgque._event_table(qid, n);
@@ -781,10 +780,10 @@ BEGIN
     nxt := pg_current_xact_id();
     tick := nextval('pgque.tick_id_seq');
     INSERT INTO pgque.queue (queue_id, queue_name, queue_ntables, queue_slot, queue_gen_seq, queue_event_seq,
-                             queue_hint_seq, queue_switch_pre, queue_switch_post, queue_unclaimed_tick, queue_unclaimed_time,
+                             queue_hint_seq, queue_seen_seq, queue_switch_pre, queue_switch_post, queue_unclaimed_tick, queue_unclaimed_time,
                              queue_unclaimed_snapshot, queue_unclaimed_seq)
     VALUES (qid, queue_name, ntables, base, format('pgque.event_%s_gen', qid)::regclass,
-            format('pgque.event_%s_seq', qid)::regclass, hint, nxt, nxt,
+            format('pgque.event_%s_seq', qid)::regclass, grpseqs.hint, grpseqs.seen, nxt, nxt,
             tick, now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
     INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
     VALUES (pgque._log_part(), qid, tick, now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
@@ -1007,21 +1006,23 @@ $$;
 
 -- _writable(queue_name): where an event written now must go: the queue,
 -- its event sequence, the ev_slot of its current table, and its group's
--- send hint.  Every writer of events draws from the hint after it drew its
--- event ids (04_ticker.sql, "Hints"), so that the ticker looks at the queue.
+-- send hint and seen mark.  Every writer of events draws from the hint
+-- after it drew its event ids (04_ticker.sql, "Hints"), so that the ticker
+-- looks at the queue, and wakes the ticker (_wake).
 -- Order matters for rotation safety (proof in 10_maint.sql): the caller's xid
 -- is assigned first, the generation is read after, from a sequence that no
 -- MVCC snapshot can hide.  A producer racing drop_queue fails (at the latest
 -- when it draws from the dropped event sequence) or writes into an emptied
 -- table that the next create_queue truncates again.  Errors: PQ001, PQ006.
 CREATE FUNCTION pgque._writable(queue_name text, OUT queue_id int, OUT slot int, OUT event_seq regclass,
-                                 OUT hint regclass)
+                                 OUT hint regclass, OUT seen regclass)
 LANGUAGE plpgsql AS $$
 DECLARE
     q record;
 BEGIN
     PERFORM pg_current_xact_id();
-    SELECT x.queue_id, x.queue_slot, x.queue_ntables, x.queue_gen_seq, x.queue_event_seq, x.queue_hint_seq INTO q
+    SELECT x.queue_id, x.queue_slot, x.queue_ntables, x.queue_gen_seq, x.queue_event_seq, x.queue_hint_seq,
+           x.queue_seen_seq INTO q
       FROM pgque.queue x WHERE x.queue_name = _writable.queue_name;
     IF NOT FOUND THEN
         PERFORM pgque._queue(queue_name);  -- raises
@@ -1030,6 +1031,24 @@ BEGIN
     slot := q.queue_slot + pg_sequence_last_value(q.queue_gen_seq) % q.queue_ntables;
     event_seq := q.queue_event_seq;
     hint := q.queue_hint_seq;
+    seen := q.queue_seen_seq;
+END
+$$;
+
+-- _wake(h, seen): after a writer drew h from its group's hint: when h is
+-- the first draw since the ticker marked the group seen, NOTIFY channel
+-- 'pgque:wake' (delivered when the writer commits), so that a ticker that
+-- polls slowly while nothing happens (the Go Ticker) ticks at once.  Only
+-- that first write into a quiet group notifies: a NOTIFY in every send
+-- would serialize committing producers on PostgreSQL's notification queue
+-- (docs/benchmarks.md).  A write that races the ticker's mark may miss it;
+-- the ticker's polling finds its group then.  send() has it inline.
+CREATE FUNCTION pgque._wake(h bigint, seen regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF h = pgque._seq_value(seen) + 1 THEN
+        PERFORM pg_notify('pgque:wake', '');
+    END IF;
 END
 $$;
 
@@ -1053,6 +1072,9 @@ BEGIN
     INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
     VALUES (w.slot, nextval(w.event_seq), type, payload, extra1, extra2, extra3, extra4)
     RETURNING ev_id, nextval(w.hint) INTO id, h;  -- RETURNING runs after the id was drawn
+    IF h = pgque._seq_value(w.seen) + 1 THEN  -- _wake
+        PERFORM pg_notify('pgque:wake', '');
+    END IF;
     RETURN id;
 END
 $$;
@@ -1093,7 +1115,7 @@ BEGIN
     ids := ARRAY(SELECT nextval(w.event_seq) FROM generate_series(1, cardinality(payloads)));
     INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data)
     SELECT w.slot, i, type, p FROM unnest(ids, payloads) AS u(i, p);
-    PERFORM nextval(w.hint);
+    PERFORM pgque._wake(nextval(w.hint), w.seen);
     RETURN ids;
 END
 $$;
@@ -1183,7 +1205,7 @@ BEGIN
                                  ev_max_retries)
         VALUES (w.slot, id, type, payload, extra1, extra2, extra3, extra4, max_retries);
     END IF;
-    PERFORM nextval(w.hint);
+    PERFORM pgque._wake(nextval(w.hint), w.seen);
     RETURN id;
 END
 $$;
@@ -1348,6 +1370,9 @@ $$;
 --     the next call that finds that transaction aborted marks every group
 --     unseen.  Calls that write g_seen are serialized by an advisory lock;
 --     a call that cannot take it ticks without marking anything.
+--   * The first draw after a mark (g_seen + 1) also notifies 'pgque:wake'
+--     (_wake, 03_produce.sql), so that a ticker polling slowly while
+--     nothing happens can tick at once.
 --   * The sequences are unlogged: drawing from them writes no WAL and gives
 --     no xid (the ticker reads every sequence before its transaction has
 --     one, see _tick), and a crash or a promotion resets them to "never
@@ -2624,16 +2649,17 @@ BEGIN
 END
 $$;
 
--- _count_events(event_seq, hint, n): make the ticker see n re-inserted
+-- _count_events(event_seq, hint, seen, n): make the ticker see n re-inserted
 -- events.  The retry mover and dlq_replay keep an event's original id, so
 -- without this the queue's event sequence (what the ticker watches) would
 -- not move and the events would wait for the idle tick.  Called after the
 -- insert, like a producer's nextval comes after its xid; the group's send
--- hint is drawn after the event sequence (04_ticker.sql, "Hints").
-CREATE FUNCTION pgque._count_events(event_seq regclass, hint regclass, n int) RETURNS void
+-- hint is drawn after the event sequence (04_ticker.sql, "Hints"), and
+-- may wake the ticker (_wake).
+CREATE FUNCTION pgque._count_events(event_seq regclass, hint regclass, seen regclass, n int) RETURNS void
 LANGUAGE sql AS $$
     SELECT count(nextval(event_seq)) FROM generate_series(1, n);
-    SELECT nextval(hint);
+    SELECT pgque._wake(nextval(hint), seen);
 $$;
 
 -- _retry_move(queue_id): move the queue's due retries into its current
@@ -2665,7 +2691,7 @@ BEGIN
            ev_max_retries
       FROM moved;
     GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM pgque._count_events(w.event_seq, w.hint, n);
+    PERFORM pgque._count_events(w.event_seq, w.hint, w.seen, n);
     RETURN n;
 END
 $$;
@@ -2742,7 +2768,7 @@ BEGIN
                              ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
     VALUES (w.slot, d.ev_id, d.ev_time, s.sub_id, d.ev_type, d.ev_data,
             d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4, d.ev_max_retries);
-    PERFORM pgque._count_events(w.event_seq, w.hint, 1);
+    PERFORM pgque._count_events(w.event_seq, w.hint, w.seen, 1);
     DELETE FROM pgque.dead_letter x WHERE x.dl_id = d.dl_id;
     RETURN d.ev_id;
 END
@@ -3161,7 +3187,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'cfef27b9b67452af' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '6c8054aab505e3e1' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -3787,7 +3813,7 @@ BEGIN
            m.ev_extra1, m.ev_extra2, m.ev_extra3, m.ev_extra4, m.ev_max_retries
       FROM unnest(moved) m ORDER BY m.ev_id;
     GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM pgque._count_events(wr.event_seq, wr.hint, n);
+    PERFORM pgque._count_events(wr.event_seq, wr.hint, wr.seen, n);
     RETURN n;
 END
 $$;

@@ -65,7 +65,8 @@ CREATE TABLE pgque.queue (
     queue_gen                bigint NOT NULL DEFAULT 0,
     queue_gen_seq            regclass NOT NULL,
     queue_event_seq          regclass NOT NULL,
-    queue_hint_seq           regclass NOT NULL,   -- its group's send hint (pgque.event_group)
+    queue_hint_seq           regclass NOT NULL,   -- its group's send hint and seen mark
+    queue_seen_seq           regclass NOT NULL,   -- (pgque.event_group)
     queue_switch_time        timestamptz NOT NULL DEFAULT now(),
     queue_switch_pre         xid8 NOT NULL,   -- xmax of a snapshot just before the last switch
     queue_switch_post        xid8,            -- an xid drawn after the last switch (step 2); NULL until then

@@ -4,16 +4,15 @@
 -- _event_group(base): the partition group (see pgque.event) that the
 -- slots from base belong to, made and attached, with its send hints
 -- (pgque.event_group), when it is the first queue of the group.  Returns
--- the group's hint sequence.  Takes the group's advisory lock until the
+-- the group's hint and seen sequences.  Takes the group's advisory lock until the
 -- transaction ends: creators of one group are serialized by it, and the
 -- ticker sees by it that a queue it cannot see yet may be on its way.
-CREATE FUNCTION pgque._event_group(base int) RETURNS regclass
+CREATE FUNCTION pgque._event_group(base int, OUT hint regclass, OUT seen regclass)
 LANGUAGE plpgsql AS $$
 DECLARE
     slots constant int := 64 * 16;  -- 64 queues of up to 16 tables
     g     int := base / slots;
     grp   text := format('pgque.event_g%s', g);
-    hint  regclass;
 BEGIN
     PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 6, g);
     IF to_regclass(grp) IS NULL THEN
@@ -21,15 +20,14 @@ BEGIN
         EXECUTE format('ALTER TABLE pgque.event ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
                        grp, g * slots, (g + 1) * slots);
     END IF;
-    SELECT x.g_hint INTO hint FROM pgque.event_group x WHERE x.g_id = g;
+    SELECT x.g_hint, x.g_seen INTO hint, seen FROM pgque.event_group x WHERE x.g_id = g;
     IF NOT FOUND THEN
         EXECUTE format('CREATE UNLOGGED SEQUENCE %s_hint', grp);
         EXECUTE format('CREATE UNLOGGED SEQUENCE %s_seen MINVALUE -1', grp);
         INSERT INTO pgque.event_group (g_id, g_hint, g_seen)
         VALUES (g, format('%s_hint', grp)::regclass, format('%s_seen', grp)::regclass)
-        RETURNING g_hint INTO hint;
+        RETURNING g_hint, g_seen INTO hint, seen;
     END IF;
-    RETURN hint;
 END
 $$;
 
@@ -53,7 +51,7 @@ DECLARE
     tick    bigint;
     tbl     text;
     grp     text;
-    hint    regclass;
+    grpseqs record;
     n       int;
     ntables int := 3;
 BEGIN
@@ -83,10 +81,10 @@ BEGIN
             EXECUTE format('ALTER TABLE %s RENAME TO %I', tbl, format('event_%s_%s', qid, n));
         END LOOP;
         UPDATE pgque.event_slot SET slot_queue = qid WHERE slot_base = base;
-        hint := pgque._event_group(base);
+        grpseqs := pgque._event_group(base);
     ELSE
         base := (nextval('pgque.event_slot_seq') - 1) * 16;  -- room for up to 16 tables
-        hint := pgque._event_group(base);
+        grpseqs := pgque._event_group(base);
         grp := format('pgque.event_g%s', base / (64 * 16));
         FOR n IN 0 .. ntables - 1 LOOP
             tbl := pgque._event_table(qid, n);
@@ -111,10 +109,10 @@ BEGIN
     nxt := pg_current_xact_id();
     tick := nextval('pgque.tick_id_seq');
     INSERT INTO pgque.queue (queue_id, queue_name, queue_ntables, queue_slot, queue_gen_seq, queue_event_seq,
-                             queue_hint_seq, queue_switch_pre, queue_switch_post, queue_unclaimed_tick, queue_unclaimed_time,
+                             queue_hint_seq, queue_seen_seq, queue_switch_pre, queue_switch_post, queue_unclaimed_tick, queue_unclaimed_time,
                              queue_unclaimed_snapshot, queue_unclaimed_seq)
     VALUES (qid, queue_name, ntables, base, format('pgque.event_%s_gen', qid)::regclass,
-            format('pgque.event_%s_seq', qid)::regclass, hint, nxt, nxt,
+            format('pgque.event_%s_seq', qid)::regclass, grpseqs.hint, grpseqs.seen, nxt, nxt,
             tick, now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);
     INSERT INTO pgque.tick (tick_part, tick_queue, tick_id, tick_time, tick_snapshot, tick_event_seq)
     VALUES (pgque._log_part(), qid, tick, now(), format('%s:%s:', nxt, nxt)::pg_snapshot, 0);

@@ -6,21 +6,23 @@
 
 -- _writable(queue_name): where an event written now must go: the queue,
 -- its event sequence, the ev_slot of its current table, and its group's
--- send hint.  Every writer of events draws from the hint after it drew its
--- event ids (04_ticker.sql, "Hints"), so that the ticker looks at the queue.
+-- send hint and seen mark.  Every writer of events draws from the hint
+-- after it drew its event ids (04_ticker.sql, "Hints"), so that the ticker
+-- looks at the queue, and wakes the ticker (_wake).
 -- Order matters for rotation safety (proof in 10_maint.sql): the caller's xid
 -- is assigned first, the generation is read after, from a sequence that no
 -- MVCC snapshot can hide.  A producer racing drop_queue fails (at the latest
 -- when it draws from the dropped event sequence) or writes into an emptied
 -- table that the next create_queue truncates again.  Errors: PQ001, PQ006.
 CREATE FUNCTION pgque._writable(queue_name text, OUT queue_id int, OUT slot int, OUT event_seq regclass,
-                                 OUT hint regclass)
+                                 OUT hint regclass, OUT seen regclass)
 LANGUAGE plpgsql AS $$
 DECLARE
     q record;
 BEGIN
     PERFORM pg_current_xact_id();
-    SELECT x.queue_id, x.queue_slot, x.queue_ntables, x.queue_gen_seq, x.queue_event_seq, x.queue_hint_seq INTO q
+    SELECT x.queue_id, x.queue_slot, x.queue_ntables, x.queue_gen_seq, x.queue_event_seq, x.queue_hint_seq,
+           x.queue_seen_seq INTO q
       FROM pgque.queue x WHERE x.queue_name = _writable.queue_name;
     IF NOT FOUND THEN
         PERFORM pgque._queue(queue_name);  -- raises
@@ -29,6 +31,24 @@ BEGIN
     slot := q.queue_slot + pg_sequence_last_value(q.queue_gen_seq) % q.queue_ntables;
     event_seq := q.queue_event_seq;
     hint := q.queue_hint_seq;
+    seen := q.queue_seen_seq;
+END
+$$;
+
+-- _wake(h, seen): after a writer drew h from its group's hint: when h is
+-- the first draw since the ticker marked the group seen, NOTIFY channel
+-- 'pgque:wake' (delivered when the writer commits), so that a ticker that
+-- polls slowly while nothing happens (the Go Ticker) ticks at once.  Only
+-- that first write into a quiet group notifies: a NOTIFY in every send
+-- would serialize committing producers on PostgreSQL's notification queue
+-- (docs/benchmarks.md).  A write that races the ticker's mark may miss it;
+-- the ticker's polling finds its group then.  send() has it inline.
+CREATE FUNCTION pgque._wake(h bigint, seen regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF h = pgque._seq_value(seen) + 1 THEN
+        PERFORM pg_notify('pgque:wake', '');
+    END IF;
 END
 $$;
 
@@ -52,6 +72,9 @@ BEGIN
     INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
     VALUES (w.slot, nextval(w.event_seq), type, payload, extra1, extra2, extra3, extra4)
     RETURNING ev_id, nextval(w.hint) INTO id, h;  -- RETURNING runs after the id was drawn
+    IF h = pgque._seq_value(w.seen) + 1 THEN  -- _wake
+        PERFORM pg_notify('pgque:wake', '');
+    END IF;
     RETURN id;
 END
 $$;
@@ -92,7 +115,7 @@ BEGIN
     ids := ARRAY(SELECT nextval(w.event_seq) FROM generate_series(1, cardinality(payloads)));
     INSERT INTO pgque.event (ev_slot, ev_id, ev_type, ev_data)
     SELECT w.slot, i, type, p FROM unnest(ids, payloads) AS u(i, p);
-    PERFORM nextval(w.hint);
+    PERFORM pgque._wake(nextval(w.hint), w.seen);
     RETURN ids;
 END
 $$;
@@ -182,7 +205,7 @@ BEGIN
                                  ev_max_retries)
         VALUES (w.slot, id, type, payload, extra1, extra2, extra3, extra4, max_retries);
     END IF;
-    PERFORM nextval(w.hint);
+    PERFORM pgque._wake(nextval(w.hint), w.seen);
     RETURN id;
 END
 $$;

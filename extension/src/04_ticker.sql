@@ -146,6 +146,9 @@ $$;
 --     the next call that finds that transaction aborted marks every group
 --     unseen.  Calls that write g_seen are serialized by an advisory lock;
 --     a call that cannot take it ticks without marking anything.
+--   * The first draw after a mark (g_seen + 1) also notifies 'pgque:wake'
+--     (_wake, 03_produce.sql), so that a ticker polling slowly while
+--     nothing happens can tick at once.
 --   * The sequences are unlogged: drawing from them writes no WAL and gives
 --     no xid (the ticker reads every sequence before its transaction has
 --     one, see _tick), and a crash or a promotion resets them to "never

@@ -103,16 +103,17 @@ BEGIN
 END
 $$;
 
--- _count_events(event_seq, hint, n): make the ticker see n re-inserted
+-- _count_events(event_seq, hint, seen, n): make the ticker see n re-inserted
 -- events.  The retry mover and dlq_replay keep an event's original id, so
 -- without this the queue's event sequence (what the ticker watches) would
 -- not move and the events would wait for the idle tick.  Called after the
 -- insert, like a producer's nextval comes after its xid; the group's send
--- hint is drawn after the event sequence (04_ticker.sql, "Hints").
-CREATE FUNCTION pgque._count_events(event_seq regclass, hint regclass, n int) RETURNS void
+-- hint is drawn after the event sequence (04_ticker.sql, "Hints"), and
+-- may wake the ticker (_wake).
+CREATE FUNCTION pgque._count_events(event_seq regclass, hint regclass, seen regclass, n int) RETURNS void
 LANGUAGE sql AS $$
     SELECT count(nextval(event_seq)) FROM generate_series(1, n);
-    SELECT nextval(hint);
+    SELECT pgque._wake(nextval(hint), seen);
 $$;
 
 -- _retry_move(queue_id): move the queue's due retries into its current
@@ -144,7 +145,7 @@ BEGIN
            ev_max_retries
       FROM moved;
     GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM pgque._count_events(w.event_seq, w.hint, n);
+    PERFORM pgque._count_events(w.event_seq, w.hint, w.seen, n);
     RETURN n;
 END
 $$;

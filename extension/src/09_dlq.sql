@@ -48,7 +48,7 @@ BEGIN
                              ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
     VALUES (w.slot, d.ev_id, d.ev_time, s.sub_id, d.ev_type, d.ev_data,
             d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4, d.ev_max_retries);
-    PERFORM pgque._count_events(w.event_seq, w.hint, 1);
+    PERFORM pgque._count_events(w.event_seq, w.hint, w.seen, 1);
     DELETE FROM pgque.dead_letter x WHERE x.dl_id = d.dl_id;
     RETURN d.ev_id;
 END

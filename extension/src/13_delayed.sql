@@ -211,7 +211,7 @@ BEGIN
            m.ev_extra1, m.ev_extra2, m.ev_extra3, m.ev_extra4, m.ev_max_retries
       FROM unnest(moved) m ORDER BY m.ev_id;
     GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM pgque._count_events(wr.event_seq, wr.hint, n);
+    PERFORM pgque._count_events(wr.event_seq, wr.hint, wr.seen, n);
     RETURN n;
 END
 $$;

@@ -47,8 +47,8 @@ type Ticker struct {
 }
 
 type tickerConfig struct {
-	tick, maint, election, lease time.Duration
-	log                          *slog.Logger
+	tick, idle, maint, election, lease time.Duration
+	log                                *slog.Logger
 }
 
 // TickerOption configures a Ticker.
@@ -62,10 +62,35 @@ type TickerOption func(*tickerConfig)
 const DefaultTickInterval = 4 * time.Millisecond
 
 // WithTickInterval sets how often the leader checks for queues to tick
-// (default DefaultTickInterval).  It bounds the delivery latency; each check
-// is one cheap call per database.
+// while queues tick (default DefaultTickInterval): until nothing has ticked
+// for a second, then at WithIdleTickInterval.  It bounds the delivery
+// latency under load; each check is one cheap call per database.
 func WithTickInterval(d time.Duration) TickerOption {
 	return func(c *tickerConfig) { c.tick = d }
+}
+
+// DefaultIdleTickInterval is how often a Ticker's leader checks for queues
+// to tick once nothing has ticked for a second, unless
+// WithIdleTickInterval says otherwise.
+const DefaultIdleTickInterval = 100 * time.Millisecond
+
+// idleAfter is how long nothing must have ticked before the leader checks
+// at the idle tick interval instead of the tick interval.
+const idleAfter = time.Second
+
+// wakeChannel is the channel on which the first send into a group of queues
+// that the ticker found all ticked notifies (pgque._wake).
+const wakeChannel = "pgque:wake"
+
+// WithIdleTickInterval sets how often the leader checks for queues to tick
+// once nothing has ticked for a second (default DefaultIdleTickInterval).
+// A send into a queue that had nothing waiting wakes it at once: the
+// engine notifies channel "pgque:wake" when such a send commits, and the
+// leader listens.  What no send announces waits for the next check: a
+// queue's ticker_max_lag or idle tick, delayed events coming due, and a
+// send that raced the ticker's last look at its queue.
+func WithIdleTickInterval(d time.Duration) TickerOption {
+	return func(c *tickerConfig) { c.idle = d }
 }
 
 // WithMaintInterval sets how often the leader runs maintenance (default 1 s).
@@ -102,6 +127,7 @@ func WithTickerLogger(l *slog.Logger) TickerOption {
 func NewTicker(pool *pgxpool.Pool, opts ...TickerOption) *Ticker {
 	cfg := tickerConfig{
 		tick:  DefaultTickInterval,
+		idle:  DefaultIdleTickInterval,
 		maint: time.Second,
 		lease: DefaultLeaderLease,
 		log:   slog.Default(),
@@ -135,7 +161,7 @@ func (t *Ticker) Holder() string { return t.holder }
 // role may not run the ticker (ErrPermissionDenied: it needs pgque_admin).
 func (t *Ticker) Run(ctx context.Context) error {
 	switch {
-	case t.cfg.tick <= 0 || t.cfg.maint <= 0 || t.cfg.election <= 0:
+	case t.cfg.tick <= 0 || t.cfg.idle <= 0 || t.cfg.maint <= 0 || t.cfg.election <= 0:
 		return fmt.Errorf("pgque: ticker: intervals must be positive: %w", ErrInvalidArgument)
 	case t.cfg.lease < time.Millisecond || t.cfg.lease > time.Hour:
 		return fmt.Errorf("pgque: ticker: leader lease %v is out of range (at least 1 ms, at most 1 h): %w",
@@ -203,19 +229,20 @@ type tickerSession struct {
 	renew  time.Time // when to renew it next
 	last   struct{ maint, check time.Time }
 	warned map[string]time.Time
-	b      backoff // waits after server errors
+	b      backoff   // waits after server errors
+	active time.Time // when a ticker() call last ticked a queue
+	listen bool      // the connection listens on wakeChannel
 }
 
 // run is the session's loop; it returns on a connection error or when ctx
 // ends.
 func (s *tickerSession) run(ctx context.Context) error {
 	t := s.t
-	tick := time.NewTicker(t.cfg.tick)
-	defer tick.Stop()
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		began := time.Now()
 		var err error
 		leading := t.leader.Load()
 		if !leading || !time.Now().Before(s.renew) {
@@ -248,17 +275,54 @@ func (s *tickerSession) run(ctx context.Context) error {
 		}
 		s.b.reset()
 		if !t.leader.Load() {
+			if s.listen {
+				// A standby does not read the connection: notifications
+				// would pile up.  A failure is met again by the next round.
+				if _, err := s.conn.Exec(ctx, `UNLISTEN *`); err == nil {
+					s.listen = false
+				}
+			}
 			if !sleep(ctx, t.cfg.election) {
 				return ctx.Err()
 			}
 			continue
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+		if err := s.wait(ctx, began); err != nil {
+			continue
 		}
 	}
+}
+
+// wait returns when the next check is due: a tick interval after the last
+// one began while queues ticked within idleAfter, an idle tick interval
+// after it otherwise, and at once when a send wakes the ticker.  A
+// notification buffered while ticker() ran wakes it too, at once; the
+// ones buffered behind it are dropped, as one check serves them all.  An
+// error is the connection's: the next round's call meets it again.
+func (s *tickerSession) wait(ctx context.Context, began time.Time) error {
+	d := s.t.cfg.tick
+	if time.Since(s.active) >= idleAfter {
+		d = s.t.cfg.idle
+	}
+	wctx, cancel := context.WithDeadline(ctx, began.Add(d))
+	_, err := s.conn.WaitForNotification(wctx)
+	timedOut := wctx.Err() != nil
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err == nil:
+		done, stop := context.WithCancel(ctx)
+		stop()
+		for {
+			if _, err := s.conn.WaitForNotification(done); err != nil {
+				return nil
+			}
+		}
+	case timedOut:
+		return nil
+	}
+	return err
 }
 
 // opError names the call that failed, for logs.
@@ -344,8 +408,18 @@ func (s *tickerSession) work(ctx context.Context) error {
 		t.cfg.log.Warn("pgque ticker: the leader lease ran out before it was renewed (the process was stalled); stopped ticking")
 		return nil
 	}
-	if _, err := s.conn.Exec(ctx, `SELECT pgque.ticker()`); err != nil {
+	if !s.listen {
+		if _, err := s.conn.Exec(ctx, `LISTEN "`+wakeChannel+`"`); err != nil {
+			return &opError{"LISTEN", err}
+		}
+		s.listen = true
+	}
+	var ticked int
+	if err := s.conn.QueryRow(ctx, `SELECT pgque.ticker()`).Scan(&ticked); err != nil {
 		return &opError{"ticker()", err}
+	}
+	if ticked > 0 {
+		s.active = time.Now()
 	}
 	if time.Since(s.last.maint) >= t.cfg.maint {
 		if _, err := s.conn.Exec(ctx, `SELECT pgque.maint()`); err != nil {

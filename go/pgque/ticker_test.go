@@ -469,3 +469,45 @@ func TestTickerWarnsUnclaimed(t *testing.T) {
 		t.Errorf("warnings name the wrong queues or counts:\n%s", out)
 	}
 }
+
+// A send into a queue that had nothing waiting wakes an idle Ticker: with
+// both intervals an hour, only the engine's notification on "pgque:wake"
+// can make it tick, and each of three sends, one after the other, is
+// delivered.
+func TestTickerWokenBySend(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q", "c")
+	ticks, unlisten := client.Listen("q")
+	defer unlisten()
+	tk := pgque.NewTicker(client.Pool(), pgque.WithTickInterval(time.Hour), pgque.WithIdleTickInterval(time.Hour))
+	runTicker(t, tk)
+	pollUntil(t, 10*time.Second, "the ticker to lead", tk.IsLeader)
+	for i := range 3 {
+		id, err := client.Send(ctx, "q", pgque.Event{Type: "t", Payload: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		timeout := time.After(10 * time.Second)
+		for delivered := false; !delivered; {
+			select {
+			case <-ticks:
+			case <-timeout:
+				t.Fatalf("send %d (event %d) did not wake the ticker within 10 s", i+1, id)
+			}
+			msgs, err := client.Receive(ctx, "q", "c", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) == 0 {
+				continue
+			}
+			if len(msgs) != 1 || msgs[0].MsgID != id {
+				t.Fatalf("received %+v, want only event %d", msgs, id)
+			}
+			if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+				t.Fatal(err)
+			}
+			delivered = true
+		}
+	}
+}

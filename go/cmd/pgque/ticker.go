@@ -11,12 +11,14 @@ import (
 )
 
 func newTickerCmd(g *globals) *cobra.Command {
-	var tick, maint, election, lease time.Duration
+	var tick, idle, maint, election, lease time.Duration
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "ticker",
 		Short: "Run the ticker and maintenance for the database until interrupted",
-		Long: `ticker calls pgque.ticker() every --tick-interval and pgque.maint() every
+		Long: `ticker calls pgque.ticker() every --tick-interval while queues tick
+(every --idle-tick-interval once nothing has ticked for a second, and at once
+when a send into a quiet queue notifies pgque:wake) and pgque.maint() every
 --maint-interval, each in its own transaction, until Ctrl-C or SIGTERM.
 Without it (or another ticker: the Go SDK's, a SQL loop, pg_cron) messages are
 not delivered, retries not moved, and storage not reclaimed.
@@ -35,13 +37,14 @@ connection; a lost connection is logged as such and reconnected.  Retries wait
 		Args: noArgs,
 	}
 	f := cmd.Flags()
-	f.DurationVar(&tick, "tick-interval", pgque.DefaultTickInterval, "how often to call pgque.ticker(); bounds delivery latency")
+	f.DurationVar(&tick, "tick-interval", pgque.DefaultTickInterval, "how often to call pgque.ticker() while queues tick; bounds delivery latency")
+	f.DurationVar(&idle, "idle-tick-interval", pgque.DefaultIdleTickInterval, "how often to call pgque.ticker() once nothing has ticked for a second")
 	f.DurationVar(&maint, "maint-interval", time.Second, "how often to call pgque.maint()")
 	f.DurationVar(&election, "election-interval", 0, "how often a standby tries to become the leader (default a third of --leader-lease)")
 	f.DurationVar(&lease, "leader-lease", pgque.DefaultLeaderLease, "how long leadership lasts without a renewal (1ms..1h)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "log errors only, not leadership changes")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if tick <= 0 || maint <= 0 || election < 0 {
+		if tick <= 0 || idle <= 0 || maint <= 0 || election < 0 {
 			return usageError{fmt.Errorf("intervals must be positive")}
 		}
 		if lease < time.Millisecond || lease > time.Hour {
@@ -66,9 +69,9 @@ connection; a lost connection is logged as such and reconnected.  Retries wait
 			level = slog.LevelWarn
 		}
 		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-		log.Info("pgque ticker starting", "engine", pgque.EmbeddedEngine(), "tick_interval", tick, "maint_interval", maint,
-			"leader_lease", lease)
-		err = client.RunTicker(ctx, pgque.WithTickInterval(tick), pgque.WithMaintInterval(maint),
+		log.Info("pgque ticker starting", "engine", pgque.EmbeddedEngine(), "tick_interval", tick,
+			"idle_tick_interval", idle, "maint_interval", maint, "leader_lease", lease)
+		err = client.RunTicker(ctx, pgque.WithTickInterval(tick), pgque.WithIdleTickInterval(idle), pgque.WithMaintInterval(maint),
 			pgque.WithElectionInterval(election), pgque.WithLeaderLease(lease), pgque.WithTickerLogger(log))
 		if err == nil {
 			log.Info("pgque ticker stopped")
