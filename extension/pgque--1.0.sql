@@ -1474,12 +1474,6 @@ BEGIN
 END
 $$;
 
--- _micros(t): t in epoch microseconds, as pgque.idle_due holds it.
-CREATE FUNCTION pgque._micros(t timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT (extract(epoch FROM t) * 1000000)::bigint
-$$;
-
 -- ticker(queue_name): tick the queue if it is due:
 --   * events are waiting and ticker_max_count of them piled up or
 --     ticker_max_lag passed since the last tick;
@@ -1589,9 +1583,9 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
-    IF coalesce(pg_sequence_last_value('pgque.idle_due'), 0) <= pgque._micros(now()) AND cardinality(ids) < budget THEN
+    IF coalesce(pg_sequence_last_value('pgque.idle_due'), 0) <= pgque._epoch_us(now()) AND cardinality(ids) < budget THEN
         idle := pgque._idle_queues(budget - cardinality(ids));
-        PERFORM setval('pgque.idle_due', pgque._micros(idle.next_due));
+        PERFORM setval('pgque.idle_due', pgque._epoch_us(idle.next_due));
         FOR i IN 1 .. cardinality(idle.ids) LOOP
             IF idle.ids[i] = ANY (ids) THEN
                 early[array_position(ids, idle.ids[i])] := true;
@@ -3187,7 +3181,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '6c8054aab505e3e1' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '2b92e0e1abcee8ff' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other

@@ -250,12 +250,6 @@ BEGIN
 END
 $$;
 
--- _micros(t): t in epoch microseconds, as pgque.idle_due holds it.
-CREATE FUNCTION pgque._micros(t timestamptz) RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT (extract(epoch FROM t) * 1000000)::bigint
-$$;
-
 -- ticker(queue_name): tick the queue if it is due:
 --   * events are waiting and ticker_max_count of them piled up or
 --     ticker_max_lag passed since the last tick;
@@ -365,9 +359,9 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
-    IF coalesce(pg_sequence_last_value('pgque.idle_due'), 0) <= pgque._micros(now()) AND cardinality(ids) < budget THEN
+    IF coalesce(pg_sequence_last_value('pgque.idle_due'), 0) <= pgque._epoch_us(now()) AND cardinality(ids) < budget THEN
         idle := pgque._idle_queues(budget - cardinality(ids));
-        PERFORM setval('pgque.idle_due', pgque._micros(idle.next_due));
+        PERFORM setval('pgque.idle_due', pgque._epoch_us(idle.next_due));
         FOR i IN 1 .. cardinality(idle.ids) LOOP
             IF idle.ids[i] = ANY (ids) THEN
                 early[array_position(ids, idle.ids[i])] := true;
