@@ -195,21 +195,48 @@ BEGIN
 END
 $$;
 
--- _group_members(g): the queues of group g that exist now, and whether
--- that is all of them: not when a create_queue() of the group is under
--- way (it holds the group's lock), as its queue, which may already have
--- written events and drawn from the hint, is not visible yet.  The lock is
--- tried before the queues are read, so a creator that committed before is
--- seen.
-CREATE FUNCTION pgque._group_members(g int, OUT members int[], OUT complete boolean)
+-- _group_members(g): the queues of group g that exist now and may need a
+-- look, how many queues the group has, and whether that is all of them:
+-- not when a create_queue() of the group is under way (it holds the
+-- group's lock), as its queue, which may already have written events and
+-- drawn from the hint, is not visible yet.  The lock is tried before the
+-- queues are read, so a creator that committed before is seen.
+-- A queue needs no look when its event sequence, read now, is what its
+-- newest tick counted and that tick waits for no transaction: it is
+-- settled (_tick_if_due) already, and every event the hint read before
+-- announced drew its id before this read.  Sending into one queue of a
+-- group then costs the call one look, not one per queue of the group
+-- (idle ticks come from _idle_queues).  A sequence is read under the
+-- queue's tick lock (as in _tick_lock), so that a drop_queue() under way
+-- is not waited for: its queue needs a look, which finds it locked.  A
+-- drop that committed since the queue row was read fails the read: then
+-- every queue is looked at.  Each queue of the group (total) holds its
+-- tick lock and a sequence lock until the transaction ends.
+CREATE FUNCTION pgque._group_members(g int, OUT members int[], OUT total int, OUT complete boolean)
 LANGUAGE plpgsql AS $$
 BEGIN
     complete := pg_try_advisory_lock_shared(pgque._lock_ns() + 6, g);
     IF complete THEN
         PERFORM pg_advisory_unlock_shared(pgque._lock_ns() + 6, g);
     END IF;
-    members := ARRAY(SELECT q.queue_id FROM pgque.queue q JOIN pgque.event_group x ON x.g_hint = q.queue_hint_seq
-                      WHERE x.g_id = g ORDER BY q.queue_id);
+    BEGIN
+        SELECT coalesce(array_agg(m.queue_id ORDER BY m.queue_id) FILTER (WHERE NOT m.settled), '{}'), count(*)
+          INTO members, total
+          FROM (SELECT q.queue_id,
+                       CASE WHEN pg_try_advisory_xact_lock(pgque._lock_ns(), q.queue_id)
+                            THEN coalesce(t.tick_pending IS NULL
+                                          AND t.tick_event_seq = pgque._seq_value(q.queue_event_seq), false)
+                            ELSE false END AS settled
+                  FROM pgque.queue q
+                  JOIN pgque.event_group x ON x.g_hint = q.queue_hint_seq
+                  LEFT JOIN LATERAL (SELECT y.tick_event_seq, y.tick_pending FROM pgque.tick y
+                                      WHERE y.tick_queue = q.queue_id ORDER BY y.tick_id DESC LIMIT 1) t ON true
+                 WHERE x.g_id = g) m;
+    EXCEPTION WHEN OTHERS THEN
+        members := ARRAY(SELECT q.queue_id FROM pgque.queue q JOIN pgque.event_group x ON x.g_hint = q.queue_hint_seq
+                          WHERE x.g_id = g ORDER BY q.queue_id);
+        total := cardinality(members);
+    END;
 END
 $$;
 
@@ -284,8 +311,9 @@ $$;
 -- their idle period on when another idle queue is due, so that they tick
 -- together and the look for them comes seldom (_idle_queues).  At most
 -- half the lock budget of queues per call (about 400 with PostgreSQL's
--- default settings, see _lock_budget), as each tick holds two locks until
--- the transaction ends and the lock table is shared and bounded; the next
+-- default settings, see _lock_budget), counting every queue of a group
+-- looked at, as each sequence read and each tick lock is held until the
+-- transaction ends and the lock table is shared and bounded; the next
 -- call takes the rest (queues with a recorded failure come first, then
 -- the groups in turn).  Then publish the delayed events that came due
 -- (13_delayed.sql; nearly free when none did).  They go in after the
@@ -328,6 +356,7 @@ DECLARE
     states   text[] := '{}';
     msgs     text[] := '{}';
     n        int := 0;
+    looked   int;             -- queues whose sequence this call reads: the lock cost
 BEGIN
     PERFORM pgque._require_read_committed('ticker()');
     mover := pgque._mover_view(true);  -- before a tick gives this transaction its xid
@@ -339,6 +368,7 @@ BEGIN
     failing := ARRAY(SELECT e.qe_queue FROM pgque.queue_error e JOIN pgque.queue q ON q.queue_id = e.qe_queue
                       WHERE e.qe_step = 'tick' ORDER BY 1);
     ids := failing;
+    looked := cardinality(failing);
     grp := array_fill(NULL::int, ARRAY[cardinality(ids)]);
     early := array_fill(false, ARRAY[cardinality(ids)]);
     g_ok := array_fill(false, ARRAY[cardinality(dirty.ids)]);
@@ -346,11 +376,12 @@ BEGIN
     FOR k IN 0 .. cardinality(dirty.ids) - 1 LOOP
         g := 1 + ((turn + k) % cardinality(dirty.ids))::int;
         m := pgque._group_members(dirty.ids[g]);
-        IF cardinality(ids) > 0 AND cardinality(ids) + cardinality(m.members) > budget THEN
+        IF looked > 0 AND looked + m.total > budget THEN
             PERFORM setval('pgque.tick_turn', turn + k);  -- the next call starts here
             EXIT;
         END IF;
         g_ok[g] := m.complete;
+        looked := looked + m.total;
         FOR i IN 1 .. cardinality(m.members) LOOP
             IF m.members[i] = ANY (failing) THEN
                 grp[array_position(ids, m.members[i])] := g;
@@ -359,8 +390,8 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
-    IF coalesce(pg_sequence_last_value('pgque.idle_due'), 0) <= pgque._epoch_us(now()) AND cardinality(ids) < budget THEN
-        idle := pgque._idle_queues(budget - cardinality(ids));
+    IF coalesce(pg_sequence_last_value('pgque.idle_due'), 0) <= pgque._epoch_us(now()) AND looked < budget THEN
+        idle := pgque._idle_queues(budget - looked);
         PERFORM setval('pgque.idle_due', pgque._epoch_us(idle.next_due));
         FOR i IN 1 .. cardinality(idle.ids) LOOP
             IF idle.ids[i] = ANY (ids) THEN
