@@ -2526,29 +2526,19 @@ BEGIN
 END
 $$;
 
--- nack(batch_id, msg_id, retry_after, reason): this message of the piece
--- batch_id failed.  It is retried for this consumer only, after
--- retry_after (default: the queue's exponential backoff), or
--- dead-lettered with reason once it was already retried max_retries times.
--- The piece must still be acked.  Repeating a nack changes nothing and
--- returns the same answer.
--- Returns 'retry' or 'dead'.
--- Errors: PQ004 the piece's batch is not open (unknown, or finished),
--- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
--- msg_id, retry_after negative or more than 100 years, PQ027 a batch id,
+-- _piece_message(batch_id, msg_id): the subscription that holds the open
+-- piece batch_id and its unacknowledged message msg_id, for the calls that
+-- settle one message (nack, snooze, reject).
+-- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
+-- piece (or was already acked), PQ006 NULL msg_id, PQ027 a batch id,
 -- PQ028 its batch was taken over by another worker.
-CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
-                           reason text DEFAULT NULL) RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+CREATE FUNCTION pgque._piece_message(batch_id bigint, msg_id bigint, OUT s pgque.subscription, OUT e pgque.event)
+LANGUAGE plpgsql AS $$
 DECLARE
     p record;
-    s pgque.subscription;
-    e pgque.event;
 BEGIN
     IF msg_id IS NULL THEN
         PERFORM pgque._invalid('msg_id', 'must not be NULL');
-    ELSIF retry_after IS NOT NULL THEN
-        PERFORM pgque._check_interval('retry_after', retry_after, interval '0', pgque._max_span());
     END IF;
     SELECT * INTO p FROM pgque._piece(batch_id);
     s := p.s;
@@ -2564,7 +2554,31 @@ BEGIN
         RAISE EXCEPTION 'pgque: message % is not an unacknowledged message of batch %', msg_id, batch_id
             USING ERRCODE = 'PQ005';
     END IF;
-    RETURN pgque._retry_or_dead(pgque._owner(s), e, retry_after, reason);
+END
+$$;
+
+-- nack(batch_id, msg_id, retry_after, reason): this message of the piece
+-- batch_id failed.  It is retried for this consumer only, after
+-- retry_after (default: the queue's exponential backoff), or
+-- dead-lettered with reason once it was already retried max_retries times.
+-- The piece must still be acked.  Repeating a nack changes nothing and
+-- returns the same answer.
+-- Returns 'retry' or 'dead'.
+-- Errors: PQ004 the piece's batch is not open (unknown, or finished),
+-- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
+-- msg_id, retry_after negative or more than 100 years, PQ027 a batch id,
+-- PQ028 its batch was taken over by another worker.
+CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
+                           reason text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    m record;
+BEGIN
+    IF retry_after IS NOT NULL THEN
+        PERFORM pgque._check_interval('retry_after', retry_after, interval '0', pgque._max_span());
+    END IF;
+    m := pgque._piece_message(batch_id, msg_id);
+    RETURN pgque._retry_or_dead(pgque._owner(m.s), m.e, retry_after, reason);
 END
 $$;
 
@@ -2594,21 +2608,37 @@ LANGUAGE sql VOLATILE AS $$
            * (1 - q.queue_retry_jitter * random())
 $$;
 
--- _retry_insert(s, e, due): queue event e for redelivery to s at due.
+-- _retry_insert(s, e, due, counted): queue event e for redelivery to s at
+-- due, as a failed attempt (its retry count one higher) unless counted is
+-- false (snooze).  A count of 0 in the store stands for "never failed"
+-- (NULL once redelivered, see _retry_move).
 -- Returns 1, or 0 when it is already queued.
-CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event, due timestamptz) RETURNS int
+CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event, due timestamptz,
+                                    counted boolean DEFAULT true) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
     n int;
 BEGIN
     INSERT INTO pgque.retry_queue (rq_sub, rq_queue, rq_due, ev_id, ev_time, ev_retry, ev_type, ev_data,
                                    ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-    VALUES (s.sub_id, s.sub_queue, due, e.ev_id, e.ev_time, coalesce(e.ev_retry, 0) + 1, e.ev_type, e.ev_data,
+    VALUES (s.sub_id, s.sub_queue, due, e.ev_id, e.ev_time,
+            coalesce(e.ev_retry, 0) + CASE WHEN counted THEN 1 ELSE 0 END, e.ev_type, e.ev_data,
             e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
     ON CONFLICT (rq_sub, ev_id) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
+$$;
+
+-- _dead_letter(s, e, reason): put event e in s's dead-letter store (once
+-- per consumer and event).
+CREATE FUNCTION pgque._dead_letter(s pgque.subscription, e pgque.event, reason text) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO pgque.dead_letter (dl_queue, dl_consumer, dl_reason, ev_id, ev_time, ev_txid, ev_retry,
+                                   ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+    VALUES (s.sub_queue, s.sub_consumer, reason, e.ev_id, e.ev_time, e.ev_txid, e.ev_retry,
+            e.ev_type, e.ev_data, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
+    ON CONFLICT (dl_queue, dl_consumer, ev_id) DO NOTHING
 $$;
 
 -- _retry_or_dead(s, e, retry_after, reason): nack's decision.  An event
@@ -2623,11 +2653,7 @@ DECLARE
 BEGIN
     SELECT * INTO q FROM pgque.queue WHERE queue_id = s.sub_queue;
     IF coalesce(e.ev_retry, 0) >= coalesce(e.ev_max_retries, q.queue_max_retries) THEN
-        INSERT INTO pgque.dead_letter (dl_queue, dl_consumer, dl_reason, ev_id, ev_time, ev_txid, ev_retry,
-                                       ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-        VALUES (s.sub_queue, s.sub_consumer, reason, e.ev_id, e.ev_time, e.ev_txid, e.ev_retry,
-                e.ev_type, e.ev_data, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
-        ON CONFLICT (dl_queue, dl_consumer, ev_id) DO NOTHING;
+        PERFORM pgque._dead_letter(s, e, reason);
         RETURN 'dead';
     END IF;
     PERFORM pgque._retry_insert(s, e, now() + coalesce(retry_after, pgque._backoff(q, e.ev_retry)));
@@ -2712,7 +2738,7 @@ BEGIN
         RETURNING *)
     INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
                              ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-    SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
+    SELECT w.slot, ev_id, ev_time, rq_sub, nullif(ev_retry, 0), ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
            ev_max_retries
       FROM moved;
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -3217,7 +3243,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '001533f717825f4f' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'fe970393ab3eb67f' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -5746,6 +5772,81 @@ BEGIN
 END
 $$;
 
+-- ---- extension/src/20_outcomes.sql ----
+-- Settling one message of a piece other than by failing it (nack,
+-- 07_consume.sql): putting it off, and giving up on it.  Like nack, each
+-- works on a message handed out and not yet acknowledged, leaves the event
+-- tables alone (the stores are the retry queue and the dead letters), and
+-- needs the piece to be acked afterwards.  A message is settled once: when
+-- it is already queued for retry or dead-lettered for this consumer, these
+-- change nothing and say which.
+
+-- _settled_as(s, ev_id): 'retry' or 'dead' when event ev_id is already
+-- settled that way for s (its owning consumer), else NULL.
+CREATE FUNCTION pgque._settled_as(s pgque.subscription, ev_id bigint) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM pgque.retry_queue r WHERE r.rq_sub = s.sub_id AND r.ev_id = _settled_as.ev_id)
+            THEN 'retry'
+        WHEN EXISTS (SELECT 1 FROM pgque.dead_letter d
+                      WHERE d.dl_queue = s.sub_queue AND d.dl_consumer = s.sub_consumer AND d.ev_id = _settled_as.ev_id)
+            THEN 'dead'
+    END
+$$;
+
+-- snooze(batch_id, msg_id, delay): deliver this message of the piece
+-- batch_id again, to this consumer only, after delay, without counting a
+-- failed attempt: its retry_count stays as it is (NULL when it never
+-- failed) and it is never dead-lettered for it.
+-- Returns 'snoozed', or 'retry' / 'dead' when the message was already
+-- settled so (nothing changes).
+-- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
+-- piece (or was already acked), PQ006 NULL msg_id or delay, delay negative
+-- or more than 100 years, PQ027 a batch id, PQ028 its batch was taken over
+-- by another worker.
+CREATE FUNCTION pgque.snooze(batch_id bigint, msg_id bigint, delay interval) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    m record;
+    o pgque.subscription;
+    was text;
+BEGIN
+    PERFORM pgque._check_interval('delay', delay, interval '0', pgque._max_span());
+    m := pgque._piece_message(batch_id, msg_id);
+    o := pgque._owner(m.s);
+    was := pgque._settled_as(o, msg_id);
+    IF was IS NULL THEN
+        PERFORM pgque._retry_insert(o, m.e, now() + delay, false);
+    END IF;
+    RETURN coalesce(was, 'snoozed');
+END
+$$;
+
+-- reject(batch_id, msg_id, reason): put this message of the piece
+-- batch_id in the dead letters of this consumer now, with reason, however
+-- many retries it has left (a message that can never succeed).
+-- Returns 'dead', or 'retry' when it was already queued for retry
+-- (nothing changes).
+-- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
+-- piece (or was already acked), PQ006 NULL msg_id, PQ027 a batch id,
+-- PQ028 its batch was taken over by another worker.
+CREATE FUNCTION pgque.reject(batch_id bigint, msg_id bigint, reason text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    m record;
+    o pgque.subscription;
+    was text;
+BEGIN
+    m := pgque._piece_message(batch_id, msg_id);
+    o := pgque._owner(m.s);
+    was := pgque._settled_as(o, msg_id);
+    IF was IS NULL THEN
+        PERFORM pgque._dead_letter(o, m.e, reason);
+    END IF;
+    RETURN coalesce(was, 'dead');
+END
+$$;
+
 -- ---- extension/src/99_security.sql ----
 -- Roles and privileges.  PUBLIC gets nothing; everything goes through the
 -- SECURITY DEFINER API functions, each with a pinned search_path.
@@ -5838,6 +5939,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.find_events(text, text, boolean, int),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
+    pgque.snooze(bigint, bigint, interval),
+    pgque.reject(bigint, bigint, text),
     pgque.next_batch_info(text, text),
     pgque.next_batch(text, text),
     pgque.get_batch_events(bigint),

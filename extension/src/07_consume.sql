@@ -363,29 +363,19 @@ BEGIN
 END
 $$;
 
--- nack(batch_id, msg_id, retry_after, reason): this message of the piece
--- batch_id failed.  It is retried for this consumer only, after
--- retry_after (default: the queue's exponential backoff), or
--- dead-lettered with reason once it was already retried max_retries times.
--- The piece must still be acked.  Repeating a nack changes nothing and
--- returns the same answer.
--- Returns 'retry' or 'dead'.
--- Errors: PQ004 the piece's batch is not open (unknown, or finished),
--- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
--- msg_id, retry_after negative or more than 100 years, PQ027 a batch id,
+-- _piece_message(batch_id, msg_id): the subscription that holds the open
+-- piece batch_id and its unacknowledged message msg_id, for the calls that
+-- settle one message (nack, snooze, reject).
+-- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
+-- piece (or was already acked), PQ006 NULL msg_id, PQ027 a batch id,
 -- PQ028 its batch was taken over by another worker.
-CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
-                           reason text DEFAULT NULL) RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+CREATE FUNCTION pgque._piece_message(batch_id bigint, msg_id bigint, OUT s pgque.subscription, OUT e pgque.event)
+LANGUAGE plpgsql AS $$
 DECLARE
     p record;
-    s pgque.subscription;
-    e pgque.event;
 BEGIN
     IF msg_id IS NULL THEN
         PERFORM pgque._invalid('msg_id', 'must not be NULL');
-    ELSIF retry_after IS NOT NULL THEN
-        PERFORM pgque._check_interval('retry_after', retry_after, interval '0', pgque._max_span());
     END IF;
     SELECT * INTO p FROM pgque._piece(batch_id);
     s := p.s;
@@ -401,6 +391,30 @@ BEGIN
         RAISE EXCEPTION 'pgque: message % is not an unacknowledged message of batch %', msg_id, batch_id
             USING ERRCODE = 'PQ005';
     END IF;
-    RETURN pgque._retry_or_dead(pgque._owner(s), e, retry_after, reason);
+END
+$$;
+
+-- nack(batch_id, msg_id, retry_after, reason): this message of the piece
+-- batch_id failed.  It is retried for this consumer only, after
+-- retry_after (default: the queue's exponential backoff), or
+-- dead-lettered with reason once it was already retried max_retries times.
+-- The piece must still be acked.  Repeating a nack changes nothing and
+-- returns the same answer.
+-- Returns 'retry' or 'dead'.
+-- Errors: PQ004 the piece's batch is not open (unknown, or finished),
+-- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
+-- msg_id, retry_after negative or more than 100 years, PQ027 a batch id,
+-- PQ028 its batch was taken over by another worker.
+CREATE FUNCTION pgque.nack(batch_id bigint, msg_id bigint, retry_after interval DEFAULT NULL,
+                           reason text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    m record;
+BEGIN
+    IF retry_after IS NOT NULL THEN
+        PERFORM pgque._check_interval('retry_after', retry_after, interval '0', pgque._max_span());
+    END IF;
+    m := pgque._piece_message(batch_id, msg_id);
+    RETURN pgque._retry_or_dead(pgque._owner(m.s), m.e, retry_after, reason);
 END
 $$;

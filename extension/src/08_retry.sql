@@ -23,21 +23,37 @@ LANGUAGE sql VOLATILE AS $$
            * (1 - q.queue_retry_jitter * random())
 $$;
 
--- _retry_insert(s, e, due): queue event e for redelivery to s at due.
+-- _retry_insert(s, e, due, counted): queue event e for redelivery to s at
+-- due, as a failed attempt (its retry count one higher) unless counted is
+-- false (snooze).  A count of 0 in the store stands for "never failed"
+-- (NULL once redelivered, see _retry_move).
 -- Returns 1, or 0 when it is already queued.
-CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event, due timestamptz) RETURNS int
+CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event, due timestamptz,
+                                    counted boolean DEFAULT true) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
     n int;
 BEGIN
     INSERT INTO pgque.retry_queue (rq_sub, rq_queue, rq_due, ev_id, ev_time, ev_retry, ev_type, ev_data,
                                    ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-    VALUES (s.sub_id, s.sub_queue, due, e.ev_id, e.ev_time, coalesce(e.ev_retry, 0) + 1, e.ev_type, e.ev_data,
+    VALUES (s.sub_id, s.sub_queue, due, e.ev_id, e.ev_time,
+            coalesce(e.ev_retry, 0) + CASE WHEN counted THEN 1 ELSE 0 END, e.ev_type, e.ev_data,
             e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
     ON CONFLICT (rq_sub, ev_id) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
+$$;
+
+-- _dead_letter(s, e, reason): put event e in s's dead-letter store (once
+-- per consumer and event).
+CREATE FUNCTION pgque._dead_letter(s pgque.subscription, e pgque.event, reason text) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO pgque.dead_letter (dl_queue, dl_consumer, dl_reason, ev_id, ev_time, ev_txid, ev_retry,
+                                   ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+    VALUES (s.sub_queue, s.sub_consumer, reason, e.ev_id, e.ev_time, e.ev_txid, e.ev_retry,
+            e.ev_type, e.ev_data, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
+    ON CONFLICT (dl_queue, dl_consumer, ev_id) DO NOTHING
 $$;
 
 -- _retry_or_dead(s, e, retry_after, reason): nack's decision.  An event
@@ -52,11 +68,7 @@ DECLARE
 BEGIN
     SELECT * INTO q FROM pgque.queue WHERE queue_id = s.sub_queue;
     IF coalesce(e.ev_retry, 0) >= coalesce(e.ev_max_retries, q.queue_max_retries) THEN
-        INSERT INTO pgque.dead_letter (dl_queue, dl_consumer, dl_reason, ev_id, ev_time, ev_txid, ev_retry,
-                                       ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-        VALUES (s.sub_queue, s.sub_consumer, reason, e.ev_id, e.ev_time, e.ev_txid, e.ev_retry,
-                e.ev_type, e.ev_data, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
-        ON CONFLICT (dl_queue, dl_consumer, ev_id) DO NOTHING;
+        PERFORM pgque._dead_letter(s, e, reason);
         RETURN 'dead';
     END IF;
     PERFORM pgque._retry_insert(s, e, now() + coalesce(retry_after, pgque._backoff(q, e.ev_retry)));
@@ -141,7 +153,7 @@ BEGIN
         RETURNING *)
     INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
                              ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-    SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
+    SELECT w.slot, ev_id, ev_time, rq_sub, nullif(ev_retry, 0), ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
            ev_max_retries
       FROM moved;
     GET DIAGNOSTICS n = ROW_COUNT;

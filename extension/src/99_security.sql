@@ -89,6 +89,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.find_events(text, text, boolean, int),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
+    pgque.snooze(bigint, bigint, interval),
+    pgque.reject(bigint, bigint, text),
     pgque.next_batch_info(text, text),
     pgque.next_batch(text, text),
     pgque.get_batch_events(bigint),

@@ -363,6 +363,10 @@ SELECT test.hostile('pgque.receive(text,text,integer,text,interval)', 'q20h', 'c
 SELECT test.hostile('pgque.get_batch_info(bigint)', '=test.batch(''q20h'', ''c'')');
 SELECT test.hostile('pgque.nack(bigint,bigint,interval,text)', '=test.piece(''q20h'', ''c'')',
                     '=(SELECT min(msg_id) FROM pgque.peek(''q20h'', ''c'', 10))', '0 seconds', 'failed');
+SELECT test.hostile('pgque.snooze(bigint,bigint,interval)', '=test.piece(''q20h'', ''c'')',
+                    '=(SELECT msg_id FROM pgque.peek(''q20h'', ''c'', 10) ORDER BY msg_id OFFSET 1 LIMIT 1)', '0 seconds');
+SELECT test.hostile('pgque.reject(bigint,bigint,text)', '=test.piece(''q20h'', ''c'')',
+                    '=(SELECT min(msg_id) FROM pgque.peek(''q20h'', ''c'', 10))', 'hopeless');
 SELECT test.hostile('pgque.heartbeat(bigint,interval)', '=test.piece(''q20h'', ''c'')', '1 minute');
 SELECT test.hostile('pgque.ack(bigint)', '=test.piece(''q20h'', ''c'')');
 SELECT test.hostile_query('q20h', 'c', 2);
