@@ -2561,8 +2561,9 @@ $$;
 -- batch_id failed.  It is retried for this consumer only, after
 -- retry_after (default: the queue's exponential backoff), or
 -- dead-lettered with reason once it was already retried max_retries times.
--- The piece must still be acked.  Repeating a nack changes nothing and
--- returns the same answer.
+-- The piece must still be acked.  A message already settled in the piece
+-- (nacked, snoozed or rejected: queued for retry or dead-lettered) is left
+-- as it is, so repeating a nack changes nothing and returns the same answer.
 -- Returns 'retry' or 'dead'.
 -- Errors: PQ004 the piece's batch is not open (unknown, or finished),
 -- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
@@ -2578,7 +2579,8 @@ BEGIN
         PERFORM pgque._check_interval('retry_after', retry_after, interval '0', pgque._max_span());
     END IF;
     m := pgque._piece_message(batch_id, msg_id);
-    RETURN pgque._retry_or_dead(pgque._owner(m.s), m.e, retry_after, reason);
+    RETURN coalesce(pgque._settled_as(pgque._owner(m.s), msg_id),
+                    pgque._retry_or_dead(pgque._owner(m.s), m.e, retry_after, reason));
 END
 $$;
 
@@ -3243,7 +3245,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'fe970393ab3eb67f' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '467b3fc5e0a1ebf4' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other

@@ -66,6 +66,8 @@ SELECT count(*) AS b_again FROM pg_temp.got('q23', 'b');
 -- snoozing after failures keeps the count, and never dead-letters: fail-me
 -- has used its one retry, yet snoozes
 SELECT pgque.snooze(test.piece('q23', 'a'), pg_temp.id(p), '0') FROM unnest(ARRAY['fail-me', 'snooze-me']) p;
+-- a nack after the snooze leaves it snoozed: fail-me would be dead now
+SELECT pgque.nack(test.piece('q23', 'a'), pg_temp.id('fail-me'), '0', 'late failure') AS nack_after_snooze;
 SELECT pgque.ack(test.piece('q23', 'a'));
 SELECT pgque.maint_retry_events();
 SELECT pgque.ticker('q23') IS NOT NULL AS ticked;
