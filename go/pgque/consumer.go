@@ -53,6 +53,7 @@ type consumerConfig struct {
 	concurrency     int
 	retryAfterSecs  int
 	shutdownTimeout time.Duration
+	handlerTimeout  time.Duration
 	unknown         UnknownTypePolicy
 	ticker          []TickerOption
 	runTicker       bool
@@ -125,6 +126,16 @@ func WithRetryAfter(secs int) Option {
 // acknowledged, and are delivered again to the next run of this consumer.
 func WithShutdownTimeout(d time.Duration) Option {
 	return func(c *Consumer) { c.cfg.shutdownTimeout = d }
+}
+
+// WithHandlerTimeout bounds each handler call (default 0: no bound).  After
+// d the handler's context is cancelled (its cause says the handler timed
+// out); a handler that then returns an error fails its message, with a
+// reason saying it timed out, and the message is retried as any failure.
+// A handler that ignores its context keeps its piece until it returns; the
+// consumer heartbeats for it meanwhile.  A negative d makes Start fail.
+func WithHandlerTimeout(d time.Duration) Option {
+	return func(c *Consumer) { c.cfg.handlerTimeout = d }
 }
 
 // WithUnknownTypeHandling sets what happens to a message whose type has no
@@ -321,6 +332,8 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return invalid(op, "retry delay %d s is negative", c.cfg.retryAfterSecs)
 	case c.cfg.shutdownTimeout < 0:
 		return invalid(op, "shutdown timeout %v is negative", c.cfg.shutdownTimeout)
+	case c.cfg.handlerTimeout < 0:
+		return invalid(op, "handler timeout %v is negative", c.cfg.handlerTimeout)
 	case c.cfg.unknown != NackUnknownTypes && c.cfg.unknown != SkipUnknownTypes:
 		return invalid(op, "unknown type policy %d", c.cfg.unknown)
 	case c.cfg.singleReader && c.cfg.worker != "":
@@ -674,9 +687,20 @@ const (
 	nackedState              // nacked already
 )
 
+// settleAs is how a failed message is settled.
+type settleAs int
+
+const (
+	nacked   settleAs = iota // retried with a failure counted, or dead-lettered (Nack)
+	snoozed                  // delivered again after delay, nothing counted (Snooze)
+	rejected                 // dead-lettered at once (Reject)
+)
+
 type result struct {
 	state  state
 	reason string
+	how    settleAs
+	delay  time.Duration // snoozed: how long
 	// nackFails counts the nacks of the message the server refused;
 	// fallback is set once it is nacked with nackFallbackDelay instead.
 	nackFails int
@@ -798,13 +822,22 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, msg Message) (r
 			res = failure(fmt.Sprintf("handler panicked: %v", p))
 		}
 	}()
-	if err := h(ctx, msg); err != nil {
-		if ctx.Err() != nil {
+	hctx := ctx
+	if d := c.cfg.handlerTimeout; d > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeoutCause(ctx, d, errHandlerTimeout)
+		defer cancel()
+	}
+	if err := h(hctx, msg); err != nil {
+		switch {
+		case ctx.Err() != nil:
 			// Cut short by the shutdown timeout or a takeover: not the
 			// message's fault.
 			return result{state: unhandled}
+		case context.Cause(hctx) == errHandlerTimeout:
+			return failure(fmt.Sprintf("handler timed out after %v: %v", c.cfg.handlerTimeout, err))
 		}
-		return failure(err.Error())
+		return outcomeOf(err)
 	}
 	return result{state: handled}
 }
@@ -899,6 +932,15 @@ func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Messa
 		if res[i].state != failed {
 			continue
 		}
+		if res[i].how != nacked {
+			if err := c.settleOther(sctx, nil, log, msgs[i], &res[i]); errors.Is(err, ErrTakenOver) {
+				c.lostAtSettle(log, msgs[0].BatchID)
+				return nil
+			} else if err != nil {
+				return err
+			}
+			continue
+		}
 		// Nack is idempotent, so a retried attempt may repeat it safely.
 		secs := c.cfg.retryAfterSecs
 		if res[i].fallback {
@@ -941,6 +983,37 @@ func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Messa
 			"batch_id", msgs[0].BatchID)
 	}
 	return err
+}
+
+// settleOther snoozes or rejects msg as res says, in tx unless it is nil.
+// Both are idempotent, so a retried attempt may repeat them safely.  Their
+// arguments were checked before, so a refusal other than a takeover is the
+// server's to fix: the piece is tried again, then given up and delivered
+// again (in a transaction: rolled back and delivered again).
+func (c *Consumer) settleOther(ctx context.Context, tx DBTX, log *slog.Logger, msg Message, res *result) error {
+	cl := c.client
+	if tx != nil {
+		cl = cl.inTx(tx)
+	}
+	var out Outcome
+	var err error
+	if res.how == snoozed {
+		out, err = cl.Snooze(ctx, msg.BatchID, msg, res.delay)
+	} else {
+		out, err = cl.Reject(ctx, msg.BatchID, msg, res.reason)
+	}
+	if err != nil {
+		return err
+	}
+	res.state = nackedState
+	if res.how == snoozed {
+		log.Debug("pgque consumer: message snoozed", "msg_id", msg.MsgID, "type", msg.Type, "delay", res.delay,
+			"outcome", out)
+	} else {
+		log.Warn("pgque consumer: message rejected", "msg_id", msg.MsgID, "type", msg.Type,
+			"retry_count", retryCount(msg), "reason", res.reason, "outcome", out)
+	}
+	return nil
 }
 
 // lostAtSettle logs a piece found taken over when it was being settled.

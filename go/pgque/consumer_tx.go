@@ -112,6 +112,16 @@ func (p *pieceTx) settle(c *Consumer, log *slog.Logger, msgs []Message, res []re
 		if res[i].state != failed {
 			continue
 		}
+		if res[i].how != nacked {
+			if err := c.settleOther(sctx, p.tx, log, msgs[i], &res[i]); errors.Is(err, ErrTakenOver) {
+				c.lostAtSettle(log, piece)
+				return
+			} else if err != nil {
+				undone("cannot settle a message", err)
+				return
+			}
+			continue
+		}
 		out, err := p.nack(sctx, c, log, msgs[i], res[i].reason)
 		if errors.Is(err, ErrTakenOver) {
 			c.lostAtSettle(log, piece)

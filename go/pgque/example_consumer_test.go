@@ -324,3 +324,82 @@ func ExampleWithTransaction() {
 	// Output:
 	// 1 invoice.created
 }
+
+// A handler that cannot do its work yet puts its message off with Snooze:
+// it comes back after the delay without counting as a failure, so waiting
+// never uses up its retries.  (Snoozed messages are moved back by
+// maintenance, which the Ticker runs every second.)
+func ExampleSnooze() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, consumerExampleDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.CreateQueue(ctx, "invoices"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Send(ctx, "invoices", pgque.Event{Type: "invoice.send", Payload: map[string]int{"order": 7}}); err != nil {
+		log.Fatal(err)
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	pdfReady := false
+	c := client.NewConsumer("invoices", "mailer", pgque.WithTicker())
+	c.Handle("invoice.send", func(ctx context.Context, msg pgque.Message) error {
+		if !pdfReady {
+			fmt.Println("the PDF is not rendered yet: snoozing")
+			pdfReady = true
+			return pgque.Snooze(0)
+		}
+		fmt.Println("invoice sent; no failure counted:", msg.RetryCount == nil)
+		stop()
+		return nil
+	})
+	if err := c.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// the PDF is not rendered yet: snoozing
+	// invoice sent; no failure counted: true
+}
+
+// A message that can never succeed goes to the dead letters at once with
+// Reject, instead of being retried max_retries times first.
+func ExampleReject() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, consumerExampleDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.CreateQueue(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Send(ctx, "orders", pgque.Event{Type: "order.created", Payload: "not json"}); err != nil {
+		log.Fatal(err)
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	c := client.NewConsumer("orders", "billing", pgque.WithTicker())
+	c.Handle("order.created", func(ctx context.Context, msg pgque.Message) error {
+		defer stop() // Start settles the message before it returns
+		var order struct{ ID int }
+		if err := json.Unmarshal([]byte(msg.Payload), &order); err != nil {
+			return pgque.Reject(fmt.Errorf("unreadable order: %w", err))
+		}
+		return nil
+	})
+	if err := c.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	dead, err := client.DeadLetters(context.Background(), "orders", 10)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, d := range dead {
+		fmt.Printf("dead letter for %s: %s\n", d.Consumer, *d.Reason)
+	}
+	// Output:
+	// dead letter for billing: unreadable order: json: cannot unmarshal string into Go value of type struct { ID int }
+}
