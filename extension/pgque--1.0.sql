@@ -2578,9 +2578,8 @@ BEGIN
     IF retry_after IS NOT NULL THEN
         PERFORM pgque._check_interval('retry_after', retry_after, interval '0', pgque._max_span());
     END IF;
-    m := pgque._piece_message(batch_id, msg_id);
-    RETURN coalesce(pgque._settled_as(pgque._owner(m.s), msg_id),
-                    pgque._retry_or_dead(pgque._owner(m.s), m.e, retry_after, reason));
+    m := pgque._to_settle(batch_id, msg_id);  -- 20_outcomes.sql
+    RETURN coalesce(m.was, pgque._retry_or_dead(m.owner, m.e, retry_after, reason));
 END
 $$;
 
@@ -3245,7 +3244,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '467b3fc5e0a1ebf4' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'f664201c330d39df' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -5796,6 +5795,22 @@ LANGUAGE sql STABLE AS $$
     END
 $$;
 
+-- _to_settle(batch_id, msg_id): for the calls that settle a message of a
+-- piece: the consumer that owns its retries and dead letters, the event,
+-- and how it was settled already (NULL: not yet).  Errors: those of
+-- _piece_message.
+CREATE FUNCTION pgque._to_settle(batch_id bigint, msg_id bigint,
+                                 OUT owner pgque.subscription, OUT e pgque.event, OUT was text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    m record := pgque._piece_message(batch_id, msg_id);
+BEGIN
+    owner := pgque._owner(m.s);
+    e := m.e;
+    was := pgque._settled_as(owner, msg_id);
+END
+$$;
+
 -- snooze(batch_id, msg_id, delay): deliver this message of the piece
 -- batch_id again, to this consumer only, after delay, without counting a
 -- failed attempt: its retry_count stays as it is (NULL when it never
@@ -5810,17 +5825,13 @@ CREATE FUNCTION pgque.snooze(batch_id bigint, msg_id bigint, delay interval) RET
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     m record;
-    o pgque.subscription;
-    was text;
 BEGIN
     PERFORM pgque._check_interval('delay', delay, interval '0', pgque._max_span());
-    m := pgque._piece_message(batch_id, msg_id);
-    o := pgque._owner(m.s);
-    was := pgque._settled_as(o, msg_id);
-    IF was IS NULL THEN
-        PERFORM pgque._retry_insert(o, m.e, now() + delay, false);
+    m := pgque._to_settle(batch_id, msg_id);
+    IF m.was IS NULL THEN
+        PERFORM pgque._retry_insert(m.owner, m.e, now() + delay, false);
     END IF;
-    RETURN coalesce(was, 'snoozed');
+    RETURN coalesce(m.was, 'snoozed');
 END
 $$;
 
@@ -5835,17 +5846,12 @@ $$;
 CREATE FUNCTION pgque.reject(batch_id bigint, msg_id bigint, reason text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    m record;
-    o pgque.subscription;
-    was text;
+    m record := pgque._to_settle(batch_id, msg_id);
 BEGIN
-    m := pgque._piece_message(batch_id, msg_id);
-    o := pgque._owner(m.s);
-    was := pgque._settled_as(o, msg_id);
-    IF was IS NULL THEN
-        PERFORM pgque._dead_letter(o, m.e, reason);
+    IF m.was IS NULL THEN
+        PERFORM pgque._dead_letter(m.owner, m.e, reason);
     END IF;
-    RETURN coalesce(was, 'dead');
+    RETURN coalesce(m.was, 'dead');
 END
 $$;
 

@@ -415,8 +415,7 @@ BEGIN
     IF retry_after IS NOT NULL THEN
         PERFORM pgque._check_interval('retry_after', retry_after, interval '0', pgque._max_span());
     END IF;
-    m := pgque._piece_message(batch_id, msg_id);
-    RETURN coalesce(pgque._settled_as(pgque._owner(m.s), msg_id),
-                    pgque._retry_or_dead(pgque._owner(m.s), m.e, retry_after, reason));
+    m := pgque._to_settle(batch_id, msg_id);  -- 20_outcomes.sql
+    RETURN coalesce(m.was, pgque._retry_or_dead(m.owner, m.e, retry_after, reason));
 END
 $$;

@@ -19,6 +19,22 @@ LANGUAGE sql STABLE AS $$
     END
 $$;
 
+-- _to_settle(batch_id, msg_id): for the calls that settle a message of a
+-- piece: the consumer that owns its retries and dead letters, the event,
+-- and how it was settled already (NULL: not yet).  Errors: those of
+-- _piece_message.
+CREATE FUNCTION pgque._to_settle(batch_id bigint, msg_id bigint,
+                                 OUT owner pgque.subscription, OUT e pgque.event, OUT was text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    m record := pgque._piece_message(batch_id, msg_id);
+BEGIN
+    owner := pgque._owner(m.s);
+    e := m.e;
+    was := pgque._settled_as(owner, msg_id);
+END
+$$;
+
 -- snooze(batch_id, msg_id, delay): deliver this message of the piece
 -- batch_id again, to this consumer only, after delay, without counting a
 -- failed attempt: its retry_count stays as it is (NULL when it never
@@ -33,17 +49,13 @@ CREATE FUNCTION pgque.snooze(batch_id bigint, msg_id bigint, delay interval) RET
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
     m record;
-    o pgque.subscription;
-    was text;
 BEGIN
     PERFORM pgque._check_interval('delay', delay, interval '0', pgque._max_span());
-    m := pgque._piece_message(batch_id, msg_id);
-    o := pgque._owner(m.s);
-    was := pgque._settled_as(o, msg_id);
-    IF was IS NULL THEN
-        PERFORM pgque._retry_insert(o, m.e, now() + delay, false);
+    m := pgque._to_settle(batch_id, msg_id);
+    IF m.was IS NULL THEN
+        PERFORM pgque._retry_insert(m.owner, m.e, now() + delay, false);
     END IF;
-    RETURN coalesce(was, 'snoozed');
+    RETURN coalesce(m.was, 'snoozed');
 END
 $$;
 
@@ -58,16 +70,11 @@ $$;
 CREATE FUNCTION pgque.reject(batch_id bigint, msg_id bigint, reason text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
 DECLARE
-    m record;
-    o pgque.subscription;
-    was text;
+    m record := pgque._to_settle(batch_id, msg_id);
 BEGIN
-    m := pgque._piece_message(batch_id, msg_id);
-    o := pgque._owner(m.s);
-    was := pgque._settled_as(o, msg_id);
-    IF was IS NULL THEN
-        PERFORM pgque._dead_letter(o, m.e, reason);
+    IF m.was IS NULL THEN
+        PERFORM pgque._dead_letter(m.owner, m.e, reason);
     END IF;
-    RETURN coalesce(was, 'dead');
+    RETURN coalesce(m.was, 'dead');
 END
 $$;

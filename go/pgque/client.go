@@ -690,16 +690,24 @@ func (c *Client) NackResult(ctx context.Context, batchID int64, msg Message, ret
 		d := time.Duration(retryAfterSecs) * time.Second
 		delay = &d
 	}
-	if err := checkText(op, "reason", reason); err != nil {
+	why, err := reasonArg(op, reason)
+	if err != nil {
 		return "", err
 	}
-	var why *string
-	if reason != "" {
-		why = &reason
-	}
 	var out string
-	err := c.q().QueryRow(ctx, `SELECT pgque.nack($1, $2, $3::pg_catalog.interval, $4)`, batchID, msg.MsgID, delay, why).Scan(&out)
+	err = c.q().QueryRow(ctx, `SELECT pgque.nack($1, $2, $3::pg_catalog.interval, $4)`, batchID, msg.MsgID, delay, why).Scan(&out)
 	return Outcome(out), wrap(op, err)
+}
+
+// reasonArg is a failure's reason as the engine takes it: NULL for none.
+func reasonArg(op, reason string) (*string, error) {
+	if err := checkText(op, "reason", reason); err != nil {
+		return nil, err
+	}
+	if reason == "" {
+		return nil, nil
+	}
+	return &reason, nil
 }
 
 // NackTx is Nack inside tx (a pgx.Tx, or a database/sql transaction through

@@ -75,15 +75,12 @@ func (c *Client) SnoozeTx(ctx context.Context, tx DBTX, batchID int64, msg Messa
 // leaves as it is.
 func (c *Client) Reject(ctx context.Context, batchID int64, msg Message, reason string) (Outcome, error) {
 	const op = "pgque: reject"
-	if err := checkText(op, "reason", reason); err != nil {
+	why, err := reasonArg(op, reason)
+	if err != nil {
 		return "", err
 	}
-	var why *string
-	if reason != "" {
-		why = &reason
-	}
 	var out string
-	err := c.q().QueryRow(ctx, `SELECT pgque.reject($1, $2, $3)`, batchID, msg.MsgID, why).Scan(&out)
+	err = c.q().QueryRow(ctx, `SELECT pgque.reject($1, $2, $3)`, batchID, msg.MsgID, why).Scan(&out)
 	return Outcome(out), wrap(op, err)
 }
 
