@@ -87,6 +87,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.unregister_worker(text, text, text, boolean),
     pgque.peek(text, text, int),
     pgque.find_events(text, text, boolean, int),
+    pgque.message_status(text, bigint),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
     pgque.snooze(bigint, bigint, interval),

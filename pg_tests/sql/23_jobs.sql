@@ -1,0 +1,96 @@
+-- 23_jobs: message_status (21_jobs.sql): one message followed through every
+-- state, for each consumer of its queue, without moving any position.
+
+SELECT pgque.create_queue('q23');
+SELECT pgque.subscribe('q23', 'a');
+SELECT pgque.subscribe('q23', 'b');
+SELECT pgque.set_queue_config('q23', 'max_retries', '1');
+-- test.st23(id): consumer:state[/worker][/retry_count] for each consumer.
+CREATE FUNCTION test.st23(id bigint) RETURNS text LANGUAGE sql AS $$
+    SELECT string_agg(coalesce(consumer_name, '-') || ':' || state
+                      || coalesce('/' || worker_name, '') || coalesce('/' || retry_count, ''), ' '
+                      ORDER BY consumer_name)
+      FROM pgque.message_status('q23', id)
+$$;
+
+-- Sent, committed, not ticked yet: nobody can have it.
+SELECT pgque.send('q23', 'job', 'one') AS one \gset
+SELECT test.st23(:one) AS sent;
+SELECT type, payload, created_at IS NOT NULL AS has_time, position_at IS NOT NULL AS has_position
+  FROM pgque.message_status('q23', :one) WHERE consumer_name = 'a';
+SELECT pgque.force_tick('q23') IS NOT NULL AS ticked;
+SELECT test.st23(:one) AS ticked;
+-- Looking moved nothing: a still gets it.
+SELECT test.ids('q23', 'a') = ARRAY[:one]::bigint[] AS a_receives_it;
+SELECT test.st23(:one) AS a_has_it;
+SELECT pgque.ack(test.piece('q23', 'a')) AS a_acked;
+SELECT test.st23(:one) AS a_done;
+
+-- A nack puts it in a's retry store; b still has it pending.
+SELECT pgque.send('q23', 'job', 'two') AS two \gset
+SELECT pgque.force_tick('q23') IS NOT NULL AS ticked;
+SELECT test.ids('q23', 'a') = ARRAY[:two]::bigint[] AS a_receives_two;
+SELECT pgque.nack(test.piece('q23', 'a'), :two, interval '0', 'boom') AS nacked;
+SELECT pgque.ack(test.piece('q23', 'a')) AS a_acked;
+SELECT test.st23(:two) AS retrying;
+SELECT due_at <= now() AS due FROM pgque.message_status('q23', :two) WHERE consumer_name = 'a';
+-- Moved back into the event table as a's copy: not ticked, then pending,
+-- then handed out as retry 1; a second failure dead-letters it.
+SELECT pgque.maint_retry_events() AS moved;
+SELECT test.st23(:two) AS moved_back;
+SELECT pgque.force_tick('q23') IS NOT NULL AS ticked;
+SELECT test.st23(:two) AS retry_pending;
+SELECT test.ids('q23', 'a') = ARRAY[:two]::bigint[] AS a_receives_retry;
+SELECT test.st23(:two) AS retry_handed_out;
+SELECT pgque.nack(test.piece('q23', 'a'), :two, NULL, 'boom again') AS nacked;
+SELECT pgque.ack(test.piece('q23', 'a')) AS a_acked;
+SELECT test.st23(:two) AS dead;
+SELECT reason, dead_at IS NOT NULL AS has_dead_at, payload
+  FROM pgque.message_status('q23', :two) WHERE consumer_name = 'a';
+-- b gets both; afterwards both are done for b.
+SELECT test.ids('q23', 'b') = ARRAY[:one, :two]::bigint[] AS b_receives_both;
+SELECT pgque.ack(test.piece('q23', 'b')) AS b_acked;
+SELECT test.st23(:one) AS one_done, test.st23(:two) AS two_done_for_b;
+
+-- Delayed: every consumer sees it delayed, with its due time; cancelled
+-- once cancel_scheduled took it back.
+SELECT pgque.send_at('q23', 'later', 'three', now() + interval '1 hour') AS three \gset
+SELECT test.st23(:three) AS delayed;
+SELECT bool_and(due_at > now()) AS due_later, min(payload) AS payload
+  FROM pgque.message_status('q23', :three);
+SELECT pgque.cancel_scheduled('q23', :three) AS cancelled;
+SELECT test.st23(:three) AS cancelled;
+
+-- Workers: the worker holding the window and its lease.
+SELECT pgque.subscribe('q23', 'w');
+SELECT pgque.send('q23', 'job', 'four') AS four \gset
+SELECT pgque.force_tick('q23') IS NOT NULL AS ticked;
+SELECT count(*) AS got FROM pgque.receive('q23', 'w', 10, 'w1', '1 minute');
+SELECT test.st23(:four) AS worker_has_it;
+SELECT lease_until > now() AS leased FROM pgque.message_status('q23', :four) WHERE consumer_name = 'w';
+SELECT pgque.ack(test.piece('q23', 'w', 'w1')) AS w1_acked;
+SELECT test.st23(:four) AS worker_done;
+
+-- An id nothing holds is unknown, not an error; a queue without consumers
+-- answers for the queue.
+SELECT test.st23(-1) AS unknown;
+SELECT pgque.create_queue('q23_none');
+SELECT pgque.send('q23_none', 'job', 'five') AS five \gset
+SELECT consumer_name, state, payload FROM pgque.message_status('q23_none', :five);
+SELECT consumer_name, state FROM pgque.message_status('q23_none', -1);
+
+-- Bad input.
+SELECT test.err($$SELECT * FROM pgque.message_status('q23_nope', 1)$$) AS unknown_queue;
+SELECT test.err($$SELECT * FROM pgque.message_status('q23', NULL)$$) AS null_id;
+-- Readers may look; writers may not.
+CREATE ROLE t23_writer IN ROLE pgque_writer;
+CREATE ROLE t23_reader IN ROLE pgque_reader;
+GRANT USAGE ON SCHEMA test TO t23_writer, t23_reader;
+SET ROLE t23_writer;
+SELECT test.err($$SELECT * FROM pgque.message_status('q23', 1)$$) AS writer;
+SET ROLE t23_reader;
+SELECT test.err($$SELECT * FROM pgque.message_status('q23', 1)$$) AS reader;
+RESET ROLE;
+REVOKE USAGE ON SCHEMA test FROM t23_writer, t23_reader;
+DROP ROLE t23_writer, t23_reader;
+SELECT pgque.drop_queue('q23', true), pgque.drop_queue('q23_none', true);
