@@ -3244,7 +3244,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '930fb933112795f9' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '73149d5639cdf900' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -6012,7 +6012,7 @@ BEGIN
             m.ev_time := coalesce(m.ev_time, dl.ev_time);  m.ev_type := coalesce(m.ev_type, dl.ev_type);
             m.ev_data := coalesce(m.ev_data, dl.ev_data);
         ELSIF rq.rq_sub IS NOT NULL THEN
-            state := 'retrying';  due_at := rq.rq_due;  retry_count := rq.ev_retry;
+            state := 'retrying';  due_at := rq.rq_due;  retry_count := nullif(rq.ev_retry, 0);  -- 0: snoozed, never failed
             m.ev_time := coalesce(m.ev_time, rq.ev_time);  m.ev_type := coalesce(m.ev_type, rq.ev_type);
             m.ev_data := coalesce(m.ev_data, rq.ev_data);
         ELSIF e.ev_id IS NOT NULL THEN

@@ -154,7 +154,7 @@ BEGIN
             m.ev_time := coalesce(m.ev_time, dl.ev_time);  m.ev_type := coalesce(m.ev_type, dl.ev_type);
             m.ev_data := coalesce(m.ev_data, dl.ev_data);
         ELSIF rq.rq_sub IS NOT NULL THEN
-            state := 'retrying';  due_at := rq.rq_due;  retry_count := rq.ev_retry;
+            state := 'retrying';  due_at := rq.rq_due;  retry_count := nullif(rq.ev_retry, 0);  -- 0: snoozed, never failed
             m.ev_time := coalesce(m.ev_time, rq.ev_time);  m.ev_type := coalesce(m.ev_type, rq.ev_type);
             m.ev_data := coalesce(m.ev_data, rq.ev_data);
         ELSIF e.ev_id IS NOT NULL THEN

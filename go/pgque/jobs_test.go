@@ -1,0 +1,83 @@
+package pgque_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/pgque/pgque/go/pgque"
+)
+
+// One message followed through MessageStatus: not ticked, pending,
+// handed out, retrying (snoozed), dead (rejected) for one consumer while
+// the other has it done; none of the looks moves anything.
+func TestMessageStatus(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q", "a", "b")
+	id, err := client.Send(ctx, "q", pgque.Event{Type: "job", Payload: map[string]int{"n": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, want map[string]pgque.JobState) []pgque.MessageState {
+		t.Helper()
+		ss, err := client.MessageStatus(ctx, "q", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]pgque.JobState{}
+		for _, s := range ss {
+			got[s.Consumer] = s.State
+			if s.Message == nil || s.Message.MsgID != id || s.Message.Type != "job" || s.Message.Payload != `{"n":1}` {
+				t.Errorf("%s: %s's row has message %+v", what, s.Consumer, s.Message)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: states %v, want %v", what, got, want)
+		}
+		for c, w := range want {
+			if got[c] != w {
+				t.Fatalf("%s: states %v, want %v", what, got, want)
+			}
+		}
+		return ss
+	}
+	check("sent", map[string]pgque.JobState{"a": pgque.JobNotTicked, "b": pgque.JobNotTicked})
+	if _, err := client.ForceTick(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	check("ticked", map[string]pgque.JobState{"a": pgque.JobPending, "b": pgque.JobPending})
+	check("looked at again", map[string]pgque.JobState{"a": pgque.JobPending, "b": pgque.JobPending})
+
+	ma, err := client.Receive(ctx, "q", "a", 10)
+	if err != nil || len(ma) != 1 {
+		t.Fatalf("Receive a: %v, %v", ma, err)
+	}
+	mb, err := client.Receive(ctx, "q", "b", 10)
+	if err != nil || len(mb) != 1 {
+		t.Fatalf("Receive b: %v, %v", mb, err)
+	}
+	check("handed out", map[string]pgque.JobState{"a": pgque.JobHandedOut, "b": pgque.JobHandedOut})
+	if _, err := client.Snooze(ctx, ma[0].BatchID, ma[0], time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range [][]pgque.Message{ma, mb} {
+		if err := client.Ack(ctx, m[0].BatchID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss := check("snoozed by a, acked by b", map[string]pgque.JobState{"a": pgque.JobRetrying, "b": pgque.JobDone})
+	for _, s := range ss {
+		if s.Consumer == "a" && (s.DueAt == nil || time.Until(*s.DueAt) < 59*time.Minute || s.RetryCount != nil) {
+			t.Errorf("a's snoozed row: due %v, retry count %v; want due in an hour, no failure counted", s.DueAt, s.RetryCount)
+		}
+	}
+
+	if _, err := client.MessageStatus(ctx, "nope", id); !errors.Is(err, pgque.ErrQueueNotFound) {
+		t.Errorf("MessageStatus of an unknown queue = %v, want ErrQueueNotFound", err)
+	}
+	ss, err = client.MessageStatus(ctx, "q", id+1000)
+	if err != nil || len(ss) != 2 || ss[0].State != pgque.JobUnknown || ss[0].Message != nil {
+		t.Errorf("MessageStatus of an unknown id = %+v, %v; want unknown for each consumer", ss, err)
+	}
+}
