@@ -385,6 +385,14 @@ func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]De
 	return out.DeadLetters, err
 }
 
+// MessageStatus tells where message id of queue stands for each of its
+// consumers.
+func (c *Client) MessageStatus(ctx context.Context, queue string, id int64) (MessageStatus, error) {
+	var out MessageStatus
+	err := c.do(ctx, http.MethodGet, queuePath(queue)+"/messages/"+strconv.FormatInt(id, 10), nil, nil, &out)
+	return out, err
+}
+
 // ReplayDeadLetter delivers a dead letter again to its consumer and returns
 // its message id.
 func (c *Client) ReplayDeadLetter(ctx context.Context, id int64) (int64, error) {

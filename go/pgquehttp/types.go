@@ -300,6 +300,30 @@ type DeadLetter struct {
 	Message  Message   `json:"message"`
 }
 
+// MessageState is where one message stands for one consumer of its queue
+// (GET /v1/queues/{queue}/messages/{id}).  State is one of not_ticked,
+// pending, handed_out, done, retrying, dead, delayed, cancelled,
+// unclaimed, unknown.
+type MessageState struct {
+	Consumer   string     `json:"consumer"` // "" in the one row of a queue without consumers
+	State      string     `json:"state"`
+	Worker     *string    `json:"worker,omitempty"`
+	LeaseUntil *time.Time `json:"lease_until,omitempty"`
+	RetryCount *int       `json:"retry_count,omitempty"`
+	DueAt      *time.Time `json:"due_at,omitempty"`
+	Reason     *string    `json:"reason,omitempty"`
+	DeadAt     *time.Time `json:"dead_at,omitempty"`
+	PositionAt *time.Time `json:"position_at,omitempty"`
+	// Message is the message while a table or store holds it.
+	Message *Message `json:"message,omitempty"`
+}
+
+// MessageStatus answers GET /v1/queues/{queue}/messages/{id}.
+type MessageStatus struct {
+	MsgID     int64          `json:"msg_id"`
+	Consumers []MessageState `json:"consumers"`
+}
+
 // DeadLetterList answers GET /v1/queues/{queue}/dead-letters.
 type DeadLetterList struct {
 	DeadLetters []DeadLetter `json:"dead_letters"`

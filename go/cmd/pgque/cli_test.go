@@ -1225,3 +1225,34 @@ func TestNotInstalled(t *testing.T) {
 			"pgque is not installed in this database ('pgque migrate' installs it)", args)
 	}
 }
+
+func TestJobCommand(t *testing.T) {
+	c := newCLI(t)
+	c.ok("queue", "create", "orders")
+	c.ok("subscribe", "orders", "billing")
+	c.ok("subscribe", "orders", "mailer")
+	c.ok("send", "orders", "-t", "a", `{"n": 1}`)
+	rows := tableRows(c.ok("job", "orders", "1"))
+	if len(rows) != 3 || rows[0][0] != "CONSUMER" || rows[1][0] != "billing" || rows[1][1] != "not_ticked" ||
+		rows[2][0] != "mailer" || rows[2][1] != "not_ticked" || rows[1][7] != "a" {
+		t.Errorf("job before a tick: %q", rows)
+	}
+	c.sql(`SELECT pgque.force_tick('orders')`)
+	if got := c.received("orders", "billing"); len(got) != 1 {
+		t.Fatalf("receive: %+v", got)
+	}
+	var st pgquehttp.MessageStatus
+	c.okJSON(&st, "job", "orders", "1")
+	if st.MsgID != 1 || len(st.Consumers) != 2 || st.Consumers[0].State != "handed_out" ||
+		st.Consumers[1].State != "pending" || st.Consumers[1].PositionAt == nil ||
+		st.Consumers[0].Message == nil || compact(st.Consumers[0].Message.Payload) != `{"n":1}` {
+		t.Errorf("job --json after billing received: %+v", st)
+	}
+	rows = tableRows(c.ok("job", "orders", "99"))
+	if len(rows) != 3 || rows[1][1] != "unknown" || rows[1][8] != "-" {
+		t.Errorf("job of an unknown id: %q", rows)
+	}
+	c.fails(exitNotFound, "queue 'nope' does not exist", "job", "nope", "1")
+	c.fails(exitUsage, `message id "x" is not a positive integer`, "job", "orders", "x")
+	c.fails(exitUsage, "needs 2 argument(s)", "job", "orders")
+}

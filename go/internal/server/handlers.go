@@ -63,6 +63,7 @@ func (s *Server) routes() {
 	api("POST /v1/batches/{batch}/nack", ScopeRead, s.nack)
 	api("POST /v1/batches/{batch}/heartbeat", ScopeRead, s.heartbeat)
 
+	api("GET /v1/queues/{queue}/messages/{id}", ScopeRead, s.messageStatus)
 	api("GET /v1/queues/{queue}/dead-letters", ScopeAdmin, s.listDeadLetters)
 	api("DELETE /v1/queues/{queue}/dead-letters", ScopeAdmin, s.purgeDeadLetters)
 	api("POST /v1/dead-letters/{id}/replay", ScopeAdmin, s.replayDeadLetter)
@@ -651,6 +652,18 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, wire.DeadLetters(ds))
+}
+
+func (s *Server) messageStatus(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathInt(r, "id")
+	if err != nil {
+		return err
+	}
+	ss, err := s.client.MessageStatus(r.Context(), r.PathValue("queue"), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, wire.MessageStatus(id, ss))
 }
 
 func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request) error {

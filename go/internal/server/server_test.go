@@ -1256,3 +1256,34 @@ func mustLocation(t *testing.T, name string) *time.Location {
 	}
 	return loc
 }
+
+// GET /v1/queues/{queue}/messages/{id} through the typed client: where a
+// message stands for each consumer, and the errors of a bad id or queue.
+func TestMessageStatusRoute(t *testing.T) {
+	e := newEnv(t, server.Options{})
+	ctx := context.Background()
+	if _, err := e.sdk.CreateQueue(ctx, "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"a", "b"} {
+		if _, err := e.sdk.Subscribe(ctx, "jobs", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, err := e.sdk.Send(ctx, "jobs", pgque.Event{Type: "t", Payload: map[string]int{"n": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := pgquehttp.NewClient(e.http.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := hc.MessageStatus(ctx, "jobs", id)
+	if err != nil || st.MsgID != id || len(st.Consumers) != 2 || st.Consumers[0].Consumer != "a" ||
+		st.Consumers[0].State != "not_ticked" || st.Consumers[0].Message == nil ||
+		string(st.Consumers[0].Message.Payload) != `{"n":1}` {
+		t.Fatalf("MessageStatus = %+v, %v", st, err)
+	}
+	e.wantError(t, "GET", "/v1/queues/nope/messages/1", "", 404, "queue_not_found", "PQ001")
+	e.wantError(t, "GET", "/v1/queues/jobs/messages/x", "", 400, "invalid_argument", "")
+}
