@@ -179,3 +179,42 @@ func ExampleClient_FindEvents() {
 	// order.created {"id":2}
 	// order.created {"id":1}
 }
+
+// Follow one job: where it stands for each consumer, before and after a
+// worker takes it.
+func ExampleClient_MessageStatus() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+
+	id, err := client.Send(ctx, "orders", pgque.Event{Type: "order.created", Payload: map[string]int{"id": 1}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	show := func(when string) {
+		states, err := client.MessageStatus(ctx, "orders", id)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, s := range states {
+			fmt.Printf("%s: %s %s", when, s.Consumer, s.State)
+			if s.Worker != nil {
+				fmt.Printf(" by %s", *s.Worker)
+			}
+			fmt.Println()
+		}
+	}
+	show("sent")
+	if _, err := client.ForceTick(ctx, "orders"); err != nil {
+		log.Fatal(err)
+	}
+	show("ticked")
+	if _, err := client.ReceiveAsWorker(ctx, "orders", "processor", "worker-1", 10, time.Minute); err != nil {
+		log.Fatal(err)
+	}
+	show("received")
+	// Output:
+	// sent: processor not_ticked
+	// ticked: processor pending
+	// received: processor handed_out by worker-1
+}
