@@ -62,6 +62,7 @@ type consumerConfig struct {
 	lease           time.Duration
 	log             *slog.Logger
 	tx              bool
+	moreQueues      []string
 }
 
 // WithPollInterval sets how long an idle consumer waits before it asks for
@@ -136,6 +137,21 @@ func WithShutdownTimeout(d time.Duration) Option {
 // consumer heartbeats for it meanwhile.  A negative d makes Start fail.
 func WithHandlerTimeout(d time.Duration) Option {
 	return func(c *Consumer) { c.cfg.handlerTimeout = d }
+}
+
+// WithQueues makes the consumer serve these queues too, after its own, as
+// one pool of workers: one concurrency limit (WithConcurrency) and one
+// piece at a time across all of them, under the same consumer name (each
+// queue's own subscription, with its own retries and dead letters).
+// Priority is strict, in the order given: before each piece the consumer
+// asks its own queue first, then the next, and takes the first that has
+// messages, so a queue is read only while every queue before it has
+// nothing to hand out, and a steady backlog in one starves the queues after
+// it.  Use it for "urgent before normal before bulk"; give queues that must
+// all progress Consumers of their own.  It cannot be combined with
+// WithSingleReader.
+func WithQueues(queues ...string) Option {
+	return func(c *Consumer) { c.cfg.moreQueues = append(c.cfg.moreQueues, queues...) }
 }
 
 // WithUnknownTypeHandling sets what happens to a message whose type has no
@@ -238,6 +254,7 @@ func WithLogger(l *slog.Logger) Option {
 type Consumer struct {
 	client *Client
 	queue  string
+	queues []string // queue first, then WithQueues, in priority order
 	name   string
 	cfg    consumerConfig
 	log    *slog.Logger
@@ -272,7 +289,12 @@ func (c *Client) NewConsumer(queue, name string, opts ...Option) *Consumer {
 	for _, opt := range opts {
 		opt(cons)
 	}
-	cons.log = cons.cfg.log.With("queue", queue, "consumer", name)
+	cons.queues = append([]string{queue}, cons.cfg.moreQueues...)
+	if len(cons.queues) > 1 {
+		cons.log = cons.cfg.log.With("queues", strings.Join(cons.queues, ","), "consumer", name)
+	} else {
+		cons.log = cons.cfg.log.With("queue", queue, "consumer", name)
+	}
 	return cons
 }
 
@@ -338,6 +360,8 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return invalid(op, "unknown type policy %d", c.cfg.unknown)
 	case c.cfg.singleReader && c.cfg.worker != "":
 		return invalid(op, "WithSingleReader and WithWorker(%q) exclude each other", c.cfg.worker)
+	case c.cfg.singleReader && len(c.queues) > 1:
+		return invalid(op, "WithSingleReader and WithQueues(%s) exclude each other", strings.Join(c.queues[1:], ", "))
 	case c.cfg.tx && c.cfg.concurrency > 1:
 		return invalid(op, "WithTransaction and WithConcurrency(%d) exclude each other: a transaction runs one handler at a time",
 			c.cfg.concurrency)
@@ -386,21 +410,24 @@ func (c *Consumer) Start(ctx context.Context) error {
 			}
 		})
 	}
-	// Ticks wake the loop through the client's shared listening
-	// connection; a single reader is also woken when it becomes the reader.
-	ticks, unlisten := c.client.Listen(c.queue)
-	defer unlisten()
+	// Ticks of any of its queues wake the loop through the client's shared
+	// listening connection; a single reader is also woken when it becomes
+	// the reader.
 	wake := make(chan struct{}, 1)
-	wg.Go(func() {
-		for {
-			select {
-			case <-bg.Done():
-				return
-			case <-ticks:
-				signal(wake)
+	for _, q := range c.queues {
+		ticks, unlisten := c.client.Listen(q)
+		defer unlisten()
+		wg.Go(func() {
+			for {
+				select {
+				case <-bg.Done():
+					return
+				case <-ticks:
+					signal(wake)
+				}
 			}
-		}
-	})
+		})
+	}
 	// The reader lock outlives the loop's shutdown: a single reader holds
 	// it until its last piece is settled, so that no standby takes over
 	// what it still handles.
@@ -457,31 +484,36 @@ func WorkerName(prefix string) string {
 func (c *Consumer) release(ctx context.Context, log *slog.Logger) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	if _, err := c.client.ReleaseWorker(rctx, c.queue, c.name, c.worker); err != nil {
-		log.Warn("pgque consumer: releasing the worker failed; another worker takes its batch over when its lease runs out",
-			"err", err)
+	for _, q := range c.queues {
+		if _, err := c.client.ReleaseWorker(rctx, q, c.name, c.worker); err != nil {
+			log.Warn("pgque consumer: releasing the worker failed; another worker takes its batch over when its lease runs out",
+				"queue", q, "err", err)
+		}
 	}
 }
 
-// subscribe subscribes the consumer, retrying transient errors until ctx ends.
+// subscribe subscribes the consumer to its queues, retrying transient
+// errors until ctx ends.
 func (c *Consumer) subscribe(ctx context.Context, log *slog.Logger) error {
 	b := newBackoff()
-	for {
-		_, err := c.client.Subscribe(ctx, c.queue, c.name)
+	for i := 0; i < len(c.queues); {
+		_, err := c.client.Subscribe(ctx, c.queues[i], c.name)
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err == nil:
-			return nil
+			i++
+			continue
 		case permanent(err):
-			return err
+			return fmt.Errorf("queue %s: %w", c.queues[i], err)
 		}
 		wait := b.next()
-		log.Warn("pgque consumer: subscribe failed; retrying", "err", err, "in", wait)
+		log.Warn("pgque consumer: subscribe failed; retrying", "queue", c.queues[i], "err", err, "in", wait)
 		if !sleep(ctx, wait) {
 			return nil
 		}
 	}
+	return nil
 }
 
 // idleMsg is logged (at debug level) each time the consumer has nothing to
@@ -491,7 +523,11 @@ const idleMsg = "pgque consumer: idle"
 // loop receives and handles messages until ctx ends or a permanent error.
 func (c *Consumer) loop(ctx context.Context, log *slog.Logger, wake <-chan struct{}) error {
 	b := newBackoff()
-	size := c.cfg.maxMessages
+	// sizes are the piece sizes to ask each queue for (see WithMaxCatchUp).
+	sizes := make([]int, len(c.queues))
+	for i := range sizes {
+		sizes[i] = c.cfg.maxMessages
+	}
 	for {
 		// Every tick notified so far is visible to the receive below.
 		select {
@@ -501,8 +537,15 @@ func (c *Consumer) loop(ctx context.Context, log *slog.Logger, wake <-chan struc
 		var msgs []Message
 		var err error
 		asked := time.Now()
+		q := 0 // the queue msgs came from
 		if !c.cfg.singleReader || c.leading.Load() {
-			msgs, err = c.receive(ctx, size)
+			// Strict priority: the first queue with messages.
+			for ; q < len(c.queues); q++ {
+				if msgs, err = c.receive(ctx, c.queues[q], sizes[q]); err != nil || len(msgs) > 0 {
+					break
+				}
+				sizes[q] = c.cfg.maxMessages
+			}
 		}
 		if ctx.Err() != nil {
 			// Anything received but not handled comes again next run.
@@ -513,6 +556,9 @@ func (c *Consumer) loop(ctx context.Context, log *slog.Logger, wake <-chan struc
 				return err
 			}
 			wait := b.next()
+			if len(c.queues) > 1 {
+				err = fmt.Errorf("queue %s: %w", c.queues[q], err)
+			}
 			if errors.Is(err, ErrConsumerBusy) {
 				log.Info("pgque consumer: a plain reader holds the consumer's batch; waiting (a worker takes it over once nobody touched it for a lease)",
 					"in", wait)
@@ -526,12 +572,15 @@ func (c *Consumer) loop(ctx context.Context, log *slog.Logger, wake <-chan struc
 		}
 		b.reset()
 		if len(msgs) > 0 {
+			plog := log
+			if len(c.queues) > 1 {
+				plog = log.With("queue", c.queues[q])
+			}
 			start := time.Now()
-			c.process(ctx, log, msgs, asked)
-			size = c.nextSize(size, len(msgs), pieceSize(msgs), time.Since(start))
+			c.process(ctx, plog, msgs, asked)
+			sizes[q] = c.nextSize(sizes[q], len(msgs), pieceSize(msgs), time.Since(start))
 			continue
 		}
-		size = c.cfg.maxMessages
 		log.Debug(idleMsg, "poll_in", c.cfg.pollInterval)
 		timer := time.NewTimer(c.cfg.pollInterval)
 		select {
@@ -546,20 +595,20 @@ func (c *Consumer) loop(ctx context.Context, log *slog.Logger, wake <-chan struc
 	}
 }
 
-// receive asks for the next piece of up to size messages, as the
+// receive asks queue for the next piece of up to size messages, as the
 // consumer's worker or as its plain reader.  Shutdown gives a receive in
 // progress receiveGrace to finish instead of cutting it short: a receive
 // cancelled on the client may still commit on the server, after the worker
 // was released, and would then hold its messages for a whole lease with
 // nobody to handle them.
-func (c *Consumer) receive(ctx context.Context, size int) ([]Message, error) {
+func (c *Consumer) receive(ctx context.Context, queue string, size int) ([]Message, error) {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	defer context.AfterFunc(ctx, func() { time.AfterFunc(receiveGrace, cancel) })()
 	if c.worker != "" {
-		return c.client.ReceiveAsWorker(rctx, c.queue, c.name, c.worker, size, c.cfg.lease)
+		return c.client.ReceiveAsWorker(rctx, queue, c.name, c.worker, size, c.cfg.lease)
 	}
-	return c.client.Receive(rctx, c.queue, c.name, size)
+	return c.client.Receive(rctx, queue, c.name, size)
 }
 
 // receiveGrace is how long a receive in progress at shutdown may go on.

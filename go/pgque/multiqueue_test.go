@@ -1,0 +1,75 @@
+package pgque_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/pgque/pgque/go/pgque"
+)
+
+// With a backlog in both queues, concurrency 1 and pieces of one message,
+// a Consumer WithQueues handles the first queue's backlog before it reads
+// the second; then it serves the second while the first has nothing.
+func TestConsumerQueuesStrictPriority(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "lo", "c")
+	if _, err := client.CreateQueue(ctx, "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Subscribe(ctx, "hi", "c"); err != nil {
+		t.Fatal(err)
+	}
+	// The low queue's jobs are sent first; both backlogs are ticked before
+	// the consumer starts.
+	for i := range 3 {
+		if _, err := client.Send(ctx, "lo", pgque.Event{Type: "job", Payload: fmt.Sprintf("lo%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if _, err := client.Send(ctx, "hi", pgque.Event{Type: "job", Payload: fmt.Sprintf("hi%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{"lo", "hi"} {
+		if _, err := client.ForceTick(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	order := make(chan string, 10)
+	c := client.NewConsumer("hi", "c", pgque.WithQueues("lo"), pgque.WithMaxMessages(1), fastTicker(), consumerLogger(t))
+	c.Handle("job", func(ctx context.Context, msg pgque.Message) error {
+		order <- msg.Payload
+		return nil
+	})
+	run := consumerRun(t, c)
+	var got []string
+	for i := range 6 {
+		got = append(got, consumerAwait(t, order, consumerTimeout, fmt.Sprintf("job %d", i)))
+	}
+	if err := run.stop(); err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	if want := `["hi0" "hi1" "hi2" "lo0" "lo1" "lo2"]`; fmt.Sprint(got) != want { // JSON payloads
+		t.Errorf("order = %v, want %s", got, want)
+	}
+	consumerNoMore(t, client, "hi", "c")
+	consumerNoMore(t, client, "lo", "c")
+}
+
+func TestConsumerQueuesErrors(t *testing.T) {
+	client := newClient(t, "a", "c")
+	h := func(context.Context, pgque.Message) error { return nil }
+	c := client.NewConsumer("a", "c", pgque.WithQueues("b"), pgque.WithSingleReader())
+	c.Handle("*", h)
+	if err := c.Start(context.Background()); !errors.Is(err, pgque.ErrInvalidArgument) {
+		t.Errorf("Start with WithSingleReader = %v, want ErrInvalidArgument", err)
+	}
+	c = client.NewConsumer("a", "c", pgque.WithQueues("missing"))
+	c.Handle("*", h)
+	if err := c.Start(context.Background()); !errors.Is(err, pgque.ErrQueueNotFound) {
+		t.Errorf("Start with a missing queue = %v, want ErrQueueNotFound", err)
+	}
+}
