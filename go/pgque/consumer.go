@@ -215,6 +215,8 @@ func WithLogger(l *slog.Logger) Option {
 // Consumer reads one queue as one consumer (subscription) and hands each
 // message to the handler registered for its type.  Create it with
 // Client.NewConsumer, register handlers with Handle, and run it with Start.
+// WithQueues makes it serve several queues in priority order.  A handler
+// may return Snooze or Reject for outcomes other than a retry.
 //
 // Consumers share work: any number of Consumers with the same queue and
 // name, in one process or in many (replicas, a rolling deploy), share the

@@ -403,3 +403,52 @@ func ExampleReject() {
 	// Output:
 	// dead letter for billing: unreadable order: json: cannot unmarshal string into Go value of type struct { ID int }
 }
+
+// One Consumer serves several queues with one concurrency limit: the
+// urgent queue first, the bulk queue only while the urgent one is empty.
+func ExampleWithQueues() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, consumerExampleDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	for _, q := range []string{"urgent", "bulk"} {
+		if _, err := client.CreateQueue(ctx, q); err != nil {
+			log.Fatal(err)
+		}
+		if _, err := client.Subscribe(ctx, q, "worker"); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// The bulk job was sent first; both are waiting when the worker starts.
+	if _, err := client.Send(ctx, "bulk", pgque.Event{Type: "resize", Payload: "all images"}); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Send(ctx, "urgent", pgque.Event{Type: "email", Payload: "password reset"}); err != nil {
+		log.Fatal(err)
+	}
+	for _, q := range []string{"urgent", "bulk"} {
+		if _, err := client.ForceTick(ctx, q); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	c := client.NewConsumer("urgent", "worker", pgque.WithQueues("bulk"), pgque.WithTicker())
+	c.Handle("email", func(ctx context.Context, msg pgque.Message) error {
+		fmt.Println("email:", msg.Payload)
+		return nil
+	})
+	c.Handle("resize", func(ctx context.Context, msg pgque.Message) error {
+		fmt.Println("resize:", msg.Payload)
+		stop()
+		return nil
+	})
+	if err := c.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// email: "password reset"
+	// resize: "all images"
+}
