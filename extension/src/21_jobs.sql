@@ -191,3 +191,130 @@ LANGUAGE sql IMMUTABLE AS $$
                 WHEN d.dq_queue IS NOT NULL AND done.dd_queue IS NULL THEN 'delayed'
                 ELSE 'unknown' END
 $$;
+
+-- _pending_rows(c, t, after_msg_id, event_type, since, until, max_return):
+-- what consumer c has not finished, in msg_id order, as list_messages()
+-- returns it.  Rows older than the xmin of c's position and of its
+-- workers' windows were finished long ago, so the scan starts there, on
+-- the tables' (ev_txid, ev_id) index; each row left is placed as
+-- message_status() places it.  A message nacked and not acknowledged yet
+-- is the retry store's (retrying), not pending.
+CREATE FUNCTION pgque._pending_rows(c pgque.subscription, t pgque.tick, after_msg_id bigint, event_type text,
+                                    since timestamptz, until timestamptz, max_return int)
+RETURNS TABLE (msg_id bigint, consumer_name text, state text, worker_name text, lease_until timestamptz,
+               retry_count int, due_at timestamptz, reason text, dead_at timestamptz,
+               type text, payload text, created_at timestamptz,
+               extra1 text, extra2 text, extra3 text, extra4 text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    q  pgque.queue;
+    lo xid8 := pg_snapshot_xmin(c.sub_last_snapshot);
+BEGIN
+    SELECT * INTO q FROM pgque.queue x WHERE x.queue_id = c.sub_queue;
+    SELECT least(lo, min(pg_snapshot_xmin(x.sub_last_snapshot))) INTO lo
+      FROM pgque.subscription x WHERE x.sub_parent = c.sub_id AND x.sub_batch IS NOT NULL;
+    RETURN QUERY
+    SELECT e.ev_id, c.sub_consumer, r.state, r.worker_name, r.lease_until, e.ev_retry,
+           NULL::timestamptz, NULL::text, NULL::timestamptz, e.ev_type, e.ev_data, e.ev_time,
+           e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4
+      FROM pgque.event e
+     CROSS JOIN LATERAL pgque._row_status(c, e, t) r
+     WHERE e.ev_slot >= q.queue_slot AND e.ev_slot < q.queue_slot + q.queue_ntables
+       AND e.ev_txid >= lo
+       AND (e.ev_owner IS NULL OR e.ev_owner = c.sub_id)
+       AND pg_visible_in_snapshot(e.ev_txid, t.tick_snapshot)
+       AND (after_msg_id IS NULL OR e.ev_id > after_msg_id)
+       AND (event_type IS NULL OR e.ev_type = event_type)
+       AND (since IS NULL OR e.ev_time >= since) AND (until IS NULL OR e.ev_time < until)
+       AND r.state IN ('pending', 'handed_out')
+       AND NOT EXISTS (SELECT 1 FROM pgque.retry_queue x WHERE x.rq_sub = c.sub_id AND x.ev_id = e.ev_id)
+       AND NOT EXISTS (SELECT 1 FROM pgque.dead_letter x
+                        WHERE x.dl_queue = c.sub_queue AND x.dl_consumer = c.sub_consumer AND x.ev_id = e.ev_id)
+     ORDER BY e.ev_id
+     LIMIT max_return;
+END
+$$;
+
+-- list_messages(queue_name, list_state [, for_consumer, max_return,
+-- after_msg_id, event_type, since, until]): the queue's messages in one
+-- state, oldest (lowest msg_id) first, up to max_return messages after
+-- the cursor after_msg_id (pass the last msg_id of a page to get the
+-- next).  Columns as message_status(), with msg_id first.
+--   pending   what for_consumer (required) has not finished: not handed
+--             out yet, or handed out and not acknowledged (state
+--             handed_out); ticked events only.  since/until filter on
+--             created_at.  Reads the consumer's backlog in the event
+--             tables: its cost grows with how far behind it is.
+--   retrying  the retry store, of for_consumer or of every consumer;
+--             since/until filter on due_at.
+--   dead      the dead letters, of for_consumer or of every consumer;
+--             since/until filter on dead_at.
+--   delayed   delayed sends not yet due (for every consumer;
+--             consumer_name NULL in the rows); since/until filter on due_at.
+-- With every consumer, a message may have a row per consumer: max_return
+-- counts messages, so a page never splits one.  since is inclusive,
+-- until exclusive; event_type NULL means every type.  Moves, locks and
+-- saves nothing.
+-- Errors: PQ001, PQ003 (for_consumer not subscribed), PQ006 (list_state
+-- not one of the four, pending without for_consumer, max_return NULL or
+-- below 1), 42501.
+CREATE FUNCTION pgque.list_messages(queue_name text, list_state text, for_consumer text DEFAULT NULL,
+                                    max_return int DEFAULT 100, after_msg_id bigint DEFAULT NULL,
+                                    event_type text DEFAULT NULL, since timestamptz DEFAULT NULL,
+                                    until timestamptz DEFAULT NULL)
+RETURNS TABLE (msg_id bigint, consumer_name text, state text, worker_name text, lease_until timestamptz,
+               retry_count int, due_at timestamptz, reason text, dead_at timestamptz,
+               type text, payload text, created_at timestamptz,
+               extra1 text, extra2 text, extra3 text, extra4 text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q pgque.queue;
+    c pgque.subscription;
+BEGIN
+    PERFORM pgque._authorize($1, 'receive');
+    PERFORM pgque._check_int('max_return', $4, 1);
+    IF $2 IS NULL OR $2 NOT IN ('pending', 'retrying', 'dead', 'delayed') THEN
+        PERFORM pgque._invalid('list_state', coalesce(quote_literal($2), 'NULL')
+                                        || ' is not one of pending, retrying, dead, delayed');
+    END IF;
+    q := pgque._queue($1);
+    IF $3 IS NOT NULL THEN
+        c := pgque._subscription($1, $3, false);
+    ELSIF $2 = 'pending' THEN
+        PERFORM pgque._invalid('for_consumer', 'must not be NULL for the state pending');
+    END IF;
+    IF $2 = 'pending' THEN
+        RETURN QUERY SELECT * FROM pgque._pending_rows(c, pgque._last_tick(q.queue_id), $5, $6, $7, $8, $4);
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH x AS (
+        SELECT r.ev_id AS id, s.sub_consumer AS who, 'retrying' AS st, nullif(r.ev_retry, 0) AS n, r.rq_due AS due,
+               NULL::text AS why, NULL::timestamptz AS died, r.rq_due AS at,
+               r.ev_type AS t, r.ev_data AS p, r.ev_time AS made,
+               r.ev_extra1 AS x1, r.ev_extra2 AS x2, r.ev_extra3 AS x3, r.ev_extra4 AS x4
+          FROM pgque.retry_queue r JOIN pgque.consumer s ON s.sub_id = r.rq_sub
+         WHERE $2 = 'retrying' AND r.rq_queue = q.queue_id AND (c.sub_id IS NULL OR r.rq_sub = c.sub_id)
+        UNION ALL
+        SELECT d.ev_id, d.dl_consumer, 'dead', d.ev_retry, NULL, d.dl_reason, d.dl_time, d.dl_time,
+               d.ev_type, d.ev_data, d.ev_time, d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4
+          FROM pgque.dead_letter d
+         WHERE $2 = 'dead' AND d.dl_queue = q.queue_id AND (c.sub_id IS NULL OR d.dl_consumer = c.sub_consumer)
+        UNION ALL
+        SELECT d.ev_id, NULL, 'delayed', NULL, d.dq_due, NULL, NULL, d.dq_due,
+               d.ev_type, d.ev_data, d.ev_time, d.ev_extra1, d.ev_extra2, d.ev_extra3, d.ev_extra4
+          FROM pgque.delayed d
+         WHERE $2 = 'delayed' AND d.dq_queue = q.queue_id
+           AND NOT EXISTS (SELECT 1 FROM pgque.delayed_done x WHERE x.dd_queue = d.dq_queue AND x.ev_id = d.ev_id)
+    ), f AS (
+        SELECT * FROM x
+         WHERE ($5 IS NULL OR x.id > $5) AND ($6 IS NULL OR x.t = $6)
+           AND ($7 IS NULL OR x.at >= $7) AND ($8 IS NULL OR x.at < $8)
+    )
+    SELECT f.id, f.who, f.st, NULL::text, NULL::timestamptz, f.n, f.due, f.why, f.died,
+           f.t, f.p, f.made, f.x1, f.x2, f.x3, f.x4
+      FROM f
+     WHERE f.id IN (SELECT DISTINCT y.id FROM f y ORDER BY y.id LIMIT $4)
+     ORDER BY f.id, f.who;
+END
+$$;

@@ -88,6 +88,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.peek(text, text, int),
     pgque.find_events(text, text, boolean, int),
     pgque.message_status(text, bigint),
+    pgque.list_messages(text, text, text, int, bigint, text, timestamptz, timestamptz),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
     pgque.snooze(bigint, bigint, interval),

@@ -359,6 +359,7 @@ SELECT test.hostile('pgque.get_table_info()');
 SELECT test.hostile('pgque.peek(text,text,integer)', 'q20h', 'c', '100');
 SELECT test.hostile('pgque.find_events(text,text,boolean,integer)', 'q20h', 't', 'false', '100');
 SELECT test.hostile('pgque.message_status(text,bigint)', 'q20h', '1');
+SELECT test.hostile('pgque.list_messages(text,text,text,integer,bigint,text,timestamp with time zone,timestamp with time zone)', 'q20h', 'pending', 'c', '10', NULL, NULL, NULL, NULL);
 -- the modern consumer: receive, nack (max_retries 0: a dead letter), heartbeat, ack
 SELECT test.hostile('pgque.receive(text,text,integer,text,interval)', 'q20h', 'c', '2', NULL, '30 seconds');
 SELECT test.hostile('pgque.get_batch_info(bigint)', '=test.batch(''q20h'', ''c'')');

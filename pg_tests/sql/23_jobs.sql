@@ -82,14 +82,76 @@ SELECT consumer_name, state FROM pgque.message_status('q23_none', -1);
 -- Bad input.
 SELECT test.err($$SELECT * FROM pgque.message_status('q23_nope', 1)$$) AS unknown_queue;
 SELECT test.err($$SELECT * FROM pgque.message_status('q23', NULL)$$) AS null_id;
+
+---------------------------------------------------------------------------
+-- list_messages: pending for a consumer in msg_id order with a cursor,
+-- retrying, dead and delayed, filtered by type and time; none moves a
+-- position.
+---------------------------------------------------------------------------
+SELECT pgque.create_queue('q23l');
+SELECT pgque.subscribe('q23l', 'a');
+SELECT pgque.subscribe('q23l', 'b');
+SELECT pgque.set_queue_config('q23l', 'max_retries', '0');
+SELECT min(id) AS l1 FROM unnest(pgque.send_batch('q23l', 'x', ARRAY['p1', 'p2', 'p3', 'p4', 'p5'])) id \gset
+SELECT clock_timestamp() AS mid \gset
+SELECT pgque.send('q23l', 'y', 'p6') AS l6 \gset
+SELECT pgque.force_tick('q23l') IS NOT NULL AS ticked;
+SELECT pgque.send('q23l', 'x', 'p7') AS l7 \gset
+CREATE TABLE test.l23_base (x bigint);
+INSERT INTO test.l23_base VALUES (:l1);
+-- test.l23(...): msg_id - l1 (so ids read the same in any run), state, consumer.
+CREATE FUNCTION test.l23(st text, who text, n int DEFAULT 100, after bigint DEFAULT NULL, typ text DEFAULT NULL,
+                         since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL) RETURNS text LANGUAGE sql AS $$
+    SELECT coalesce(string_agg((msg_id - (SELECT min(x) FROM test.l23_base x))::text || ':' || state
+                               || coalesce('/' || consumer_name, ''), ' '), '')
+      FROM pgque.list_messages('q23l', st, who, n, after, typ, since, until)
+$$;
+SELECT count(*) AS a_got FROM pgque.receive('q23l', 'a', 2);
+SELECT test.l23('pending', 'a', 3) AS first_page;
+SELECT test.l23('pending', 'a', 3, :l1 + 2) AS next_page;
+SELECT test.l23('pending', 'a', typ => 'y') AS of_type_y;
+SELECT test.l23('pending', 'a', since => :'mid') AS sent_since_mid, test.l23('pending', 'a', until => :'mid') AS sent_before_mid;
+-- looking moved nothing: a is handed the same two again, b everything ticked
+SELECT array_agg(msg_id - :l1 ORDER BY msg_id) AS a_again FROM pgque.receive('q23l', 'a', 2);
+SELECT count(*) AS b_got FROM pgque.receive('q23l', 'b', 100);
+-- a nacks its first (retrying, an hour from now) and second (dead), acks them
+SELECT pgque.set_queue_config('q23l', 'max_retries', '1');
+SELECT pgque.nack(test.piece('q23l', 'a'), :l1, interval '1 hour', 'later') AS nacked;
+SELECT pgque.set_queue_config('q23l', 'max_retries', '0');
+SELECT pgque.nack(test.piece('q23l', 'a'), :l1 + 1, NULL, 'bad') AS nacked;
+SELECT pgque.ack(test.piece('q23l', 'a')) AS a_acked;
+SELECT test.l23('pending', 'a') AS a_pending;
+SELECT test.l23('retrying', 'a') AS a_retrying, test.l23('retrying', NULL) AS all_retrying,
+       test.l23('retrying', NULL, since => now() + interval '2 hours') AS due_later_than_two_hours;
+SELECT test.l23('dead', NULL) AS dead, test.l23('dead', 'b') AS b_dead;
+SELECT reason, retry_count, payload FROM pgque.list_messages('q23l', 'dead');
+-- every consumer dead-letters one message: a page of 1 holds both rows
+SELECT pgque.nack(test.piece('q23l', 'b'), :l1 + 2, NULL, 'b fails') AS nacked;
+SELECT pgque.nack(test.piece('q23l', 'b'), :l1 + 1, NULL, 'b fails') AS nacked;
+SELECT test.l23('dead', NULL, 1) AS one_message, test.l23('dead', NULL, 1, :l1 + 1) AS after_it;
+SELECT pgque.send_at('q23l', 'later', 'p8', now() + interval '1 hour') AS l8 \gset
+SELECT pgque.send_at('q23l', 'later', 'p9', now() + interval '3 hours') AS l9 \gset
+SELECT test.l23('delayed', NULL) AS delayed, test.l23('delayed', NULL, until => now() + interval '2 hours') AS due_soon;
+-- bad input
+SELECT test.err($$SELECT * FROM pgque.list_messages('q23l', 'pending')$$) AS pending_needs_consumer;
+SELECT test.err($$SELECT * FROM pgque.list_messages('q23l', 'done', 'a')$$) AS bad_state;
+SELECT test.err($$SELECT * FROM pgque.list_messages('q23l', NULL, 'a')$$) AS null_state;
+SELECT test.err($$SELECT * FROM pgque.list_messages('q23l', 'dead', 'nobody')$$) AS unknown_consumer;
+SELECT test.err($$SELECT * FROM pgque.list_messages('q23l', 'dead', max_return => 0)$$) AS max_zero;
+SELECT test.err($$SELECT * FROM pgque.list_messages('q23_nope', 'dead')$$) AS unknown_queue;
+DROP TABLE test.l23_base;
+SELECT pgque.drop_queue('q23l', true);
+
 -- Readers may look; writers may not.
 CREATE ROLE t23_writer IN ROLE pgque_writer;
 CREATE ROLE t23_reader IN ROLE pgque_reader;
 GRANT USAGE ON SCHEMA test TO t23_writer, t23_reader;
 SET ROLE t23_writer;
 SELECT test.err($$SELECT * FROM pgque.message_status('q23', 1)$$) AS writer;
+SELECT test.err($$SELECT * FROM pgque.list_messages('q23', 'dead')$$) AS writer_lists;
 SET ROLE t23_reader;
 SELECT test.err($$SELECT * FROM pgque.message_status('q23', 1)$$) AS reader;
+SELECT test.err($$SELECT * FROM pgque.list_messages('q23', 'dead')$$) AS reader_lists;
 RESET ROLE;
 REVOKE USAGE ON SCHEMA test FROM t23_writer, t23_reader;
 DROP ROLE t23_writer, t23_reader;
