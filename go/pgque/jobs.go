@@ -2,6 +2,7 @@ package pgque
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +28,7 @@ const (
 
 // MessageState is where one message stands for one consumer of its queue.
 type MessageState struct {
+	MsgID int64
 	// Consumer is the consumer's name; "" in the one row of a queue that
 	// has no consumer.
 	Consumer string
@@ -49,6 +51,33 @@ type MessageState struct {
 	Message *Message
 }
 
+// stateColumns are the columns of message_status and list_messages that
+// scanState reads, after the message id.
+const stateColumns = `consumer_name, state, worker_name, lease_until, retry_count, due_at, reason, dead_at,
+	%s, type, payload, created_at, extra1, extra2, extra3, extra4`
+
+// scanState reads one row of message_status or list_messages.
+func scanState(row pgx.CollectableRow) (MessageState, error) {
+	var s MessageState
+	var consumer, typ, payload *string
+	var created *time.Time
+	var m Message
+	err := row.Scan(&s.MsgID, &consumer, &s.State, &s.Worker, &s.LeaseUntil, &s.RetryCount, &s.DueAt,
+		&s.Reason, &s.DeadAt, &s.PositionAt, &typ, &payload, &created,
+		&m.Extra1, &m.Extra2, &m.Extra3, &m.Extra4)
+	if consumer != nil {
+		s.Consumer = *consumer
+	}
+	if created != nil {
+		m.MsgID, m.CreatedAt, m.Payload = s.MsgID, *created, payloadText(payload)
+		if typ != nil {
+			m.Type = *typ
+		}
+		s.Message = &m
+	}
+	return s, err
+}
+
 // MessageStatus tells where the message msgID of queue stands, one
 // MessageState per consumer, by consumer name.  It is derived from
 // positions, ticks and the retry, dead-letter and delayed stores, moves
@@ -59,33 +88,12 @@ type MessageState struct {
 func (c *Client) MessageStatus(ctx context.Context, queue string, msgID int64) ([]MessageState, error) {
 	const op = "pgque: message status"
 	queue = c.qn(queue)
-	rows, err := c.q().Query(ctx, `SELECT consumer_name, state, worker_name, lease_until, retry_count, due_at,
-	                                      reason, dead_at, position_at, type, payload, created_at,
-	                                      extra1, extra2, extra3, extra4
+	rows, err := c.q().Query(ctx, `SELECT $2::bigint, `+fmt.Sprintf(stateColumns, "position_at")+`
 	                                 FROM pgque.message_status($1, $2)`, queue, msgID)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	ss, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (MessageState, error) {
-		var s MessageState
-		var consumer, typ, payload *string
-		var created *time.Time
-		var m Message
-		err := row.Scan(&consumer, &s.State, &s.Worker, &s.LeaseUntil, &s.RetryCount, &s.DueAt,
-			&s.Reason, &s.DeadAt, &s.PositionAt, &typ, &payload, &created,
-			&m.Extra1, &m.Extra2, &m.Extra3, &m.Extra4)
-		if consumer != nil {
-			s.Consumer = *consumer
-		}
-		if created != nil {
-			m.MsgID, m.CreatedAt, m.Payload = msgID, *created, payloadText(payload)
-			if typ != nil {
-				m.Type = *typ
-			}
-			s.Message = &m
-		}
-		return s, err
-	})
+	ss, err := pgx.CollectRows(rows, scanState)
 	return ss, wrap(op, err)
 }
 
@@ -93,4 +101,69 @@ func (c *Client) MessageStatus(ctx context.Context, queue string, msgID int64) (
 // transaction through SQLTx).
 func (c *Client) MessageStatusTx(ctx context.Context, tx DBTX, queue string, msgID int64) ([]MessageState, error) {
 	return c.inTx(tx).MessageStatus(ctx, queue, msgID)
+}
+
+// ListOptions narrows ListMessages.
+type ListOptions struct {
+	// Consumer is whose messages to list: required for JobPending;
+	// "" lists every consumer's retrying and dead messages.
+	Consumer string
+	// Max bounds the messages listed (0: 100); a message with a row per
+	// consumer counts once.
+	Max int
+	// After is the cursor: list messages with a greater id only (the last
+	// MsgID of the previous page).
+	After int64
+	Type  string    // only events of this type ("": any)
+	Since time.Time // from this time on (zero: no bound): created_at for pending, due_at for retrying and delayed, dead_at for dead
+	Until time.Time // before this time (zero: no bound)
+}
+
+// ListMessages lists the messages of queue in state, which is JobPending
+// (what opts.Consumer has not finished: JobPending or JobHandedOut rows),
+// JobRetrying, JobDead or JobDelayed, oldest (lowest id) first.  It moves
+// nothing; pending reads the consumer's backlog in the event tables, so
+// its cost grows with how far behind the consumer is.
+func (c *Client) ListMessages(ctx context.Context, queue string, state JobState, opts ListOptions) ([]MessageState, error) {
+	const op = "pgque: list messages"
+	max := opts.Max
+	if max == 0 {
+		max = 100
+	}
+	if err := checkCount(op, "max", max, 1); err != nil {
+		return nil, err
+	}
+	queue = c.qn(queue)
+	var consumer, typ *string
+	if opts.Consumer != "" {
+		consumer = &opts.Consumer
+	}
+	if opts.Type != "" {
+		typ = &opts.Type
+	}
+	var after *int64
+	if opts.After != 0 {
+		after = &opts.After
+	}
+	var since, until *time.Time
+	if !opts.Since.IsZero() {
+		since = &opts.Since
+	}
+	if !opts.Until.IsZero() {
+		until = &opts.Until
+	}
+	rows, err := c.q().Query(ctx, `SELECT msg_id, `+fmt.Sprintf(stateColumns, "NULL::timestamptz")+`
+	                                 FROM pgque.list_messages($1, $2, $3, $4, $5, $6, $7, $8)`,
+		queue, string(state), consumer, max, after, typ, since, until)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	ss, err := pgx.CollectRows(rows, scanState)
+	return ss, wrap(op, err)
+}
+
+// ListMessagesTx is ListMessages inside tx (a pgx.Tx, or a database/sql
+// transaction through SQLTx).
+func (c *Client) ListMessagesTx(ctx context.Context, tx DBTX, queue string, state JobState, opts ListOptions) ([]MessageState, error) {
+	return c.inTx(tx).ListMessages(ctx, queue, state, opts)
 }

@@ -3,6 +3,7 @@ package pgque_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -79,5 +80,79 @@ func TestMessageStatus(t *testing.T) {
 	ss, err = client.MessageStatus(ctx, "q", id+1000)
 	if err != nil || len(ss) != 2 || ss[0].State != pgque.JobUnknown || ss[0].Message != nil {
 		t.Errorf("MessageStatus of an unknown id = %+v, %v; want unknown for each consumer", ss, err)
+	}
+}
+
+// ListMessages: pending for a consumer in id order with a cursor and a
+// type filter, retrying (a snooze), dead (a rejection); bad arguments.
+func TestListMessages(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q", "a")
+	var ids []int64
+	for i, typ := range []string{"x", "y", "x", "x"} {
+		id, err := client.Send(ctx, "q", pgque.Event{Type: typ, Payload: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if _, err := client.ForceTick(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	list := func(state pgque.JobState, opts pgque.ListOptions) []int64 {
+		t.Helper()
+		ss, err := client.ListMessages(ctx, "q", state, opts)
+		if err != nil {
+			t.Fatalf("ListMessages(%s, %+v): %v", state, opts, err)
+		}
+		var got []int64
+		for _, s := range ss {
+			got = append(got, s.MsgID)
+		}
+		return got
+	}
+	same := func(what string, got, want []int64) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", what, got, want)
+		}
+	}
+	same("pending", list(pgque.JobPending, pgque.ListOptions{Consumer: "a"}), ids)
+	same("pending, first page", list(pgque.JobPending, pgque.ListOptions{Consumer: "a", Max: 2}), ids[:2])
+	same("pending, next page", list(pgque.JobPending, pgque.ListOptions{Consumer: "a", Max: 2, After: ids[1]}), ids[2:])
+	same("pending of type x", list(pgque.JobPending, pgque.ListOptions{Consumer: "a", Type: "x"}), []int64{ids[0], ids[2], ids[3]})
+	same("pending again: nothing moved", list(pgque.JobPending, pgque.ListOptions{Consumer: "a"}), ids)
+
+	msgs, err := client.Receive(ctx, "q", "a", 10)
+	if err != nil || len(msgs) != 4 {
+		t.Fatalf("Receive: %v, %v", msgs, err)
+	}
+	if _, err := client.Snooze(ctx, msgs[0].BatchID, msgs[0], time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Reject(ctx, msgs[1].BatchID, msgs[1], "bad"); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+		t.Fatal(err)
+	}
+	same("retrying", list(pgque.JobRetrying, pgque.ListOptions{}), ids[:1])
+	same("dead", list(pgque.JobDead, pgque.ListOptions{Consumer: "a"}), ids[1:2])
+	same("pending after the ack", list(pgque.JobPending, pgque.ListOptions{Consumer: "a"}), nil)
+
+	for _, c := range []struct {
+		state pgque.JobState
+		opts  pgque.ListOptions
+	}{
+		{"nonsense", pgque.ListOptions{}},
+		{pgque.JobPending, pgque.ListOptions{}}, // pending needs a consumer
+		{pgque.JobDead, pgque.ListOptions{Max: -1}},
+	} {
+		if _, err := client.ListMessages(ctx, "q", c.state, c.opts); !errors.Is(err, pgque.ErrInvalidArgument) {
+			t.Errorf("ListMessages(%q, %+v) = %v, want ErrInvalidArgument", c.state, c.opts, err)
+		}
+	}
+	if _, err := client.ListMessages(ctx, "q", pgque.JobPending, pgque.ListOptions{Consumer: "nobody"}); !errors.Is(err, pgque.ErrConsumerNotFound) {
+		t.Errorf("pending of an unknown consumer = %v, want ErrConsumerNotFound", err)
 	}
 }

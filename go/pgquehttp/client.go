@@ -385,6 +385,42 @@ func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]De
 	return out.DeadLetters, err
 }
 
+// ListOptions narrows ListMessages; zero values leave a filter out.
+type ListOptions struct {
+	Consumer     string
+	Limit        int
+	After        int64
+	Type         string
+	Since, Until time.Time
+}
+
+// ListMessages lists queue's messages in state (pending, retrying, dead or
+// delayed), oldest first.
+func (c *Client) ListMessages(ctx context.Context, queue, state string, opts ListOptions) ([]MessageState, error) {
+	q := url.Values{"state": {state}}
+	if opts.Consumer != "" {
+		q.Set("consumer", opts.Consumer)
+	}
+	if opts.Limit != 0 {
+		q.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	if opts.After != 0 {
+		q.Set("after", strconv.FormatInt(opts.After, 10))
+	}
+	if opts.Type != "" {
+		q.Set("type", opts.Type)
+	}
+	if !opts.Since.IsZero() {
+		q.Set("since", opts.Since.Format(time.RFC3339Nano))
+	}
+	if !opts.Until.IsZero() {
+		q.Set("until", opts.Until.Format(time.RFC3339Nano))
+	}
+	var out MessageList
+	err := c.do(ctx, http.MethodGet, queuePath(queue)+"/messages", q, nil, &out)
+	return out.Messages, err
+}
+
 // MessageStatus tells where message id of queue stands for each of its
 // consumers.
 func (c *Client) MessageStatus(ctx context.Context, queue string, id int64) (MessageStatus, error) {

@@ -305,6 +305,7 @@ type DeadLetter struct {
 // pending, handed_out, done, retrying, dead, delayed, cancelled,
 // unclaimed, unknown.
 type MessageState struct {
+	MsgID      int64      `json:"msg_id"`
 	Consumer   string     `json:"consumer"` // "" in the one row of a queue without consumers
 	State      string     `json:"state"`
 	Worker     *string    `json:"worker,omitempty"`
@@ -316,6 +317,12 @@ type MessageState struct {
 	PositionAt *time.Time `json:"position_at,omitempty"`
 	// Message is the message while a table or store holds it.
 	Message *Message `json:"message,omitempty"`
+}
+
+// MessageList answers GET /v1/queues/{queue}/messages: the messages in one
+// state, oldest first (a message may have a row per consumer).
+type MessageList struct {
+	Messages []MessageState `json:"messages"`
 }
 
 // MessageStatus answers GET /v1/queues/{queue}/messages/{id}.

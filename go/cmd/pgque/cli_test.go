@@ -1255,4 +1255,23 @@ func TestJobCommand(t *testing.T) {
 	c.fails(exitNotFound, "queue 'nope' does not exist", "job", "nope", "1")
 	c.fails(exitUsage, `message id "x" is not a positive integer`, "job", "orders", "x")
 	c.fails(exitUsage, "needs 2 argument(s)", "job", "orders")
+
+	c.ok("send", "orders", "-t", "b", `{"n": 2}`)
+	c.sql(`SELECT pgque.force_tick('orders')`)
+	rows = tableRows(c.ok("jobs", "orders", "--state", "pending", "--consumer", "mailer"))
+	if len(rows) != 3 || rows[0][0] != "MSG_ID" || rows[1][0] != "1" || rows[1][2] != "pending" || rows[2][0] != "2" {
+		t.Errorf("jobs --state pending: %q", rows)
+	}
+	var ml pgquehttp.MessageList
+	c.okJSON(&ml, "jobs", "orders", "--state", "pending", "--consumer", "mailer", "--after", "1", "--type", "b")
+	if len(ml.Messages) != 1 || ml.Messages[0].MsgID != 2 || ml.Messages[0].Consumer != "mailer" {
+		t.Errorf("jobs --after 1 --type b --json: %+v", ml)
+	}
+	if rows = tableRows(c.ok("jobs", "orders", "--state", "dead")); len(rows) != 1 {
+		t.Errorf("jobs --state dead: %q", rows)
+	}
+	c.fails(exitUsage, "--state is required", "jobs", "orders")
+	c.fails(exitUsage, "--limit 0 is out of range", "jobs", "orders", "--state", "dead", "--limit", "0")
+	c.fails(exitUsage, "list_state", "jobs", "orders", "--state", "bogus")
+	c.fails(exitNotFound, "queue 'nope' does not exist", "jobs", "nope", "--state", "dead")
 }

@@ -63,6 +63,7 @@ func (s *Server) routes() {
 	api("POST /v1/batches/{batch}/nack", ScopeRead, s.nack)
 	api("POST /v1/batches/{batch}/heartbeat", ScopeRead, s.heartbeat)
 
+	api("GET /v1/queues/{queue}/messages", ScopeRead, s.listMessages)
 	api("GET /v1/queues/{queue}/messages/{id}", ScopeRead, s.messageStatus)
 	api("GET /v1/queues/{queue}/dead-letters", ScopeAdmin, s.listDeadLetters)
 	api("DELETE /v1/queues/{queue}/dead-letters", ScopeAdmin, s.purgeDeadLetters)
@@ -652,6 +653,32 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, wire.DeadLetters(ds))
+}
+
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
+	limit, err := queryInt(r, "limit", s.defaultMax(), s.opts.MaxBatch)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	opts := pgque.ListOptions{Consumer: q.Get("consumer"), Max: limit, Type: q.Get("type")}
+	if a := q.Get("after"); a != "" {
+		if opts.After, err = strconv.ParseInt(a, 10, 64); err != nil || opts.After < 0 {
+			return badRequest("after %q is not a message id", a)
+		}
+	}
+	for name, t := range map[string]*time.Time{"since": &opts.Since, "until": &opts.Until} {
+		if v := q.Get(name); v != "" {
+			if *t, err = time.Parse(time.RFC3339Nano, v); err != nil {
+				return badRequest("%s %q is not an RFC 3339 time", name, v)
+			}
+		}
+	}
+	ss, err := s.client.ListMessages(r.Context(), r.PathValue("queue"), pgque.JobState(q.Get("state")), opts)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, wire.MessageList(ss))
 }
 
 func (s *Server) messageStatus(w http.ResponseWriter, r *http.Request) error {

@@ -1284,6 +1284,21 @@ func TestMessageStatusRoute(t *testing.T) {
 		string(st.Consumers[0].Message.Payload) != `{"n":1}` {
 		t.Fatalf("MessageStatus = %+v, %v", st, err)
 	}
+	list, err := hc.ListMessages(ctx, "jobs", "pending", pgquehttp.ListOptions{Consumer: "b", Type: "t",
+		Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour)})
+	if err != nil || len(list) != 0 { // not ticked yet: nothing is pending
+		t.Fatalf("ListMessages before a tick = %+v, %v", list, err)
+	}
+	if _, err := e.sdk.ForceTick(ctx, "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	if list, err = hc.ListMessages(ctx, "jobs", "pending", pgquehttp.ListOptions{Consumer: "b"}); err != nil ||
+		len(list) != 1 || list[0].MsgID != id || list[0].State != "pending" {
+		t.Errorf("ListMessages after a tick = %+v, %v", list, err)
+	}
+	e.wantError(t, "GET", "/v1/queues/jobs/messages?state=pending", "", 400, "invalid_argument", "PQ006")
+	e.wantError(t, "GET", "/v1/queues/jobs/messages?state=dead&since=yesterday", "", 400, "invalid_argument", "")
+	e.wantError(t, "GET", "/v1/queues/jobs/messages?state=dead&after=-3", "", 400, "invalid_argument", "")
 	e.wantError(t, "GET", "/v1/queues/nope/messages/1", "", 404, "queue_not_found", "PQ001")
 	e.wantError(t, "GET", "/v1/queues/jobs/messages/x", "", 400, "invalid_argument", "")
 }

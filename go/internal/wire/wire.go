@@ -135,18 +135,26 @@ func DeadLetters(ds []pgque.DeadLetter) pgquehttp.DeadLetterList {
 	return pgquehttp.DeadLetterList{DeadLetters: each(ds, DeadLetter)}
 }
 
+// MessageState is one message's state for one consumer.
+func MessageState(s pgque.MessageState) pgquehttp.MessageState {
+	ms := pgquehttp.MessageState{MsgID: s.MsgID, Consumer: s.Consumer, State: string(s.State), Worker: s.Worker,
+		LeaseUntil: s.LeaseUntil, RetryCount: s.RetryCount, DueAt: s.DueAt, Reason: s.Reason,
+		DeadAt: s.DeadAt, PositionAt: s.PositionAt}
+	if s.Message != nil {
+		m := Message(*s.Message)
+		ms.Message = &m
+	}
+	return ms
+}
+
 // MessageStatus is the body telling where message id stands (ss).
 func MessageStatus(id int64, ss []pgque.MessageState) pgquehttp.MessageStatus {
-	return pgquehttp.MessageStatus{MsgID: id, Consumers: each(ss, func(s pgque.MessageState) pgquehttp.MessageState {
-		ms := pgquehttp.MessageState{Consumer: s.Consumer, State: string(s.State), Worker: s.Worker,
-			LeaseUntil: s.LeaseUntil, RetryCount: s.RetryCount, DueAt: s.DueAt, Reason: s.Reason,
-			DeadAt: s.DeadAt, PositionAt: s.PositionAt}
-		if s.Message != nil {
-			m := Message(*s.Message)
-			ms.Message = &m
-		}
-		return ms
-	})}
+	return pgquehttp.MessageStatus{MsgID: id, Consumers: each(ss, MessageState)}
+}
+
+// MessageList is the body listing ss.
+func MessageList(ss []pgque.MessageState) pgquehttp.MessageList {
+	return pgquehttp.MessageList{Messages: each(ss, MessageState)}
 }
 
 // Schedule is a schedule's body.
