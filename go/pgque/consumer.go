@@ -135,8 +135,25 @@ func WithShutdownTimeout(d time.Duration) Option {
 // reason saying it timed out, and the message is retried as any failure.
 // A handler that ignores its context keeps its piece until it returns; the
 // consumer heartbeats for it meanwhile.  A negative d makes Start fail.
+// HandleTimeout sets one type's own bound.
 func WithHandlerTimeout(d time.Duration) Option {
 	return func(c *Consumer) { c.cfg.handlerTimeout = d }
+}
+
+// HandleOption configures one handler (Consumer.Handle).
+type HandleOption func(*handlerEntry)
+
+// HandleTimeout bounds the calls of this handler to d, in place of the
+// consumer's WithHandlerTimeout (see there); 0 means no bound for it.
+// Handle panics when d is negative.
+func HandleTimeout(d time.Duration) HandleOption {
+	return func(e *handlerEntry) { e.timeout = &d }
+}
+
+// handlerEntry is a registered handler with its options.
+type handlerEntry struct {
+	h       HandlerFunc
+	timeout *time.Duration // nil: the consumer's
 }
 
 // WithQueues makes the consumer serve these queues too, after its own, as
@@ -262,7 +279,7 @@ type Consumer struct {
 	log    *slog.Logger
 
 	mu       sync.RWMutex
-	handlers map[string]HandlerFunc
+	handlers map[string]handlerEntry
 	running  atomic.Bool
 	// worker is the worker name of the current run ("" with
 	// WithSingleReader); set by Start before anything reads it.
@@ -286,7 +303,7 @@ func (c *Client) NewConsumer(queue, name string, opts ...Option) *Consumer {
 			lease:        DefaultLease,
 			log:          slog.Default(),
 		},
-		handlers: map[string]HandlerFunc{},
+		handlers: map[string]handlerEntry{},
 	}
 	for _, opt := range opts {
 		opt(cons)
@@ -302,24 +319,37 @@ func (c *Client) NewConsumer(queue, name string, opts ...Option) *Consumer {
 
 // Handle registers h for messages of type typ; "*" registers the handler
 // for every type that has none of its own.  A later Handle for the same type
-// replaces the handler.  Handle may be called while the consumer runs; it
-// panics if h is nil.
-func (c *Consumer) Handle(typ string, h HandlerFunc) {
+// replaces the handler.  opts configure this handler only (HandleTimeout).
+// Handle may be called while the consumer runs; it panics if h is nil or
+// an option is invalid.
+func (c *Consumer) Handle(typ string, h HandlerFunc, opts ...HandleOption) {
 	if h == nil {
 		panic("pgque: Consumer.Handle: nil handler for type " + typ)
 	}
+	e := handlerEntry{h: h}
+	for _, opt := range opts {
+		opt(&e)
+	}
+	if e.timeout != nil && *e.timeout < 0 {
+		panic(fmt.Sprintf("pgque: Consumer.Handle: negative timeout %v for type %s", *e.timeout, typ))
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.handlers[typ] = h
+	c.handlers[typ] = e
 }
 
-func (c *Consumer) handler(typ string) HandlerFunc {
+// handler returns the handler of typ (or "*") and its timeout (0: none).
+func (c *Consumer) handler(typ string) (HandlerFunc, time.Duration) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if h, ok := c.handlers[typ]; ok {
-		return h
+	e, ok := c.handlers[typ]
+	if !ok {
+		e = c.handlers["*"]
 	}
-	return c.handlers["*"]
+	if e.timeout != nil {
+		return e.h, *e.timeout
+	}
+	return e.h, c.cfg.handlerTimeout
 }
 
 // Start subscribes the consumer to its queue (if it is not yet) and
@@ -858,7 +888,7 @@ func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message
 // handle runs the message's handler, turning an error or a panic into a
 // failure.
 func (c *Consumer) handle(ctx context.Context, log *slog.Logger, msg Message) (res result) {
-	h := c.handler(msg.Type)
+	h, timeout := c.handler(msg.Type)
 	if h == nil {
 		if c.cfg.unknown == SkipUnknownTypes {
 			log.Debug("pgque consumer: skipping message of unknown type", "msg_id", msg.MsgID, "type", msg.Type)
@@ -874,9 +904,9 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, msg Message) (r
 		}
 	}()
 	hctx := ctx
-	if d := c.cfg.handlerTimeout; d > 0 {
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		hctx, cancel = context.WithTimeoutCause(ctx, d, errHandlerTimeout)
+		hctx, cancel = context.WithTimeoutCause(ctx, timeout, errHandlerTimeout)
 		defer cancel()
 	}
 	if err := h(hctx, msg); err != nil {
@@ -886,7 +916,7 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, msg Message) (r
 			// message's fault.
 			return result{state: unhandled}
 		case context.Cause(hctx) == errHandlerTimeout:
-			return failure(fmt.Sprintf("handler timed out after %v: %v", c.cfg.handlerTimeout, err))
+			return failure(fmt.Sprintf("handler timed out after %v: %v", timeout, err))
 		}
 		return outcomeOf(err)
 	}
