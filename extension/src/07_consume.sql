@@ -369,7 +369,8 @@ $$;
 -- dead-lettered with reason once it was already retried max_retries times.
 -- The piece must still be acked.  Repeating a nack changes nothing and
 -- returns the same answer.
--- Returns 'retry' or 'dead'.
+-- Returns 'retry' or 'dead', or 'cancelled' when cancel() took the message
+-- back (21_jobs.sql): nothing is retried or dead-lettered then.
 -- Errors: PQ004 the piece's batch is not open (unknown, or finished),
 -- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
 -- msg_id, retry_after negative or more than 100 years, PQ027 a batch id,
@@ -397,7 +398,9 @@ BEGIN
     SELECT * INTO e FROM pgque._batch_rows(s, false, 'AND ev_id = $3 AND ev_txid <= $4', '',
                                            NULL, msg_id, p.end_txid) r
      WHERE (r.ev_txid, r.ev_id) <= (p.end_txid, p.end_id);
-    IF e.ev_id IS NULL THEN
+    IF e.ev_id IS NULL AND pgque._cancelled(s.sub_queue, coalesce(s.sub_parent, s.sub_id), msg_id) THEN
+        RETURN 'cancelled';  -- cancel() won: no retry, no dead letter
+    ELSIF e.ev_id IS NULL THEN
         RAISE EXCEPTION 'pgque: message % is not an unacknowledged message of batch %', msg_id, batch_id
             USING ERRCODE = 'PQ005';
     END IF;

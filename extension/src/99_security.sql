@@ -45,6 +45,8 @@ GRANT pgque_reader, pgque_writer TO pgque_admin;
 
 REVOKE ALL ON SCHEMA pgque FROM PUBLIC;
 GRANT USAGE ON SCHEMA pgque TO pgque_reader, pgque_writer, pgque_admin, pgque_tenant;
+-- receive_query's clients read the cancellation store with the event tables.
+GRANT SELECT ON pgque.cancelled TO pgque_reader;
 REVOKE ALL ON ALL TABLES IN SCHEMA pgque FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgque FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgque FROM PUBLIC;
@@ -89,6 +91,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.find_events(text, text, boolean, int),
     pgque.message_status(text, bigint),
     pgque.list_messages(text, text, text, int, bigint, text, timestamptz, timestamptz),
+    pgque.cancel(text, bigint, text),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
     pgque.next_batch_info(text, text),
