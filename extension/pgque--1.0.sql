@@ -3233,7 +3233,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'a8bea1b1b3644f0d' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'faf1007e34a4a608' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -5857,8 +5857,8 @@ $$;
 --   dead        in the dead letters: reason, dead_at, retry_count
 --   delayed     sent with send_at and not due yet: due_at (every consumer)
 --   cancelled   cancel() took it back for this consumer (worker_name
---               still says who held it if it was handed out), or a
---               delayed send was cancelled (cancel_scheduled())
+--               still says who holds it if it was handed out and not
+--               acknowledged), or a delayed send was cancelled
 --   unclaimed   the queue has no consumer; the event is kept or passed
 --   unknown     no table or store holds it: never sent, not committed
 --               yet, or reclaimed by rotation
@@ -5931,7 +5931,7 @@ BEGIN
             state := r.state;  worker_name := r.worker_name;  lease_until := r.lease_until;
             retry_count := e.ev_retry;
         END IF;
-        IF coalesce(state, '') NOT IN ('done', 'dead') AND pgque._cancelled(q.queue_id, c.sub_id, $2) THEN
+        IF coalesce(state, '') <> 'dead' AND pgque._cancelled(q.queue_id, c.sub_id, $2) THEN
             state := 'cancelled';
         END IF;
         state := coalesce(state, pgque._stored_status(d, done));
