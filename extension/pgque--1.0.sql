@@ -3233,7 +3233,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'faf1007e34a4a608' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'd0797be6e6d7617c' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -5777,6 +5777,20 @@ $$;
 -- copy owned by one consumer (ev_owner) under the same id; the newest copy
 -- a consumer owns says where it stands, otherwise the original does.
 
+-- _message_queue(queue_name, msg_id, privilege): the queue of a call
+-- about one of its messages, once the caller may privilege it (42501) and
+-- msg_id is not NULL (PQ006).  PQ001 for an unknown queue.
+CREATE FUNCTION pgque._message_queue(queue_name text, msg_id bigint, privilege text) RETURNS pgque.queue
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgque._authorize(queue_name, privilege);
+    IF msg_id IS NULL THEN
+        PERFORM pgque._invalid('msg_id', 'must not be NULL');
+    END IF;
+    RETURN pgque._queue(queue_name);
+END
+$$;
+
 -- _in_batch(s, txid, id): the row (txid, id) belongs to s's open batch or
 -- tick range: committed between its two ticks, and inside its window
 -- (after sub_start_*, up to sub_end_*) when it is a worker's window.
@@ -5889,11 +5903,7 @@ DECLARE
     dl     pgque.dead_letter;
     r      record;
 BEGIN
-    PERFORM pgque._authorize($1, 'receive');
-    IF $2 IS NULL THEN
-        PERFORM pgque._invalid('msg_id', 'must not be NULL');
-    END IF;
-    q := pgque._queue($1);
+    q := pgque._message_queue($1, $2, 'receive');
     t := pgque._last_tick(q.queue_id);
     copies := ARRAY(SELECT x FROM pgque.event x
                      WHERE x.ev_slot >= q.queue_slot AND x.ev_slot < q.queue_slot + q.queue_ntables
@@ -6167,12 +6177,8 @@ DECLARE
     ids int[];
     st text;
 BEGIN
-    PERFORM pgque._authorize($1, 'send');
-    IF $2 IS NULL THEN
-        PERFORM pgque._invalid('msg_id', 'must not be NULL');
-    END IF;
+    q := pgque._message_queue($1, $2, 'send');
     PERFORM pgque._require_read_committed('cancel()');
-    q := pgque._queue($1);
     IF $3 IS NOT NULL THEN
         c := pgque._subscription($1, $3, false);
     END IF;
