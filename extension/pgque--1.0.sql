@@ -3233,7 +3233,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'd0797be6e6d7617c' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '9814b4b68d1c78da' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -6313,7 +6313,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.send_at(text, text, jsonb, timestamptz, text, text, text, text),
     pgque.send_unique(text, text, text, text, interval),
     pgque.send_unique(text, text, jsonb, text, interval),
-    pgque.cancel_scheduled(text, bigint)
+    pgque.cancel_scheduled(text, bigint),
+    pgque.cancel(text, bigint, text)
 TO pgque_writer;
 
 GRANT EXECUTE ON FUNCTION
@@ -6329,7 +6330,6 @@ GRANT EXECUTE ON FUNCTION
     pgque.find_events(text, text, boolean, int),
     pgque.message_status(text, bigint),
     pgque.list_messages(text, text, text, int, bigint, text, timestamptz, timestamptz),
-    pgque.cancel(text, bigint, text),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
     pgque.next_batch_info(text, text),

@@ -75,7 +75,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.send_at(text, text, jsonb, timestamptz, text, text, text, text),
     pgque.send_unique(text, text, text, text, interval),
     pgque.send_unique(text, text, jsonb, text, interval),
-    pgque.cancel_scheduled(text, bigint)
+    pgque.cancel_scheduled(text, bigint),
+    pgque.cancel(text, bigint, text)
 TO pgque_writer;
 
 GRANT EXECUTE ON FUNCTION
@@ -91,7 +92,6 @@ GRANT EXECUTE ON FUNCTION
     pgque.find_events(text, text, boolean, int),
     pgque.message_status(text, bigint),
     pgque.list_messages(text, text, text, int, bigint, text, timestamptz, timestamptz),
-    pgque.cancel(text, bigint, text),
     pgque.ack(bigint),
     pgque.nack(bigint, bigint, interval, text),
     pgque.next_batch_info(text, text),
