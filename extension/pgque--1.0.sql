@@ -323,7 +323,9 @@ CREATE TYPE pgque._batch_ctx AS (
     range_txid xid8,          -- the same position, raised to (lo, 0) for the range
     range_id   bigint,        --   scan (see _batch_sql)
     end_txid   xid8,          -- a window cut from a tick range ends with this row;
-    end_id     bigint         --   NULL: the batch ends with the end tick
+    end_id     bigint,        --   NULL: the batch ends with the end tick
+    cancels    int            -- the queue id while it has cancelled messages
+                              -- (21_jobs.sql): skip them; NULL: none
 );
 
 -- Keep the catalog in pg_dump output when installed as an extension.
@@ -1782,6 +1784,11 @@ BEGIN
     END IF;
     ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
     ctx.sub_id := coalesce(s.sub_parent, s.sub_id);  -- a worker sees its consumer's retries
+    -- One probe of a small index; with no cancellation the batch queries
+    -- stay as they were.
+    IF EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id) THEN
+        ctx.cancels := q.queue_id;
+    END IF;
     IF from_start OR s.sub_ack_txid IS NULL THEN
         ctx.after_txid := coalesce(s.sub_start_txid, '0');  ctx.after_id := coalesce(s.sub_start_id, 0);
     ELSE
@@ -1831,6 +1838,11 @@ DECLARE
 BEGIN
     IF ctx.end_txid IS NOT NULL THEN  -- a window that ends inside its tick range
         cond := format(' AND (ev_txid, ev_id) OPERATOR(pg_catalog.<=) (%1$s.end_txid, %1$s.end_id)', ref) || cond;
+    END IF;
+    IF ctx.cancels IS NOT NULL THEN  -- cancelled messages are never handed out (21_jobs.sql)
+        cond := cond || format(' AND NOT EXISTS (SELECT FROM pgque.cancelled x'
+                            || ' WHERE x.cx_queue OPERATOR(pg_catalog.=) %1$s.cancels AND x.cx_id OPERATOR(pg_catalog.=) ev_id'
+                            || ' AND (x.cx_sub IS NULL OR x.cx_sub OPERATOR(pg_catalog.=) %1$s.sub_id))', ref);
     END IF;
     FOREACH t IN ARRAY ctx.tables LOOP
         parts := parts || format(
@@ -2528,11 +2540,13 @@ $$;
 
 -- _piece_message(batch_id, msg_id): the subscription that holds the open
 -- piece batch_id and its unacknowledged message msg_id, for the calls that
--- settle one message (nack, snooze, reject).
+-- settle one message (nack, snooze, reject); cancelled when cancel() took
+-- the message back (21_jobs.sql; e is NULL then).
 -- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
 -- piece (or was already acked), PQ006 NULL msg_id, PQ027 a batch id,
 -- PQ028 its batch was taken over by another worker.
-CREATE FUNCTION pgque._piece_message(batch_id bigint, msg_id bigint, OUT s pgque.subscription, OUT e pgque.event)
+CREATE FUNCTION pgque._piece_message(batch_id bigint, msg_id bigint, OUT s pgque.subscription, OUT e pgque.event,
+                                     OUT cancelled boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     p record;
@@ -2550,7 +2564,8 @@ BEGIN
     SELECT * INTO e FROM pgque._batch_rows(s, false, 'AND ev_id = $3 AND ev_txid <= $4', '',
                                            NULL, msg_id, p.end_txid) r
      WHERE (r.ev_txid, r.ev_id) <= (p.end_txid, p.end_id);
-    IF e.ev_id IS NULL THEN
+    cancelled := e.ev_id IS NULL AND pgque._cancelled(s.sub_queue, coalesce(s.sub_parent, s.sub_id), msg_id);
+    IF e.ev_id IS NULL AND NOT cancelled THEN
         RAISE EXCEPTION 'pgque: message % is not an unacknowledged message of batch %', msg_id, batch_id
             USING ERRCODE = 'PQ005';
     END IF;
@@ -2564,7 +2579,8 @@ $$;
 -- The piece must still be acked.  A message already settled in the piece
 -- (nacked, snoozed or rejected: queued for retry or dead-lettered) is left
 -- as it is, so repeating a nack changes nothing and returns the same answer.
--- Returns 'retry' or 'dead'.
+-- Returns 'retry' or 'dead', or 'cancelled' when cancel() took the message
+-- back (21_jobs.sql): nothing is retried or dead-lettered then.
 -- Errors: PQ004 the piece's batch is not open (unknown, or finished),
 -- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
 -- msg_id, retry_after negative or more than 100 years, PQ027 a batch id,
@@ -3225,6 +3241,7 @@ BEGIN
     PERFORM pgque._forget_stale_errors();
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     n := n + pgque._forget_dropped_roles();  -- grants of dropped roles, 17_namespace.sql
+    n := n + pgque._forget_cancelled();  -- cancellations of reclaimed messages, 21_jobs.sql
     RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events()
              + pgque.maint_rotate_delayed() + pgque.maint_rotate_dedup() + pgque.maint_delayed_events()
              + pgque._forget_idle_workers(interval '1 hour');
@@ -3244,7 +3261,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '325e804f491d90ba' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'cc1be1b438c4cfc7' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -5180,7 +5197,9 @@ $$;
 -- renews the lease as well.  For a plain reader's batch it records that
 -- the reader is alive, so that no worker takes the batch over.
 -- Returns 1 when the batch is still the caller's, 0 when the piece is
--- unknown, or its batch was finished or taken over by another worker.
+-- unknown, or its batch was finished or taken over by another worker; 2
+-- when it is still the caller's but cancel() took back a message of the
+-- piece (21_jobs.sql): stop handling that message and ack the piece.
 -- Errors: PQ006 (NULL batch id, lease not in (0, 1 day]; NULL means 30
 -- seconds), PQ027 (a batch id).
 CREATE FUNCTION pgque.heartbeat(batch_id bigint, lease interval DEFAULT '30 seconds') RETURNS int
@@ -5198,7 +5217,7 @@ BEGIN
         s.sub_lease_until := clock_timestamp() + lease;
     END IF;
     PERFORM pgque._save(s);
-    RETURN 1;
+    RETURN CASE WHEN pgque._piece_cancelled(s, p.end_txid, p.end_id) THEN 2 ELSE 1 END;
 END
 $$;
 
@@ -5797,7 +5816,8 @@ $$;
 
 -- _to_settle(batch_id, msg_id): for the calls that settle a message of a
 -- piece: the consumer that owns its retries and dead letters, the event,
--- and how it was settled already (NULL: not yet).  Errors: those of
+-- and how it was settled already (NULL: not yet; 'cancelled' when
+-- cancel() took it back, which leaves nothing to do).  Errors: those of
 -- _piece_message.
 CREATE FUNCTION pgque._to_settle(batch_id bigint, msg_id bigint,
                                  OUT owner pgque.subscription, OUT e pgque.event, OUT was text)
@@ -5807,7 +5827,7 @@ DECLARE
 BEGIN
     owner := pgque._owner(m.s);
     e := m.e;
-    was := pgque._settled_as(owner, msg_id);
+    was := CASE WHEN m.cancelled THEN 'cancelled' ELSE pgque._settled_as(owner, msg_id) END;
 END
 $$;
 
@@ -5816,7 +5836,7 @@ $$;
 -- failed attempt: its retry_count stays as it is (NULL when it never
 -- failed) and it is never dead-lettered for it.
 -- Returns 'snoozed', or 'retry' / 'dead' when the message was already
--- settled so (nothing changes).
+-- settled so, 'cancelled' when cancel() took it back (nothing changes).
 -- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
 -- piece (or was already acked), PQ006 NULL msg_id or delay, delay negative
 -- or more than 100 years, PQ027 a batch id, PQ028 its batch was taken over
@@ -5838,8 +5858,8 @@ $$;
 -- reject(batch_id, msg_id, reason): put this message of the piece
 -- batch_id in the dead letters of this consumer now, with reason, however
 -- many retries it has left (a message that can never succeed).
--- Returns 'dead', or 'retry' when it was already queued for retry
--- (nothing changes).
+-- Returns 'dead', or 'retry' when it was already queued for retry,
+-- 'cancelled' when cancel() took it back (nothing changes).
 -- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
 -- piece (or was already acked), PQ006 NULL msg_id, PQ027 a batch id,
 -- PQ028 its batch was taken over by another worker.
@@ -5867,6 +5887,20 @@ $$;
 -- dead_letter, delayed and delayed_done.  A retried or replayed event is a
 -- copy owned by one consumer (ev_owner) under the same id; the newest copy
 -- a consumer owns says where it stands, otherwise the original does.
+
+-- _message_queue(queue_name, msg_id, privilege): the queue of a call
+-- about one of its messages, once the caller may privilege it (42501) and
+-- msg_id is not NULL (PQ006).  PQ001 for an unknown queue.
+CREATE FUNCTION pgque._message_queue(queue_name text, msg_id bigint, privilege text) RETURNS pgque.queue
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgque._authorize(queue_name, privilege);
+    IF msg_id IS NULL THEN
+        PERFORM pgque._invalid('msg_id', 'must not be NULL');
+    END IF;
+    RETURN pgque._queue(queue_name);
+END
+$$;
 
 -- _in_batch(s, txid, id): the row (txid, id) belongs to s's open batch or
 -- tick range: committed between its two ticks, and inside its window
@@ -5947,7 +5981,9 @@ $$;
 --               attempt that comes next, due_at when
 --   dead        in the dead letters: reason, dead_at, retry_count
 --   delayed     sent with send_at and not due yet: due_at (every consumer)
---   cancelled   a delayed send cancelled with cancel_scheduled()
+--   cancelled   cancel() took it back for this consumer (worker_name
+--               still says who holds it if it was handed out and not
+--               acknowledged), or a delayed send was cancelled
 --   unclaimed   the queue has no consumer; the event is kept or passed
 --   unknown     no table or store holds it: never sent, not committed
 --               yet, or reclaimed by rotation
@@ -5978,11 +6014,7 @@ DECLARE
     dl     pgque.dead_letter;
     r      record;
 BEGIN
-    PERFORM pgque._authorize($1, 'receive');
-    IF $2 IS NULL THEN
-        PERFORM pgque._invalid('msg_id', 'must not be NULL');
-    END IF;
-    q := pgque._queue($1);
+    q := pgque._message_queue($1, $2, 'receive');
     t := pgque._last_tick(q.queue_id);
     copies := ARRAY(SELECT x FROM pgque.event x
                      WHERE x.ev_slot >= q.queue_slot AND x.ev_slot < q.queue_slot + q.queue_ntables
@@ -6020,6 +6052,9 @@ BEGIN
             state := r.state;  worker_name := r.worker_name;  lease_until := r.lease_until;
             retry_count := e.ev_retry;
         END IF;
+        IF coalesce(state, '') <> 'dead' AND pgque._cancelled(q.queue_id, c.sub_id, $2) THEN
+            state := 'cancelled';
+        END IF;
         state := coalesce(state, pgque._stored_status(d, done));
         IF state = 'delayed' THEN
             due_at := d.dq_due;
@@ -6029,7 +6064,8 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     IF NOT FOUND THEN
-        state := CASE WHEN cardinality(copies) > 0 THEN 'unclaimed'
+        state := CASE WHEN pgque._cancelled(q.queue_id, NULL, $2) THEN 'cancelled'
+                      WHEN cardinality(copies) > 0 THEN 'unclaimed'
                       ELSE pgque._stored_status(d, done) END;
         due_at := CASE WHEN state = 'delayed' THEN d.dq_due END;
         type := m.ev_type;  payload := m.ev_data;  created_at := m.ev_time;
@@ -6177,6 +6213,139 @@ BEGIN
 END
 $$;
 
+-- Cancellation.  A cancelled message is never handed out again: every
+-- batch query skips the ids in this store for its consumer while the queue
+-- has any (_batch_ctx, _batch_sql); the event tables are not touched.  One
+-- row per consumer the message was cancelled for (cx_sub NULL: the queue
+-- had no consumer, so for whichever comes).  cx_gen is the queue's table
+-- generation when it was cancelled: the message's rows are in that
+-- generation's table or older, and no new copy can follow (cancel() empties
+-- the retry store, and a nack of it returns 'cancelled'), so maint()
+-- forgets the row once every table of those generations was reclaimed.
+CREATE TABLE pgque.cancelled (
+    cx_queue int         NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
+    cx_id    bigint      NOT NULL,
+    cx_sub   int         REFERENCES pgque.consumer ON DELETE CASCADE,
+    cx_gen   bigint      NOT NULL,
+    cx_held  boolean     NOT NULL,   -- it was handed out and not acknowledged then
+    cx_time  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON pgque.cancelled (cx_queue, cx_id);
+DO $$
+BEGIN
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.cancelled', '');
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;  -- plain SQL install: not an extension
+END
+$$;
+
+-- _cancelled(queue_id, sub_id, id): message id of the queue is cancelled
+-- for the consumer sub_id.
+CREATE FUNCTION pgque._cancelled(queue_id int, sub_id int, id bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pgque.cancelled x
+                    WHERE x.cx_queue = queue_id AND x.cx_id = id AND (x.cx_sub IS NULL OR x.cx_sub = sub_id))
+$$;
+
+-- _forget_cancelled(): forget the cancellations whose messages rotation
+-- reclaimed (see pgque.cancelled).  Returns how many.
+CREATE FUNCTION pgque._forget_cancelled() RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    n int;
+BEGIN
+    DELETE FROM pgque.cancelled x USING pgque.queue q
+     WHERE q.queue_id = x.cx_queue AND q.queue_gen >= x.cx_gen + q.queue_ntables;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- cancel(queue_name, msg_id [, for_consumer]): take a message back before
+-- it is handled: for for_consumer only, or (NULL) for every consumer of
+-- the queue.  Returns one row per consumer (consumer_name NULL when the
+-- queue has none) with the outcome:
+--   cancelled   it will never be handed out to it (it was pending, not
+--               ticked yet, retrying: its retry is dropped, or delayed:
+--               the delayed send is cancelled for every consumer)
+--   handed_out  it is being handled: it is cancelled as well (never handed
+--               out again, nack() returns 'cancelled'), and heartbeat() of
+--               the piece holding it returns 2 so its worker can stop
+--   done, dead  too late: it was handled already; nothing changes
+--   unknown     nothing holds it (see message_status()); nothing changes
+-- Exactly one wins against delivery, retry and takeover: cancel() locks
+-- the consumers and their workers as handing out does, and decides on
+-- what is committed then.  Cancelling again returns the same outcomes.
+-- Errors: PQ001, PQ003 (for_consumer not subscribed), PQ006 (msg_id
+-- NULL), 42501 (a role that may not send to the queue).
+CREATE FUNCTION pgque.cancel(queue_name text, msg_id bigint, for_consumer text DEFAULT NULL)
+RETURNS TABLE (consumer_name text, outcome text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q  pgque.queue;
+    c  pgque.subscription;
+    r  record;
+    ids int[];
+    st text;
+BEGIN
+    q := pgque._message_queue($1, $2, 'send');
+    PERFORM pgque._require_read_committed('cancel()');
+    IF $3 IS NOT NULL THEN
+        c := pgque._subscription($1, $3, false);
+    END IF;
+    -- The consumers first, then their workers, in id order: the order
+    -- receive() takes them in, so the two never deadlock.
+    ids := ARRAY(SELECT x.sub_id FROM pgque.consumer x
+                  WHERE x.sub_queue = q.queue_id AND x.sub_parent IS NULL AND (c.sub_id IS NULL OR x.sub_id = c.sub_id)
+                  ORDER BY x.sub_id FOR UPDATE);
+    PERFORM 1 FROM pgque.consumer x WHERE x.sub_parent = ANY (ids) ORDER BY x.sub_id FOR UPDATE;
+    IF EXISTS (SELECT 1 FROM pgque.delayed x WHERE x.dq_queue = q.queue_id AND x.ev_id = $2)
+       AND NOT EXISTS (SELECT 1 FROM pgque.delayed_done x WHERE x.dd_queue = q.queue_id AND x.ev_id = $2) THEN
+        PERFORM pgque.cancel_scheduled($1, $2);
+    END IF;
+    FOR r IN SELECT * FROM pgque.message_status($1, $2) m
+              WHERE $3 IS NULL OR m.consumer_name = $3 LOOP
+        consumer_name := r.consumer_name;
+        st := r.state;
+        outcome := CASE WHEN st IN ('done', 'dead', 'unknown', 'handed_out') THEN st ELSE 'cancelled' END;
+        IF st IN ('pending', 'not_ticked', 'retrying', 'handed_out', 'unclaimed') THEN
+            SELECT * INTO c FROM pgque.subscription x
+             WHERE x.sub_queue = q.queue_id AND x.sub_consumer = r.consumer_name AND x.sub_parent IS NULL;
+            DELETE FROM pgque.retry_queue x WHERE x.rq_sub = c.sub_id AND x.ev_id = $2;
+            INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held)
+            SELECT q.queue_id, $2, c.sub_id, pgque._seq_value(q.queue_gen_seq), st = 'handed_out'
+             WHERE NOT pgque._cancelled(q.queue_id, c.sub_id, $2);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- _piece_cancelled(s, end_txid, end_id): a message of s's open batch
+-- after its acknowledged position up to the row (end_txid, end_id), the
+-- end of a piece, was cancelled while it was handed out: what heartbeat()
+-- reports to the piece's worker.  (Messages cancelled before they were
+-- handed out were skipped, so they are not in the piece.)
+CREATE FUNCTION pgque._piece_cancelled(s pgque.subscription, end_txid xid8, end_id bigint) RETURNS boolean
+LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+                 SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
+DECLARE
+    ctx  pgque._batch_ctx := pgque._batch_ctx(s);
+    cond text;
+    hit  boolean;
+BEGIN
+    IF ctx.cancels IS NULL THEN
+        RETURN false;
+    END IF;
+    cond := format(' AND (ev_txid, ev_id) <= ($4, $3) AND EXISTS (SELECT 1 FROM pgque.cancelled x'
+                   ' WHERE x.cx_queue = %s AND x.cx_id = ev_id AND x.cx_sub = %s AND x.cx_held)', ctx.cancels, ctx.sub_id);
+    ctx.cancels := NULL;  -- the batch with its cancelled messages
+    EXECUTE 'SELECT EXISTS (' || pgque._batch_sql(ctx, cond, 'LIMIT 1') || ')' INTO hit
+      USING ctx, 1::bigint, end_id, end_txid;
+    RETURN hit;
+END
+$$;
+
 -- ---- extension/src/99_security.sql ----
 -- Roles and privileges.  PUBLIC gets nothing; everything goes through the
 -- SECURITY DEFINER API functions, each with a pinned search_path.
@@ -6225,6 +6394,8 @@ GRANT pgque_reader, pgque_writer TO pgque_admin;
 
 REVOKE ALL ON SCHEMA pgque FROM PUBLIC;
 GRANT USAGE ON SCHEMA pgque TO pgque_reader, pgque_writer, pgque_admin, pgque_tenant;
+-- receive_query's clients read the cancellation store with the event tables.
+GRANT SELECT ON pgque.cancelled TO pgque_reader;
 REVOKE ALL ON ALL TABLES IN SCHEMA pgque FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgque FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgque FROM PUBLIC;
@@ -6253,7 +6424,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.send_at(text, text, jsonb, timestamptz, text, text, text, text),
     pgque.send_unique(text, text, text, text, interval),
     pgque.send_unique(text, text, jsonb, text, interval),
-    pgque.cancel_scheduled(text, bigint)
+    pgque.cancel_scheduled(text, bigint),
+    pgque.cancel(text, bigint, text)
 TO pgque_writer;
 
 GRANT EXECUTE ON FUNCTION

@@ -316,7 +316,9 @@ CREATE TYPE pgque._batch_ctx AS (
     range_txid xid8,          -- the same position, raised to (lo, 0) for the range
     range_id   bigint,        --   scan (see _batch_sql)
     end_txid   xid8,          -- a window cut from a tick range ends with this row;
-    end_id     bigint         --   NULL: the batch ends with the end tick
+    end_id     bigint,        --   NULL: the batch ends with the end tick
+    cancels    int            -- the queue id while it has cancelled messages
+                              -- (21_jobs.sql): skip them; NULL: none
 );
 
 -- Keep the catalog in pg_dump output when installed as an extension.

@@ -51,6 +51,11 @@ BEGIN
     END IF;
     ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
     ctx.sub_id := coalesce(s.sub_parent, s.sub_id);  -- a worker sees its consumer's retries
+    -- One probe of a small index; with no cancellation the batch queries
+    -- stay as they were.
+    IF EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id) THEN
+        ctx.cancels := q.queue_id;
+    END IF;
     IF from_start OR s.sub_ack_txid IS NULL THEN
         ctx.after_txid := coalesce(s.sub_start_txid, '0');  ctx.after_id := coalesce(s.sub_start_id, 0);
     ELSE
@@ -100,6 +105,11 @@ DECLARE
 BEGIN
     IF ctx.end_txid IS NOT NULL THEN  -- a window that ends inside its tick range
         cond := format(' AND (ev_txid, ev_id) OPERATOR(pg_catalog.<=) (%1$s.end_txid, %1$s.end_id)', ref) || cond;
+    END IF;
+    IF ctx.cancels IS NOT NULL THEN  -- cancelled messages are never handed out (21_jobs.sql)
+        cond := cond || format(' AND NOT EXISTS (SELECT FROM pgque.cancelled x'
+                            || ' WHERE x.cx_queue OPERATOR(pg_catalog.=) %1$s.cancels AND x.cx_id OPERATOR(pg_catalog.=) ev_id'
+                            || ' AND (x.cx_sub IS NULL OR x.cx_sub OPERATOR(pg_catalog.=) %1$s.sub_id))', ref);
     END IF;
     FOREACH t IN ARRAY ctx.tables LOOP
         parts := parts || format(

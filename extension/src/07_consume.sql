@@ -365,11 +365,13 @@ $$;
 
 -- _piece_message(batch_id, msg_id): the subscription that holds the open
 -- piece batch_id and its unacknowledged message msg_id, for the calls that
--- settle one message (nack, snooze, reject).
+-- settle one message (nack, snooze, reject); cancelled when cancel() took
+-- the message back (21_jobs.sql; e is NULL then).
 -- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
 -- piece (or was already acked), PQ006 NULL msg_id, PQ027 a batch id,
 -- PQ028 its batch was taken over by another worker.
-CREATE FUNCTION pgque._piece_message(batch_id bigint, msg_id bigint, OUT s pgque.subscription, OUT e pgque.event)
+CREATE FUNCTION pgque._piece_message(batch_id bigint, msg_id bigint, OUT s pgque.subscription, OUT e pgque.event,
+                                     OUT cancelled boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     p record;
@@ -387,7 +389,8 @@ BEGIN
     SELECT * INTO e FROM pgque._batch_rows(s, false, 'AND ev_id = $3 AND ev_txid <= $4', '',
                                            NULL, msg_id, p.end_txid) r
      WHERE (r.ev_txid, r.ev_id) <= (p.end_txid, p.end_id);
-    IF e.ev_id IS NULL THEN
+    cancelled := e.ev_id IS NULL AND pgque._cancelled(s.sub_queue, coalesce(s.sub_parent, s.sub_id), msg_id);
+    IF e.ev_id IS NULL AND NOT cancelled THEN
         RAISE EXCEPTION 'pgque: message % is not an unacknowledged message of batch %', msg_id, batch_id
             USING ERRCODE = 'PQ005';
     END IF;
@@ -401,7 +404,8 @@ $$;
 -- The piece must still be acked.  A message already settled in the piece
 -- (nacked, snoozed or rejected: queued for retry or dead-lettered) is left
 -- as it is, so repeating a nack changes nothing and returns the same answer.
--- Returns 'retry' or 'dead'.
+-- Returns 'retry' or 'dead', or 'cancelled' when cancel() took the message
+-- back (21_jobs.sql): nothing is retried or dead-lettered then.
 -- Errors: PQ004 the piece's batch is not open (unknown, or finished),
 -- PQ005 msg_id is not in the piece (or was already acked), PQ006 NULL
 -- msg_id, retry_after negative or more than 100 years, PQ027 a batch id,

@@ -379,6 +379,7 @@ BEGIN
     PERFORM pgque._forget_stale_errors();
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
     n := n + pgque._forget_dropped_roles();  -- grants of dropped roles, 17_namespace.sql
+    n := n + pgque._forget_cancelled();  -- cancellations of reclaimed messages, 21_jobs.sql
     RETURN n + pgque.maint_rotate_logs() + pgque.maint_retry_events()
              + pgque.maint_rotate_delayed() + pgque.maint_rotate_dedup() + pgque.maint_delayed_events()
              + pgque._forget_idle_workers(interval '1 hour');

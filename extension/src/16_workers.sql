@@ -198,7 +198,9 @@ $$;
 -- renews the lease as well.  For a plain reader's batch it records that
 -- the reader is alive, so that no worker takes the batch over.
 -- Returns 1 when the batch is still the caller's, 0 when the piece is
--- unknown, or its batch was finished or taken over by another worker.
+-- unknown, or its batch was finished or taken over by another worker; 2
+-- when it is still the caller's but cancel() took back a message of the
+-- piece (21_jobs.sql): stop handling that message and ack the piece.
 -- Errors: PQ006 (NULL batch id, lease not in (0, 1 day]; NULL means 30
 -- seconds), PQ027 (a batch id).
 CREATE FUNCTION pgque.heartbeat(batch_id bigint, lease interval DEFAULT '30 seconds') RETURNS int
@@ -216,7 +218,7 @@ BEGIN
         s.sub_lease_until := clock_timestamp() + lease;
     END IF;
     PERFORM pgque._save(s);
-    RETURN 1;
+    RETURN CASE WHEN pgque._piece_cancelled(s, p.end_txid, p.end_id) THEN 2 ELSE 1 END;
 END
 $$;
 

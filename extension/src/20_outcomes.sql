@@ -21,7 +21,8 @@ $$;
 
 -- _to_settle(batch_id, msg_id): for the calls that settle a message of a
 -- piece: the consumer that owns its retries and dead letters, the event,
--- and how it was settled already (NULL: not yet).  Errors: those of
+-- and how it was settled already (NULL: not yet; 'cancelled' when
+-- cancel() took it back, which leaves nothing to do).  Errors: those of
 -- _piece_message.
 CREATE FUNCTION pgque._to_settle(batch_id bigint, msg_id bigint,
                                  OUT owner pgque.subscription, OUT e pgque.event, OUT was text)
@@ -31,7 +32,7 @@ DECLARE
 BEGIN
     owner := pgque._owner(m.s);
     e := m.e;
-    was := pgque._settled_as(owner, msg_id);
+    was := CASE WHEN m.cancelled THEN 'cancelled' ELSE pgque._settled_as(owner, msg_id) END;
 END
 $$;
 
@@ -40,7 +41,7 @@ $$;
 -- failed attempt: its retry_count stays as it is (NULL when it never
 -- failed) and it is never dead-lettered for it.
 -- Returns 'snoozed', or 'retry' / 'dead' when the message was already
--- settled so (nothing changes).
+-- settled so, 'cancelled' when cancel() took it back (nothing changes).
 -- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
 -- piece (or was already acked), PQ006 NULL msg_id or delay, delay negative
 -- or more than 100 years, PQ027 a batch id, PQ028 its batch was taken over
@@ -62,8 +63,8 @@ $$;
 -- reject(batch_id, msg_id, reason): put this message of the piece
 -- batch_id in the dead letters of this consumer now, with reason, however
 -- many retries it has left (a message that can never succeed).
--- Returns 'dead', or 'retry' when it was already queued for retry
--- (nothing changes).
+-- Returns 'dead', or 'retry' when it was already queued for retry,
+-- 'cancelled' when cancel() took it back (nothing changes).
 -- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
 -- piece (or was already acked), PQ006 NULL msg_id, PQ027 a batch id,
 -- PQ028 its batch was taken over by another worker.

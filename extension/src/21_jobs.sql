@@ -10,6 +10,20 @@
 -- copy owned by one consumer (ev_owner) under the same id; the newest copy
 -- a consumer owns says where it stands, otherwise the original does.
 
+-- _message_queue(queue_name, msg_id, privilege): the queue of a call
+-- about one of its messages, once the caller may privilege it (42501) and
+-- msg_id is not NULL (PQ006).  PQ001 for an unknown queue.
+CREATE FUNCTION pgque._message_queue(queue_name text, msg_id bigint, privilege text) RETURNS pgque.queue
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgque._authorize(queue_name, privilege);
+    IF msg_id IS NULL THEN
+        PERFORM pgque._invalid('msg_id', 'must not be NULL');
+    END IF;
+    RETURN pgque._queue(queue_name);
+END
+$$;
+
 -- _in_batch(s, txid, id): the row (txid, id) belongs to s's open batch or
 -- tick range: committed between its two ticks, and inside its window
 -- (after sub_start_*, up to sub_end_*) when it is a worker's window.
@@ -89,7 +103,9 @@ $$;
 --               attempt that comes next, due_at when
 --   dead        in the dead letters: reason, dead_at, retry_count
 --   delayed     sent with send_at and not due yet: due_at (every consumer)
---   cancelled   a delayed send cancelled with cancel_scheduled()
+--   cancelled   cancel() took it back for this consumer (worker_name
+--               still says who holds it if it was handed out and not
+--               acknowledged), or a delayed send was cancelled
 --   unclaimed   the queue has no consumer; the event is kept or passed
 --   unknown     no table or store holds it: never sent, not committed
 --               yet, or reclaimed by rotation
@@ -120,11 +136,7 @@ DECLARE
     dl     pgque.dead_letter;
     r      record;
 BEGIN
-    PERFORM pgque._authorize($1, 'receive');
-    IF $2 IS NULL THEN
-        PERFORM pgque._invalid('msg_id', 'must not be NULL');
-    END IF;
-    q := pgque._queue($1);
+    q := pgque._message_queue($1, $2, 'receive');
     t := pgque._last_tick(q.queue_id);
     copies := ARRAY(SELECT x FROM pgque.event x
                      WHERE x.ev_slot >= q.queue_slot AND x.ev_slot < q.queue_slot + q.queue_ntables
@@ -162,6 +174,9 @@ BEGIN
             state := r.state;  worker_name := r.worker_name;  lease_until := r.lease_until;
             retry_count := e.ev_retry;
         END IF;
+        IF coalesce(state, '') <> 'dead' AND pgque._cancelled(q.queue_id, c.sub_id, $2) THEN
+            state := 'cancelled';
+        END IF;
         state := coalesce(state, pgque._stored_status(d, done));
         IF state = 'delayed' THEN
             due_at := d.dq_due;
@@ -171,7 +186,8 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     IF NOT FOUND THEN
-        state := CASE WHEN cardinality(copies) > 0 THEN 'unclaimed'
+        state := CASE WHEN pgque._cancelled(q.queue_id, NULL, $2) THEN 'cancelled'
+                      WHEN cardinality(copies) > 0 THEN 'unclaimed'
                       ELSE pgque._stored_status(d, done) END;
         due_at := CASE WHEN state = 'delayed' THEN d.dq_due END;
         type := m.ev_type;  payload := m.ev_data;  created_at := m.ev_time;
@@ -316,5 +332,138 @@ BEGIN
       FROM f
      WHERE f.id IN (SELECT DISTINCT y.id FROM f y ORDER BY y.id LIMIT $4)
      ORDER BY f.id, f.who;
+END
+$$;
+
+-- Cancellation.  A cancelled message is never handed out again: every
+-- batch query skips the ids in this store for its consumer while the queue
+-- has any (_batch_ctx, _batch_sql); the event tables are not touched.  One
+-- row per consumer the message was cancelled for (cx_sub NULL: the queue
+-- had no consumer, so for whichever comes).  cx_gen is the queue's table
+-- generation when it was cancelled: the message's rows are in that
+-- generation's table or older, and no new copy can follow (cancel() empties
+-- the retry store, and a nack of it returns 'cancelled'), so maint()
+-- forgets the row once every table of those generations was reclaimed.
+CREATE TABLE pgque.cancelled (
+    cx_queue int         NOT NULL REFERENCES pgque.queue ON DELETE CASCADE,
+    cx_id    bigint      NOT NULL,
+    cx_sub   int         REFERENCES pgque.consumer ON DELETE CASCADE,
+    cx_gen   bigint      NOT NULL,
+    cx_held  boolean     NOT NULL,   -- it was handed out and not acknowledged then
+    cx_time  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON pgque.cancelled (cx_queue, cx_id);
+DO $$
+BEGIN
+    PERFORM pg_catalog.pg_extension_config_dump('pgque.cancelled', '');
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;  -- plain SQL install: not an extension
+END
+$$;
+
+-- _cancelled(queue_id, sub_id, id): message id of the queue is cancelled
+-- for the consumer sub_id.
+CREATE FUNCTION pgque._cancelled(queue_id int, sub_id int, id bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pgque.cancelled x
+                    WHERE x.cx_queue = queue_id AND x.cx_id = id AND (x.cx_sub IS NULL OR x.cx_sub = sub_id))
+$$;
+
+-- _forget_cancelled(): forget the cancellations whose messages rotation
+-- reclaimed (see pgque.cancelled).  Returns how many.
+CREATE FUNCTION pgque._forget_cancelled() RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    n int;
+BEGIN
+    DELETE FROM pgque.cancelled x USING pgque.queue q
+     WHERE q.queue_id = x.cx_queue AND q.queue_gen >= x.cx_gen + q.queue_ntables;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- cancel(queue_name, msg_id [, for_consumer]): take a message back before
+-- it is handled: for for_consumer only, or (NULL) for every consumer of
+-- the queue.  Returns one row per consumer (consumer_name NULL when the
+-- queue has none) with the outcome:
+--   cancelled   it will never be handed out to it (it was pending, not
+--               ticked yet, retrying: its retry is dropped, or delayed:
+--               the delayed send is cancelled for every consumer)
+--   handed_out  it is being handled: it is cancelled as well (never handed
+--               out again, nack() returns 'cancelled'), and heartbeat() of
+--               the piece holding it returns 2 so its worker can stop
+--   done, dead  too late: it was handled already; nothing changes
+--   unknown     nothing holds it (see message_status()); nothing changes
+-- Exactly one wins against delivery, retry and takeover: cancel() locks
+-- the consumers and their workers as handing out does, and decides on
+-- what is committed then.  Cancelling again returns the same outcomes.
+-- Errors: PQ001, PQ003 (for_consumer not subscribed), PQ006 (msg_id
+-- NULL), 42501 (a role that may not send to the queue).
+CREATE FUNCTION pgque.cancel(queue_name text, msg_id bigint, for_consumer text DEFAULT NULL)
+RETURNS TABLE (consumer_name text, outcome text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    q  pgque.queue;
+    c  pgque.subscription;
+    r  record;
+    ids int[];
+    st text;
+BEGIN
+    q := pgque._message_queue($1, $2, 'send');
+    PERFORM pgque._require_read_committed('cancel()');
+    IF $3 IS NOT NULL THEN
+        c := pgque._subscription($1, $3, false);
+    END IF;
+    -- The consumers first, then their workers, in id order: the order
+    -- receive() takes them in, so the two never deadlock.
+    ids := ARRAY(SELECT x.sub_id FROM pgque.consumer x
+                  WHERE x.sub_queue = q.queue_id AND x.sub_parent IS NULL AND (c.sub_id IS NULL OR x.sub_id = c.sub_id)
+                  ORDER BY x.sub_id FOR UPDATE);
+    PERFORM 1 FROM pgque.consumer x WHERE x.sub_parent = ANY (ids) ORDER BY x.sub_id FOR UPDATE;
+    IF EXISTS (SELECT 1 FROM pgque.delayed x WHERE x.dq_queue = q.queue_id AND x.ev_id = $2)
+       AND NOT EXISTS (SELECT 1 FROM pgque.delayed_done x WHERE x.dd_queue = q.queue_id AND x.ev_id = $2) THEN
+        PERFORM pgque.cancel_scheduled($1, $2);
+    END IF;
+    FOR r IN SELECT * FROM pgque.message_status($1, $2) m
+              WHERE $3 IS NULL OR m.consumer_name = $3 LOOP
+        consumer_name := r.consumer_name;
+        st := r.state;
+        outcome := CASE WHEN st IN ('done', 'dead', 'unknown', 'handed_out') THEN st ELSE 'cancelled' END;
+        IF st IN ('pending', 'not_ticked', 'retrying', 'handed_out', 'unclaimed') THEN
+            SELECT * INTO c FROM pgque.subscription x
+             WHERE x.sub_queue = q.queue_id AND x.sub_consumer = r.consumer_name AND x.sub_parent IS NULL;
+            DELETE FROM pgque.retry_queue x WHERE x.rq_sub = c.sub_id AND x.ev_id = $2;
+            INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held)
+            SELECT q.queue_id, $2, c.sub_id, pgque._seq_value(q.queue_gen_seq), st = 'handed_out'
+             WHERE NOT pgque._cancelled(q.queue_id, c.sub_id, $2);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- _piece_cancelled(s, end_txid, end_id): a message of s's open batch
+-- after its acknowledged position up to the row (end_txid, end_id), the
+-- end of a piece, was cancelled while it was handed out: what heartbeat()
+-- reports to the piece's worker.  (Messages cancelled before they were
+-- handed out were skipped, so they are not in the piece.)
+CREATE FUNCTION pgque._piece_cancelled(s pgque.subscription, end_txid xid8, end_id bigint) RETURNS boolean
+LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
+                 SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
+DECLARE
+    ctx  pgque._batch_ctx := pgque._batch_ctx(s);
+    cond text;
+    hit  boolean;
+BEGIN
+    IF ctx.cancels IS NULL THEN
+        RETURN false;
+    END IF;
+    cond := format(' AND (ev_txid, ev_id) <= ($4, $3) AND EXISTS (SELECT 1 FROM pgque.cancelled x'
+                   ' WHERE x.cx_queue = %s AND x.cx_id = ev_id AND x.cx_sub = %s AND x.cx_held)', ctx.cancels, ctx.sub_id);
+    ctx.cancels := NULL;  -- the batch with its cancelled messages
+    EXECUTE 'SELECT EXISTS (' || pgque._batch_sql(ctx, cond, 'LIMIT 1') || ')' INTO hit
+      USING ctx, 1::bigint, end_id, end_txid;
+    RETURN hit;
 END
 $$;

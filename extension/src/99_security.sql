@@ -45,6 +45,8 @@ GRANT pgque_reader, pgque_writer TO pgque_admin;
 
 REVOKE ALL ON SCHEMA pgque FROM PUBLIC;
 GRANT USAGE ON SCHEMA pgque TO pgque_reader, pgque_writer, pgque_admin, pgque_tenant;
+-- receive_query's clients read the cancellation store with the event tables.
+GRANT SELECT ON pgque.cancelled TO pgque_reader;
 REVOKE ALL ON ALL TABLES IN SCHEMA pgque FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgque FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgque FROM PUBLIC;
@@ -73,7 +75,8 @@ GRANT EXECUTE ON FUNCTION
     pgque.send_at(text, text, jsonb, timestamptz, text, text, text, text),
     pgque.send_unique(text, text, text, text, interval),
     pgque.send_unique(text, text, jsonb, text, interval),
-    pgque.cancel_scheduled(text, bigint)
+    pgque.cancel_scheduled(text, bigint),
+    pgque.cancel(text, bigint, text)
 TO pgque_writer;
 
 GRANT EXECUTE ON FUNCTION

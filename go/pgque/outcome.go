@@ -8,8 +8,13 @@ import (
 )
 
 // OutcomeSnoozed is what became of a snoozed message (Snooze): it comes
-// back after the delay, its RetryCount unchanged.
-const OutcomeSnoozed Outcome = "snoozed"
+// back after the delay, its RetryCount unchanged.  OutcomeCancelled: the
+// message was cancelled (pgque.cancel in SQL) while it was handed out, so
+// Nack, Snooze and Reject leave it alone: it is not delivered again.
+const (
+	OutcomeSnoozed   Outcome = "snoozed"
+	OutcomeCancelled Outcome = "cancelled"
+)
 
 // SnoozeError is what Snooze returns; see there.
 type SnoozeError struct {

@@ -68,14 +68,16 @@ func (c *Client) ReceiveAsWorkerTx(ctx context.Context, tx DBTX, queue, consumer
 // by another worker after the lease ran out (whatever the worker still
 // handles of it will be delivered to the other one as well).  For a plain
 // reader's batch it records that the reader is alive, so that no worker
-// takes the batch over.
+// takes the batch over.  A message of the piece cancelled meanwhile
+// (pgque.cancel) leaves the batch the worker's: it reports true, and the
+// cancelled message's nack returns OutcomeCancelled.
 func (c *Client) Heartbeat(ctx context.Context, batchID int64, lease time.Duration) (bool, error) {
 	const op = "pgque: heartbeat"
 	if err := checkLease(op, lease); err != nil {
 		return false, err
 	}
 	n, err := c.exec1(ctx, op, `SELECT pgque.heartbeat($1, $2)`, batchID, lease)
-	return n == 1, err
+	return n >= 1, err // 2: ours, with a message cancelled
 }
 
 // HeartbeatTx is Heartbeat inside tx (a pgx.Tx, or a database/sql transaction

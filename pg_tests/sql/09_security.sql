@@ -168,6 +168,8 @@ SELECT test.err($$DELETE FROM pgque.queue$$);
 SELECT left(test.err(format('TRUNCATE %s', :'evt')), 5) AS event_table_truncate;
 RESET ROLE;
 -- the same, from the catalog, for every table and sequence of the schema
+-- (readers read one table besides the events: pgque.cancelled, for
+-- receive_query's clients)
 SELECT r.role,
        count(*) FILTER (WHERE c.relkind = 'r' AND has_table_privilege(r.role, c.oid,
                         'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')) AS tables,

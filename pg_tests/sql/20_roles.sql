@@ -336,6 +336,7 @@ SELECT test.hostile('pgque.send_unique(text,text,text,text,interval)', 'q20h', '
 SELECT test.hostile('pgque.send_unique(text,text,jsonb,text,interval)', 'q20h', 't', '{}', 'k3', '1 minute');
 SELECT test.hostile('pgque.cancel_scheduled(text,bigint)', 'q20h',
                     '=(SELECT max(d.ev_id) FROM pgque.delayed d JOIN pgque.queue q ON q.queue_id = d.dq_queue WHERE q.queue_name = ''q20h'')');
+SELECT test.hostile('pgque.cancel(text,bigint,text)', 'q20h', '-1', NULL);
 -- schedules, made due so that maint() fires them
 SELECT test.hostile('pgque.create_schedule(text,text,text,text,interval,text,timestamp with time zone)',
                     's20a', 'q20h', 't', 'x', '1 hour', 'Europe/Berlin', NULL);

@@ -149,10 +149,69 @@ GRANT USAGE ON SCHEMA test TO t23_writer, t23_reader;
 SET ROLE t23_writer;
 SELECT test.err($$SELECT * FROM pgque.message_status('q23', 1)$$) AS writer;
 SELECT test.err($$SELECT * FROM pgque.list_messages('q23', 'dead')$$) AS writer_lists;
+SELECT test.err($$SELECT * FROM pgque.cancel('q23', -1)$$) AS writer_cancels;
 SET ROLE t23_reader;
 SELECT test.err($$SELECT * FROM pgque.message_status('q23', 1)$$) AS reader;
 SELECT test.err($$SELECT * FROM pgque.list_messages('q23', 'dead')$$) AS reader_lists;
+SELECT test.err($$SELECT * FROM pgque.cancel('q23', -1)$$) AS reader_cancels;
 RESET ROLE;
 REVOKE USAGE ON SCHEMA test FROM t23_writer, t23_reader;
 DROP ROLE t23_writer, t23_reader;
 SELECT pgque.drop_queue('q23', true), pgque.drop_queue('q23_none', true);
+
+---------------------------------------------------------------------------
+-- cancel: pending, not ticked, retrying, delayed and handed-out messages;
+-- for one consumer or all; a cancelled message is never handed out, a
+-- nack of it says so, the heartbeat of its piece returns 2; maint()
+-- forgets cancellations once rotation reclaimed their messages.
+---------------------------------------------------------------------------
+SELECT pgque.create_queue('q23c');
+SELECT pgque.subscribe('q23c', 'a');
+SELECT pgque.subscribe('q23c', 'b');
+SELECT min(id) AS c1 FROM unnest(pgque.send_batch('q23c', 'x', ARRAY['c1', 'c2', 'c3', 'c4'])) id \gset
+SELECT pgque.force_tick('q23c') IS NOT NULL AS ticked;
+SELECT pgque.send('q23c', 'x', 'c5') AS c5 \gset
+-- c1 handed out to a; c2 cancelled for everyone; c3 for b only; c5 before its tick
+SELECT count(*) AS a_got FROM pgque.receive('q23c', 'a', 1);
+SELECT * FROM pgque.cancel('q23c', :c1);
+SELECT * FROM pgque.cancel('q23c', :c1 + 1);
+SELECT * FROM pgque.cancel('q23c', :c1 + 2, 'b');
+SELECT * FROM pgque.cancel('q23c', :c5);
+SELECT * FROM pgque.cancel('q23c', :c1 + 1);
+SELECT consumer_name, state, worker_name FROM pgque.message_status('q23c', :c1 + 1);
+-- a's heartbeat of the piece holding c1 says a message was cancelled; its
+-- nack of c1 neither retries nor dead-letters it
+SELECT pgque.heartbeat(test.piece('q23c', 'a')) AS heartbeat;
+SELECT pgque.nack(test.piece('q23c', 'a'), :c1) AS nacked;
+SELECT pgque.ack(test.piece('q23c', 'a')) AS a_acked;
+SELECT pgque.force_tick('q23c') IS NOT NULL AS ticked;
+SELECT array_agg(msg_id - :c1 ORDER BY msg_id) AS a_gets FROM pgque.receive('q23c', 'a', 100);
+SELECT pgque.heartbeat(test.piece('q23c', 'a')) AS heartbeat_clean;
+SELECT array_agg(msg_id - :c1 ORDER BY msg_id) AS b_gets FROM pgque.receive('q23c', 'b', 100);
+SELECT pgque.ack(test.piece('q23c', 'a')), pgque.ack(test.piece('q23c', 'b'));
+SELECT count(*) AS retries, (SELECT count(*) FROM pgque.dead_letter d JOIN pgque.queue q ON q.queue_id = d.dl_queue
+                              WHERE q.queue_name = 'q23c') AS dead
+  FROM pgque.retry_queue r JOIN pgque.queue q ON q.queue_id = r.rq_queue WHERE q.queue_name = 'q23c';
+-- done is too late
+SELECT * FROM pgque.cancel('q23c', :c1 + 3);
+-- a retrying message: its retry is dropped and never comes back
+SELECT pgque.send('q23c', 'x', 'c6') AS c6 \gset
+SELECT pgque.force_tick('q23c') IS NOT NULL AS ticked;
+SELECT count(*) AS a_got FROM pgque.receive('q23c', 'a', 10);
+SELECT pgque.nack(test.piece('q23c', 'a'), :c6, interval '0') AS nacked;
+SELECT pgque.ack(test.piece('q23c', 'a')) AS a_acked;
+SELECT * FROM pgque.cancel('q23c', :c6, 'a');
+SELECT pgque.maint_retry_events() AS moved;
+-- a delayed message is cancelled for every consumer
+SELECT pgque.send_at('q23c', 'later', 'c7', now() + interval '1 hour') AS c7 \gset
+SELECT * FROM pgque.cancel('q23c', :c7);
+SELECT * FROM pgque.cancel('q23c', -1);
+SELECT test.err($$SELECT * FROM pgque.cancel('q23c', NULL)$$) AS null_id;
+SELECT test.err($$SELECT * FROM pgque.cancel('q23c', 1, 'nobody')$$) AS unknown_consumer;
+SELECT test.err($$SELECT * FROM pgque.cancel('q23_nope', 1)$$) AS unknown_queue;
+-- rotation: once every table that held them was reclaimed, maint() forgets them
+SELECT count(*) AS stored FROM pgque.cancelled x JOIN pgque.queue q ON q.queue_id = x.cx_queue WHERE q.queue_name = 'q23c';
+SELECT pgque._forget_cancelled() AS forgotten_too_early;
+UPDATE pgque.cancelled x SET cx_gen = cx_gen - 3 FROM pgque.queue q WHERE q.queue_id = x.cx_queue AND q.queue_name = 'q23c';
+SELECT pgque._forget_cancelled() AS forgotten;
+SELECT pgque.drop_queue('q23c', true);
