@@ -93,4 +93,15 @@ SELECT consumer_name, payload FROM pgque.dlq_list('q23') ORDER BY payload;
 SELECT s.sub_consumer, r.ev_data FROM pgque.retry_queue r JOIN pgque.subscription s ON s.sub_id = r.rq_sub
  ORDER BY 2;
 
+-- a message cancelled while handed out: nothing left to settle
+SELECT pgque.send('q23', 't', 'c-me') IS NOT NULL AS sent;
+SELECT pgque.ticker('q23') IS NOT NULL AS ticked;
+SELECT * FROM pg_temp.got('q23', 'a');
+SELECT consumer_name, outcome FROM pgque.cancel('q23', pg_temp.id('c-me'), 'a');
+SELECT pgque.snooze(test.piece('q23', 'a'), pg_temp.id('c-me'), '0');
+SELECT pgque.reject(test.piece('q23', 'a'), pg_temp.id('c-me'), 'no');
+SELECT pgque.ack(test.piece('q23', 'a'));
+SELECT count(*) AS stored FROM pgque.retry_queue r JOIN pgque.subscription s ON s.sub_id = r.rq_sub
+ WHERE r.ev_data = 'c-me';
+
 SELECT pgque.drop_queue('q23', true);
