@@ -3261,7 +3261,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'cc1be1b438c4cfc7' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'd0cfe23ae3629b2c' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -6092,7 +6092,8 @@ $$;
 -- workers' windows were finished long ago, so the scan starts there, on
 -- the tables' (ev_txid, ev_id) index; each row left is placed as
 -- message_status() places it.  A message nacked and not acknowledged yet
--- is the retry store's (retrying), not pending.
+-- is the retry store's (retrying), not pending; a cancelled one is never
+-- handed out again, so it is not pending either.
 CREATE FUNCTION pgque._pending_rows(c pgque.subscription, t pgque.tick, after_msg_id bigint, event_type text,
                                     since timestamptz, until timestamptz, max_return int)
 RETURNS TABLE (msg_id bigint, consumer_name text, state text, worker_name text, lease_until timestamptz,
@@ -6124,6 +6125,7 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pgque.retry_queue x WHERE x.rq_sub = c.sub_id AND x.ev_id = e.ev_id)
        AND NOT EXISTS (SELECT 1 FROM pgque.dead_letter x
                         WHERE x.dl_queue = c.sub_queue AND x.dl_consumer = c.sub_consumer AND x.ev_id = e.ev_id)
+       AND NOT pgque._cancelled(c.sub_queue, c.sub_id, e.ev_id)
      ORDER BY e.ev_id
      LIMIT max_return;
 END

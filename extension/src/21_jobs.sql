@@ -214,7 +214,8 @@ $$;
 -- workers' windows were finished long ago, so the scan starts there, on
 -- the tables' (ev_txid, ev_id) index; each row left is placed as
 -- message_status() places it.  A message nacked and not acknowledged yet
--- is the retry store's (retrying), not pending.
+-- is the retry store's (retrying), not pending; a cancelled one is never
+-- handed out again, so it is not pending either.
 CREATE FUNCTION pgque._pending_rows(c pgque.subscription, t pgque.tick, after_msg_id bigint, event_type text,
                                     since timestamptz, until timestamptz, max_return int)
 RETURNS TABLE (msg_id bigint, consumer_name text, state text, worker_name text, lease_until timestamptz,
@@ -246,6 +247,7 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pgque.retry_queue x WHERE x.rq_sub = c.sub_id AND x.ev_id = e.ev_id)
        AND NOT EXISTS (SELECT 1 FROM pgque.dead_letter x
                         WHERE x.dl_queue = c.sub_queue AND x.dl_consumer = c.sub_consumer AND x.ev_id = e.ev_id)
+       AND NOT pgque._cancelled(c.sub_queue, c.sub_id, e.ev_id)
      ORDER BY e.ev_id
      LIMIT max_return;
 END

@@ -167,3 +167,39 @@ func (c *Client) ListMessages(ctx context.Context, queue string, state JobState,
 func (c *Client) ListMessagesTx(ctx context.Context, tx DBTX, queue string, state JobState, opts ListOptions) ([]MessageState, error) {
 	return c.inTx(tx).ListMessages(ctx, queue, state, opts)
 }
+
+// CancelResult is what Cancel did for one consumer: Outcome is
+// "cancelled" (it will never be handed out to it), "handed_out" (it is
+// being handled: cancelled too, and the piece's Heartbeat and Nack see
+// it), "done" or "dead" (too late: nothing changed), or "unknown".
+type CancelResult struct {
+	Consumer string // "" for the one row of a queue without consumers
+	Outcome  string
+}
+
+// Cancel takes message msgID of queue back before it is handled, for
+// consumer only, or for every consumer when consumer is "".  A cancelled
+// message is never delivered afterwards; a retrying one loses its retry, a
+// delayed one is cancelled for every consumer.  Cancelling again returns
+// the same outcomes.  It needs the right to send to the queue.
+func (c *Client) Cancel(ctx context.Context, queue string, msgID int64, consumer string) ([]CancelResult, error) {
+	const op = "pgque: cancel"
+	queue = c.qn(queue)
+	var who *string
+	if consumer != "" {
+		who = &consumer
+	}
+	rows, err := c.q().Query(ctx, `SELECT coalesce(consumer_name, ''), outcome FROM pgque.cancel($1, $2, $3)`,
+		queue, msgID, who)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[CancelResult])
+	return rs, wrap(op, err)
+}
+
+// CancelTx is Cancel inside tx (a pgx.Tx, or a database/sql transaction
+// through SQLTx).
+func (c *Client) CancelTx(ctx context.Context, tx DBTX, queue string, msgID int64, consumer string) ([]CancelResult, error) {
+	return c.inTx(tx).Cancel(ctx, queue, msgID, consumer)
+}

@@ -156,3 +156,43 @@ func TestListMessages(t *testing.T) {
 		t.Errorf("pending of an unknown consumer = %v, want ErrConsumerNotFound", err)
 	}
 }
+
+// Cancel: a pending message is never delivered to the consumer it was
+// cancelled for, and still is to the other; a second cancel says the same.
+func TestCancel(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t, "q", "a", "b")
+	id, err := client.Send(ctx, "q", pgque.Event{Type: "t", Payload: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := client.Send(ctx, "q", pgque.Event{Type: "t", Payload: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.ForceTick(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		rs, err := client.Cancel(ctx, "q", id, "a")
+		if err != nil || len(rs) != 1 || rs[0] != (pgque.CancelResult{Consumer: "a", Outcome: "cancelled"}) {
+			t.Fatalf("Cancel = %+v, %v", rs, err)
+		}
+	}
+	for c, want := range map[string]string{"a": fmt.Sprint([]int64{keep}), "b": fmt.Sprint([]int64{id, keep})} {
+		msgs, err := client.Receive(ctx, "q", c, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, m := range msgs {
+			got = append(got, m.MsgID)
+		}
+		if fmt.Sprint(got) != want {
+			t.Errorf("%s received %v, want %s", c, got, want)
+		}
+	}
+	if _, err := client.Cancel(ctx, "q", id, "nobody"); !errors.Is(err, pgque.ErrConsumerNotFound) {
+		t.Errorf("Cancel for an unknown consumer = %v, want ErrConsumerNotFound", err)
+	}
+}

@@ -385,6 +385,18 @@ func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]De
 	return out.DeadLetters, err
 }
 
+// Cancel takes message id of queue back before it is handled, for
+// consumer only ("": every consumer).
+func (c *Client) Cancel(ctx context.Context, queue string, id int64, consumer string) (CancelResponse, error) {
+	q := url.Values{}
+	if consumer != "" {
+		q.Set("consumer", consumer)
+	}
+	var out CancelResponse
+	err := c.do(ctx, http.MethodPost, queuePath(queue)+"/messages/"+strconv.FormatInt(id, 10)+"/cancel", q, nil, &out)
+	return out, err
+}
+
 // ListOptions narrows ListMessages; zero values leave a filter out.
 type ListOptions struct {
 	Consumer     string

@@ -325,6 +325,20 @@ type MessageList struct {
 	Messages []MessageState `json:"messages"`
 }
 
+// CancelResult is what a cancel did for one consumer: outcome cancelled,
+// handed_out (being handled: cancelled too), done or dead (too late), or
+// unknown.
+type CancelResult struct {
+	Consumer string `json:"consumer"`
+	Outcome  string `json:"outcome"`
+}
+
+// CancelResponse answers POST /v1/queues/{queue}/messages/{id}/cancel.
+type CancelResponse struct {
+	MsgID     int64          `json:"msg_id"`
+	Consumers []CancelResult `json:"consumers"`
+}
+
 // MessageStatus answers GET /v1/queues/{queue}/messages/{id}.
 type MessageStatus struct {
 	MsgID     int64          `json:"msg_id"`

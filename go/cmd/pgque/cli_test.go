@@ -1274,4 +1274,15 @@ func TestJobCommand(t *testing.T) {
 	c.fails(exitUsage, "--limit 0 is out of range", "jobs", "orders", "--state", "dead", "--limit", "0")
 	c.fails(exitUsage, "list_state", "jobs", "orders", "--state", "bogus")
 	c.fails(exitNotFound, "queue 'nope' does not exist", "jobs", "nope", "--state", "dead")
+
+	var cr pgquehttp.CancelResponse
+	c.okJSON(&cr, "cancel", "orders", "2", "--consumer", "mailer")
+	if cr.MsgID != 2 || len(cr.Consumers) != 1 || cr.Consumers[0] != (pgquehttp.CancelResult{Consumer: "mailer", Outcome: "cancelled"}) {
+		t.Errorf("cancel --json: %+v", cr)
+	}
+	if rows = tableRows(c.ok("cancel", "orders", "2")); len(rows) != 3 || rows[1][0] != "billing" || rows[1][1] != "cancelled" ||
+		rows[2][1] != "cancelled" {
+		t.Errorf("cancel for every consumer: %q", rows)
+	}
+	c.fails(exitNotFound, "", "cancel", "orders", "2", "--consumer", "nobody")
 }

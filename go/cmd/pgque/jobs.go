@@ -107,3 +107,42 @@ func stateRow(w io.Writer, s pgque.MessageState) {
 		timeOr(s.LeaseUntil, "-"), intOr(s.RetryCount, "-"), timeOr(s.DueAt, "-"), strOr(s.Reason, "-"),
 		typ, payload)
 }
+
+func newCancelCmd(g *globals) *cobra.Command {
+	var consumer string
+	cmd := &cobra.Command{
+		Use:   "cancel QUEUE MSG_ID",
+		Short: "Take a message back before it is handled",
+		Long: `cancel takes the message back for --consumer, or for every consumer of the
+queue: it is never delivered to them afterwards (a retrying one loses its
+retry, a delayed one is cancelled for all).  It prints what it did per
+consumer: cancelled, handed_out (being handled: cancelled too), done or dead
+(too late), unknown.`,
+		Args: exactArgs(2),
+	}
+	out := newOutput(cmd)
+	cmd.Flags().StringVar(&consumer, "consumer", "", "cancel for this consumer only")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		id, err := parseID("message id", args[1])
+		if err != nil {
+			return err
+		}
+		client, err := g.connect(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		rs, err := client.Cancel(cmd.Context(), args[0], id, consumer)
+		if err != nil {
+			return err
+		}
+		return printList(out, cmd, wire.Cancel(id, rs), rs, "CONSUMER\tOUTCOME", func(w io.Writer, r pgque.CancelResult) {
+			c := r.Consumer
+			if c == "" {
+				c = "-"
+			}
+			fmt.Fprintf(w, "%s\t%s\n", cell(c), r.Outcome)
+		})
+	}
+	return cmd
+}

@@ -96,7 +96,7 @@ func newRoot() *cobra.Command {
 		c.GroupID = "setup"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newSendCmd(g), newReceiveCmd(g), newPeekCmd(g), newAckCmd(g), newNackCmd(g), newJobCmd(g), newJobsCmd(g), newDLQCmd(g)} {
+	for _, c := range []*cobra.Command{newSendCmd(g), newReceiveCmd(g), newPeekCmd(g), newAckCmd(g), newNackCmd(g), newJobCmd(g), newJobsCmd(g), newCancelCmd(g), newDLQCmd(g)} {
 		c.GroupID = "messages"
 		root.AddCommand(c)
 	}

@@ -65,6 +65,7 @@ func (s *Server) routes() {
 
 	api("GET /v1/queues/{queue}/messages", ScopeRead, s.listMessages)
 	api("GET /v1/queues/{queue}/messages/{id}", ScopeRead, s.messageStatus)
+	api("POST /v1/queues/{queue}/messages/{id}/cancel", ScopeWrite, s.cancel)
 	api("GET /v1/queues/{queue}/dead-letters", ScopeAdmin, s.listDeadLetters)
 	api("DELETE /v1/queues/{queue}/dead-letters", ScopeAdmin, s.purgeDeadLetters)
 	api("POST /v1/dead-letters/{id}/replay", ScopeAdmin, s.replayDeadLetter)
@@ -691,6 +692,18 @@ func (s *Server) messageStatus(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, wire.MessageStatus(id, ss))
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathInt(r, "id")
+	if err != nil {
+		return err
+	}
+	rs, err := s.client.Cancel(r.Context(), r.PathValue("queue"), id, r.URL.Query().Get("consumer"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, wire.Cancel(id, rs))
 }
 
 func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request) error {

@@ -1299,6 +1299,14 @@ func TestMessageStatusRoute(t *testing.T) {
 	e.wantError(t, "GET", "/v1/queues/jobs/messages?state=pending", "", 400, "invalid_argument", "PQ006")
 	e.wantError(t, "GET", "/v1/queues/jobs/messages?state=dead&since=yesterday", "", 400, "invalid_argument", "")
 	e.wantError(t, "GET", "/v1/queues/jobs/messages?state=dead&after=-3", "", 400, "invalid_argument", "")
+	cr, err := hc.Cancel(ctx, "jobs", id, "a")
+	if err != nil || cr.MsgID != id || len(cr.Consumers) != 1 || cr.Consumers[0].Outcome != "cancelled" {
+		t.Errorf("Cancel = %+v, %v", cr, err)
+	}
+	if list, err = hc.ListMessages(ctx, "jobs", "pending", pgquehttp.ListOptions{Consumer: "a"}); err != nil || len(list) != 0 {
+		t.Errorf("pending for a after the cancel = %+v, %v", list, err)
+	}
+	e.wantError(t, "POST", "/v1/queues/jobs/messages/1/cancel?consumer=nobody", "", 404, "consumer_not_found", "PQ003")
 	e.wantError(t, "GET", "/v1/queues/nope/messages/1", "", 404, "queue_not_found", "PQ001")
 	e.wantError(t, "GET", "/v1/queues/jobs/messages/x", "", 400, "invalid_argument", "")
 }

@@ -152,6 +152,13 @@ func MessageStatus(id int64, ss []pgque.MessageState) pgquehttp.MessageStatus {
 	return pgquehttp.MessageStatus{MsgID: id, Consumers: each(ss, MessageState)}
 }
 
+// Cancel is the body telling what cancelling message id did (rs).
+func Cancel(id int64, rs []pgque.CancelResult) pgquehttp.CancelResponse {
+	return pgquehttp.CancelResponse{MsgID: id, Consumers: each(rs, func(r pgque.CancelResult) pgquehttp.CancelResult {
+		return pgquehttp.CancelResult{Consumer: r.Consumer, Outcome: r.Outcome}
+	})}
+}
+
 // MessageList is the body listing ss.
 func MessageList(ss []pgque.MessageState) pgquehttp.MessageList {
 	return pgquehttp.MessageList{Messages: each(ss, MessageState)}
