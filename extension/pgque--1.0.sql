@@ -244,7 +244,7 @@ CREATE TABLE pgque.retry_queue (
     rq_due    timestamptz NOT NULL,
     ev_id     bigint NOT NULL,
     ev_time   timestamptz NOT NULL,
-    ev_retry  int NOT NULL,
+    ev_retry  int,          -- as in pgque.event: NULL while it never failed (snoozed)
     ev_type   text,
     ev_data   text,
     ev_extra1 text,
@@ -2627,8 +2627,7 @@ $$;
 
 -- _retry_insert(s, e, due, counted): queue event e for redelivery to s at
 -- due, as a failed attempt (its retry count one higher) unless counted is
--- false (snooze).  A count of 0 in the store stands for "never failed"
--- (NULL once redelivered, see _retry_move).
+-- false (snooze: a message that never failed keeps a NULL count).
 -- Returns 1, or 0 when it is already queued.
 CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event, due timestamptz,
                                     counted boolean DEFAULT true) RETURNS int
@@ -2639,7 +2638,7 @@ BEGIN
     INSERT INTO pgque.retry_queue (rq_sub, rq_queue, rq_due, ev_id, ev_time, ev_retry, ev_type, ev_data,
                                    ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
     VALUES (s.sub_id, s.sub_queue, due, e.ev_id, e.ev_time,
-            coalesce(e.ev_retry, 0) + CASE WHEN counted THEN 1 ELSE 0 END, e.ev_type, e.ev_data,
+            CASE WHEN counted THEN coalesce(e.ev_retry, 0) + 1 ELSE e.ev_retry END, e.ev_type, e.ev_data,
             e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
     ON CONFLICT (rq_sub, ev_id) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -2755,7 +2754,7 @@ BEGIN
         RETURNING *)
     INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
                              ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-    SELECT w.slot, ev_id, ev_time, rq_sub, nullif(ev_retry, 0), ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
+    SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
            ev_max_retries
       FROM moved;
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -3261,7 +3260,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'd0cfe23ae3629b2c' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '12465024b96d2497' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -6044,7 +6043,7 @@ BEGIN
             m.ev_time := coalesce(m.ev_time, dl.ev_time);  m.ev_type := coalesce(m.ev_type, dl.ev_type);
             m.ev_data := coalesce(m.ev_data, dl.ev_data);
         ELSIF rq.rq_sub IS NOT NULL THEN
-            state := 'retrying';  due_at := rq.rq_due;  retry_count := nullif(rq.ev_retry, 0);  -- 0: snoozed, never failed
+            state := 'retrying';  due_at := rq.rq_due;  retry_count := rq.ev_retry;
             m.ev_time := coalesce(m.ev_time, rq.ev_time);  m.ev_type := coalesce(m.ev_type, rq.ev_type);
             m.ev_data := coalesce(m.ev_data, rq.ev_data);
         ELSIF e.ev_id IS NOT NULL THEN
@@ -6185,7 +6184,7 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH x AS (
-        SELECT r.ev_id AS id, s.sub_consumer AS who, 'retrying' AS st, nullif(r.ev_retry, 0) AS n, r.rq_due AS due,
+        SELECT r.ev_id AS id, s.sub_consumer AS who, 'retrying' AS st, r.ev_retry AS n, r.rq_due AS due,
                NULL::text AS why, NULL::timestamptz AS died, r.rq_due AS at,
                r.ev_type AS t, r.ev_data AS p, r.ev_time AS made,
                r.ev_extra1 AS x1, r.ev_extra2 AS x2, r.ev_extra3 AS x3, r.ev_extra4 AS x4

@@ -237,7 +237,7 @@ CREATE TABLE pgque.retry_queue (
     rq_due    timestamptz NOT NULL,
     ev_id     bigint NOT NULL,
     ev_time   timestamptz NOT NULL,
-    ev_retry  int NOT NULL,
+    ev_retry  int,          -- as in pgque.event: NULL while it never failed (snoozed)
     ev_type   text,
     ev_data   text,
     ev_extra1 text,

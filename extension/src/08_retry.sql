@@ -25,8 +25,7 @@ $$;
 
 -- _retry_insert(s, e, due, counted): queue event e for redelivery to s at
 -- due, as a failed attempt (its retry count one higher) unless counted is
--- false (snooze).  A count of 0 in the store stands for "never failed"
--- (NULL once redelivered, see _retry_move).
+-- false (snooze: a message that never failed keeps a NULL count).
 -- Returns 1, or 0 when it is already queued.
 CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event, due timestamptz,
                                     counted boolean DEFAULT true) RETURNS int
@@ -37,7 +36,7 @@ BEGIN
     INSERT INTO pgque.retry_queue (rq_sub, rq_queue, rq_due, ev_id, ev_time, ev_retry, ev_type, ev_data,
                                    ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
     VALUES (s.sub_id, s.sub_queue, due, e.ev_id, e.ev_time,
-            coalesce(e.ev_retry, 0) + CASE WHEN counted THEN 1 ELSE 0 END, e.ev_type, e.ev_data,
+            CASE WHEN counted THEN coalesce(e.ev_retry, 0) + 1 ELSE e.ev_retry END, e.ev_type, e.ev_data,
             e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
     ON CONFLICT (rq_sub, ev_id) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -153,7 +152,7 @@ BEGIN
         RETURNING *)
     INSERT INTO pgque.event (ev_slot, ev_id, ev_time, ev_owner, ev_retry, ev_type, ev_data,
                              ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
-    SELECT w.slot, ev_id, ev_time, rq_sub, nullif(ev_retry, 0), ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
+    SELECT w.slot, ev_id, ev_time, rq_sub, ev_retry, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4,
            ev_max_retries
       FROM moved;
     GET DIAGNOSTICS n = ROW_COUNT;

@@ -166,7 +166,7 @@ BEGIN
             m.ev_time := coalesce(m.ev_time, dl.ev_time);  m.ev_type := coalesce(m.ev_type, dl.ev_type);
             m.ev_data := coalesce(m.ev_data, dl.ev_data);
         ELSIF rq.rq_sub IS NOT NULL THEN
-            state := 'retrying';  due_at := rq.rq_due;  retry_count := nullif(rq.ev_retry, 0);  -- 0: snoozed, never failed
+            state := 'retrying';  due_at := rq.rq_due;  retry_count := rq.ev_retry;
             m.ev_time := coalesce(m.ev_time, rq.ev_time);  m.ev_type := coalesce(m.ev_type, rq.ev_type);
             m.ev_data := coalesce(m.ev_data, rq.ev_data);
         ELSIF e.ev_id IS NOT NULL THEN
@@ -307,7 +307,7 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH x AS (
-        SELECT r.ev_id AS id, s.sub_consumer AS who, 'retrying' AS st, nullif(r.ev_retry, 0) AS n, r.rq_due AS due,
+        SELECT r.ev_id AS id, s.sub_consumer AS who, 'retrying' AS st, r.ev_retry AS n, r.rq_due AS due,
                NULL::text AS why, NULL::timestamptz AS died, r.rq_due AS at,
                r.ev_type AS t, r.ev_data AS p, r.ev_time AS made,
                r.ev_extra1 AS x1, r.ev_extra2 AS x2, r.ev_extra3 AS x3, r.ev_extra4 AS x4

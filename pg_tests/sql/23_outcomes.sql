@@ -80,7 +80,7 @@ SELECT * FROM pg_temp.got('q23', 'a');
 SELECT pgque.snooze(test.piece('q23', 'a'), pg_temp.id('later'), '1 hour');
 SELECT pgque.ack(test.piece('q23', 'a'));
 SELECT pgque.maint_retry_events() AS moved;
-SELECT rq_due > now() + interval '59 minutes' AS waits, ev_retry FROM pgque.retry_queue;
+SELECT rq_due > now() + interval '59 minutes' AS waits, ev_retry IS NULL AS no_failure_counted FROM pgque.retry_queue;
 
 -- a worker's snooze and reject belong to its consumer
 SELECT pgque.send('q23', 't', p) IS NOT NULL AS sent FROM unnest(ARRAY['w-snooze', 'w-reject']) p;
