@@ -252,6 +252,7 @@ CREATE TABLE pgque.retry_queue (
     ev_extra3 text,
     ev_extra4 text,
     ev_max_retries int,
+    rq_reason text,         -- why the attempt failed, as nack() was told (NULL: not said, or snoozed)
     PRIMARY KEY (rq_sub, ev_id)
 );
 CREATE INDEX retry_queue_due_idx ON pgque.retry_queue (rq_due);
@@ -2625,21 +2626,22 @@ LANGUAGE sql VOLATILE AS $$
            * (1 - q.queue_retry_jitter * random())
 $$;
 
--- _retry_insert(s, e, due, counted): queue event e for redelivery to s at
--- due, as a failed attempt (its retry count one higher) unless counted is
--- false (snooze: a message that never failed keeps a NULL count).
--- Returns 1, or 0 when it is already queued.
+-- _retry_insert(s, e, due, counted, reason): queue event e for redelivery
+-- to s at due, as a failed attempt (its retry count one higher, and reason
+-- kept for message_status) unless counted is false (snooze: a message that
+-- never failed keeps a NULL count).  Returns 1, or 0 when it is already
+-- queued.
 CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event, due timestamptz,
-                                    counted boolean DEFAULT true) RETURNS int
+                                    counted boolean DEFAULT true, reason text DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
     n int;
 BEGIN
     INSERT INTO pgque.retry_queue (rq_sub, rq_queue, rq_due, ev_id, ev_time, ev_retry, ev_type, ev_data,
-                                   ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+                                   ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries, rq_reason)
     VALUES (s.sub_id, s.sub_queue, due, e.ev_id, e.ev_time,
             CASE WHEN counted THEN coalesce(e.ev_retry, 0) + 1 ELSE e.ev_retry END, e.ev_type, e.ev_data,
-            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
+            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries, reason)
     ON CONFLICT (rq_sub, ev_id) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -2672,7 +2674,7 @@ BEGIN
         PERFORM pgque._dead_letter(s, e, reason);
         RETURN 'dead';
     END IF;
-    PERFORM pgque._retry_insert(s, e, now() + coalesce(retry_after, pgque._backoff(q, e.ev_retry)));
+    PERFORM pgque._retry_insert(s, e, now() + coalesce(retry_after, pgque._backoff(q, e.ev_retry)), true, reason);
     RETURN 'retry';
 END
 $$;
@@ -3260,7 +3262,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '12465024b96d2497' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '1dffdead1bce9a8a' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -5977,7 +5979,8 @@ $$;
 --   done        acknowledged, or the consumer's position is past it (also
 --               when it subscribed after the message was ticked)
 --   retrying    nacked, waiting in the retry store: retry_count is the
---               attempt that comes next, due_at when
+--               attempt that comes next, due_at when, reason the one
+--               nack() was given (NULL for a snooze)
 --   dead        in the dead letters: reason, dead_at, retry_count
 --   delayed     sent with send_at and not due yet: due_at (every consumer)
 --   cancelled   cancel() took it back for this consumer (worker_name
@@ -6043,7 +6046,7 @@ BEGIN
             m.ev_time := coalesce(m.ev_time, dl.ev_time);  m.ev_type := coalesce(m.ev_type, dl.ev_type);
             m.ev_data := coalesce(m.ev_data, dl.ev_data);
         ELSIF rq.rq_sub IS NOT NULL THEN
-            state := 'retrying';  due_at := rq.rq_due;  retry_count := rq.ev_retry;
+            state := 'retrying';  due_at := rq.rq_due;  retry_count := rq.ev_retry;  reason := rq.rq_reason;
             m.ev_time := coalesce(m.ev_time, rq.ev_time);  m.ev_type := coalesce(m.ev_type, rq.ev_type);
             m.ev_data := coalesce(m.ev_data, rq.ev_data);
         ELSIF e.ev_id IS NOT NULL THEN
@@ -6185,7 +6188,7 @@ BEGIN
     RETURN QUERY
     WITH x AS (
         SELECT r.ev_id AS id, s.sub_consumer AS who, 'retrying' AS st, r.ev_retry AS n, r.rq_due AS due,
-               NULL::text AS why, NULL::timestamptz AS died, r.rq_due AS at,
+               r.rq_reason AS why, NULL::timestamptz AS died, r.rq_due AS at,
                r.ev_type AS t, r.ev_data AS p, r.ev_time AS made,
                r.ev_extra1 AS x1, r.ev_extra2 AS x2, r.ev_extra3 AS x3, r.ev_extra4 AS x4
           FROM pgque.retry_queue r JOIN pgque.consumer s ON s.sub_id = r.rq_sub

@@ -245,6 +245,7 @@ CREATE TABLE pgque.retry_queue (
     ev_extra3 text,
     ev_extra4 text,
     ev_max_retries int,
+    rq_reason text,         -- why the attempt failed, as nack() was told (NULL: not said, or snoozed)
     PRIMARY KEY (rq_sub, ev_id)
 );
 CREATE INDEX retry_queue_due_idx ON pgque.retry_queue (rq_due);

@@ -23,21 +23,22 @@ LANGUAGE sql VOLATILE AS $$
            * (1 - q.queue_retry_jitter * random())
 $$;
 
--- _retry_insert(s, e, due, counted): queue event e for redelivery to s at
--- due, as a failed attempt (its retry count one higher) unless counted is
--- false (snooze: a message that never failed keeps a NULL count).
--- Returns 1, or 0 when it is already queued.
+-- _retry_insert(s, e, due, counted, reason): queue event e for redelivery
+-- to s at due, as a failed attempt (its retry count one higher, and reason
+-- kept for message_status) unless counted is false (snooze: a message that
+-- never failed keeps a NULL count).  Returns 1, or 0 when it is already
+-- queued.
 CREATE FUNCTION pgque._retry_insert(s pgque.subscription, e pgque.event, due timestamptz,
-                                    counted boolean DEFAULT true) RETURNS int
+                                    counted boolean DEFAULT true, reason text DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
     n int;
 BEGIN
     INSERT INTO pgque.retry_queue (rq_sub, rq_queue, rq_due, ev_id, ev_time, ev_retry, ev_type, ev_data,
-                                   ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries)
+                                   ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_max_retries, rq_reason)
     VALUES (s.sub_id, s.sub_queue, due, e.ev_id, e.ev_time,
             CASE WHEN counted THEN coalesce(e.ev_retry, 0) + 1 ELSE e.ev_retry END, e.ev_type, e.ev_data,
-            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries)
+            e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_max_retries, reason)
     ON CONFLICT (rq_sub, ev_id) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -70,7 +71,7 @@ BEGIN
         PERFORM pgque._dead_letter(s, e, reason);
         RETURN 'dead';
     END IF;
-    PERFORM pgque._retry_insert(s, e, now() + coalesce(retry_after, pgque._backoff(q, e.ev_retry)));
+    PERFORM pgque._retry_insert(s, e, now() + coalesce(retry_after, pgque._backoff(q, e.ev_retry)), true, reason);
     RETURN 'retry';
 END
 $$;

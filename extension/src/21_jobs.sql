@@ -100,7 +100,8 @@ $$;
 --   done        acknowledged, or the consumer's position is past it (also
 --               when it subscribed after the message was ticked)
 --   retrying    nacked, waiting in the retry store: retry_count is the
---               attempt that comes next, due_at when
+--               attempt that comes next, due_at when, reason the one
+--               nack() was given (NULL for a snooze)
 --   dead        in the dead letters: reason, dead_at, retry_count
 --   delayed     sent with send_at and not due yet: due_at (every consumer)
 --   cancelled   cancel() took it back for this consumer (worker_name
@@ -166,7 +167,7 @@ BEGIN
             m.ev_time := coalesce(m.ev_time, dl.ev_time);  m.ev_type := coalesce(m.ev_type, dl.ev_type);
             m.ev_data := coalesce(m.ev_data, dl.ev_data);
         ELSIF rq.rq_sub IS NOT NULL THEN
-            state := 'retrying';  due_at := rq.rq_due;  retry_count := rq.ev_retry;
+            state := 'retrying';  due_at := rq.rq_due;  retry_count := rq.ev_retry;  reason := rq.rq_reason;
             m.ev_time := coalesce(m.ev_time, rq.ev_time);  m.ev_type := coalesce(m.ev_type, rq.ev_type);
             m.ev_data := coalesce(m.ev_data, rq.ev_data);
         ELSIF e.ev_id IS NOT NULL THEN
@@ -308,7 +309,7 @@ BEGIN
     RETURN QUERY
     WITH x AS (
         SELECT r.ev_id AS id, s.sub_consumer AS who, 'retrying' AS st, r.ev_retry AS n, r.rq_due AS due,
-               NULL::text AS why, NULL::timestamptz AS died, r.rq_due AS at,
+               r.rq_reason AS why, NULL::timestamptz AS died, r.rq_due AS at,
                r.ev_type AS t, r.ev_data AS p, r.ev_time AS made,
                r.ev_extra1 AS x1, r.ev_extra2 AS x2, r.ev_extra3 AS x3, r.ev_extra4 AS x4
           FROM pgque.retry_queue r JOIN pgque.consumer s ON s.sub_id = r.rq_sub

@@ -41,7 +41,7 @@ type MessageState struct {
 	// died with (dead); nil for a first delivery.
 	RetryCount *int
 	DueAt      *time.Time // retrying, delayed: when it is due
-	Reason     *string    // dead: why
+	Reason     *string    // dead, retrying: why (as given to Nack or Reject; nil for a snooze)
 	DeadAt     *time.Time // dead: when
 	// PositionAt is, for pending, the time of the tick the consumer
 	// finished last: how far behind it is.

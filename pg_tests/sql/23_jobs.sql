@@ -33,7 +33,7 @@ SELECT test.ids('q23', 'a') = ARRAY[:two]::bigint[] AS a_receives_two;
 SELECT pgque.nack(test.piece('q23', 'a'), :two, interval '0', 'boom') AS nacked;
 SELECT pgque.ack(test.piece('q23', 'a')) AS a_acked;
 SELECT test.st23(:two) AS retrying;
-SELECT due_at <= now() AS due FROM pgque.message_status('q23', :two) WHERE consumer_name = 'a';
+SELECT due_at <= now() AS due, reason, retry_count FROM pgque.message_status('q23', :two) WHERE consumer_name = 'a';
 -- Moved back into the event table as a's copy: not ticked, then pending,
 -- then handed out as retry 1; a second failure dead-letters it.
 SELECT pgque.maint_retry_events() AS moved;
@@ -125,6 +125,7 @@ SELECT test.l23('retrying', 'a') AS a_retrying, test.l23('retrying', NULL) AS al
        test.l23('retrying', NULL, since => now() + interval '2 hours') AS due_later_than_two_hours;
 SELECT test.l23('dead', NULL) AS dead, test.l23('dead', 'b') AS b_dead;
 SELECT reason, retry_count, payload FROM pgque.list_messages('q23l', 'dead');
+SELECT consumer_name, reason, retry_count FROM pgque.list_messages('q23l', 'retrying');
 -- every consumer dead-letters one message: a page of 1 holds both rows
 SELECT pgque.nack(test.piece('q23l', 'b'), :l1 + 2, NULL, 'b fails') AS nacked;
 SELECT pgque.nack(test.piece('q23l', 'b'), :l1 + 1, NULL, 'b fails') AS nacked;
