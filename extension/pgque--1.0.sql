@@ -3262,7 +3262,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '1dffdead1bce9a8a' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '9af6f9933a3e09a4' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -5200,7 +5200,8 @@ $$;
 -- Returns 1 when the batch is still the caller's, 0 when the piece is
 -- unknown, or its batch was finished or taken over by another worker; 2
 -- when it is still the caller's but cancel() took back a message of the
--- piece (21_jobs.sql): stop handling that message and ack the piece.
+-- piece (21_jobs.sql): stop handling that message (cancelled_messages()
+-- says which) and ack the piece.
 -- Errors: PQ006 (NULL batch id, lease not in (0, 1 day]; NULL means 30
 -- seconds), PQ027 (a batch id).
 CREATE FUNCTION pgque.heartbeat(batch_id bigint, lease interval DEFAULT '30 seconds') RETURNS int
@@ -5218,7 +5219,7 @@ BEGIN
         s.sub_lease_until := clock_timestamp() + lease;
     END IF;
     PERFORM pgque._save(s);
-    RETURN CASE WHEN pgque._piece_cancelled(s, p.end_txid, p.end_id) THEN 2 ELSE 1 END;
+    RETURN CASE WHEN EXISTS (SELECT FROM pgque._piece_cancelled(s, p.end_txid, p.end_id)) THEN 2 ELSE 1 END;
 END
 $$;
 
@@ -6325,28 +6326,45 @@ BEGIN
 END
 $$;
 
--- _piece_cancelled(s, end_txid, end_id): a message of s's open batch
+-- _piece_cancelled(s, end_txid, end_id): the messages of s's open batch
 -- after its acknowledged position up to the row (end_txid, end_id), the
--- end of a piece, was cancelled while it was handed out: what heartbeat()
--- reports to the piece's worker.  (Messages cancelled before they were
--- handed out were skipped, so they are not in the piece.)
-CREATE FUNCTION pgque._piece_cancelled(s pgque.subscription, end_txid xid8, end_id bigint) RETURNS boolean
+-- end of a piece, that cancel() took back while they were handed out: what
+-- heartbeat() and cancelled_messages() report to the piece's worker.
+-- (Messages cancelled before they were handed out were skipped, so they
+-- are not in the piece.)  Returns their ids, in delivery order.
+CREATE FUNCTION pgque._piece_cancelled(s pgque.subscription, end_txid xid8, end_id bigint) RETURNS SETOF bigint
 LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
                  SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
     ctx  pgque._batch_ctx := pgque._batch_ctx(s);
     cond text;
-    hit  boolean;
 BEGIN
     IF ctx.cancels IS NULL THEN
-        RETURN false;
+        RETURN;
     END IF;
     cond := format(' AND (ev_txid, ev_id) <= ($4, $3) AND EXISTS (SELECT 1 FROM pgque.cancelled x'
                    ' WHERE x.cx_queue = %s AND x.cx_id = ev_id AND x.cx_sub = %s AND x.cx_held)', ctx.cancels, ctx.sub_id);
     ctx.cancels := NULL;  -- the batch with its cancelled messages
-    EXECUTE 'SELECT EXISTS (' || pgque._batch_sql(ctx, cond, 'LIMIT 1') || ')' INTO hit
-      USING ctx, 1::bigint, end_id, end_txid;
-    RETURN hit;
+    RETURN QUERY EXECUTE pgque._batch_sql(ctx, cond, 'ORDER BY ev_txid, ev_id LIMIT $2', 'ev_id')
+      USING ctx, 2147483647::bigint, end_id, end_txid;
+END
+$$;
+
+-- cancelled_messages(batch_id): the ids of the messages of the piece
+-- batch_id that cancel() took back while they were handed out (heartbeat()
+-- returns 2 while there is one): a worker stops handling them (their
+-- nack, snooze or reject returns 'cancelled') and acks the piece as usual.
+-- Returns no row for an unknown or finished piece, or one taken over.
+-- Errors: those of heartbeat() (PQ006 NULL batch id, PQ027 a batch id).
+CREATE FUNCTION pgque.cancelled_messages(batch_id bigint) RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    p record;
+BEGIN
+    SELECT * INTO p FROM pgque._piece(batch_id);
+    IF (p.s).sub_id IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM pgque._piece_cancelled(p.s, p.end_txid, p.end_id);
+    END IF;
 END
 $$;
 
@@ -6440,6 +6458,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.receive(text, text, int, text, interval),
     pgque.receive_query(text, text, int, text, interval),
     pgque.heartbeat(bigint, interval),
+    pgque.cancelled_messages(bigint),
     pgque.unregister_worker(text, text, text, boolean),
     pgque.peek(text, text, int),
     pgque.find_events(text, text, boolean, int),

@@ -200,7 +200,8 @@ $$;
 -- Returns 1 when the batch is still the caller's, 0 when the piece is
 -- unknown, or its batch was finished or taken over by another worker; 2
 -- when it is still the caller's but cancel() took back a message of the
--- piece (21_jobs.sql): stop handling that message and ack the piece.
+-- piece (21_jobs.sql): stop handling that message (cancelled_messages()
+-- says which) and ack the piece.
 -- Errors: PQ006 (NULL batch id, lease not in (0, 1 day]; NULL means 30
 -- seconds), PQ027 (a batch id).
 CREATE FUNCTION pgque.heartbeat(batch_id bigint, lease interval DEFAULT '30 seconds') RETURNS int
@@ -218,7 +219,7 @@ BEGIN
         s.sub_lease_until := clock_timestamp() + lease;
     END IF;
     PERFORM pgque._save(s);
-    RETURN CASE WHEN pgque._piece_cancelled(s, p.end_txid, p.end_id) THEN 2 ELSE 1 END;
+    RETURN CASE WHEN EXISTS (SELECT FROM pgque._piece_cancelled(s, p.end_txid, p.end_id)) THEN 2 ELSE 1 END;
 END
 $$;
 

@@ -446,27 +446,44 @@ BEGIN
 END
 $$;
 
--- _piece_cancelled(s, end_txid, end_id): a message of s's open batch
+-- _piece_cancelled(s, end_txid, end_id): the messages of s's open batch
 -- after its acknowledged position up to the row (end_txid, end_id), the
--- end of a piece, was cancelled while it was handed out: what heartbeat()
--- reports to the piece's worker.  (Messages cancelled before they were
--- handed out were skipped, so they are not in the piece.)
-CREATE FUNCTION pgque._piece_cancelled(s pgque.subscription, end_txid xid8, end_id bigint) RETURNS boolean
+-- end of a piece, that cancel() took back while they were handed out: what
+-- heartbeat() and cancelled_messages() report to the piece's worker.
+-- (Messages cancelled before they were handed out were skipped, so they
+-- are not in the piece.)  Returns their ids, in delivery order.
+CREATE FUNCTION pgque._piece_cancelled(s pgque.subscription, end_txid xid8, end_id bigint) RETURNS SETOF bigint
 LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off SET enable_sort = off
                  SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
     ctx  pgque._batch_ctx := pgque._batch_ctx(s);
     cond text;
-    hit  boolean;
 BEGIN
     IF ctx.cancels IS NULL THEN
-        RETURN false;
+        RETURN;
     END IF;
     cond := format(' AND (ev_txid, ev_id) <= ($4, $3) AND EXISTS (SELECT 1 FROM pgque.cancelled x'
                    ' WHERE x.cx_queue = %s AND x.cx_id = ev_id AND x.cx_sub = %s AND x.cx_held)', ctx.cancels, ctx.sub_id);
     ctx.cancels := NULL;  -- the batch with its cancelled messages
-    EXECUTE 'SELECT EXISTS (' || pgque._batch_sql(ctx, cond, 'LIMIT 1') || ')' INTO hit
-      USING ctx, 1::bigint, end_id, end_txid;
-    RETURN hit;
+    RETURN QUERY EXECUTE pgque._batch_sql(ctx, cond, 'ORDER BY ev_txid, ev_id LIMIT $2', 'ev_id')
+      USING ctx, 2147483647::bigint, end_id, end_txid;
+END
+$$;
+
+-- cancelled_messages(batch_id): the ids of the messages of the piece
+-- batch_id that cancel() took back while they were handed out (heartbeat()
+-- returns 2 while there is one): a worker stops handling them (their
+-- nack, snooze or reject returns 'cancelled') and acks the piece as usual.
+-- Returns no row for an unknown or finished piece, or one taken over.
+-- Errors: those of heartbeat() (PQ006 NULL batch id, PQ027 a batch id).
+CREATE FUNCTION pgque.cancelled_messages(batch_id bigint) RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    p record;
+BEGIN
+    SELECT * INTO p FROM pgque._piece(batch_id);
+    IF (p.s).sub_id IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM pgque._piece_cancelled(p.s, p.end_txid, p.end_id);
+    END IF;
 END
 $$;

@@ -87,6 +87,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.receive(text, text, int, text, interval),
     pgque.receive_query(text, text, int, text, interval),
     pgque.heartbeat(bigint, interval),
+    pgque.cancelled_messages(bigint),
     pgque.unregister_worker(text, text, text, boolean),
     pgque.peek(text, text, int),
     pgque.find_events(text, text, boolean, int),

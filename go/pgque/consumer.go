@@ -264,6 +264,11 @@ func WithLogger(l *slog.Logger) Option {
 // from 50 ms up to 500 ms.
 // A worker that learns its batch was taken over (its heartbeat says so)
 // cancels the handlers of that piece and starts none of its other messages.
+// A message cancelled while it is handled (Client.Cancel) has its
+// handler's context cancelled at the next heartbeat (every third of the
+// lease), with the cause ErrMessageCancelled; it is neither retried nor
+// dead-lettered, whatever its handler returns then, and a cancelled
+// message not started yet is skipped.
 //
 // With concurrency 1 (the default) a Consumer handles its messages in
 // delivery order (see docs/concepts.md; retries come after messages sent
@@ -697,6 +702,7 @@ type pieceLease struct {
 	log   *slog.Logger
 	piece int64
 	lost  func() // cancels the piece's handlers
+	stops *stopSet
 
 	mu    sync.Mutex
 	until time.Time
@@ -707,7 +713,10 @@ type pieceLease struct {
 // Errors are logged and count as renewed: the next beat tries again.
 func (l *pieceLease) beat(ctx context.Context) bool {
 	asked := time.Now()
-	ok, err := l.c.client.Heartbeat(ctx, l.piece, l.c.cfg.lease)
+	n, err := l.c.client.heartbeat(ctx, l.piece, l.c.cfg.lease)
+	if n == 2 {
+		l.stopCancelled(ctx)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
@@ -716,7 +725,7 @@ func (l *pieceLease) beat(ctx context.Context) bool {
 			l.log.Warn("pgque consumer: heartbeat failed", "batch_id", l.piece, "err", err)
 		}
 		return !l.gone
-	case !ok:
+	case n == 0:
 		if !l.gone {
 			l.gone = true
 			l.lost()
@@ -725,6 +734,65 @@ func (l *pieceLease) beat(ctx context.Context) bool {
 	}
 	l.until = asked.Add(l.c.cfg.lease)
 	return !l.gone
+}
+
+// stopCancelled stops the handling of the piece's messages that were
+// cancelled while it was handed out.  A failure to learn which is logged:
+// the next heartbeat asks again, and their nacks do nothing meanwhile.
+func (l *pieceLease) stopCancelled(ctx context.Context) {
+	ids, err := l.c.client.CancelledMessages(ctx, l.piece)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("pgque consumer: cannot learn which messages of the batch were cancelled", "batch_id", l.piece, "err", err)
+		}
+		return
+	}
+	l.stops.stop(ids)
+}
+
+// stopSet is what a piece knows of its messages cancelled while handed
+// out: their ids, and the contexts of their handlers running now.
+type stopSet struct {
+	mu      sync.Mutex
+	ids     map[int64]bool
+	running map[int64]context.CancelCauseFunc
+}
+
+// stop cancels the handlers of ids, and marks them not to be started.
+func (s *stopSet) stop(ids []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if s.ids == nil {
+			s.ids = make(map[int64]bool)
+		}
+		s.ids[id] = true
+		if cancel := s.running[id]; cancel != nil {
+			cancel(ErrMessageCancelled)
+		}
+	}
+}
+
+// start returns the context to handle message id with, and the function
+// to call when its handler returned; stopped reports that it was
+// cancelled already and is not to be handled.
+func (s *stopSet) start(ctx context.Context, id int64) (mctx context.Context, done func(), stopped bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids[id] {
+		return nil, nil, true
+	}
+	mctx, cancel := context.WithCancelCause(ctx)
+	if s.running == nil {
+		s.running = make(map[int64]context.CancelCauseFunc)
+	}
+	s.running[id] = cancel
+	return mctx, func() {
+		s.mu.Lock()
+		delete(s.running, id)
+		s.mu.Unlock()
+		cancel(nil)
+	}, false
 }
 
 // ours reports whether the next message may be started: the lease has not
@@ -814,8 +882,9 @@ func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message
 	defer stopWatch()
 
 	// Beats until the piece is settled, shutdown included.
+	stops := &stopSet{}
 	lease := &pieceLease{c: c, log: log, piece: msgs[0].BatchID, until: asked.Add(c.cfg.lease),
-		lost: func() { hcancel(errPieceLost) }}
+		lost: func() { hcancel(errPieceLost) }, stops: stops}
 	bctx, bcancel := context.WithCancel(context.WithoutCancel(ctx))
 	var beats sync.WaitGroup
 	beats.Go(func() { lease.run(bctx) })
@@ -847,6 +916,15 @@ func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message
 		ptx = &pieceTx{tx: tx, ctx: bctx, abort: hcancel}
 		handle = func(hctx context.Context, log *slog.Logger, msg Message) result { return ptx.handle(c, hctx, log, msg) }
 	}
+	run := func(i int) result {
+		mctx, done, stopped := stops.start(hctx, msgs[i].MsgID)
+		if stopped {
+			log.Info("pgque consumer: message cancelled before it was handled", "msg_id", msgs[i].MsgID, "type", msgs[i].Type)
+			return cancelledResult
+		}
+		defer done()
+		return handle(mctx, log, msgs[i])
+	}
 	res := make([]result, len(msgs))
 	workers := min(c.cfg.concurrency, len(msgs))
 	if workers == 1 {
@@ -854,7 +932,7 @@ func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message
 			if !may() {
 				break
 			}
-			res[i] = handle(hctx, log, msgs[i])
+			res[i] = run(i)
 		}
 	} else {
 		var next atomic.Int64
@@ -866,7 +944,7 @@ func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message
 					if i >= len(msgs) || !may() {
 						return
 					}
-					res[i] = c.handle(hctx, log, msgs[i])
+					res[i] = run(i)
 				}
 			})
 		}
@@ -911,6 +989,8 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, msg Message) (r
 	}
 	if err := h(hctx, msg); err != nil {
 		switch {
+		case context.Cause(ctx) == ErrMessageCancelled:
+			return cancelledResult
 		case ctx.Err() != nil:
 			// Cut short by the shutdown timeout or a takeover: not the
 			// message's fault.
@@ -1047,8 +1127,7 @@ func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Messa
 			return err
 		}
 		res[i].state = nackedState
-		log.Warn("pgque consumer: message failed", "msg_id", msgs[i].MsgID, "type", msgs[i].Type,
-			"retry_count", retryCount(msgs[i]), "reason", res[i].reason, "outcome", out)
+		logNacked(log, msgs[i], res[i].reason, out)
 	}
 	ok, err := c.client.AckResult(sctx, msgs[0].BatchID)
 	switch {
@@ -1095,6 +1174,17 @@ func (c *Consumer) settleOther(ctx context.Context, tx DBTX, log *slog.Logger, m
 			"retry_count", retryCount(msg), "reason", res.reason, "outcome", out)
 	}
 	return nil
+}
+
+// logNacked logs a message nacked for reason: failed, or cancelled while
+// it was handed out (out is then OutcomeCancelled).
+func logNacked(log *slog.Logger, msg Message, reason string, out Outcome) {
+	if out == OutcomeCancelled {
+		log.Info("pgque consumer: message cancelled", "msg_id", msg.MsgID, "type", msg.Type)
+		return
+	}
+	log.Warn("pgque consumer: message failed", "msg_id", msg.MsgID, "type", msg.Type,
+		"retry_count", retryCount(msg), "reason", reason, "outcome", out)
 }
 
 // lostAtSettle logs a piece found taken over when it was being settled.

@@ -130,8 +130,7 @@ func (p *pieceTx) settle(c *Consumer, log *slog.Logger, msgs []Message, res []re
 			undone("cannot nack a message", err)
 			return
 		}
-		log.Warn("pgque consumer: message failed", "msg_id", msgs[i].MsgID, "type", msgs[i].Type,
-			"retry_count", retryCount(msgs[i]), "reason", res[i].reason, "outcome", out)
+		logNacked(log, msgs[i], res[i].reason, out)
 	}
 	ok, err := c.client.AckResultTx(sctx, p.tx, piece)
 	switch {

@@ -94,6 +94,17 @@ func (c *Client) RejectTx(ctx context.Context, tx DBTX, batchID int64, msg Messa
 	return c.inTx(tx).Reject(ctx, batchID, msg, reason)
 }
 
+// ErrMessageCancelled is the cause (context.Cause) of a Consumer
+// handler's context cancelled because its message was cancelled
+// (Client.Cancel) while it was handled.  Whatever the handler returns then,
+// the message is not retried or dead-lettered.
+var ErrMessageCancelled = errors.New("pgque: the message was cancelled")
+
+// cancelledResult settles a message cancelled while it was handed out: a
+// nack of it changes nothing (the engine answers 'cancelled'), and it
+// needs no handler's verdict.
+var cancelledResult = result{state: failed, reason: "cancelled while handed out"}
+
 // errHandlerTimeout is the cause of a handler's context cancelled by
 // WithHandlerTimeout.
 var errHandlerTimeout = errors.New("pgque: handler timeout")

@@ -69,21 +69,49 @@ func (c *Client) ReceiveAsWorkerTx(ctx context.Context, tx DBTX, queue, consumer
 // handles of it will be delivered to the other one as well).  For a plain
 // reader's batch it records that the reader is alive, so that no worker
 // takes the batch over.  A message of the piece cancelled meanwhile
-// (pgque.cancel) leaves the batch the worker's: it reports true, and the
-// cancelled message's nack returns OutcomeCancelled.
+// (Client.Cancel) leaves the batch the worker's: it reports true;
+// CancelledMessages says which messages to stop handling.
 func (c *Client) Heartbeat(ctx context.Context, batchID int64, lease time.Duration) (bool, error) {
+	n, err := c.heartbeat(ctx, batchID, lease)
+	return n >= 1, err
+}
+
+// heartbeat is pgque.heartbeat's answer: 0 lost, 1 ours, 2 ours with a
+// message of the piece cancelled.
+func (c *Client) heartbeat(ctx context.Context, batchID int64, lease time.Duration) (int64, error) {
 	const op = "pgque: heartbeat"
 	if err := checkLease(op, lease); err != nil {
-		return false, err
+		return 0, err
 	}
-	n, err := c.exec1(ctx, op, `SELECT pgque.heartbeat($1, $2)`, batchID, lease)
-	return n >= 1, err // 2: ours, with a message cancelled
+	return c.exec1(ctx, op, `SELECT pgque.heartbeat($1, $2)`, batchID, lease)
 }
 
 // HeartbeatTx is Heartbeat inside tx (a pgx.Tx, or a database/sql transaction
 // through SQLTx).
 func (c *Client) HeartbeatTx(ctx context.Context, tx DBTX, batchID int64, lease time.Duration) (bool, error) {
 	return c.inTx(tx).Heartbeat(ctx, batchID, lease)
+}
+
+// CancelledMessages returns the ids of the messages of the piece batchID
+// (Message.BatchID) that Cancel took back after they were handed out, in
+// delivery order: their handling may stop (their Nack, Snooze and Reject
+// return OutcomeCancelled); the piece is acked as usual.  None for a piece
+// without any, or one no longer open.  A Consumer asks for them when a
+// heartbeat finds one, and cancels those handlers' contexts.
+func (c *Client) CancelledMessages(ctx context.Context, batchID int64) ([]int64, error) {
+	const op = "pgque: cancelled messages"
+	rows, err := c.q().Query(ctx, `SELECT pgque.cancelled_messages($1)`, batchID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	return ids, wrap(op, err)
+}
+
+// CancelledMessagesTx is CancelledMessages inside tx (a pgx.Tx, or a
+// database/sql transaction through SQLTx).
+func (c *Client) CancelledMessagesTx(ctx context.Context, tx DBTX, batchID int64) ([]int64, error) {
+	return c.inTx(tx).CancelledMessages(ctx, batchID)
 }
 
 // WorkerInfo describes a worker of a consumer (Client.Workers).

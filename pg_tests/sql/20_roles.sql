@@ -371,6 +371,7 @@ SELECT test.hostile('pgque.snooze(bigint,bigint,interval)', '=test.piece(''q20h'
 SELECT test.hostile('pgque.reject(bigint,bigint,text)', '=test.piece(''q20h'', ''c'')',
                     '=(SELECT min(msg_id) FROM pgque.peek(''q20h'', ''c'', 10))', 'hopeless');
 SELECT test.hostile('pgque.heartbeat(bigint,interval)', '=test.piece(''q20h'', ''c'')', '1 minute');
+SELECT test.hostile('pgque.cancelled_messages(bigint)', '=test.piece(''q20h'', ''c'')');
 SELECT test.hostile('pgque.ack(bigint)', '=test.piece(''q20h'', ''c'')');
 SELECT test.hostile_query('q20h', 'c', 2);
 -- cooperative workers

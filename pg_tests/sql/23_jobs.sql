@@ -183,11 +183,15 @@ SELECT consumer_name, state, worker_name FROM pgque.message_status('q23c', :c1 +
 -- a's heartbeat of the piece holding c1 says a message was cancelled; its
 -- nack of c1 neither retries nor dead-letters it
 SELECT pgque.heartbeat(test.piece('q23c', 'a')) AS heartbeat;
+SELECT array_agg(x - :c1) AS stop_handling FROM pgque.cancelled_messages(test.piece('q23c', 'a')) x;
 SELECT pgque.nack(test.piece('q23c', 'a'), :c1) AS nacked;
 SELECT pgque.ack(test.piece('q23c', 'a')) AS a_acked;
 SELECT pgque.force_tick('q23c') IS NOT NULL AS ticked;
 SELECT array_agg(msg_id - :c1 ORDER BY msg_id) AS a_gets FROM pgque.receive('q23c', 'a', 100);
 SELECT pgque.heartbeat(test.piece('q23c', 'a')) AS heartbeat_clean;
+SELECT count(*) AS none_to_stop FROM pgque.cancelled_messages(test.piece('q23c', 'a'));
+SELECT count(*) AS unknown_piece FROM pgque.cancelled_messages(-1);
+SELECT test.err($$SELECT * FROM pgque.cancelled_messages(NULL)$$) AS null_piece;
 SELECT array_agg(msg_id - :c1 ORDER BY msg_id) AS b_gets FROM pgque.receive('q23c', 'b', 100);
 SELECT pgque.ack(test.piece('q23c', 'a')), pgque.ack(test.piece('q23c', 'b'));
 SELECT count(*) AS retries, (SELECT count(*) FROM pgque.dead_letter d JOIN pgque.queue q ON q.queue_id = d.dl_queue
