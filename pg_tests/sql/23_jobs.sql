@@ -214,6 +214,17 @@ SELECT * FROM pgque.cancel('q23c', -1);
 SELECT test.err($$SELECT * FROM pgque.cancel('q23c', NULL)$$) AS null_id;
 SELECT test.err($$SELECT * FROM pgque.cancel('q23c', 1, 'nobody')$$) AS unknown_consumer;
 SELECT test.err($$SELECT * FROM pgque.cancel('q23_nope', 1)$$) AS unknown_queue;
+-- the event path stayed insert-only through all of it (cancel, nack,
+-- retry, heartbeat, message_status, cancelled_messages): no row of q23c's
+-- event tables was updated or deleted
+SELECT count(*) AS status_rows FROM pgque.message_status('q23c', :c1);
+SELECT pg_stat_force_next_flush();
+SET stats_fetch_consistency = none;
+SELECT sum(s.n_tup_upd + s.n_tup_del) AS changed, sum(s.n_tup_ins) > 0 AS inserted
+  FROM pgque.queue q CROSS JOIN generate_series(0, q.queue_ntables - 1) g
+  JOIN pg_stat_user_tables s ON s.relid = pgque._event_table(q.queue_id, g)::regclass
+ WHERE q.queue_name = 'q23c';
+RESET stats_fetch_consistency;
 -- rotation: once every table that held them was reclaimed, maint() forgets them
 SELECT count(*) AS stored FROM pgque.cancelled x JOIN pgque.queue q ON q.queue_id = x.cx_queue WHERE q.queue_name = 'q23c';
 SELECT pgque._forget_cancelled() AS forgotten_too_early;
