@@ -325,7 +325,7 @@ CREATE TYPE pgque._batch_ctx AS (
     range_id   bigint,        --   scan (see _batch_sql)
     end_txid   xid8,          -- a window cut from a tick range ends with this row;
     end_id     bigint,        --   NULL: the batch ends with the end tick
-    cancels    int            -- the queue id while it has cancelled messages
+    cancels    int            -- the queue id when the batch may hold a cancelled message
                               -- (21_jobs.sql): skip them; NULL: none
 );
 
@@ -1785,11 +1785,6 @@ BEGIN
     END IF;
     ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
     ctx.sub_id := coalesce(s.sub_parent, s.sub_id);  -- a worker sees its consumer's retries
-    -- One probe of a small index; with no cancellation the batch queries
-    -- stay as they were.
-    IF EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id) THEN
-        ctx.cancels := q.queue_id;
-    END IF;
     IF from_start OR s.sub_ack_txid IS NULL THEN
         ctx.after_txid := coalesce(s.sub_start_txid, '0');  ctx.after_id := coalesce(s.sub_start_id, 0);
     ELSE
@@ -1803,6 +1798,20 @@ BEGIN
         ctx.range_txid := ctx.after_txid;  ctx.range_id := ctx.after_id;
     ELSE
         ctx.range_txid := ctx.lo;          ctx.range_id := 0;  -- ids start at 1
+    END IF;
+    -- The batch queries skip cancelled ids only when a cancelled row of
+    -- this consumer may be in the batch: its txid in [lo, hi) or a
+    -- straggler's (21_jobs.sql).  Probes of (cx_queue, cx_sub, cx_txid),
+    -- so cancellations of other batches or consumers cost nothing.
+    IF EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub = ctx.sub_id
+                                                 AND x.cx_txid >= ctx.lo AND x.cx_txid < ctx.hi)
+       OR EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub IS NULL
+                                                    AND x.cx_txid >= ctx.lo AND x.cx_txid < ctx.hi)
+       OR (cardinality(ctx.stragglers) > 0
+           AND EXISTS (SELECT 1 FROM pgque.cancelled x
+                        WHERE x.cx_queue = q.queue_id AND (x.cx_sub = ctx.sub_id OR x.cx_sub IS NULL)
+                          AND x.cx_txid = ANY (ctx.stragglers))) THEN
+        ctx.cancels := q.queue_id;
     END IF;
     RETURN ctx;
 END
@@ -3262,7 +3271,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '9af6f9933a3e09a4' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '68b0962fea2bf33b' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -6218,11 +6227,15 @@ BEGIN
 END
 $$;
 
--- Cancellation.  A cancelled message is never handed out again: every
--- batch query skips the ids in this store for its consumer while the queue
--- has any (_batch_ctx, _batch_sql); the event tables are not touched.  One
--- row per consumer the message was cancelled for (cx_sub NULL: the queue
--- had no consumer, so for whichever comes).  cx_gen is the queue's table
+-- Cancellation.  A cancelled message is never handed out again: a batch
+-- query skips the ids in this store for its consumer when a cancelled row
+-- may be in its batch (_batch_ctx, _batch_sql); the event tables are not
+-- touched.  One row per consumer the message was cancelled for (cx_sub
+-- NULL: the queue had no consumer, so for whichever comes) and per event
+-- row of it that consumer may still be handed (the original and a retry
+-- copy: cx_txid is the row's ev_txid, NULL when there is none), so that
+-- only the batches whose txid range holds one of them pay for the check,
+-- however many cancellations wait elsewhere.  cx_gen is the queue's table
 -- generation when it was cancelled: the message's rows are in that
 -- generation's table or older, and no new copy can follow (cancel() empties
 -- the retry store, and a nack of it returns 'cancelled'), so maint()
@@ -6233,9 +6246,11 @@ CREATE TABLE pgque.cancelled (
     cx_sub   int         REFERENCES pgque.consumer ON DELETE CASCADE,
     cx_gen   bigint      NOT NULL,
     cx_held  boolean     NOT NULL,   -- it was handed out and not acknowledged then
-    cx_time  timestamptz NOT NULL DEFAULT now()
+    cx_time  timestamptz NOT NULL DEFAULT now(),
+    cx_txid  xid8
 );
 CREATE INDEX ON pgque.cancelled (cx_queue, cx_id);
+CREATE INDEX ON pgque.cancelled (cx_queue, cx_sub, cx_txid);
 DO $$
 BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.cancelled', '');
@@ -6317,8 +6332,16 @@ BEGIN
             SELECT * INTO c FROM pgque.subscription x
              WHERE x.sub_queue = q.queue_id AND x.sub_consumer = r.consumer_name AND x.sub_parent IS NULL;
             DELETE FROM pgque.retry_queue x WHERE x.rq_sub = c.sub_id AND x.ev_id = $2;
-            INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held)
-            SELECT q.queue_id, $2, c.sub_id, pgque._seq_value(q.queue_gen_seq), st = 'handed_out'
+            -- A statement of its own, after the DELETE: a retry copy that
+            -- a concurrent mover committed meanwhile is seen here.
+            INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held, cx_txid)
+            SELECT q.queue_id, $2, c.sub_id, pgque._seq_value(q.queue_gen_seq), st = 'handed_out', t.txid
+              FROM unnest(coalesce(nullif(ARRAY(SELECT DISTINCT x.ev_txid FROM pgque.event x
+                                                 WHERE x.ev_slot >= q.queue_slot
+                                                   AND x.ev_slot < q.queue_slot + q.queue_ntables
+                                                   AND x.ev_id = $2
+                                                   AND (x.ev_owner IS NULL OR x.ev_owner = c.sub_id)), '{}'),
+                                   ARRAY[NULL::xid8])) t(txid)
              WHERE NOT pgque._cancelled(q.queue_id, c.sub_id, $2);
         END IF;
         RETURN NEXT;

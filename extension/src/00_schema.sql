@@ -318,7 +318,7 @@ CREATE TYPE pgque._batch_ctx AS (
     range_id   bigint,        --   scan (see _batch_sql)
     end_txid   xid8,          -- a window cut from a tick range ends with this row;
     end_id     bigint,        --   NULL: the batch ends with the end tick
-    cancels    int            -- the queue id while it has cancelled messages
+    cancels    int            -- the queue id when the batch may hold a cancelled message
                               -- (21_jobs.sql): skip them; NULL: none
 );
 

@@ -51,11 +51,6 @@ BEGIN
     END IF;
     ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
     ctx.sub_id := coalesce(s.sub_parent, s.sub_id);  -- a worker sees its consumer's retries
-    -- One probe of a small index; with no cancellation the batch queries
-    -- stay as they were.
-    IF EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id) THEN
-        ctx.cancels := q.queue_id;
-    END IF;
     IF from_start OR s.sub_ack_txid IS NULL THEN
         ctx.after_txid := coalesce(s.sub_start_txid, '0');  ctx.after_id := coalesce(s.sub_start_id, 0);
     ELSE
@@ -69,6 +64,20 @@ BEGIN
         ctx.range_txid := ctx.after_txid;  ctx.range_id := ctx.after_id;
     ELSE
         ctx.range_txid := ctx.lo;          ctx.range_id := 0;  -- ids start at 1
+    END IF;
+    -- The batch queries skip cancelled ids only when a cancelled row of
+    -- this consumer may be in the batch: its txid in [lo, hi) or a
+    -- straggler's (21_jobs.sql).  Probes of (cx_queue, cx_sub, cx_txid),
+    -- so cancellations of other batches or consumers cost nothing.
+    IF EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub = ctx.sub_id
+                                                 AND x.cx_txid >= ctx.lo AND x.cx_txid < ctx.hi)
+       OR EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub IS NULL
+                                                    AND x.cx_txid >= ctx.lo AND x.cx_txid < ctx.hi)
+       OR (cardinality(ctx.stragglers) > 0
+           AND EXISTS (SELECT 1 FROM pgque.cancelled x
+                        WHERE x.cx_queue = q.queue_id AND (x.cx_sub = ctx.sub_id OR x.cx_sub IS NULL)
+                          AND x.cx_txid = ANY (ctx.stragglers))) THEN
+        ctx.cancels := q.queue_id;
     END IF;
     RETURN ctx;
 END

@@ -338,11 +338,15 @@ BEGIN
 END
 $$;
 
--- Cancellation.  A cancelled message is never handed out again: every
--- batch query skips the ids in this store for its consumer while the queue
--- has any (_batch_ctx, _batch_sql); the event tables are not touched.  One
--- row per consumer the message was cancelled for (cx_sub NULL: the queue
--- had no consumer, so for whichever comes).  cx_gen is the queue's table
+-- Cancellation.  A cancelled message is never handed out again: a batch
+-- query skips the ids in this store for its consumer when a cancelled row
+-- may be in its batch (_batch_ctx, _batch_sql); the event tables are not
+-- touched.  One row per consumer the message was cancelled for (cx_sub
+-- NULL: the queue had no consumer, so for whichever comes) and per event
+-- row of it that consumer may still be handed (the original and a retry
+-- copy: cx_txid is the row's ev_txid, NULL when there is none), so that
+-- only the batches whose txid range holds one of them pay for the check,
+-- however many cancellations wait elsewhere.  cx_gen is the queue's table
 -- generation when it was cancelled: the message's rows are in that
 -- generation's table or older, and no new copy can follow (cancel() empties
 -- the retry store, and a nack of it returns 'cancelled'), so maint()
@@ -353,9 +357,11 @@ CREATE TABLE pgque.cancelled (
     cx_sub   int         REFERENCES pgque.consumer ON DELETE CASCADE,
     cx_gen   bigint      NOT NULL,
     cx_held  boolean     NOT NULL,   -- it was handed out and not acknowledged then
-    cx_time  timestamptz NOT NULL DEFAULT now()
+    cx_time  timestamptz NOT NULL DEFAULT now(),
+    cx_txid  xid8
 );
 CREATE INDEX ON pgque.cancelled (cx_queue, cx_id);
+CREATE INDEX ON pgque.cancelled (cx_queue, cx_sub, cx_txid);
 DO $$
 BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('pgque.cancelled', '');
@@ -437,8 +443,16 @@ BEGIN
             SELECT * INTO c FROM pgque.subscription x
              WHERE x.sub_queue = q.queue_id AND x.sub_consumer = r.consumer_name AND x.sub_parent IS NULL;
             DELETE FROM pgque.retry_queue x WHERE x.rq_sub = c.sub_id AND x.ev_id = $2;
-            INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held)
-            SELECT q.queue_id, $2, c.sub_id, pgque._seq_value(q.queue_gen_seq), st = 'handed_out'
+            -- A statement of its own, after the DELETE: a retry copy that
+            -- a concurrent mover committed meanwhile is seen here.
+            INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held, cx_txid)
+            SELECT q.queue_id, $2, c.sub_id, pgque._seq_value(q.queue_gen_seq), st = 'handed_out', t.txid
+              FROM unnest(coalesce(nullif(ARRAY(SELECT DISTINCT x.ev_txid FROM pgque.event x
+                                                 WHERE x.ev_slot >= q.queue_slot
+                                                   AND x.ev_slot < q.queue_slot + q.queue_ntables
+                                                   AND x.ev_id = $2
+                                                   AND (x.ev_owner IS NULL OR x.ev_owner = c.sub_id)), '{}'),
+                                   ARRAY[NULL::xid8])) t(txid)
              WHERE NOT pgque._cancelled(q.queue_id, c.sub_id, $2);
         END IF;
         RETURN NEXT;

@@ -207,6 +207,32 @@ SELECT pgque.nack(test.piece('q23c', 'a'), :c6, interval '0') AS nacked;
 SELECT pgque.ack(test.piece('q23c', 'a')) AS a_acked;
 SELECT * FROM pgque.cancel('q23c', :c6, 'a');
 SELECT pgque.maint_retry_events() AS moved;
+-- a retry copy already moved back when it is cancelled: skipped when its
+-- batch comes, and only that batch's queries check the cancellations
+SELECT pgque.send('q23c', 'x', 'c8') AS c8 \gset
+SELECT pgque.force_tick('q23c') IS NOT NULL AS ticked;
+SELECT array_agg(msg_id - :c8) AS a_got FROM pgque.receive('q23c', 'a', 10);
+SELECT pgque.nack(test.piece('q23c', 'a'), :c8, interval '0') AS nacked;
+SELECT pgque.ack(test.piece('q23c', 'a')) AS a_acked;
+SELECT pgque.maint_retry_events() AS moved;
+SELECT * FROM pgque.cancel('q23c', :c8, 'a');
+SELECT pgque.send('q23c', 'x', 'c9') AS c9 \gset
+SELECT pgque.force_tick('q23c') IS NOT NULL AS ticked;
+SELECT array_agg(msg_id - :c8) AS a_gets_c9_only FROM pgque.receive('q23c', 'a', 10);
+CREATE FUNCTION test.checks_cancels(consumer text) RETURNS boolean LANGUAGE sql AS $$
+    SELECT (pgque._batch_ctx(s)).cancels IS NOT NULL
+      FROM pgque.subscription s JOIN pgque.queue q ON q.queue_id = s.sub_queue
+     WHERE q.queue_name = 'q23c' AND s.sub_consumer = consumer AND s.sub_parent IS NULL
+$$;
+SELECT test.checks_cancels('a') AS copy_in_range;
+SELECT pgque.ack(test.piece('q23c', 'a')) AS a_acked;
+SELECT pgque.send('q23c', 'x', 'c10') IS NOT NULL AS sent;
+SELECT pgque.force_tick('q23c') IS NOT NULL AS ticked;
+SELECT count(*) AS a_got FROM pgque.receive('q23c', 'a', 10);
+SELECT test.checks_cancels('a') AS none_in_range,
+       (SELECT count(*) FROM pgque.cancelled x JOIN pgque.queue q ON q.queue_id = x.cx_queue
+         WHERE q.queue_name = 'q23c') AS stored;
+SELECT pgque.ack(test.piece('q23c', 'a')) AS a_acked;
 -- a delayed message is cancelled for every consumer
 SELECT pgque.send_at('q23c', 'later', 'c7', now() + interval '1 hour') AS c7 \gset
 SELECT * FROM pgque.cancel('q23c', :c7);
