@@ -3271,7 +3271,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '68b0962fea2bf33b' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'b472a2fe2b524f2e' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -5805,7 +5805,7 @@ $$;
 
 -- ---- extension/src/20_outcomes.sql ----
 -- Settling one message of a piece other than by failing it (nack,
--- 07_consume.sql): putting it off, and giving up on it.  Like nack, each
+-- 07_consume.sql): putting it off, giving up on it, and cancelling it.  Like nack, each
 -- works on a message handed out and not yet acknowledged, leaves the event
 -- tables alone (the stores are the retry queue and the dead letters), and
 -- needs the piece to be acked afterwards.  A message is settled once: when
@@ -5883,6 +5883,32 @@ BEGIN
         PERFORM pgque._dead_letter(m.owner, m.e, reason);
     END IF;
     RETURN coalesce(m.was, 'dead');
+END
+$$;
+
+-- cancel_message(batch_id, msg_id): this message of the piece batch_id is
+-- not to be done at all (the order it was for was withdrawn, say): it is
+-- cancelled for this consumer, as cancel() would, without a retry or a
+-- dead letter; message_status says 'cancelled'.  The piece must still be
+-- acked.  Where cancel() is the producer's side, this is the handler's.
+-- Returns 'cancelled', or 'retry' / 'dead' when the message was already
+-- settled so (nothing changes).
+-- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
+-- piece (or was already acked), PQ006 NULL msg_id, PQ027 a batch id,
+-- PQ028 its batch was taken over by another worker.
+CREATE FUNCTION pgque.cancel_message(batch_id bigint, msg_id bigint) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    m record := pgque._to_settle(batch_id, msg_id);
+BEGIN
+    IF m.was IS NULL THEN
+        -- Not held (heartbeat() has nothing to tell the worker that
+        -- decided it); its txid keeps it from a worker taking the piece over.
+        INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held, cx_txid)
+        SELECT q.queue_id, msg_id, (m.owner).sub_id, pgque._seq_value(q.queue_gen_seq), false, (m.e).ev_txid
+          FROM pgque.queue q WHERE q.queue_id = (m.owner).sub_queue;
+    END IF;
+    RETURN coalesce(m.was, 'cancelled');
 END
 $$;
 
@@ -6491,6 +6517,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.nack(bigint, bigint, interval, text),
     pgque.snooze(bigint, bigint, interval),
     pgque.reject(bigint, bigint, text),
+    pgque.cancel_message(bigint, bigint),
     pgque.next_batch_info(text, text),
     pgque.next_batch(text, text),
     pgque.get_batch_events(bigint),

@@ -1,5 +1,5 @@
 -- Settling one message of a piece other than by failing it (nack,
--- 07_consume.sql): putting it off, and giving up on it.  Like nack, each
+-- 07_consume.sql): putting it off, giving up on it, and cancelling it.  Like nack, each
 -- works on a message handed out and not yet acknowledged, leaves the event
 -- tables alone (the stores are the retry queue and the dead letters), and
 -- needs the piece to be acked afterwards.  A message is settled once: when
@@ -77,5 +77,31 @@ BEGIN
         PERFORM pgque._dead_letter(m.owner, m.e, reason);
     END IF;
     RETURN coalesce(m.was, 'dead');
+END
+$$;
+
+-- cancel_message(batch_id, msg_id): this message of the piece batch_id is
+-- not to be done at all (the order it was for was withdrawn, say): it is
+-- cancelled for this consumer, as cancel() would, without a retry or a
+-- dead letter; message_status says 'cancelled'.  The piece must still be
+-- acked.  Where cancel() is the producer's side, this is the handler's.
+-- Returns 'cancelled', or 'retry' / 'dead' when the message was already
+-- settled so (nothing changes).
+-- Errors: PQ004 the piece's batch is not open, PQ005 msg_id is not in the
+-- piece (or was already acked), PQ006 NULL msg_id, PQ027 a batch id,
+-- PQ028 its batch was taken over by another worker.
+CREATE FUNCTION pgque.cancel_message(batch_id bigint, msg_id bigint) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgque, pg_temp AS $$
+DECLARE
+    m record := pgque._to_settle(batch_id, msg_id);
+BEGIN
+    IF m.was IS NULL THEN
+        -- Not held (heartbeat() has nothing to tell the worker that
+        -- decided it); its txid keeps it from a worker taking the piece over.
+        INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held, cx_txid)
+        SELECT q.queue_id, msg_id, (m.owner).sub_id, pgque._seq_value(q.queue_gen_seq), false, (m.e).ev_txid
+          FROM pgque.queue q WHERE q.queue_id = (m.owner).sub_queue;
+    END IF;
+    RETURN coalesce(m.was, 'cancelled');
 END
 $$;

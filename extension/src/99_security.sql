@@ -97,6 +97,7 @@ GRANT EXECUTE ON FUNCTION
     pgque.nack(bigint, bigint, interval, text),
     pgque.snooze(bigint, bigint, interval),
     pgque.reject(bigint, bigint, text),
+    pgque.cancel_message(bigint, bigint),
     pgque.next_batch_info(text, text),
     pgque.next_batch(text, text),
     pgque.get_batch_events(bigint),

@@ -2,7 +2,9 @@ package pgque_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -72,6 +74,56 @@ func TestConsumerCancelRunning(t *testing.T) {
 				if err != nil || len(ss) != 1 || ss[0].State != want[i] {
 					t.Errorf("message %d: %+v, %v; want %s", i, ss, err, want[i])
 				}
+			}
+			for _, st := range []pgque.JobState{pgque.JobRetrying, pgque.JobDead} {
+				if ss, err := client.ListMessages(ctx, "q", st, pgque.ListOptions{}); err != nil || len(ss) != 0 {
+					t.Errorf("%s: %s, %v; want none", st, fmt.Sprint(ss), err)
+				}
+			}
+		})
+	}
+}
+
+// A handler that returns Cancel has its message cancelled for its
+// consumer: not retried (it has retries left), not dead-lettered, never
+// delivered again, and MessageStatus says JobCancelled; in both settling
+// modes.
+func TestConsumerCancelOutcome(t *testing.T) {
+	for _, mode := range []string{"plain", "transaction"} {
+		t.Run(mode, func(t *testing.T) {
+			ctx := context.Background()
+			client := newClient(t, "q", "c")
+			consumerQueueConfig(t, client, "q", "retry_backoff_base", "0")
+			logs := newMatchLog("message cancelled by its handler")
+			opts := []pgque.Option{fastTicker(), pgque.WithLogger(slog.New(slog.NewTextHandler(logs, nil)))}
+			if mode == "transaction" {
+				opts = append(opts, pgque.WithTransaction())
+			}
+			c := client.NewConsumer("q", "c", opts...)
+			calls := make(chan int64, 10)
+			c.Handle("drop", func(_ context.Context, msg pgque.Message) error {
+				calls <- msg.MsgID
+				return fmt.Errorf("order: %w", pgque.Cancel(errors.New("withdrawn")))
+			})
+			consumerRun(t, c)
+			id, err := client.Send(ctx, "q", pgque.Event{Type: "drop", Payload: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			consumerAwait(t, calls, consumerTimeout, "the handler")
+			consumerAwait(t, logs.seen, consumerTimeout, "the cancellation logged")
+			// A second message handled after it shows the piece was acked;
+			// the cancelled one must not come back before it.
+			c2, err := client.Send(ctx, "q", pgque.Event{Type: "drop", Payload: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := consumerAwait(t, calls, consumerTimeout, "the next message"); got != c2 {
+				t.Fatalf("handled %d, want %d (the cancelled message came back)", got, c2)
+			}
+			ss, err := client.MessageStatus(ctx, "q", id)
+			if err != nil || len(ss) != 1 || ss[0].State != pgque.JobCancelled {
+				t.Errorf("MessageStatus = %+v, %v; want cancelled", ss, err)
 			}
 			for _, st := range []pgque.JobState{pgque.JobRetrying, pgque.JobDead} {
 				if ss, err := client.ListMessages(ctx, "q", st, pgque.ListOptions{}); err != nil || len(ss) != 0 {

@@ -840,9 +840,10 @@ const (
 type settleAs int
 
 const (
-	nacked   settleAs = iota // retried with a failure counted, or dead-lettered (Nack)
-	snoozed                  // delivered again after delay, nothing counted (Snooze)
-	rejected                 // dead-lettered at once (Reject)
+	nacked       settleAs = iota // retried with a failure counted, or dead-lettered (Nack)
+	snoozed                      // delivered again after delay, nothing counted (Snooze)
+	rejected                     // dead-lettered at once (Reject)
+	cancelledHow                 // not to be done at all (Cancel)
 )
 
 type result struct {
@@ -1145,7 +1146,7 @@ func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Messa
 	return err
 }
 
-// settleOther snoozes or rejects msg as res says, in tx unless it is nil.
+// settleOther snoozes, cancels or rejects msg as res says, in tx unless it is nil.
 // Both are idempotent, so a retried attempt may repeat them safely.  Their
 // arguments were checked before, so a refusal other than a takeover is the
 // server's to fix: the piece is tried again, then given up and delivered
@@ -1157,19 +1158,26 @@ func (c *Consumer) settleOther(ctx context.Context, tx DBTX, log *slog.Logger, m
 	}
 	var out Outcome
 	var err error
-	if res.how == snoozed {
+	switch res.how {
+	case snoozed:
 		out, err = cl.Snooze(ctx, msg.BatchID, msg, res.delay)
-	} else {
+	case cancelledHow:
+		out, err = cl.CancelMessage(ctx, msg.BatchID, msg)
+	default:
 		out, err = cl.Reject(ctx, msg.BatchID, msg, res.reason)
 	}
 	if err != nil {
 		return err
 	}
 	res.state = nackedState
-	if res.how == snoozed {
+	switch res.how {
+	case snoozed:
 		log.Debug("pgque consumer: message snoozed", "msg_id", msg.MsgID, "type", msg.Type, "delay", res.delay,
 			"outcome", out)
-	} else {
+	case cancelledHow:
+		log.Info("pgque consumer: message cancelled by its handler", "msg_id", msg.MsgID, "type", msg.Type,
+			"reason", res.reason, "outcome", out)
+	default:
 		log.Warn("pgque consumer: message rejected", "msg_id", msg.MsgID, "type", msg.Type,
 			"retry_count", retryCount(msg), "reason", res.reason, "outcome", out)
 	}

@@ -3,6 +3,7 @@ package pgque_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"sync"
@@ -402,6 +403,50 @@ func ExampleReject() {
 	}
 	// Output:
 	// dead letter for billing: unreadable order: json: cannot unmarshal string into Go value of type struct { ID int }
+}
+
+// A handler cancels a job whose work no longer needs doing: not retried,
+// not dead-lettered, and MessageStatus says cancelled.
+func ExampleCancel() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx, consumerExampleDSN())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.CreateQueue(ctx, "shipments"); err != nil {
+		log.Fatal(err)
+	}
+	id, err := client.Send(ctx, "shipments", pgque.Event{Type: "ship", Payload: map[string]any{"order": 7, "withdrawn": true}})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	c := client.NewConsumer("shipments", "warehouse", pgque.WithTicker())
+	c.Handle("ship", func(ctx context.Context, msg pgque.Message) error {
+		defer stop() // Start settles the message before it returns
+		var order struct{ Withdrawn bool }
+		if err := json.Unmarshal([]byte(msg.Payload), &order); err != nil {
+			return pgque.Reject(err)
+		}
+		if order.Withdrawn {
+			return pgque.Cancel(errors.New("order withdrawn"))
+		}
+		return nil
+	})
+	if err := c.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	states, err := client.MessageStatus(context.Background(), "shipments", id)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, s := range states {
+		fmt.Printf("%s: %s\n", s.Consumer, s.State)
+	}
+	// Output:
+	// warehouse: cancelled
 }
 
 // One Consumer serves several queues with one concurrency limit: the

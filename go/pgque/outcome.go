@@ -51,6 +51,26 @@ func (e *RejectError) Unwrap() error { return e.Err }
 // "rejected" for nil), however many retries it has left.
 func Reject(err error) error { return &RejectError{Err: err} }
 
+// CancelError is what Cancel returns; see there.
+type CancelError struct {
+	Err error
+}
+
+func (e *CancelError) Error() string {
+	if e.Err == nil {
+		return "pgque: cancelled"
+	}
+	return "pgque: cancelled: " + e.Err.Error()
+}
+
+func (e *CancelError) Unwrap() error { return e.Err }
+
+// Cancel is an error a handler returns for a message whose work is not to
+// be done at all (the order it was for was withdrawn): it is cancelled for
+// this consumer, as Client.Cancel would, with no retry and no dead letter;
+// MessageStatus says JobCancelled.  err, if any, is logged.
+func Cancel(err error) error { return &CancelError{Err: err} }
+
 // Snooze has the server deliver msg, a message of the piece batchID
 // (msg.BatchID), again after d to this consumer only, without counting a
 // failure (see the Snooze function for handlers).  After settling
@@ -105,6 +125,23 @@ var ErrMessageCancelled = errors.New("pgque: the message was cancelled")
 // needs no handler's verdict.
 var cancelledResult = result{state: failed, reason: "cancelled while handed out"}
 
+// CancelMessage cancels msg, a message of the piece batchID
+// (msg.BatchID), for this consumer (see the Cancel function for handlers):
+// not retried, not dead-lettered, never delivered to it again.  After
+// settling individual messages, call Ack to finish the piece.  It returns
+// OutcomeCancelled, or what the message was settled as before
+// (OutcomeRetry, OutcomeDead), which it leaves as it is.
+func (c *Client) CancelMessage(ctx context.Context, batchID int64, msg Message) (Outcome, error) {
+	var out string
+	err := c.q().QueryRow(ctx, `SELECT pgque.cancel_message($1, $2)`, batchID, msg.MsgID).Scan(&out)
+	return Outcome(out), wrap("pgque: cancel message", err)
+}
+
+// CancelMessageTx is CancelMessage inside tx (see NackTx).
+func (c *Client) CancelMessageTx(ctx context.Context, tx DBTX, batchID int64, msg Message) (Outcome, error) {
+	return c.inTx(tx).CancelMessage(ctx, batchID, msg)
+}
+
 // errHandlerTimeout is the cause of a handler's context cancelled by
 // WithHandlerTimeout.
 var errHandlerTimeout = errors.New("pgque: handler timeout")
@@ -114,7 +151,16 @@ var errHandlerTimeout = errors.New("pgque: handler timeout")
 func outcomeOf(err error) result {
 	var s *SnoozeError
 	var r *RejectError
+	var x *CancelError
 	switch {
+	case errors.As(err, &x):
+		reason := "cancelled"
+		if x.Err != nil {
+			reason = x.Err.Error()
+		}
+		res := failure(reason)
+		res.how = cancelledHow
+		return res
 	case errors.As(err, &s):
 		if s.Delay < 0 || s.Delay > maxSpan {
 			return failure(fmt.Sprintf("snooze delay %v is out of range: must be from 0 to 100 years", s.Delay))

@@ -104,4 +104,22 @@ SELECT pgque.ack(test.piece('q23', 'a'));
 SELECT count(*) AS stored FROM pgque.retry_queue r JOIN pgque.subscription s ON s.sub_id = r.rq_sub
  WHERE r.ev_data = 'c-me';
 
+-- the handler's cancel: cancelled for a only, settled once, never back
+SELECT pgque.send('q23', 't', p) IS NOT NULL AS sent FROM unnest(ARRAY['drop-me', 'drop-nack']) p;
+SELECT pgque.ticker('q23') IS NOT NULL AS ticked;
+SELECT * FROM pg_temp.got('q23', 'a');
+SELECT pgque.cancel_message(test.piece('q23', 'a'), pg_temp.id('drop-me')) AS cancelled;
+SELECT pgque.cancel_message(test.piece('q23', 'a'), pg_temp.id('drop-me')) AS again;
+SELECT pgque.nack(test.piece('q23', 'a'), pg_temp.id('drop-me'), '0') AS nack_after;
+SELECT pgque.nack(test.piece('q23', 'a'), pg_temp.id('drop-nack'), '0') AS nacked;
+SELECT pgque.cancel_message(test.piece('q23', 'a'), pg_temp.id('drop-nack')) AS cancel_after_nack;
+SELECT pg_temp.e($$SELECT pgque.cancel_message(test.piece('q23', 'a'), NULL)$$);
+SELECT pg_temp.e($$SELECT pgque.cancel_message(test.piece('q23', 'a'), -1)$$);
+SELECT pgque.ack(test.piece('q23', 'a'));
+SELECT consumer_name, state FROM pgque.message_status('q23', pg_temp.id('drop-me'));
+SELECT pgque.maint_retry_events() AS moved;
+SELECT pgque.ticker('q23') IS NOT NULL AS ticked;
+SELECT * FROM pg_temp.got('q23', 'a');
+SELECT pgque.ack(test.piece('q23', 'a'));
+
 SELECT pgque.drop_queue('q23', true);

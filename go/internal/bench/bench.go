@@ -115,6 +115,7 @@ func Scenarios() []Scenario {
 		{Name: "consume", Description: "consume a backlog through the Go SDK vs a plain SELECT of the same rows", Run: runConsume},
 		{Name: "latency", Description: "commit-to-handler latency at a fixed rate, Go ticker and LISTEN", Run: runLatency},
 		{Name: "many-queues", Description: "create_queue, ticker(), maint() and the Ticker's CPU at 10 and at --queues idle queues, and latency with events spread over 100 of them", Run: runManyQueues},
+		{Name: "cancellations", Description: "Receive(100)+Ack drain of a backlog with 10,000 live cancellations (of an earlier batch) vs none", Run: runCancellations},
 		{Name: "jobs", Description: "worker processes sharing one consumer (default options), no-op handler: burn-down of a backlog of jobs, and commit-to-handler latency at a fixed rate", Run: runJobs},
 		{Name: "xmin", Description: "sustained load with a transaction holding the xmin horizon: throughput, latency, dead tuples", Run: runXmin},
 		{Name: "memory", Description: "Go consumer heap over a long run at a high rate", Run: runMemory},

@@ -19,7 +19,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // TestScenarioLoad is a smoke test of the load scenarios (latency, xmin,
-// memory, many-queues): each runs briefly against a throwaway server and must return
+// memory, many-queues, and cancellations, smaller): each runs briefly against a throwaway server and must return
 // metrics without error.  It asserts no timings: the numbers come from
 // `pgque bench`.
 func TestScenarioLoad(t *testing.T) {
@@ -43,6 +43,8 @@ func TestScenarioLoad(t *testing.T) {
 		{"memory", runMemory, []string{"consumed", "heap in use, last quarter mean"}},
 		{"many-queues", runManyQueues, []string{"queues", "create_queue last/first", "ticker() ratio", "maint() ratio",
 			"ticker backend CPU", "latency p99"}},
+		{"cancellations", func(ctx context.Context, env *Env) (Result, error) { return cancellations(ctx, env, 200, 2000) },
+			[]string{"live cancellations", "drain without cancellations", "drain with cancellations", "time ratio"}},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			dsn, err := srv.NewDatabase(ctx)
