@@ -89,7 +89,7 @@ func TestReceiveFirstStrictPriority(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{"lo", "hi"} {
-		if _, err := client.Send(ctx, q, pgque.Event{Type: "job", Payload: `"` + q + `"`}); err != nil {
+		if _, err := client.Send(ctx, q, pgque.Event{Type: "job", Payload: q}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := client.ForceTick(ctx, q); err != nil {
