@@ -232,11 +232,9 @@ POST /v1/consumers/{consumer}/receive answers (the piece's queue too).`,
 			return notFound("batch %d was finished by someone else before it could be acknowledged", msgs[0].BatchID)
 		}
 		if !single && !named {
-			// Every queue asked made the worker its own.
-			for _, q := range queues {
-				if _, err := client.ReleaseWorker(ctx, q, args[1], worker); err != nil {
-					return err
-				}
+			// Only the queue that handed out the piece made the worker a row.
+			if _, err := client.ReleaseWorker(ctx, msgs[0].Queue, args[1], worker); err != nil {
+				return err
 			}
 		}
 		return nil
