@@ -11,18 +11,26 @@ import (
 	"github.com/pgque/pgque/go/pgque"
 )
 
+// hiLoClient is a client of a fresh database with the queues "hi" and
+// "lo", the consumer "c" subscribed to both.
+func hiLoClient(t *testing.T) *pgque.Client {
+	t.Helper()
+	client := newClient(t, "lo", "c")
+	if _, err := client.CreateQueue(context.Background(), "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Subscribe(context.Background(), "hi", "c"); err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
 // With a backlog in both queues, concurrency 1 and pieces of one message,
 // a Consumer WithQueues handles the first queue's backlog before it reads
 // the second; then it serves the second while the first has nothing.
 func TestConsumerQueuesStrictPriority(t *testing.T) {
 	ctx := context.Background()
-	client := newClient(t, "lo", "c")
-	if _, err := client.CreateQueue(ctx, "hi"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Subscribe(ctx, "hi", "c"); err != nil {
-		t.Fatal(err)
-	}
+	client := hiLoClient(t)
 	// The low queue's jobs are sent first; both backlogs are ticked before
 	// the consumer starts.
 	for i := range 3 {
@@ -81,13 +89,7 @@ func TestConsumerQueuesErrors(t *testing.T) {
 // nothing; as a worker too.
 func TestReceiveFirstStrictPriority(t *testing.T) {
 	ctx := context.Background()
-	client := newClient(t, "lo", "c")
-	if _, err := client.CreateQueue(ctx, "hi"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Subscribe(ctx, "hi", "c"); err != nil {
-		t.Fatal(err)
-	}
+	client := hiLoClient(t)
 	for _, q := range []string{"lo", "hi"} {
 		if _, err := client.Send(ctx, q, pgque.Event{Type: "job", Payload: q}); err != nil {
 			t.Fatal(err)
