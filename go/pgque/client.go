@@ -402,6 +402,11 @@ func (c *Client) SendBatchTx(ctx context.Context, tx DBTX, queue string, events 
 type Message struct {
 	// MsgID is the event's id, unique within its queue and kept on retries.
 	MsgID int64 `json:"msg_id"`
+	// Queue is the queue the message was received from (as the client
+	// names it, without its namespace), so that a handler serving several
+	// queues (WithQueues, ReceiveFirst) knows where it came from; "" where
+	// the queue is known otherwise (Peek, dead letters).
+	Queue string `json:"queue"`
 	// BatchID is the piece the message was handed out in: the id to Ack.
 	BatchID int64  `json:"batch_id"`
 	Type    string `json:"type"`
@@ -476,10 +481,23 @@ func (c *Client) receivePiece(ctx context.Context, op, queue, consumer string, m
 	if c.directMin != 0 {
 		directMin = c.directMin
 	}
+	msgs, err := c.readPiece(ctx, queue, consumer, max, worker, lease, directMin)
+	name := c.local(queue)
+	for i := range msgs {
+		msgs[i].Queue = name
+	}
+	return msgs, wrap(op, err)
+}
+
+// readPiece is receivePiece's reading: straight from the event tables for
+// a piece of directMin messages or more when the role may, else through
+// receive().
+func (c *Client) readPiece(ctx context.Context, queue, consumer string, max int, worker *string,
+	lease *time.Duration, directMin int) ([]Message, error) {
 	if max >= directMin && c.db == nil {
 		msgs, done, err := c.receiveDirect(ctx, queue, consumer, max, worker, lease)
 		if done || err != nil {
-			return msgs, wrap(op, err)
+			return msgs, err
 		}
 	}
 	rows, err := c.q().Query(ctx, `SELECT msg_id, batch_id, type, payload, retry_count, created_at,
@@ -487,10 +505,9 @@ func (c *Client) receivePiece(ctx context.Context, op, queue, consumer string, m
 	                                  FROM pgque.receive($1, $2, $3, $4, $5)`,
 		queue, consumer, max, worker, lease)
 	if err != nil {
-		return nil, wrap(op, err)
+		return nil, err
 	}
-	msgs, err := collectMessages(rows, max)
-	return msgs, wrap(op, err)
+	return collectMessages(rows, max)
 }
 
 // receiveDirect hands out a piece with receive_query and reads it.  done

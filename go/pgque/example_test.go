@@ -401,3 +401,42 @@ func ExampleInstall() {
 	// Output:
 	// pgque installed as extension
 }
+
+// ReceiveFirst serves several queues in strict priority: "urgent" whenever
+// it has messages, "orders" otherwise.  Each message names its queue.
+func ExampleClient_ReceiveFirst() {
+	ctx := context.Background()
+	client := exampleClient(ctx)
+	defer client.Close()
+	if _, err := client.CreateQueue(ctx, "urgent"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.Subscribe(ctx, "urgent", "processor"); err != nil {
+		log.Fatal(err)
+	}
+	for _, q := range []string{"orders", "urgent"} {
+		if _, err := client.Send(ctx, q, pgque.Event{Type: "order.created", Payload: map[string]int{"id": 1}}); err != nil {
+			log.Fatal(err)
+		}
+		if _, err := client.ForceTick(ctx, q); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for range 2 {
+		msgs, err := client.ReceiveFirst(ctx, []string{"urgent", "orders"}, "processor", 100,
+			pgque.AsWorker("worker-1", pgque.DefaultLease))
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, m := range msgs {
+			fmt.Println(m.Queue, m.Type)
+		}
+		// One call hands out one queue's piece.
+		if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Output:
+	// urgent order.created
+	// orders order.created
+}

@@ -4,23 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgque/pgque/go/pgque"
 )
+
+// hiLoClient is a client of a fresh database with the queues "hi" and
+// "lo", the consumer "c" subscribed to both.
+func hiLoClient(t *testing.T) *pgque.Client {
+	t.Helper()
+	client := newClient(t, "lo", "c")
+	if _, err := client.CreateQueue(context.Background(), "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Subscribe(context.Background(), "hi", "c"); err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
 
 // With a backlog in both queues, concurrency 1 and pieces of one message,
 // a Consumer WithQueues handles the first queue's backlog before it reads
 // the second; then it serves the second while the first has nothing.
 func TestConsumerQueuesStrictPriority(t *testing.T) {
 	ctx := context.Background()
-	client := newClient(t, "lo", "c")
-	if _, err := client.CreateQueue(ctx, "hi"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Subscribe(ctx, "hi", "c"); err != nil {
-		t.Fatal(err)
-	}
+	client := hiLoClient(t)
 	// The low queue's jobs are sent first; both backlogs are ticked before
 	// the consumer starts.
 	for i := range 3 {
@@ -71,5 +81,44 @@ func TestConsumerQueuesErrors(t *testing.T) {
 	c.Handle("*", h)
 	if err := c.Start(context.Background()); !errors.Is(err, pgque.ErrQueueNotFound) {
 		t.Errorf("Start with a missing queue = %v, want ErrQueueNotFound", err)
+	}
+}
+
+// ReceiveFirst takes the first queue in order with messages, names it on
+// each message, and reads a later queue only once the earlier ones have
+// nothing; as a worker too.
+func TestReceiveFirstStrictPriority(t *testing.T) {
+	ctx := context.Background()
+	client := hiLoClient(t)
+	for _, q := range []string{"lo", "hi"} {
+		if _, err := client.Send(ctx, q, pgque.Event{Type: "job", Payload: q}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.ForceTick(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queues := []string{"hi", "lo"}
+	for _, want := range []string{"hi", "lo"} {
+		msgs, err := client.ReceiveFirst(ctx, queues, "c", 10, pgque.AsWorker("w", time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != 1 || msgs[0].Queue != want || msgs[0].Payload != `"`+want+`"` {
+			t.Fatalf("ReceiveFirst = %+v, want the message of %s", msgs, want)
+		}
+		if err := client.Ack(ctx, msgs[0].BatchID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if msgs, err := client.ReceiveFirst(ctx, queues, "c", 10); err != nil || len(msgs) != 0 {
+		t.Errorf("ReceiveFirst with nothing left = %v, %v", msgs, err)
+	}
+	if _, err := client.ReceiveFirst(ctx, nil, "c", 10); !errors.Is(err, pgque.ErrInvalidArgument) {
+		t.Errorf("ReceiveFirst without queues = %v, want ErrInvalidArgument", err)
+	}
+	_, err := client.ReceiveFirst(ctx, []string{"hi", "missing"}, "c", 10)
+	if !errors.Is(err, pgque.ErrQueueNotFound) || !strings.Contains(err.Error(), "queue missing") {
+		t.Errorf("ReceiveFirst with a missing queue = %v, want ErrQueueNotFound naming it", err)
 	}
 }

@@ -275,6 +275,17 @@ func (c *Client) ReceiveWith(ctx context.Context, queue, consumer string, req Re
 	return out, err
 }
 
+// ReceiveFirst receives for consumer from several queues in strict
+// priority (POST /v1/consumers/{consumer}/receive): the piece of the first
+// of req.Queues, in order, that hands out messages, with its Queue set;
+// an empty Batch when none does.  req's other fields are as ReceiveWith's,
+// applied on each queue.
+func (c *Client) ReceiveFirst(ctx context.Context, consumer string, req ReceiveFirstRequest) (Batch, error) {
+	var out Batch
+	err := c.do(ctx, http.MethodPost, "/v1/consumers/"+esc(consumer)+"/receive", nil, req, &out)
+	return out, err
+}
+
 // ReceiveSingleReader receives as the consumer's one reader, the PgQ way:
 // up to max messages of its open or next batch, in order, with no lease.
 // A second caller is handed the same messages again until they are

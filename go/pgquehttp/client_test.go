@@ -545,3 +545,26 @@ func TestClientPauseWorkersSchedules(t *testing.T) {
 		t.Errorf("get a dropped schedule: %v", err)
 	}
 }
+
+// ReceiveFirst hands out the first queue's piece, named; then the next's.
+func TestClientReceiveFirst(t *testing.T) {
+	ctx := context.Background()
+	c, sdk := newAPI(t)
+	for _, q := range []string{"hi", "lo"} {
+		must(c.CreateQueue(ctx, q, nil)).ok(t)
+		must(c.Subscribe(ctx, q, "c")).ok(t)
+		must(c.Send(ctx, q, pgquehttp.Event{Type: q})).ok(t)
+		must(sdk.ForceTick(ctx, q)).ok(t)
+	}
+	req := pgquehttp.ReceiveFirstRequest{Queues: []string{"hi", "lo"}, ReceiveRequest: pgquehttp.ReceiveRequest{Worker: "w"}}
+	for _, want := range []string{"hi", "lo"} {
+		b := must(c.ReceiveFirst(ctx, "c", req)).ok(t)
+		if b.Queue != want || len(b.Messages) != 1 || b.Messages[0].Queue != want || b.Worker != "w" {
+			t.Fatalf("ReceiveFirst = %+v, want the piece of %s", b, want)
+		}
+		must(c.Ack(ctx, b.BatchID)).ok(t)
+	}
+	if _, err := c.ReceiveFirst(ctx, "c", pgquehttp.ReceiveFirstRequest{}); !errors.Is(err, pgque.ErrInvalidArgument) {
+		t.Errorf("ReceiveFirst without queues = %v, want ErrInvalidArgument", err)
+	}
+}

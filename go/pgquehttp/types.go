@@ -172,6 +172,9 @@ type SendBatchResponse struct {
 // Message is an event as a consumer receives it.
 type Message struct {
 	MsgID int64 `json:"msg_id"`
+	// Queue is the queue the message was received from; absent where the
+	// path names it (peek, dead letters).
+	Queue string `json:"queue,omitempty"`
 	// BatchID is the id of the piece the message was handed out in: what
 	// ack, nack and heartbeat take.
 	BatchID int64  `json:"batch_id"`
@@ -207,6 +210,20 @@ type ReceiveRequest struct {
 	SingleReader bool `json:"single_reader,omitempty"`
 }
 
+// ReceiveFirstRequest is the body of POST /v1/consumers/{consumer}/receive:
+// receive from several queues in strict priority.  The first of Queues,
+// in order, that hands out messages gives the call's piece (one queue's
+// piece per call; its Batch says which queue); a queue is read only while
+// every queue before it has nothing.  The token must allow reading every
+// queue named.
+type ReceiveFirstRequest struct {
+	// Queues are the queues to ask, most urgent first (one or more; the
+	// consumer subscribed to each).
+	Queues []string `json:"queues"`
+	// ReceiveRequest says how much to receive and as whom, on each queue.
+	ReceiveRequest
+}
+
 // HeartbeatRequest is the (optional) body of POST /v1/batches/{batch}/heartbeat.
 type HeartbeatRequest struct {
 	// LeaseSeconds is how long the batch stays the worker's from now
@@ -227,7 +244,9 @@ type HeartbeatResponse struct {
 type Batch struct {
 	// BatchID is the piece's id, to ack, nack and heartbeat; 0 (and
 	// Messages empty) when nothing new was ticked.
-	BatchID  int64     `json:"batch_id"`
+	BatchID int64 `json:"batch_id"`
+	// Queue is the queue of the piece; absent when nothing was handed out.
+	Queue    string    `json:"queue,omitempty"`
 	Messages []Message `json:"messages"`
 	// Worker is the cooperative worker the piece was handed out to: the
 	// name the server picked, or the one the request gave; absent for a

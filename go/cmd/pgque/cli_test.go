@@ -629,6 +629,37 @@ func TestWorkerCommands(t *testing.T) {
 	c.fails(exitUsage, "needs 2 argument(s)", "workers", "orders")
 }
 
+// receive QUEUE,QUEUE... asks the queues in order, names each message's
+// queue, and with --ack forgets its worker on the queue that handed out.
+func TestReceiveSeveralQueues(t *testing.T) {
+	c := newCLI(t)
+	for _, q := range []string{"urgent", "normal"} {
+		c.ok("queue", "create", q)
+		c.ok("subscribe", q, "billing")
+		c.ok("send", q, "-t", q, "1")
+		c.sql(`SELECT pgque.force_tick('` + q + `')`)
+	}
+	rows := tableRows(c.ok("receive", "urgent,normal", "billing", "--ack"))
+	if len(rows) != 2 || rows[0][0] != "QUEUE" || rows[1][0] != "urgent" || rows[1][3] != "urgent" {
+		t.Errorf("receive table: %q", rows)
+	}
+	var b pgquehttp.Batch
+	c.okJSON(&b, "receive", "urgent,normal", "billing", "--worker", "w1")
+	if b.Queue != "normal" || b.Worker != "w1" || len(b.Messages) != 1 || b.Messages[0].Queue != "normal" {
+		t.Errorf("receive --json: %+v", b)
+	}
+	for q, want := range map[string]string{"urgent": "WORKER  BATCH  LEASE_LEFT  LAST_SEEN\n", "normal": ""} {
+		out := c.ok("workers", q, "billing")
+		if want != "" && out != want || want == "" && !strings.Contains(out, "w1") {
+			t.Errorf("workers of %s: %q", q, out)
+		}
+	}
+	if msgs := c.received("urgent,normal", "billing", "--single-reader"); len(msgs) != 0 {
+		t.Errorf("receive with nothing new: %+v", msgs)
+	}
+	c.fails(exitNotFound, "queue 'nope' does not exist", "receive", "urgent,nope", "billing")
+}
+
 func TestSendStdinErrors(t *testing.T) {
 	c := newCLI(t)
 	c.ok("queue", "create", "q")

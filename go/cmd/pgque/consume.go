@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -135,7 +136,7 @@ func newReceiveCmd(g *globals) *cobra.Command {
 	var worker string
 	var lease time.Duration
 	cmd := &cobra.Command{
-		Use:   "receive QUEUE CONSUMER",
+		Use:   "receive QUEUE[,QUEUE...] CONSUMER",
 		Short: "Receive the consumer's next messages",
 		Long: `receive prints up to --max messages of CONSUMER and hands them to this
 command as a cooperative worker of the consumer, as every reader of it is by
@@ -159,7 +160,14 @@ workers read the consumer, such a read is served as the worker '_plain'.
 With --json it prints what the HTTP API's receive answers: the piece's
 batch_id, the worker it was handed out to (absent with --single-reader) and
 its messages; a payload is as sent when it is JSON, a string when it was
-sent as other text through SQL, and null when NULL.`,
+sent as other text through SQL, and null when NULL.
+
+Several queues, comma-separated (urgent,normal), are asked in strict
+priority for CONSUMER (subscribed to each): the first that hands out
+messages gives the piece, so a queue is read only while every queue before
+it has nothing.  One call hands out one queue's piece; the table then shows
+each message's QUEUE, and --json prints what the HTTP API's
+POST /v1/consumers/{consumer}/receive answers (the piece's queue too).`,
 		Args: exactArgs(2),
 	}
 	out := newOutput(cmd)
@@ -187,20 +195,33 @@ sent as other text through SQL, and null when NULL.`,
 		if !single && !named {
 			worker = pgque.WorkerName("cli-")
 		}
+		queues := strings.Split(args[0], ",")
 		var msgs []pgque.Message
-		if single {
+		switch {
+		case len(queues) > 1 && single:
+			msgs, err = client.ReceiveFirst(ctx, queues, args[1], maxMsgs)
+		case len(queues) > 1:
+			msgs, err = client.ReceiveFirst(ctx, queues, args[1], maxMsgs, pgque.AsWorker(worker, lease))
+		case single:
 			msgs, err = client.Receive(ctx, args[0], args[1], maxMsgs)
-		} else {
+		default:
 			msgs, err = client.ReceiveAsWorker(ctx, args[0], args[1], worker, maxMsgs, lease)
 		}
 		if err != nil {
 			return err
 		}
-		err = printList(out, cmd, wire.Batch(msgs, worker), msgs, "MSG_ID\tBATCH_ID\tTYPE\tRETRY\tCREATED_AT\tPAYLOAD",
-			func(w io.Writer, m pgque.Message) {
-				fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s\n", m.MsgID, m.BatchID, cell(m.Type), intOr(m.RetryCount, "-"),
-					m.CreatedAt.Format(time.RFC3339Nano), cell(m.Payload))
-			})
+		header, row := "MSG_ID\tBATCH_ID\tTYPE\tRETRY\tCREATED_AT\tPAYLOAD", func(w io.Writer, m pgque.Message) {
+			fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s\n", m.MsgID, m.BatchID, cell(m.Type), intOr(m.RetryCount, "-"),
+				m.CreatedAt.Format(time.RFC3339Nano), cell(m.Payload))
+		}
+		if len(queues) > 1 {
+			one := row
+			header, row = "QUEUE\t"+header, func(w io.Writer, m pgque.Message) {
+				fmt.Fprintf(w, "%s\t", cell(m.Queue))
+				one(w, m)
+			}
+		}
+		err = printList(out, cmd, wire.Batch(msgs, worker), msgs, header, row)
 		if err != nil || !ack || len(msgs) == 0 {
 			return err
 		}
@@ -211,7 +232,8 @@ sent as other text through SQL, and null when NULL.`,
 			return notFound("batch %d was finished by someone else before it could be acknowledged", msgs[0].BatchID)
 		}
 		if !single && !named {
-			if _, err := client.ReleaseWorker(ctx, args[0], args[1], worker); err != nil {
+			// Only the queue that handed out the piece made the worker a row.
+			if _, err := client.ReleaseWorker(ctx, msgs[0].Queue, args[1], worker); err != nil {
 				return err
 			}
 		}

@@ -58,6 +58,13 @@ func TestJSONMatchesHTTP(t *testing.T) {
 	same(t, "receive --single-reader", c.ok("receive", "q", "c", "--single-reader", "--json"),
 		h.do("POST", "/v1/queues/q/consumers/c/receive", `{"single_reader": true}`), "batch_id")
 
+	// Several queues in priority: q2 has nothing, so q's piece, as a single
+	// reader again; as workers, each gets one of the same two messages.
+	c.ok("subscribe", "q2", "c")
+	c.ok("subscribe", "q2", "c2")
+	same(t, "receive from several queues", c.ok("receive", "q2,q", "c", "--single-reader", "--json"),
+		h.do("POST", "/v1/consumers/c/receive", `{"queues": ["q2", "q"], "single_reader": true}`), "batch_id")
+
 	// Workers of c2 compete: each gets one of the two events alike.
 	cliPiece := c.ok("receive", "q", "c2", "--worker", "w1", "--max", "1", "--json")
 	httpPiece := h.do("POST", "/v1/queues/q/consumers/c2/receive", `{"worker": "w2", "max": 1}`)

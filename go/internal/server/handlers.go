@@ -53,6 +53,7 @@ func (s *Server) routes() {
 	api("PUT /v1/queues/{queue}/consumers/{consumer}", ScopeRead, s.subscribe)
 	api("DELETE /v1/queues/{queue}/consumers/{consumer}", ScopeRead, s.unsubscribe)
 	api("POST /v1/queues/{queue}/consumers/{consumer}/receive", ScopeRead, s.receive)
+	api("POST /v1/consumers/{consumer}/receive", ScopeRead, s.receiveFirst)
 	api("GET /v1/queues/{queue}/consumers/{consumer}/peek", ScopeRead, s.peek)
 	api("GET /v1/queues/{queue}/consumers/{consumer}/workers", ScopeRead, s.listWorkers)
 	api("DELETE /v1/queues/{queue}/consumers/{consumer}/workers/{worker}", ScopeRead, s.unregisterWorker)
@@ -440,37 +441,84 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req, true); err != nil {
 		return err
 	}
-	if err := s.checkMax(req.Max); err != nil {
-		return err
-	}
-	queue, consumer := r.PathValue("queue"), r.PathValue("consumer")
-	l, err := s.readAs(req.SingleReader, req.Worker, req.LeaseSeconds)
+	l, err := s.checkReceive(req)
 	if err != nil {
 		return err
 	}
-	if req.SingleReader {
-		msgs, err := s.client.Receive(r.Context(), queue, consumer, req.Max)
-		if err != nil {
+	b, err := s.receiveFrom(r.Context(), r.PathValue("queue"), r.PathValue("consumer"), req, l)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, b)
+}
+
+// receiveFirst hands out the piece of the first queue in the request's
+// order that has messages (strict priority, as pgque.Client.ReceiveFirst):
+// one queue's piece per call.  The token must allow reading every queue
+// named, whether or not it is reached.
+func (s *Server) receiveFirst(w http.ResponseWriter, r *http.Request) error {
+	req := pgquehttp.ReceiveFirstRequest{ReceiveRequest: pgquehttp.ReceiveRequest{Max: s.defaultMax()}}
+	if err := decode(r, &req, false); err != nil {
+		return err
+	}
+	if len(req.Queues) == 0 {
+		return badRequest("queues: name one queue or more")
+	}
+	for _, q := range req.Queues {
+		if err := authorize(r, ScopeRead, q); err != nil {
 			return err
 		}
+	}
+	l, err := s.checkReceive(req.ReceiveRequest)
+	if err != nil {
+		return err
+	}
+	var b pgquehttp.Batch
+	for _, q := range req.Queues {
+		if b, err = s.receiveFrom(r.Context(), q, r.PathValue("consumer"), req.ReceiveRequest, l); err != nil {
+			return fmt.Errorf("queue %s: %w", q, err)
+		}
+		if len(b.Messages) > 0 {
+			break
+		}
+	}
+	return writeJSON(w, http.StatusOK, b)
+}
+
+// checkReceive checks a receive's max and how it reads; it returns the lease.
+func (s *Server) checkReceive(req pgquehttp.ReceiveRequest) (time.Duration, error) {
+	if err := s.checkMax(req.Max); err != nil {
+		return 0, err
+	}
+	return s.readAs(req.SingleReader, req.Worker, req.LeaseSeconds)
+}
+
+// receiveFrom hands out a piece of queue as req says, l its lease.
+func (s *Server) receiveFrom(ctx context.Context, queue, consumer string, req pgquehttp.ReceiveRequest,
+	l time.Duration) (pgquehttp.Batch, error) {
+	if req.SingleReader {
+		msgs, err := s.client.Receive(ctx, queue, consumer, req.Max)
+		if err != nil {
+			return pgquehttp.Batch{}, err
+		}
 		s.handedOut(queue, msgs)
-		return writeJSON(w, http.StatusOK, wire.Batch(msgs, ""))
+		return wire.Batch(msgs, ""), nil
 	}
 	if req.Worker != "" {
-		msgs, err := s.client.ReceiveAsWorker(r.Context(), queue, consumer, req.Worker, req.Max, l)
+		msgs, err := s.client.ReceiveAsWorker(ctx, queue, consumer, req.Worker, req.Max, l)
 		if err != nil {
-			return err
+			return pgquehttp.Batch{}, err
 		}
 		s.handedOut(queue, msgs)
-		return writeJSON(w, http.StatusOK, wire.Batch(msgs, req.Worker))
+		return wire.Batch(msgs, req.Worker), nil
 	}
 	key := consumerKey{queue, consumer}
 	name := s.workers.take(key)
-	msgs, err := s.client.ReceiveAsWorker(r.Context(), queue, consumer, name, req.Max, l)
+	msgs, err := s.client.ReceiveAsWorker(ctx, queue, consumer, name, req.Max, l)
 	if err != nil || len(msgs) == 0 {
 		s.workers.giveBack(key, name, err)
 		if err != nil {
-			return err
+			return pgquehttp.Batch{}, err
 		}
 	} else {
 		// Timed from now, after the database started the lease: the name
@@ -478,7 +526,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) error {
 		s.workers.hold(key, name, msgs[0].BatchID, time.Now().Add(l))
 		s.handedOut(queue, msgs)
 	}
-	return writeJSON(w, http.StatusOK, wire.Batch(msgs, name))
+	return wire.Batch(msgs, name), nil
 }
 
 // readAs checks how a receive or stream reads its consumer: as its single

@@ -103,7 +103,7 @@ func Message(m pgque.Message) pgquehttp.Message {
 		p = Payload(json.RawMessage(m.Payload))
 	}
 	return pgquehttp.Message{
-		MsgID: m.MsgID, BatchID: m.BatchID, Type: m.Type, Payload: p, RetryCount: m.RetryCount,
+		MsgID: m.MsgID, Queue: m.Queue, BatchID: m.BatchID, Type: m.Type, Payload: p, RetryCount: m.RetryCount,
 		CreatedAt: m.CreatedAt, Extra1: m.Extra1, Extra2: m.Extra2, Extra3: m.Extra3, Extra4: m.Extra4,
 	}
 }
@@ -112,7 +112,7 @@ func Message(m pgque.Message) pgquehttp.Message {
 func Batch(msgs []pgque.Message, worker string) pgquehttp.Batch {
 	b := pgquehttp.Batch{Messages: each(msgs, Message), Worker: worker}
 	if len(msgs) > 0 {
-		b.BatchID = msgs[0].BatchID
+		b.BatchID, b.Queue = msgs[0].BatchID, msgs[0].Queue
 	}
 	return b
 }
