@@ -3271,7 +3271,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'b472a2fe2b524f2e' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '309fdd319008766d' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -5904,9 +5904,8 @@ BEGIN
     IF m.was IS NULL THEN
         -- Not held (heartbeat() has nothing to tell the worker that
         -- decided it); its txid keeps it from a worker taking the piece over.
-        INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held, cx_txid)
-        SELECT q.queue_id, msg_id, (m.owner).sub_id, pgque._seq_value(q.queue_gen_seq), false, (m.e).ev_txid
-          FROM pgque.queue q WHERE q.queue_id = (m.owner).sub_queue;
+        PERFORM pgque._record_cancel(q, msg_id, (m.owner).sub_id, false, ARRAY[(m.e).ev_txid])
+           FROM pgque.queue q WHERE q.queue_id = (m.owner).sub_queue;
     END IF;
     RETURN coalesce(m.was, 'cancelled');
 END
@@ -6293,6 +6292,21 @@ LANGUAGE sql STABLE AS $$
                     WHERE x.cx_queue = queue_id AND x.cx_id = id AND (x.cx_sub IS NULL OR x.cx_sub = sub_id))
 $$;
 
+-- _record_cancel(q, id, sub_id, held, txids): store the cancellation of
+-- message id of q for the consumer sub_id (NULL: whichever comes), one row
+-- per txid of an event row of it (none: one row with a NULL txid), unless
+-- it is cancelled for that consumer already.  held: it was handed out and
+-- not acknowledged, for heartbeat() to report.
+CREATE FUNCTION pgque._record_cancel(q pgque.queue, id bigint, sub_id int, held boolean, txids xid8[])
+RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held, cx_txid)
+    SELECT q.queue_id, _record_cancel.id, _record_cancel.sub_id, pgque._seq_value(q.queue_gen_seq),
+           _record_cancel.held, t.txid
+      FROM unnest(coalesce(nullif(txids, '{}'), ARRAY[NULL::xid8])) t(txid)
+     WHERE NOT pgque._cancelled(q.queue_id, _record_cancel.sub_id, _record_cancel.id)
+$$;
+
 -- _forget_cancelled(): forget the cancellations whose messages rotation
 -- reclaimed (see pgque.cancelled).  Returns how many.
 CREATE FUNCTION pgque._forget_cancelled() RETURNS int
@@ -6360,15 +6374,12 @@ BEGIN
             DELETE FROM pgque.retry_queue x WHERE x.rq_sub = c.sub_id AND x.ev_id = $2;
             -- A statement of its own, after the DELETE: a retry copy that
             -- a concurrent mover committed meanwhile is seen here.
-            INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held, cx_txid)
-            SELECT q.queue_id, $2, c.sub_id, pgque._seq_value(q.queue_gen_seq), st = 'handed_out', t.txid
-              FROM unnest(coalesce(nullif(ARRAY(SELECT DISTINCT x.ev_txid FROM pgque.event x
-                                                 WHERE x.ev_slot >= q.queue_slot
-                                                   AND x.ev_slot < q.queue_slot + q.queue_ntables
-                                                   AND x.ev_id = $2
-                                                   AND (x.ev_owner IS NULL OR x.ev_owner = c.sub_id)), '{}'),
-                                   ARRAY[NULL::xid8])) t(txid)
-             WHERE NOT pgque._cancelled(q.queue_id, c.sub_id, $2);
+            PERFORM pgque._record_cancel(q, $2, c.sub_id, st = 'handed_out',
+                                         ARRAY(SELECT DISTINCT x.ev_txid FROM pgque.event x
+                                                WHERE x.ev_slot >= q.queue_slot
+                                                  AND x.ev_slot < q.queue_slot + q.queue_ntables
+                                                  AND x.ev_id = $2
+                                                  AND (x.ev_owner IS NULL OR x.ev_owner = c.sub_id)));
         END IF;
         RETURN NEXT;
     END LOOP;

@@ -98,9 +98,8 @@ BEGIN
     IF m.was IS NULL THEN
         -- Not held (heartbeat() has nothing to tell the worker that
         -- decided it); its txid keeps it from a worker taking the piece over.
-        INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held, cx_txid)
-        SELECT q.queue_id, msg_id, (m.owner).sub_id, pgque._seq_value(q.queue_gen_seq), false, (m.e).ev_txid
-          FROM pgque.queue q WHERE q.queue_id = (m.owner).sub_queue;
+        PERFORM pgque._record_cancel(q, msg_id, (m.owner).sub_id, false, ARRAY[(m.e).ev_txid])
+           FROM pgque.queue q WHERE q.queue_id = (m.owner).sub_queue;
     END IF;
     RETURN coalesce(m.was, 'cancelled');
 END

@@ -378,6 +378,21 @@ LANGUAGE sql STABLE AS $$
                     WHERE x.cx_queue = queue_id AND x.cx_id = id AND (x.cx_sub IS NULL OR x.cx_sub = sub_id))
 $$;
 
+-- _record_cancel(q, id, sub_id, held, txids): store the cancellation of
+-- message id of q for the consumer sub_id (NULL: whichever comes), one row
+-- per txid of an event row of it (none: one row with a NULL txid), unless
+-- it is cancelled for that consumer already.  held: it was handed out and
+-- not acknowledged, for heartbeat() to report.
+CREATE FUNCTION pgque._record_cancel(q pgque.queue, id bigint, sub_id int, held boolean, txids xid8[])
+RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held, cx_txid)
+    SELECT q.queue_id, _record_cancel.id, _record_cancel.sub_id, pgque._seq_value(q.queue_gen_seq),
+           _record_cancel.held, t.txid
+      FROM unnest(coalesce(nullif(txids, '{}'), ARRAY[NULL::xid8])) t(txid)
+     WHERE NOT pgque._cancelled(q.queue_id, _record_cancel.sub_id, _record_cancel.id)
+$$;
+
 -- _forget_cancelled(): forget the cancellations whose messages rotation
 -- reclaimed (see pgque.cancelled).  Returns how many.
 CREATE FUNCTION pgque._forget_cancelled() RETURNS int
@@ -445,15 +460,12 @@ BEGIN
             DELETE FROM pgque.retry_queue x WHERE x.rq_sub = c.sub_id AND x.ev_id = $2;
             -- A statement of its own, after the DELETE: a retry copy that
             -- a concurrent mover committed meanwhile is seen here.
-            INSERT INTO pgque.cancelled (cx_queue, cx_id, cx_sub, cx_gen, cx_held, cx_txid)
-            SELECT q.queue_id, $2, c.sub_id, pgque._seq_value(q.queue_gen_seq), st = 'handed_out', t.txid
-              FROM unnest(coalesce(nullif(ARRAY(SELECT DISTINCT x.ev_txid FROM pgque.event x
-                                                 WHERE x.ev_slot >= q.queue_slot
-                                                   AND x.ev_slot < q.queue_slot + q.queue_ntables
-                                                   AND x.ev_id = $2
-                                                   AND (x.ev_owner IS NULL OR x.ev_owner = c.sub_id)), '{}'),
-                                   ARRAY[NULL::xid8])) t(txid)
-             WHERE NOT pgque._cancelled(q.queue_id, c.sub_id, $2);
+            PERFORM pgque._record_cancel(q, $2, c.sub_id, st = 'handed_out',
+                                         ARRAY(SELECT DISTINCT x.ev_txid FROM pgque.event x
+                                                WHERE x.ev_slot >= q.queue_slot
+                                                  AND x.ev_slot < q.queue_slot + q.queue_ntables
+                                                  AND x.ev_id = $2
+                                                  AND (x.ev_owner IS NULL OR x.ev_owner = c.sub_id)));
         END IF;
         RETURN NEXT;
     END LOOP;
