@@ -17,7 +17,7 @@ func newJobCmd(g *globals) *cobra.Command {
 		Short: "Show where one message stands for each consumer of its queue",
 		Long: `job tells, for every consumer of the queue, where the message stands:
 not_ticked, pending, handed_out (to which worker, lease until when), done,
-retrying (attempt, due at), dead (reason), delayed (due at), cancelled,
+retrying (attempt, due at, reason), dead (reason), delayed (due at), cancelled,
 unclaimed (the queue has no consumer) or unknown (no table or store holds it:
 never sent, or reclaimed by rotation).  It moves nothing.`,
 		Args: exactArgs(2),
