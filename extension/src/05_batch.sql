@@ -68,15 +68,19 @@ BEGIN
     -- The batch queries skip cancelled ids only when a cancelled row of
     -- this consumer may be in the batch: its txid in [lo, hi) or a
     -- straggler's (21_jobs.sql).  Probes of (cx_queue, cx_sub, cx_txid),
-    -- so cancellations of other batches or consumers cost nothing.
+    -- so cancellations of other batches or consumers cost nothing; one
+    -- probe per cx_sub value, because "cx_sub = s OR cx_sub IS NULL" is not
+    -- an index condition and made the straggler probe a scan of every
+    -- cancellation of every queue.
     IF EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub = ctx.sub_id
                                                  AND x.cx_txid >= ctx.lo AND x.cx_txid < ctx.hi)
        OR EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub IS NULL
                                                     AND x.cx_txid >= ctx.lo AND x.cx_txid < ctx.hi)
        OR (cardinality(ctx.stragglers) > 0
-           AND EXISTS (SELECT 1 FROM pgque.cancelled x
-                        WHERE x.cx_queue = q.queue_id AND (x.cx_sub = ctx.sub_id OR x.cx_sub IS NULL)
-                          AND x.cx_txid = ANY (ctx.stragglers))) THEN
+           AND (EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub = ctx.sub_id
+                                                          AND x.cx_txid = ANY (ctx.stragglers))
+                OR EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub IS NULL
+                                                             AND x.cx_txid = ANY (ctx.stragglers)))) THEN
         ctx.cancels := q.queue_id;
     END IF;
     RETURN ctx;

@@ -240,6 +240,38 @@ SELECT * FROM pgque.cancel('q23c', -1);
 SELECT test.err($$SELECT * FROM pgque.cancel('q23c', NULL)$$) AS null_id;
 SELECT test.err($$SELECT * FROM pgque.cancel('q23c', 1, 'nobody')$$) AS unknown_consumer;
 SELECT test.err($$SELECT * FROM pgque.cancel('q23_nope', 1)$$) AS unknown_queue;
+-- a straggler (running at one tick, committed by the next) cancelled
+-- before its batch: skipped, whether cancelled for everyone or for a only
+-- (its txid lies below the batch's range, so only the stragglers' probes
+-- of _batch_ctx find it)
+SELECT dblink_connect('w23', 'dbname=' || current_database());
+SELECT dblink_exec('w23', 'BEGIN');
+SELECT id AS straggler FROM dblink('w23', $$SELECT pgque.send('q23c', 'x', 'straggler')$$) AS t(id bigint) \gset
+SELECT pgque.send('q23c', 'x', 'early') IS NOT NULL AS sent;
+SELECT pgque.force_tick('q23c') IS NOT NULL AS ticked;
+SELECT array_agg(payload) AS early FROM pgque.receive('q23c', 'a', 10);
+SELECT pgque.ack(test.piece('q23c', 'a')) AS a_acked;
+SELECT dblink_exec('w23', 'COMMIT');
+SELECT * FROM pgque.cancel('q23c', :straggler, NULL);
+SELECT pgque.send('q23c', 'x', 'late') IS NOT NULL AS sent;
+SELECT pgque.force_tick('q23c') IS NOT NULL AS ticked;
+SELECT array_agg(payload) AS for_everyone FROM pgque.receive('q23c', 'a', 10);
+SELECT test.checks_cancels('a') AS straggler_checked;
+SELECT pgque.ack(test.piece('q23c', 'a')) AS a_acked;
+SELECT dblink_exec('w23', 'BEGIN');
+SELECT id AS straggler FROM dblink('w23', $$SELECT pgque.send('q23c', 'x', 'straggler')$$) AS t(id bigint) \gset
+SELECT pgque.send('q23c', 'x', 'early') IS NOT NULL AS sent;
+SELECT pgque.force_tick('q23c') IS NOT NULL AS ticked;
+SELECT array_agg(payload) AS early FROM pgque.receive('q23c', 'a', 10);
+SELECT pgque.ack(test.piece('q23c', 'a')) AS a_acked;
+SELECT dblink_exec('w23', 'COMMIT');
+SELECT * FROM pgque.cancel('q23c', :straggler, 'a');
+SELECT pgque.send('q23c', 'x', 'late') IS NOT NULL AS sent;
+SELECT pgque.force_tick('q23c') IS NOT NULL AS ticked;
+SELECT array_agg(payload) AS for_a FROM pgque.receive('q23c', 'a', 10);
+SELECT test.checks_cancels('a') AS straggler_checked;
+SELECT pgque.ack(test.piece('q23c', 'a')) AS a_acked;
+SELECT dblink_disconnect('w23');
 -- the event path stayed insert-only through all of it (cancel, nack,
 -- retry, heartbeat, message_status, cancelled_messages): no row of q23c's
 -- event tables was updated or deleted
