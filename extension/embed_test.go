@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -34,5 +35,40 @@ func TestEngineID(t *testing.T) {
 	want := hex.EncodeToString(h.Sum(nil))[:16]
 	if got := EngineID(); got != want {
 		t.Fatalf("EngineID() = %q, want %q (the digest of src/*.sql): run make", got, want)
+	}
+}
+
+// One version number: the control file's, the engine's pgque.version(), and
+// the newest entry of CHANGELOG.md (pgque version prints Version; its test
+// checks that).
+func TestOneVersion(t *testing.T) {
+	if v := EngineVersion(); v != Version {
+		t.Errorf("pgque.version() of the script is %q, pgque.control's default_version %q", v, Version)
+	}
+	log, err := os.ReadFile("../CHANGELOG.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^## (\S+)`).FindSubmatch(log)
+	if m == nil || string(m[1]) != Version {
+		t.Errorf("CHANGELOG.md's newest entry is %q, want %q", m, Version)
+	}
+}
+
+// The plain-SQL install runs the first release and the upgrades after it,
+// up to Version, each once.
+func TestMigrations(t *testing.T) {
+	ms := Migrations()
+	if len(ms) == 0 || ms[0].Name != "pgque "+FirstRelease || !strings.Contains(ms[0].SQL, "SELECT '"+FirstRelease+"'") {
+		t.Fatalf("first migration %+v, want the install of %s", ms[0].Name, FirstRelease)
+	}
+	last := ms[len(ms)-1]
+	if !strings.HasSuffix(last.Name, " to "+Version) || !strings.Contains(last.SQL, "SELECT '"+EngineID()+"'") {
+		t.Fatalf("last migration %q does not lead to %s (build %s)", last.Name, Version, EngineID())
+	}
+	for _, m := range ms {
+		if strings.Contains(m.SQL, `\echo`) {
+			t.Errorf("%s keeps its psql guard", m.Name)
+		}
 	}
 }

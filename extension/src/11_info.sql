@@ -3,7 +3,7 @@
 
 -- version(): the installed pgque version.
 CREATE FUNCTION pgque.version() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '@VERSION@' $$;
 
 -- engine_id(): which build of the engine is installed: a digest of its
 -- source, different for every change, where version() changes only with a

@@ -104,7 +104,9 @@ func install(ctx context.Context, pool *pgxpool.Pool, cfg installConfig) (Instal
 	if err != nil {
 		return "", fmt.Errorf("pgque: install: %w", err)
 	}
-	m.AppendMigration("pgque "+extension.Version, extension.InstallSQL(), "")
+	for _, step := range extension.Migrations() {
+		m.AppendMigration(step.Name, step.SQL, "")
+	}
 	if err := m.Migrate(ctx); err != nil {
 		return "", fmt.Errorf("pgque: install: %w", err)
 	}

@@ -2,7 +2,7 @@
 -- in name order): the extension, dblink for second sessions, and helpers.
 CREATE EXTENSION pgque;
 CREATE EXTENSION dblink;
-SELECT pgque.version();
+SELECT pgque.version() = extversion AS version_is_the_extensions FROM pg_extension WHERE extname = 'pgque';
 
 CREATE SCHEMA test;
 -- test.err(sql): run sql, return 'SQLSTATE: message' of its error, or 'ok'.

@@ -42,7 +42,7 @@ SELECT pgque.subscribe('q09', 'r');
 SELECT pgque.register_consumer('q09', 'r2');
 SELECT pgque.unregister_consumer('q09', 'r2');
 SELECT pgque.unsubscribe('q09', 'r2');
-SELECT pgque.version();
+SELECT pgque.version() = extversion AS version FROM pg_extension WHERE extname = 'pgque';
 SELECT queue_name, consumers FROM pgque.get_queue_info('q09');
 SELECT consumer_name FROM pgque.get_consumer_info('q09');
 -- ... but cannot produce
@@ -72,7 +72,7 @@ SELECT pgque.send('q09', 't', '{"w": 2}'::jsonb);
 SELECT pgque.send_batch('q09', 't', ARRAY['w3', 'w4']);
 SELECT pgque.send_batch('q09', 't', ARRAY['{"w": 5}']::jsonb[]);
 SELECT pgque.insert_event('q09', 't', 'w6');
-SELECT pgque.version();
+SELECT pgque.version() = extversion AS version FROM pg_extension WHERE extname = 'pgque';
 SELECT queue_name, consumers FROM pgque.get_queue_info('q09');
 -- ... but cannot consume
 SELECT test.err($$SELECT pgque.subscribe('q09', 'w')$$);

@@ -23,6 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgque/pgque/extension"
 	"github.com/pgque/pgque/go/pgque/pgquetest"
 	"github.com/pgque/pgque/go/pgquehttp"
 )
@@ -837,13 +838,15 @@ func TestUsageErrors(t *testing.T) {
 	}
 	// version needs no database.
 	r = runBin(t, "", "version")
-	if r.code != 0 || !regexp.MustCompile(`^pgque \S+, engine \S+ \(build [0-9a-f]{16}\), go\S+ \w+/\w+\n$`).MatchString(r.stdout) {
+	// One number: the tool's, the engine's it embeds, the extension's.
+	want := regexp.QuoteMeta(extension.Version)
+	if r.code != 0 || !regexp.MustCompile(`^pgque `+want+`, engine `+want+` \(build [0-9a-f]{16}\), module \S+, go\S+ \w+/\w+\n$`).MatchString(r.stdout) {
 		t.Errorf("version: %+v", r)
 	}
 	var v struct{ Version, Engine string }
 	r = runBin(t, "", "version", "--json")
-	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 || v.Engine == "" || v.Version == "" {
-		t.Errorf("version --json: %+v, %v", r, err)
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 || v.Engine != extension.Version || v.Version != extension.Version {
+		t.Errorf("version --json: %+v, %v; want version and engine %s", r, err, extension.Version)
 	}
 	// A server that is not there.
 	r = runBin(t, "", "queues", "--dsn", "postgres://u@127.0.0.1:1/x?connect_timeout=5")
@@ -1189,9 +1192,9 @@ func TestSendNullPayload(t *testing.T) {
 func TestVersionAgrees(t *testing.T) {
 	c := newCLI(t)
 	var v struct {
-		Version, Engine, Extension, Database string
-		EngineBuild                          string `json:"engine_build"`
-		DatabaseBuild                        string `json:"database_build"`
+		Version, Module, Engine, Database string
+		EngineBuild                       string `json:"engine_build"`
+		DatabaseBuild                     string `json:"database_build"`
 	}
 	r := runBin(t, "", "version", "--json")
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 || r.stderr != "" {
@@ -1207,7 +1210,7 @@ func TestVersionAgrees(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT pgque.version(), pgque.engine_id()`).Scan(&db, &id); err != nil {
 		t.Fatal(err)
 	}
-	if v.Engine != db || v.EngineBuild != id || v.Database != "" || v.Extension == "" {
+	if v.Engine != db || v.EngineBuild != id || v.Database != "" || v.Version != db || v.Module == "" {
 		t.Errorf("version --json without a database: %+v; the database's engine is %q %q", v, db, id)
 	}
 	engine := db + " (build " + id + ")"

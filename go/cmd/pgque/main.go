@@ -140,8 +140,10 @@ func newVersionCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the versions of this tool, of the engine it embeds, and of the database's",
-		Long: `version prints the version of this tool, of the engine it embeds (what
-'pgque migrate' installs; pgque.version() of that engine), and of the Go
+		Long: `version prints the version of this tool (one number for the tool, the
+Go module's release and the engine it embeds: what 'pgque migrate' installs,
+pgque.version() of that engine), the build of that engine, the Go module
+version it was built from ("(devel)" outside a tagged module), and the Go
 toolchain and platform.  With --dsn or $PGQUE_DSN it also asks the database
 for its pgque.version(), and warns on stderr when that differs from the
 embedded engine's (or when the database cannot be reached or has no pgque);
@@ -153,18 +155,18 @@ the exit status stays 0.`,
 		embedded := pgque.EmbeddedEngine()
 		v := struct {
 			Version       string `json:"version"`
+			Module        string `json:"module"`
 			Engine        string `json:"engine"`
 			EngineBuild   string `json:"engine_build"`
-			Extension     string `json:"extension"`
 			Database      string `json:"database,omitempty"`
 			DatabaseBuild string `json:"database_build,omitempty"`
 			Go            string `json:"go"`
 			OS            string `json:"os"`
 			Arch          string `json:"arch"`
-		}{Version: "(devel)", Engine: embedded.Version, EngineBuild: embedded.ID, Extension: extension.Version,
+		}{Version: extension.Version, Module: "(devel)", Engine: embedded.Version, EngineBuild: embedded.ID,
 			Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-			v.Version = bi.Main.Version
+			v.Module = bi.Main.Version
 		}
 		var warning string
 		if g.dsn != "" {
@@ -180,7 +182,7 @@ the exit status stays 0.`,
 			}
 		}
 		err := out.bind(cmd).print(v, func(w io.Writer) {
-			fmt.Fprintf(w, "pgque %s, engine %s, %s %s/%s\n", v.Version, embedded, v.Go, v.OS, v.Arch)
+			fmt.Fprintf(w, "pgque %s, engine %s, module %s, %s %s/%s\n", v.Version, embedded, v.Module, v.Go, v.OS, v.Arch)
 			if v.Database != "" {
 				fmt.Fprintf(w, "database engine %s\n", pgque.Engine{Version: v.Database, ID: v.DatabaseBuild})
 			}

@@ -1802,19 +1802,15 @@ BEGIN
     -- The batch queries skip cancelled ids only when a cancelled row of
     -- this consumer may be in the batch: its txid in [lo, hi) or a
     -- straggler's (21_jobs.sql).  Probes of (cx_queue, cx_sub, cx_txid),
-    -- so cancellations of other batches or consumers cost nothing; one
-    -- probe per cx_sub value, because "cx_sub = s OR cx_sub IS NULL" is not
-    -- an index condition and made the straggler probe a scan of every
-    -- cancellation of every queue.
+    -- so cancellations of other batches or consumers cost nothing.
     IF EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub = ctx.sub_id
                                                  AND x.cx_txid >= ctx.lo AND x.cx_txid < ctx.hi)
        OR EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub IS NULL
                                                     AND x.cx_txid >= ctx.lo AND x.cx_txid < ctx.hi)
        OR (cardinality(ctx.stragglers) > 0
-           AND (EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub = ctx.sub_id
-                                                          AND x.cx_txid = ANY (ctx.stragglers))
-                OR EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub IS NULL
-                                                             AND x.cx_txid = ANY (ctx.stragglers)))) THEN
+           AND EXISTS (SELECT 1 FROM pgque.cancelled x
+                        WHERE x.cx_queue = q.queue_id AND (x.cx_sub = ctx.sub_id OR x.cx_sub IS NULL)
+                          AND x.cx_txid = ANY (ctx.stragglers))) THEN
         ctx.cancels := q.queue_id;
     END IF;
     RETURN ctx;
@@ -3275,7 +3271,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'ead95183c47e7323' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '309fdd319008766d' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other

@@ -1,0 +1,72 @@
+-- Upgrade of pgque 1.0.0 to 1.1.0 (source of extension/pgque--1.0.0--1.1.0.sql;
+-- make appends version(), engine_id() and the function comments).
+--
+-- _batch_ctx: the cancellation probe for stragglers is an index probe per
+-- cx_sub value instead of one OR over both, which scanned every
+-- cancellation of every queue.
+CREATE OR REPLACE FUNCTION pgque._batch_ctx(s pgque.subscription, from_start boolean DEFAULT false)
+RETURNS pgque._batch_ctx
+LANGUAGE plpgsql AS $$
+DECLARE
+    q       pgque.queue;
+    ctx     pgque._batch_ctx;
+    seq_gen bigint;
+    gens    bigint[];
+BEGIN
+    SELECT * INTO q FROM pgque.queue WHERE queue_id = s.sub_queue;
+    ctx.lo := pg_snapshot_xmax(s.sub_last_snapshot);
+    ctx.hi := pg_snapshot_xmax(s.sub_next_snapshot);
+    ctx.snap := s.sub_next_snapshot;
+    ctx.stragglers := ARRAY(SELECT x FROM pg_snapshot_xip(s.sub_last_snapshot) x
+                             WHERE pg_visible_in_snapshot(x, s.sub_next_snapshot));
+    seq_gen := pgque._seq_value(q.queue_gen_seq);
+    IF seq_gen <> q.queue_gen THEN
+        -- A switch was interrupted after moving the sequence (10_maint.sql
+        -- repairs it): writers may be on either generation, read them all.
+        gens := ARRAY(SELECT generate_series(greatest(least(q.queue_gen, seq_gen) - 1, 0), greatest(q.queue_gen, seq_gen)));
+    ELSE
+        IF q.queue_gen > 0 AND (q.queue_switch_post IS NULL
+                                OR pg_snapshot_xmin(s.sub_last_snapshot) < q.queue_switch_post) THEN
+            gens := gens || (q.queue_gen - 1);
+        END IF;
+        IF ctx.hi >= q.queue_switch_pre THEN
+            gens := gens || q.queue_gen;
+        END IF;
+    END IF;
+    ctx.tables := ARRAY(SELECT DISTINCT pgque._event_table(q.queue_id, g % q.queue_ntables) FROM unnest(gens) g);
+    ctx.sub_id := coalesce(s.sub_parent, s.sub_id);  -- a worker sees its consumer's retries
+    IF from_start OR s.sub_ack_txid IS NULL THEN
+        ctx.after_txid := coalesce(s.sub_start_txid, '0');  ctx.after_id := coalesce(s.sub_start_id, 0);
+    ELSE
+        ctx.after_txid := s.sub_ack_txid;                   ctx.after_id := s.sub_ack_id;
+    END IF;
+    IF s.sub_end_txid IS NOT NULL THEN
+        ctx.end_txid := s.sub_end_txid;  ctx.end_id := s.sub_end_id;
+        ctx.hi := least(ctx.hi, (s.sub_end_txid::text::numeric + 1)::text::xid8);
+    END IF;
+    IF ctx.after_txid >= ctx.lo THEN
+        ctx.range_txid := ctx.after_txid;  ctx.range_id := ctx.after_id;
+    ELSE
+        ctx.range_txid := ctx.lo;          ctx.range_id := 0;  -- ids start at 1
+    END IF;
+    -- The batch queries skip cancelled ids only when a cancelled row of
+    -- this consumer may be in the batch: its txid in [lo, hi) or a
+    -- straggler's (21_jobs.sql).  Probes of (cx_queue, cx_sub, cx_txid),
+    -- so cancellations of other batches or consumers cost nothing; one
+    -- probe per cx_sub value, because "cx_sub = s OR cx_sub IS NULL" is not
+    -- an index condition and made the straggler probe a scan of every
+    -- cancellation of every queue.
+    IF EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub = ctx.sub_id
+                                                 AND x.cx_txid >= ctx.lo AND x.cx_txid < ctx.hi)
+       OR EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub IS NULL
+                                                    AND x.cx_txid >= ctx.lo AND x.cx_txid < ctx.hi)
+       OR (cardinality(ctx.stragglers) > 0
+           AND (EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub = ctx.sub_id
+                                                          AND x.cx_txid = ANY (ctx.stragglers))
+                OR EXISTS (SELECT 1 FROM pgque.cancelled x WHERE x.cx_queue = q.queue_id AND x.cx_sub IS NULL
+                                                             AND x.cx_txid = ANY (ctx.stragglers)))) THEN
+        ctx.cancels := q.queue_id;
+    END IF;
+    RETURN ctx;
+END
+$$;
