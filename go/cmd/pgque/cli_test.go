@@ -1314,9 +1314,31 @@ func TestJobCommand(t *testing.T) {
 	if cr.MsgID != 2 || len(cr.Consumers) != 1 || cr.Consumers[0] != (pgquehttp.CancelResult{Consumer: "mailer", Outcome: "cancelled"}) {
 		t.Errorf("cancel --json: %+v", cr)
 	}
+	// --consumer "" is refused, never read as every consumer: billing's
+	// copy is still there for the cancel below
+	c.fails(exitUsage, "--consumer must not be empty", "cancel", "orders", "2", "--consumer", "")
+	c.fails(exitUsage, "--consumer must not be empty", "jobs", "orders", "--state", "pending", "--consumer", "")
 	if rows = tableRows(c.ok("cancel", "orders", "2")); len(rows) != 3 || rows[1][0] != "billing" || rows[1][1] != "cancelled" ||
 		rows[2][1] != "cancelled" {
 		t.Errorf("cancel for every consumer: %q", rows)
 	}
 	c.fails(exitNotFound, "", "cancel", "orders", "2", "--consumer", "nobody")
+
+	// a delayed job from the command line
+	var sent pgquehttp.SendBatchResponse
+	c.okJSON(&sent, "send", "orders", "--type", "later", "--delay", "1h", `{"n": 1}`)
+	ml = pgquehttp.MessageList{}
+	c.okJSON(&ml, "jobs", "orders", "--state", "delayed")
+	if len(sent.IDs) != 1 || len(ml.Messages) != 1 || ml.Messages[0].MsgID != sent.IDs[0] {
+		t.Errorf("send --delay 1h: %+v, then jobs --state delayed: %+v", sent, ml)
+	}
+	c.okJSON(&sent, "send", "orders", "--type", "later", "--at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), `{}`)
+	ml = pgquehttp.MessageList{}
+	if c.okJSON(&ml, "jobs", "orders", "--state", "delayed"); len(ml.Messages) != 2 {
+		t.Errorf("send --at: delayed %+v", ml)
+	}
+	c.fails(exitUsage, `--at "tomorrow" is not an RFC 3339 time`, "send", "orders", "--type", "x", "--at", "tomorrow", "{}")
+	c.fails(exitUsage, "--delay and --at cannot go together", "send", "orders", "--type", "x", "--delay", "1m",
+		"--at", "2030-01-01T00:00:00Z", "{}")
+	c.fails(exitUsage, "--delay and --at go with a PAYLOAD argument", "send", "orders", "--delay", "1m")
 }

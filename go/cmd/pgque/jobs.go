@@ -72,6 +72,9 @@ with --after (the last MSG_ID of the previous page).  It moves nothing.`,
 		case after < 0:
 			return usageError{fmt.Errorf("--after %d is negative", after)}
 		}
+		if err := checkConsumerFlag(cmd, consumer); err != nil {
+			return err
+		}
 		client, err := g.connect(cmd.Context())
 		if err != nil {
 			return err
@@ -127,6 +130,9 @@ consumer: cancelled, handed_out (being handled: cancelled too), done or dead
 		if err != nil {
 			return err
 		}
+		if err := checkConsumerFlag(cmd, consumer); err != nil {
+			return err
+		}
 		client, err := g.connect(cmd.Context())
 		if err != nil {
 			return err
@@ -145,4 +151,13 @@ consumer: cancelled, handed_out (being handled: cancelled too), done or dead
 		})
 	}
 	return cmd
+}
+
+// checkConsumerFlag refuses --consumer given empty: left out, it means every
+// consumer, and an unset shell variable must not widen a command to them.
+func checkConsumerFlag(cmd *cobra.Command, consumer string) error {
+	if cmd.Flags().Changed("consumer") && consumer == "" {
+		return usageError{fmt.Errorf("--consumer must not be empty: leave it out for every consumer")}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,8 @@ func newSendCmd(g *globals) *cobra.Command {
 	var typ string
 	var extras [4]string
 	var batchSize int
+	var delay time.Duration
+	var at string
 	cmd := &cobra.Command{
 		Use:   "send QUEUE [PAYLOAD]",
 		Short: "Send events: one from the arguments, or many from stdin",
@@ -37,7 +40,9 @@ with optional payload (absent or null: NULL) and extra1..extra4 (strings);
 type may be left out when --type gives it.  Blank lines are skipped.  A line
 that is not valid UTF-8, or holds a NUL byte or a \u0000 in a string, is a
 usage error (exit status 2): PostgreSQL's text cannot hold it.  A PAYLOAD
-argument of null, too, sends a NULL payload.  Events from stdin are
+argument of null, too, sends a NULL payload.  With --delay or --at, the
+event given as PAYLOAD is delivered later (a delayed job: pgque jobs
+--state delayed lists it, pgque cancel takes it back).  Events from stdin are
 sent in transactions of --batch-size; each batch is all or nothing.
 
 It prints the ids of the sent events, one per line, or {"ids": [...]} with
@@ -52,6 +57,8 @@ stay sent: their ids are printed, then the error, which names the line.`,
 		f.StringVar(&extras[i], fmt.Sprintf("extra%d", i+1), "", fmt.Sprintf("extra%d field of the event given as PAYLOAD", i+1))
 	}
 	f.IntVar(&batchSize, "batch-size", 100, "events per transaction when reading stdin")
+	f.DurationVar(&delay, "delay", 0, "deliver the PAYLOAD event this long from now (e.g. 90s, 2h)")
+	f.StringVar(&at, "at", "", "deliver the PAYLOAD event at this RFC 3339 time")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		queue := args[0]
 		out.bind(cmd)
@@ -76,12 +83,25 @@ stay sent: their ids are printed, then the error, which names the line.`,
 					*p = &extras[i]
 				}
 			}
+			var opts []pgque.SendOption
+			switch {
+			case f.Changed("delay") && f.Changed("at"):
+				return usageError{errors.New("--delay and --at cannot go together")}
+			case f.Changed("delay"):
+				opts = append(opts, pgque.WithDelay(delay))
+			case f.Changed("at"):
+				t, err := time.Parse(time.RFC3339Nano, at)
+				if err != nil {
+					return usageError{fmt.Errorf("--at %q is not an RFC 3339 time (e.g. 2026-12-24T18:00:00Z)", at)}
+				}
+				opts = append(opts, pgque.WithRunAt(t))
+			}
 			client, err := g.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer client.Close()
-			id, err := client.Send(cmd.Context(), queue, ev)
+			id, err := client.Send(cmd.Context(), queue, ev, opts...)
 			if err != nil {
 				return err
 			}
@@ -96,6 +116,9 @@ stay sent: their ids are printed, then the error, which names the line.`,
 			if f.Changed(fmt.Sprintf("extra%d", i+1)) {
 				return usageError{errors.New("--extra1..4 go with a PAYLOAD argument; on stdin, put them in each line")}
 			}
+		}
+		if f.Changed("delay") || f.Changed("at") {
+			return usageError{errors.New("--delay and --at go with a PAYLOAD argument")}
 		}
 		in := cmd.InOrStdin()
 		if fi, ok := in.(*os.File); ok {

@@ -130,12 +130,25 @@ func (s *Server) endpoint(h handlerFunc) http.Handler {
 }
 
 // pathInt reads an integer path parameter.
+// pathInt reads an id of the path: ids (of batches, messages, dead
+// letters) are positive, so anything else is refused before a query.
 func pathInt(r *http.Request, name string) (int64, error) {
 	v, err := strconv.ParseInt(r.PathValue(name), 10, 64)
-	if err != nil {
-		return 0, badRequest("%s %q is not an integer", name, r.PathValue(name))
+	if err != nil || v < 1 {
+		return 0, badRequest("%s %q is not a positive integer", name, r.PathValue(name))
 	}
 	return v, nil
+}
+
+// queryConsumer reads the optional consumer parameter: absent means every
+// consumer, but present and empty is refused, so that an unset variable in
+// a caller's URL cannot widen a request to every consumer.
+func queryConsumer(r *http.Request) (string, error) {
+	v, ok := r.URL.Query()["consumer"]
+	if ok && v[0] == "" {
+		return "", badRequest("consumer must not be empty: leave it out for every consumer")
+	}
+	return r.URL.Query().Get("consumer"), nil
 }
 
 // queryInt reads an optional integer query parameter in [1, max].
@@ -709,8 +722,12 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	consumer, err := queryConsumer(r)
+	if err != nil {
+		return err
+	}
 	q := r.URL.Query()
-	opts := pgque.ListOptions{Consumer: q.Get("consumer"), Max: limit, Type: q.Get("type")}
+	opts := pgque.ListOptions{Consumer: consumer, Max: limit, Type: q.Get("type")}
 	if a := q.Get("after"); a != "" {
 		if opts.After, err = strconv.ParseInt(a, 10, 64); err != nil || opts.After < 0 {
 			return badRequest("after %q is not a message id", a)
@@ -747,7 +764,11 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rs, err := s.client.Cancel(r.Context(), r.PathValue("queue"), id, r.URL.Query().Get("consumer"))
+	consumer, err := queryConsumer(r)
+	if err != nil {
+		return err
+	}
+	rs, err := s.client.Cancel(r.Context(), r.PathValue("queue"), id, consumer)
 	if err != nil {
 		return err
 	}

@@ -1309,4 +1309,15 @@ func TestMessageStatusRoute(t *testing.T) {
 	e.wantError(t, "POST", "/v1/queues/jobs/messages/1/cancel?consumer=nobody", "", 404, "consumer_not_found", "PQ003")
 	e.wantError(t, "GET", "/v1/queues/nope/messages/1", "", 404, "queue_not_found", "PQ001")
 	e.wantError(t, "GET", "/v1/queues/jobs/messages/x", "", 400, "invalid_argument", "")
+	// ids are positive; an empty consumer is refused, never read as "every
+	// consumer": the message stays pending for b
+	e.wantError(t, "GET", "/v1/queues/jobs/messages/0", "", 400, "invalid_argument", "")
+	e.wantError(t, "GET", "/v1/queues/jobs/messages/-1", "", 400, "invalid_argument", "")
+	e.wantError(t, "POST", "/v1/queues/jobs/messages/-1/cancel", "", 400, "invalid_argument", "")
+	e.wantError(t, "POST", "/v1/queues/jobs/messages/1/cancel?consumer=", "", 400, "invalid_argument", "")
+	e.wantError(t, "GET", "/v1/queues/jobs/messages?state=pending&consumer=", "", 400, "invalid_argument", "")
+	if list, err = hc.ListMessages(ctx, "jobs", "pending", pgquehttp.ListOptions{Consumer: "b"}); err != nil ||
+		len(list) != 1 || list[0].MsgID != id {
+		t.Errorf("pending for b after the refused cancels = %+v, %v", list, err)
+	}
 }
