@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -29,6 +28,7 @@ type serveConfig struct {
 	allowOrigins   []string
 	allowHosts     []string
 	metricsAddr    string
+	logs           logFlags
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -68,7 +68,11 @@ requests for host names other than loopback ones are refused unless
 			if !cmd.Flags().Changed("token-file") {
 				cfg.tokenFile = os.Getenv("PGQUE_TOKEN_FILE")
 			}
-			return runServe(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g.dsn, cfg)
+			log, err := cfg.logs.logger(cmd.ErrOrStderr(), slog.LevelInfo)
+			if err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), log, g.dsn, cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -86,11 +90,11 @@ requests for host names other than loopback ones are refused unless
 		"`NAME` the Host header may give besides loopback ones; with it, only these (any port); repeatable")
 	f.StringVar(&cfg.metricsAddr, "metrics-addr", "",
 		"serve /metrics on this `ADDRESS` (host:port) instead, without a token, and not on --listen")
+	cfg.logs.register(cmd)
 	return cmd
 }
 
-func runServe(ctx context.Context, out, errOut io.Writer, dsn string, cfg serveConfig) error {
-	log := slog.New(slog.NewTextHandler(errOut, nil))
+func runServe(ctx context.Context, log *slog.Logger, dsn string, cfg serveConfig) error {
 	if cfg.leaderLease < time.Millisecond || cfg.leaderLease > time.Hour {
 		return usageError{fmt.Errorf("--leader-lease %v is out of range: must be at least 1ms and at most 1h", cfg.leaderLease)}
 	}
@@ -117,19 +121,20 @@ func runServe(ctx context.Context, out, errOut io.Writer, dsn string, cfg serveC
 		if err := prepareDataDir(dir, os.Geteuid() == 0); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "pgque serve: starting PostgreSQL in %s\n", dir)
+		log.Info("pgque serve: starting PostgreSQL", "dir", dir)
 		pg, err := localpg.Start(ctx, localpg.Options{Dir: dir})
 		if err != nil {
 			return err
 		}
 		defer func() {
-			fmt.Fprintln(out, "pgque serve: stopping PostgreSQL")
+			log.Info("pgque serve: stopping PostgreSQL")
 			if err := pg.Stop(); err != nil {
 				log.Error("pgque serve: stopping PostgreSQL failed", "err", err)
 			}
 		}()
 		dsn = pg.DSN
-		fmt.Fprintf(out, "pgque serve: database %s\n", dsn)
+		// The same port and DSN at every start of this data directory.
+		log.Info("pgque serve: database", "dsn", dsn, "dsn_file", pg.DSNFile())
 	}
 
 	client, err := pgque.Connect(ctx, dsn)
@@ -157,11 +162,11 @@ func runServe(ctx context.Context, out, errOut io.Writer, dsn string, cfg serveC
 	}
 	srv := server.New(client, opts)
 	if opts.MetricsListener != nil {
-		fmt.Fprintf(out, "pgque serve: metrics on http://%s/metrics\n", opts.MetricsListener.Addr())
+		log.Info("pgque serve: metrics", "url", fmt.Sprintf("http://%s/metrics", opts.MetricsListener.Addr()))
 	}
-	fmt.Fprintf(out, "pgque serve: listening on http://%s\n", ln.Addr())
+	log.Info("pgque serve: listening", "url", fmt.Sprintf("http://%s", ln.Addr()))
 	err = srv.Serve(ctx, ln)
-	fmt.Fprintln(out, "pgque serve: stopped")
+	log.Info("pgque serve: stopped")
 	return err
 }
 

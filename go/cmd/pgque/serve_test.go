@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"errors"
 	"io"
 	"net/http"
@@ -17,17 +18,18 @@ import (
 	"github.com/pgque/pgque/go/pgquehttp"
 )
 
-// startServe runs `pgque args...` until the test ends (or stop is called)
-// and returns the URL it serves on, the lines it printed before that, and
-// stop, which cancels the command and returns its error.
-func startServe(t *testing.T, args ...string) (string, []string, func() error) {
+// startServe runs `pgque args...` (serve, logging as JSON) until the test
+// ends (or stop is called) and returns the URL it serves on, the log records
+// it wrote before that, and stop, which cancels the command and returns its
+// error.  Every line of the log must be a JSON object: one format per run.
+func startServe(t *testing.T, args ...string) (string, []map[string]any, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	root := newRoot()
-	root.SetArgs(args)
-	root.SetOut(pw)
-	root.SetErr(io.Discard)
+	root.SetArgs(append(args, "--log-format", "json"))
+	root.SetOut(io.Discard)
+	root.SetErr(pw)
 	done := make(chan error, 1)
 	go func() {
 		err := root.ExecuteContext(ctx)
@@ -35,20 +37,25 @@ func startServe(t *testing.T, args ...string) (string, []string, func() error) {
 		done <- err
 	}()
 	type started struct {
-		url   string
-		lines []string
+		url     string
+		records []map[string]any
 	}
 	up := make(chan started, 1)
 	go func() {
 		defer close(up)
-		var lines []string
+		var records []map[string]any
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "pgque serve: listening on "); ok {
-				up <- started{u, lines}
+			var r map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				t.Errorf("a log line that is not JSON: %q", sc.Text())
+				continue
+			}
+			if r["msg"] == "pgque serve: listening" {
+				up <- started{fmt.Sprint(r["url"]), records}
 				break
 			}
-			lines = append(lines, sc.Text())
+			records = append(records, r)
 		}
 		// Keep the command's writes from blocking.
 		_, _ = io.Copy(io.Discard, pr)
@@ -69,11 +76,23 @@ func startServe(t *testing.T, args ...string) (string, []string, func() error) {
 		if !ok {
 			t.Fatalf("pgque %s: ended before serving: %v", strings.Join(args, " "), stop())
 		}
-		return s.url, s.lines, stop
+		return s.url, s.records, stop
 	case <-time.After(2 * time.Minute):
 		t.Fatal("pgque serve did not start")
 	}
 	return "", nil, nil
+}
+
+// logged returns attribute attr of the first record with message msg.
+func logged(records []map[string]any, msg, attr string) string {
+	for _, r := range records {
+		if r["msg"] == msg {
+			if v, ok := r[attr].(string); ok {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 func getHealth(t *testing.T, url string) (int, pgquehttp.Health) {
@@ -202,15 +221,17 @@ func TestPrepareDataDir(t *testing.T) {
 // and finds it there again on the next start.
 func TestServeLocal(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	url, lines, stop := startServe(t, "serve", "--data-dir", dir, "--listen", "127.0.0.1:0")
-	dsn := ""
-	for _, l := range lines {
-		if d, ok := strings.CutPrefix(l, "pgque serve: database "); ok {
-			dsn = d
-		}
-	}
+	url, records, stop := startServe(t, "serve", "--data-dir", dir, "--listen", "127.0.0.1:0")
+	dsn := logged(records, "pgque serve: database", "dsn")
 	if !strings.HasPrefix(dsn, "postgres://") {
-		t.Fatalf("no connection string printed: %q", lines)
+		t.Fatalf("no connection string logged: %v", records)
+	}
+	// The DSN is in a file of the data directory too, for other programs.
+	file := logged(records, "pgque serve: database", "dsn_file")
+	if b, err := os.ReadFile(file); err != nil || strings.TrimSpace(string(b)) != dsn || filepath.Dir(file) != dir {
+		t.Errorf("dsn_file %q: %q, %v; want %q in %s", file, b, err, dsn, dir)
+	} else if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("dsn_file mode: %v, %v; want 0600 (it holds the password)", fi.Mode(), err)
 	}
 	c, err := pgquehttp.NewClient(url)
 	if err != nil {
@@ -223,7 +244,11 @@ func TestServeLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	url, _, _ = startServe(t, "serve", "--data-dir", dir, "--listen", "127.0.0.1:0")
+	url, records, _ = startServe(t, "serve", "--data-dir", dir, "--listen", "127.0.0.1:0")
+	// The same port and DSN across restarts.
+	if again := logged(records, "pgque serve: database", "dsn"); again != dsn {
+		t.Errorf("DSN after a restart: %q, want %q", again, dsn)
+	}
 	c, err = pgquehttp.NewClient(url)
 	if err != nil {
 		t.Fatal(err)
@@ -272,21 +297,27 @@ func TestServeNeedsTokensBeyondLoopback(t *testing.T) {
 	}
 }
 
+// --log-format is text or json; anything else stops serve and the ticker
+// before they connect.
+func TestLogFormatFlag(t *testing.T) {
+	var ue usageError
+	if err := runServeCmd(t, "--log-format", "xml"); !errors.As(err, &ue) || !strings.Contains(err.Error(), `--log-format "xml"`) {
+		t.Errorf("serve --log-format xml: %v", err)
+	}
+	r := runBin(t, "", "ticker", "--dsn", "postgres://u@127.0.0.1:1/x", "--log-format", "XML")
+	checkFails(t, r, exitUsage, `--log-format "XML" is not text or json`, []string{"ticker"})
+}
+
 func TestServeTokensAndMetricsListener(t *testing.T) {
 	dsn := newDSN(t)
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(tokens, []byte("# ops\nadmin-token-0123456789 admin\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	url, lines, _ := startServe(t, "serve", "--dsn", dsn, "--listen", "0.0.0.0:0", "--no-ticker",
+	url, records, _ := startServe(t, "serve", "--dsn", dsn, "--listen", "0.0.0.0:0", "--no-ticker",
 		"--token-file", tokens, "--metrics-addr", "127.0.0.1:0")
 	url = strings.Replace(url, "0.0.0.0", "127.0.0.1", 1)
-	metrics := ""
-	for _, l := range lines {
-		if m, ok := strings.CutPrefix(l, "pgque serve: metrics on "); ok {
-			metrics = m
-		}
-	}
+	metrics := logged(records, "pgque serve: metrics", "url")
 	ctx := context.Background()
 	if code, _ := getHealth(t, url+"/v1/queues"); code != 401 {
 		t.Errorf("without a token: %d", code)

@@ -13,6 +13,7 @@ import (
 func newTickerCmd(g *globals) *cobra.Command {
 	var tick, idle, maint, election, lease time.Duration
 	var quiet bool
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "ticker",
 		Short: "Run the ticker and maintenance for the database until interrupted",
@@ -33,7 +34,8 @@ about --leader-lease plus --election-interval.  A leader that is stopped
 Errors the server answers with are logged with their SQLSTATE (for example
 "ticker(): 53100 could not extend file ...") and retried on the same
 connection; a lost connection is logged as such and reconnected.  Retries wait
-50 ms, doubling up to 500 ms.  Its role needs pgque_admin.  It logs to stderr.`,
+50 ms, doubling up to 500 ms.  Its role needs pgque_admin.  It logs to stderr, as text or
+(--log-format json) one JSON object a line.`,
 		Args: noArgs,
 	}
 	f := cmd.Flags()
@@ -43,6 +45,7 @@ connection; a lost connection is logged as such and reconnected.  Retries wait
 	f.DurationVar(&election, "election-interval", 0, "how often a standby tries to become the leader (default a third of --leader-lease)")
 	f.DurationVar(&lease, "leader-lease", pgque.DefaultLeaderLease, "how long leadership lasts without a renewal (1ms..1h)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "log errors only, not leadership changes")
+	logs.register(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if tick <= 0 || idle <= 0 || maint <= 0 || election < 0 {
 			return usageError{fmt.Errorf("intervals must be positive")}
@@ -53,6 +56,15 @@ connection; a lost connection is logged as such and reconnected.  Retries wait
 		if election == 0 {
 			election = lease / 3
 		}
+		level := slog.LevelInfo
+		if quiet {
+			level = slog.LevelWarn
+		}
+		log, err := logs.logger(cmd.ErrOrStderr(), level)
+		if err != nil {
+			return err
+		}
+
 		ctx := cmd.Context()
 		client, err := g.connect(ctx)
 		if err != nil {
@@ -64,11 +76,6 @@ connection; a lost connection is logged as such and reconnected.  Retries wait
 		if err := client.CheckEngine(ctx); err != nil {
 			return err
 		}
-		level := slog.LevelInfo
-		if quiet {
-			level = slog.LevelWarn
-		}
-		log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 		log.Info("pgque ticker starting", "engine", pgque.EmbeddedEngine(), "tick_interval", tick,
 			"idle_tick_interval", idle, "maint_interval", maint, "leader_lease", lease)
 		err = client.RunTicker(ctx, pgque.WithTickInterval(tick), pgque.WithIdleTickInterval(idle), pgque.WithMaintInterval(maint),

@@ -34,6 +34,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,6 +102,7 @@ const (
 	confFile  = "pgque_localpg.conf" // our settings, included from postgresql.conf
 	pwFile    = "pgque_localpg.pw"   // the superuser's password
 	logFile   = "postgres.log"
+	dsnFile   = "pgque_localpg.dsn" // a kept cluster's DSN, for other programs
 	superuser = "postgres"
 )
 
@@ -145,10 +147,16 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	if timeout <= 0 {
 		timeout = 60 * time.Second
 	}
-	// A port found free may be taken before the server binds it: try again
-	// with another one.
+	// A kept cluster listens on the port of its last start, so that its DSN
+	// stays the same across restarts; a new one, on a free port.  A port
+	// found free (or remembered) may be taken by the time the server binds
+	// it: then try again with another free one.
+	port := opts.Port
+	if port == 0 && !s.Throwaway {
+		port = s.lastPort()
+	}
 	for attempt := 1; ; attempt++ {
-		s.Port = opts.Port
+		s.Port = port
 		if s.Port == 0 {
 			if s.Port, err = freePort(); err != nil {
 				return nil, err
@@ -162,6 +170,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		if err == nil || opts.Port != 0 || attempt == 3 || !strings.Contains(s.logTail(), "already in use") {
 			break
 		}
+		port = 0
 	}
 	if err != nil {
 		// pg_ctl may have given up waiting on a server that did start.
@@ -176,7 +185,35 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		RawQuery: "sslmode=disable",
 	}
 	s.DSN = u.String()
+	if !s.Throwaway {
+		// For other programs (psql, pgque --dsn) to find; it holds the
+		// password, so only the owner may read it.
+		if err := os.WriteFile(s.DSNFile(), []byte(s.DSN+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("localpg: %w", err)
+		}
+	}
 	return s, nil
+}
+
+// DSNFile is where a kept cluster's DSN is written at every start.
+func (s *Server) DSNFile() string { return filepath.Join(s.Dir, dsnFile) }
+
+// lastPort returns the port the cluster's last start wrote into its
+// settings file, 0 if there is none.
+func (s *Server) lastPort() int {
+	b, err := os.ReadFile(filepath.Join(s.Dir, confFile))
+	if err != nil {
+		return 0
+	}
+	m := regexp.MustCompile(`(?m)^port = '(\d+)'$`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	p, err := strconv.Atoi(string(m[1]))
+	if err != nil || p < 1 || p > 65535 {
+		return 0
+	}
+	return p
 }
 
 // Stop stops the server (fast shutdown: open sessions are ended) and, for a
