@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -23,6 +24,7 @@ type Client struct {
 	ns       string    // WithNamespace: prefix of every queue name, "" for none
 	notifier *notifier // shared with the clients WithNamespace makes
 	db       DBTX      // the transaction of a Tx call (inTx); nil: the pool
+	obs      Observer  // WithObserver; nil: none, and nothing on the hot path
 	// directMin overrides defaultDirectMin when not 0 (tests: export_test.go).
 	directMin int
 }
@@ -101,7 +103,7 @@ func (c *Client) WithNamespace(ns string) (*Client, error) {
 	if ns == "" || strings.Contains(ns, ".") || len(ns) > 56 || !validName(ns) {
 		return nil, invalid(op, "%q is not a namespace (letters, digits, \"_\" and \"-\", at most 56 bytes, no \".\")", ns)
 	}
-	return &Client{pool: c.pool, ns: ns, notifier: c.notifier}, nil
+	return &Client{pool: c.pool, ns: ns, notifier: c.notifier, obs: c.obs}, nil
 }
 
 // Namespace returns the client's namespace, "" for an unscoped client.
@@ -314,16 +316,27 @@ func send(ctx context.Context, q DBTX, op, queue string, ev Event, opts []SendOp
 // or set its retry limit (WithMaxRetries); without options Send takes the
 // engine's plain, fastest path.
 func (c *Client) Send(ctx context.Context, queue string, ev Event, opts ...SendOption) (int64, error) {
-	queue = c.qn(queue)
-	return send(ctx, c.q(), "pgque: send", queue, ev, opts)
+	return c.sendOne(ctx, c.q(), queue, ev, opts)
+}
+
+// sendOne is Send and SendTx, observed.
+func (c *Client) sendOne(ctx context.Context, q DBTX, queue string, ev Event, opts []SendOption) (int64, error) {
+	const op = "pgque: send"
+	if c.obs == nil {
+		return send(ctx, q, op, c.qn(queue), ev, opts)
+	}
+	evs := []Event{ev}
+	ctx, end := c.obs.StartSend(ctx, queue, evs)
+	id, err := send(ctx, q, op, c.qn(queue), evs[0], opts)
+	end(err)
+	return id, err
 }
 
 // SendTx enqueues one event inside tx (a pgx.Tx, or a database/sql
 // transaction through SQLTx): it is delivered only if tx commits.
 // Options are those of Send.
 func (c *Client) SendTx(ctx context.Context, tx DBTX, queue string, ev Event, opts ...SendOption) (int64, error) {
-	queue = c.qn(queue)
-	return send(ctx, tx, "pgque: send", queue, ev, opts)
+	return c.sendOne(ctx, tx, queue, ev, opts)
 }
 
 // CancelScheduled withdraws an event sent with WithRunAt or WithDelay that
@@ -348,12 +361,18 @@ func (c *Client) CancelScheduledTx(ctx context.Context, tx DBTX, queue string, i
 // SendBatch enqueues events atomically in one round trip and returns their
 // ids in the order of events.  Events of one type without extras take the
 // set-based path (pgque.send_batch).
-func (c *Client) SendBatch(ctx context.Context, queue string, events []Event) ([]int64, error) {
-	queue = c.qn(queue)
+func (c *Client) SendBatch(ctx context.Context, queue string, events []Event) (ids []int64, err error) {
 	const op = "pgque: send batch"
 	if len(events) == 0 {
 		return nil, nil
 	}
+	if c.obs != nil {
+		events = slices.Clone(events)
+		var end func(error)
+		ctx, end = c.obs.StartSend(ctx, queue, events)
+		defer func() { end(err) }()
+	}
+	queue = c.qn(queue)
 	types := make([]string, len(events))
 	payloads := make([]*string, len(events))
 	extras := make([][]*string, 4)
@@ -373,8 +392,6 @@ func (c *Client) SendBatch(ctx context.Context, queue string, events []Event) ([
 		}
 		uniform = uniform && types[i] == types[0]
 	}
-	var ids []int64
-	var err error
 	if uniform {
 		err = c.q().QueryRow(ctx, `SELECT pgque.send_batch($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.text[])`,
 			queue, types[0], payloads).Scan(&ids)
@@ -481,12 +498,20 @@ func (c *Client) receivePiece(ctx context.Context, op, queue, consumer string, m
 	if c.directMin != 0 {
 		directMin = c.directMin
 	}
-	msgs, err := c.readPiece(ctx, queue, consumer, max, worker, lease, directMin)
 	name := c.local(queue)
+	var end func([]Message, error)
+	if c.obs != nil {
+		end = c.obs.StartReceive(ctx, name, consumer)
+	}
+	msgs, err := c.readPiece(ctx, queue, consumer, max, worker, lease, directMin)
 	for i := range msgs {
 		msgs[i].Queue = name
 	}
-	return msgs, wrap(op, err)
+	err = wrap(op, err)
+	if end != nil {
+		end(msgs, err)
+	}
+	return msgs, err
 }
 
 // readPiece is receivePiece's reading: straight from the event tables for

@@ -439,7 +439,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	tickerErr := make(chan error, 1)
 	if c.cfg.runTicker {
 		opts := append([]TickerOption{WithTickerLogger(c.cfg.log)}, c.cfg.ticker...)
-		t := NewTicker(c.client.Pool(), opts...)
+		t := NewTicker(c.client.Pool(), c.client.tickerOptions(opts)...)
 		wg.Go(func() {
 			if err := t.Run(bg); err != nil {
 				tickerErr <- err
@@ -851,6 +851,9 @@ type result struct {
 	reason string
 	how    settleAs
 	delay  time.Duration // snoozed: how long
+	// outcome is what the engine made of a failed message once settled
+	// (retry, dead, snoozed, cancelled), for the Observer.
+	outcome Outcome
 	// nackFails counts the nacks of the message the server refused;
 	// fallback is set once it is nacked with nackFallbackDelay instead.
 	nackFails int
@@ -924,6 +927,12 @@ func (c *Consumer) process(ctx context.Context, log *slog.Logger, msgs []Message
 			return cancelledResult
 		}
 		defer done()
+		if obs := c.client.obs; obs != nil {
+			octx, end := obs.StartHandle(mctx, c.name, msgs[i])
+			r := handle(octx, log, msgs[i])
+			end(r.failure())
+			return r
+		}
 		return handle(mctx, log, msgs[i])
 	}
 	res := make([]result, len(msgs))
@@ -1002,6 +1011,42 @@ func (c *Consumer) handle(ctx context.Context, log *slog.Logger, msg Message) (r
 		return outcomeOf(err)
 	}
 	return result{state: handled}
+}
+
+// failure is why a handler failed, for the Observer: "" when it
+// succeeded or chose to snooze or cancel its message.
+func (r result) failure() string {
+	switch {
+	case r.state == unhandled:
+		return FailureInterrupted
+	case r.state != failed || r.how == snoozed || r.how == cancelledHow:
+		return ""
+	}
+	return r.reason
+}
+
+// observeSettled tells the client's observer what became of each message
+// of a piece just acknowledged.
+func (c *Consumer) observeSettled(msgs []Message, res []result) {
+	obs := c.client.obs
+	if obs == nil {
+		return
+	}
+	for i := range msgs {
+		out := OutcomeAcked
+		if res[i].outcome != "" {
+			out = res[i].outcome
+		}
+		obs.Settled(c.name, msgs[i], out)
+	}
+}
+
+// startAck tells the client's observer an ack of msgs' piece begins.
+func (c *Consumer) startAck(ctx context.Context, msgs []Message) func(error) {
+	if c.client.obs == nil {
+		return func(error) {}
+	}
+	return c.client.obs.StartAck(ctx, msgs[0].Queue, c.name, len(msgs))
 }
 
 // failure is a failed message's result.  Its reason is made text
@@ -1127,10 +1172,15 @@ func (c *Consumer) trySettle(ctx context.Context, log *slog.Logger, msgs []Messa
 		} else if err != nil {
 			return err
 		}
-		res[i].state = nackedState
+		res[i].state, res[i].outcome = nackedState, out
 		logNacked(log, msgs[i], res[i].reason, out)
 	}
+	endAck := c.startAck(sctx, msgs)
 	ok, err := c.client.AckResult(sctx, msgs[0].BatchID)
+	endAck(err)
+	if err == nil {
+		c.observeSettled(msgs, res)
+	}
 	switch {
 	case errors.Is(err, ErrTakenOver):
 		c.lostAtSettle(log, msgs[0].BatchID)
@@ -1169,7 +1219,7 @@ func (c *Consumer) settleOther(ctx context.Context, tx DBTX, log *slog.Logger, m
 	if err != nil {
 		return err
 	}
-	res.state = nackedState
+	res.state, res.outcome = nackedState, out
 	switch res.how {
 	case snoozed:
 		log.Debug("pgque consumer: message snoozed", "msg_id", msg.MsgID, "type", msg.Type, "delay", res.delay,

@@ -130,9 +130,14 @@ func (p *pieceTx) settle(c *Consumer, log *slog.Logger, msgs []Message, res []re
 			undone("cannot nack a message", err)
 			return
 		}
+		res[i].outcome = out
 		logNacked(log, msgs[i], res[i].reason, out)
 	}
+	endAck := c.startAck(sctx, msgs)
 	ok, err := c.client.AckResultTx(sctx, p.tx, piece)
+	if err != nil || !ok {
+		endAck(err)
+	}
 	switch {
 	case errors.Is(err, ErrTakenOver):
 		c.lostAtSettle(log, piece)
@@ -145,7 +150,11 @@ func (p *pieceTx) settle(c *Consumer, log *slog.Logger, msgs []Message, res []re
 			"batch_id", piece)
 		return
 	}
-	if err := p.tx.Commit(sctx); err != nil {
+	err = p.tx.Commit(sctx)
+	endAck(err)
+	if err == nil {
+		c.observeSettled(msgs, res)
+	} else {
 		log.Error("pgque consumer: committing the batch failed; unless the commit reached the server, its handlers' writes were rolled back and its messages will be delivered again",
 			"batch_id", piece, "err", err)
 	}

@@ -49,6 +49,7 @@ type Ticker struct {
 type tickerConfig struct {
 	tick, idle, maint, election, lease time.Duration
 	log                                *slog.Logger
+	obs                                Observer // nil: none
 }
 
 // TickerOption configures a Ticker.
@@ -143,7 +144,24 @@ func NewTicker(pool *pgxpool.Pool, opts ...TickerOption) *Ticker {
 
 // RunTicker runs a Ticker for the client's database until ctx ends.
 func (c *Client) RunTicker(ctx context.Context, opts ...TickerOption) error {
-	return NewTicker(c.pool, opts...).Run(ctx)
+	return NewTicker(c.pool, c.tickerOptions(opts)...).Run(ctx)
+}
+
+// tickerOptions are opts after the client's own (its observer), so that
+// they may override them.
+func (c *Client) tickerOptions(opts []TickerOption) []TickerOption {
+	if c.obs == nil {
+		return opts
+	}
+	return append([]TickerOption{WithTickerObserver(c.obs)}, opts...)
+}
+
+// setLeader records whether this Ticker leads, and tells its observer of a
+// change.
+func (t *Ticker) setLeader(leading bool) {
+	if t.leader.Swap(leading) != leading && t.cfg.obs != nil {
+		t.cfg.obs.TickerLeading(leading)
+	}
 }
 
 // IsLeader reports whether this Ticker is currently the one doing the work.
@@ -258,7 +276,7 @@ func (s *tickerSession) run(ctx context.Context) error {
 			// A server error can end the session too (a FATAL one, such
 			// as an idle session timeout): then the connection is gone.
 			if connectionError(err) || s.conn.IsClosed() {
-				t.leader.Store(false)
+				t.setLeader(false)
 				return err
 			}
 			if perr := wrap("pgque: ticker: "+s.failed(err), err); permanent(perr) {
@@ -352,7 +370,7 @@ func (s *tickerSession) campaign(ctx context.Context) error {
 	err := s.conn.QueryRow(ctx, `SELECT pgque.leader_lease($1, $2, $3)`, leaseName, t.holder, t.cfg.lease).Scan(&ok)
 	if err != nil {
 		if t.leader.Load() && !time.Now().Before(s.until) {
-			t.leader.Store(false)
+			t.setLeader(false)
 			t.cfg.log.Warn("pgque ticker: could not renew the leader lease before it ran out; stopped ticking")
 		}
 		return &opError{"leader_lease()", err}
@@ -363,11 +381,11 @@ func (s *tickerSession) campaign(ctx context.Context) error {
 		s.until = asked.Add(t.cfg.lease)
 		s.renew = asked.Add(t.cfg.lease / 3)
 		if !t.leader.Load() {
-			t.leader.Store(true)
+			t.setLeader(true)
 			t.cfg.log.Info("pgque ticker: became leader", "holder", t.holder, "lease", t.cfg.lease)
 		}
 	case t.leader.Load():
-		t.leader.Store(false)
+		t.setLeader(false)
 		t.cfg.log.Warn("pgque ticker: lost the leader lease to another ticker (this one stalled past its lease); standing by",
 			"holder", t.holder)
 	}
@@ -379,7 +397,7 @@ func (s *tickerSession) campaign(ctx context.Context) error {
 // the release may need a new one.
 func (s *tickerSession) resign(ctx context.Context) {
 	t := s.t
-	t.leader.Store(false)
+	t.setLeader(false)
 	conn := s.conn
 	if conn.IsClosed() {
 		var err error
@@ -404,7 +422,7 @@ func (s *tickerSession) resign(ctx context.Context) {
 func (s *tickerSession) work(ctx context.Context) error {
 	t := s.t
 	if !time.Now().Before(s.until) {
-		t.leader.Store(false)
+		t.setLeader(false)
 		t.cfg.log.Warn("pgque ticker: the leader lease ran out before it was renewed (the process was stalled); stopped ticking")
 		return nil
 	}
@@ -415,14 +433,25 @@ func (s *tickerSession) work(ctx context.Context) error {
 		s.listen = true
 	}
 	var ticked int
-	if err := s.conn.QueryRow(ctx, `SELECT pgque.ticker()`).Scan(&ticked); err != nil {
+	began := time.Now()
+	err := s.conn.QueryRow(ctx, `SELECT pgque.ticker()`).Scan(&ticked)
+	if t.cfg.obs != nil {
+		t.cfg.obs.TickerCall("ticker()", ticked, time.Since(began), err)
+	}
+	if err != nil {
 		return &opError{"ticker()", err}
 	}
 	if ticked > 0 {
 		s.active = time.Now()
 	}
 	if time.Since(s.last.maint) >= t.cfg.maint {
-		if _, err := s.conn.Exec(ctx, `SELECT pgque.maint()`); err != nil {
+		var done int
+		began := time.Now()
+		err := s.conn.QueryRow(ctx, `SELECT pgque.maint()`).Scan(&done)
+		if t.cfg.obs != nil {
+			t.cfg.obs.TickerCall("maint()", done, time.Since(began), err)
+		}
+		if err != nil {
 			return &opError{"maint()", err}
 		}
 		s.last.maint = time.Now()

@@ -1,6 +1,10 @@
 package server_test
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,16 +12,20 @@ import (
 	"strings"
 	"testing"
 	"text/template"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v2"
 
 	"github.com/pgque/pgque/go/internal/server"
+	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/pgque/pgqueprom"
 )
 
 // alertRulesFile is the repository's Prometheus rules, from this package.
-var alertRulesFile = filepath.Join("..", "..", "..", "deploy", "prometheus", "pgque-alerts.yml")
+var alertRulesFile = filepath.Join("..", "..", "..", "deploy", "prometheus", "alerts.yml")
 
 // ruleFile is the shape of a Prometheus rules file.
 type ruleFile struct {
@@ -137,24 +145,7 @@ func TestAlertRules(t *testing.T) {
 		t.Fatalf("%s: %v", alertRulesFile, err)
 	}
 
-	// A scrape with every conditional metric present: a single reader's
-	// open batch (batch age), a queue without consumers.
-	e := newEnv(t, server.Options{})
-	e.sendTick(t, 1)
-	e.receive(t, `{"single_reader": true}`)
-	mfs := e.scrape(t)
-	exported := func(name string) bool {
-		if mfs[name] != nil {
-			return true
-		}
-		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-			if base, ok := strings.CutSuffix(name, suffix); ok && mfs[base] != nil &&
-				(mfs[base].GetType() == dto.MetricType_HISTOGRAM || mfs[base].GetType() == dto.MetricType_SUMMARY) {
-				return true
-			}
-		}
-		return false
-	}
+	mfs := exportedMetrics(t)
 
 	if len(rf.Groups) == 0 {
 		t.Fatal("no rule groups")
@@ -209,8 +200,13 @@ func TestAlertRules(t *testing.T) {
 				t.Errorf("%s: expr %q uses no pgque metric", name, r.Expr)
 			}
 			for _, m := range names {
-				if !exported(m) {
-					t.Errorf("%s: metric %s is not exported by /metrics", name, m)
+				if !exported(mfs, m) {
+					t.Errorf("%s: metric %s is exported neither by /metrics nor by pgqueprom", name, m)
+				}
+				// rate, increase and delta of a gauge read a drop (a
+				// dead letter replayed) as a counter reset.
+				if len(durations) > 0 && mfs[m] != nil && mfs[m].GetType() != dto.MetricType_COUNTER {
+					t.Errorf("%s: %s is a %v under a range: use a counter", name, m, mfs[m].GetType())
 				}
 			}
 			for _, d := range durations {
@@ -227,10 +223,125 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		out, err := exec.Command(promtool, "check", "rules", alertRulesFile).CombinedOutput()
-		if err != nil {
-			t.Errorf("promtool check rules: %v\n%s", err, out)
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool is needed to check the rules (scripts/setup.sh test installs it, from Debian's prometheus): %v", err)
+	}
+	if out, err := exec.Command(promtool, "check", "rules", alertRulesFile).CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+}
+
+// exportedMetrics returns the metric families of a scrape of /metrics with
+// every conditional metric present (a single reader's open batch, a queue
+// without consumers) and of pgqueprom's collector with a series of each.
+func exportedMetrics(t *testing.T) map[string]*dto.MetricFamily {
+	e := newEnv(t, server.Options{})
+	e.sendTick(t, 1)
+	e.receive(t, `{"single_reader": true}`)
+	mfs := e.scrape(t)
+
+	m := pgqueprom.New()
+	ctx := context.Background()
+	msg := pgque.Message{Queue: "q", Type: "t", CreatedAt: time.Now()}
+	_, sent := m.StartSend(ctx, "q", []pgque.Event{{Type: "t"}})
+	sent(nil)
+	m.StartReceive(ctx, "q", "c")([]pgque.Message{msg}, errors.New("x"))
+	m.StartReceive(ctx, "q", "c")([]pgque.Message{msg}, nil)
+	_, handled := m.StartHandle(ctx, "c", msg)
+	handled("")
+	m.Settled("c", msg, pgque.OutcomeDead)
+	m.StartAck(ctx, "q", "c", 1)(errors.New("x"))
+	m.TickerCall("ticker()", 1, time.Millisecond, nil)
+	m.TickerLeading(true)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	sdk, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range sdk {
+		// pgque_ticker_leader means the same in both: a process's ticker
+		// leads.
+		if old := mfs[f.GetName()]; old != nil && (f.GetName() != "pgque_ticker_leader" || old.GetType() != f.GetType()) {
+			t.Errorf("pgqueprom's %s is a metric of /metrics too", f.GetName())
+		}
+		mfs[f.GetName()] = f
+	}
+	return mfs
+}
+
+// exported reports whether name is a metric of mfs, or a series of one of
+// its histograms.
+func exported(mfs map[string]*dto.MetricFamily, name string) bool {
+	if mfs[name] != nil {
+		return true
+	}
+	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+		if base, ok := strings.CutSuffix(name, suffix); ok && mfs[base] != nil &&
+			(mfs[base].GetType() == dto.MetricType_HISTOGRAM || mfs[base].GetType() == dto.MetricType_SUMMARY) {
+			return true
+		}
+	}
+	return false
+}
+
+// The Grafana dashboard in deploy/ is valid JSON whose queries use only
+// exported metrics, histograms through their buckets.
+func TestGrafanaDashboard(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "deploy", "grafana", "pgque.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Title      string `json:"title"`
+		UID        string `json:"uid"`
+		Templating struct {
+			List []struct {
+				Name  string `json:"name"`
+				Query any    `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
+		Panels []struct {
+			ID      int    `json:"id"`
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatalf("pgque.json: %v", err)
+	}
+	if d.Title == "" || d.UID == "" || len(d.Panels) < 8 {
+		t.Fatalf("dashboard %q (uid %q) with %d panels", d.Title, d.UID, len(d.Panels))
+	}
+	mfs := exportedMetrics(t)
+	exprs := map[string]string{}
+	for _, v := range d.Templating.List {
+		if q, ok := v.Query.(string); ok && strings.HasPrefix(q, "label_values(") {
+			exprs["variable "+v.Name] = q
+		}
+	}
+	ids := map[int]bool{}
+	for _, p := range d.Panels {
+		if ids[p.ID] || len(p.Targets) == 0 {
+			t.Errorf("panel %q: id %d repeated, or no queries", p.Title, p.ID)
+		}
+		ids[p.ID] = true
+		for i, tg := range p.Targets {
+			exprs[fmt.Sprintf("panel %q query %d", p.Title, i)] = tg.Expr
+		}
+	}
+	for where, expr := range exprs {
+		names, _, perr := promQLNames(expr)
+		if perr != "" || len(names) == 0 {
+			t.Errorf("%s: %q: %s, metrics %v", where, expr, perr, names)
+		}
+		for _, m := range names {
+			if !exported(mfs, m) {
+				t.Errorf("%s: metric %s is exported neither by /metrics nor by pgqueprom", where, m)
+			}
 		}
 	}
 }
