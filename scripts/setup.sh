@@ -8,7 +8,8 @@
 #   demo  Go (the version go.mod names, or newer) and the PostgreSQL server
 #         programs (initdb, pg_ctl, postgres).
 #   test  those, plus PostgreSQL's server development files (pg_config,
-#         pg_regress, pg_isolation_regress), promtool and make.
+#         pg_regress, pg_isolation_regress), promtool, chromium (the
+#         dashboard's browser test) and make.
 #   bench demo's, plus PgQ (postgresql-15-pgq3), the peer `pgque bench`
 #         measures send against, when it can be installed: without it the
 #         bench says PgQ was not measured.
@@ -84,6 +85,7 @@ missing_packages() {
     [[ "$profile" == test ]] || return 0
     regress_ok || echo "postgresql-server-dev-$major"
     have promtool || echo prometheus
+    have chromium || echo chromium
     have make || echo make
 }
 
@@ -121,7 +123,7 @@ if [[ ${#apt[@]} -eq 0 ]]; then
         say "  sudo sh -c '$cmd'" >&2
     else
         say "missing: ${pkgs[*]} (for make $profile), and this machine has no apt-get:" \
-            "install the PostgreSQL $major server (and for make test its development files, and promtool) by hand" >&2
+            "install the PostgreSQL $major server (and for make test its development files, promtool and chromium) by hand" >&2
     fi
     exit 1
 fi

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgque/pgque/go/internal/dashboard"
 	"github.com/pgque/pgque/go/internal/wire"
 	"github.com/pgque/pgque/go/pgque"
 	"github.com/pgque/pgque/go/pgquehttp"
@@ -36,6 +37,10 @@ func (s *Server) routes() {
 	// once it knows it, or filters what it lists).
 	api := func(pattern string, need Scope, h handlerFunc) {
 		s.mux.Handle(pattern, s.instrument(pattern, s.endpoint(scoped(pattern, need, h))))
+	}
+	page := dashboard.Handler()
+	for _, pattern := range []string{dashboard.PageRoute, dashboard.AssetsRoute} {
+		s.mux.Handle(pattern, s.instrument(pattern, page))
 	}
 	api("GET /v1/queues", ScopeInspect, s.listQueues)
 	api("POST /v1/queues", ScopeAdmin, s.createQueue)

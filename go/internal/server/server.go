@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pgque/pgque/go/internal/dashboard"
 	"github.com/pgque/pgque/go/pgque"
 	"github.com/pgque/pgque/go/pgquehttp"
 )
@@ -160,7 +161,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// balancers send the Host and no token they like.
 		var answered bool
 		var err error
-		if r, answered, err = s.guard(w, r, pattern, true); answered {
+		// The dashboard's page and assets hold no data: no token, but the
+		// Host and Origin checks all the same.
+		auth := pattern != dashboard.PageRoute && pattern != dashboard.AssetsRoute
+		if r, answered, err = s.guard(w, r, pattern, auth); answered {
 			return
 		}
 		if err != nil {
