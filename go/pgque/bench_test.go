@@ -16,7 +16,11 @@ import (
 	"strings"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/pgque/pgque/go/pgque"
+	"github.com/pgque/pgque/go/pgque/pgqueotel"
+	"github.com/pgque/pgque/go/pgque/pgqueprom"
 )
 
 // benchPayload is a 100-byte JSON payload, the `pgque bench` default.
@@ -44,19 +48,35 @@ func reportRate(b *testing.B, events int) {
 	}
 }
 
-// BenchmarkSend: one event per call (and transaction).
+// BenchmarkSend: one event per call (and transaction): plain, observed by
+// pgqueprom, and traced by pgqueotel (OpenTelemetry's SDK with no
+// exporter: spans are made and the traceparent written, then dropped).
 func BenchmarkSend(b *testing.B) {
-	ctx := context.Background()
-	client := benchClient(b, "q")
-	ev := pgque.Event{Type: "bench", Payload: benchPayload}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := client.Send(ctx, "q", ev); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name string
+		obs  pgque.Observer
+	}{
+		{"plain", nil},
+		{"pgqueprom", pgqueprom.New()},
+		{"pgqueotel", pgqueotel.New(sdktrace.NewTracerProvider())},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := context.Background()
+			client := benchClient(b, "q")
+			if bc.obs != nil {
+				client = client.WithObserver(bc.obs)
+			}
+			ev := pgque.Event{Type: "bench", Payload: benchPayload}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := client.Send(ctx, "q", ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRate(b, b.N)
+		})
 	}
-	reportRate(b, b.N)
 }
 
 // BenchmarkSendParallel: Send from GOMAXPROCS goroutines at once.
