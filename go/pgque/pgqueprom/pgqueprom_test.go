@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,12 +137,17 @@ func TestMetrics(t *testing.T) {
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- c.Start(cctx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Start = %v", err)
-		}
-	}()
+	// stopConsumer stops it once, when the test is done with it or fails.
+	var stopOnce sync.Once
+	stopConsumer := func() {
+		stopOnce.Do(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("Start = %v", err)
+			}
+		})
+	}
+	defer stopConsumer()
 
 	settled := func(outcome string) float64 {
 		return value(t, reg, "pgque_consumer_settled_total", "q", "c", outcome)
@@ -194,11 +200,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	// Once the consumer stops, its ticker gives the lead up.
-	stop()
-	if err := <-done; err != nil {
-		t.Errorf("Start = %v", err)
-	}
-	done <- nil
+	stopConsumer()
 	if got := value(t, reg, "pgque_ticker_leader"); got != 0 {
 		t.Errorf("pgque_ticker_leader after the stop = %v, want 0", got)
 	}
