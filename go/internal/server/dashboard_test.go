@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,7 +124,7 @@ func waitJS(expr string) chromedp.PollAction {
 // with one it lists the queues and follows new ones; a dead letter is
 // replayed from it and leaves the list; a queue is paused from it.  The
 // screenshot is written to $PGQUE_TEST_OUTPUT (default the temporary
-// directory) as pgque-dashboard.png.
+// directory) as pgque-dashboard-*.png; the test's log names it.
 func TestDashboardInBrowser(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, server.Options{Tokens: testTokens(t)})
@@ -173,17 +172,24 @@ func TestDashboardInBrowser(t *testing.T) {
 	if !strings.Contains(payload, `"id": 7`) {
 		t.Errorf("payload shown: %q", payload)
 	}
-	shot := os.Getenv("PGQUE_TEST_OUTPUT")
-	if shot == "" {
-		shot = os.TempDir()
-	}
-	shot = filepath.Join(shot, "pgque-dashboard.png")
 	var png []byte
 	run(t, b, "the screenshot", chromedp.FullScreenshot(&png, 100))
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
+	dir := os.Getenv("PGQUE_TEST_OUTPUT")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	// A name of its own: another user's file of an earlier run may be there.
+	f, err := os.CreateTemp(dir, "pgque-dashboard-*.png")
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+	if _, err := f.Write(png); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", f.Name(), len(png))
 	run(t, b, "replaying",
 		chromedp.Click(`#dead-letters tr[data-dead-letter] button[aria-label^="Replay"]`),
 		waitJS(`document.querySelectorAll("#dead-letters tr[data-dead-letter]").length === 0`),
