@@ -11,6 +11,8 @@
 #   make gotest-caller    install, then run pgquetest's tests as the caller (root too)
 #   make test             everything CI runs (.ci/run calls exactly this); it
 #                         first installs what is missing (scripts/setup.sh)
+#   make test-matrix      pgtest, isotest and gotest on each PostgreSQL major
+#                         of PG_VERSIONS (default 15 16 17 18; scripts/pg-fetch.sh)
 #   make bench            install, then run `pgque bench` (flags in BENCH_FLAGS)
 #   make demo             install, then run `pgque demo` (flags in DEMO_FLAGS)
 
@@ -18,12 +20,27 @@ PG_CONFIG ?= pg_config
 # Go's own installer puts it in /usr/local/go; scripts/setup.sh checks it.
 export PATH := $(PATH):/usr/local/go/bin
 
+# PG_BIN: the bin directory of a relocatable PostgreSQL build to test
+# against instead of pg_config's, as scripts/pg-fetch.sh prints (test-matrix
+# sets it); the Go tests get it as $PGQUE_PG_BIN.
+PG_BIN ?=
+ifeq ($(PG_BIN),)
 # Lazily evaluated (=) so `make`/`make check-generated` work without pg_config.
 PG_BINDIR   = $(shell $(PG_CONFIG) --bindir)
 PG_EXTDIR   = $(shell $(PG_CONFIG) --sharedir)/extension
+PG_PGXS     = $(patsubst %/src/makefiles/pgxs.mk,%,$(shell $(PG_CONFIG) --pgxs))
+else
+PG_BINDIR   = $(PG_BIN)
+PG_EXTDIR   = $(abspath $(PG_BIN)/../share/postgresql/extension)
+PG_PGXS     = $(abspath $(PG_BIN)/../lib/postgresql/pgxs)
+export PGQUE_PG_BIN := $(PG_BIN)
+# Its isolationtester finds its libpq only this way (its RUNPATH is its
+# build machine's).
+PG_DRIVER_ENV = env LD_LIBRARY_PATH=$(abspath $(PG_BIN)/../lib)
+endif
 # pg_regress is not on PATH; it ships beside the PGXS makefiles.
-PG_REGRESS  = $(patsubst %/src/makefiles/pgxs.mk,%/src/test/regress/pg_regress,$(shell $(PG_CONFIG) --pgxs))
-PG_ISOLATION_REGRESS = $(patsubst %/src/makefiles/pgxs.mk,%/src/test/isolation/pg_isolation_regress,$(shell $(PG_CONFIG) --pgxs))
+PG_REGRESS  = $(PG_PGXS)/src/test/regress/pg_regress
+PG_ISOLATION_REGRESS = $(PG_PGXS)/src/test/isolation/pg_isolation_regress
 
 # The version being built is the control file's default_version.
 EXT_VERSION = $(shell sed -n "s/^default_version *= *'\\(.*\\)'/\\1/p" extension/pgque.control)
@@ -35,7 +52,7 @@ EXT_SRC     = $(sort $(wildcard extension/src/*.sql))
 PG_TESTS    = $(sort $(basename $(notdir $(wildcard pg_tests/sql/*.sql))))
 ISO_TESTS   = $(sort $(basename $(notdir $(wildcard pg_tests/isolation/specs/*.spec))))
 
-.PHONY: all check-generated install uninstall pgtest isotest gotest gotest-caller setuptest test bench demo demo-run clean
+.PHONY: all check-generated install uninstall pgtest isotest gotest gotest-caller setuptest test test-matrix matrix-one bench demo demo-run clean
 .DEFAULT_GOAL := all
 
 all: $(EXT_SCRIPT)
@@ -80,7 +97,7 @@ cp -R pg_tests "$$scratch/pg_tests"; d="$$scratch/pg_tests/$(2)"; \
 rm -rf "$$d/results" "$$d/log" "$$d/tmp_check" "$$d"/regression.*; \
 conf=; if [ -f "$$scratch/pg_tests/regress.conf" ]; then conf="--temp-config=$$scratch/pg_tests/regress.conf"; fi; \
 if (cd "$$scratch" && "$(CURDIR)/scripts/run-unprivileged.sh" --chown "$$scratch" -- \
-      "$(1)" --temp-instance="$$scratch/tmp_check" --bindir="$(PG_BINDIR)" \
+      $(PG_DRIVER_ENV) "$(1)" --temp-instance="$$scratch/tmp_check" --bindir="$(PG_BINDIR)" \
       --inputdir="$$d" --outputdir="$$d" $(PGTEST_OPTS) $(3) $$conf $(4)); then \
   rm -rf "$$scratch"; \
 else \
@@ -143,6 +160,24 @@ test:
 	@$(MAKE) --no-print-directory isotest
 	@$(MAKE) --no-print-directory gotest
 	@$(MAKE) --no-print-directory gotest-caller
+
+# The SQL suite and the Go tests on each major version: 15 is the system's
+# (pg_config), the others builds scripts/pg-fetch.sh fetches into a cache.
+# Each version's time is printed; a failure stops at that version.
+PG_VERSIONS ?= 15 16 17 18
+MATRIX_GOTEST_FLAGS ?= $(GOTEST_FLAGS)
+
+test-matrix:
+	@scripts/setup.sh test
+	@set -e; for v in $(PG_VERSIONS); do \
+	  start=$$(date +%s); echo "==== test-matrix: PostgreSQL $$v ===="; \
+	  if [ "$$v" = 15 ]; then bin=; else bin=$$(scripts/pg-fetch.sh $$v); fi; \
+	  $(MAKE) --no-print-directory matrix-one PG_BIN="$$bin" GOTEST_FLAGS="$(MATRIX_GOTEST_FLAGS)" || \
+	    { echo "test-matrix: PostgreSQL $$v FAILED" >&2; exit 1; }; \
+	  echo "==== test-matrix: PostgreSQL $$v passed in $$(( $$(date +%s) - start )) s ===="; \
+	done
+
+matrix-one: pgtest isotest gotest
 
 clean:
 	rm -rf pg_tests/results pg_tests/log pg_tests/tmp_check \

@@ -29,7 +29,7 @@ import (
 
 func newBenchCmd(g *globals) *cobra.Command {
 	cfg := bench.DefaultConfig()
-	var scenarios, jsonFile string
+	var scenarios, jsonFile, pgBin string
 	var sqlInstall bool
 	var names []string
 	for _, s := range bench.Scenarios() {
@@ -58,7 +58,10 @@ its target, and 1 when one failed.
 Scenarios: ` + strings.Join(names, ", ") + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBench(cmd.Context(), cmd, g.dsn, cfg, scenarios, jsonFile, sqlInstall)
+			if g.dsn != "" && pgBin != "" {
+				return usageError{errors.New("--pg-bin is for the throwaway server; it does not go with --dsn")}
+			}
+			return runBench(cmd.Context(), cmd, g.dsn, cfg, scenarios, jsonFile, sqlInstall, pgBin)
 		},
 	}
 	f := cmd.Flags()
@@ -74,6 +77,7 @@ Scenarios: ` + strings.Join(names, ", ") + `.`,
 	f.StringVar(&jsonFile, "json", "", "also write the results as JSON to `FILE` (- for stdout)")
 	f.BoolVar(&sqlInstall, "sql-install", false, "install the engine embedded in this binary as plain SQL, "+
 		"even where the server has pgque's extension files (which may be of another version)")
+	addPGBinFlag(f, &pgBin, "the throwaway server, when no --dsn is given")
 	cmd.AddCommand(newBenchWorkerCmd(g))
 	return cmd
 }
@@ -138,7 +142,7 @@ type benchConfig struct {
 	SQLInstall  bool     `json:"sql_install"`
 }
 
-func runBench(ctx context.Context, cmd *cobra.Command, dsn string, cfg bench.Config, list, jsonFile string, sqlInstall bool) error {
+func runBench(ctx context.Context, cmd *cobra.Command, dsn string, cfg bench.Config, list, jsonFile string, sqlInstall bool, pgBin string) error {
 	selected, err := selectScenarios(list)
 	if err != nil {
 		return err
@@ -170,7 +174,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, dsn string, cfg bench.Con
 	if dsn == "" {
 		report.Config.Server = "throwaway"
 		fmt.Fprintln(progress, "starting a throwaway PostgreSQL server (no --dsn given)")
-		srv, err := localpg.Start(ctx, localpg.Options{})
+		srv, err := localpg.Start(ctx, localpg.Options{BinDir: pgBin})
 		if err != nil {
 			return err
 		}

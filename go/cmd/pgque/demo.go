@@ -70,8 +70,7 @@ The exit status is 0 when every consumer received every event.`,
 	f.DurationVar(&cfg.duration, "duration", cfg.duration, "how long to produce (0: until Ctrl-C)")
 	f.IntVar(&cfg.rate, "rate", cfg.rate, "events per second to send")
 	f.IntVar(&cfg.consumers, "consumers", cfg.consumers, "consumers, each receiving every event")
-	f.StringVar(&cfg.pgBin, "pg-bin", "", "`DIR` of initdb, pg_ctl and postgres for the throwaway server "+
-		"(default: initdb's directory on PATH, else the newest /usr/lib/postgresql/*/bin)")
+	addPGBinFlag(f, &cfg.pgBin, "the throwaway server")
 	f.BoolVar(&cfg.sqlInstall, "sql-install", false, "on the throwaway server, install the engine embedded in this "+
 		"binary as plain SQL, even where the server has pgque's extension files (which may be of another version)")
 	return cmd

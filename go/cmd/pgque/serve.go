@@ -21,6 +21,7 @@ import (
 type serveConfig struct {
 	listen         string
 	dataDir        string
+	pgBin          string
 	noTicker       bool
 	leaderLease    time.Duration
 	tokenFile      string
@@ -78,6 +79,7 @@ requests for host names other than loopback ones are refused unless
 	f := cmd.Flags()
 	f.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address to serve HTTP on (host:port; port 0 picks a free one)")
 	f.StringVar(&cfg.dataDir, "data-dir", "", "directory of the local PostgreSQL server, when no --dsn is given")
+	addPGBinFlag(f, &cfg.pgBin, "the local server, when no --dsn is given")
 	f.BoolVar(&cfg.noTicker, "no-ticker", false, "do not run a ticker (another process ticks the database)")
 	f.DurationVar(&cfg.leaderLease, "leader-lease", pgque.DefaultLeaderLease,
 		"how long the ticker's leadership lasts without a renewal (1ms..1h); a stalled leader is replaced within about this long")
@@ -98,8 +100,8 @@ func runServe(ctx context.Context, log *slog.Logger, dsn string, cfg serveConfig
 	if cfg.leaderLease < time.Millisecond || cfg.leaderLease > time.Hour {
 		return usageError{fmt.Errorf("--leader-lease %v is out of range: must be at least 1ms and at most 1h", cfg.leaderLease)}
 	}
-	if dsn != "" && cfg.dataDir != "" {
-		return errors.New("--data-dir is for the local server; it does not go with --dsn")
+	if dsn != "" && (cfg.dataDir != "" || cfg.pgBin != "") {
+		return errors.New("--data-dir and --pg-bin are for the local server; they do not go with --dsn")
 	}
 	// Listening first: whether tokens are needed depends on the address.
 	ln, opts, err := serveListeners(cfg, log)
@@ -122,7 +124,7 @@ func runServe(ctx context.Context, log *slog.Logger, dsn string, cfg serveConfig
 			return err
 		}
 		log.Info("pgque serve: starting PostgreSQL", "dir", dir)
-		pg, err := localpg.Start(ctx, localpg.Options{Dir: dir})
+		pg, err := localpg.Start(ctx, localpg.Options{Dir: dir, BinDir: cfg.pgBin})
 		if err != nil {
 			return err
 		}

@@ -51,8 +51,9 @@ type Options struct {
 	Dir string
 	// Port to listen on at 127.0.0.1.  0: a free port.
 	Port int
-	// BinDir holds initdb, pg_ctl and postgres.  Empty: the directory of
-	// initdb found on PATH, else the newest /usr/lib/postgresql/*/bin.
+	// BinDir holds initdb, pg_ctl and postgres.  Empty: $PGQUE_PG_BIN
+	// (EnvBinDir) when set, else the directory of initdb found on PATH, else
+	// the newest /usr/lib/postgresql/*/bin.
 	BinDir string
 	// User runs the server when this process is root (see the package doc).
 	User string
@@ -407,9 +408,17 @@ func cleanEnv() []string {
 	return append(env, "LC_ALL=C")
 }
 
+// EnvBinDir names the environment variable that picks the server programs
+// when Options.BinDir is empty: how the tests of every package, and
+// programs that do not pass a directory, run on another PostgreSQL version.
+const EnvBinDir = "PGQUE_PG_BIN"
+
 // FindBinDir finds the directory of the server programs: dir itself when
 // it has them, and when dir is empty the place Options.BinDir documents.
 func FindBinDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.Getenv(EnvBinDir)
+	}
 	has := func(d string) bool {
 		for _, p := range []string{"initdb", "pg_ctl", "postgres"} {
 			if fi, err := os.Stat(filepath.Join(d, p)); err != nil || fi.IsDir() {
@@ -420,7 +429,7 @@ func FindBinDir(dir string) (string, error) {
 	}
 	if dir != "" {
 		if !has(dir) {
-			return "", fmt.Errorf("localpg: no initdb, pg_ctl and postgres in %s", dir)
+			return "", fmt.Errorf("localpg: no initdb, pg_ctl and postgres in %s (from --pg-bin or $%s)", dir, EnvBinDir)
 		}
 		return dir, nil
 	}
