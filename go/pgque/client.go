@@ -21,6 +21,9 @@ import (
 type Client struct {
 	pool     *pgxpool.Pool
 	ownsPool bool
+	// session configures the connections that keep session state
+	// (listening, a Ticker's): WithDirectDSN's, else the pool's.
+	session  *pgx.ConnConfig
 	ns       string    // WithNamespace: prefix of every queue name, "" for none
 	notifier *notifier // shared with the clients WithNamespace makes
 	db       DBTX      // the transaction of a Tx call (inTx); nil: the pool
@@ -29,25 +32,68 @@ type Client struct {
 	directMin int
 }
 
-// ClientOption configures Connect.
-type ClientOption func(*pgxpool.Config)
+// ClientOption configures Connect and New.
+type ClientOption func(*clientConfig)
+
+type clientConfig struct {
+	pool      []func(*pgxpool.Config)
+	directDSN string
+}
 
 // WithPoolConfig lets the caller adjust the pool Connect creates (size,
-// timeouts, hooks) before it is opened.
-func WithPoolConfig(fn func(*pgxpool.Config)) ClientOption { return ClientOption(fn) }
+// timeouts, hooks) before it is opened.  It has no effect on New, whose
+// pool exists already.
+func WithPoolConfig(fn func(*pgxpool.Config)) ClientOption {
+	return func(c *clientConfig) { c.pool = append(c.pool, fn) }
+}
+
+// WithDirectDSN gives the connection string of the database itself, for
+// the client's pool to go through a connection pooler in transaction
+// mode (PgBouncer's pool_mode = transaction): the connections that keep
+// session state then bypass the pooler — the one that listens for ticks
+// (Listen, every Consumer's wake-ups) and a Ticker's (RunTicker,
+// WithTicker), which listens too.  Without it, behind such a pooler,
+// notifications go astray and consumers fall back to polling (at
+// WithPollInterval).  The pool's dsn must then choose a query mode that
+// works without prepared statements, e.g. default_query_exec_mode=exec
+// (docs/operations.md, "Behind PgBouncer").  A dsn that does not parse is
+// ErrInvalidArgument.
+func WithDirectDSN(dsn string) ClientOption {
+	return func(c *clientConfig) { c.directDSN = dsn }
+}
+
+func (cfg *clientConfig) directConfig() (*pgx.ConnConfig, error) {
+	if cfg.directDSN == "" {
+		return nil, nil
+	}
+	cc, err := pgx.ParseConfig(cfg.directDSN)
+	if err != nil {
+		// pgx's message leaves the password out.
+		return nil, fmt.Errorf("pgque: direct dsn: %w (%w)", err, ErrInvalidArgument)
+	}
+	return cc, nil
+}
 
 // Connect opens a connection pool to dsn (a PostgreSQL URL or key=value
 // string) and checks that the server answers.  pgque must be installed in
 // that database (see Install).  Close the client when done.  A dsn that
 // does not parse is ErrInvalidArgument.
 func Connect(ctx context.Context, dsn string, opts ...ClientOption) (*Client, error) {
+	var cc clientConfig
+	for _, opt := range opts {
+		opt(&cc)
+	}
+	direct, err := cc.directConfig()
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message leaves the password out.
 		return nil, fmt.Errorf("pgque: connect: %w (%w)", err, ErrInvalidArgument)
 	}
-	for _, opt := range opts {
-		opt(cfg)
+	for _, fn := range cc.pool {
+		fn(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -57,12 +103,33 @@ func Connect(ctx context.Context, dsn string, opts ...ClientOption) (*Client, er
 		pool.Close()
 		return nil, fmt.Errorf("pgque: connect: %w", err)
 	}
-	return &Client{pool: pool, ownsPool: true, notifier: newNotifier(pool)}, nil
+	c := newClient(pool, direct)
+	c.ownsPool = true
+	return c, nil
 }
 
 // New returns a client over an existing pool.  Close does not close a pool
-// passed to New.
-func New(pool *pgxpool.Pool) *Client { return &Client{pool: pool, notifier: newNotifier(pool)} }
+// passed to New.  Of the options only WithDirectDSN applies; it panics on
+// a direct dsn that does not parse (Connect returns the error instead).
+func New(pool *pgxpool.Pool, opts ...ClientOption) *Client {
+	var cc clientConfig
+	for _, opt := range opts {
+		opt(&cc)
+	}
+	direct, err := cc.directConfig()
+	if err != nil {
+		panic(err)
+	}
+	return newClient(pool, direct)
+}
+
+func newClient(pool *pgxpool.Pool, direct *pgx.ConnConfig) *Client {
+	session := direct
+	if session == nil {
+		session = pool.Config().ConnConfig
+	}
+	return &Client{pool: pool, session: session, notifier: newNotifier(session)}
+}
 
 // Close closes the pool if Connect opened it.
 func (c *Client) Close() {
@@ -103,7 +170,7 @@ func (c *Client) WithNamespace(ns string) (*Client, error) {
 	if ns == "" || strings.Contains(ns, ".") || len(ns) > 56 || !validName(ns) {
 		return nil, invalid(op, "%q is not a namespace (letters, digits, \"_\" and \"-\", at most 56 bytes, no \".\")", ns)
 	}
-	return &Client{pool: c.pool, ns: ns, notifier: c.notifier, obs: c.obs}, nil
+	return &Client{pool: c.pool, session: c.session, ns: ns, notifier: c.notifier, obs: c.obs}, nil
 }
 
 // Namespace returns the client's namespace, "" for an unscoped client.

@@ -439,7 +439,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	tickerErr := make(chan error, 1)
 	if c.cfg.runTicker {
 		opts := append([]TickerOption{WithTickerLogger(c.cfg.log)}, c.cfg.ticker...)
-		t := NewTicker(c.client.Pool(), c.client.tickerOptions(opts)...)
+		t := c.client.NewTicker(opts...)
 		wg.Go(func() {
 			if err := t.Run(bg); err != nil {
 				tickerErr <- err
@@ -1282,12 +1282,29 @@ func (c *Consumer) holdReaderLock(ctx context.Context, log *slog.Logger, wake ch
 // waits for the reader lock, marks the consumer leading while it holds it,
 // and reports whether it got it.  The connection only waits, so that its
 // loss is seen at once (PostgreSQL released the lock with it).
+//
+// The lock is a transaction's, held by a transaction left open: a session
+// lock taken through a transaction-mode pooler (PgBouncer) would be held
+// by whichever server connection ran that statement, not by this
+// session, so that two readers could both win.  An open transaction keeps
+// its server connection, through a pooler too.  It holds no snapshot
+// between statements (read committed), so it holds no rows back from
+// vacuum; the server's timeouts for idle and long transactions are off
+// for it.
 func (c *Consumer) readerSession(ctx context.Context, log *slog.Logger, wake chan<- struct{}) (bool, error) {
-	conn, err := dedicatedConn(ctx, c.client.Pool(), readerAppName)
+	conn, err := dedicatedConn(ctx, c.client.session, readerAppName)
 	if err != nil {
 		return false, err
 	}
 	defer closeConn(ctx, conn)
+	if _, err := conn.Exec(ctx, `BEGIN ISOLATION LEVEL READ COMMITTED`); err != nil {
+		return false, err
+	}
+	// transaction_timeout exists from PostgreSQL 17 on.
+	if _, err := conn.Exec(ctx, `SELECT set_config(name, '0', true) FROM pg_settings
+		WHERE name IN ('idle_in_transaction_session_timeout', 'transaction_timeout')`); err != nil {
+		return false, err
+	}
 	if err := c.lead(ctx, log, conn); err != nil {
 		return false, err
 	}
@@ -1316,7 +1333,7 @@ func (c *Consumer) lead(ctx context.Context, log *slog.Logger, conn *pgx.Conn) e
 	key := c.client.qn(c.queue) + "/" + c.name
 	for waited := false; ; waited = true {
 		var won bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, readerLockNS, key).Scan(&won); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, hashtext($2))`, readerLockNS, key).Scan(&won); err != nil {
 			return err
 		}
 		if won {

@@ -440,3 +440,19 @@ func ExampleClient_ReceiveFirst() {
 	// urgent order.created
 	// orders order.created
 }
+
+// Behind PgBouncer in transaction mode, the pool goes through the pooler
+// (with a query mode that needs no prepared statements) and the sessions
+// that listen for ticks connect to the database itself.
+func ExampleWithDirectDSN() {
+	ctx := context.Background()
+	client, err := pgque.Connect(ctx,
+		"host=pgbouncer port=6432 dbname=app user=app default_query_exec_mode=exec",
+		pgque.WithDirectDSN("host=db port=5432 dbname=app user=app"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	// Its ticker, too, keeps its session on the direct connection.
+	go func() { _ = client.RunTicker(ctx) }()
+}

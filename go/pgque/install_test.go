@@ -265,12 +265,20 @@ func staleServer(t *testing.T) (*localpg.Server, string) {
 		t.Fatal(err)
 	}
 	dirs := map[string]string{}
-	for _, name := range []string{"sharedir", "pkglibdir"} {
-		out, err := exec.Command(filepath.Join(bin, "pg_config"), "--"+name).Output()
-		if err != nil {
-			t.Fatalf("pg_config --%s: %v", name, err)
+	if _, err := os.Stat(filepath.Join(bin, "pg_config")); err == nil {
+		for _, name := range []string{"sharedir", "pkglibdir"} {
+			out, err := exec.Command(filepath.Join(bin, "pg_config"), "--"+name).Output()
+			if err != nil {
+				t.Fatalf("pg_config --%s: %v", name, err)
+			}
+			dirs[name] = strings.TrimSpace(string(out))
 		}
-		dirs[name] = strings.TrimSpace(string(out))
+	} else {
+		// A relocatable build without pg_config (make test-matrix's 16 to
+		// 18): its programs load their libraries from ../lib too, which
+		// holds the modules' directory.
+		dirs["sharedir"] = filepath.Join(filepath.Dir(bin), "share", "postgresql")
+		dirs["pkglibdir"] = filepath.Join(filepath.Dir(bin), "lib")
 	}
 	root := t.TempDir()
 	if err := os.Chmod(root, 0o755); err != nil { // readable by the server's user when we are root

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // listenerAppName is the application_name of the listening connection when
@@ -30,8 +29,8 @@ const channelPrefix = "pgque_"
 // waits on and wakes that queue's waiters.  It runs while it has waiters,
 // reconnecting with backoff; while it is down they poll.
 type notifier struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	cfg *pgx.ConnConfig // of the listening connection
+	log *slog.Logger
 
 	mu      sync.Mutex
 	subs    map[string]map[chan struct{}]struct{} // queue → wake channels
@@ -43,8 +42,8 @@ type notifier struct {
 	done      chan struct{}      // closed when that loop has returned
 }
 
-func newNotifier(pool *pgxpool.Pool) *notifier {
-	return &notifier{pool: pool, log: slog.Default(), subs: map[string]map[chan struct{}]struct{}{}}
+func newNotifier(cfg *pgx.ConnConfig) *notifier {
+	return &notifier{cfg: cfg, log: slog.Default(), subs: map[string]map[chan struct{}]struct{}{}}
 }
 
 // Listen returns a channel that receives a value after each tick of queue
@@ -125,7 +124,7 @@ func (n *notifier) run(ctx context.Context, prev <-chan struct{}, done chan stru
 // session runs one connection until it fails or ctx ends; it reports
 // whether it got as far as listening.
 func (n *notifier) session(ctx context.Context) (bool, error) {
-	conn, err := dedicatedConn(ctx, n.pool, listenerAppName)
+	conn, err := dedicatedConn(ctx, n.cfg, listenerAppName)
 	if err != nil {
 		return false, err
 	}
@@ -197,11 +196,12 @@ func (n *notifier) sync(ctx context.Context, conn *pgx.Conn, listening map[strin
 	return nil
 }
 
-// dedicatedConn opens a connection outside the pool, with the pool's
-// settings, for a session that outlives any call (listening, holding a
-// lock); appName is its application_name unless the pool sets one.
-func dedicatedConn(ctx context.Context, pool *pgxpool.Pool, appName string) (*pgx.Conn, error) {
-	cfg := pool.Config().ConnConfig.Copy()
+// dedicatedConn opens a connection outside the pool, with settings base
+// (a Client's session configuration), for a session that outlives any
+// call (listening, holding a lock); appName is its application_name
+// unless base sets one.
+func dedicatedConn(ctx context.Context, base *pgx.ConnConfig, appName string) (*pgx.Conn, error) {
+	cfg := base.Copy()
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}

@@ -49,7 +49,8 @@ type Ticker struct {
 type tickerConfig struct {
 	tick, idle, maint, election, lease time.Duration
 	log                                *slog.Logger
-	obs                                Observer // nil: none
+	obs                                Observer        // nil: none
+	session                            *pgx.ConnConfig // nil: the pool's
 }
 
 // TickerOption configures a Ticker.
@@ -139,21 +140,27 @@ func NewTicker(pool *pgxpool.Pool, opts ...TickerOption) *Ticker {
 	if cfg.election == 0 {
 		cfg.election = cfg.lease / 3
 	}
+	if cfg.session == nil {
+		cfg.session = pool.Config().ConnConfig
+	}
 	return &Ticker{pool: pool, cfg: cfg, holder: WorkerName("ticker-")}
 }
 
-// RunTicker runs a Ticker for the client's database until ctx ends.
-func (c *Client) RunTicker(ctx context.Context, opts ...TickerOption) error {
-	return NewTicker(c.pool, c.tickerOptions(opts)...).Run(ctx)
+// NewTicker returns a Ticker for the client's database that reports to
+// the client's observer (WithObserver) and keeps its session on the
+// client's direct connection (WithDirectDSN); opts come after those, so
+// they may override the observer.
+func (c *Client) NewTicker(opts ...TickerOption) *Ticker {
+	own := []TickerOption{func(cfg *tickerConfig) { cfg.session = c.session }}
+	if c.obs != nil {
+		own = append(own, WithTickerObserver(c.obs))
+	}
+	return NewTicker(c.pool, append(own, opts...)...)
 }
 
-// tickerOptions are opts after the client's own (its observer), so that
-// they may override them.
-func (c *Client) tickerOptions(opts []TickerOption) []TickerOption {
-	if c.obs == nil {
-		return opts
-	}
-	return append([]TickerOption{WithTickerObserver(c.obs)}, opts...)
+// RunTicker runs the client's Ticker (NewTicker) until ctx ends.
+func (c *Client) RunTicker(ctx context.Context, opts ...TickerOption) error {
+	return c.NewTicker(opts...).Run(ctx)
 }
 
 // setLeader records whether this Ticker leads, and tells its observer of a
@@ -221,7 +228,7 @@ func (e fatalError) Unwrap() error { return e.err }
 // ctx ends: it campaigns for the lease and, while it holds it, ticks.  It
 // reports whether any call on the connection succeeded.
 func (t *Ticker) session(ctx context.Context) (bool, error) {
-	conn, err := pgx.ConnectConfig(ctx, t.pool.Config().ConnConfig.Copy())
+	conn, err := pgx.ConnectConfig(ctx, t.cfg.session.Copy())
 	if err != nil {
 		return false, &opError{"connect", err}
 	}
@@ -401,7 +408,7 @@ func (s *tickerSession) resign(ctx context.Context) {
 	conn := s.conn
 	if conn.IsClosed() {
 		var err error
-		if conn, err = pgx.ConnectConfig(ctx, t.pool.Config().ConnConfig.Copy()); err != nil {
+		if conn, err = pgx.ConnectConfig(ctx, t.cfg.session.Copy()); err != nil {
 			t.cfg.log.Warn("pgque ticker: could not release the leader lease; a standby takes over when it runs out",
 				"err", err)
 			return

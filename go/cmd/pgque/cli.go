@@ -171,7 +171,30 @@ func (g *globals) connect(ctx context.Context) (*pgque.Client, error) {
 	if g.dsn == "" {
 		return nil, usageError{errors.New("no database: give --dsn or set PGQUE_DSN")}
 	}
-	return pgque.Connect(ctx, g.dsn, pgque.WithPoolConfig(func(c *pgxpool.Config) { c.MaxConns = 4 }))
+	return pgque.Connect(ctx, g.dsn, append(g.clientOptions(), pgque.WithPoolConfig(func(c *pgxpool.Config) { c.MaxConns = 4 }))...)
+}
+
+// clientOptions are the options every client of the command line gets.
+func (g *globals) clientOptions() []pgque.ClientOption {
+	if g.directDSN == "" {
+		return nil
+	}
+	return []pgque.ClientOption{pgque.WithDirectDSN(g.directDSN)}
+}
+
+// install runs pgque.Install on --direct-dsn when given, else on the
+// client's pool: installing holds a session's lock, which a transaction
+// pooler cannot keep.
+func (g *globals) install(ctx context.Context, client *pgque.Client, opts ...pgque.InstallOption) (pgque.InstallMethod, error) {
+	if g.directDSN == "" {
+		return pgque.Install(ctx, client.Pool(), opts...)
+	}
+	pool, err := pgxpool.New(ctx, g.directDSN)
+	if err != nil {
+		return "", fmt.Errorf("--direct-dsn: %w", err)
+	}
+	defer pool.Close()
+	return pgque.Install(ctx, pool, opts...)
 }
 
 // output prints a command's result as a table (the default) or as JSON.

@@ -83,7 +83,7 @@ func command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PGQUE_DSN=") {
+		if !strings.HasPrefix(kv, "PGQUE_DSN=") && !strings.HasPrefix(kv, "PGQUE_DIRECT_DSN=") {
 			env = append(env, kv)
 		}
 	}
@@ -1154,6 +1154,22 @@ func TestBadInputIsUsage(t *testing.T) {
 		if strings.Contains(r.stderr+errOut.String(), "hunter2") {
 			t.Errorf("the password is printed: %q %q", r.stderr, errOut.String())
 		}
+		args := []string{"queues", "--dsn", "host=h", "--direct-dsn", dsn}
+		r = runBin(t, "", args...)
+		checkFails(t, r, exitUsage, "invalid --direct-dsn", args)
+		if strings.Contains(r.stderr, "hunter2") {
+			t.Errorf("the password is printed: %q", r.stderr)
+		}
+	}
+	// A direct DSN is the database behind the pooler of --dsn: alone it
+	// means nothing.
+	args := []string{"queues", "--direct-dsn", "host=h"}
+	cmd := command(context.Background(), args...) // without $PGQUE_DSN
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitUsage || !strings.Contains(errOut.String(), "goes with --dsn") {
+		t.Errorf("pgque %s: %v, %q; want exit %d, goes with --dsn", strings.Join(args, " "), err, errOut.String(), exitUsage)
 	}
 }
 

@@ -221,7 +221,7 @@ func (d *demo) run(ctx context.Context) error {
 			stopWork(fmt.Errorf("%s: %w", what, err))
 		}
 	}
-	wg.Go(func() { fail("ticker", pgque.NewTicker(d.client.Pool(), pgque.WithTickerLogger(d.log)).Run(work)) })
+	wg.Go(func() { fail("ticker", d.client.NewTicker(pgque.WithTickerLogger(d.log)).Run(work)) })
 	for _, c := range d.consumers {
 		cons := d.client.NewConsumer(d.queue, c.name, pgque.WithLogger(d.log))
 		cons.Handle("*", c.handle)

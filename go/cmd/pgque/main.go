@@ -34,7 +34,8 @@ import (
 
 // globals are the flags every command takes.
 type globals struct {
-	dsn string
+	dsn       string
+	directDSN string // --direct-dsn: the database itself, when dsn is a pooler's
 }
 
 func main() {
@@ -79,11 +80,20 @@ func newRoot() *cobra.Command {
 			if !cmd.Flags().Changed("dsn") {
 				g.dsn = os.Getenv("PGQUE_DSN")
 			}
-			return checkInput(cmd, args, g.dsn)
+			if !cmd.Flags().Changed("direct-dsn") {
+				g.directDSN = os.Getenv("PGQUE_DIRECT_DSN")
+			}
+			if g.directDSN != "" && g.dsn == "" {
+				return usageError{errors.New("--direct-dsn (or $PGQUE_DIRECT_DSN) goes with --dsn (or $PGQUE_DSN), the pooler's")}
+			}
+			return checkInput(cmd, args, g.dsn, g.directDSN)
 		},
 	}
 	root.PersistentFlags().StringVar(&g.dsn, "dsn", "",
 		"PostgreSQL connection string (URL or key=value); default $PGQUE_DSN")
+	root.PersistentFlags().StringVar(&g.directDSN, "direct-dsn", "",
+		"when --dsn is a transaction pooler's (PgBouncer): the database's own connection string, for listening, "+
+			"the ticker and installing; default $PGQUE_DIRECT_DSN")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddGroup(
 		&cobra.Group{ID: "setup", Title: "Setting up:"},
@@ -112,7 +122,7 @@ func newRoot() *cobra.Command {
 // use: an argument or flag value that is not valid UTF-8 (PostgreSQL's text
 // cannot hold it), and a malformed --dsn.  A command line cannot hold a
 // NUL byte.
-func checkInput(cmd *cobra.Command, args []string, dsn string) error {
+func checkInput(cmd *cobra.Command, args []string, dsn, directDSN string) error {
 	for _, a := range args {
 		if !utf8.ValidString(a) {
 			return usageError{fmt.Errorf("argument %q is not valid UTF-8", a)}
@@ -127,10 +137,13 @@ func checkInput(cmd *cobra.Command, args []string, dsn string) error {
 	if bad != nil {
 		return bad
 	}
-	if dsn != "" {
+	for _, d := range []struct{ flag, env, dsn string }{{"dsn", "PGQUE_DSN", dsn}, {"direct-dsn", "PGQUE_DIRECT_DSN", directDSN}} {
+		if d.dsn == "" {
+			continue
+		}
 		// pgx's message leaves the password out.
-		if _, err := pgconn.ParseConfig(dsn); err != nil {
-			return usageError{fmt.Errorf("invalid --dsn (or $PGQUE_DSN): %w", err)}
+		if _, err := pgconn.ParseConfig(d.dsn); err != nil {
+			return usageError{fmt.Errorf("invalid --%s (or $%s): %w", d.flag, d.env, err)}
 		}
 	}
 	return nil

@@ -40,7 +40,7 @@ install keeps its method.`,
 		if sqlOnly {
 			opts = append(opts, pgque.WithoutExtension())
 		}
-		method, err := pgque.Install(ctx, client.Pool(), opts...)
+		method, err := g.install(ctx, client, opts...)
 		if err != nil {
 			return err
 		}

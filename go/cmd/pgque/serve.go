@@ -73,7 +73,7 @@ requests for host names other than loopback ones are refused unless
 			if err != nil {
 				return err
 			}
-			return runServe(cmd.Context(), log, g.dsn, cfg)
+			return runServe(cmd.Context(), log, g, cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -96,7 +96,8 @@ requests for host names other than loopback ones are refused unless
 	return cmd
 }
 
-func runServe(ctx context.Context, log *slog.Logger, dsn string, cfg serveConfig) error {
+func runServe(ctx context.Context, log *slog.Logger, g *globals, cfg serveConfig) error {
+	dsn := g.dsn
 	if cfg.leaderLease < time.Millisecond || cfg.leaderLease > time.Hour {
 		return usageError{fmt.Errorf("--leader-lease %v is out of range: must be at least 1ms and at most 1h", cfg.leaderLease)}
 	}
@@ -139,7 +140,7 @@ func runServe(ctx context.Context, log *slog.Logger, dsn string, cfg serveConfig
 		log.Info("pgque serve: database", "dsn", dsn, "dsn_file", pg.DSNFile())
 	}
 
-	client, err := pgque.Connect(ctx, dsn)
+	client, err := pgque.Connect(ctx, dsn, g.clientOptions()...)
 	if err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func runServe(ctx context.Context, log *slog.Logger, dsn string, cfg serveConfig
 	// when pgque is missing.
 	switch err := client.CheckEngine(ctx); {
 	case errors.Is(err, pgque.ErrNotInstalled):
-		method, err := pgque.Install(ctx, client.Pool())
+		method, err := g.install(ctx, client)
 		if err != nil {
 			return err
 		}
@@ -160,7 +161,7 @@ func runServe(ctx context.Context, log *slog.Logger, dsn string, cfg serveConfig
 	}
 
 	if !cfg.noTicker {
-		opts.Ticker = pgque.NewTicker(client.Pool(), pgque.WithTickerLogger(log), pgque.WithLeaderLease(cfg.leaderLease))
+		opts.Ticker = client.NewTicker(pgque.WithTickerLogger(log), pgque.WithLeaderLease(cfg.leaderLease))
 	}
 	srv := server.New(client, opts)
 	if opts.MetricsListener != nil {

@@ -79,12 +79,33 @@ func browser(t *testing.T) context.Context {
 	if err != nil {
 		t.Fatalf("chromium is needed for the dashboard's test (scripts/setup.sh test installs it): %v", err)
 	}
+	// Not t.TempDir: chromium's helper processes may still write into its
+	// profile after the browser is gone, and t.TempDir fails the test when
+	// it cannot remove a directory.
+	profile, err := os.MkdirTemp("", "pgque-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1000))
+		chromedp.DisableGPU, chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 1000))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancel()
+		cancelAlloc()
+		for try := 0; ; try++ {
+			err := os.RemoveAll(profile)
+			if err == nil || try == 20 {
+				if err != nil {
+					t.Logf("browser profile %s left behind: %v", profile, err)
+				}
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // the helpers exit on their own
+		}
+	})
 	// Start the browser on ctx itself: the first Run's context owns it, and
 	// the steps' shorter contexts must not take it down when they end.
 	if err := chromedp.Run(ctx); err != nil {
