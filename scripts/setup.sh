@@ -9,7 +9,8 @@
 #         programs (initdb, pg_ctl, postgres).
 #   test  those, plus PostgreSQL's server development files (pg_config,
 #         pg_regress, pg_isolation_regress), promtool, chromium (the
-#         dashboard's browser test) and make.
+#         dashboard's browser test), pgbouncer (the tests behind it), npm
+#         (make test-matrix fetches PostgreSQL 16 to 18 with it) and make.
 #   bench demo's, plus PgQ (postgresql-15-pgq3), the peer `pgque bench`
 #         measures send against, when it can be installed: without it the
 #         bench says PgQ was not measured.
@@ -87,6 +88,9 @@ missing_packages() {
     have promtool || echo prometheus
     have chromium || echo chromium
     have make || echo make
+    # Go tests behind PgBouncer; make test-matrix fetches PostgreSQL 16-18 with npm.
+    [[ -x /usr/sbin/pgbouncer ]] || have pgbouncer || echo pgbouncer
+    have npm || echo npm
 }
 
 mapfile -t pkgs < <(missing_packages)

@@ -4,8 +4,9 @@
 // event (RequireSent, RequireSentTx), and "handle what is pending now"
 // (Work) for testing handlers.
 //
-// It needs the PostgreSQL server programs (initdb, pg_ctl, postgres) on PATH
-// or under /usr/lib/postgresql/*/bin.  PostgreSQL refuses to run as root:
+// It needs the PostgreSQL server programs (initdb, pg_ctl, postgres) of
+// PostgreSQL 15 to 18: in the directory $PGQUE_PG_BIN names, else on PATH,
+// else under /usr/lib/postgresql/*/bin.  PostgreSQL refuses to run as root:
 // run as root, the server runs as the `postgres` user, or a `pgque` system
 // user created for it.  A server is shared by the tests of a package; each
 // test gets a database of its own:
