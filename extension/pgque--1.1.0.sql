@@ -3233,7 +3233,8 @@ $$;
 -- then step 1 for the queues that may want it (_rotation_candidates), the tick and consumer-state logs, the retry
 -- mover, the delayed and dedup stores (rotation, which expires keys), the
 -- delayed mover, and forgetting workers idle for an hour.  Also deletes the
--- access grants of dropped roles.  Safe to call often and from several
+-- access grants of dropped roles; first it makes again the unlogged
+-- sequences a promotion left unreadable (22_unlogged.sql).  Safe to call often and from several
 -- sessions at once.  The per-queue steps (table switches, the retry and
 -- delayed movers, putting rows back when the logs and stores are recycled)
 -- are isolated like ticker()'s ticks: a failing queue is recorded
@@ -3250,7 +3251,10 @@ DECLARE
     n int := 0;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
-    n := pgque.maint_rotate_tables_step2();
+    IF NOT pgque._unlogged_sequences_ok() THEN
+        n := pgque._remake_unlogged_sequences();  -- after a promotion, 22_unlogged.sql
+    END IF;
+    n := n + pgque.maint_rotate_tables_step2();
     n := n + pgque._each_queue('rotate', pgque._rotation_candidates());
     PERFORM pgque._forget_stale_errors();
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
@@ -3275,7 +3279,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.1.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'ee212510d4b877d2' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'c04477c2fa38f0d5' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -6432,6 +6436,84 @@ BEGIN
 END
 $$;
 
+-- ---- extension/src/22_unlogged.sql ----
+-- Unlogged sequences a promotion left unreadable.
+--
+-- pgque keeps its hints and registers in unlogged sequences (00_schema.sql,
+-- _event_group): they write no WAL, and a crash or a promotion resets them
+-- to their start, which every reader of them expects.  PostgreSQL (15 to
+-- 18) replays the creation of an unlogged sequence on a standby into its
+-- buffers only, and a promotion resets the sequence from the file, which
+-- the standby's next restartpoint would have written: an unlogged sequence
+-- created since the standby's last restartpoint is a page of zeros after
+-- the promotion, and every read of it fails (XX000, "bad magic number in
+-- sequence").  Sends and ticks of the queues that use it would fail for
+-- good.  Nothing is lost with it (a sequence in its start state is all the
+-- promotion leaves anyway), so such a sequence is made again, empty.
+
+-- _unlogged_sequences_ok(): whether every unlogged sequence of pgque can
+-- be read: one look at each, in one subtransaction.
+CREATE FUNCTION pgque._unlogged_sequences_ok() RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sequence_last_value(c.oid)
+       FROM pg_class c
+      WHERE c.relnamespace = 'pgque'::regnamespace AND c.relkind = 'S' AND c.relpersistence = 'u';
+    RETURN true;
+EXCEPTION WHEN internal_error OR data_corrupted THEN
+    RETURN false;
+END
+$$;
+
+-- _remake_unlogged_sequences(): make each unreadable unlogged sequence of
+-- pgque again, under its name and with its bounds, in its start state,
+-- and point the queues and groups that named it at the new one.  Members
+-- of the extension stay members.  Logs a WARNING naming each.  Returns
+-- how many it made.
+CREATE FUNCTION pgque._remake_unlogged_sequences() RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    s      record;
+    fresh  regclass;
+    member boolean;
+    n      int := 0;
+BEGIN
+    FOR s IN SELECT c.oid::regclass AS seq, c.relname, q.seqmin, q.seqmax, q.seqstart, q.seqincrement
+               FROM pg_class c JOIN pg_sequence q ON q.seqrelid = c.oid
+              WHERE c.relnamespace = 'pgque'::regnamespace AND c.relkind = 'S' AND c.relpersistence = 'u'
+              ORDER BY c.relname
+    LOOP
+        BEGIN
+            PERFORM pg_sequence_last_value(s.seq);
+            CONTINUE;
+        EXCEPTION WHEN internal_error OR data_corrupted THEN
+            NULL;  -- unreadable: made again below
+        END;
+        member := EXISTS (SELECT 1 FROM pg_depend d
+                           WHERE d.classid = 'pg_class'::regclass AND d.objid = s.seq
+                             AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e');
+        IF member THEN
+            EXECUTE format('ALTER EXTENSION pgque DROP SEQUENCE %s', s.seq);
+        END IF;
+        EXECUTE format('DROP SEQUENCE %s', s.seq);
+        EXECUTE format('CREATE UNLOGGED SEQUENCE pgque.%I INCREMENT %s MINVALUE %s MAXVALUE %s START %s',
+                       s.relname, s.seqincrement, s.seqmin, s.seqmax, s.seqstart);
+        fresh := format('pgque.%I', s.relname)::regclass;
+        EXECUTE format('REVOKE ALL ON SEQUENCE %s FROM PUBLIC', fresh);
+        IF member THEN
+            EXECUTE format('ALTER EXTENSION pgque ADD SEQUENCE %s', fresh);
+        END IF;
+        UPDATE pgque.event_group SET g_hint = fresh WHERE g_hint = s.seq;
+        UPDATE pgque.event_group SET g_seen = fresh WHERE g_seen = s.seq;
+        UPDATE pgque.queue SET queue_hint_seq = fresh WHERE queue_hint_seq = s.seq;
+        UPDATE pgque.queue SET queue_seen_seq = fresh WHERE queue_seen_seq = s.seq;
+        RAISE WARNING 'pgque: sequence % could not be read (a promotion of a standby that had not written it yet): made again', s.seq;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
 -- ---- extension/src/99_security.sql ----
 -- Roles and privileges.  PUBLIC gets nothing; everything goes through the
 -- SECURITY DEFINER API functions, each with a pinned search_path.
@@ -6876,7 +6958,8 @@ COMMENT ON FUNCTION pgque.maint() IS 'maint(): all periodic work, in order: step
 then step 1 for the queues that may want it (_rotation_candidates), the tick and consumer-state logs, the retry
 mover, the delayed and dedup stores (rotation, which expires keys), the
 delayed mover, and forgetting workers idle for an hour.  Also deletes the
-access grants of dropped roles.  Safe to call often and from several
+access grants of dropped roles; first it makes again the unlogged
+sequences a promotion left unreadable (22_unlogged.sql).  Safe to call often and from several
 sessions at once.  The per-queue steps (table switches, the retry and
 delayed movers, putting rows back when the logs and stores are recycled)
 are isolated like ticker()''s ticks: a failing queue is recorded

@@ -357,7 +357,8 @@ $$;
 -- then step 1 for the queues that may want it (_rotation_candidates), the tick and consumer-state logs, the retry
 -- mover, the delayed and dedup stores (rotation, which expires keys), the
 -- delayed mover, and forgetting workers idle for an hour.  Also deletes the
--- access grants of dropped roles.  Safe to call often and from several
+-- access grants of dropped roles; first it makes again the unlogged
+-- sequences a promotion left unreadable (22_unlogged.sql).  Safe to call often and from several
 -- sessions at once.  The per-queue steps (table switches, the retry and
 -- delayed movers, putting rows back when the logs and stores are recycled)
 -- are isolated like ticker()'s ticks: a failing queue is recorded
@@ -374,7 +375,10 @@ DECLARE
     n int := 0;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
-    n := pgque.maint_rotate_tables_step2();
+    IF NOT pgque._unlogged_sequences_ok() THEN
+        n := pgque._remake_unlogged_sequences();  -- after a promotion, 22_unlogged.sql
+    END IF;
+    n := n + pgque.maint_rotate_tables_step2();
     n := n + pgque._each_queue('rotate', pgque._rotation_candidates());
     PERFORM pgque._forget_stale_errors();
     n := n + pgque._run_schedules(now());  -- periodic events, 15_schedule.sql
