@@ -1161,9 +1161,18 @@ func TestBadInputIsUsage(t *testing.T) {
 			t.Errorf("the password is printed: %q", r.stderr)
 		}
 	}
+	// --pg-bin is for a server the command starts itself.
+	for _, args := range [][]string{
+		{"bench", "--dsn", "host=h", "--pg-bin", "/usr/lib/postgresql/15/bin"},
+		{"serve", "--dsn", "host=h", "--pg-bin", "/usr/lib/postgresql/15/bin"},
+	} {
+		checkFails(t, runBin(t, "", args...), exitUsage, "not go with --dsn", args)
+	}
+	args := []string{"demo", "--pg-bin", "/nonexistent/bin", "--duration", "1s"}
+	checkFails(t, runBin(t, "", args...), exitError, "no initdb, pg_ctl and postgres in /nonexistent/bin", args)
 	// A direct DSN is the database behind the pooler of --dsn: alone it
 	// means nothing.
-	args := []string{"queues", "--direct-dsn", "host=h"}
+	args = []string{"queues", "--direct-dsn", "host=h"}
 	cmd := command(context.Background(), args...) // without $PGQUE_DSN
 	var errOut bytes.Buffer
 	cmd.Stderr = &errOut

@@ -102,7 +102,7 @@ func runServe(ctx context.Context, log *slog.Logger, g *globals, cfg serveConfig
 		return usageError{fmt.Errorf("--leader-lease %v is out of range: must be at least 1ms and at most 1h", cfg.leaderLease)}
 	}
 	if dsn != "" && (cfg.dataDir != "" || cfg.pgBin != "") {
-		return errors.New("--data-dir and --pg-bin are for the local server; they do not go with --dsn")
+		return usageError{errors.New("--data-dir and --pg-bin are for the local server; they do not go with --dsn")}
 	}
 	// Listening first: whether tokens are needed depends on the address.
 	ln, opts, err := serveListeners(cfg, log)
