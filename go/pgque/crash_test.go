@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -20,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgque/pgque/go/internal/localpg"
 	"github.com/pgque/pgque/go/pgque"
 )
 
@@ -254,34 +252,9 @@ func waitAccepting(t *testing.T, dsn string, timeout time.Duration) time.Time {
 // under 3 s (the target is under 1 s; timing on a loaded machine is noisy).
 func TestCrashRecovery(t *testing.T) {
 	ctx := context.Background()
-	pg, err := localpg.Start(ctx, localpg.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := pg.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
-	admin, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(ctx, `CREATE DATABASE crash`); err != nil {
-		t.Fatal(err)
-	}
-	admin.Close(ctx)
-	u, err := url.Parse(pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/crash"
-	dsn := u.String()
+	pg, dsn := ownServer(t, "crash", nil)
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pgque.Install(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
 	client := pgque.New(pool)

@@ -3,9 +3,14 @@ package pgque_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgque/pgque/go/internal/localpg"
 	"github.com/pgque/pgque/go/pgque"
 	"github.com/pgque/pgque/go/pgque/pgquetest"
 )
@@ -41,4 +46,44 @@ func newClient(t *testing.T, q string, consumers ...string) *pgque.Client {
 		}
 	}
 	return client
+}
+
+// ownServer starts a PostgreSQL server for one test (stopped at its end),
+// for tests that stop, crash or front it, and returns it with the DSN of
+// its database db, where pgque is installed.  Its TCP port trusts every
+// role (localpg.Options.TrustTCP).
+func ownServer(t *testing.T, db string, settings map[string]string) (*localpg.Server, string) {
+	t.Helper()
+	ctx := context.Background()
+	pg, err := localpg.Start(ctx, localpg.Options{TrustTCP: true, Settings: settings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := pg.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	admin, err := pgx.Connect(ctx, pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + db
+	pool, err := pgxpool.New(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pgque.Install(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	return pg, u.String()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,32 +40,10 @@ func (b *bouncerSetup) pooledExec() string { return b.pooled("default_query_exec
 func startBouncerSetup(t *testing.T) *bouncerSetup {
 	t.Helper()
 	ctx := context.Background()
-	pg, err := localpg.Start(ctx, localpg.Options{TrustTCP: true,
-		Settings: map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Stop() })
-	conn, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	const db = "bounced"
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(pg.DSN)
-	u.Path = "/" + db
-	s := &bouncerSetup{direct: u.String(), db: db}
-	pool, err := pgxpool.New(ctx, s.direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pgque.Install(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pg, direct := ownServer(t, db, map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
+	s := &bouncerSetup{direct: direct, db: db}
+	var err error
 	if s.bouncer, err = pg.StartBouncer(ctx, localpg.BouncerOptions{PoolSize: 3}); err != nil {
 		t.Fatal(err)
 	}

@@ -3,17 +3,14 @@ package pgque_test
 import (
 	"context"
 	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgque/pgque/go/internal/localpg"
 	"github.com/pgque/pgque/go/pgque"
 )
 
@@ -27,28 +24,9 @@ import (
 // before is still delivered.
 func TestUnreadableUnloggedSequences(t *testing.T) {
 	ctx := context.Background()
-	pg, err := localpg.Start(ctx, localpg.Options{TrustTCP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Stop() })
-	admin, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(ctx, `CREATE DATABASE promoted`); err != nil {
-		t.Fatal(err)
-	}
-	admin.Close(ctx)
-	u, _ := url.Parse(pg.DSN)
-	u.Path = "/promoted"
-	dsn := u.String()
-
+	pg, dsn := ownServer(t, "promoted", nil)
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pgque.Install(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
 	client := pgque.New(pool)
