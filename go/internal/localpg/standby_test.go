@@ -11,14 +11,20 @@ import (
 
 // A row committed on the primary is on its synchronous standby when the
 // commit returns; once promoted, the standby takes writes and no longer
-// waits for a standby of its own.
+// waits for a standby of its own.  Both ways of taking the base backup:
+// pg_basebackup, and the copy for server builds without it.
 func TestStandbyPromote(t *testing.T) {
-	for _, trust := range []bool{false, true} {
-		name := "password"
-		if trust {
-			name = "trust"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		trust, copy bool
+	}{
+		{"default/password", false, false},
+		{"copy/trust", true, true},
+	} {
+		trust := tc.trust
+		t.Run(tc.name, func(t *testing.T) {
+			copyBackupOnly = tc.copy
+			defer func() { copyBackupOnly = false }()
 			ctx := context.Background()
 			primary, err := Start(ctx, Options{TrustTCP: trust})
 			if err != nil {
