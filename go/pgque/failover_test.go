@@ -209,6 +209,16 @@ func TestFailover(t *testing.T) {
 		}
 	}
 
+	// The engine's unlogged sequences (the send hints, the ticker's
+	// registers) are zero pages on a promoted standby ("bad magic number in
+	// sequence") when they were created since the standby's last
+	// restartpoint: PostgreSQL (15 to 18) replays the creation of an
+	// unlogged sequence's init fork into shared buffers only, and promotion
+	// copies the init fork from disk.  A restartpoint writes it out.  In
+	// production standbys make one every checkpoint_timeout; here the queue
+	// is seconds old, so the standby makes one now, after the setup.  Without it, every send and tick fails after the failover.
+	restartpoint(t, primary, standby)
+
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	rec := newFoRecord(consumerNames...)
@@ -434,5 +444,38 @@ func TestFailover(t *testing.T) {
 		committed, sentAfter.Load(), rec.sendErrs.Load(), dups, delayedAfter, retriedAfter)
 	if n := strings.Count(logs.String(), "level=ERROR"); n > 0 {
 		t.Logf("%d errors logged (expected around the switch); log (end):\n%s", n, tail(logs.String(), 3000))
+	}
+}
+
+// restartpoint makes standby write out its buffers: a checkpoint on
+// primary, replayed by standby, then CHECKPOINT on standby (a restartpoint).
+func restartpoint(t *testing.T, primary, standby *localpg.Server) {
+	t.Helper()
+	ctx := context.Background()
+	p, err := pgx.Connect(ctx, primary.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	s, err := pgx.Connect(ctx, standby.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	// A standby makes a restartpoint only at a checkpoint it has replayed.
+	if _, err := p.Exec(ctx, `CHECKPOINT`); err != nil {
+		t.Fatalf("checkpoint on the primary: %v", err)
+	}
+	var lsn string
+	if err := p.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 30*time.Second, "the standby to replay the setup", func() bool {
+		var ok bool
+		err := s.QueryRow(ctx, `SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn`, lsn).Scan(&ok)
+		return err == nil && ok
+	})
+	if _, err := s.Exec(ctx, `CHECKPOINT`); err != nil {
+		t.Fatalf("restartpoint on the standby: %v", err)
 	}
 }
