@@ -241,7 +241,7 @@ failovertest: install
 	@set -e; scratch=$$(mktemp -d /tmp/pgque-failovertest.XXXXXX); \
 	tar --exclude=./.git -cf - . | tar -xf - -C "$$scratch"; \
 	if (cd "$$scratch" && "$(CURDIR)/scripts/run-unprivileged.sh" --chown "$$scratch" -- \
-	      env PGQUE_TEST_FAILOVER=1 go test -tags failover -run '^TestFailover$$' $(FAILOVERTEST_FLAGS) ./go/pgque/); then \
+	      go test -tags failover -run '^TestFailover$$' $(FAILOVERTEST_FLAGS) ./go/pgque/); then \
 	  rm -rf "$$scratch"; \
 	else \
 	  echo "failovertest: FAILED (tree copy kept in $$scratch)" >&2; exit 1; \

@@ -147,6 +147,8 @@ func (r *foRecord) missing(consumer string) []int64 {
 // delivery in the same retry generation was not acknowledged (the
 // observer's Settled says which were); the queue rotates after the
 // failover; and the listening connections are back on the new primary.
+// The standby has made a restartpoint since pgque was installed (see
+// below): without one, PostgreSQL breaks the engine's unlogged sequences.
 func TestFailover(t *testing.T) {
 	ctx := context.Background()
 	seed := uint64(time.Now().UnixNano())
@@ -219,14 +221,14 @@ func TestFailover(t *testing.T) {
 	// unlogged sequence's init fork into shared buffers only, and promotion
 	// copies the init fork from disk.  A restartpoint writes it out.  In
 	// production standbys make one every checkpoint_timeout; here the queue
-	// is seconds old, so the standby makes one now, after the setup.  Without it, every send and tick fails after the failover.
+	// is seconds old, so the standby makes one now, after the setup.
+	// Without it, every send and tick fails after the failover.
 	restartpoint(t, primary, standby)
 
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	rec := newFoRecord(consumerNames...)
-	runCtx, stopAll := context.WithCancel(ctx)
-	defer stopAll()
+	runCtx, cancelAll := context.WithCancel(ctx)
 	var running sync.WaitGroup
 	exited := make(chan string, 8)
 	run := func(what string, f func(context.Context) error) {
@@ -259,9 +261,8 @@ func TestFailover(t *testing.T) {
 	var next, sentAfter atomic.Int64
 	stopProducing := make(chan struct{})
 	var producing sync.WaitGroup
-	producer := func(id uint64) {
+	producer := func(id uint64, client *pgque.Client) {
 		defer producing.Done()
-		client := pgque.New(newPool())
 		rng := rand.New(rand.NewPCG(seed, id))
 		for {
 			select {
@@ -313,8 +314,22 @@ func TestFailover(t *testing.T) {
 	}
 	for i := range 2 {
 		producing.Add(1)
-		go producer(uint64(i))
+		go producer(uint64(i), pgque.New(newPool()))
 	}
+	// Registered after the pools, so that it runs before they are closed,
+	// also when the test fails early.
+	stopProducers := sync.OnceFunc(func() {
+		close(stopProducing)
+		producing.Wait()
+	})
+	stopRunning := sync.OnceFunc(func() {
+		cancelAll()
+		running.Wait()
+	})
+	t.Cleanup(func() {
+		stopProducers()
+		stopRunning()
+	})
 	checkRunning := func() {
 		t.Helper()
 		select {
@@ -356,8 +371,7 @@ func TestFailover(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling the producers' count
 	}
-	close(stopProducing)
-	producing.Wait()
+	stopProducers()
 	checkRunning()
 
 	rec.mu.Lock()
@@ -398,8 +412,7 @@ func TestFailover(t *testing.T) {
 		return err == nil && n >= clients
 	})
 	checkRunning()
-	stopAll()
-	running.Wait()
+	stopRunning()
 
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
