@@ -15,7 +15,7 @@
 #                         of PG_VERSIONS (default 15 16 17 18; scripts/pg-fetch.sh)
 #   make bench            install, then run `pgque bench` (flags in BENCH_FLAGS)
 #   make demo             install, then run `pgque demo` (flags in DEMO_FLAGS)
-#   make failovertest     install, then the failover test: a primary crashed
+#   make failovertest     the failover test: a primary crashed
 #                         under load, its synchronous standby promoted (.ci/run
 #                         runs it after make test; flags in FAILOVERTEST_FLAGS)
 
@@ -234,10 +234,11 @@ demo-run: $(EXT_SCRIPT)
 # consumers, producers and a ticker on a multi-host DSN.  A target of its
 # own, which .ci/run runs after make test: it starts two servers of its
 # own, and plain go test leaves it out.  Like gotest, it runs as the
-# unprivileged user on a copy of the tree.
+# unprivileged user on a copy of the tree; it installs pgque as plain SQL,
+# so it needs no make install (only the generated script it embeds).
 FAILOVERTEST_FLAGS ?= -race -count=1
 
-failovertest: install
+failovertest: $(EXT_SCRIPT)
 	@set -e; scratch=$$(mktemp -d /tmp/pgque-failovertest.XXXXXX); \
 	tar --exclude=./.git -cf - . | tar -xf - -C "$$scratch"; \
 	if (cd "$$scratch" && "$(CURDIR)/scripts/run-unprivileged.sh" --chown "$$scratch" -- \
