@@ -15,6 +15,9 @@
 #                         of PG_VERSIONS (default 15 16 17 18; scripts/pg-fetch.sh)
 #   make bench            install, then run `pgque bench` (flags in BENCH_FLAGS)
 #   make demo             install, then run `pgque demo` (flags in DEMO_FLAGS)
+#   make failovertest     the failover test: a primary crashed
+#                         under load, its synchronous standby promoted (.ci/run
+#                         runs it after make test; flags in FAILOVERTEST_FLAGS)
 
 PG_CONFIG ?= pg_config
 # Go's own installer puts it in /usr/local/go; scripts/setup.sh checks it.
@@ -52,7 +55,7 @@ EXT_SRC     = $(sort $(wildcard extension/src/*.sql))
 PG_TESTS    = $(sort $(basename $(notdir $(wildcard pg_tests/sql/*.sql))))
 ISO_TESTS   = $(sort $(basename $(notdir $(wildcard pg_tests/isolation/specs/*.spec))))
 
-.PHONY: all check-generated install uninstall pgtest isotest gotest gotest-caller setuptest test test-matrix matrix-one bench demo demo-run clean
+.PHONY: all check-generated install uninstall pgtest isotest gotest gotest-caller setuptest test test-matrix matrix-one bench demo demo-run clean failovertest
 .DEFAULT_GOAL := all
 
 all: $(EXT_SCRIPT)
@@ -224,4 +227,23 @@ demo-run: $(EXT_SCRIPT)
 	  else why="$$ext is not writable"; fi; \
 	  echo "demo: $$why, so the demo installs this tree's engine into its own database as plain SQL"; \
 	  go run ./go/cmd/pgque demo --sql-install $(DEMO_FLAGS); \
+	fi
+
+# The failover test (go/pgque/failover_test.go, build tag failover): a
+# primary crashed under load and its synchronous standby promoted, with
+# consumers, producers and a ticker on a multi-host DSN.  A target of its
+# own, which .ci/run runs after make test: it starts two servers of its
+# own, and plain go test leaves it out.  Like gotest, it runs as the
+# unprivileged user on a copy of the tree; it installs pgque as plain SQL,
+# so it needs no make install (only the generated script it embeds).
+FAILOVERTEST_FLAGS ?= -race -count=1
+
+failovertest: $(EXT_SCRIPT)
+	@set -e; scratch=$$(mktemp -d /tmp/pgque-failovertest.XXXXXX); \
+	tar --exclude=./.git -cf - . | tar -xf - -C "$$scratch"; \
+	if (cd "$$scratch" && "$(CURDIR)/scripts/run-unprivileged.sh" --chown "$$scratch" -- \
+	      go test -tags failover -run '^TestFailover$$' $(FAILOVERTEST_FLAGS) ./go/pgque/); then \
+	  rm -rf "$$scratch"; \
+	else \
+	  echo "failovertest: FAILED (tree copy kept in $$scratch)" >&2; exit 1; \
 	fi
