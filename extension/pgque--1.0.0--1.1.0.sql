@@ -135,7 +135,7 @@ BEGIN
         UPDATE pgque.event_group SET g_seen = fresh WHERE g_seen = s.seq;
         UPDATE pgque.queue SET queue_hint_seq = fresh WHERE queue_hint_seq = s.seq;
         UPDATE pgque.queue SET queue_seen_seq = fresh WHERE queue_seen_seq = s.seq;
-        RAISE WARNING 'pgque: sequence % could not be read (a promotion of a standby that had not written it yet): made again', s.seq;
+        RAISE WARNING 'pgque: sequence pgque.% could not be read (a promotion of a standby that had not written it yet): made again', s.relname;
         n := n + 1;
     END LOOP;
     RETURN n;
@@ -170,7 +170,7 @@ $$;
 CREATE OR REPLACE FUNCTION pgque.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '1.1.0' $$;
 CREATE OR REPLACE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'c04477c2fa38f0d5' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '532035bb7fef5ccc' $$;
 
 -- ---- the header of each public function, for \df+ and obj_description ----
 COMMENT ON FUNCTION pgque.create_queue(text, boolean) IS 'create_queue(queue_name, if_not_exists): create a queue with its event

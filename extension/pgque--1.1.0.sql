@@ -3279,7 +3279,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.1.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'c04477c2fa38f0d5' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '532035bb7fef5ccc' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -6507,7 +6507,7 @@ BEGIN
         UPDATE pgque.event_group SET g_seen = fresh WHERE g_seen = s.seq;
         UPDATE pgque.queue SET queue_hint_seq = fresh WHERE queue_hint_seq = s.seq;
         UPDATE pgque.queue SET queue_seen_seq = fresh WHERE queue_seen_seq = s.seq;
-        RAISE WARNING 'pgque: sequence % could not be read (a promotion of a standby that had not written it yet): made again', s.seq;
+        RAISE WARNING 'pgque: sequence pgque.% could not be read (a promotion of a standby that had not written it yet): made again', s.relname;
         n := n + 1;
     END LOOP;
     RETURN n;

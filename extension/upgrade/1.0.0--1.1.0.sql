@@ -129,7 +129,7 @@ BEGIN
         UPDATE pgque.event_group SET g_seen = fresh WHERE g_seen = s.seq;
         UPDATE pgque.queue SET queue_hint_seq = fresh WHERE queue_hint_seq = s.seq;
         UPDATE pgque.queue SET queue_seen_seq = fresh WHERE queue_seen_seq = s.seq;
-        RAISE WARNING 'pgque: sequence % could not be read (a promotion of a standby that had not written it yet): made again', s.seq;
+        RAISE WARNING 'pgque: sequence pgque.% could not be read (a promotion of a standby that had not written it yet): made again', s.relname;
         n := n + 1;
     END LOOP;
     RETURN n;

@@ -445,8 +445,15 @@ func (s *tickerSession) work(ctx context.Context) error {
 	if t.cfg.obs != nil {
 		t.cfg.obs.TickerCall("ticker()", ticked, time.Since(began), err)
 	}
+	// Maintenance goes on while ticker() fails: it repairs some of what
+	// makes ticker() fail (unlogged sequences a promotion left unreadable,
+	// 22_unlogged.sql), and rotation must not wait for ticks.
+	var tickErr error
 	if err != nil {
-		return &opError{"ticker()", err}
+		tickErr = &opError{"ticker()", err}
+		if s.conn.IsClosed() {
+			return tickErr
+		}
 	}
 	if ticked > 0 {
 		s.active = time.Now()
@@ -462,6 +469,9 @@ func (s *tickerSession) work(ctx context.Context) error {
 			return &opError{"maint()", err}
 		}
 		s.last.maint = time.Now()
+	}
+	if tickErr != nil {
+		return tickErr
 	}
 	if time.Since(s.last.check) >= unclaimedCheckInterval {
 		if err := t.warnUnclaimed(ctx, s.conn, s.warned); err != nil {
