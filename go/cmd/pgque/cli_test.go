@@ -1165,6 +1165,7 @@ func TestBadInputIsUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "--dsn", "host=h", "--pg-bin", "/usr/lib/postgresql/15/bin"},
 		{"serve", "--dsn", "host=h", "--pg-bin", "/usr/lib/postgresql/15/bin"},
+		{"demo", "--dsn", "host=h", "--pg-bin", "/usr/lib/postgresql/15/bin"},
 	} {
 		checkFails(t, runBin(t, "", args...), exitUsage, "not go with --dsn", args)
 	}
