@@ -151,6 +151,11 @@ DECLARE
     n int := 0;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
+    -- One maint() at a time: each step locks its store's partitions as it
+    -- goes and keeps them until the end, so that two calls in different
+    -- steps could wait for each other (a deadlock, 40P01).  A second call
+    -- waits for the first, then does what is left.
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 22, 0);
     IF NOT pgque._unlogged_sequences_ok() THEN
         n := pgque._remake_unlogged_sequences();  -- after a promotion, 22_unlogged.sql
     END IF;
@@ -170,7 +175,7 @@ $$;
 CREATE OR REPLACE FUNCTION pgque.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '1.1.0' $$;
 CREATE OR REPLACE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '532035bb7fef5ccc' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '5a8cfe17799552d5' $$;
 
 -- ---- the header of each public function, for \df+ and obj_description ----
 COMMENT ON FUNCTION pgque.create_queue(text, boolean) IS 'create_queue(queue_name, if_not_exists): create a queue with its event
@@ -455,8 +460,8 @@ then step 1 for the queues that may want it (_rotation_candidates), the tick and
 mover, the delayed and dedup stores (rotation, which expires keys), the
 delayed mover, and forgetting workers idle for an hour.  Also deletes the
 access grants of dropped roles; first it makes again the unlogged
-sequences a promotion left unreadable (22_unlogged.sql).  Safe to call often and from several
-sessions at once.  The per-queue steps (table switches, the retry and
+sequences a promotion left unreadable (22_unlogged.sql).  Safe to call
+often and from several sessions at once: the calls take turns.  The per-queue steps (table switches, the retry and
 delayed movers, putting rows back when the logs and stores are recycled)
 are isolated like ticker()''s ticks: a failing queue is recorded
 (get_queue_info().errors, last_error_*) and logged as a WARNING, and the

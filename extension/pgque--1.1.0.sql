@@ -381,13 +381,15 @@ $$;
 --                                   periodic work and info functions that
 --                                   read the queue's sequences and tables
 --                                   (shared, tried: they skip the queue)
---   (1886482284, hashtext('<queue>/<consumer>'))  session lock of the Go
---                                   SDK's single reader of a consumer
+--   (1886482284, hashtext('<queue>/<consumer>'))  the Go SDK's single
+--                                   reader of a consumer, held by a
+--                                   transaction left open
 --                                   (WithSingleReader, consumer.go)
 --   (1886482288, 0)                 the ticker() call that may mark send
 --                                   hints seen (04_ticker.sql, "Hints")
 --   (_lock_ns() + 20 and + 21, 0)   the delayed mover, store rotations
 --                                   (13_delayed.sql)
+--   (_lock_ns() + 22, 0)            maint(): one call at a time (10_maint.sql)
 CREATE FUNCTION pgque._lock_ns() RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1886482281 $$;
 
@@ -3234,8 +3236,8 @@ $$;
 -- mover, the delayed and dedup stores (rotation, which expires keys), the
 -- delayed mover, and forgetting workers idle for an hour.  Also deletes the
 -- access grants of dropped roles; first it makes again the unlogged
--- sequences a promotion left unreadable (22_unlogged.sql).  Safe to call often and from several
--- sessions at once.  The per-queue steps (table switches, the retry and
+-- sequences a promotion left unreadable (22_unlogged.sql).  Safe to call
+-- often and from several sessions at once: the calls take turns.  The per-queue steps (table switches, the retry and
 -- delayed movers, putting rows back when the logs and stores are recycled)
 -- are isolated like ticker()'s ticks: a failing queue is recorded
 -- (get_queue_info().errors, last_error_*) and logged as a WARNING, and the
@@ -3251,6 +3253,11 @@ DECLARE
     n int := 0;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
+    -- One maint() at a time: each step locks its store's partitions as it
+    -- goes and keeps them until the end, so that two calls in different
+    -- steps could wait for each other (a deadlock, 40P01).  A second call
+    -- waits for the first, then does what is left.
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 22, 0);
     IF NOT pgque._unlogged_sequences_ok() THEN
         n := pgque._remake_unlogged_sequences();  -- after a promotion, 22_unlogged.sql
     END IF;
@@ -3279,7 +3286,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '1.1.0' $$;
 -- release.  Installers compare it with their own engine's, so that a
 -- server's stale extension files of the same version are noticed.
 CREATE FUNCTION pgque.engine_id() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '532035bb7fef5ccc' $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '5a8cfe17799552d5' $$;
 
 -- _info_seq(seq): _seq_value(seq), or NULL when seq is not a sequence (a
 -- value broken by hand): the info functions go on reporting the other
@@ -6959,8 +6966,8 @@ then step 1 for the queues that may want it (_rotation_candidates), the tick and
 mover, the delayed and dedup stores (rotation, which expires keys), the
 delayed mover, and forgetting workers idle for an hour.  Also deletes the
 access grants of dropped roles; first it makes again the unlogged
-sequences a promotion left unreadable (22_unlogged.sql).  Safe to call often and from several
-sessions at once.  The per-queue steps (table switches, the retry and
+sequences a promotion left unreadable (22_unlogged.sql).  Safe to call
+often and from several sessions at once: the calls take turns.  The per-queue steps (table switches, the retry and
 delayed movers, putting rows back when the logs and stores are recycled)
 are isolated like ticker()''s ticks: a failing queue is recorded
 (get_queue_info().errors, last_error_*) and logged as a WARNING, and the

@@ -18,13 +18,15 @@
 --                                   periodic work and info functions that
 --                                   read the queue's sequences and tables
 --                                   (shared, tried: they skip the queue)
---   (1886482284, hashtext('<queue>/<consumer>'))  session lock of the Go
---                                   SDK's single reader of a consumer
+--   (1886482284, hashtext('<queue>/<consumer>'))  the Go SDK's single
+--                                   reader of a consumer, held by a
+--                                   transaction left open
 --                                   (WithSingleReader, consumer.go)
 --   (1886482288, 0)                 the ticker() call that may mark send
 --                                   hints seen (04_ticker.sql, "Hints")
 --   (_lock_ns() + 20 and + 21, 0)   the delayed mover, store rotations
 --                                   (13_delayed.sql)
+--   (_lock_ns() + 22, 0)            maint(): one call at a time (10_maint.sql)
 CREATE FUNCTION pgque._lock_ns() RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1886482281 $$;
 

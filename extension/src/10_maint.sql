@@ -358,8 +358,8 @@ $$;
 -- mover, the delayed and dedup stores (rotation, which expires keys), the
 -- delayed mover, and forgetting workers idle for an hour.  Also deletes the
 -- access grants of dropped roles; first it makes again the unlogged
--- sequences a promotion left unreadable (22_unlogged.sql).  Safe to call often and from several
--- sessions at once.  The per-queue steps (table switches, the retry and
+-- sequences a promotion left unreadable (22_unlogged.sql).  Safe to call
+-- often and from several sessions at once: the calls take turns.  The per-queue steps (table switches, the retry and
 -- delayed movers, putting rows back when the logs and stores are recycled)
 -- are isolated like ticker()'s ticks: a failing queue is recorded
 -- (get_queue_info().errors, last_error_*) and logged as a WARNING, and the
@@ -375,6 +375,11 @@ DECLARE
     n int := 0;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
+    -- One maint() at a time: each step locks its store's partitions as it
+    -- goes and keeps them until the end, so that two calls in different
+    -- steps could wait for each other (a deadlock, 40P01).  A second call
+    -- waits for the first, then does what is left.
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 22, 0);
     IF NOT pgque._unlogged_sequences_ok() THEN
         n := pgque._remake_unlogged_sequences();  -- after a promotion, 22_unlogged.sql
     END IF;

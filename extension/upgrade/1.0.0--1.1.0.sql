@@ -145,6 +145,11 @@ DECLARE
     n int := 0;
 BEGIN
     PERFORM pgque._require_read_committed('maint()');
+    -- One maint() at a time: each step locks its store's partitions as it
+    -- goes and keeps them until the end, so that two calls in different
+    -- steps could wait for each other (a deadlock, 40P01).  A second call
+    -- waits for the first, then does what is left.
+    PERFORM pg_advisory_xact_lock(pgque._lock_ns() + 22, 0);
     IF NOT pgque._unlogged_sequences_ok() THEN
         n := pgque._remake_unlogged_sequences();  -- after a promotion, 22_unlogged.sql
     END IF;
