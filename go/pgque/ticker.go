@@ -466,6 +466,9 @@ func (s *tickerSession) work(ctx context.Context) error {
 			t.cfg.obs.TickerCall("maint()", done, time.Since(began), err)
 		}
 		if err != nil {
+			if tickErr != nil {
+				return tickErr // the first failure is the one to report
+			}
 			return &opError{"maint()", err}
 		}
 		s.last.maint = time.Now()

@@ -302,6 +302,8 @@ func TestTickerServerErrorKeepsConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Released also when the test fails early: the pool's Close waits for it.
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
 	if _, err := tx.Exec(ctx, `LOCK pgque.queue IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
