@@ -243,9 +243,15 @@ func TestDashboardInBrowser(t *testing.T) {
 		waitJS(`document.querySelector("#queue-name").textContent === "fresh"`),
 		chromedp.SetValue("#job-id", itoa(id)),
 		chromedp.Click(`#job-form button`),
-		chromedp.WaitVisible(`#jobs button[aria-label="Cancel message `+itoa(id)+` for worker"]`),
-		chromedp.Click(`#jobs button[aria-label="Cancel message `+itoa(id)+` for worker"]`),
-		waitJS(`[...document.querySelectorAll("#jobs td")].some(td => td.textContent === "cancelled")`),
+		// The page's refresh redraws the rows, so a button found a moment ago
+		// may be gone by the click: click the current one, again after 2 s
+		// while the row does not say cancelled (a second cancel is a no-op).
+		waitJS(`(() => {
+			if ([...document.querySelectorAll("#jobs td")].some(td => td.textContent === "cancelled")) return true;
+			const b = document.querySelector('#jobs button[aria-label="Cancel message `+itoa(id)+` for worker"]');
+			if (b && !(window.cancelClickedAt > Date.now() - 2000)) { window.cancelClickedAt = Date.now(); b.click(); }
+			return false;
+		})()`),
 	)
 	st, err := e.sdk.MessageStatus(ctx, "fresh", id)
 	if err != nil || len(st) != 1 || st[0].State != "cancelled" {
