@@ -62,16 +62,22 @@ func WithDirectDSN(dsn string) ClientOption {
 	return func(c *clientConfig) { c.directDSN = dsn }
 }
 
-func (cfg *clientConfig) directConfig() (*pgx.ConnConfig, error) {
-	if cfg.directDSN == "" {
-		return nil, nil
+// clientOptions applies opts, and parses the direct dsn when one is given
+// (nil when not).
+func clientOptions(opts []ClientOption) (clientConfig, *pgx.ConnConfig, error) {
+	var cfg clientConfig
+	for _, opt := range opts {
+		opt(&cfg)
 	}
-	cc, err := pgx.ParseConfig(cfg.directDSN)
+	if cfg.directDSN == "" {
+		return cfg, nil, nil
+	}
+	direct, err := pgx.ParseConfig(cfg.directDSN)
 	if err != nil {
 		// pgx's message leaves the password out.
-		return nil, fmt.Errorf("pgque: direct dsn: %w (%w)", err, ErrInvalidArgument)
+		return cfg, nil, fmt.Errorf("pgque: direct dsn: %w (%w)", err, ErrInvalidArgument)
 	}
-	return cc, nil
+	return cfg, direct, nil
 }
 
 // Connect opens a connection pool to dsn (a PostgreSQL URL or key=value
@@ -79,11 +85,7 @@ func (cfg *clientConfig) directConfig() (*pgx.ConnConfig, error) {
 // that database (see Install).  Close the client when done.  A dsn that
 // does not parse is ErrInvalidArgument.
 func Connect(ctx context.Context, dsn string, opts ...ClientOption) (*Client, error) {
-	var cc clientConfig
-	for _, opt := range opts {
-		opt(&cc)
-	}
-	direct, err := cc.directConfig()
+	cc, direct, err := clientOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -112,11 +114,7 @@ func Connect(ctx context.Context, dsn string, opts ...ClientOption) (*Client, er
 // passed to New.  Of the options only WithDirectDSN applies; it panics on
 // a direct dsn that does not parse (Connect returns the error instead).
 func New(pool *pgxpool.Pool, opts ...ClientOption) *Client {
-	var cc clientConfig
-	for _, opt := range opts {
-		opt(&cc)
-	}
-	direct, err := cc.directConfig()
+	_, direct, err := clientOptions(opts)
 	if err != nil {
 		panic(err)
 	}

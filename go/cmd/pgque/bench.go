@@ -58,8 +58,8 @@ its target, and 1 when one failed.
 Scenarios: ` + strings.Join(names, ", ") + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if g.dsn != "" && pgBin != "" {
-				return usageError{errors.New("--pg-bin is for the throwaway server; it does not go with --dsn")}
+			if err := pgBinWithDSN(g.dsn, pgBin); err != nil {
+				return err
 			}
 			return runBench(cmd.Context(), cmd, g.dsn, cfg, scenarios, jsonFile, sqlInstall, pgBin)
 		},

@@ -55,9 +55,10 @@ at the end.
 The exit status is 0 when every consumer received every event.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := pgBinWithDSN(g.dsn, cfg.pgBin); err != nil {
+				return err
+			}
 			switch {
-			case g.dsn != "" && cfg.pgBin != "":
-				return usageError{errors.New("--pg-bin is for the throwaway server; it does not go with --dsn")}
 			case cfg.duration < 0:
 				return usageError{fmt.Errorf("--duration %v is negative", cfg.duration)}
 			case cfg.rate < 1 || cfg.rate > 100000:

@@ -342,7 +342,7 @@ func (s *Server) writeConf(extra map[string]string) error {
 	var b strings.Builder
 	b.WriteString("# Written by pgque's localpg at every start; edits are lost.\n")
 	for _, k := range keys {
-		fmt.Fprintf(&b, "%s = '%s'\n", k, strings.ReplaceAll(set[k], "'", "''"))
+		fmt.Fprintf(&b, "%s = %s\n", k, quoteLiteral(set[k]))
 	}
 	path := filepath.Join(s.Dir, confFile)
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
@@ -371,8 +371,11 @@ func (s *Server) run(ctx context.Context, prog string, args ...string) error {
 }
 
 // logTail returns the end of the server log, for error messages.
-func (s *Server) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(s.Dir, logFile))
+func (s *Server) logTail() string { return fileTail(filepath.Join(s.Dir, logFile)) }
+
+// fileTail returns the end of a log file, for error messages.
+func fileTail(path string) string {
+	b, _ := os.ReadFile(path)
 	if len(b) > 2000 {
 		b = b[len(b)-2000:]
 	}

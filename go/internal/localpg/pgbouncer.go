@@ -164,10 +164,4 @@ func (b *Bouncer) Stop() error {
 }
 
 // logTail returns the end of the bouncer's log, for error messages.
-func (b *Bouncer) logTail() string {
-	data, _ := os.ReadFile(filepath.Join(b.Dir, "pgbouncer.log"))
-	if len(data) > 2000 {
-		data = data[len(data)-2000:]
-	}
-	return string(data)
-}
+func (b *Bouncer) logTail() string { return fileTail(filepath.Join(b.Dir, "pgbouncer.log")) }
