@@ -213,6 +213,8 @@ DEMO_SHAREDIR = $(shell $(PG_CONFIG) --sharedir 2>/dev/null)
 DEMO_BINDIR   = $(shell $(PG_CONFIG) --bindir 2>/dev/null)
 
 # A make of its own after the setup, so that pg_config is asked only then.
+# With $PGQUE_DSN the demo uses that database and starts no server, so it
+# gets no --pg-bin (which does not go with a DSN).
 demo:
 	@scripts/setup.sh demo
 	@$(MAKE) --no-print-directory demo-run
@@ -220,8 +222,9 @@ demo:
 demo-run: $(EXT_SCRIPT)
 	@ext="$(DEMO_SHAREDIR)/extension"; \
 	if [ -n "$(DEMO_SHAREDIR)" ] && { [ -w "$$ext" ] || { [ ! -e "$$ext" ] && [ -w "$(DEMO_SHAREDIR)" ]; }; }; then \
-	  $(MAKE) --no-print-directory install && \
-	  go run ./go/cmd/pgque demo --pg-bin "$(DEMO_BINDIR)" $(DEMO_FLAGS); \
+	  $(MAKE) --no-print-directory install && { \
+	  pgbin="--pg-bin=$(DEMO_BINDIR)"; [ -z "$$PGQUE_DSN" ] || pgbin=; \
+	  go run ./go/cmd/pgque demo $$pgbin $(DEMO_FLAGS); }; \
 	else \
 	  if [ -z "$(DEMO_SHAREDIR)" ]; then why="there is no $(PG_CONFIG) (PostgreSQL's server development files)"; \
 	  else why="$$ext is not writable"; fi; \
